@@ -1,0 +1,79 @@
+//! lugo: a Lua 5.4 runtime in which coroutines are goroutines.
+//!
+//! This crate is the front door: the command line (`src/main.rs`) and the
+//! embedding API below, on top of the scheduler (`lugo-vm`) and the
+//! Lua-facing modules (`lugo-stdlib`).
+//!
+//! ```no_run
+//! let rt = lugo::Runtime::builder().procs(2).build()?;
+//! let main = rt.lua().load("go(function() print('hi') end) time.sleep(0.01)").into_function()?;
+//! let outcome = rt.run(main, mlua::MultiValue::new())?;
+//! assert_eq!(outcome.code(), 0);
+//! # Ok::<(), mlua::Error>(())
+//! ```
+
+use std::sync::Arc;
+
+pub use lugo_vm::{Config, Outcome};
+pub use mlua;
+
+use lugo_vm::Actor;
+use mlua::{Function, Lua, MultiValue};
+
+/// Builds a [`Runtime`].
+#[derive(Default)]
+pub struct Builder {
+    procs: Option<usize>,
+}
+
+impl Builder {
+    /// Number of Ps (`GOMAXPROCS`); default: the number of CPUs.
+    pub fn procs(mut self, n: usize) -> Builder {
+        self.procs = Some(n);
+        self
+    }
+
+    /// Starts the scheduler and makes the main actor with lugo's stdlib.
+    pub fn build(self) -> mlua::Result<Runtime> {
+        let mut config = Config::default();
+        if let Some(n) = self.procs {
+            config.procs = n;
+        }
+        let vm = lugo_vm::Runtime::new(config);
+        let main = vm.new_actor(lugo_vm::new_lua())?;
+        lugo_stdlib::open(main.lua(), &main)?;
+        Ok(Runtime { vm, main })
+    }
+}
+
+/// A lugo runtime with its main actor.
+pub struct Runtime {
+    vm: lugo_vm::Runtime,
+    main: Arc<Actor>,
+}
+
+impl Runtime {
+    /// A builder with the defaults.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    /// The main actor's Lua state, to load code and set globals before
+    /// [`Runtime::run`]. While goroutines run, only the scheduler may use it.
+    pub fn lua(&self) -> &Lua {
+        self.main.lua()
+    }
+
+    /// Runs `main(args...)` as the main goroutine (goroutine 1) and waits
+    /// until the program ends: the main goroutine returns (`Exit(0)`), a
+    /// goroutine calls `os.exit`, panics, or every goroutine is blocked.
+    pub fn run(&self, main: Function, args: MultiValue) -> mlua::Result<Outcome> {
+        lugo_stdlib::go(self.lua(), main, args)?;
+        Ok(self.vm.wait())
+    }
+
+    /// The scheduler.
+    pub fn vm(&self) -> &lugo_vm::Runtime {
+        &self.vm
+    }
+}

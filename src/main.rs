@@ -1,0 +1,166 @@
+//! The `lugo` command: run a script, a chunk or standard input.
+
+use std::io::{IsTerminal, Read};
+use std::process::ExitCode;
+
+use clap::{ArgAction, Parser};
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+#[derive(Parser)]
+#[command(
+    name = "lugo",
+    about = "A Lua 5.4 runtime in which coroutines are goroutines",
+    override_usage = "lugo [options] [script [args]]",
+    disable_version_flag = true
+)]
+struct Cli {
+    /// Run this chunk (may be given several times; runs before the script)
+    #[arg(short = 'e', value_name = "chunk", action = ArgAction::Append)]
+    exec: Vec<String>,
+
+    /// Enter the REPL after running the script (not available yet)
+    #[arg(short = 'i')]
+    interactive: bool,
+
+    /// Number of Ps, goroutine-running threads (default: number of CPUs)
+    #[arg(long, env = "LUGO_MAXPROCS", value_name = "N",
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    procs: Option<u16>,
+
+    /// Print the version and exit
+    #[arg(short = 'v', long = "version")]
+    version: bool,
+
+    /// The script (`-` for standard input) and its arguments
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "script [args]"
+    )]
+    rest: Vec<String>,
+}
+
+const VERSION: &str = concat!("lugo ", env!("CARGO_PKG_VERSION"), " (Lua 5.4)");
+
+/// Source and chunk name of the script to run.
+fn read_script(path: &str) -> Result<(Vec<u8>, String), String> {
+    if path == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .map_err(|e| format!("cannot read stdin: {e}"))?;
+        return Ok((buf, "=stdin".into()));
+    }
+    let mut src = std::fs::read(path).map_err(|e| {
+        let reason = e.to_string();
+        let reason = reason.split(" (os error").next().unwrap_or(&reason);
+        format!("cannot open {path}: {reason}")
+    })?;
+    // As lua does: a first line starting with '#' (a shebang) is skipped,
+    // keeping the newline so line numbers stay right.
+    if src.first() == Some(&b'#') {
+        let end = src.iter().position(|&b| b == b'\n').unwrap_or(src.len());
+        src.drain(..end);
+    }
+    Ok((src, format!("@{path}")))
+}
+
+fn load_error(e: mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message,
+        other => other.to_string(),
+    }
+}
+
+/// The global `arg`: argv with the script at index 0, as lua does.
+fn arg_table(lua: &Lua, argv: &[String], script_at: usize) -> mlua::Result<Table> {
+    let t = lua.create_table()?;
+    for (i, a) in argv.iter().enumerate() {
+        t.raw_set(i as i64 - script_at as i64, a.as_str())?;
+    }
+    Ok(t)
+}
+
+fn run() -> Result<ExitCode, String> {
+    let argv: Vec<String> = std::env::args().collect();
+    let cli = Cli::parse();
+    if cli.version {
+        println!("{VERSION}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut rest = cli.rest.clone();
+    if rest.is_empty() && cli.exec.is_empty() {
+        if std::io::stdin().is_terminal() {
+            eprintln!("{VERSION}\nusage: lugo [options] [script [args]]\n(the interactive REPL is not available yet; try `lugo --help`)");
+            return Ok(ExitCode::from(1));
+        }
+        rest.push("-".into());
+    }
+    if cli.interactive {
+        return Err("-i: the interactive REPL is not available yet".into());
+    }
+
+    let mut builder = lugo::Runtime::builder();
+    if let Some(n) = cli.procs {
+        builder = builder.procs(n as usize);
+    }
+    let rt = builder.build().map_err(|e| e.to_string())?;
+    let lua = rt.lua();
+
+    let mut chunks: Vec<Function> = Vec::new();
+    for src in &cli.exec {
+        let f = lua
+            .load(src.as_str())
+            .set_name("=(command line)")
+            .into_function()
+            .map_err(load_error)?;
+        chunks.push(f);
+    }
+    let script_at = argv.len() - rest.len();
+    let mut script_args = MultiValue::new();
+    if let Some((path, args)) = rest.split_first() {
+        let (src, name) = read_script(path)?;
+        let f = lua
+            .load(src)
+            .set_name(name)
+            .into_function()
+            .map_err(load_error)?;
+        chunks.push(f);
+        for a in args {
+            script_args.push_back(Value::String(
+                lua.create_string(a).map_err(|e| e.to_string())?,
+            ));
+        }
+    }
+    let setup = || -> mlua::Result<Function> {
+        lua.globals()
+            .set("arg", arg_table(lua, &argv, script_at.min(argv.len() - 1))?)?;
+        lua.load(
+            "local chunks = ...\n\
+             return function(...)\n\
+               for i = 1, #chunks - 1 do chunks[i]() end\n\
+               return chunks[#chunks](...)\n\
+             end",
+        )
+        .set_name("=[lugo]")
+        .call(lua.create_sequence_from(chunks)?)
+    };
+    let main = setup().map_err(|e| e.to_string())?;
+    let outcome = rt.run(main, script_args).map_err(|e| e.to_string())?;
+    if let Some(report) = outcome.report() {
+        eprint!("{report}");
+    }
+    // Exit at once: other goroutines are dropped, as in Go. `exit` flushes
+    // C stdio, where Lua's print and io.write buffer their output.
+    std::process::exit(outcome.code());
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("lugo: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! lugo-stdlib: the Lua-facing modules `go`, `chan`, `time`, `sync` and
+//! `runtime` (API.md), and lugo's versions of the `coroutine` functions.
+//!
+//! Each module has a Rust half (this crate's modules, the `P` table of raw
+//! functions) and a Lua half (`prelude.lua`, chunk `[lugo]`). The Lua half
+//! owns everything that yields: a raw function either returns its results,
+//! or `SCHED, kind` meaning "your G is queued on a waiter, park it", or
+//! `ERR, message` meaning "raise this at the caller's level". Rust never
+//! yields and never raises for a caller's mistake, so every error a script
+//! sees is a plain string that names the function.
+
+mod chan;
+mod runtime;
+mod sync;
+mod time;
+
+use std::sync::Arc;
+
+use lugo_vm::park;
+use lugo_vm::{Actor, WaitReason};
+use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
+
+const PRELUDE: &str = include_str!("prelude.lua");
+
+/// Why a raw function did not return its results.
+pub(crate) enum Raise {
+    /// The caller's mistake: raised by the Lua half as a string error.
+    Msg(String),
+    /// A failure of the Lua state itself (out of memory).
+    Lua(mlua::Error),
+}
+
+impl From<mlua::Error> for Raise {
+    fn from(e: mlua::Error) -> Raise {
+        Raise::Lua(e)
+    }
+}
+
+pub(crate) type RawResult = Result<MultiValue, Raise>;
+
+/// A caller's-mistake error.
+pub(crate) fn raise<T>(msg: impl Into<String>) -> Result<T, Raise> {
+    Err(Raise::Msg(msg.into()))
+}
+
+/// The "park me" answer of a raw function.
+pub(crate) fn park(lua: &Lua, reason: WaitReason) -> RawResult {
+    Ok((park::sched(), park::KIND_PARK + reason.code()).into_lua_multi(lua)?)
+}
+
+/// Results of a raw function.
+pub(crate) fn ret(lua: &Lua, v: impl IntoLuaMulti) -> RawResult {
+    Ok(v.into_lua_multi(lua)?)
+}
+
+/// Makes a raw function: `f`'s `Raise::Msg` becomes `ERR, message`.
+pub(crate) fn raw<F>(lua: &Lua, f: F) -> mlua::Result<Function>
+where
+    F: Fn(&Lua, MultiValue) -> RawResult + Send + 'static,
+{
+    lua.create_function(move |lua, args: MultiValue| match f(lua, args) {
+        Ok(r) => Ok(r),
+        Err(Raise::Msg(m)) => (park::err(), m).into_lua_multi(lua),
+        Err(Raise::Lua(e)) => Err(e),
+    })
+}
+
+/// Lua's name for the type of `v`.
+pub(crate) fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Nil => "nil",
+        Value::Boolean(_) => "boolean",
+        Value::LightUserData(_) | Value::UserData(_) => "userdata",
+        Value::Integer(_) | Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Table(_) => "table",
+        Value::Function(_) => "function",
+        Value::Thread(_) => "thread",
+        _ => "value",
+    }
+}
+
+/// A number argument (integers and floats).
+pub(crate) fn number_arg(v: &Value, what: &str) -> Result<f64, Raise> {
+    match v {
+        Value::Integer(i) => Ok(*i as f64),
+        Value::Number(n) => Ok(*n),
+        other => raise(format!("{what} must be a number, got {}", type_name(other))),
+    }
+}
+
+/// An integer argument (a float with an exact integer value is accepted,
+/// as `lua_tointeger` does).
+pub(crate) fn integer_arg(v: &Value) -> Option<i64> {
+    match v {
+        Value::Integer(i) => Some(*i),
+        Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.2e18 => Some(*n as i64),
+        _ => None,
+    }
+}
+
+/// Argument `i` (0-based) of `args`, or nil.
+pub(crate) fn arg(args: &MultiValue, i: usize) -> &Value {
+    args.get(i).unwrap_or(&Value::Nil)
+}
+
+/// Installs the lugo modules in `lua`, the state of `actor`.
+pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
+    let p = lua.create_table()?;
+    p.set("SCHED", park::sched())?;
+    p.set("ERR", park::err())?;
+    p.set("KIND_GOSCHED", park::KIND_GOSCHED)?;
+    p.set("KIND_EXIT", park::KIND_EXIT)?;
+    p.set("KIND_PANIC", park::KIND_PANIC)?;
+    p.set("CHUNK", lugo_vm::sched::dump::LUGO_CHUNK)?;
+    chan::register(lua, actor, &p)?;
+    time::register(lua, actor, &p)?;
+    sync::register(lua, actor, &p)?;
+    runtime::register(lua, actor, &p)?;
+    let exports: Table = lua
+        .load(PRELUDE)
+        .set_name(format!("={}", lugo_vm::sched::dump::LUGO_CHUNK))
+        .call(p)?;
+    actor.set_task_fn(exports.get("run_task")?);
+    Ok(())
+}
+
+/// Starts `f(args...)` as a goroutine of `lua`'s actor; returns its id.
+pub fn go(lua: &Lua, f: Function, args: MultiValue) -> mlua::Result<u64> {
+    let go: Function = lua.globals().get("go")?;
+    let mut a = MultiValue::from_vec(vec![Value::Function(f)]);
+    a.extend(args);
+    go.call(a)
+}

@@ -1,0 +1,293 @@
+-- lugo's Lua half of the stdlib (chunk "[lugo]": hidden from tracebacks).
+--
+-- Receives P, the table of raw Rust functions, and installs the globals
+-- go, chan, time, sync, runtime and lugo's coroutine functions. Everything
+-- that yields lives here: a raw function returns either its results, or
+-- SCHED, kind ("park this goroutine"), or ERR, message ("raise this").
+--
+-- Goroutine threads are the keys of `gthreads`. At the top of a goroutine
+-- the coroutine functions behave as on Lua's main thread (DESIGN.md,
+-- transparency rule); inside a user's nested coroutine, a scheduler yield
+-- is forwarded outward by `resume` and its answer passed back inward.
+local P = ...
+
+local SCHED, ERR = P.SCHED, P.ERR
+local KIND_GOSCHED, KIND_EXIT, KIND_PANIC = P.KIND_GOSCHED, P.KIND_EXIT, P.KIND_PANIC
+local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
+local co_status, co_running, co_isyieldable = coroutine.status, coroutine.running, coroutine.isyieldable
+local co_close = coroutine.close
+local error, type, select, tostring, getmetatable = error, type, select, tostring, getmetatable
+local setmetatable, rawget, xpcall = setmetatable, rawget, xpcall
+local traceback = debug.traceback
+
+local gthreads = setmetatable({}, { __mode = "k" })
+
+-- Results of a raw function that may have parked. Called in tail position
+-- by the public function, so level 2 is the public function's caller.
+local function after_park(a, b, ...)
+  if a == ERR then error(b, 2) end
+  return a, b, ...
+end
+
+local function call(a, b, ...)
+  if a == SCHED then return after_park(co_yield(SCHED, b)) end
+  if a == ERR then error(b, 2) end
+  return a, b, ...
+end
+
+local function wrap(raw)
+  return function(...) return call(raw(...)) end
+end
+
+---------------------------------------------------------------- goroutines
+
+-- The message handler at the base of every goroutine: the panic message
+-- as lua.c words it, and the traceback where the error happened.
+local function msgh(e)
+  if type(e) == "number" then
+    e = tostring(e)
+  elseif type(e) ~= "string" then
+    local mt = getmetatable(e)
+    if type(mt) == "table" and rawget(mt, "__tostring") then
+      e = tostring(e)
+    else
+      e = "(error object is a " .. type(e) .. " value)"
+    end
+  end
+  return { e, traceback(nil, 2) }
+end
+
+local function gomain(f, ...)
+  local ok, e = xpcall(f, msgh, ...)
+  if not ok then
+    if type(e) == "table" then return SCHED, KIND_PANIC, e[1], e[2] end
+    return SCHED, KIND_PANIC, tostring(e), ""
+  end
+end
+
+local spawn = P.spawn
+function go(f, ...)
+  if type(f) ~= "function" then
+    error("go: function expected, got " .. type(f), 2)
+  end
+  local th = co_create(gomain)
+  gthreads[th] = true
+  return call(spawn(th, f, ...))
+end
+
+---------------------------------------------------------------- coroutine
+
+-- Forward scheduler yields of a nested coroutine outward, answers inward.
+local function forward(co, ok, a, ...)
+  if ok and a == SCHED and co_status(co) == "suspended" then
+    return forward(co, co_resume(co, co_yield(SCHED, ...)))
+  end
+  return ok, a, ...
+end
+
+function coroutine.resume(co, ...)
+  return forward(co, co_resume(co, ...))
+end
+
+local function wrap_results(co, ok, ...)
+  if ok then return ... end
+  local e = ...
+  if co_status(co) == "dead" then co_close(co) end
+  if type(e) == "string" then error(e, 2) end
+  error(e, 0)
+end
+
+function coroutine.wrap(f)
+  if type(f) ~= "function" then
+    error("bad argument #1 to 'wrap' (function expected)", 2)
+  end
+  local co = co_create(f)
+  return function(...)
+    return wrap_results(co, forward(co, co_resume(co, ...)))
+  end
+end
+
+function coroutine.running()
+  local co, ismain = co_running()
+  if gthreads[co] then return co, true end
+  return co, ismain
+end
+
+function coroutine.isyieldable()
+  if gthreads[co_running()] then return false end
+  return co_isyieldable()
+end
+
+function coroutine.yield(...)
+  if gthreads[co_running()] then
+    error("attempt to yield from outside a coroutine", 0)
+  end
+  return co_yield(...)
+end
+
+---------------------------------------------------------------- chan
+
+local chan = setmetatable({}, {
+  __call = function(_, cap) return call(P.chan_new(cap)) end,
+})
+
+local M = P.chan_methods
+local recv = P.recv
+M.send = wrap(P.send)
+M.recv = wrap(recv)
+M.close = wrap(P.close)
+M.len = wrap(P.len)
+M.cap = wrap(P.cap)
+
+function M.range(ch)
+  return function()
+    local v, ok = call(recv(ch))
+    if ok then return v end
+  end
+end
+
+-- Position of the handler function in each kind of case.
+local HANDLER = { recv = 3, send = 4, default = 2 }
+local raw_select = P.select
+
+function chan.select(...)
+  local i, v, ok = raw_select(...)
+  if i == SCHED then
+    i, v, ok = co_yield(SCHED, v)
+    if i == ERR then error(v, 2) end
+  elseif i == ERR then
+    error(v, 2)
+  end
+  local c = (select(i, ...))
+  local kind = c[1]
+  local h = c[HANDLER[kind]]
+  if kind == "recv" then
+    if type(h) == "function" then return i, h(v, ok) end
+    return i, v, ok
+  end
+  if type(h) == "function" then return i, h() end
+  return i
+end
+
+---------------------------------------------------------------- time
+
+local time = { sleep = wrap(P.sleep), now = P.now }
+local timer_new, timer_stop, timer_reset = P.timer_new, P.timer_stop, P.timer_reset
+local UD = {}  -- key of the timer userdata inside a timer object
+
+-- time.afterfunc callbacks by task id, until they fire or are stopped.
+local pending = {}
+
+local Timer = {}
+Timer.__index = Timer
+
+function Timer:stop()
+  local stopped = call(timer_stop(rawget(self, UD)))
+  if stopped and self.task then pending[self.task] = nil end
+  return stopped
+end
+
+function Timer:reset(d)
+  if self.task then pending[self.task] = self.f end
+  return call(timer_reset(rawget(self, UD), d))
+end
+
+local function new_timer(d, kind)
+  local ud, ch = call(timer_new(d, kind))
+  return setmetatable({ c = ch, [UD] = ud }, Timer)
+end
+
+function time.timer(d) return new_timer(d, "timer") end
+function time.ticker(d) return new_timer(d, "ticker") end
+function time.after(d) return new_timer(d, "after").c end
+
+function time.afterfunc(d, f)
+  if type(f) ~= "function" then
+    error("time.afterfunc: function expected, got " .. type(f), 2)
+  end
+  local ud, task = call(P.afterfunc_new(d))
+  pending[task] = f
+  return setmetatable({ [UD] = ud, task = task, f = f }, Timer)
+end
+
+local function run_task(task)
+  local f = pending[task]
+  pending[task] = nil
+  if f then go(f) end
+end
+
+---------------------------------------------------------------- sync
+
+local sync = {}
+
+local WaitGroup = {
+  add = wrap(P.wg_add),
+  done = wrap(P.wg_done),
+  wait = wrap(P.wg_wait),
+}
+WaitGroup.__index = WaitGroup
+local wg_new = P.wg_new
+function sync.waitgroup()
+  return setmetatable({ [UD] = wg_new() }, WaitGroup)
+end
+for name, f in pairs({ add = P.wg_add, done = P.wg_done, wait = P.wg_wait }) do
+  WaitGroup[name] = function(self, ...) return call(f(rawget(self, UD), ...)) end
+end
+
+local Mutex = {}
+Mutex.__index = Mutex
+function sync.mutex()
+  return setmetatable({ [UD] = P.mutex_new() }, Mutex)
+end
+for name, f in pairs({ lock = P.mutex_lock, unlock = P.mutex_unlock, trylock = P.mutex_trylock }) do
+  Mutex[name] = function(self, ...) return call(f(rawget(self, UD), ...)) end
+end
+
+local Once = {}
+Once.__index = Once
+function sync.once()
+  return setmetatable({ m = sync.mutex(), done = false }, Once)
+end
+
+-- Like Go's Once.Do: other callers wait until the first call returns; a
+-- call that raises still counts as done.
+function Once:call(f)
+  if self.done then return end
+  if type(f) ~= "function" then
+    error("once:call: function expected, got " .. type(f), 2)
+  end
+  self.m:lock()
+  if self.done then self.m:unlock() return end
+  local ok, e = pcall(f)
+  self.done = true
+  self.m:unlock()
+  if not ok then error(e, 0) end
+end
+
+---------------------------------------------------------------- runtime
+
+local runtime = {
+  id = P.id,
+  numgoroutine = P.numgoroutine,
+  gomaxprocs = wrap(P.gomaxprocs),
+  gc = P.gc,
+  stats = P.stats,
+}
+
+function runtime.gosched() co_yield(SCHED, KIND_GOSCHED) end
+function runtime.goexit() co_yield(SCHED, KIND_EXIT) end
+
+local raw_stack = P.stack
+function runtime.stack(all)
+  return raw_stack(all and true or false, traceback(nil, 2))
+end
+
+---------------------------------------------------------------- install
+
+_G.chan, _G.time, _G.sync, _G.runtime = chan, time, sync, runtime
+package.loaded.chan = chan
+package.loaded.time = time
+package.loaded.sync = sync
+package.loaded.runtime = runtime
+
+return { run_task = run_task }

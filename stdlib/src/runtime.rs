@@ -1,0 +1,108 @@
+//! `runtime` and the spawning half of `go` (Rust half).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use lugo_vm::sched::dump;
+use lugo_vm::sched::MAX_PROCS;
+use lugo_vm::Actor;
+use mlua::{Lua, Table, Value};
+
+use crate::{arg, integer_arg, raise, raw, ret, type_name};
+
+pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result<()> {
+    // spawn(thread, f, ...): the Lua half made `thread` from the goroutine
+    // trampoline and checked `f`.
+    let a = actor.clone();
+    p.set(
+        "spawn",
+        raw(lua, move |lua, args| {
+            let mut args = args.into_iter();
+            let Some(Value::Thread(th)) = args.next() else {
+                return raise("go: internal error: no thread");
+            };
+            ret(lua, a.spawn(th, args.collect()))
+        })?,
+    )?;
+
+    let a = actor.clone();
+    p.set("id", lua.create_function(move |_, ()| Ok(a.current_id()))?)?;
+
+    let a = actor.clone();
+    p.set(
+        "numgoroutine",
+        lua.create_function(move |_, ()| Ok(a.runtime().numgoroutine()))?,
+    )?;
+
+    let a = actor.clone();
+    p.set(
+        "gomaxprocs",
+        raw(lua, move |lua, args| {
+            let rt = a.runtime();
+            match arg(&args, 0) {
+                Value::Nil => ret(lua, rt.gomaxprocs()),
+                v => match integer_arg(v) {
+                    Some(n) if n >= 1 && n as usize <= MAX_PROCS => {
+                        ret(lua, rt.set_gomaxprocs(n as usize))
+                    }
+                    _ => raise(format!(
+                        "runtime.gomaxprocs: n must be an integer from 1 to {MAX_PROCS}, got {}",
+                        match v {
+                            Value::Integer(_) | Value::Number(_) => "an out-of-range number",
+                            other => type_name(other),
+                        }
+                    )),
+                },
+            }
+        })?,
+    )?;
+
+    let a = actor.clone();
+    p.set(
+        "gc",
+        lua.create_function(move |lua, ()| {
+            lua.gc_collect()?;
+            a.rt_shared()
+                .stats
+                .gc_cycles
+                .fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        })?,
+    )?;
+
+    // stack(all, traceback): the Lua half passes the caller's traceback.
+    let a = actor.clone();
+    p.set(
+        "stack",
+        lua.create_function(move |_, (all, tb): (bool, String)| {
+            let id = a.current_id();
+            if all {
+                dump::dump_actor(&a, Some((id, &tb)))
+            } else {
+                Ok(format!(
+                    "goroutine {id} [running]:\n{}",
+                    dump::format_traceback(&tb)
+                ))
+            }
+        })?,
+    )?;
+
+    let a = actor.clone();
+    p.set(
+        "stats",
+        lua.create_function(move |lua, ()| {
+            let rt = a.runtime();
+            let s = &a.rt_shared().stats;
+            let t = lua.create_table()?;
+            t.set("goroutines", rt.numgoroutine())?;
+            t.set("actors", rt.numactors())?;
+            t.set("procs", rt.gomaxprocs())?;
+            t.set("preemptions", s.preemptions.load(Ordering::Relaxed))?;
+            t.set("sysmon_ticks", s.sysmon_ticks.load(Ordering::Relaxed))?;
+            t.set("gc_cycles", s.gc_cycles.load(Ordering::Relaxed))?;
+            t.set("memory", lua.used_memory())?;
+            Ok(t)
+        })?,
+    )?;
+    Ok(())
+}

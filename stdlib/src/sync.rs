@@ -1,0 +1,111 @@
+//! `sync`: wait groups and mutexes (Rust half; `once` is Lua only).
+
+use std::sync::Arc;
+
+use lugo_vm::sema::{SemMutex, WaitGroup};
+use lugo_vm::{Actor, WaitReason};
+use mlua::{Lua, Table, UserData, Value};
+
+use crate::{arg, integer_arg, park, raise, raw, ret, type_name, Raise};
+
+/// `sync.waitgroup()` as Lua holds it.
+pub struct WaitGroupUd(WaitGroup);
+impl UserData for WaitGroupUd {}
+
+/// `sync.mutex()` as Lua holds it.
+pub struct MutexUd(SemMutex);
+impl UserData for MutexUd {}
+
+fn ud_arg<'a, T: 'static>(
+    v: &'a Value,
+    fname: &str,
+    what: &str,
+) -> Result<mlua::UserDataRef<T>, Raise> {
+    if let Value::UserData(ud) = v {
+        if let Ok(t) = ud.borrow::<T>() {
+            return Ok(t);
+        }
+    }
+    raise(format!("{fname}: {what} expected, got {}", type_name(v)))
+}
+
+pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result<()> {
+    p.set(
+        "wg_new",
+        raw(lua, |lua, _| {
+            ret(lua, lua.create_userdata(WaitGroupUd(WaitGroup::default()))?)
+        })?,
+    )?;
+    p.set(
+        "wg_add",
+        raw(lua, |lua, args| {
+            let wg = ud_arg::<WaitGroupUd>(arg(&args, 0), "waitgroup:add", "waitgroup")?;
+            let n = match arg(&args, 1) {
+                Value::Nil => 1,
+                v => integer_arg(v).map_or_else(
+                    || {
+                        raise(format!(
+                            "waitgroup:add: delta must be an integer, got {}",
+                            type_name(v)
+                        ))
+                    },
+                    Ok,
+                )?,
+            };
+            wg.0.add(n).map_or_else(raise, |()| ret(lua, ()))
+        })?,
+    )?;
+    p.set(
+        "wg_done",
+        raw(lua, |lua, args| {
+            let wg = ud_arg::<WaitGroupUd>(arg(&args, 0), "waitgroup:done", "waitgroup")?;
+            wg.0.add(-1).map_or_else(raise, |()| ret(lua, ()))
+        })?,
+    )?;
+    let a = actor.clone();
+    p.set(
+        "wg_wait",
+        raw(lua, move |lua, args| {
+            let wg = ud_arg::<WaitGroupUd>(arg(&args, 0), "waitgroup:wait", "waitgroup")?;
+            if wg.0.wait(|| a.current()) {
+                park(lua, WaitReason::Semacquire)
+            } else {
+                ret(lua, ())
+            }
+        })?,
+    )?;
+
+    p.set(
+        "mutex_new",
+        raw(lua, |lua, _| {
+            ret(lua, lua.create_userdata(MutexUd(SemMutex::default()))?)
+        })?,
+    )?;
+    let a = actor.clone();
+    p.set(
+        "mutex_lock",
+        raw(lua, move |lua, args| {
+            let m = ud_arg::<MutexUd>(arg(&args, 0), "mutex:lock", "mutex")?;
+            if m.0.lock(|| a.current()) {
+                park(lua, WaitReason::Semacquire)
+            } else {
+                ret(lua, ())
+            }
+        })?,
+    )?;
+    p.set(
+        "mutex_trylock",
+        raw(lua, |lua, args| {
+            let m = ud_arg::<MutexUd>(arg(&args, 0), "mutex:trylock", "mutex")?;
+            ret(lua, m.0.try_lock())
+        })?,
+    )?;
+    p.set(
+        "mutex_unlock",
+        raw(lua, |lua, args| {
+            let m = ud_arg::<MutexUd>(arg(&args, 0), "mutex:unlock", "mutex")?;
+            m.0.unlock().map_or_else(raise, |()| ret(lua, ()))
+        })?,
+    )?;
+    Ok(())
+}

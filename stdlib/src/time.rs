@@ -1,0 +1,142 @@
+//! `time`: sleep, the clock, timers and tickers (Rust half).
+//!
+//! Every timer lives in the runtime's one timer heap ([`lugo_vm::timer`]);
+//! a Lua timer object holds a [`TimerUd`] that knows how to re-arm it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use lugo_vm::timer::{now_ns, now_secs, secs_to_ns, TimerAction, TimerId};
+use lugo_vm::{Actor, Chan, WaitReason};
+use mlua::{Lua, Table, UserData, Value};
+
+use crate::chan::chan_value;
+use crate::{arg, number_arg, park, raise, raw, ret, type_name, Raise};
+
+/// A timer, ticker or afterfunc as held by its Lua object.
+pub struct TimerUd {
+    id: Mutex<TimerId>,
+    period: u64,
+    action: TimerAction,
+}
+
+impl UserData for TimerUd {}
+
+static NEXT_TASK: AtomicU64 = AtomicU64::new(1);
+
+fn duration(v: &Value, fname: &str) -> Result<f64, Raise> {
+    let d = number_arg(v, &format!("{fname}: duration"))?;
+    if d.is_nan() {
+        return raise(format!("{fname}: duration must not be NaN"));
+    }
+    Ok(d)
+}
+
+fn timer_arg(v: &Value, fname: &str) -> Result<mlua::UserDataRef<TimerUd>, Raise> {
+    if let Value::UserData(ud) = v {
+        if let Ok(t) = ud.borrow::<TimerUd>() {
+            return Ok(t);
+        }
+    }
+    raise(format!("{fname}: timer expected, got {}", type_name(v)))
+}
+
+pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result<()> {
+    let a = actor.clone();
+    p.set(
+        "sleep",
+        raw(lua, move |lua, args| {
+            let d = duration(arg(&args, 0), "time.sleep")?;
+            if d <= 0.0 {
+                return ret(lua, ());
+            }
+            let when = now_ns().saturating_add(secs_to_ns(d));
+            a.rt_shared()
+                .add_timer(when, 0, TimerAction::Wake(a.current()));
+            park(lua, WaitReason::Sleep)
+        })?,
+    )?;
+
+    p.set("now", lua.create_function(|_, ()| Ok(now_secs()))?)?;
+
+    // timer_new(d, kind): kind "timer" | "ticker" | "after"; returns the
+    // timer userdata and its channel.
+    let a = actor.clone();
+    p.set(
+        "timer_new",
+        raw(lua, move |lua, args| {
+            let kind = match arg(&args, 1) {
+                Value::String(s) => s.to_string_lossy(),
+                _ => String::new(),
+            };
+            let fname = format!("time.{kind}");
+            let d = duration(arg(&args, 0), &fname)?;
+            let period = if kind == "ticker" {
+                if d <= 0.0 {
+                    return raise("time.ticker: non-positive interval");
+                }
+                secs_to_ns(d).max(1)
+            } else {
+                0
+            };
+            let ch = Arc::new(Chan::new(1));
+            let action = TimerAction::Send(ch.clone());
+            let when = now_ns().saturating_add(secs_to_ns(d));
+            let id = a.rt_shared().add_timer(when, period, action.clone());
+            let ud = lua.create_userdata(TimerUd {
+                id: Mutex::new(id),
+                period,
+                action,
+            })?;
+            ret(lua, (ud, chan_value(lua, ch)?))
+        })?,
+    )?;
+
+    // afterfunc_new(d): returns the timer userdata and the task id that the
+    // actor's task function will receive when it fires.
+    let a = actor.clone();
+    p.set(
+        "afterfunc_new",
+        raw(lua, move |lua, args| {
+            let d = duration(arg(&args, 0), "time.afterfunc")?;
+            let task = NEXT_TASK.fetch_add(1, Ordering::Relaxed);
+            let action = TimerAction::Task(a.clone(), task);
+            let when = now_ns().saturating_add(secs_to_ns(d));
+            let id = a.rt_shared().add_timer(when, 0, action.clone());
+            let ud = lua.create_userdata(TimerUd {
+                id: Mutex::new(id),
+                period: 0,
+                action,
+            })?;
+            ret(lua, (ud, task))
+        })?,
+    )?;
+
+    let a = actor.clone();
+    p.set(
+        "timer_stop",
+        raw(lua, move |lua, args| {
+            let t = timer_arg(arg(&args, 0), "timer:stop")?;
+            let id = *t.id.lock().expect("timer poisoned");
+            ret(lua, a.rt_shared().timers.stop(id))
+        })?,
+    )?;
+
+    let a = actor.clone();
+    p.set(
+        "timer_reset",
+        raw(lua, move |lua, args| {
+            let t = timer_arg(arg(&args, 0), "timer:reset")?;
+            let d = duration(arg(&args, 1), "timer:reset")?;
+            let when = now_ns().saturating_add(secs_to_ns(d));
+            let shared = a.rt_shared();
+            let mut id = t.id.lock().expect("timer poisoned");
+            let pending = shared.reset_timer(*id, when);
+            if !pending {
+                *id = shared.add_timer(when, t.period, t.action.clone());
+            }
+            ret(lua, pending)
+        })?,
+    )?;
+    Ok(())
+}

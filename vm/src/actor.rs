@@ -1,0 +1,315 @@
+//! Actors: one Lua state and the goroutines that live in it.
+//!
+//! An actor is the unit the Ps schedule. Its Lua state can be used by one
+//! thread at a time, so its Gs run one at a time, on whichever M holds it.
+//!
+//! Invariants:
+//! 1. `scheduled` is true while the actor sits on a run queue or is being
+//!    run by an M; only the thread that flips it from false to true may put
+//!    the actor on a queue. So one actor is never run by two Ms at once.
+//! 2. The Lua state, every `mlua` value of it and every `Arc<Thread>` are
+//!    touched only by the M running the actor. Other threads (timers) wake
+//!    Gs through [`GRef::ready`] with plain data.
+//! 3. A G is in `runq`/`runnext` exactly when its status is `Runnable`.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use mlua::{Function, Lua, Thread, Value};
+use slab::Slab;
+
+use crate::g::{GKey, GStatus, WaitReason, Wake, G};
+use crate::sched::{self, Shared};
+
+/// After this many consecutive picks of `runnext` while other Gs wait, the
+/// head of the run queue goes first: a ping-pong pair must not starve the
+/// rest of the actor (tokio caps its LIFO slot the same way).
+const RUNNEXT_STREAK_MAX: u32 = 16;
+
+/// The run queue of one actor and the table of its Gs.
+pub(crate) struct ActorQueue {
+    pub(crate) gs: Slab<G>,
+    runq: VecDeque<GKey>,
+    runnext: Option<GKey>,
+    runnext_streak: u32,
+    /// See invariant 1.
+    pub(crate) scheduled: bool,
+    /// Work posted from other threads, run by the M before the next G
+    /// (ids passed to the actor's task function: `time.afterfunc`).
+    pub(crate) tasks: Vec<u64>,
+}
+
+impl ActorQueue {
+    fn push_runnext(&mut self, key: GKey) {
+        if let Some(old) = self.runnext.replace(key) {
+            self.runq.push_back(old);
+        }
+    }
+
+    pub(crate) fn push_back(&mut self, key: GKey) {
+        self.runq.push_back(key);
+    }
+
+    /// The next G to run, marked `Running`, with its thread and wake.
+    pub(crate) fn pick(&mut self) -> Option<(GKey, Arc<Thread>, Option<Wake>)> {
+        let key = match self.runnext.take() {
+            Some(k) if self.runnext_streak < RUNNEXT_STREAK_MAX || self.runq.is_empty() => {
+                self.runnext_streak += 1;
+                k
+            }
+            Some(k) => {
+                self.runnext_streak = 0;
+                self.runq.push_back(k);
+                self.runq.pop_front()?
+            }
+            None => {
+                self.runnext_streak = 0;
+                self.runq.pop_front()?
+            }
+        };
+        let g = &mut self.gs[key];
+        debug_assert_eq!(
+            g.status,
+            GStatus::Runnable,
+            "picked G {} not runnable",
+            g.id
+        );
+        g.status = GStatus::Running;
+        Some((key, g.thread.clone(), g.wake.take()))
+    }
+}
+
+/// One isolated Lua state and its goroutines.
+pub struct Actor {
+    /// Program-wide actor id; the main actor is 1.
+    pub id: u64,
+    pub(crate) rt: Arc<Shared>,
+    lua: Lua,
+    pub(crate) q: Mutex<ActorQueue>,
+    /// Key and id of the G being run (valid while an M runs this actor).
+    current_key: AtomicUsize,
+    current_id: AtomicU64,
+    /// `debug.traceback`, captured before user code runs.
+    traceback: Function,
+    /// Called with a task id for each posted task (set by the stdlib).
+    task_fn: Mutex<Option<Function>>,
+}
+
+/// A reference to one G that can wake it from any thread.
+#[derive(Clone)]
+pub struct GRef {
+    /// The G's actor.
+    pub actor: Arc<Actor>,
+    key: GKey,
+    /// The G's id, to tell a reused slot from the original.
+    pub id: u64,
+}
+
+impl GRef {
+    /// Makes the G runnable with `wake` as the results of its park.
+    /// A G that has died meanwhile is ignored.
+    pub fn ready(&self, wake: Wake) {
+        self.actor.ready(self.key, self.id, wake);
+    }
+}
+
+impl std::fmt::Debug for GRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "G{} (actor {})", self.id, self.actor.id)
+    }
+}
+
+/// A snapshot of one G for stack dumps.
+pub struct GInfo {
+    /// Goroutine id.
+    pub id: u64,
+    /// Status.
+    pub status: GStatus,
+    /// Wait reason.
+    pub reason: WaitReason,
+    /// Its thread (only to be used by the M running the actor).
+    pub thread: Arc<Thread>,
+}
+
+impl Actor {
+    pub(crate) fn new(rt: Arc<Shared>, id: u64, lua: Lua) -> mlua::Result<Arc<Actor>> {
+        let debug: mlua::Table = lua.globals().get("debug")?;
+        let traceback: Function = debug.get("traceback")?;
+        Ok(Arc::new(Actor {
+            id,
+            rt,
+            lua,
+            q: Mutex::new(ActorQueue {
+                gs: Slab::new(),
+                runq: VecDeque::new(),
+                runnext: None,
+                runnext_streak: 0,
+                scheduled: false,
+                tasks: Vec::new(),
+            }),
+            current_key: AtomicUsize::new(usize::MAX),
+            current_id: AtomicU64::new(0),
+            traceback,
+            task_fn: Mutex::new(None),
+        }))
+    }
+
+    /// The actor's Lua state. Only the M running the actor may use it.
+    pub fn lua(&self) -> &Lua {
+        &self.lua
+    }
+
+    /// `debug.traceback` as it was when the actor started.
+    pub fn traceback_fn(&self) -> &Function {
+        &self.traceback
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ActorQueue> {
+        // A poisoned queue means a Rust panic while it was held: the
+        // runtime's invariants are gone, so stopping is the only option.
+        self.q.lock().expect("actor queue poisoned")
+    }
+
+    /// Sets the function that runs posted tasks.
+    pub fn set_task_fn(&self, f: Function) {
+        *self.task_fn.lock().expect("task fn poisoned") = Some(f);
+    }
+
+    pub(crate) fn task_fn(&self) -> Option<Function> {
+        self.task_fn.lock().expect("task fn poisoned").clone()
+    }
+
+    /// Posts task `id` to be run by the actor's task function on its M.
+    pub fn post_task(self: &Arc<Self>, id: u64) {
+        let schedule = {
+            let mut q = self.lock();
+            q.tasks.push(id);
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if schedule {
+            self.rt.schedule_actor(self.clone());
+        }
+    }
+
+    /// Starts a new G running `thread` with `args`; returns its id.
+    /// The new G runs next (Go's `newproc` puts it in `runnext`).
+    pub fn spawn(self: &Arc<Self>, thread: Thread, args: Vec<Value>) -> u64 {
+        let id = self.rt.next_gid.fetch_add(1, Ordering::Relaxed);
+        self.rt.ngoroutines.fetch_add(1, Ordering::Relaxed);
+        let schedule = {
+            let mut q = self.lock();
+            let key = q.gs.insert(G {
+                id,
+                thread: Arc::new(thread),
+                status: GStatus::Runnable,
+                reason: WaitReason::None,
+                wake: Some(Wake::Start(args)),
+            });
+            q.push_runnext(key);
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if schedule {
+            self.rt.schedule_actor(self.clone());
+        }
+        id
+    }
+
+    /// A reference to the G now running on this actor.
+    pub fn current(self: &Arc<Self>) -> GRef {
+        GRef {
+            actor: self.clone(),
+            key: self.current_key.load(Ordering::Relaxed),
+            id: self.current_id.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Id of the G now running on this actor (0 outside any G).
+    pub fn current_id(&self) -> u64 {
+        self.current_id.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_current(&self, key: GKey, id: u64) {
+        self.current_key.store(key, Ordering::Relaxed);
+        self.current_id.store(id, Ordering::Relaxed);
+    }
+
+    fn ready(self: &Arc<Self>, key: GKey, id: u64, wake: Wake) {
+        let own = sched::m::running_actor() == self.id;
+        let schedule = {
+            let mut q = self.lock();
+            let Some(g) = q.gs.get_mut(key).filter(|g| g.id == id) else {
+                return;
+            };
+            match g.status {
+                GStatus::Waiting => {
+                    g.status = GStatus::Runnable;
+                    g.reason = WaitReason::None;
+                    g.wake = Some(wake);
+                    if own {
+                        q.push_runnext(key);
+                    } else {
+                        q.push_back(key);
+                    }
+                }
+                // Woken between registering its waiter and yielding (a timer
+                // on another thread): the M re-queues it when the yield lands.
+                GStatus::Running => {
+                    debug_assert!(g.wake.is_none(), "G {} woken twice", g.id);
+                    g.wake = Some(wake);
+                    return;
+                }
+                GStatus::Runnable => {
+                    panic!(
+                        "lugo: ready of runnable goroutine {} (a waiter was woken twice)",
+                        g.id
+                    )
+                }
+            }
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if schedule {
+            self.rt.schedule_actor(self.clone());
+        }
+    }
+
+    /// Every G of this actor, in id order.
+    pub fn goroutines(&self) -> Vec<GInfo> {
+        let q = self.lock();
+        let mut v: Vec<GInfo> =
+            q.gs.iter()
+                .map(|(_, g)| GInfo {
+                    id: g.id,
+                    status: g.status,
+                    reason: g.reason,
+                    thread: g.thread.clone(),
+                })
+                .collect();
+        drop(q);
+        v.sort_by_key(|g| g.id);
+        v
+    }
+
+    /// The runtime this actor belongs to.
+    pub fn runtime(&self) -> crate::Runtime {
+        crate::Runtime::from_shared(self.rt.clone())
+    }
+}
+
+/// A new Lua state with the full standard library, `debug` included
+/// (lugo runs scripts as `lua` does).
+pub fn new_lua() -> Lua {
+    // SAFETY: `unsafe_new` also loads the `debug` library, which lets a
+    // script break invariants mlua relies on (for example by replacing a
+    // userdata's metatable). lugo runs trusted scripts with the full
+    // standard library, as the `lua` command does; the sandbox for
+    // untrusted code builds its states without `debug`.
+    unsafe { Lua::unsafe_new() }
+}
+
+impl Actor {
+    /// The runtime's shared state (timers, counters).
+    pub fn rt_shared(&self) -> &Arc<Shared> {
+        &self.rt
+    }
+}

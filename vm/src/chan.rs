@@ -1,0 +1,327 @@
+//! Channels with Go's semantics.
+//!
+//! Invariants (as Go's `chan.go` states them):
+//! - `sendq` is non-empty only if the buffer is full (or the channel is
+//!   unbuffered) and no receiver waits.
+//! - `recvq` is non-empty only if the buffer is empty and no sender waits.
+//! - Once `closed`, both queues are empty and stay empty.
+//!
+//! A waiter ([`Waiter`], Go's `sudog`) may belong to a select that waits on
+//! several channels; whoever completes it first claims its select token and
+//! the others skip it. Dead select waiters are dropped when they reach the
+//! front of a queue or when the queue is compacted on growth.
+//!
+//! Wake-ups are collected under the channel lock and delivered after it is
+//! released, so `ready` never runs with a channel lock held.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::actor::GRef;
+use crate::g::{Msg, Wake};
+
+static NEXT_CHAN_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Message of the error raised by a send on a closed channel.
+pub const SEND_ON_CLOSED: &str = "send on closed channel";
+/// Message of the error raised by closing a closed channel.
+pub const CLOSE_OF_CLOSED: &str = "close of closed channel";
+
+/// A goroutine waiting on a channel (Go's `sudog`).
+pub(crate) struct Waiter {
+    pub(crate) g: GRef,
+    /// Shared by every waiter of one select; set by the winner.
+    pub(crate) sel: Option<Arc<AtomicBool>>,
+    /// 1-based select case index.
+    pub(crate) case: usize,
+    /// The value of a waiting sender.
+    pub(crate) msg: Option<Msg>,
+}
+
+impl Waiter {
+    pub(crate) fn plain(g: GRef, msg: Option<Msg>) -> Waiter {
+        Waiter {
+            g,
+            sel: None,
+            case: 0,
+            msg,
+        }
+    }
+
+    /// Takes the right to complete this waiter; false if its select has
+    /// already been won elsewhere.
+    fn claim(&self) -> bool {
+        match &self.sel {
+            None => true,
+            // AcqRel: the winner's writes before the claim (none today) are
+            // seen by the select when it resumes.
+            Some(done) => !done.swap(true, Ordering::AcqRel),
+        }
+    }
+
+    fn alive(&self) -> bool {
+        self.sel
+            .as_ref()
+            .is_none_or(|done| !done.load(Ordering::Acquire))
+    }
+
+    /// The wake for a receiver that got `msg`.
+    pub(crate) fn received(self, msg: Msg, ok: bool) -> (GRef, Wake) {
+        let wake = if self.sel.is_some() {
+            Wake::Select {
+                case: self.case,
+                recv: Some((msg, ok)),
+            }
+        } else {
+            Wake::Recv(msg, ok)
+        };
+        (self.g, wake)
+    }
+
+    /// The wake for a sender whose value was taken; returns the value too.
+    pub(crate) fn sent(mut self) -> (Msg, GRef, Wake) {
+        let msg = self.msg.take().expect("a waiting sender holds a value");
+        let wake = if self.sel.is_some() {
+            Wake::Select {
+                case: self.case,
+                recv: None,
+            }
+        } else {
+            Wake::Unit
+        };
+        (msg, self.g, wake)
+    }
+}
+
+/// A FIFO of waiters.
+#[derive(Default)]
+pub(crate) struct WaitQ {
+    q: VecDeque<Waiter>,
+    /// Length at which dead select waiters are next swept out.
+    sweep_at: usize,
+}
+
+impl WaitQ {
+    pub(crate) fn push(&mut self, w: Waiter) {
+        if self.q.len() >= self.sweep_at.max(16) {
+            self.q.retain(Waiter::alive);
+            self.sweep_at = self.q.len() * 2;
+        }
+        self.q.push_back(w);
+    }
+
+    /// The first waiter that can still be completed, claimed.
+    pub(crate) fn dequeue(&mut self) -> Option<Waiter> {
+        while let Some(w) = self.q.pop_front() {
+            if w.claim() {
+                return Some(w);
+            }
+        }
+        None
+    }
+
+    fn drain_claimed(&mut self) -> Vec<Waiter> {
+        let mut v = Vec::new();
+        while let Some(w) = self.dequeue() {
+            v.push(w);
+        }
+        v
+    }
+}
+
+pub(crate) struct ChanState {
+    pub(crate) buf: VecDeque<Msg>,
+    pub(crate) closed: bool,
+    pub(crate) recvq: WaitQ,
+    pub(crate) sendq: WaitQ,
+}
+
+/// What a send did.
+pub enum SendResult {
+    /// Done without blocking.
+    Sent,
+    /// The sender was queued: park it.
+    Park,
+    /// The channel is closed: raise [`SEND_ON_CLOSED`].
+    Closed,
+}
+
+/// What a receive did.
+pub enum RecvResult {
+    /// A value (or `nil, false` from a closed channel).
+    Got(Msg, bool),
+    /// The receiver was queued: park it.
+    Park,
+}
+
+/// A channel.
+pub struct Chan {
+    /// Unique id; select locks channels in id order.
+    pub id: u64,
+    cap: usize,
+    state: Mutex<ChanState>,
+}
+
+impl std::fmt::Debug for Chan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "chan#{} (cap {})", self.id, self.cap)
+    }
+}
+
+impl Chan {
+    /// A channel with room for `cap` values (0: unbuffered).
+    pub fn new(cap: usize) -> Chan {
+        Chan {
+            id: NEXT_CHAN_ID.fetch_add(1, Ordering::Relaxed),
+            cap,
+            state: Mutex::new(ChanState {
+                buf: VecDeque::with_capacity(cap.min(64)),
+                closed: false,
+                recvq: WaitQ::default(),
+                sendq: WaitQ::default(),
+            }),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, ChanState> {
+        self.state.lock().expect("channel poisoned")
+    }
+
+    /// Capacity.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Values in the buffer.
+    pub fn len(&self) -> usize {
+        self.lock().buf.len()
+    }
+
+    /// Whether the buffer is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Whether the channel has been closed.
+    pub fn is_closed(&self) -> bool {
+        self.lock().closed
+    }
+
+    /// Tries to complete a send on a locked channel without blocking.
+    /// `Err(msg)` gives the value back when the send would block.
+    pub(crate) fn try_send_locked(
+        &self,
+        s: &mut ChanState,
+        msg: Msg,
+        wakes: &mut Vec<(GRef, Wake)>,
+    ) -> Result<(), Msg> {
+        if let Some(w) = s.recvq.dequeue() {
+            wakes.push(w.received(msg, true));
+            Ok(())
+        } else if s.buf.len() < self.cap {
+            s.buf.push_back(msg);
+            Ok(())
+        } else {
+            Err(msg)
+        }
+    }
+
+    /// Tries to complete a receive on a locked, open or drained channel.
+    pub(crate) fn try_recv_locked(
+        &self,
+        s: &mut ChanState,
+        wakes: &mut Vec<(GRef, Wake)>,
+    ) -> Option<(Msg, bool)> {
+        if let Some(m) = s.buf.pop_front() {
+            // A full buffer with a waiting sender: its value takes the slot.
+            if let Some(w) = s.sendq.dequeue() {
+                let (sent, g, wake) = w.sent();
+                s.buf.push_back(sent);
+                wakes.push((g, wake));
+            }
+            Some((m, true))
+        } else if let Some(w) = s.sendq.dequeue() {
+            let (sent, g, wake) = w.sent();
+            wakes.push((g, wake));
+            Some((sent, true))
+        } else if s.closed {
+            Some((Msg::Lua(mlua::Value::Nil), false))
+        } else {
+            None
+        }
+    }
+
+    /// Sends `msg`; on `Park` the caller's G (from `me`) has been queued.
+    pub fn send(&self, msg: Msg, me: impl FnOnce() -> GRef) -> SendResult {
+        let mut wakes = Vec::new();
+        let mut s = self.lock();
+        if s.closed {
+            return SendResult::Closed;
+        }
+        let r = match self.try_send_locked(&mut s, msg, &mut wakes) {
+            Ok(()) => SendResult::Sent,
+            Err(msg) => {
+                s.sendq.push(Waiter::plain(me(), Some(msg)));
+                SendResult::Park
+            }
+        };
+        drop(s);
+        wake_all(wakes);
+        r
+    }
+
+    /// Receives; on `Park` the caller's G (from `me`) has been queued.
+    pub fn recv(&self, me: impl FnOnce() -> GRef) -> RecvResult {
+        let mut wakes = Vec::new();
+        let mut s = self.lock();
+        let r = match self.try_recv_locked(&mut s, &mut wakes) {
+            Some((m, ok)) => RecvResult::Got(m, ok),
+            None => {
+                s.recvq.push(Waiter::plain(me(), None));
+                RecvResult::Park
+            }
+        };
+        drop(s);
+        wake_all(wakes);
+        r
+    }
+
+    /// Sends without blocking; false if it would block or the channel is
+    /// closed (timers use this: a tick nobody has room for is dropped).
+    pub fn offer(&self, msg: Msg) -> bool {
+        let mut wakes = Vec::new();
+        let mut s = self.lock();
+        let ok = !s.closed && self.try_send_locked(&mut s, msg, &mut wakes).is_ok();
+        drop(s);
+        wake_all(wakes);
+        ok
+    }
+
+    /// Closes the channel: waiting receivers get `nil, false`, waiting
+    /// senders fail with [`SEND_ON_CLOSED`].
+    pub fn close(&self) -> Result<(), &'static str> {
+        let mut s = self.lock();
+        if s.closed {
+            return Err(CLOSE_OF_CLOSED);
+        }
+        s.closed = true;
+        let receivers = s.recvq.drain_claimed();
+        let senders = s.sendq.drain_claimed();
+        drop(s);
+        for w in receivers {
+            let (g, wake) = w.received(Msg::Lua(mlua::Value::Nil), false);
+            g.ready(wake);
+        }
+        for w in senders {
+            w.g.ready(Wake::Fail(SEND_ON_CLOSED));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn wake_all(wakes: Vec<(GRef, Wake)>) {
+    for (g, w) in wakes {
+        g.ready(w);
+    }
+}

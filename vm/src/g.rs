@@ -1,0 +1,146 @@
+//! Goroutines: the G record, its states, wait reasons and wake values.
+//!
+//! States and who owns them (STYLE.md item 3):
+//!
+//! | status     | meaning                                  | owner                                  |
+//! |------------|------------------------------------------|----------------------------------------|
+//! | `Runnable` | on its actor's run queue or `runnext`    | the actor's queue lock                 |
+//! | `Running`  | being resumed by the M that runs the actor | that M                               |
+//! | `Waiting`  | parked; some waiter record refers to it  | whoever wins the waiter (one `ready`)  |
+//!
+//! A dead G is removed from its actor's table at once; a stale waiter that
+//! still names it finds its slot empty or reused (the id differs) and drops
+//! the wake.
+
+use std::sync::Arc;
+
+use mlua::{IntoLua, Lua, Thread, Value};
+
+/// Index of a G in its actor's table.
+pub type GKey = usize;
+
+/// Scheduling status of a G.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GStatus {
+    /// Ready to run; on the run queue.
+    Runnable,
+    /// Being run by an M.
+    Running,
+    /// Parked until someone calls `ready`.
+    Waiting,
+}
+
+/// Why a G waits, in the words of Go's `runtime.Stack`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum WaitReason {
+    /// Not waiting.
+    None = 0,
+    /// `ch:recv()` and `range`.
+    ChanReceive = 1,
+    /// `ch:send(v)`.
+    ChanSend = 2,
+    /// `chan.select` with cases.
+    Select = 3,
+    /// `chan.select()`: blocks forever.
+    SelectNoCases = 4,
+    /// `time.sleep`.
+    Sleep = 5,
+    /// `waitgroup:wait()`, `mutex:lock()`.
+    Semacquire = 6,
+}
+
+impl WaitReason {
+    /// Every reason, indexed by its code.
+    const ALL: [WaitReason; 7] = [
+        WaitReason::None,
+        WaitReason::ChanReceive,
+        WaitReason::ChanSend,
+        WaitReason::Select,
+        WaitReason::SelectNoCases,
+        WaitReason::Sleep,
+        WaitReason::Semacquire,
+    ];
+
+    /// The reason with this code, if any.
+    pub fn from_code(code: i64) -> Option<WaitReason> {
+        usize::try_from(code)
+            .ok()
+            .and_then(|i| Self::ALL.get(i).copied())
+    }
+
+    /// The code carried in a park request.
+    pub fn code(self) -> i64 {
+        self as i64
+    }
+
+    /// Go's wording.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::None => "runnable",
+            WaitReason::ChanReceive => "chan receive",
+            WaitReason::ChanSend => "chan send",
+            WaitReason::Select => "select",
+            WaitReason::SelectNoCases => "select (no cases)",
+            WaitReason::Sleep => "sleep",
+            WaitReason::Semacquire => "semacquire",
+        }
+    }
+}
+
+/// A value in flight through a channel or a wake.
+///
+/// `Lua` values belong to the actor whose state made them and are only
+/// created, moved into Lua and dropped by the M running that actor; values
+/// made on other threads (timers) are plain Rust data.
+#[derive(Debug)]
+pub enum Msg {
+    /// A value of the actor's own Lua state.
+    Lua(Value),
+    /// A number made outside Lua (the time sent by timers).
+    Number(f64),
+}
+
+impl Msg {
+    /// Converts into a Lua value of `lua`.
+    pub fn into_value(self, lua: &Lua) -> mlua::Result<Value> {
+        match self {
+            Msg::Lua(v) => Ok(v),
+            Msg::Number(n) => n.into_lua(lua),
+        }
+    }
+}
+
+/// What a G is resumed with.
+#[derive(Debug)]
+pub enum Wake {
+    /// Nothing: a sleep ended, a send completed, a semaphore was acquired.
+    Unit,
+    /// The first resume of a new G: its function's arguments.
+    Start(Vec<Value>),
+    /// A receive completed: the value and the ok flag.
+    Recv(Msg, bool),
+    /// A select case ran: its 1-based index and, for a receive, value and ok.
+    Select {
+        /// 1-based case index.
+        case: usize,
+        /// `Some` for a receive case.
+        recv: Option<(Msg, bool)>,
+    },
+    /// The operation failed; the G raises this message (`send on closed channel`).
+    Fail(&'static str),
+}
+
+/// One goroutine.
+pub struct G {
+    /// Program-wide id (`runtime.id()`); 1 is the main goroutine.
+    pub id: u64,
+    /// Its Lua thread. Cloned and dropped only by the M running the actor.
+    pub thread: Arc<Thread>,
+    /// Scheduling status.
+    pub status: GStatus,
+    /// Why it waits, while `Waiting`.
+    pub reason: WaitReason,
+    /// Results for the next resume, set by `ready`.
+    pub wake: Option<Wake>,
+}

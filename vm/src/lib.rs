@@ -1,0 +1,40 @@
+//! lugo-vm: the scheduler of lugo.
+//!
+//! Vocabulary (see `DESIGN.md` section 1):
+//!
+//! | name  | here                  | what it is                                                       |
+//! |-------|-----------------------|------------------------------------------------------------------|
+//! | G     | [`g::G`]              | a goroutine: one Lua thread plus id, status and wait reason      |
+//! | actor | [`actor::Actor`]      | one `mlua::Lua` state and its Gs; run by at most one M at a time  |
+//! | P     | [`sched::p::P`]       | a scheduling context: a bounded run queue of actors and counters |
+//! | M     | [`sched::m`]          | an OS thread running the schedule loop while it holds a P        |
+//!
+//! What blocks what (STYLE.md item 2):
+//!
+//! | primitive                                | stalls                         |
+//! |------------------------------------------|--------------------------------|
+//! | channel send/recv, select, sleep, sync   | the calling G only (it parks)  |
+//! | a Rust `Mutex` inside this crate         | the M, for a few instructions  |
+//! | a Lua loop that never parks              | its actor (and, with one P, all actors) until sysmon preempts it |
+//! | idle M waiting for work                  | nothing: it parks on its own thread handle |
+//!
+//! Park/ready protocol: a G that must wait registers a waiter (in a channel,
+//! a timer, a semaphore) and then yields to the M with the private
+//! [`park::SCHED`] sentinel. Whoever completes the wait calls
+//! [`actor::GRef::ready`] with a [`g::Wake`] carrying the results; the M
+//! resumes the G with them. A wake may arrive before the G has finished
+//! yielding (a timer on another thread); the M then re-queues it at once.
+
+pub mod actor;
+pub mod chan;
+pub mod g;
+pub mod park;
+pub mod sched;
+pub mod select;
+pub mod sema;
+pub mod timer;
+
+pub use actor::{new_lua, Actor, GRef};
+pub use chan::Chan;
+pub use g::{GStatus, Msg, WaitReason, Wake};
+pub use sched::{Config, Outcome, Runtime};

@@ -1,0 +1,41 @@
+//! The private sentinels of the park protocol.
+//!
+//! A goroutine talks to its M by yielding `SCHED, kind` from its own Lua
+//! thread. `SCHED` is a light userdata whose address is private to this
+//! crate, so user code cannot forge a scheduler request. Rust functions
+//! behind the stdlib return `ERR, message` to ask their Lua half to raise a
+//! plain string error at the caller's level (mlua would otherwise raise a
+//! userdata error that `string.find` cannot read).
+
+use mlua::{LightUserData, Value};
+
+static SCHED_TAG: u8 = 0;
+static ERR_TAG: u8 = 0;
+
+/// The scheduler-request sentinel.
+pub fn sched() -> LightUserData {
+    LightUserData(&SCHED_TAG as *const u8 as *mut _)
+}
+
+/// The raise-this-error sentinel.
+pub fn err() -> LightUserData {
+    LightUserData(&ERR_TAG as *const u8 as *mut _)
+}
+
+/// Whether `v` is the scheduler sentinel.
+#[inline]
+pub fn is_sched(v: &Value) -> bool {
+    matches!(v, Value::LightUserData(p) if p.0 as *const u8 == &SCHED_TAG as *const u8)
+}
+
+/// Kinds of scheduler request, the second value of a `SCHED` yield.
+/// Values at or above [`KIND_PARK`] are parks; the wait reason is
+/// `kind - KIND_PARK` (see [`crate::g::WaitReason::from_code`]).
+pub const KIND_GOSCHED: i64 = 1;
+/// End the goroutine (`runtime.goexit`).
+pub const KIND_EXIT: i64 = 2;
+/// A goroutine finished with an uncaught error: the second value is the
+/// formatted message and traceback.
+pub const KIND_PANIC: i64 = 3;
+/// First park kind.
+pub const KIND_PARK: i64 = 16;

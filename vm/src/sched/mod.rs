@@ -1,0 +1,366 @@
+//! The scheduler: Ps, Ms, the global run queue, idle Ms and the outcome.
+//!
+//! Design (DESIGN.md section 2). Actors, not Gs, sit on the P run queues:
+//! a G can only run on the M that holds its actor's Lua state, so the
+//! actor is what moves between Ps. Inside an actor, Gs are scheduled by
+//! [`crate::actor`]'s own queue with a `runnext` slot.
+//!
+//! Each P has one M (OS thread) started when the P first becomes active;
+//! an M whose P is retired by `gomaxprocs` parks until it is active again.
+//!
+//! Finding work (Go's `findrunnable`, in this order):
+//! 1. fire due timers;
+//! 2. every 61st tick, the global queue first (fairness);
+//! 3. the local queue, then the global queue;
+//! 4. steal half of another P's queue;
+//! 5. go idle: park, with a timeout at the next timer deadline for exactly
+//!    one idle M (the timer M). Before parking, the last M to go idle
+//!    checks for deadlock.
+//!
+//! Rejected: a spinning M (Go's `spinning`) — with one M per P and work
+//! mostly arriving on the running M's own queue, parking is simpler and the
+//! wake-up cost is paid only when an actor moves between threads.
+
+pub mod dump;
+pub mod m;
+pub mod p;
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+
+use mlua::Lua;
+
+use crate::actor::Actor;
+use crate::timer::{TimerAction, TimerId, Timers};
+use p::P;
+
+/// The most Ps a runtime can have.
+pub const MAX_PROCS: usize = 256;
+
+/// Every 61st schedule tick a P takes from the global queue first, so work
+/// there cannot starve behind a busy local queue (Go's `schedtick%61`; a
+/// prime, so it does not beat with other periodic work).
+pub const GLOBAL_QUEUE_EVERY: u64 = 61;
+
+/// How long an actor may run while other actors wait (Go's `forcePreemptNS`).
+pub const ACTOR_SLICE_NS: u64 = 10_000_000;
+
+/// How a runtime is set up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Number of Ps (`GOMAXPROCS`).
+    pub procs: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            procs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        }
+    }
+}
+
+/// How the program ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The main goroutine returned (0) or the program asked for a status.
+    Exit(i32),
+    /// An uncaught error: the full `panic: ...` report.
+    Panic(String),
+    /// Every goroutine is blocked: the full `fatal error: ...` report.
+    Deadlock(String),
+}
+
+impl Outcome {
+    /// The process exit status (Go's: 2 for panics and deadlocks).
+    pub fn code(&self) -> i32 {
+        match self {
+            Outcome::Exit(c) => *c,
+            Outcome::Panic(_) | Outcome::Deadlock(_) => 2,
+        }
+    }
+
+    /// What to print on stderr, if anything.
+    pub fn report(&self) -> Option<&str> {
+        match self {
+            Outcome::Exit(_) => None,
+            Outcome::Panic(s) | Outcome::Deadlock(s) => Some(s),
+        }
+    }
+}
+
+/// Counters reported by `runtime.stats()`.
+#[derive(Default)]
+pub struct Stats {
+    /// Goroutines preempted by sysmon.
+    pub preemptions: AtomicU64,
+    /// Rounds of the system monitor.
+    pub sysmon_ticks: AtomicU64,
+    /// Garbage collection cycles run by the runtime.
+    pub gc_cycles: AtomicU64,
+}
+
+#[derive(Default)]
+struct Idle {
+    /// Parked Ms: their P id and thread handle.
+    parked: Vec<(usize, std::thread::Thread)>,
+    /// Ms of active Ps that are idle (parked or about to park).
+    nidle: usize,
+    /// The idle M that sleeps until the next timer deadline.
+    timer_m: Option<usize>,
+}
+
+/// State shared by every M, P and actor of one runtime.
+pub struct Shared {
+    pub(crate) ps: Vec<P>,
+    nprocs: AtomicUsize,
+    /// Ms started so far; M `i` serves P `i`.
+    started: Mutex<usize>,
+    global: Mutex<VecDeque<Arc<Actor>>>,
+    idle: Mutex<Idle>,
+    /// The runtime's timers.
+    pub timers: Timers,
+    pub(crate) next_gid: AtomicU64,
+    pub(crate) ngoroutines: AtomicUsize,
+    next_actor_id: AtomicU64,
+    actors: Mutex<Vec<Weak<Actor>>>,
+    outcome: Mutex<Option<Outcome>>,
+    outcome_cv: Condvar,
+    stopping: AtomicBool,
+    /// Counters for `runtime.stats()`.
+    pub stats: Stats,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoning means a Rust panic inside the scheduler: its invariants are
+    // gone and the process must stop.
+    m.lock().expect("scheduler lock poisoned")
+}
+
+impl Shared {
+    pub(crate) fn nprocs(&self) -> usize {
+        self.nprocs.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+
+    /// Starts the Ms of Ps `0..n` that are not running yet.
+    fn ensure_ms(self: &Arc<Self>, n: usize) {
+        let mut started = lock(&self.started);
+        while *started < n {
+            let pid = *started;
+            let shared = self.clone();
+            std::thread::Builder::new()
+                .name(format!("lugo-m{pid}"))
+                .spawn(move || m::m_main(shared, pid))
+                .expect("cannot start an M thread");
+            *started += 1;
+        }
+    }
+
+    /// Puts a newly runnable actor on a run queue and makes sure an M will
+    /// run it. The caller has set the actor's `scheduled` flag.
+    pub(crate) fn schedule_actor(&self, a: Arc<Actor>) {
+        match m::current_p().filter(|&p| p < self.nprocs()) {
+            Some(pid) => {
+                let overflow = self.ps[pid].push(a);
+                if !overflow.is_empty() {
+                    lock(&self.global).extend(overflow);
+                }
+                // This M is busy with another actor: let an idle M steal.
+                if m::running_actor() != 0 {
+                    self.wake_one();
+                }
+            }
+            None => {
+                lock(&self.global).push_back(a);
+                self.wake_one();
+            }
+        }
+    }
+
+    /// Unparks one idle M, if any.
+    fn wake_one(&self) {
+        let mut idle = lock(&self.idle);
+        if let Some((_, t)) = idle.parked.pop() {
+            t.unpark();
+        }
+    }
+
+    /// Adds a timer and wakes the M that sleeps until the earliest one.
+    pub fn add_timer(&self, when: u64, period: u64, action: TimerAction) -> TimerId {
+        let (id, earliest) = self.timers.add(when, period, action);
+        if earliest {
+            self.wake_timer_m();
+        }
+        id
+    }
+
+    /// Moves a pending timer; false if it was not pending.
+    pub fn reset_timer(&self, id: TimerId, when: u64) -> bool {
+        let (pending, earliest) = self.timers.reset(id, when);
+        if earliest {
+            self.wake_timer_m();
+        }
+        pending
+    }
+
+    fn wake_timer_m(&self) {
+        let idle = lock(&self.idle);
+        let target = idle
+            .timer_m
+            .and_then(|t| idle.parked.iter().find(|(p, _)| *p == t))
+            .or(idle.parked.last());
+        if let Some((_, t)) = target {
+            t.unpark();
+        }
+    }
+
+    /// Records how the program ends (the first outcome wins) and stops the Ms.
+    pub(crate) fn finish(&self, outcome: Outcome) {
+        let mut o = lock(&self.outcome);
+        if o.is_none() {
+            *o = Some(outcome);
+        }
+        self.stopping.store(true, Ordering::Release);
+        self.outcome_cv.notify_all();
+        drop(o);
+        for (_, t) in lock(&self.idle).parked.drain(..) {
+            t.unpark();
+        }
+    }
+
+    pub(crate) fn pop_global(&self) -> Option<Arc<Actor>> {
+        lock(&self.global).pop_front()
+    }
+
+    fn global_is_empty(&self) -> bool {
+        lock(&self.global).is_empty()
+    }
+
+    fn live_actors(&self) -> Vec<Arc<Actor>> {
+        lock(&self.actors)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect()
+    }
+
+    /// Go's `checkdead`, called by the last M to go idle: nothing runs, is
+    /// runnable or is waiting for a timer. Builds the report.
+    fn deadlock_report(&self) -> String {
+        let mut out = String::new();
+        if self.ngoroutines.load(Ordering::Acquire) == 0 {
+            out.push_str("fatal error: no goroutines (main called runtime.goexit) - deadlock!\n");
+            return out;
+        }
+        out.push_str("fatal error: all goroutines are asleep - deadlock!\n");
+        for a in self.live_actors() {
+            out.push('\n');
+            match dump::dump_actor(&a, None) {
+                Ok(s) => out.push_str(&s),
+                Err(e) => out.push_str(&format!("(cannot dump actor {}: {e})\n", a.id)),
+            }
+        }
+        out
+    }
+}
+
+/// A lugo runtime: its Ps, Ms, timers and actors. Cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    shared: Arc<Shared>,
+}
+
+impl Runtime {
+    /// Starts a runtime with `config.procs` Ps (at least 1, at most
+    /// [`MAX_PROCS`]).
+    pub fn new(config: Config) -> Runtime {
+        let procs = config.procs.clamp(1, MAX_PROCS);
+        let shared = Arc::new(Shared {
+            ps: (0..MAX_PROCS).map(P::new).collect(),
+            nprocs: AtomicUsize::new(procs),
+            started: Mutex::new(0),
+            global: Mutex::new(VecDeque::new()),
+            idle: Mutex::new(Idle::default()),
+            timers: Timers::default(),
+            next_gid: AtomicU64::new(1),
+            ngoroutines: AtomicUsize::new(0),
+            next_actor_id: AtomicU64::new(1),
+            actors: Mutex::new(Vec::new()),
+            outcome: Mutex::new(None),
+            outcome_cv: Condvar::new(),
+            stopping: AtomicBool::new(false),
+            stats: Stats::default(),
+        });
+        shared.ensure_ms(procs);
+        Runtime { shared }
+    }
+
+    pub(crate) fn from_shared(shared: Arc<Shared>) -> Runtime {
+        Runtime { shared }
+    }
+
+    /// The shared state (timers, counters).
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Makes an actor of `lua`; the first actor made is the main actor.
+    pub fn new_actor(&self, lua: Lua) -> mlua::Result<Arc<Actor>> {
+        let id = self.shared.next_actor_id.fetch_add(1, Ordering::Relaxed);
+        let a = Actor::new(self.shared.clone(), id, lua)?;
+        lock(&self.shared.actors).push(Arc::downgrade(&a));
+        Ok(a)
+    }
+
+    /// Blocks until the program ends and returns how.
+    pub fn wait(&self) -> Outcome {
+        let mut o = lock(&self.shared.outcome);
+        loop {
+            if let Some(o) = o.as_ref() {
+                return o.clone();
+            }
+            o = self
+                .shared
+                .outcome_cv
+                .wait(o)
+                .expect("scheduler lock poisoned");
+        }
+    }
+
+    /// Ends the program with `outcome` (the first outcome wins).
+    pub fn finish(&self, outcome: Outcome) {
+        self.shared.finish(outcome);
+    }
+
+    /// Number of Ps.
+    pub fn gomaxprocs(&self) -> usize {
+        self.shared.nprocs()
+    }
+
+    /// Sets the number of Ps (clamped to 1..=[`MAX_PROCS`]); returns the
+    /// previous number.
+    pub fn set_gomaxprocs(&self, n: usize) -> usize {
+        let n = n.clamp(1, MAX_PROCS);
+        let old = self.shared.nprocs.swap(n, Ordering::AcqRel);
+        self.shared.ensure_ms(n);
+        // Retired Ms hand their queues over; newly active ones must look.
+        for (_, t) in lock(&self.shared.idle).parked.iter() {
+            t.unpark();
+        }
+        old
+    }
+
+    /// Goroutines alive in the whole program.
+    pub fn numgoroutine(&self) -> usize {
+        self.shared.ngoroutines.load(Ordering::Relaxed)
+    }
+
+    /// Actors alive.
+    pub fn numactors(&self) -> usize {
+        self.shared.live_actors().len()
+    }
+}

@@ -1,0 +1,137 @@
+//! `chan.select`: wait on several channel operations at once.
+//!
+//! Protocol (Go's `selectgo`):
+//! 1. Lock every distinct channel in id order (a fixed order: no deadlock
+//!    between two selects over the same channels).
+//! 2. Poll the cases in a random order; the first that can proceed runs.
+//!    This gives the uniform choice among ready cases.
+//! 3. If none can and the select may block, queue one waiter per case, all
+//!    sharing one token; unlock; park. The first channel operation that
+//!    claims the token completes the select; the other waiters are dead and
+//!    are skipped or swept by their channels.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, MutexGuard};
+
+use crate::actor::GRef;
+use crate::chan::{wake_all, Chan, ChanState, Waiter};
+use crate::g::Msg;
+
+/// One case of a select.
+pub enum Case {
+    /// Receive from the channel.
+    Recv(Arc<Chan>),
+    /// Send the value on the channel.
+    Send(Arc<Chan>, Msg),
+}
+
+impl Case {
+    fn chan(&self) -> &Arc<Chan> {
+        match self {
+            Case::Recv(c) | Case::Send(c, _) => c,
+        }
+    }
+}
+
+/// What a select did.
+pub enum SelectResult {
+    /// Case `case` (1-based) ran; `recv` holds a receive's value and ok flag.
+    Ready {
+        /// 1-based case index.
+        case: usize,
+        /// The value and ok flag of a receive case.
+        recv: Option<(Msg, bool)>,
+    },
+    /// Case `case` would send on a closed channel (the caller raises).
+    SendClosed(usize),
+    /// Nothing was ready and the select has a default case.
+    WouldBlock,
+    /// Waiters are queued: park the G.
+    Park,
+}
+
+/// Runs a select over `cases`; `block` is false when there is a default.
+pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> GRef) -> SelectResult {
+    if cases.is_empty() {
+        return if block {
+            SelectResult::Park
+        } else {
+            SelectResult::WouldBlock
+        };
+    }
+    let mut chans: Vec<Arc<Chan>> = cases.iter().map(|c| c.chan().clone()).collect();
+    chans.sort_by_key(|c| c.id);
+    chans.dedup_by_key(|c| c.id);
+    let mut guards: Vec<MutexGuard<'_, ChanState>> = chans.iter().map(|c| c.lock()).collect();
+    let slot = |ch: &Arc<Chan>| {
+        chans
+            .iter()
+            .position(|c| c.id == ch.id)
+            .expect("every case's channel is locked")
+    };
+
+    let mut cases: Vec<Option<Case>> = cases.into_iter().map(Some).collect();
+    let mut order: Vec<usize> = (0..cases.len()).collect();
+    fastrand::shuffle(&mut order);
+    let mut wakes = Vec::new();
+    let mut result = None;
+    for &i in &order {
+        let case = cases[i].take().expect("each case is polled once");
+        let ch = case.chan().clone();
+        let s = &mut *guards[slot(&ch)];
+        match case {
+            Case::Recv(_) => {
+                if let Some((m, ok)) = ch.try_recv_locked(s, &mut wakes) {
+                    result = Some(SelectResult::Ready {
+                        case: i + 1,
+                        recv: Some((m, ok)),
+                    });
+                    break;
+                }
+                cases[i] = Some(Case::Recv(ch));
+            }
+            Case::Send(_, msg) => {
+                if s.closed {
+                    result = Some(SelectResult::SendClosed(i + 1));
+                    break;
+                }
+                match ch.try_send_locked(s, msg, &mut wakes) {
+                    Ok(()) => {
+                        result = Some(SelectResult::Ready {
+                            case: i + 1,
+                            recv: None,
+                        });
+                        break;
+                    }
+                    Err(msg) => cases[i] = Some(Case::Send(ch, msg)),
+                }
+            }
+        }
+    }
+    let result = match result {
+        Some(r) => r,
+        None if !block => SelectResult::WouldBlock,
+        None => {
+            let me = me();
+            let token = Arc::new(AtomicBool::new(false));
+            for (i, case) in cases.into_iter().enumerate() {
+                let case = case.expect("no case was taken");
+                let s = &mut *guards[slot(case.chan())];
+                let w = |msg| Waiter {
+                    g: me.clone(),
+                    sel: Some(token.clone()),
+                    case: i + 1,
+                    msg,
+                };
+                match case {
+                    Case::Recv(_) => s.recvq.push(w(None)),
+                    Case::Send(_, msg) => s.sendq.push(w(Some(msg))),
+                }
+            }
+            SelectResult::Park
+        }
+    };
+    drop(guards);
+    wake_all(wakes);
+    result
+}

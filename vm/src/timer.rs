@@ -1,0 +1,290 @@
+//! Timers: one heap of deadlines for the whole runtime.
+//!
+//! Mechanism only: [`Timers::run_due`] fires what is due and
+//! [`Timers::next_deadline`] says when to look again. Who calls them is
+//! policy: an M between two goroutines, an idle M sleeping until the next
+//! deadline, and (with sysmon) the monitor thread. Any thread may call them.
+//!
+//! Stopped and reset timers leave their old heap node behind; a node is live
+//! only while its id is in `entries` with the same deadline, so stale nodes
+//! are skipped when they surface (Go's timer heap marks them the same way).
+//! Actions run after the lock is released.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
+
+use crate::actor::{Actor, GRef};
+use crate::chan::Chan;
+use crate::g::{Msg, Wake};
+
+static EPOCH: OnceLock<Instant> = OnceLock::new();
+
+/// Nanoseconds on the runtime's monotonic clock.
+pub fn now_ns() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Seconds on the runtime's monotonic clock (`time.now()`).
+pub fn now_secs() -> f64 {
+    now_ns() as f64 / 1e9
+}
+
+/// Converts a duration in seconds to nanoseconds, saturating; negative and
+/// NaN durations are zero.
+pub fn secs_to_ns(d: f64) -> u64 {
+    if d.is_nan() || d <= 0.0 {
+        0
+    } else if d >= (u64::MAX / 2) as f64 / 1e9 {
+        u64::MAX / 2
+    } else {
+        (d * 1e9) as u64
+    }
+}
+
+/// What a timer does when it fires.
+#[derive(Clone)]
+pub enum TimerAction {
+    /// Ready a sleeping G.
+    Wake(GRef),
+    /// Send the time on a channel without blocking (dropped if full).
+    Send(Arc<Chan>),
+    /// Post a task to an actor (`time.afterfunc`).
+    Task(Arc<Actor>, u64),
+}
+
+impl TimerAction {
+    fn fire(self, now: u64) {
+        match self {
+            TimerAction::Wake(g) => g.ready(Wake::Unit),
+            TimerAction::Send(ch) => {
+                ch.offer(Msg::Number(now as f64 / 1e9));
+            }
+            TimerAction::Task(actor, id) => actor.post_task(id),
+        }
+    }
+}
+
+/// Identifies a timer for `stop` and `reset`.
+pub type TimerId = u64;
+
+struct Entry {
+    when: u64,
+    /// Zero for one-shot timers.
+    period: u64,
+    action: TimerAction,
+}
+
+#[derive(Default)]
+struct Heap {
+    nodes: BinaryHeap<Reverse<(u64, TimerId)>>,
+    entries: HashMap<TimerId, Entry>,
+    next_id: TimerId,
+}
+
+impl Heap {
+    /// Drops stale nodes from the top and returns the live earliest deadline.
+    fn peek(&mut self) -> Option<u64> {
+        while let Some(&Reverse((when, id))) = self.nodes.peek() {
+            match self.entries.get(&id) {
+                Some(e) if e.when == when => return Some(when),
+                _ => {
+                    self.nodes.pop();
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The runtime's timers.
+pub struct Timers {
+    heap: Mutex<Heap>,
+    /// Earliest live deadline, `u64::MAX` when none: read without the lock
+    /// on every schedule round. Written under the lock; a reader that sees a
+    /// stale value only looks again slightly early or late by one round.
+    next: AtomicU64,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            heap: Mutex::new(Heap::default()),
+            next: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+impl Timers {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Heap> {
+        self.heap.lock().expect("timer heap poisoned")
+    }
+
+    fn publish(&self, h: &mut Heap) {
+        self.next
+            .store(h.peek().unwrap_or(u64::MAX), Ordering::Release);
+    }
+
+    /// Adds a timer at `when` (ns on the runtime clock), repeating every
+    /// `period` ns if non-zero. Returns its id and whether it is now the
+    /// earliest (a sleeper waiting for the old earliest must be woken).
+    pub fn add(&self, when: u64, period: u64, action: TimerAction) -> (TimerId, bool) {
+        let mut h = self.lock();
+        let id = h.next_id;
+        h.next_id += 1;
+        h.entries.insert(
+            id,
+            Entry {
+                when,
+                period,
+                action,
+            },
+        );
+        h.nodes.push(Reverse((when, id)));
+        let earliest = when < self.next.load(Ordering::Relaxed);
+        self.publish(&mut h);
+        (id, earliest)
+    }
+
+    /// Stops a timer; true if it was pending (Go's `Timer.Stop`).
+    pub fn stop(&self, id: TimerId) -> bool {
+        let mut h = self.lock();
+        let removed = h.entries.remove(&id);
+        self.publish(&mut h);
+        drop(h);
+        removed.is_some()
+    }
+
+    /// Moves a pending timer to `when`; false if it was not pending.
+    /// Returns (was pending, is now earliest).
+    pub fn reset(&self, id: TimerId, when: u64) -> (bool, bool) {
+        let mut h = self.lock();
+        let Some(e) = h.entries.get_mut(&id) else {
+            return (false, false);
+        };
+        e.when = when;
+        h.nodes.push(Reverse((when, id)));
+        let earliest = when < self.next.load(Ordering::Relaxed);
+        self.publish(&mut h);
+        (true, earliest)
+    }
+
+    /// The earliest pending deadline.
+    pub fn next_deadline(&self) -> Option<u64> {
+        match self.next.load(Ordering::Acquire) {
+            u64::MAX => None,
+            t => Some(t),
+        }
+    }
+
+    /// Whether a timer is due at `now`, without taking the lock.
+    #[inline]
+    pub fn due(&self, now: u64) -> bool {
+        self.next.load(Ordering::Acquire) <= now
+    }
+
+    /// Number of pending timers.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no timer is pending.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fires every timer due at `now`; returns how many fired.
+    pub fn run_due(&self, now: u64) -> usize {
+        if !self.due(now) {
+            return 0;
+        }
+        let mut fired = Vec::new();
+        {
+            let mut h = self.lock();
+            while let Some(when) = h.peek() {
+                if when > now {
+                    break;
+                }
+                let Reverse((_, id)) = h.nodes.pop().expect("peeked node");
+                let e = h.entries.get_mut(&id).expect("live node has an entry");
+                if e.period == 0 {
+                    let e = h.entries.remove(&id).expect("live node has an entry");
+                    fired.push(e.action);
+                } else {
+                    // A ticker: next tick one period on, skipping missed
+                    // ticks rather than bunching them (Go drops them too).
+                    let mut next = e.when.saturating_add(e.period);
+                    if next <= now {
+                        next = now.saturating_add(e.period);
+                    }
+                    e.when = next;
+                    fired.push(e.action.clone());
+                    h.nodes.push(Reverse((next, id)));
+                }
+            }
+            self.publish(&mut h);
+        }
+        let n = fired.len();
+        for a in fired {
+            a.fire(now);
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chan() -> Arc<Chan> {
+        Arc::new(Chan::new(1))
+    }
+
+    #[test]
+    fn fires_in_deadline_order_and_only_when_due() {
+        let t = Timers::default();
+        let (a, b) = (chan(), chan());
+        t.add(200, 0, TimerAction::Send(b.clone()));
+        let (_, earliest) = t.add(100, 0, TimerAction::Send(a.clone()));
+        assert!(earliest);
+        assert_eq!(t.next_deadline(), Some(100));
+        assert_eq!(t.run_due(99), 0);
+        assert_eq!(t.run_due(150), 1);
+        assert_eq!((a.len(), b.len()), (1, 0));
+        assert_eq!(t.next_deadline(), Some(200));
+        assert_eq!(t.run_due(1000), 1);
+        assert_eq!(b.len(), 1);
+        assert!(t.is_empty());
+        assert_eq!(t.next_deadline(), None);
+    }
+
+    #[test]
+    fn stop_and_reset() {
+        let t = Timers::default();
+        let a = chan();
+        let (id, _) = t.add(100, 0, TimerAction::Send(a.clone()));
+        assert_eq!(t.reset(id, 300), (true, false));
+        assert_eq!(t.run_due(200), 0, "the stale node at 100 must not fire");
+        assert!(t.stop(id));
+        assert!(!t.stop(id), "a second stop reports it was not pending");
+        assert_eq!(t.run_due(1000), 0);
+        assert_eq!(t.reset(id, 5), (false, false));
+        assert_eq!(a.len(), 0);
+    }
+
+    #[test]
+    fn ticker_repeats_and_skips_missed_ticks() {
+        let t = Timers::default();
+        let a = chan();
+        let (id, _) = t.add(10, 10, TimerAction::Send(a.clone()));
+        assert_eq!(t.run_due(10), 1);
+        assert_eq!(t.next_deadline(), Some(20));
+        // Far behind: one tick, and the next is a period after now.
+        assert_eq!(t.run_due(95), 1);
+        assert_eq!(t.next_deadline(), Some(105));
+        assert_eq!(a.len(), 1, "the slow receiver's channel holds one tick");
+        assert!(t.stop(id));
+    }
+}
