@@ -24,15 +24,17 @@ local gthreads = setmetatable({}, { __mode = "k" })
 
 -- Results of a raw function that may have parked. Called in tail position
 -- by the public function, so level 2 is the public function's caller.
-local function after_park(a, b, ...)
+local function after_park(...)
+  local a, b = ...
   if a == ERR then error(b, 2) end
-  return a, b, ...
+  return ...
 end
 
-local function call(a, b, ...)
+local function call(...)
+  local a, b = ...
   if a == SCHED then return after_park(co_yield(SCHED, b)) end
   if a == ERR then error(b, 2) end
-  return a, b, ...
+  return ...
 end
 
 local function wrap(raw)

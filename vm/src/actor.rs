@@ -197,6 +197,7 @@ impl Actor {
     pub fn spawn(self: &Arc<Self>, thread: Thread, args: Vec<Value>) -> u64 {
         let id = self.rt.next_gid.fetch_add(1, Ordering::Relaxed);
         self.rt.ngoroutines.fetch_add(1, Ordering::Relaxed);
+        self.rt.started_gs.store(true, Ordering::Release);
         let schedule = {
             let mut q = self.lock();
             let key = q.gs.insert(G {

@@ -176,6 +176,7 @@ impl Shared {
             let next = self.timers.next_deadline();
             if next.is_none()
                 && idle.nidle >= self.nprocs()
+                && self.started_gs.load(Ordering::Acquire)
                 && (0..self.nprocs()).all(|i| self.ps[i].len() == 0)
             {
                 // Every M is idle, nothing is queued and no timer can wake

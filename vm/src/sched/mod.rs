@@ -128,6 +128,9 @@ pub struct Shared {
     outcome: Mutex<Option<Outcome>>,
     outcome_cv: Condvar,
     stopping: AtomicBool,
+    /// Set when the first goroutine is spawned: before that an idle
+    /// runtime is not deadlocked, just not started.
+    pub(crate) started_gs: AtomicBool,
     /// Counters for `runtime.stats()`.
     pub stats: Stats,
 }
@@ -293,6 +296,7 @@ impl Runtime {
             outcome: Mutex::new(None),
             outcome_cv: Condvar::new(),
             stopping: AtomicBool::new(false),
+            started_gs: AtomicBool::new(false),
             stats: Stats::default(),
         });
         shared.ensure_ms(procs);
