@@ -10,7 +10,7 @@ use mlua::{
     Value,
 };
 
-use crate::{arg, integer_arg, park, raise, raw, ret, type_name, Raise, RawResult};
+use crate::{arg, integer_arg, park, park2, raise, raw, raw2, ret, type_name, Raise, RawResult};
 
 /// Registry key of the table of channel methods (filled by the prelude).
 const METHODS: &str = "lugo.chan.methods";
@@ -80,12 +80,11 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
     let a = actor.clone();
     p.set(
         "send",
-        raw(lua, move |lua, args| {
-            let ch = chan_arg(arg(&args, 0), "ch:send")?;
-            let v = arg(&args, 1).clone();
+        raw2(lua, move |_, ch, v| {
+            let ch = chan_arg(&ch, "ch:send")?;
             match ch.send(Msg::Lua(v), || a.current()) {
-                SendResult::Sent => ret(lua, ()),
-                SendResult::Park => park(lua, WaitReason::ChanSend),
+                SendResult::Sent => Ok((Value::Nil, Value::Nil)),
+                SendResult::Park => park2(WaitReason::ChanSend),
                 SendResult::Closed => raise(lugo_vm::chan::SEND_ON_CLOSED),
             }
         })?,
@@ -94,32 +93,35 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
     let a = actor.clone();
     p.set(
         "recv",
-        raw(lua, move |lua, args| {
-            let ch = chan_arg(arg(&args, 0), "ch:recv")?;
+        raw2(lua, move |lua, ch, _| {
+            let ch = chan_arg(&ch, "ch:recv")?;
             match ch.recv(|| a.current()) {
-                RecvResult::Got(m, ok) => ret(lua, (m.into_value(lua)?, ok)),
-                RecvResult::Park => park(lua, WaitReason::ChanReceive),
+                RecvResult::Got(m, ok) => Ok((m.into_value(lua)?, Value::Boolean(ok))),
+                RecvResult::Park => park2(WaitReason::ChanReceive),
             }
         })?,
     )?;
 
     p.set(
         "close",
-        raw(lua, |lua, args| {
-            let ch = chan_arg(arg(&args, 0), "ch:close")?;
-            ch.close().map_or_else(raise, |()| ret(lua, ()))
+        raw2(lua, |_, ch, _| {
+            let ch = chan_arg(&ch, "ch:close")?;
+            ch.close()
+                .map_or_else(raise, |()| Ok((Value::Nil, Value::Nil)))
         })?,
     )?;
     p.set(
         "len",
-        raw(lua, |lua, args| {
-            ret(lua, chan_arg(arg(&args, 0), "ch:len")?.len())
+        raw2(lua, |_, ch, _| {
+            let n = chan_arg(&ch, "ch:len")?.len();
+            Ok((Value::Integer(n as i64), Value::Nil))
         })?,
     )?;
     p.set(
         "cap",
-        raw(lua, |lua, args| {
-            ret(lua, chan_arg(arg(&args, 0), "ch:cap")?.cap())
+        raw2(lua, |_, ch, _| {
+            let n = chan_arg(&ch, "ch:cap")?.cap();
+            Ok((Value::Integer(n as i64), Value::Nil))
         })?,
     )?;
 

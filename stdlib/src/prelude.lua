@@ -134,16 +134,48 @@ local chan = setmetatable({}, {
 })
 
 local M = P.chan_methods
-local recv = P.recv
-M.send = wrap(P.send)
-M.recv = wrap(recv)
-M.close = wrap(P.close)
-M.len = wrap(P.len)
-M.cap = wrap(P.cap)
+local send, recv, close, len, cap = P.send, P.recv, P.close, P.len, P.cap
 
+-- The channel operations are written out rather than built with `wrap`:
+-- fixed arities keep the hot path free of vararg copies.
+function M.send(ch, v)
+  local a, b = send(ch, v)
+  if a == SCHED then
+    a, b = co_yield(SCHED, b)
+    if a == ERR then error(b, 2) end
+  elseif a == ERR then
+    error(b, 2)
+  end
+end
+
+function M.recv(ch)
+  local a, b = recv(ch)
+  if a == SCHED then return co_yield(SCHED, b) end
+  if a == ERR then error(b, 2) end
+  return a, b
+end
+
+function M.close(ch)
+  local a, b = close(ch)
+  if a == ERR then error(b, 2) end
+end
+
+function M.len(ch)
+  local a, b = len(ch)
+  if a == ERR then error(b, 2) end
+  return a
+end
+
+function M.cap(ch)
+  local a, b = cap(ch)
+  if a == ERR then error(b, 2) end
+  return a
+end
+
+local ch_recv = M.recv
 function M.range(ch)
   return function()
-    local v, ok = call(recv(ch))
+    local v, ok = ch_recv(ch)
     if ok then return v end
   end
 end

@@ -214,10 +214,10 @@ impl Chan {
         &self,
         s: &mut ChanState,
         msg: Msg,
-        wakes: &mut Vec<(GRef, Wake)>,
+        wake: &mut Option<(GRef, Wake)>,
     ) -> Result<(), Msg> {
         if let Some(w) = s.recvq.dequeue() {
-            wakes.push(w.received(msg, true));
+            *wake = Some(w.received(msg, true));
             Ok(())
         } else if s.buf.len() < self.cap {
             s.buf.push_back(msg);
@@ -231,19 +231,19 @@ impl Chan {
     pub(crate) fn try_recv_locked(
         &self,
         s: &mut ChanState,
-        wakes: &mut Vec<(GRef, Wake)>,
+        wake: &mut Option<(GRef, Wake)>,
     ) -> Option<(Msg, bool)> {
         if let Some(m) = s.buf.pop_front() {
             // A full buffer with a waiting sender: its value takes the slot.
             if let Some(w) = s.sendq.dequeue() {
-                let (sent, g, wake) = w.sent();
+                let (sent, g, w) = w.sent();
                 s.buf.push_back(sent);
-                wakes.push((g, wake));
+                *wake = Some((g, w));
             }
             Some((m, true))
         } else if let Some(w) = s.sendq.dequeue() {
-            let (sent, g, wake) = w.sent();
-            wakes.push((g, wake));
+            let (sent, g, w) = w.sent();
+            *wake = Some((g, w));
             Some((sent, true))
         } else if s.closed {
             Some((Msg::Lua(mlua::Value::Nil), false))
@@ -254,12 +254,12 @@ impl Chan {
 
     /// Sends `msg`; on `Park` the caller's G (from `me`) has been queued.
     pub fn send(&self, msg: Msg, me: impl FnOnce() -> GRef) -> SendResult {
-        let mut wakes = Vec::new();
+        let mut wake = None;
         let mut s = self.lock();
         if s.closed {
             return SendResult::Closed;
         }
-        let r = match self.try_send_locked(&mut s, msg, &mut wakes) {
+        let r = match self.try_send_locked(&mut s, msg, &mut wake) {
             Ok(()) => SendResult::Sent,
             Err(msg) => {
                 s.sendq.push(Waiter::plain(me(), Some(msg)));
@@ -267,15 +267,15 @@ impl Chan {
             }
         };
         drop(s);
-        wake_all(wakes);
+        wake_one(wake);
         r
     }
 
     /// Receives; on `Park` the caller's G (from `me`) has been queued.
     pub fn recv(&self, me: impl FnOnce() -> GRef) -> RecvResult {
-        let mut wakes = Vec::new();
+        let mut wake = None;
         let mut s = self.lock();
-        let r = match self.try_recv_locked(&mut s, &mut wakes) {
+        let r = match self.try_recv_locked(&mut s, &mut wake) {
             Some((m, ok)) => RecvResult::Got(m, ok),
             None => {
                 s.recvq.push(Waiter::plain(me(), None));
@@ -283,18 +283,18 @@ impl Chan {
             }
         };
         drop(s);
-        wake_all(wakes);
+        wake_one(wake);
         r
     }
 
     /// Sends without blocking; false if it would block or the channel is
     /// closed (timers use this: a tick nobody has room for is dropped).
     pub fn offer(&self, msg: Msg) -> bool {
-        let mut wakes = Vec::new();
+        let mut wake = None;
         let mut s = self.lock();
-        let ok = !s.closed && self.try_send_locked(&mut s, msg, &mut wakes).is_ok();
+        let ok = !s.closed && self.try_send_locked(&mut s, msg, &mut wake).is_ok();
         drop(s);
-        wake_all(wakes);
+        wake_one(wake);
         ok
     }
 
@@ -320,8 +320,9 @@ impl Chan {
     }
 }
 
-pub(crate) fn wake_all(wakes: Vec<(GRef, Wake)>) {
-    for (g, w) in wakes {
+/// Delivers the wake an operation produced, after its lock is released.
+pub(crate) fn wake_one(wake: Option<(GRef, Wake)>) {
+    if let Some((g, w)) = wake {
         g.ready(w);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, MutexGuard};
 
 use crate::actor::GRef;
-use crate::chan::{wake_all, Chan, ChanState, Waiter};
+use crate::chan::{wake_one, Chan, ChanState, Waiter};
 use crate::g::Msg;
 
 /// One case of a select.
@@ -73,7 +73,7 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> GRef) -> Selec
     let mut cases: Vec<Option<Case>> = cases.into_iter().map(Some).collect();
     let mut order: Vec<usize> = (0..cases.len()).collect();
     fastrand::shuffle(&mut order);
-    let mut wakes = Vec::new();
+    let mut wake = None;
     let mut result = None;
     for &i in &order {
         let case = cases[i].take().expect("each case is polled once");
@@ -81,7 +81,7 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> GRef) -> Selec
         let s = &mut *guards[slot(&ch)];
         match case {
             Case::Recv(_) => {
-                if let Some((m, ok)) = ch.try_recv_locked(s, &mut wakes) {
+                if let Some((m, ok)) = ch.try_recv_locked(s, &mut wake) {
                     result = Some(SelectResult::Ready {
                         case: i + 1,
                         recv: Some((m, ok)),
@@ -95,7 +95,7 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> GRef) -> Selec
                     result = Some(SelectResult::SendClosed(i + 1));
                     break;
                 }
-                match ch.try_send_locked(s, msg, &mut wakes) {
+                match ch.try_send_locked(s, msg, &mut wake) {
                     Ok(()) => {
                         result = Some(SelectResult::Ready {
                             case: i + 1,
@@ -132,6 +132,6 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> GRef) -> Selec
         }
     };
     drop(guards);
-    wake_all(wakes);
+    wake_one(wake);
     result
 }

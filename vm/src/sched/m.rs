@@ -59,30 +59,30 @@ enum Resumed {
     Panicked(String),
 }
 
-fn classify(res: mlua::Result<MultiValue>, gid: u64) -> Resumed {
-    let vals = match res {
+/// The first four values a G's thread yielded or returned.
+type Yielded = (Value, Value, Value, Value);
+
+fn classify(res: mlua::Result<Yielded>, gid: u64) -> Resumed {
+    let (first, kind, msg, tb) = match res {
         Ok(v) => v,
         Err(e) => return Resumed::Panicked(panic_report(gid, &e.to_string(), "")),
     };
-    let mut it = vals.into_iter();
-    let first = it.next().unwrap_or(Value::Nil);
     if !park::is_sched(&first) {
         return Resumed::Exited;
     }
-    let kind = match it.next() {
-        Some(Value::Integer(k)) => k,
+    let kind = match kind {
+        Value::Integer(k) => k,
         _ => -1,
     };
     match kind {
         park::KIND_GOSCHED => Resumed::Gosched,
         park::KIND_EXIT => Resumed::Exited,
         park::KIND_PANIC => {
-            let text = |v: Option<Value>| match v {
-                Some(Value::String(s)) => s.to_string_lossy(),
+            let text = |v: Value| match v {
+                Value::String(s) => s.to_string_lossy(),
                 _ => String::new(),
             };
-            let msg = text(it.next());
-            let tb = text(it.next());
+            let (msg, tb) = (text(msg), text(tb));
             Resumed::Panicked(panic_report(gid, &msg, &tb))
         }
         k if k >= park::KIND_PARK => match WaitReason::from_code(k - park::KIND_PARK) {
@@ -315,7 +315,7 @@ impl Shared {
 }
 
 /// Resumes `thread` with the results `wake` describes.
-fn resume(actor: &Actor, thread: &mlua::Thread, wake: Option<Wake>) -> mlua::Result<MultiValue> {
+fn resume(actor: &Actor, thread: &mlua::Thread, wake: Option<Wake>) -> mlua::Result<Yielded> {
     let lua = actor.lua();
     match wake {
         None | Some(Wake::Unit) => thread.resume(()),
