@@ -1,195 +1,448 @@
-//! `chan`: channels and `chan.select` (Rust half).
+//! `chan`: channels and `chan.select` (Rust half), on the raw C API.
+//!
+//! Channel operations are the hottest calls a lugo program makes, so they
+//! are plain C functions (`lua_CFunction`) rather than mlua callbacks: no
+//! lock, no reference bookkeeping, no allocation on the fast path. A
+//! channel is a full userdata holding an `Arc<Chan>` ([`ChanBox`]) with the
+//! metatable `lugo.chan`. Values travel as [`Msg`]s (see `lugo_vm::ffi`).
+//!
+//! Every function returns to its Lua half in `prelude.lua` either its
+//! results, `SCHED, kind` (park), or `ERR, message` (raise): C functions
+//! never raise, so no `longjmp` crosses a Rust frame.
 
+use std::ffi::{c_int, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
 use std::sync::Arc;
 
-use lugo_vm::chan::{RecvResult, SendResult};
+use lugo_vm::chan::{RecvResult, SendResult, SEND_ON_CLOSED};
+use lugo_vm::ffi::{push_msg, release_msg, to_msg, LuaThread};
+use lugo_vm::park;
 use lugo_vm::select::{self, Case, SelectResult};
 use lugo_vm::{Actor, Chan, Msg, WaitReason};
-use mlua::{
-    AnyUserData, Lua, MetaMethod, MultiValue, Table, UserData, UserDataFields, UserDataMethods,
-    Value,
-};
+use mlua::{ffi, Lua, Table, Value};
 
-use crate::{arg, integer_arg, park, park2, raise, raw, raw2, ret, type_name, Raise, RawResult};
+/// Registry name of the channel metatable.
+const CHAN_MT: &CStr = c"lugo.chan";
+/// Marks a [`ChanBox`], a second check after the metatable's.
+const MAGIC: u64 = 0x6c75_676f_6368_616e;
 
-/// Registry key of the table of channel methods (filled by the prelude).
-const METHODS: &str = "lugo.chan.methods";
+/// The memory block of a channel userdata.
+#[repr(C)]
+struct ChanBox {
+    magic: u64,
+    /// From `Arc::into_raw`; null once collected.
+    chan: *const Chan,
+}
 
-/// A channel as Lua sees it.
-pub struct ChanUd(pub Arc<Chan>);
+type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
-impl UserData for ChanUd {
-    fn add_methods<M: UserDataMethods<Self>>(m: &mut M) {
-        m.add_meta_method(MetaMethod::ToString, |_, this, ()| {
-            Ok(format!("chan: {:p}", Arc::as_ptr(&this.0)))
-        });
+/// The channel at `idx`, borrowed for the duration of the call.
+///
+/// # Safety
+/// `l` is a valid state; the returned reference must not outlive the value
+/// at `idx` staying on the stack.
+unsafe fn check_chan<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a Chan> {
+    let p = ffi::luaL_testudata(l, idx, CHAN_MT.as_ptr()) as *const ChanBox;
+    if p.is_null() || (*p).magic != MAGIC || (*p).chan.is_null() {
+        return None;
     }
+    Some(&*(*p).chan)
+}
 
-    fn add_fields<F: UserDataFields<Self>>(f: &mut F) {
-        f.add_meta_field_with("__index", |lua| lua.named_registry_value::<Table>(METHODS));
-        f.add_meta_field("__name", "chan");
+/// A new reference to the channel at `idx`.
+unsafe fn chan_arc(l: *mut ffi::lua_State, idx: c_int) -> Option<Arc<Chan>> {
+    let ch = check_chan(l, idx)?;
+    let raw = ch as *const Chan;
+    Arc::increment_strong_count(raw);
+    Some(Arc::from_raw(raw))
+}
+
+/// Pushes a new userdata for `ch`.
+unsafe fn push_chan(l: *mut ffi::lua_State, ch: Arc<Chan>) {
+    let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<ChanBox>(), 0) as *mut ChanBox;
+    p.write(ChanBox {
+        magic: MAGIC,
+        chan: Arc::into_raw(ch),
+    });
+    ffi::luaL_setmetatable(l, CHAN_MT.as_ptr());
+}
+
+unsafe fn push_str(l: *mut ffi::lua_State, s: &str) {
+    ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
+}
+
+/// The `ERR, message` answer.
+unsafe fn raise(l: *mut ffi::lua_State, msg: &str) -> c_int {
+    ffi::lua_pushlightuserdata(l, park::err().0);
+    push_str(l, msg);
+    2
+}
+
+/// The `SCHED, kind` answer.
+unsafe fn park(l: *mut ffi::lua_State, reason: WaitReason) -> c_int {
+    ffi::lua_pushlightuserdata(l, park::sched().0);
+    ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
+    2
+}
+
+unsafe fn type_name(l: *mut ffi::lua_State, idx: c_int) -> String {
+    CStr::from_ptr(ffi::luaL_typename(l, idx))
+        .to_string_lossy()
+        .into_owned()
+}
+
+unsafe fn expected_chan(l: *mut ffi::lua_State, fname: &str, idx: c_int) -> c_int {
+    let t = type_name(l, idx);
+    raise(l, &format!("{fname}: channel expected, got {t}"))
+}
+
+/// Lua's message for a yield where it cannot happen.
+pub(crate) const CANNOT_PARK: &str = "attempt to yield across a C-call boundary";
+
+/// The running G, if it can park here: inside a C call (a `string.gsub`
+/// callback, a `table.sort` comparator) Lua cannot yield, so the operation
+/// must fail instead of queueing a waiter that would never be resumed.
+unsafe fn me(l: *mut ffi::lua_State, a: &Arc<Actor>) -> Option<lugo_vm::GRef> {
+    (ffi::lua_isyieldable(l) != 0).then(|| a.current())
+}
+
+/// The actor in upvalue 1.
+unsafe fn actor<'a>(l: *mut ffi::lua_State) -> &'a Arc<Actor> {
+    &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>)
+}
+
+/// Runs a C function body; a Rust panic (a lugo bug) becomes an error.
+unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> c_int) -> c_int {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(n) => n,
+        Err(_) => raise(
+            l,
+            "lugo: internal error (a Rust panic) in a channel operation",
+        ),
     }
 }
 
-/// The channel in `v`, or an error naming `fname`.
-pub(crate) fn chan_arg(v: &Value, fname: &str) -> Result<Arc<Chan>, Raise> {
-    if let Value::UserData(ud) = v {
-        if let Ok(c) = ud.borrow::<ChanUd>() {
-            return Ok(c.0.clone());
+unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let cap = match ffi::lua_type(l, 1) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => Some(0),
+            ffi::LUA_TNUMBER => {
+                let mut isint = 0;
+                let n = ffi::lua_tointegerx(l, 1, &mut isint);
+                (isint != 0 && n >= 0).then_some(n)
+            }
+            _ => None,
+        };
+        match cap {
+            Some(n) if n <= 1 << 32 => {
+                push_chan(l, Arc::new(Chan::new(n as usize)));
+                1
+            }
+            Some(_) => raise(l, "chan: capacity too large"),
+            None => {
+                let what = match ffi::lua_type(l, 1) {
+                    ffi::LUA_TNUMBER => "a negative or fractional number".to_string(),
+                    _ => type_name(l, 1),
+                };
+                raise(
+                    l,
+                    &format!("chan: capacity must be a non-negative integer, got {what}"),
+                )
+            }
         }
-    }
-    raise(format!("{fname}: channel expected, got {}", type_name(v)))
+    })
 }
 
-/// A new channel userdata for `ch`.
-pub(crate) fn chan_value(lua: &Lua, ch: Arc<Chan>) -> mlua::Result<AnyUserData> {
-    lua.create_userdata(ChanUd(ch))
-}
-
-fn capacity(v: &Value) -> Result<usize, Raise> {
-    match v {
-        Value::Nil => Ok(0),
-        v => match integer_arg(v) {
-            Some(n) if n >= 0 => usize::try_from(n)
-                .ok()
-                .filter(|&n| n <= 1 << 32)
-                .map_or_else(|| raise("chan: capacity too large"), Ok),
-            _ => raise(format!(
-                "chan: capacity must be a non-negative integer, got {}",
-                match v {
-                    Value::Integer(_) | Value::Number(_) => "a negative or fractional number",
-                    other => type_name(other),
-                }
-            )),
-        },
-    }
-}
-
-pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result<()> {
-    lua.set_named_registry_value(METHODS, lua.create_table()?)?;
-    p.set("chan_methods", lua.named_registry_value::<Table>(METHODS)?)?;
-
-    p.set(
-        "chan_new",
-        raw(lua, |lua, args| {
-            let cap = capacity(arg(&args, 0))?;
-            ret(lua, chan_value(lua, Arc::new(Chan::new(cap)))?)
-        })?,
-    )?;
-
-    let a = actor.clone();
-    p.set(
-        "send",
-        raw2(lua, move |_, ch, v| {
-            let ch = chan_arg(&ch, "ch:send")?;
-            match ch.send(Msg::Lua(v), || a.current()) {
-                SendResult::Sent => Ok((Value::Nil, Value::Nil)),
-                SendResult::Park => park2(WaitReason::ChanSend),
-                SendResult::Closed => raise(lugo_vm::chan::SEND_ON_CLOSED),
+unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let Some(ch) = check_chan(l, 1) else {
+            return expected_chan(l, "ch:send", 1);
+        };
+        let a = actor(l);
+        match ch.send(to_msg(l, 2), || me(l, a)) {
+            SendResult::Sent => 0,
+            SendResult::Park => park(l, WaitReason::ChanSend),
+            SendResult::Closed(m) => {
+                release_msg(l, m);
+                raise(l, SEND_ON_CLOSED)
             }
-        })?,
-    )?;
-
-    let a = actor.clone();
-    p.set(
-        "recv",
-        raw2(lua, move |lua, ch, _| {
-            let ch = chan_arg(&ch, "ch:recv")?;
-            match ch.recv(|| a.current()) {
-                RecvResult::Got(m, ok) => Ok((m.into_value(lua)?, Value::Boolean(ok))),
-                RecvResult::Park => park2(WaitReason::ChanReceive),
+            SendResult::WouldBlock(m) => {
+                release_msg(l, m);
+                raise(l, CANNOT_PARK)
             }
-        })?,
-    )?;
+        }
+    })
+}
 
-    p.set(
-        "close",
-        raw2(lua, |_, ch, _| {
-            let ch = chan_arg(&ch, "ch:close")?;
-            ch.close()
-                .map_or_else(raise, |()| Ok((Value::Nil, Value::Nil)))
-        })?,
-    )?;
-    p.set(
-        "len",
-        raw2(lua, |_, ch, _| {
-            let n = chan_arg(&ch, "ch:len")?.len();
-            Ok((Value::Integer(n as i64), Value::Nil))
-        })?,
-    )?;
-    p.set(
-        "cap",
-        raw2(lua, |_, ch, _| {
-            let n = chan_arg(&ch, "ch:cap")?.cap();
-            Ok((Value::Integer(n as i64), Value::Nil))
-        })?,
-    )?;
+unsafe extern "C-unwind" fn chan_recv(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let Some(ch) = check_chan(l, 1) else {
+            return expected_chan(l, "ch:recv", 1);
+        };
+        let a = actor(l);
+        match ch.recv(|| me(l, a)) {
+            RecvResult::Got(m, ok) => {
+                push_msg(l, m);
+                ffi::lua_pushboolean(l, ok as c_int);
+                2
+            }
+            RecvResult::Park => park(l, WaitReason::ChanReceive),
+            RecvResult::WouldBlock => raise(l, CANNOT_PARK),
+        }
+    })
+}
 
-    let a = actor.clone();
-    p.set("select", raw(lua, move |lua, args| select(lua, &a, args))?)?;
-    Ok(())
+unsafe extern "C-unwind" fn chan_close(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let Some(ch) = check_chan(l, 1) else {
+            return expected_chan(l, "ch:close", 1);
+        };
+        match ch.close() {
+            Ok(()) => 0,
+            Err(e) => raise(l, e),
+        }
+    })
+}
+
+unsafe extern "C-unwind" fn chan_len(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || match check_chan(l, 1) {
+        Some(ch) => {
+            ffi::lua_pushinteger(l, ch.len() as ffi::lua_Integer);
+            1
+        }
+        None => expected_chan(l, "ch:len", 1),
+    })
+}
+
+unsafe extern "C-unwind" fn chan_cap(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || match check_chan(l, 1) {
+        Some(ch) => {
+            ffi::lua_pushinteger(l, ch.cap() as ffi::lua_Integer);
+            1
+        }
+        None => expected_chan(l, "ch:cap", 1),
+    })
+}
+
+unsafe extern "C-unwind" fn chan_tostring(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let p = check_chan(l, 1).map_or(ptr::null(), |c| c as *const Chan);
+        push_str(l, &format!("chan: {p:p}"));
+        1
+    })
+}
+
+/// `__gc`: values still buffered can never be received; release them.
+unsafe extern "C-unwind" fn chan_gc(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let p = ffi::luaL_testudata(l, 1, CHAN_MT.as_ptr()) as *mut ChanBox;
+        if p.is_null() || (*p).magic != MAGIC || (*p).chan.is_null() {
+            return 0;
+        }
+        let ch = Arc::from_raw((*p).chan);
+        (*p).chan = ptr::null();
+        for m in ch.drain_buffer() {
+            release_msg(l, m);
+        }
+        0
+    })
 }
 
 /// `chan.select(case, ...)`: parses the cases and runs the select.
-fn select(lua: &Lua, actor: &Arc<Actor>, args: MultiValue) -> RawResult {
-    let mut cases = Vec::with_capacity(args.len());
-    let mut index = Vec::with_capacity(args.len());
-    let mut default = None;
-    for (i, v) in args.iter().enumerate() {
-        let n = i + 1;
-        let Value::Table(t) = v else {
-            return raise(format!(
-                "chan.select: case {n} must be a table, got {}",
-                type_name(v)
-            ));
-        };
-        let kind: Value = t.raw_get(1)?;
-        let kind = match &kind {
-            Value::String(s) => s.to_string_lossy(),
-            _ => String::new(),
-        };
-        match kind.as_str() {
-            "recv" => {
-                let ch = chan_arg(&t.raw_get(2)?, &format!("chan.select: case {n}"))?;
-                cases.push(Case::Recv(ch));
-                index.push(n);
+unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let n = ffi::lua_gettop(l);
+        let mut cases = Vec::with_capacity(n as usize);
+        let mut index = Vec::with_capacity(n as usize);
+        let mut sends: Vec<(usize, Msg)> = Vec::new();
+        let mut default = None;
+        let fail = |l, sends: &[(usize, Msg)], msg: String| {
+            for &(_, m) in sends {
+                release_msg(l, m);
             }
-            "send" => {
-                let ch = chan_arg(&t.raw_get(2)?, &format!("chan.select: case {n}"))?;
-                cases.push(Case::Send(ch, Msg::Lua(t.raw_get(3)?)));
-                index.push(n);
+            raise(l, &msg)
+        };
+        for i in 1..=n {
+            if ffi::lua_type(l, i) != ffi::LUA_TTABLE {
+                let t = type_name(l, i);
+                return fail(
+                    l,
+                    &sends,
+                    format!("chan.select: case {i} must be a table, got {t}"),
+                );
             }
-            "default" => {
+            ffi::lua_rawgeti(l, i, 1);
+            let mut len = 0usize;
+            let k = ffi::lua_tolstring(l, -1, &mut len);
+            let kind: &[u8] = if k.is_null() || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+                b""
+            } else {
+                std::slice::from_raw_parts(k as *const u8, len)
+            };
+            let kind = match kind {
+                b"recv" => 1,
+                b"send" => 2,
+                b"default" => 3,
+                _ => 0,
+            };
+            ffi::lua_pop(l, 1);
+            if kind == 3 {
                 if default.is_some() {
-                    return raise("chan.select: more than one default case");
+                    return fail(l, &sends, "chan.select: more than one default case".into());
                 }
-                default = Some(n);
+                default = Some(i as usize);
+                continue;
             }
-            _ => {
-                return raise(format!(
-                    "chan.select: case {n} must start with \"recv\", \"send\" or \"default\""
-                ))
+            if kind == 0 {
+                return fail(
+                    l,
+                    &sends,
+                    format!(
+                        "chan.select: case {i} must start with \"recv\", \"send\" or \"default\""
+                    ),
+                );
+            }
+            ffi::lua_rawgeti(l, i, 2);
+            let ch = chan_arc(l, -1);
+            let Some(ch) = ch else {
+                let t = type_name(l, -1);
+                return fail(
+                    l,
+                    &sends,
+                    format!("chan.select: case {i}: channel expected, got {t}"),
+                );
+            };
+            ffi::lua_pop(l, 1);
+            if kind == 1 {
+                cases.push(Case::Recv(ch));
+            } else {
+                ffi::lua_rawgeti(l, i, 3);
+                let m = to_msg(l, -1);
+                ffi::lua_pop(l, 1);
+                sends.push((cases.len() + 1, m));
+                cases.push(Case::Send(ch, m));
+            }
+            index.push(i as usize);
+        }
+        let reason = if cases.is_empty() {
+            WaitReason::SelectNoCases
+        } else {
+            WaitReason::Select
+        };
+        let a = actor(l);
+        // Releases every send value but the one the select delivered.
+        let release_except = |l, won: usize| {
+            for &(case, m) in &sends {
+                if case != won {
+                    release_msg(l, m);
+                }
+            }
+        };
+        match select::select(cases, default.is_none(), || me(l, a)) {
+            SelectResult::Ready { case, recv } => {
+                release_except(l, case);
+                ffi::lua_pushinteger(l, index[case - 1] as ffi::lua_Integer);
+                match recv {
+                    None => 1,
+                    Some((m, ok)) => {
+                        push_msg(l, m);
+                        ffi::lua_pushboolean(l, ok as c_int);
+                        3
+                    }
+                }
+            }
+            SelectResult::SendClosed(_) => {
+                release_except(l, 0);
+                raise(l, SEND_ON_CLOSED)
+            }
+            SelectResult::WouldBlock => {
+                release_except(l, 0);
+                match default {
+                    Some(d) => {
+                        ffi::lua_pushinteger(l, d as ffi::lua_Integer);
+                        1
+                    }
+                    None => raise(l, CANNOT_PARK),
+                }
+            }
+            // Only a select without default parks, and then every argument
+            // is a case: the vm's case numbers are the argument positions.
+            SelectResult::Park => {
+                a.set_select_sends(sends);
+                park(l, reason)
             }
         }
-    }
-    let reason = if cases.is_empty() {
-        WaitReason::SelectNoCases
-    } else {
-        WaitReason::Select
+    })
+}
+
+/// `spawn(thread)`: makes a G of a thread primed by `go` (prelude.lua).
+unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let th = ffi::lua_tothread(l, 1);
+        if th.is_null() {
+            return raise(l, "go: internal error: no thread");
+        }
+        ffi::lua_pushvalue(l, 1);
+        let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+        let id = actor(l).spawn(LuaThread(th), r);
+        ffi::lua_pushinteger(l, id as ffi::lua_Integer);
+        1
+    })
+}
+
+const FUNCTIONS: [(&CStr, CFn); 8] = [
+    (c"chan_new", chan_new),
+    (c"send", chan_send),
+    (c"recv", chan_recv),
+    (c"close", chan_close),
+    (c"len", chan_len),
+    (c"cap", chan_cap),
+    (c"select", chan_select),
+    (c"spawn", spawn),
+];
+
+/// Installs the channel metatable and puts the C functions in `p`, with
+/// `methods` as the channels' `__index`.
+pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result<()> {
+    // The functions find their actor through a light userdata upvalue
+    // pointing at this box, which lives as long as the state does.
+    let boxed: &'static Arc<Actor> = Box::leak(Box::new(actor.clone()));
+    let methods = lua.create_table()?;
+    p.set("chan_methods", &methods)?;
+    // SAFETY: `exec_raw` runs the closure on the state's stack inside a
+    // protected call, with `methods` pushed; the closure pushes the
+    // metatable (left in the registry) and the table of functions it
+    // returns, and balances everything else.
+    let fns: Table = unsafe {
+        lua.exec_raw(methods, |l| {
+            ffi::luaL_newmetatable(l, CHAN_MT.as_ptr());
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_setfield(l, -2, c"__index".as_ptr());
+            ffi::lua_pushstring(l, c"chan".as_ptr());
+            ffi::lua_setfield(l, -2, c"__name".as_ptr());
+            ffi::lua_pushcfunction(l, chan_gc);
+            ffi::lua_setfield(l, -2, c"__gc".as_ptr());
+            ffi::lua_pushcfunction(l, chan_tostring);
+            ffi::lua_setfield(l, -2, c"__tostring".as_ptr());
+            ffi::lua_pop(l, 2);
+            ffi::lua_createtable(l, 0, FUNCTIONS.len() as c_int);
+            for (name, f) in FUNCTIONS {
+                ffi::lua_pushlightuserdata(l, boxed as *const Arc<Actor> as *mut c_void);
+                ffi::lua_pushcclosure(l, f, 1);
+                ffi::lua_setfield(l, -2, name.as_ptr());
+            }
+        })?
     };
-    // Case numbers in results are positions among all arguments, so the
-    // default case may sit anywhere; the vm numbers only real cases.
-    let to_arg = |case: usize| index[case - 1];
-    match select::select(cases, default.is_none(), || actor.current()) {
-        SelectResult::Ready { case, recv: None } => ret(lua, to_arg(case)),
-        SelectResult::Ready {
-            case,
-            recv: Some((m, ok)),
-        } => ret(lua, (to_arg(case), m.into_value(lua)?, ok)),
-        SelectResult::SendClosed(_) => raise(lugo_vm::chan::SEND_ON_CLOSED),
-        SelectResult::WouldBlock => ret(lua, default.expect("only a select with default gives up")),
-        // Only a select without default parks, and then every argument is
-        // a case: the vm's case numbers are the argument positions.
-        SelectResult::Park => park(lua, reason),
+    for pair in fns.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        p.set(k, v)?;
     }
+    Ok(())
+}
+
+/// A channel userdata for `ch`, for mlua callbacks (timers).
+pub(crate) fn chan_value(lua: &Lua, ch: Arc<Chan>) -> mlua::Result<Value> {
+    // SAFETY: pushes one userdata on the state's stack, returned as the result.
+    unsafe { lua.exec_raw((), |l| push_chan(l, ch)) }
 }

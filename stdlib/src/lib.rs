@@ -65,34 +65,6 @@ where
     })
 }
 
-/// A result pair of a two-argument raw function (see [`raw2`]).
-pub(crate) type Pair = Result<(Value, Value), Raise>;
-
-/// The "park me" answer of a two-argument raw function.
-pub(crate) fn park2(reason: WaitReason) -> Pair {
-    Ok((
-        Value::LightUserData(park::sched()),
-        Value::Integer(park::KIND_PARK + reason.code()),
-    ))
-}
-
-/// Makes a raw function of the hot paths (channel operations): exactly two
-/// arguments and two results, so no call allocates. Its Lua half reads the
-/// pair as `results`, `SCHED, kind` or `ERR, message`.
-pub(crate) fn raw2<F>(lua: &Lua, f: F) -> mlua::Result<Function>
-where
-    F: Fn(&Lua, Value, Value) -> Pair + Send + 'static,
-{
-    lua.create_function(move |lua, (a, b): (Value, Value)| match f(lua, a, b) {
-        Ok(r) => Ok(r),
-        Err(Raise::Msg(m)) => Ok((
-            Value::LightUserData(park::err()),
-            Value::String(lua.create_string(m)?),
-        )),
-        Err(Raise::Lua(e)) => Err(e),
-    })
-}
-
 /// Lua's name for the type of `v`.
 pub(crate) fn type_name(v: &Value) -> &'static str {
     match v {
@@ -125,6 +97,12 @@ pub(crate) fn integer_arg(v: &Value) -> Option<i64> {
         Value::Number(n) if n.fract() == 0.0 && n.abs() < 9.2e18 => Some(*n as i64),
         _ => None,
     }
+}
+
+/// Whether the caller can park: the Lua half of a function that may park
+/// passes `coroutine.isyieldable()` (Lua's own) as argument `i`.
+pub(crate) fn yieldable(args: &MultiValue, i: usize) -> bool {
+    matches!(arg(args, i), Value::Boolean(true))
 }
 
 /// Argument `i` (0-based) of `args`, or nil.

@@ -20,7 +20,9 @@ local error, type, select, tostring, getmetatable = error, type, select, tostrin
 local setmetatable, rawget, xpcall = setmetatable, rawget, xpcall
 local traceback = debug.traceback
 
-local gthreads = setmetatable({}, { __mode = "k" })
+-- Weak keys and values (the values are `true`): an all-weak table is not
+-- traversed by the collector, unlike an ephemeron table.
+local gthreads = setmetatable({}, { __mode = "kv" })
 
 -- Results of a raw function that may have parked. Called in tail position
 -- by the public function, so level 2 is the public function's caller.
@@ -41,6 +43,12 @@ local function wrap(raw)
   return function(...) return call(raw(...)) end
 end
 
+-- For a raw function that may park: it also gets whether the caller can
+-- yield (not inside a C call such as a gsub callback).
+local function wrap_parking(raw)
+  return function(a) return call(raw(a, co_isyieldable())) end
+end
+
 ---------------------------------------------------------------- goroutines
 
 -- The message handler at the base of every goroutine: the panic message
@@ -59,7 +67,10 @@ local function msgh(e)
   return { e, traceback(nil, 2) }
 end
 
+-- The body of every goroutine thread. `go` resumes it once to hand over
+-- f and its arguments; it then waits at the first yield until its M runs it.
 local function gomain(f, ...)
+  co_yield()
   local ok, e = xpcall(f, msgh, ...)
   if not ok then
     if type(e) == "table" then return SCHED, KIND_PANIC, e[1], e[2] end
@@ -73,8 +84,9 @@ function go(f, ...)
     error("go: function expected, got " .. type(f), 2)
   end
   local th = co_create(gomain)
+  co_resume(th, f, ...)
   gthreads[th] = true
-  return call(spawn(th, f, ...))
+  return call(spawn(th))
 end
 
 ---------------------------------------------------------------- coroutine
@@ -115,9 +127,10 @@ function coroutine.running()
   return co, ismain
 end
 
-function coroutine.isyieldable()
-  if gthreads[co_running()] then return false end
-  return co_isyieldable()
+function coroutine.isyieldable(co)
+  if co == nil then co = co_running() end
+  if gthreads[co] then return false end
+  return co_isyieldable(co)
 end
 
 function coroutine.yield(...)
@@ -205,7 +218,7 @@ end
 
 ---------------------------------------------------------------- time
 
-local time = { sleep = wrap(P.sleep), now = P.now }
+local time = { sleep = wrap_parking(P.sleep), now = P.now }
 local timer_new, timer_stop, timer_reset = P.timer_new, P.timer_stop, P.timer_reset
 local UD = {}  -- key of the timer userdata inside a timer object
 
@@ -254,28 +267,25 @@ end
 
 local sync = {}
 
-local WaitGroup = {
-  add = wrap(P.wg_add),
-  done = wrap(P.wg_done),
-  wait = wrap(P.wg_wait),
-}
+local WaitGroup = {}
 WaitGroup.__index = WaitGroup
-local wg_new = P.wg_new
+local wg_new, wg_add, wg_done, wg_wait = P.wg_new, P.wg_add, P.wg_done, P.wg_wait
 function sync.waitgroup()
   return setmetatable({ [UD] = wg_new() }, WaitGroup)
 end
-for name, f in pairs({ add = P.wg_add, done = P.wg_done, wait = P.wg_wait }) do
-  WaitGroup[name] = function(self, ...) return call(f(rawget(self, UD), ...)) end
-end
+function WaitGroup:add(n) return call(wg_add(rawget(self, UD), n)) end
+function WaitGroup:done() return call(wg_done(rawget(self, UD))) end
+function WaitGroup:wait() return call(wg_wait(rawget(self, UD), co_isyieldable())) end
 
 local Mutex = {}
 Mutex.__index = Mutex
 function sync.mutex()
   return setmetatable({ [UD] = P.mutex_new() }, Mutex)
 end
-for name, f in pairs({ lock = P.mutex_lock, unlock = P.mutex_unlock, trylock = P.mutex_trylock }) do
-  Mutex[name] = function(self, ...) return call(f(rawget(self, UD), ...)) end
-end
+local mutex_lock, mutex_unlock, mutex_trylock = P.mutex_lock, P.mutex_unlock, P.mutex_trylock
+function Mutex:lock() return call(mutex_lock(rawget(self, UD), co_isyieldable())) end
+function Mutex:unlock() return call(mutex_unlock(rawget(self, UD))) end
+function Mutex:trylock() return call(mutex_trylock(rawget(self, UD))) end
 
 local Once = {}
 Once.__index = Once

@@ -11,20 +11,6 @@ use mlua::{Lua, Table, Value};
 use crate::{arg, integer_arg, raise, raw, ret, type_name};
 
 pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result<()> {
-    // spawn(thread, f, ...): the Lua half made `thread` from the goroutine
-    // trampoline and checked `f`.
-    let a = actor.clone();
-    p.set(
-        "spawn",
-        raw(lua, move |lua, args| {
-            let mut args = args.into_iter();
-            let Some(Value::Thread(th)) = args.next() else {
-                return raise("go: internal error: no thread");
-            };
-            ret(lua, a.spawn(th, args.collect()))
-        })?,
-    )?;
-
     let a = actor.clone();
     p.set("id", lua.create_function(move |_, ()| Ok(a.current_id()))?)?;
 

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use lugo_vm::sema::{SemMutex, WaitGroup};
+use lugo_vm::sema::{Acquire, SemMutex, WaitGroup};
 use lugo_vm::{Actor, WaitReason};
 use mlua::{Lua, Table, UserData, Value};
 
-use crate::{arg, integer_arg, park, raise, raw, ret, type_name, Raise};
+use crate::chan::CANNOT_PARK;
+use crate::{arg, integer_arg, park, raise, raw, ret, type_name, yieldable, Raise};
 
 /// `sync.waitgroup()` as Lua holds it.
 pub struct WaitGroupUd(WaitGroup);
@@ -16,11 +17,7 @@ impl UserData for WaitGroupUd {}
 pub struct MutexUd(SemMutex);
 impl UserData for MutexUd {}
 
-fn ud_arg<'a, T: 'static>(
-    v: &'a Value,
-    fname: &str,
-    what: &str,
-) -> Result<mlua::UserDataRef<T>, Raise> {
+fn ud_arg<T: 'static>(v: &Value, fname: &str, what: &str) -> Result<mlua::UserDataRef<T>, Raise> {
     if let Value::UserData(ud) = v {
         if let Ok(t) = ud.borrow::<T>() {
             return Ok(t);
@@ -67,10 +64,10 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         "wg_wait",
         raw(lua, move |lua, args| {
             let wg = ud_arg::<WaitGroupUd>(arg(&args, 0), "waitgroup:wait", "waitgroup")?;
-            if wg.0.wait(|| a.current()) {
-                park(lua, WaitReason::Semacquire)
-            } else {
-                ret(lua, ())
+            match wg.0.wait(|| yieldable(&args, 1).then(|| a.current())) {
+                Acquire::Park => park(lua, WaitReason::Semacquire),
+                Acquire::Done => ret(lua, ()),
+                Acquire::CannotPark => raise(CANNOT_PARK),
             }
         })?,
     )?;
@@ -86,10 +83,10 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         "mutex_lock",
         raw(lua, move |lua, args| {
             let m = ud_arg::<MutexUd>(arg(&args, 0), "mutex:lock", "mutex")?;
-            if m.0.lock(|| a.current()) {
-                park(lua, WaitReason::Semacquire)
-            } else {
-                ret(lua, ())
+            match m.0.lock(|| yieldable(&args, 1).then(|| a.current())) {
+                Acquire::Park => park(lua, WaitReason::Semacquire),
+                Acquire::Done => ret(lua, ()),
+                Acquire::CannotPark => raise(CANNOT_PARK),
             }
         })?,
     )?;

@@ -10,8 +10,8 @@ use lugo_vm::timer::{now_ns, now_secs, secs_to_ns, TimerAction, TimerId};
 use lugo_vm::{Actor, Chan, WaitReason};
 use mlua::{Lua, Table, UserData, Value};
 
-use crate::chan::chan_value;
-use crate::{arg, number_arg, park, raise, raw, ret, type_name, Raise};
+use crate::chan::{chan_value, CANNOT_PARK};
+use crate::{arg, number_arg, park, raise, raw, ret, type_name, yieldable, Raise};
 
 /// A timer, ticker or afterfunc as held by its Lua object.
 pub struct TimerUd {
@@ -49,6 +49,9 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             let d = duration(arg(&args, 0), "time.sleep")?;
             if d <= 0.0 {
                 return ret(lua, ());
+            }
+            if !yieldable(&args, 1) {
+                return raise(CANNOT_PARK);
             }
             let when = now_ns().saturating_add(secs_to_ns(d));
             a.rt_shared()

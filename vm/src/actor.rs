@@ -7,7 +7,7 @@
 //! 1. `scheduled` is true while the actor sits on a run queue or is being
 //!    run by an M; only the thread that flips it from false to true may put
 //!    the actor on a queue. So one actor is never run by two Ms at once.
-//! 2. The Lua state, every `mlua` value of it and every `Arc<Thread>` are
+//! 2. The Lua state, every `mlua` value of it and every G's Lua thread are
 //!    touched only by the M running the actor. Other threads (timers) wake
 //!    Gs through [`GRef::ready`] with plain data.
 //! 3. A G is in `runq`/`runnext` exactly when its status is `Runnable`.
@@ -16,16 +16,26 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use mlua::{Function, Lua, Thread, Value};
+use mlua::{Function, Lua};
 use slab::Slab;
 
-use crate::g::{GKey, GStatus, WaitReason, Wake, G};
+use crate::ffi::LuaThread;
+use crate::g::{GKey, GStatus, Msg, WaitReason, Wake, G};
 use crate::sched::{self, Shared};
 
 /// After this many consecutive picks of `runnext` while other Gs wait, the
 /// head of the run queue goes first: a ping-pong pair must not starve the
 /// rest of the actor (tokio caps its LIFO slot the same way).
 const RUNNEXT_STREAK_MAX: u32 = 16;
+
+/// A G taken off the run queue to be resumed.
+pub(crate) struct Picked {
+    pub(crate) key: GKey,
+    pub(crate) id: u64,
+    pub(crate) thread: LuaThread,
+    pub(crate) wake: Option<Wake>,
+    pub(crate) sel_sends: Vec<(usize, Msg)>,
+}
 
 /// The run queue of one actor and the table of its Gs.
 pub(crate) struct ActorQueue {
@@ -51,8 +61,8 @@ impl ActorQueue {
         self.runq.push_back(key);
     }
 
-    /// The next G to run, marked `Running`, with its thread and wake.
-    pub(crate) fn pick(&mut self) -> Option<(GKey, Arc<Thread>, Option<Wake>)> {
+    /// The next G to run, marked `Running`.
+    pub(crate) fn pick(&mut self) -> Option<Picked> {
         let key = match self.runnext.take() {
             Some(k) if self.runnext_streak < RUNNEXT_STREAK_MAX || self.runq.is_empty() => {
                 self.runnext_streak += 1;
@@ -76,7 +86,13 @@ impl ActorQueue {
             g.id
         );
         g.status = GStatus::Running;
-        Some((key, g.thread.clone(), g.wake.take()))
+        Some(Picked {
+            key,
+            id: g.id,
+            thread: g.thread,
+            wake: g.wake.take(),
+            sel_sends: std::mem::take(&mut g.sel_sends),
+        })
     }
 }
 
@@ -90,8 +106,6 @@ pub struct Actor {
     /// Key and id of the G being run (valid while an M runs this actor).
     current_key: AtomicUsize,
     current_id: AtomicU64,
-    /// `debug.traceback`, captured before user code runs.
-    traceback: Function,
     /// Called with a task id for each posted task (set by the stdlib).
     task_fn: Mutex<Option<Function>>,
 }
@@ -129,13 +143,12 @@ pub struct GInfo {
     /// Wait reason.
     pub reason: WaitReason,
     /// Its thread (only to be used by the M running the actor).
-    pub thread: Arc<Thread>,
+    pub thread: LuaThread,
 }
 
 impl Actor {
     pub(crate) fn new(rt: Arc<Shared>, id: u64, lua: Lua) -> mlua::Result<Arc<Actor>> {
-        let debug: mlua::Table = lua.globals().get("debug")?;
-        let traceback: Function = debug.get("traceback")?;
+        crate::ffi::init_state(&lua)?;
         Ok(Arc::new(Actor {
             id,
             rt,
@@ -150,7 +163,6 @@ impl Actor {
             }),
             current_key: AtomicUsize::new(usize::MAX),
             current_id: AtomicU64::new(0),
-            traceback,
             task_fn: Mutex::new(None),
         }))
     }
@@ -160,9 +172,12 @@ impl Actor {
         &self.lua
     }
 
-    /// `debug.traceback` as it was when the actor started.
-    pub fn traceback_fn(&self) -> &Function {
-        &self.traceback
+    /// Runs `f` holding the Lua state's own lock (mlua's). The M holds it
+    /// for a whole run of the actor: the raw C API used on the hot paths
+    /// (`crate::ffi`) does not take it, and another thread using the state
+    /// through mlua (a host setting up the main goroutine) must wait.
+    pub(crate) fn with_state<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.lua.exec_raw_lua(|_| f())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ActorQueue> {
@@ -192,9 +207,12 @@ impl Actor {
         }
     }
 
-    /// Starts a new G running `thread` with `args`; returns its id.
-    /// The new G runs next (Go's `newproc` puts it in `runnext`).
-    pub fn spawn(self: &Arc<Self>, thread: Thread, args: Vec<Value>) -> u64 {
+    /// Starts a new G running `thread` (kept alive by the registry
+    /// reference `thread_ref`, which the G owns from now on); returns its id.
+    /// The thread has been resumed once up to a first yield, so the G's
+    /// first resume passes no values. The new G runs next (Go's `newproc`
+    /// puts it in `runnext`).
+    pub fn spawn(self: &Arc<Self>, thread: LuaThread, thread_ref: std::ffi::c_int) -> u64 {
         let id = self.rt.next_gid.fetch_add(1, Ordering::Relaxed);
         self.rt.ngoroutines.fetch_add(1, Ordering::Relaxed);
         self.rt.started_gs.store(true, Ordering::Release);
@@ -202,10 +220,12 @@ impl Actor {
             let mut q = self.lock();
             let key = q.gs.insert(G {
                 id,
-                thread: Arc::new(thread),
+                thread,
+                thread_ref,
                 status: GStatus::Runnable,
                 reason: WaitReason::None,
-                wake: Some(Wake::Start(args)),
+                wake: None,
+                sel_sends: Vec::new(),
             });
             q.push_runnext(key);
             !std::mem::replace(&mut q.scheduled, true)
@@ -222,6 +242,15 @@ impl Actor {
             actor: self.clone(),
             key: self.current_key.load(Ordering::Relaxed),
             id: self.current_id.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Records the values of the running G's select that is about to park
+    /// (see [`crate::g::G::sel_sends`]).
+    pub fn set_select_sends(&self, sends: Vec<(usize, Msg)>) {
+        let key = self.current_key.load(Ordering::Relaxed);
+        if let Some(g) = self.lock().gs.get_mut(key) {
+            g.sel_sends = sends;
         }
     }
 
@@ -283,7 +312,7 @@ impl Actor {
                     id: g.id,
                     status: g.status,
                     reason: g.reason,
-                    thread: g.thread.clone(),
+                    thread: g.thread,
                 })
                 .collect();
         drop(q);

@@ -143,8 +143,12 @@ pub enum SendResult {
     Sent,
     /// The sender was queued: park it.
     Park,
-    /// The channel is closed: raise [`SEND_ON_CLOSED`].
-    Closed,
+    /// The channel is closed: raise [`SEND_ON_CLOSED`]. The value is
+    /// given back.
+    Closed(Msg),
+    /// It would block but the caller cannot park (`me` gave no G): the
+    /// value is given back and nothing was queued.
+    WouldBlock(Msg),
 }
 
 /// What a receive did.
@@ -153,6 +157,8 @@ pub enum RecvResult {
     Got(Msg, bool),
     /// The receiver was queued: park it.
     Park,
+    /// It would block but the caller cannot park; nothing was queued.
+    WouldBlock,
 }
 
 /// A channel.
@@ -246,25 +252,30 @@ impl Chan {
             *wake = Some((g, w));
             Some((sent, true))
         } else if s.closed {
-            Some((Msg::Lua(mlua::Value::Nil), false))
+            Some((Msg::Nil, false))
         } else {
             None
         }
     }
 
     /// Sends `msg`; on `Park` the caller's G (from `me`) has been queued.
-    pub fn send(&self, msg: Msg, me: impl FnOnce() -> GRef) -> SendResult {
+    /// `me` gives `None` when the caller cannot park (it runs inside a C
+    /// call that Lua cannot yield across).
+    pub fn send(&self, msg: Msg, me: impl FnOnce() -> Option<GRef>) -> SendResult {
         let mut wake = None;
         let mut s = self.lock();
         if s.closed {
-            return SendResult::Closed;
+            return SendResult::Closed(msg);
         }
         let r = match self.try_send_locked(&mut s, msg, &mut wake) {
             Ok(()) => SendResult::Sent,
-            Err(msg) => {
-                s.sendq.push(Waiter::plain(me(), Some(msg)));
-                SendResult::Park
-            }
+            Err(msg) => match me() {
+                Some(g) => {
+                    s.sendq.push(Waiter::plain(g, Some(msg)));
+                    SendResult::Park
+                }
+                None => SendResult::WouldBlock(msg),
+            },
         };
         drop(s);
         wake_one(wake);
@@ -272,23 +283,34 @@ impl Chan {
     }
 
     /// Receives; on `Park` the caller's G (from `me`) has been queued.
-    pub fn recv(&self, me: impl FnOnce() -> GRef) -> RecvResult {
+    pub fn recv(&self, me: impl FnOnce() -> Option<GRef>) -> RecvResult {
         let mut wake = None;
         let mut s = self.lock();
         let r = match self.try_recv_locked(&mut s, &mut wake) {
             Some((m, ok)) => RecvResult::Got(m, ok),
-            None => {
-                s.recvq.push(Waiter::plain(me(), None));
-                RecvResult::Park
-            }
+            None => match me() {
+                Some(g) => {
+                    s.recvq.push(Waiter::plain(g, None));
+                    RecvResult::Park
+                }
+                None => RecvResult::WouldBlock,
+            },
         };
         drop(s);
         wake_one(wake);
         r
     }
 
+    /// Empties the buffer (the channel's last Lua handle is being
+    /// collected: nobody can receive these any more); returns the values so
+    /// their slots can be released.
+    pub fn drain_buffer(&self) -> Vec<Msg> {
+        self.lock().buf.drain(..).collect()
+    }
+
     /// Sends without blocking; false if it would block or the channel is
     /// closed (timers use this: a tick nobody has room for is dropped).
+    /// Only for messages without a slot (a refused one is dropped).
     pub fn offer(&self, msg: Msg) -> bool {
         let mut wake = None;
         let mut s = self.lock();
@@ -310,11 +332,13 @@ impl Chan {
         let senders = s.sendq.drain_claimed();
         drop(s);
         for w in receivers {
-            let (g, wake) = w.received(Msg::Lua(mlua::Value::Nil), false);
+            let (g, wake) = w.received(Msg::Nil, false);
             g.ready(wake);
         }
         for w in senders {
-            w.g.ready(Wake::Fail(SEND_ON_CLOSED));
+            // A select's values are released by its G (`sel_sends`).
+            let unsent = if w.sel.is_none() { w.msg } else { None };
+            w.g.ready(Wake::Fail(SEND_ON_CLOSED, unsent));
         }
         Ok(())
     }

@@ -12,9 +12,7 @@
 //! still names it finds its slot empty or reused (the id differs) and drops
 //! the wake.
 
-use std::sync::Arc;
-
-use mlua::{IntoLua, Lua, Thread, Value};
+use crate::ffi::LuaThread;
 
 /// Index of a G in its actor's table.
 pub type GKey = usize;
@@ -88,27 +86,17 @@ impl WaitReason {
     }
 }
 
-/// A value in flight through a channel or a wake.
-///
-/// `Lua` values belong to the actor whose state made them and are only
-/// created, moved into Lua and dropped by the M running that actor; values
-/// made on other threads (timers) are plain Rust data.
-#[derive(Debug)]
+/// A value in flight through a channel or a wake: plain data, so it may
+/// cross threads. Lua values live in the actor's values table meanwhile
+/// (see [`crate::ffi`]); a `Slot` must be delivered or released.
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Msg {
-    /// A value of the actor's own Lua state.
-    Lua(Value),
-    /// A number made outside Lua (the time sent by timers).
+    /// `nil`.
+    Nil,
+    /// A float made outside Lua (the time sent by timers) or sent by Lua.
     Number(f64),
-}
-
-impl Msg {
-    /// Converts into a Lua value of `lua`.
-    pub fn into_value(self, lua: &Lua) -> mlua::Result<Value> {
-        match self {
-            Msg::Lua(v) => Ok(v),
-            Msg::Number(n) => n.into_lua(lua),
-        }
-    }
+    /// Any other Lua value: its reference in the actor's values table.
+    Slot(std::ffi::c_int),
 }
 
 /// What a G is resumed with.
@@ -116,8 +104,6 @@ impl Msg {
 pub enum Wake {
     /// Nothing: a sleep ended, a send completed, a semaphore was acquired.
     Unit,
-    /// The first resume of a new G: its function's arguments.
-    Start(Vec<Value>),
     /// A receive completed: the value and the ok flag.
     Recv(Msg, bool),
     /// A select case ran: its 1-based index and, for a receive, value and ok.
@@ -127,20 +113,26 @@ pub enum Wake {
         /// `Some` for a receive case.
         recv: Option<(Msg, bool)>,
     },
-    /// The operation failed; the G raises this message (`send on closed channel`).
-    Fail(&'static str),
+    /// The operation failed; the G raises this message (`send on closed
+    /// channel`). Carries the value a plain send could not deliver.
+    Fail(&'static str, Option<Msg>),
 }
 
 /// One goroutine.
 pub struct G {
     /// Program-wide id (`runtime.id()`); 1 is the main goroutine.
     pub id: u64,
-    /// Its Lua thread. Cloned and dropped only by the M running the actor.
-    pub thread: Arc<Thread>,
+    /// Its Lua thread, kept alive by the registry reference `thread_ref`.
+    pub thread: LuaThread,
+    /// Registry reference to the thread, released when the G ends.
+    pub thread_ref: std::ffi::c_int,
     /// Scheduling status.
     pub status: GStatus,
     /// Why it waits, while `Waiting`.
     pub reason: WaitReason,
     /// Results for the next resume, set by `ready`.
     pub wake: Option<Wake>,
+    /// The values of a parked select's send cases, by case: all but the
+    /// winner's are released when the G resumes.
+    pub sel_sends: Vec<(usize, Msg)>,
 }

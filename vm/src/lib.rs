@@ -27,6 +27,7 @@
 
 pub mod actor;
 pub mod chan;
+pub mod ffi;
 pub mod g;
 pub mod park;
 pub mod sched;

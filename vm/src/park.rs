@@ -25,7 +25,7 @@ pub fn err() -> LightUserData {
 /// Whether `v` is the scheduler sentinel.
 #[inline]
 pub fn is_sched(v: &Value) -> bool {
-    matches!(v, Value::LightUserData(p) if p.0 as *const u8 == &SCHED_TAG as *const u8)
+    matches!(v, Value::LightUserData(p) if std::ptr::eq(p.0 as *const u8, &SCHED_TAG))
 }
 
 /// Kinds of scheduler request, the second value of a `SCHED` yield.

@@ -44,19 +44,20 @@ pub enum SelectResult {
     },
     /// Case `case` would send on a closed channel (the caller raises).
     SendClosed(usize),
-    /// Nothing was ready and the select has a default case.
+    /// Nothing was ready, and the select has a default case or its caller
+    /// cannot park (`me` gave no G).
     WouldBlock,
     /// Waiters are queued: park the G.
     Park,
 }
 
 /// Runs a select over `cases`; `block` is false when there is a default.
-pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> GRef) -> SelectResult {
+/// `me` gives `None` when the caller cannot park.
+pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) -> SelectResult {
     if cases.is_empty() {
-        return if block {
-            SelectResult::Park
-        } else {
-            SelectResult::WouldBlock
+        return match (block, me()) {
+            (true, Some(_)) => SelectResult::Park,
+            _ => SelectResult::WouldBlock,
         };
     }
     let mut chans: Vec<Arc<Chan>> = cases.iter().map(|c| c.chan().clone()).collect();
@@ -110,26 +111,27 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> GRef) -> Selec
     }
     let result = match result {
         Some(r) => r,
-        None if !block => SelectResult::WouldBlock,
-        None => {
-            let me = me();
-            let token = Arc::new(AtomicBool::new(false));
-            for (i, case) in cases.into_iter().enumerate() {
-                let case = case.expect("no case was taken");
-                let s = &mut *guards[slot(case.chan())];
-                let w = |msg| Waiter {
-                    g: me.clone(),
-                    sel: Some(token.clone()),
-                    case: i + 1,
-                    msg,
-                };
-                match case {
-                    Case::Recv(_) => s.recvq.push(w(None)),
-                    Case::Send(_, msg) => s.sendq.push(w(Some(msg))),
+        None => match me().filter(|_| block) {
+            None => SelectResult::WouldBlock,
+            Some(me) => {
+                let token = Arc::new(AtomicBool::new(false));
+                for (i, case) in cases.into_iter().enumerate() {
+                    let case = case.expect("no case was taken");
+                    let s = &mut *guards[slot(case.chan())];
+                    let w = |msg| Waiter {
+                        g: me.clone(),
+                        sel: Some(token.clone()),
+                        case: i + 1,
+                        msg,
+                    };
+                    match case {
+                        Case::Recv(_) => s.recvq.push(w(None)),
+                        Case::Send(_, msg) => s.sendq.push(w(Some(msg))),
+                    }
                 }
+                SelectResult::Park
             }
-            SelectResult::Park
-        }
+        },
     };
     drop(guards);
     wake_one(wake);

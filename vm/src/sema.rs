@@ -16,6 +16,17 @@ pub const NEGATIVE_WAITGROUP: &str = "sync: negative WaitGroup counter";
 /// Error of unlocking an unlocked mutex.
 pub const UNLOCK_OF_UNLOCKED: &str = "sync: unlock of unlocked mutex";
 
+/// What a possibly blocking semaphore operation did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Acquire {
+    /// Done without blocking.
+    Done,
+    /// The caller's G was queued: park it.
+    Park,
+    /// It would block but the caller cannot park; nothing was queued.
+    CannotPark,
+}
+
 #[derive(Default)]
 struct WgState {
     count: i64,
@@ -54,15 +65,20 @@ impl WaitGroup {
         self.state.lock().expect("waitgroup poisoned").count
     }
 
-    /// Returns false if the counter is zero; otherwise queues the G from
-    /// `me` and returns true (park it).
-    pub fn wait(&self, me: impl FnOnce() -> GRef) -> bool {
+    /// Returns at once if the counter is zero; otherwise queues the G from
+    /// `me` (`None`: the caller cannot park).
+    pub fn wait(&self, me: impl FnOnce() -> Option<GRef>) -> Acquire {
         let mut s = self.state.lock().expect("waitgroup poisoned");
         if s.count == 0 {
-            return false;
+            return Acquire::Done;
         }
-        s.waiters.push(me());
-        true
+        match me() {
+            Some(g) => {
+                s.waiters.push(g);
+                Acquire::Park
+            }
+            None => Acquire::CannotPark,
+        }
     }
 }
 
@@ -83,16 +99,21 @@ impl SemMutex {
         self.state.lock().expect("mutex poisoned")
     }
 
-    /// Takes the lock if free and returns false; otherwise queues the G
-    /// from `me` and returns true (park it: it owns the lock when woken).
-    pub fn lock(&self, me: impl FnOnce() -> GRef) -> bool {
+    /// Takes the lock if free; otherwise queues the G from `me` (`None`:
+    /// the caller cannot park). A parked G owns the lock when woken.
+    pub fn lock(&self, me: impl FnOnce() -> Option<GRef>) -> Acquire {
         let mut s = self.s();
         if !s.locked {
             s.locked = true;
-            return false;
+            return Acquire::Done;
         }
-        s.waiters.push_back(me());
-        true
+        match me() {
+            Some(g) => {
+                s.waiters.push_back(g);
+                Acquire::Park
+            }
+            None => Acquire::CannotPark,
+        }
     }
 
     /// Takes the lock if free.
@@ -130,7 +151,10 @@ mod tests {
         assert_eq!(wg.count(), 0, "a refused add changes nothing");
         wg.add(2).unwrap();
         wg.add(-2).unwrap();
-        assert!(!wg.wait(|| unreachable!("no wait at zero")));
+        assert_eq!(wg.wait(|| unreachable!("no wait at zero")), Acquire::Done);
+        wg.add(1).unwrap();
+        assert_eq!(wg.wait(|| None), Acquire::CannotPark, "nothing queued");
+        wg.add(-1).unwrap();
         assert_eq!(wg.add(i64::MIN), Err(NEGATIVE_WAITGROUP));
     }
 
@@ -141,8 +165,12 @@ mod tests {
         assert!(m.try_lock());
         assert!(!m.try_lock());
         m.unlock().unwrap();
-        assert!(!m.lock(|| unreachable!("free lock does not park")));
+        assert_eq!(
+            m.lock(|| unreachable!("free lock does not park")),
+            Ok(false)
+        );
         assert!(!m.try_lock());
+        assert_eq!(m.lock(|| None), Err(()), "cannot park: nothing queued");
         m.unlock().unwrap();
     }
 }

@@ -64,7 +64,9 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
         if current.is_some_and(|(id, _)| id == g.id) {
             continue;
         }
-        let tb: String = actor.traceback_fn().call(&*g.thread)?;
+        // SAFETY: the caller runs on the M that owns the actor (or no M
+        // runs it), and `g` is not the running G, so its thread is suspended.
+        let tb = unsafe { crate::ffi::traceback(g.thread) };
         if !out.is_empty() {
             out.push('\n');
         }

@@ -20,12 +20,10 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mlua::{MultiValue, Value};
-
 use super::{dump, lock, Outcome, Shared, ACTOR_SLICE_NS, GLOBAL_QUEUE_EVERY};
 use crate::actor::Actor;
-use crate::g::{GKey, GStatus, WaitReason, Wake};
-use crate::park;
+use crate::ffi::{self, Resumed};
+use crate::g::{GKey, GStatus};
 use crate::timer::now_ns;
 
 thread_local! {
@@ -47,49 +45,7 @@ pub fn running_actor() -> u64 {
 pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
     CURRENT_P.set(pid);
     while let Some(actor) = shared.find_runnable(pid) {
-        shared.run_actor(pid, actor);
-    }
-}
-
-/// What one resume of a G came back with.
-enum Resumed {
-    Parked(WaitReason),
-    Gosched,
-    Exited,
-    Panicked(String),
-}
-
-/// The first four values a G's thread yielded or returned.
-type Yielded = (Value, Value, Value, Value);
-
-fn classify(res: mlua::Result<Yielded>, gid: u64) -> Resumed {
-    let (first, kind, msg, tb) = match res {
-        Ok(v) => v,
-        Err(e) => return Resumed::Panicked(panic_report(gid, &e.to_string(), "")),
-    };
-    if !park::is_sched(&first) {
-        return Resumed::Exited;
-    }
-    let kind = match kind {
-        Value::Integer(k) => k,
-        _ => -1,
-    };
-    match kind {
-        park::KIND_GOSCHED => Resumed::Gosched,
-        park::KIND_EXIT => Resumed::Exited,
-        park::KIND_PANIC => {
-            let text = |v: Value| match v {
-                Value::String(s) => s.to_string_lossy(),
-                _ => String::new(),
-            };
-            let (msg, tb) = (text(msg), text(tb));
-            Resumed::Panicked(panic_report(gid, &msg, &tb))
-        }
-        k if k >= park::KIND_PARK => match WaitReason::from_code(k - park::KIND_PARK) {
-            Some(r) => Resumed::Parked(r),
-            None => Resumed::Panicked(panic_report(gid, "lugo: bad park reason", "")),
-        },
-        _ => Resumed::Panicked(panic_report(gid, "lugo: bad scheduler request", "")),
+        actor.with_state(|| shared.run_actor(pid, &actor));
     }
 }
 
@@ -127,7 +83,7 @@ impl Shared {
             }
             self.timers.run_due(now_ns());
             let tick = p.schedtick.load(Ordering::Relaxed);
-            if tick % GLOBAL_QUEUE_EVERY == 0 {
+            if tick.is_multiple_of(GLOBAL_QUEUE_EVERY) {
                 if let Some(a) = self.pop_global() {
                     return Some(a);
                 }
@@ -219,7 +175,7 @@ impl Shared {
     }
 
     /// Runs `actor`'s Gs until it has none runnable or its slice is over.
-    fn run_actor(&self, pid: usize, actor: Arc<Actor>) {
+    fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
         RUNNING_ACTOR.set(actor.id);
         let p = &self.ps[pid];
         let start = Instant::now();
@@ -233,23 +189,24 @@ impl Shared {
                 if !q.tasks.is_empty() {
                     let tasks = std::mem::take(&mut q.tasks);
                     drop(q);
-                    self.run_tasks(&actor, tasks);
+                    self.run_tasks(actor, tasks);
                     continue;
                 }
                 match q.pick() {
-                    Some((key, thread, wake)) => (key, q.gs[key].id, thread, wake),
+                    Some(picked) => picked,
                     None => {
                         q.scheduled = false;
                         break;
                     }
                 }
             };
-            let (key, gid, thread, wake) = picked;
+            let (key, gid) = (picked.key, picked.id);
             p.schedtick.fetch_add(1, Ordering::Relaxed);
             actor.set_current(key, gid);
-            let res = resume(&actor, &thread, wake);
-            drop(thread);
-            match classify(res, gid) {
+            // SAFETY: this M owns the actor (its `scheduled` flag got it
+            // here) and the picked G is suspended: it was Runnable.
+            let res = unsafe { ffi::resume(picked.thread, picked.wake, picked.sel_sends) };
+            match res {
                 Resumed::Parked(reason) => {
                     let mut q = actor.lock();
                     let g = &mut q.gs[key];
@@ -266,9 +223,9 @@ impl Shared {
                     q.gs[key].status = GStatus::Runnable;
                     q.push_back(key);
                 }
-                Resumed::Exited => self.g_exit(&actor, key, gid),
-                Resumed::Panicked(report) => {
-                    self.finish(Outcome::Panic(report));
+                Resumed::Exited => self.g_exit(actor, key, gid),
+                Resumed::Panicked(msg, tb) => {
+                    self.finish(Outcome::Panic(panic_report(gid, &msg, &tb)));
                     break;
                 }
             }
@@ -281,7 +238,7 @@ impl Shared {
                 }
             }
             rounds = rounds.wrapping_add(1);
-            if rounds % 16 == 0
+            if rounds.is_multiple_of(16)
                 && start.elapsed() > Duration::from_nanos(ACTOR_SLICE_NS)
                 && (p.len() > 0 || !self.global_is_empty())
             {
@@ -306,26 +263,12 @@ impl Shared {
 
     fn g_exit(&self, actor: &Arc<Actor>, key: GKey, gid: u64) {
         let g = actor.lock().gs.remove(key);
-        drop(g);
+        // SAFETY: this M owns the actor; the G has ended, so its thread is
+        // no longer running and its reference is released exactly once.
+        unsafe { ffi::unref_thread(g.thread, g.thread_ref) };
         self.ngoroutines.fetch_sub(1, Ordering::AcqRel);
         if actor.id == 1 && gid == 1 {
             self.finish(Outcome::Exit(0));
         }
-    }
-}
-
-/// Resumes `thread` with the results `wake` describes.
-fn resume(actor: &Actor, thread: &mlua::Thread, wake: Option<Wake>) -> mlua::Result<Yielded> {
-    let lua = actor.lua();
-    match wake {
-        None | Some(Wake::Unit) => thread.resume(()),
-        Some(Wake::Start(args)) => thread.resume(MultiValue::from_vec(args)),
-        Some(Wake::Recv(m, ok)) => thread.resume((m.into_value(lua)?, ok)),
-        Some(Wake::Select { case, recv: None }) => thread.resume(case),
-        Some(Wake::Select {
-            case,
-            recv: Some((m, ok)),
-        }) => thread.resume((case, m.into_value(lua)?, ok)),
-        Some(Wake::Fail(msg)) => thread.resume((park::err(), msg)),
     }
 }

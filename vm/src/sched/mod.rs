@@ -262,7 +262,7 @@ impl Shared {
         out.push_str("fatal error: all goroutines are asleep - deadlock!\n");
         for a in self.live_actors() {
             out.push('\n');
-            match dump::dump_actor(&a, None) {
+            match a.with_state(|| dump::dump_actor(&a, None)) {
                 Ok(s) => out.push_str(&s),
                 Err(e) => out.push_str(&format!("(cannot dump actor {}: {e})\n", a.id)),
             }

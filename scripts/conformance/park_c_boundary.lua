@@ -1,0 +1,71 @@
+-- park_c_boundary.lua: where Lua cannot yield (inside a C function such as
+-- a string.gsub callback or a table.sort comparator) a goroutine cannot
+-- park. The blocking call then fails with a Lua error, as coroutine.yield
+-- would, and leaves nothing behind: no stale timer, no stale channel waiter.
+
+local function blocked_in_c(f)
+  return pcall(string.gsub, "a", "a", function() f() end)
+end
+
+-- sleep: fails, twice, and a real sleep afterwards works
+for _ = 1, 2 do
+  local ok = blocked_in_c(function() time.sleep(0.001) end)
+  assert(not ok, "time.sleep inside a C call cannot park")
+end
+local ok = pcall(table.sort, { 3, 2, 1 }, function(a, b)
+  time.sleep(0.001)
+  return a < b
+end)
+assert(not ok, "time.sleep inside a sort comparator cannot park")
+local t0 = time.now()
+time.sleep(0.02)
+assert(time.now() - t0 >= 0.019, "a later sleep is not cut short by a stale timer")
+time.sleep(0.01)
+
+-- recv: fails, and a later send is not swallowed by a stale waiter
+local ch = chan()
+ok = blocked_in_c(function() ch:recv() end)
+assert(not ok, "recv inside a C call cannot park")
+local sent = false
+go(function()
+  ch:send("v")
+  sent = true
+end)
+time.sleep(0.01)
+assert(not sent, "no receiver: the send must still be blocked")
+local v = ch:recv()
+assert(v == "v")
+
+-- send: fails, and no value is delivered by a stale waiter
+local ch2 = chan()
+ok = blocked_in_c(function() ch2:send("ghost") end)
+assert(not ok, "send inside a C call cannot park")
+assert(chan.select({ "recv", ch2 }, { "default" }) == 2, "no ghost value")
+
+-- select, lock, wait: fail likewise, and the objects work normally after
+ok = blocked_in_c(function() chan.select({ "recv", chan() }, { "recv", ch2 }) end)
+assert(not ok, "select inside a C call cannot park")
+local mu = sync.mutex()
+mu:lock()
+ok = blocked_in_c(function() mu:lock() end)
+assert(not ok, "lock inside a C call cannot park")
+mu:unlock()
+assert(mu:trylock() == true, "the failed lock did not take the mutex")
+mu:unlock()
+local wg = sync.waitgroup()
+wg:add(1)
+ok = blocked_in_c(function() wg:wait() end)
+assert(not ok, "wait inside a C call cannot park")
+wg:done()
+wg:wait()
+
+-- the same inside a goroutine
+local res = chan()
+go(function()
+  local gok = blocked_in_c(function() time.sleep(0.001) end)
+  time.sleep(0.005)
+  res:send(gok)
+end)
+assert(res:recv() == false)
+
+print("ok")

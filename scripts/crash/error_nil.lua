@@ -1,0 +1,2 @@
+-- error(nil), worded as lua.c does
+error(nil)

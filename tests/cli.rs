@@ -1,0 +1,299 @@
+//! The `lugo` command line, as /work/shared/API.md describes it: scripts and
+//! their arguments, `-e`, reading the script from stdin, `--procs` and
+//! `LUGO_MAXPROCS`, `--version`, and exiting when the main chunk returns.
+
+mod common;
+
+use common::{lugo, run, Outcome, TIMEOUT};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+/// Write `source` to a fresh script file for the test `name`.
+fn script(name: &str, source: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli");
+    std::fs::create_dir_all(&dir).expect("create the cli test directory");
+    let path = dir.join(format!("{name}.lua"));
+    std::fs::write(&path, source).expect("write the test script");
+    path
+}
+
+fn run_cmd(cmd: &mut Command) -> Outcome {
+    run(cmd, None, TIMEOUT)
+}
+
+/// Assert a zero exit status and return the stdout lines.
+fn success(what: &str, out: &Outcome) -> Vec<String> {
+    assert_eq!(out.code(), Some(0), "{what}:\n{}", out.describe());
+    out.stdout.lines().map(str::to_string).collect()
+}
+
+#[test]
+fn script_arguments_in_arg() {
+    let path = script(
+        "args",
+        r#"
+print(arg[0])
+print(arg[1])
+print(arg[2])
+print(arg[3])
+print(#arg)
+"#,
+    );
+    let out = run_cmd(lugo().arg(&path).args(["a", "b", "c d"]));
+    let lines = success("lugo script.lua a b 'c d'", &out);
+    let expected = [
+        path.display().to_string(),
+        "a".into(),
+        "b".into(),
+        "c d".into(),
+        "3".into(),
+    ];
+    assert_eq!(lines, expected, "{}", out.describe());
+}
+
+#[test]
+fn script_without_arguments() {
+    let path = script("noargs", "print(#arg, arg[1])\n");
+    let out = run_cmd(lugo().arg(&path));
+    assert_eq!(
+        success("lugo script.lua", &out),
+        ["0\tnil"],
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn script_arguments_as_varargs() {
+    // lua passes the script arguments as `...` too
+    let path = script("varargs", "print(select('#', ...), ...)\n");
+    let out = run_cmd(lugo().arg(&path).args(["x", "y"]));
+    assert_eq!(
+        success("lugo script.lua x y", &out),
+        ["2\tx\ty"],
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn exec_chunk() {
+    let out = run_cmd(lugo().args(["-e", "print('from -e', runtime.id())"]));
+    assert_eq!(
+        success("lugo -e", &out),
+        ["from -e\t1"],
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn exec_chunk_with_goroutines() {
+    let chunk = "local c = chan() go(function() c:send(21) end) print(c:recv() * 2)";
+    let out = run_cmd(lugo().args(["-e", chunk]));
+    assert_eq!(success("lugo -e", &out), ["42"], "{}", out.describe());
+}
+
+#[test]
+fn exec_chunk_then_script() {
+    let path = script("after_e", "print('script', x + 1, arg[1])\n");
+    let out = run_cmd(
+        lugo()
+            .args(["-e", "x = 41 print('chunk')"])
+            .arg(&path)
+            .arg("a1"),
+    );
+    assert_eq!(
+        success("lugo -e chunk script.lua a1", &out),
+        ["chunk", "script\t42\ta1"],
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn script_from_stdin_with_dash() {
+    let out = run(lugo().arg("-"), Some(b"print(1)\n"), TIMEOUT);
+    assert_eq!(
+        success("echo 'print(1)' | lugo -", &out),
+        ["1"],
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn script_from_stdin_when_not_a_terminal() {
+    let src = b"local c = chan(1) go(function() c:send(2) end) print((c:recv()))\n";
+    let out = run(&mut lugo(), Some(src), TIMEOUT);
+    assert_eq!(success("lugo < script", &out), ["2"], "{}", out.describe());
+}
+
+fn gomaxprocs_script() -> PathBuf {
+    script("gomaxprocs", "print(runtime.gomaxprocs())\n")
+}
+
+#[test]
+fn procs_flag() {
+    let out = run_cmd(lugo().args(["--procs", "2"]).arg(gomaxprocs_script()));
+    assert_eq!(success("lugo --procs 2", &out), ["2"], "{}", out.describe());
+    let out = run_cmd(lugo().args(["--procs", "1"]).arg(gomaxprocs_script()));
+    assert_eq!(success("lugo --procs 1", &out), ["1"], "{}", out.describe());
+}
+
+#[test]
+fn procs_flag_with_exec_chunk() {
+    let out = run_cmd(lugo().args(["--procs", "2", "-e", "print(runtime.gomaxprocs())"]));
+    assert_eq!(
+        success("lugo --procs 2 -e", &out),
+        ["2"],
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn procs_from_environment() {
+    let out = run_cmd(lugo().env("LUGO_MAXPROCS", "3").arg(gomaxprocs_script()));
+    assert_eq!(
+        success("LUGO_MAXPROCS=3 lugo", &out),
+        ["3"],
+        "{}",
+        out.describe()
+    );
+}
+
+#[test]
+fn default_procs_is_positive() {
+    let out = run_cmd(lugo().arg(gomaxprocs_script()));
+    let lines = success("lugo", &out);
+    let n: i64 = lines.first().and_then(|l| l.parse().ok()).unwrap_or(0);
+    assert!(n >= 1, "gomaxprocs() by default: {}", out.describe());
+}
+
+#[test]
+fn version() {
+    for flag in ["--version", "-v"] {
+        let out = run_cmd(lugo().arg(flag));
+        assert_eq!(out.code(), Some(0), "lugo {flag}:\n{}", out.describe());
+        assert!(
+            out.stdout.lines().any(|l| l.contains("lugo")),
+            "lugo {flag} prints a line containing `lugo` on stdout:\n{}",
+            out.describe()
+        );
+    }
+}
+
+/// Main returning ends the program with status 0, whatever the other
+/// goroutines are doing.
+fn exits_promptly(name: &str, source: &str) {
+    let path = script(name, source);
+    let out = run_cmd(lugo().arg(&path));
+    assert_eq!(success(name, &out), ["main done"], "{}", out.describe());
+    assert!(
+        out.elapsed < Duration::from_secs(5),
+        "{name}: exit took {:.2}s",
+        out.elapsed.as_secs_f64()
+    );
+}
+
+#[test]
+fn exit_when_main_returns_with_blocked_goroutines() {
+    exits_promptly(
+        "blocked_goroutines",
+        r#"
+local mu = sync.mutex()
+mu:lock()
+local wg = sync.waitgroup()
+wg:add(1)
+local started = chan(4)
+go(function() started:send(1) chan():recv() end)
+go(function() started:send(1) chan():send(1) end)
+go(function() started:send(1) mu:lock() end)
+go(function() started:send(1) wg:wait() end)
+go(function() time.sleep(100) end)
+go(function() chan.select() end)
+for _ = 1, 4 do started:recv() end
+time.sleep(0.01)
+print("main done")
+"#,
+    );
+}
+
+#[test]
+fn exit_when_main_returns_with_runnable_goroutines() {
+    // never scheduled before main returns: main does not park after go()
+    exits_promptly(
+        "runnable_goroutines",
+        r#"
+for _ = 1, 10 do go(function() while true do end end) end
+print("main done")
+"#,
+    );
+}
+
+#[test]
+#[ignore = "needs sysmon's preemption, not in the runtime core yet"]
+fn exit_when_main_returns_with_running_goroutines() {
+    // main sleeps, so the spinners run; main wakes only through preemption
+    exits_promptly(
+        "running_goroutines",
+        r#"
+for _ = 1, 3 do go(function() while true do end end) end
+go(function() while true do runtime.gosched() end end)
+go(function() while true do time.sleep(0.001) end end)
+time.sleep(0.05)
+print("main done")
+"#,
+    );
+}
+
+#[test]
+fn output_is_flushed_at_exit() {
+    let path = script(
+        "flush",
+        r#"
+go(function() chan():recv() end)
+for i = 1, 5000 do print(i) end
+for i = 5001, 10000 do io.write(i, "\n") end
+io.write("tail")
+"#,
+    );
+    let out = run_cmd(lugo().arg(&path));
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 10001, "every line arrives: {}", out.describe());
+    assert_eq!(lines[0], "1");
+    assert_eq!(lines[9999], "10000");
+    assert_eq!(lines[10000], "tail");
+}
+
+#[test]
+fn output_is_flushed_at_os_exit_in_goroutine() {
+    let path = script(
+        "flush_exit",
+        r#"
+go(function()
+  for i = 1, 1000 do io.write(i, "\n") end
+  io.write("last")
+  os.exit(0)
+end)
+chan():recv()
+"#,
+    );
+    let out = run_cmd(lugo().arg(&path));
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 1001, "every line arrives: {}", out.describe());
+    assert_eq!(lines[1000], "last");
+}
+
+#[test]
+fn cannot_load_exits_1() {
+    let path = script("syntax", "local = 1\n");
+    let out = run_cmd(lugo().arg(&path));
+    assert_eq!(out.code(), Some(1), "syntax error:\n{}", out.describe());
+    let out = run_cmd(lugo().arg(path.with_file_name("no_such_script.lua")));
+    assert_eq!(out.code(), Some(1), "missing file:\n{}", out.describe());
+}
