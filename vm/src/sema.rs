@@ -167,10 +167,10 @@ mod tests {
         m.unlock().unwrap();
         assert_eq!(
             m.lock(|| unreachable!("free lock does not park")),
-            Ok(false)
+            Acquire::Done
         );
         assert!(!m.try_lock());
-        assert_eq!(m.lock(|| None), Err(()), "cannot park: nothing queued");
+        assert_eq!(m.lock(|| None), Acquire::CannotPark, "nothing queued");
         m.unlock().unwrap();
     }
 }
