@@ -6,9 +6,12 @@
 //! channel is a full userdata holding an `Arc<Chan>` ([`ChanBox`]) with the
 //! metatable `lugo.chan`. Values travel as [`Msg`]s (see `lugo_vm::ffi`).
 //!
-//! Every function returns to its Lua half in `prelude.lua` either its
-//! results, `SCHED, kind` (park), or `ERR, message` (raise): C functions
-//! never raise, so no `longjmp` crosses a Rust frame.
+//! The channel methods are these C functions themselves, with no Lua
+//! wrapper: a function that must park yields `SCHED, kind` to the M with
+//! `lua_yieldk`, and its continuation ([`after_park`]) returns the values
+//! the M resumes it with. Errors are raised as `luaL_error` does, with the
+//! caller's position. Both `longjmp` out of the C function, so they happen
+//! in [`guard`], after every Rust value of the body has been dropped.
 
 use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -37,14 +40,36 @@ struct ChanBox {
 
 type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
 
+/// The channel box at `idx`, if it is one. The metatable is compared with
+/// the one in upvalue 2 (`luaL_testudata` would look its name up in the
+/// registry on every call).
+///
+/// # Safety
+/// `l` is a valid state running one of this module's C closures.
+unsafe fn chan_box(l: *mut ffi::lua_State, idx: c_int) -> *mut ChanBox {
+    if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
+        return ptr::null_mut();
+    }
+    let mt = ffi::lua_topointer(l, -1);
+    ffi::lua_pop(l, 1);
+    if !std::ptr::eq(mt, ffi::lua_touserdata(l, ffi::lua_upvalueindex(2))) {
+        return ptr::null_mut();
+    }
+    let p = ffi::lua_touserdata(l, idx) as *mut ChanBox;
+    if (*p).magic != MAGIC {
+        return ptr::null_mut();
+    }
+    p
+}
+
 /// The channel at `idx`, borrowed for the duration of the call.
 ///
 /// # Safety
-/// `l` is a valid state; the returned reference must not outlive the value
-/// at `idx` staying on the stack.
+/// As [`chan_box`]; the returned reference must not outlive the value at
+/// `idx` staying on the stack.
 unsafe fn check_chan<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a Chan> {
-    let p = ffi::luaL_testudata(l, idx, CHAN_MT.as_ptr()) as *const ChanBox;
-    if p.is_null() || (*p).magic != MAGIC || (*p).chan.is_null() {
+    let p = chan_box(l, idx);
+    if p.is_null() || (*p).chan.is_null() {
         return None;
     }
     Some(&*(*p).chan)
@@ -72,18 +97,44 @@ unsafe fn push_str(l: *mut ffi::lua_State, s: &str) {
     ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
 }
 
-/// The `ERR, message` answer.
-unsafe fn raise(l: *mut ffi::lua_State, msg: &str) -> c_int {
-    ffi::lua_pushlightuserdata(l, park::err().0);
-    push_str(l, msg);
-    2
+/// How a C function ends.
+enum Ret {
+    /// Return this many results from the top of the stack.
+    N(c_int),
+    /// Raise this message with the position of the function at this stack
+    /// level (1: the caller), as `luaL_error` does.
+    Raise(c_int, String),
+    /// Park the goroutine: yield `SCHED, kind` to the M; the values it is
+    /// resumed with become the function's results.
+    Park(WaitReason),
 }
 
-/// The `SCHED, kind` answer.
-unsafe fn park(l: *mut ffi::lua_State, reason: WaitReason) -> c_int {
-    ffi::lua_pushlightuserdata(l, park::sched().0);
-    ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
-    2
+fn raise(_l: *mut ffi::lua_State, msg: &str) -> Ret {
+    Ret::Raise(1, msg.to_string())
+}
+
+fn park(_l: *mut ffi::lua_State, reason: WaitReason) -> Ret {
+    Ret::Park(reason)
+}
+
+/// Continuation of a parked C function: its results are the values the M
+/// resumed it with, `ERR, message` meaning "raise this".
+unsafe extern "C-unwind" fn after_park(
+    l: *mut ffi::lua_State,
+    _status: c_int,
+    base: ffi::lua_KContext,
+) -> c_int {
+    let base = base as c_int;
+    if ffi::lua_gettop(l) > base
+        && ffi::lua_type(l, base + 1) == ffi::LUA_TLIGHTUSERDATA
+        && ffi::lua_touserdata(l, base + 1) == park::err().0
+    {
+        ffi::luaL_where(l, 1);
+        ffi::lua_pushvalue(l, base + 2);
+        ffi::lua_concat(l, 2);
+        ffi::lua_error(l)
+    }
+    ffi::lua_gettop(l) - base
 }
 
 unsafe fn type_name(l: *mut ffi::lua_State, idx: c_int) -> String {
@@ -92,7 +143,7 @@ unsafe fn type_name(l: *mut ffi::lua_State, idx: c_int) -> String {
         .into_owned()
 }
 
-unsafe fn expected_chan(l: *mut ffi::lua_State, fname: &str, idx: c_int) -> c_int {
+unsafe fn expected_chan(l: *mut ffi::lua_State, fname: &str, idx: c_int) -> Ret {
     let t = type_name(l, idx);
     raise(l, &format!("{fname}: channel expected, got {t}"))
 }
@@ -112,24 +163,43 @@ unsafe fn actor<'a>(l: *mut ffi::lua_State) -> &'a Arc<Actor> {
     &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>)
 }
 
-/// Runs a C function body; a Rust panic (a lugo bug) becomes an error.
-unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> c_int) -> c_int {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(n) => n,
-        Err(_) => raise(
-            l,
-            "lugo: internal error (a Rust panic) in a channel operation",
-        ),
+/// Runs a C function body and carries out its [`Ret`]. A Rust panic (a
+/// lugo bug) becomes a Lua error. Raising and yielding `longjmp` out of
+/// this function, so they happen here, after the body's frames are gone
+/// and with nothing left to drop.
+unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c_int {
+    let ret = catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Ret::Raise(
+            1,
+            "lugo: internal error (a Rust panic) in a channel operation".into(),
+        )
+    });
+    match ret {
+        Ret::N(n) => n,
+        Ret::Raise(level, msg) => {
+            ffi::luaL_where(l, level);
+            push_str(l, &msg);
+            drop(msg);
+            ffi::lua_concat(l, 2);
+            ffi::lua_error(l)
+        }
+        Ret::Park(reason) => {
+            let base = ffi::lua_gettop(l);
+            ffi::lua_pushlightuserdata(l, park::sched().0);
+            ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
+            ffi::lua_yieldk(l, 2, base as ffi::lua_KContext, Some(after_park))
+        }
     }
 }
 
+/// `chan([cap])`, the `__call` of the `chan` module: `cap` is argument 2.
 unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
-        let cap = match ffi::lua_type(l, 1) {
+        let cap = match ffi::lua_type(l, 2) {
             ffi::LUA_TNIL | ffi::LUA_TNONE => Some(0),
             ffi::LUA_TNUMBER => {
                 let mut isint = 0;
-                let n = ffi::lua_tointegerx(l, 1, &mut isint);
+                let n = ffi::lua_tointegerx(l, 2, &mut isint);
                 (isint != 0 && n >= 0).then_some(n)
             }
             _ => None,
@@ -137,13 +207,13 @@ unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
         match cap {
             Some(n) if n <= 1 << 32 => {
                 push_chan(l, Arc::new(Chan::new(n as usize)));
-                1
+                Ret::N(1)
             }
             Some(_) => raise(l, "chan: capacity too large"),
             None => {
-                let what = match ffi::lua_type(l, 1) {
+                let what = match ffi::lua_type(l, 2) {
                     ffi::LUA_TNUMBER => "a negative or fractional number".to_string(),
-                    _ => type_name(l, 1),
+                    _ => type_name(l, 2),
                 };
                 raise(
                     l,
@@ -161,7 +231,7 @@ unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
         };
         let a = actor(l);
         match ch.send(to_msg(l, 2), || me(l, a)) {
-            SendResult::Sent => 0,
+            SendResult::Sent => Ret::N(0),
             SendResult::Park => park(l, WaitReason::ChanSend),
             SendResult::Closed(m) => {
                 release_msg(l, m);
@@ -185,7 +255,7 @@ unsafe extern "C-unwind" fn chan_recv(l: *mut ffi::lua_State) -> c_int {
             RecvResult::Got(m, ok) => {
                 push_msg(l, m);
                 ffi::lua_pushboolean(l, ok as c_int);
-                2
+                Ret::N(2)
             }
             RecvResult::Park => park(l, WaitReason::ChanReceive),
             RecvResult::WouldBlock => raise(l, CANNOT_PARK),
@@ -199,7 +269,7 @@ unsafe extern "C-unwind" fn chan_close(l: *mut ffi::lua_State) -> c_int {
             return expected_chan(l, "ch:close", 1);
         };
         match ch.close() {
-            Ok(()) => 0,
+            Ok(()) => Ret::N(0),
             Err(e) => raise(l, e),
         }
     })
@@ -209,7 +279,7 @@ unsafe extern "C-unwind" fn chan_len(l: *mut ffi::lua_State) -> c_int {
     guard(l, || match check_chan(l, 1) {
         Some(ch) => {
             ffi::lua_pushinteger(l, ch.len() as ffi::lua_Integer);
-            1
+            Ret::N(1)
         }
         None => expected_chan(l, "ch:len", 1),
     })
@@ -219,7 +289,7 @@ unsafe extern "C-unwind" fn chan_cap(l: *mut ffi::lua_State) -> c_int {
     guard(l, || match check_chan(l, 1) {
         Some(ch) => {
             ffi::lua_pushinteger(l, ch.cap() as ffi::lua_Integer);
-            1
+            Ret::N(1)
         }
         None => expected_chan(l, "ch:cap", 1),
     })
@@ -229,29 +299,38 @@ unsafe extern "C-unwind" fn chan_tostring(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
         let p = check_chan(l, 1).map_or(ptr::null(), |c| c as *const Chan);
         push_str(l, &format!("chan: {p:p}"));
-        1
+        Ret::N(1)
     })
 }
 
 /// `__gc`: values still buffered can never be received; release them.
 unsafe extern "C-unwind" fn chan_gc(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
-        let p = ffi::luaL_testudata(l, 1, CHAN_MT.as_ptr()) as *mut ChanBox;
-        if p.is_null() || (*p).magic != MAGIC || (*p).chan.is_null() {
-            return 0;
+        let p = chan_box(l, 1);
+        if p.is_null() || (*p).chan.is_null() {
+            return Ret::N(0);
         }
         let ch = Arc::from_raw((*p).chan);
         (*p).chan = ptr::null();
         for m in ch.drain_buffer() {
             release_msg(l, m);
         }
-        0
+        Ret::N(0)
     })
 }
 
-/// `chan.select(case, ...)`: parses the cases and runs the select.
+/// `chan.select(case, ...)`: parses the cases and runs the select. It is
+/// called by the Lua half (which runs the handler functions), so its errors
+/// carry the position of that function's caller.
 unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
+    guard(l, || match select_body(l) {
+        Ret::Raise(_, msg) => Ret::Raise(2, msg),
+        r => r,
+    })
+}
+
+unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
+    {
         let n = ffi::lua_gettop(l);
         let mut cases = Vec::with_capacity(n as usize);
         let mut index = Vec::with_capacity(n as usize);
@@ -344,11 +423,11 @@ unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
                 release_except(l, case);
                 ffi::lua_pushinteger(l, index[case - 1] as ffi::lua_Integer);
                 match recv {
-                    None => 1,
+                    None => Ret::N(1),
                     Some((m, ok)) => {
                         push_msg(l, m);
                         ffi::lua_pushboolean(l, ok as c_int);
-                        3
+                        Ret::N(3)
                     }
                 }
             }
@@ -361,7 +440,7 @@ unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
                 match default {
                     Some(d) => {
                         ffi::lua_pushinteger(l, d as ffi::lua_Integer);
-                        1
+                        Ret::N(1)
                     }
                     None => raise(l, CANNOT_PARK),
                 }
@@ -373,7 +452,7 @@ unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
                 park(l, reason)
             }
         }
-    })
+    }
 }
 
 /// `spawn(thread)`: makes a G of a thread primed by `go` (prelude.lua).
@@ -387,7 +466,7 @@ unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
         let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         let id = actor(l).spawn(LuaThread(th), r);
         ffi::lua_pushinteger(l, id as ffi::lua_Integer);
-        1
+        Ret::N(1)
     })
 }
 
@@ -417,19 +496,25 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
     let fns: Table = unsafe {
         lua.exec_raw(methods, |l| {
             ffi::luaL_newmetatable(l, CHAN_MT.as_ptr());
+            let mt = ffi::lua_topointer(l, -1) as *mut c_void;
+            // Every C function gets upvalue 1 = its actor, 2 = the metatable.
+            let closure = |f: CFn| {
+                ffi::lua_pushlightuserdata(l, boxed as *const Arc<Actor> as *mut c_void);
+                ffi::lua_pushlightuserdata(l, mt);
+                ffi::lua_pushcclosure(l, f, 2);
+            };
             ffi::lua_pushvalue(l, -2);
             ffi::lua_setfield(l, -2, c"__index".as_ptr());
             ffi::lua_pushstring(l, c"chan".as_ptr());
             ffi::lua_setfield(l, -2, c"__name".as_ptr());
-            ffi::lua_pushcfunction(l, chan_gc);
+            closure(chan_gc);
             ffi::lua_setfield(l, -2, c"__gc".as_ptr());
-            ffi::lua_pushcfunction(l, chan_tostring);
+            closure(chan_tostring);
             ffi::lua_setfield(l, -2, c"__tostring".as_ptr());
             ffi::lua_pop(l, 2);
             ffi::lua_createtable(l, 0, FUNCTIONS.len() as c_int);
             for (name, f) in FUNCTIONS {
-                ffi::lua_pushlightuserdata(l, boxed as *const Arc<Actor> as *mut c_void);
-                ffi::lua_pushcclosure(l, f, 1);
+                closure(f);
                 ffi::lua_setfield(l, -2, name.as_ptr());
             }
         })?

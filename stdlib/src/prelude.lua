@@ -142,53 +142,16 @@ end
 
 ---------------------------------------------------------------- chan
 
-local chan = setmetatable({}, {
-  __call = function(_, cap) return call(P.chan_new(cap)) end,
-})
+local chan = setmetatable({}, { __call = P.chan_new })
 
 local M = P.chan_methods
-local send, recv, close, len, cap = P.send, P.recv, P.close, P.len, P.cap
+-- The methods are C functions that park by yielding themselves.
+local recv = P.recv
+M.send, M.recv, M.close, M.len, M.cap = P.send, recv, P.close, P.len, P.cap
 
--- The channel operations are written out rather than built with `wrap`:
--- fixed arities keep the hot path free of vararg copies.
-function M.send(ch, v)
-  local a, b = send(ch, v)
-  if a == SCHED then
-    a, b = co_yield(SCHED, b)
-    if a == ERR then error(b, 2) end
-  elseif a == ERR then
-    error(b, 2)
-  end
-end
-
-function M.recv(ch)
-  local a, b = recv(ch)
-  if a == SCHED then return co_yield(SCHED, b) end
-  if a == ERR then error(b, 2) end
-  return a, b
-end
-
-function M.close(ch)
-  local a, b = close(ch)
-  if a == ERR then error(b, 2) end
-end
-
-function M.len(ch)
-  local a, b = len(ch)
-  if a == ERR then error(b, 2) end
-  return a
-end
-
-function M.cap(ch)
-  local a, b = cap(ch)
-  if a == ERR then error(b, 2) end
-  return a
-end
-
-local ch_recv = M.recv
 function M.range(ch)
   return function()
-    local v, ok = ch_recv(ch)
+    local v, ok = recv(ch)
     if ok then return v end
   end
 end
@@ -199,12 +162,6 @@ local raw_select = P.select
 
 function chan.select(...)
   local i, v, ok = raw_select(...)
-  if i == SCHED then
-    i, v, ok = co_yield(SCHED, v)
-    if i == ERR then error(v, 2) end
-  elseif i == ERR then
-    error(v, 2)
-  end
   local c = (select(i, ...))
   local kind = c[1]
   local h = c[HANDLER[kind]]

@@ -87,6 +87,8 @@ pub unsafe fn to_msg(l: *mut ffi::lua_State, idx: c_int) -> Msg {
 pub unsafe fn push_msg(l: *mut ffi::lua_State, msg: Msg) {
     match msg {
         Msg::Nil => ffi::lua_pushnil(l),
+        Msg::Boolean(b) => ffi::lua_pushboolean(l, b as c_int),
+        Msg::Integer(i) => ffi::lua_pushinteger(l, i),
         Msg::Number(n) => ffi::lua_pushnumber(l, n),
         Msg::Slot(r) => {
             push_values(l);

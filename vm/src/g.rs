@@ -93,7 +93,11 @@ impl WaitReason {
 pub enum Msg {
     /// `nil`.
     Nil,
-    /// A float made outside Lua (the time sent by timers) or sent by Lua.
+    /// A boolean.
+    Boolean(bool),
+    /// An integer.
+    Integer(i64),
+    /// A float (also the time sent by timers).
     Number(f64),
     /// Any other Lua value: its reference in the actor's values table.
     Slot(std::ffi::c_int),

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use super::{dump, lock, Outcome, Shared, ACTOR_SLICE_NS, GLOBAL_QUEUE_EVERY};
 use crate::actor::Actor;
 use crate::ffi::{self, Resumed};
-use crate::g::{GKey, GStatus};
+use crate::g::GStatus;
 use crate::timer::now_ns;
 
 thread_local! {
@@ -175,40 +175,41 @@ impl Shared {
     }
 
     /// Runs `actor`'s Gs until it has none runnable or its slice is over.
+    ///
+    /// The actor's queue lock is taken once per switch: recording what the
+    /// last G did and picking the next happen in one critical section.
     fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
         RUNNING_ACTOR.set(actor.id);
         let p = &self.ps[pid];
         let start = Instant::now();
         let mut rounds: u32 = 0;
+        let mut q = actor.lock();
         loop {
             if self.stopping() {
                 break;
             }
-            let picked = {
-                let mut q = actor.lock();
-                if !q.tasks.is_empty() {
-                    let tasks = std::mem::take(&mut q.tasks);
-                    drop(q);
-                    self.run_tasks(actor, tasks);
-                    continue;
-                }
-                match q.pick() {
-                    Some(picked) => picked,
-                    None => {
-                        q.scheduled = false;
-                        break;
-                    }
-                }
+            if !q.tasks.is_empty() {
+                let tasks = std::mem::take(&mut q.tasks);
+                drop(q);
+                self.run_tasks(actor, tasks);
+                q = actor.lock();
+                continue;
+            }
+            let Some(picked) = q.pick() else {
+                q.scheduled = false;
+                break;
             };
+            drop(q);
             let (key, gid) = (picked.key, picked.id);
             p.schedtick.fetch_add(1, Ordering::Relaxed);
             actor.set_current(key, gid);
             // SAFETY: this M owns the actor (its `scheduled` flag got it
             // here) and the picked G is suspended: it was Runnable.
             let res = unsafe { ffi::resume(picked.thread, picked.wake, picked.sel_sends) };
+            actor.set_current(usize::MAX, 0);
+            q = actor.lock();
             match res {
                 Resumed::Parked(reason) => {
-                    let mut q = actor.lock();
                     let g = &mut q.gs[key];
                     if g.wake.is_some() {
                         g.status = GStatus::Runnable;
@@ -219,22 +220,36 @@ impl Shared {
                     }
                 }
                 Resumed::Gosched => {
-                    let mut q = actor.lock();
                     q.gs[key].status = GStatus::Runnable;
                     q.push_back(key);
                 }
-                Resumed::Exited => self.g_exit(actor, key, gid),
+                Resumed::Exited => {
+                    let g = q.gs.remove(key);
+                    // SAFETY: this M owns the actor; the G has ended, so its
+                    // thread is not running, and its reference is released
+                    // exactly once (the G is gone from the table).
+                    unsafe { ffi::unref_thread(g.thread, g.thread_ref) };
+                    self.ngoroutines.fetch_sub(1, Ordering::AcqRel);
+                    if actor.id == 1 && gid == 1 {
+                        drop(q);
+                        self.finish(Outcome::Exit(0));
+                        break;
+                    }
+                }
                 Resumed::Panicked(msg, tb) => {
+                    drop(q);
                     self.finish(Outcome::Panic(panic_report(gid, &msg, &tb)));
                     break;
                 }
             }
-            actor.set_current(usize::MAX, 0);
 
             if let Some(when) = self.timers.next_deadline() {
                 let now = now_ns();
                 if now >= when {
+                    // Firing readies Gs, which takes the queue lock.
+                    drop(q);
                     self.timers.run_due(now);
+                    q = actor.lock();
                 }
             }
             rounds = rounds.wrapping_add(1);
@@ -243,6 +258,7 @@ impl Shared {
                 && (p.len() > 0 || !self.global_is_empty())
             {
                 // Slice used up while other actors wait: to the back.
+                drop(q);
                 let overflow = p.push(actor.clone());
                 lock(&self.global).extend(overflow);
                 break;
@@ -258,17 +274,6 @@ impl Shared {
                 self.finish(Outcome::Panic(panic_report(0, &e.to_string(), "")));
                 return;
             }
-        }
-    }
-
-    fn g_exit(&self, actor: &Arc<Actor>, key: GKey, gid: u64) {
-        let g = actor.lock().gs.remove(key);
-        // SAFETY: this M owns the actor; the G has ended, so its thread is
-        // no longer running and its reference is released exactly once.
-        unsafe { ffi::unref_thread(g.thread, g.thread_ref) };
-        self.ngoroutines.fetch_sub(1, Ordering::AcqRel);
-        if actor.id == 1 && gid == 1 {
-            self.finish(Outcome::Exit(0));
         }
     }
 }
