@@ -99,8 +99,16 @@ local function forward(co, ok, a, ...)
   return ok, a, ...
 end
 
+-- A goroutine's thread belongs to the scheduler: resuming or closing it
+-- from Lua would tear it away from its M.
 function coroutine.resume(co, ...)
+  if gthreads[co] then return false, "cannot resume a goroutine" end
   return forward(co, co_resume(co, ...))
+end
+
+function coroutine.close(co)
+  if gthreads[co] then error("cannot close a goroutine", 2) end
+  return co_close(co)
 end
 
 local function wrap_results(co, ok, ...)

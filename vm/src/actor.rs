@@ -343,3 +343,97 @@ impl Actor {
         &self.rt
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queue() -> ActorQueue {
+        ActorQueue {
+            gs: Slab::new(),
+            runq: VecDeque::new(),
+            runnext: None,
+            runnext_streak: 0,
+            scheduled: false,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// A G whose thread is never resumed here (a null state is not touched).
+    fn g(q: &mut ActorQueue, id: u64) -> GKey {
+        q.gs.insert(G {
+            id,
+            thread: LuaThread(std::ptr::null_mut()),
+            thread_ref: 0,
+            status: GStatus::Runnable,
+            reason: WaitReason::None,
+            wake: None,
+            sel_sends: Vec::new(),
+        })
+    }
+
+    fn run(q: &mut ActorQueue) -> Option<u64> {
+        let p = q.pick()?;
+        Some(p.id)
+    }
+
+    #[test]
+    fn fifo_with_runnext_first() {
+        let mut q = queue();
+        let (a, b, c) = (g(&mut q, 1), g(&mut q, 2), g(&mut q, 3));
+        q.push_back(a);
+        q.push_back(b);
+        q.push_runnext(c);
+        assert_eq!(run(&mut q), Some(3), "runnext goes first");
+        assert_eq!(run(&mut q), Some(1));
+        assert_eq!(run(&mut q), Some(2));
+        assert_eq!(run(&mut q), None);
+    }
+
+    #[test]
+    fn a_new_runnext_kicks_the_old_one_to_the_tail() {
+        let mut q = queue();
+        let (a, b, c) = (g(&mut q, 1), g(&mut q, 2), g(&mut q, 3));
+        q.push_back(a);
+        q.push_runnext(b);
+        q.push_runnext(c);
+        let order: Vec<_> = std::iter::from_fn(|| run(&mut q)).collect();
+        assert_eq!(order, vec![3, 1, 2]);
+    }
+
+    #[test]
+    fn runnext_cannot_starve_the_queue() {
+        let mut q = queue();
+        let (waiting, a, b) = (g(&mut q, 1), g(&mut q, 2), g(&mut q, 3));
+        q.push_back(waiting);
+        // A ping-pong pair: each run readies the other into runnext.
+        let mut next = a;
+        let mut ran_waiting = false;
+        for _ in 0..=RUNNEXT_STREAK_MAX {
+            q.push_runnext(next);
+            let p = q.pick().unwrap();
+            if p.id == 1 {
+                ran_waiting = true;
+                break;
+            }
+            q.gs[p.key].status = GStatus::Runnable;
+            next = if p.key == a { b } else { a };
+        }
+        assert!(
+            ran_waiting,
+            "the queued G ran within the runnext streak limit"
+        );
+    }
+
+    #[test]
+    fn picking_marks_running_and_takes_the_wake() {
+        let mut q = queue();
+        let a = g(&mut q, 7);
+        q.gs[a].wake = Some(Wake::Unit);
+        q.push_back(a);
+        let p = q.pick().unwrap();
+        assert!(matches!(p.wake, Some(Wake::Unit)));
+        assert_eq!(q.gs[a].status, GStatus::Running);
+        assert!(q.gs[a].wake.is_none());
+    }
+}

@@ -350,3 +350,70 @@ pub(crate) fn wake_one(wake: Option<(GRef, Wake)>) {
         g.ready(w);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_g() -> Option<GRef> {
+        None
+    }
+
+    fn recv(ch: &Chan) -> Option<(Msg, bool)> {
+        match ch.recv(no_g) {
+            RecvResult::Got(m, ok) => Some((m, ok)),
+            RecvResult::WouldBlock => None,
+            RecvResult::Park => unreachable!("no G to park"),
+        }
+    }
+
+    #[test]
+    fn buffered_fifo_then_would_block() {
+        let ch = Chan::new(2);
+        assert!(matches!(ch.send(Msg::Integer(1), no_g), SendResult::Sent));
+        assert!(matches!(ch.send(Msg::Nil, no_g), SendResult::Sent));
+        assert!(matches!(
+            ch.send(Msg::Integer(3), no_g),
+            SendResult::WouldBlock(Msg::Integer(3))
+        ));
+        assert_eq!(ch.len(), 2);
+        assert_eq!(recv(&ch), Some((Msg::Integer(1), true)));
+        assert_eq!(recv(&ch), Some((Msg::Nil, true)), "nil is a value");
+        assert_eq!(recv(&ch), None);
+    }
+
+    #[test]
+    fn unbuffered_without_partner_would_block() {
+        let ch = Chan::new(0);
+        assert!(matches!(
+            ch.send(Msg::Integer(1), no_g),
+            SendResult::WouldBlock(_)
+        ));
+        assert!(!ch.offer(Msg::Number(1.0)), "offer never blocks and drops");
+        assert_eq!(recv(&ch), None);
+    }
+
+    #[test]
+    fn close_drains_then_reports_closed() {
+        let ch = Chan::new(1);
+        assert!(ch.offer(Msg::Boolean(true)));
+        ch.close().unwrap();
+        assert_eq!(ch.close(), Err(CLOSE_OF_CLOSED));
+        assert!(matches!(
+            ch.send(Msg::Integer(1), no_g),
+            SendResult::Closed(Msg::Integer(1))
+        ));
+        assert_eq!(recv(&ch), Some((Msg::Boolean(true), true)));
+        assert_eq!(recv(&ch), Some((Msg::Nil, false)));
+        assert_eq!(recv(&ch), Some((Msg::Nil, false)), "stays closed");
+    }
+
+    #[test]
+    fn drain_buffer_empties_it() {
+        let ch = Chan::new(3);
+        ch.offer(Msg::Integer(1));
+        ch.offer(Msg::Slot(5));
+        assert_eq!(ch.drain_buffer(), vec![Msg::Integer(1), Msg::Slot(5)]);
+        assert!(ch.is_empty());
+    }
+}
