@@ -91,7 +91,8 @@ assert(runtime.gomaxprocs() == 2)
 assert(runtime.stats().procs == 2)
 assert(runtime.gomaxprocs(1) == 2)
 assert(runtime.gomaxprocs() == 1)
--- goroutines still run with one P
+-- goroutines still run with one P, and timers still fire
+for _ = 1, 5 do time.sleep(0.001) end
 local pp = chan()
 go(function() for i = 1, 100 do pp:send(i) end end)
 for i = 1, 100 do assert(pp:recv() == i) end

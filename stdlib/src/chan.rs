@@ -19,7 +19,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use lugo_vm::chan::{RecvResult, SendResult, SEND_ON_CLOSED};
-use lugo_vm::ffi::{push_msg, release_msg, to_msg, LuaThread};
+use lugo_vm::ffi::{is_goroutine, mark_goroutine, push_msg, release_msg, to_msg, LuaThread};
 use lugo_vm::park;
 use lugo_vm::select::{self, Case, SelectResult};
 use lugo_vm::{Actor, Chan, Msg, WaitReason};
@@ -455,22 +455,44 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
     }
 }
 
-/// `spawn(thread)`: makes a G of a thread primed by `go` (prelude.lua).
+/// `spawn(thread, f, ...)`: makes a G of a new thread (made by `go` in
+/// prelude.lua): moves `f` and its arguments onto the thread's stack,
+/// where its first resume finds them.
 unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
         let th = ffi::lua_tothread(l, 1);
-        if th.is_null() {
-            return raise(l, "go: internal error: no thread");
+        if th.is_null() || ffi::lua_status(th) != ffi::LUA_OK || ffi::lua_gettop(th) != 1 {
+            return raise(l, "go: internal error: not a new thread");
         }
-        ffi::lua_pushvalue(l, 1);
+        let nargs = ffi::lua_gettop(l) - 1;
+        if ffi::lua_checkstack(th, nargs) == 0 {
+            return raise(l, "go: too many arguments");
+        }
+        ffi::lua_xmove(l, th, nargs);
         let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        let id = actor(l).spawn(LuaThread(th), r);
+        mark_goroutine(LuaThread(th));
+        let id = actor(l).spawn(LuaThread(th), r, nargs);
         ffi::lua_pushinteger(l, id as ffi::lua_Integer);
         Ret::N(1)
     })
 }
 
-const FUNCTIONS: [(&CStr, CFn); 8] = [
+/// `isg(co)`: whether `co` is a goroutine's own thread.
+unsafe extern "C-unwind" fn isg(l: *mut ffi::lua_State) -> c_int {
+    let th = ffi::lua_tothread(l, 1);
+    ffi::lua_pushboolean(l, (!th.is_null() && is_goroutine(th)) as c_int);
+    1
+}
+
+/// `ing()`: whether the running thread is a goroutine's own thread.
+unsafe extern "C-unwind" fn ing(l: *mut ffi::lua_State) -> c_int {
+    ffi::lua_pushboolean(l, is_goroutine(l) as c_int);
+    1
+}
+
+const FUNCTIONS: [(&CStr, CFn); 10] = [
+    (c"isg", isg),
+    (c"ing", ing),
     (c"chan_new", chan_new),
     (c"send", chan_send),
     (c"recv", chan_recv),

@@ -5,7 +5,7 @@
 -- that yields lives here: a raw function returns either its results, or
 -- SCHED, kind ("park this goroutine"), or ERR, message ("raise this").
 --
--- Goroutine threads are the keys of `gthreads`. At the top of a goroutine
+-- Goroutine threads are marked in their Lua extra space (`isg`). At the top of a goroutine
 -- the coroutine functions behave as on Lua's main thread (DESIGN.md,
 -- transparency rule); inside a user's nested coroutine, a scheduler yield
 -- is forwarded outward by `resume` and its answer passed back inward.
@@ -20,9 +20,9 @@ local error, type, select, tostring, getmetatable = error, type, select, tostrin
 local setmetatable, rawget, xpcall = setmetatable, rawget, xpcall
 local traceback = debug.traceback
 
--- Weak keys and values (the values are `true`): an all-weak table is not
--- traversed by the collector, unlike an ephemeron table.
-local gthreads = setmetatable({}, { __mode = "kv" })
+-- isg(co): whether `co` is a goroutine's own thread; ing(): whether the
+-- running thread is one.
+local isg, ing = P.isg, P.ing
 
 -- Results of a raw function that may have parked. Called in tail position
 -- by the public function, so level 2 is the public function's caller.
@@ -67,10 +67,9 @@ local function msgh(e)
   return { e, traceback(nil, 2) }
 end
 
--- The body of every goroutine thread. `go` resumes it once to hand over
--- f and its arguments; it then waits at the first yield until its M runs it.
+-- The body of every goroutine thread; its M starts it with f and the
+-- arguments that `spawn` moved onto the thread's stack.
 local function gomain(f, ...)
-  co_yield()
   local ok, e = xpcall(f, msgh, ...)
   if not ok then
     if type(e) == "table" then return SCHED, KIND_PANIC, e[1], e[2] end
@@ -83,10 +82,7 @@ function go(f, ...)
   if type(f) ~= "function" then
     error("go: function expected, got " .. type(f), 2)
   end
-  local th = co_create(gomain)
-  co_resume(th, f, ...)
-  gthreads[th] = true
-  return call(spawn(th))
+  return spawn(co_create(gomain), f, ...)
 end
 
 ---------------------------------------------------------------- coroutine
@@ -102,12 +98,12 @@ end
 -- A goroutine's thread belongs to the scheduler: resuming or closing it
 -- from Lua would tear it away from its M.
 function coroutine.resume(co, ...)
-  if gthreads[co] then return false, "cannot resume a goroutine" end
+  if isg(co) then return false, "cannot resume a goroutine" end
   return forward(co, co_resume(co, ...))
 end
 
 function coroutine.close(co)
-  if gthreads[co] then error("cannot close a goroutine", 2) end
+  if isg(co) then error("cannot close a goroutine", 2) end
   return co_close(co)
 end
 
@@ -131,18 +127,18 @@ end
 
 function coroutine.running()
   local co, ismain = co_running()
-  if gthreads[co] then return co, true end
+  if isg(co) then return co, true end
   return co, ismain
 end
 
 function coroutine.isyieldable(co)
   if co == nil then co = co_running() end
-  if gthreads[co] then return false end
+  if isg(co) then return false end
   return co_isyieldable(co)
 end
 
 function coroutine.yield(...)
-  if gthreads[co_running()] then
+  if ing() then
     error("attempt to yield from outside a coroutine", 0)
   end
   return co_yield(...)

@@ -33,6 +33,7 @@ pub(crate) struct Picked {
     pub(crate) key: GKey,
     pub(crate) id: u64,
     pub(crate) thread: LuaThread,
+    pub(crate) nstart: std::ffi::c_int,
     pub(crate) wake: Option<Wake>,
     pub(crate) sel_sends: Vec<(usize, Msg)>,
 }
@@ -90,6 +91,7 @@ impl ActorQueue {
             key,
             id: g.id,
             thread: g.thread,
+            nstart: std::mem::take(&mut g.nstart),
             wake: g.wake.take(),
             sel_sends: std::mem::take(&mut g.sel_sends),
         })
@@ -124,7 +126,15 @@ impl GRef {
     /// Makes the G runnable with `wake` as the results of its park.
     /// A G that has died meanwhile is ignored.
     pub fn ready(&self, wake: Wake) {
-        self.actor.ready(self.key, self.id, wake);
+        self.actor.ready(self.key, self.id, wake, false);
+    }
+
+    /// As [`GRef::ready`], but the G goes to the front of its actor's run
+    /// queue: a sleeper whose deadline has passed runs before Gs that were
+    /// merely runnable (it has waited long enough; a queue of freshly
+    /// spawned Gs must not add to its lateness).
+    pub fn ready_front(&self, wake: Wake) {
+        self.actor.ready(self.key, self.id, wake, true);
     }
 }
 
@@ -209,10 +219,14 @@ impl Actor {
 
     /// Starts a new G running `thread` (kept alive by the registry
     /// reference `thread_ref`, which the G owns from now on); returns its id.
-    /// The thread has been resumed once up to a first yield, so the G's
-    /// first resume passes no values. The new G runs next (Go's `newproc`
-    /// puts it in `runnext`).
-    pub fn spawn(self: &Arc<Self>, thread: LuaThread, thread_ref: std::ffi::c_int) -> u64 {
+    /// The thread's function and its `nargs` arguments are on its stack.
+    /// The new G runs next (Go's `newproc` puts it in `runnext`).
+    pub fn spawn(
+        self: &Arc<Self>,
+        thread: LuaThread,
+        thread_ref: std::ffi::c_int,
+        nargs: std::ffi::c_int,
+    ) -> u64 {
         let id = self.rt.next_gid.fetch_add(1, Ordering::Relaxed);
         self.rt.ngoroutines.fetch_add(1, Ordering::Relaxed);
         self.rt.started_gs.store(true, Ordering::Release);
@@ -222,6 +236,7 @@ impl Actor {
                 id,
                 thread,
                 thread_ref,
+                nstart: nargs,
                 status: GStatus::Runnable,
                 reason: WaitReason::None,
                 wake: None,
@@ -264,7 +279,7 @@ impl Actor {
         self.current_id.store(id, Ordering::Relaxed);
     }
 
-    fn ready(self: &Arc<Self>, key: GKey, id: u64, wake: Wake) {
+    fn ready(self: &Arc<Self>, key: GKey, id: u64, wake: Wake, front: bool) {
         let own = sched::m::running_actor() == self.id;
         let schedule = {
             let mut q = self.lock();
@@ -276,7 +291,9 @@ impl Actor {
                     g.status = GStatus::Runnable;
                     g.reason = WaitReason::None;
                     g.wake = Some(wake);
-                    if own {
+                    if front {
+                        q.runq.push_front(key);
+                    } else if own {
                         q.push_runnext(key);
                     } else {
                         q.push_back(key);
@@ -365,6 +382,7 @@ mod tests {
             id,
             thread: LuaThread(std::ptr::null_mut()),
             thread_ref: 0,
+            nstart: 0,
             status: GStatus::Runnable,
             reason: WaitReason::None,
             wake: None,

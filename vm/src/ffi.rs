@@ -33,17 +33,40 @@ unsafe impl Send for LuaThread {}
 // SAFETY: as above: sharing the address does not touch the state.
 unsafe impl Sync for LuaThread {}
 
-/// Creates the values table of a new state.
+/// Prepares a new state: the values table, and a zero goroutine mark in
+/// the main thread's extra space (new threads copy it from there).
 pub fn init_state(lua: &mlua::Lua) -> mlua::Result<()> {
     // SAFETY: `exec_raw` runs the closure on the state's own stack under
     // mlua's lock, inside a protected call; we push one table and pop it
-    // into the registry, leaving the stack balanced.
+    // into the registry, leaving the stack balanced. The extra space is
+    // LUA_EXTRASPACE (pointer-sized, aligned) bytes that Lua reserves for
+    // the embedder and mlua does not use.
     unsafe {
         lua.exec_raw::<()>((), |l| {
             ffi::lua_createtable(l, 0, 0);
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, values_key());
+            ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_MAINTHREAD);
+            let main = ffi::lua_tothread(l, -1);
+            *(ffi::lua_getextraspace(main) as *mut usize) = 0;
+            ffi::lua_pop(l, 1);
         })
     }
+}
+
+/// Marks `th` as a goroutine's own thread.
+///
+/// # Safety
+/// `th` is a live thread of an actor owned by the calling M.
+pub unsafe fn mark_goroutine(th: LuaThread) {
+    *(ffi::lua_getextraspace(th.0) as *mut usize) = 1;
+}
+
+/// Whether `th` is a goroutine's own thread.
+///
+/// # Safety
+/// As [`mark_goroutine`].
+pub unsafe fn is_goroutine(th: *mut ffi::lua_State) -> bool {
+    *(ffi::lua_getextraspace(th) as *const usize) != 0
 }
 
 fn values_key() -> *const c_void {
@@ -170,7 +193,12 @@ unsafe fn push_wake(th: *mut ffi::lua_State, wake: Option<Wake>) -> c_int {
 ///
 /// # Safety
 /// `th` is a live, suspended thread of an actor owned by the calling M.
-pub unsafe fn resume(th: LuaThread, wake: Option<Wake>, sel_sends: Vec<(usize, Msg)>) -> Resumed {
+pub unsafe fn resume(
+    th: LuaThread,
+    nstart: c_int,
+    wake: Option<Wake>,
+    sel_sends: Vec<(usize, Msg)>,
+) -> Resumed {
     let th = th.0;
     if ffi::lua_checkstack(th, 8) == 0 {
         return Resumed::Panicked("stack overflow (resuming goroutine)".into(), String::new());
@@ -184,7 +212,12 @@ pub unsafe fn resume(th: LuaThread, wake: Option<Wake>, sel_sends: Vec<(usize, M
             release_msg(th, m);
         }
     }
-    let nargs = push_wake(th, wake);
+    // A new G's function arguments are on its stack already.
+    let nargs = if nstart > 0 {
+        nstart
+    } else {
+        push_wake(th, wake)
+    };
     let mut nres: c_int = 0;
     let status = ffi::lua_resume(th, ptr::null_mut(), nargs, &mut nres);
     match status {

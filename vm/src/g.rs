@@ -130,6 +130,9 @@ pub struct G {
     pub thread: LuaThread,
     /// Registry reference to the thread, released when the G ends.
     pub thread_ref: std::ffi::c_int,
+    /// Before the first resume: how many arguments of the G's function
+    /// wait on its thread's stack; 0 afterwards.
+    pub nstart: std::ffi::c_int,
     /// Scheduling status.
     pub status: GStatus,
     /// Why it waits, while `Waiting`.

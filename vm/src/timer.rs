@@ -58,7 +58,7 @@ pub enum TimerAction {
 impl TimerAction {
     fn fire(self, now: u64) {
         match self {
-            TimerAction::Wake(g) => g.ready(Wake::Unit),
+            TimerAction::Wake(g) => g.ready_front(Wake::Unit),
             TimerAction::Send(ch) => {
                 ch.offer(Msg::Number(now as f64 / 1e9));
             }

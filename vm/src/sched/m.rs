@@ -205,7 +205,8 @@ impl Shared {
             actor.set_current(key, gid);
             // SAFETY: this M owns the actor (its `scheduled` flag got it
             // here) and the picked G is suspended: it was Runnable.
-            let res = unsafe { ffi::resume(picked.thread, picked.wake, picked.sel_sends) };
+            let res =
+                unsafe { ffi::resume(picked.thread, picked.nstart, picked.wake, picked.sel_sends) };
             actor.set_current(usize::MAX, 0);
             q = actor.lock();
             match res {
