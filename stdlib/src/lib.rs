@@ -9,6 +9,7 @@
 //! yields and never raises for a caller's mistake, so every error a script
 //! sees is a plain string that names the function.
 
+mod cfn;
 mod chan;
 mod runtime;
 mod sync;
@@ -17,7 +18,7 @@ mod time;
 use std::sync::Arc;
 
 use lugo_vm::park;
-use lugo_vm::{Actor, WaitReason};
+use lugo_vm::Actor;
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
 const PRELUDE: &str = include_str!("prelude.lua");
@@ -41,11 +42,6 @@ pub(crate) type RawResult = Result<MultiValue, Raise>;
 /// A caller's-mistake error.
 pub(crate) fn raise<T>(msg: impl Into<String>) -> Result<T, Raise> {
     Err(Raise::Msg(msg.into()))
-}
-
-/// The "park me" answer of a raw function.
-pub(crate) fn park(lua: &Lua, reason: WaitReason) -> RawResult {
-    Ok((park::sched(), park::KIND_PARK + reason.code()).into_lua_multi(lua)?)
 }
 
 /// Results of a raw function.
@@ -99,12 +95,6 @@ pub(crate) fn integer_arg(v: &Value) -> Option<i64> {
     }
 }
 
-/// Whether the caller can park: the Lua half of a function that may park
-/// passes `coroutine.isyieldable()` (Lua's own) as argument `i`.
-pub(crate) fn yieldable(args: &MultiValue, i: usize) -> bool {
-    matches!(arg(args, i), Value::Boolean(true))
-}
-
 /// Argument `i` (0-based) of `args`, or nil.
 pub(crate) fn arg(args: &MultiValue, i: usize) -> &Value {
     args.get(i).unwrap_or(&Value::Nil)
@@ -119,9 +109,18 @@ pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     p.set("KIND_EXIT", park::KIND_EXIT)?;
     p.set("KIND_PANIC", park::KIND_PANIC)?;
     p.set("CHUNK", lugo_vm::sched::dump::LUGO_CHUNK)?;
-    chan::register(lua, actor, &p)?;
+    // C functions: first every boxed type, then every closure.
+    let mut reg = cfn::Registry::new(actor);
+    p.set(
+        "chan_methods",
+        reg.add_type::<lugo_vm::Chan>(lua, &chan::METHODS)?,
+    )?;
+    reg.add_type::<lugo_vm::sema::WaitGroup>(lua, &sync::WG_METHODS)?;
+    reg.add_type::<lugo_vm::sema::SemMutex>(lua, &sync::MUTEX_METHODS)?;
+    for fns in [&chan::FUNCTIONS[..], &sync::FUNCTIONS, &time::FUNCTIONS] {
+        reg.fill(lua, &p, fns)?;
+    }
     time::register(lua, actor, &p)?;
-    sync::register(lua, actor, &p)?;
     runtime::register(lua, actor, &p)?;
     let exports: Table = lua
         .load(PRELUDE)

@@ -43,11 +43,6 @@ local function wrap(raw)
   return function(...) return call(raw(...)) end
 end
 
--- For a raw function that may park: it also gets whether the caller can
--- yield (not inside a C call such as a gsub callback).
-local function wrap_parking(raw)
-  return function(a) return call(raw(a, co_isyieldable())) end
-end
 
 ---------------------------------------------------------------- goroutines
 
@@ -148,10 +143,10 @@ end
 
 local chan = setmetatable({}, { __call = P.chan_new })
 
+-- The methods send, recv, close, len and cap are C functions that park by
+-- yielding themselves.
 local M = P.chan_methods
--- The methods are C functions that park by yielding themselves.
-local recv = P.recv
-M.send, M.recv, M.close, M.len, M.cap = P.send, recv, P.close, P.len, P.cap
+local recv = M.recv
 
 function M.range(ch)
   return function()
@@ -179,7 +174,7 @@ end
 
 ---------------------------------------------------------------- time
 
-local time = { sleep = wrap_parking(P.sleep), now = P.now }
+local time = { sleep = P.sleep, now = P.now }
 local timer_new, timer_stop, timer_reset = P.timer_new, P.timer_stop, P.timer_reset
 local UD = {}  -- key of the timer userdata inside a timer object
 
@@ -228,25 +223,7 @@ end
 
 local sync = {}
 
-local WaitGroup = {}
-WaitGroup.__index = WaitGroup
-local wg_new, wg_add, wg_done, wg_wait = P.wg_new, P.wg_add, P.wg_done, P.wg_wait
-function sync.waitgroup()
-  return setmetatable({ [UD] = wg_new() }, WaitGroup)
-end
-function WaitGroup:add(n) return call(wg_add(rawget(self, UD), n)) end
-function WaitGroup:done() return call(wg_done(rawget(self, UD))) end
-function WaitGroup:wait() return call(wg_wait(rawget(self, UD), co_isyieldable())) end
-
-local Mutex = {}
-Mutex.__index = Mutex
-function sync.mutex()
-  return setmetatable({ [UD] = P.mutex_new() }, Mutex)
-end
-local mutex_lock, mutex_unlock, mutex_trylock = P.mutex_lock, P.mutex_unlock, P.mutex_trylock
-function Mutex:lock() return call(mutex_lock(rawget(self, UD), co_isyieldable())) end
-function Mutex:unlock() return call(mutex_unlock(rawget(self, UD))) end
-function Mutex:trylock() return call(mutex_trylock(rawget(self, UD))) end
+sync.waitgroup, sync.mutex = P.waitgroup, P.mutex
 
 local Once = {}
 Once.__index = Once

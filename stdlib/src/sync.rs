@@ -1,108 +1,138 @@
-//! `sync`: wait groups and mutexes (Rust half; `once` is Lua only).
+//! `sync`: wait groups and mutexes (Rust half, C functions; `once` is Lua
+//! only). Both are [`crate::cfn::Boxed`] userdata whose methods are these
+//! functions; `wait` and `lock` park by yielding from C.
 
+use std::ffi::{c_int, CStr};
 use std::sync::Arc;
 
 use lugo_vm::sema::{Acquire, SemMutex, WaitGroup};
-use lugo_vm::{Actor, WaitReason};
-use mlua::{Lua, Table, UserData, Value};
+use lugo_vm::WaitReason;
+use mlua::ffi;
 
-use crate::chan::CANNOT_PARK;
-use crate::{arg, integer_arg, park, raise, raw, ret, type_name, yieldable, Raise};
+use crate::cfn::{
+    actor, check, expected, guard, me, push, raise, type_name, CFn, Raw, Ret, CANNOT_PARK,
+    MT_MUTEX, MT_WAITGROUP,
+};
 
-/// `sync.waitgroup()` as Lua holds it.
-pub struct WaitGroupUd(WaitGroup);
-impl UserData for WaitGroupUd {}
+impl Raw for WaitGroup {
+    const NAME: &'static CStr = c"lugo.waitgroup";
+    const SHORT: &'static str = "waitgroup";
+    const MAGIC: u64 = 0x6c75_676f_7767_7270;
+    const MT_UPVALUE: c_int = MT_WAITGROUP;
+}
 
-/// `sync.mutex()` as Lua holds it.
-pub struct MutexUd(SemMutex);
-impl UserData for MutexUd {}
+impl Raw for SemMutex {
+    const NAME: &'static CStr = c"lugo.mutex";
+    const SHORT: &'static str = "mutex";
+    const MAGIC: u64 = 0x6c75_676f_6d75_7478;
+    const MT_UPVALUE: c_int = MT_MUTEX;
+}
 
-fn ud_arg<T: 'static>(v: &Value, fname: &str, what: &str) -> Result<mlua::UserDataRef<T>, Raise> {
-    if let Value::UserData(ud) = v {
-        if let Ok(t) = ud.borrow::<T>() {
-            return Ok(t);
-        }
+fn acquired(r: Acquire) -> Ret {
+    match r {
+        Acquire::Done => Ret::N(0),
+        Acquire::Park => Ret::Park(WaitReason::Semacquire),
+        Acquire::CannotPark => raise(CANNOT_PARK),
     }
-    raise(format!("{fname}: {what} expected, got {}", type_name(v)))
 }
 
-pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result<()> {
-    p.set(
-        "wg_new",
-        raw(lua, |lua, _| {
-            ret(lua, lua.create_userdata(WaitGroupUd(WaitGroup::default()))?)
-        })?,
-    )?;
-    p.set(
-        "wg_add",
-        raw(lua, |lua, args| {
-            let wg = ud_arg::<WaitGroupUd>(arg(&args, 0), "waitgroup:add", "waitgroup")?;
-            let n = match arg(&args, 1) {
-                Value::Nil => 1,
-                v => integer_arg(v).map_or_else(
-                    || {
-                        raise(format!(
-                            "waitgroup:add: delta must be an integer, got {}",
-                            type_name(v)
-                        ))
-                    },
-                    Ok,
-                )?,
-            };
-            wg.0.add(n).map_or_else(raise, |()| ret(lua, ()))
-        })?,
-    )?;
-    p.set(
-        "wg_done",
-        raw(lua, |lua, args| {
-            let wg = ud_arg::<WaitGroupUd>(arg(&args, 0), "waitgroup:done", "waitgroup")?;
-            wg.0.add(-1).map_or_else(raise, |()| ret(lua, ()))
-        })?,
-    )?;
-    let a = actor.clone();
-    p.set(
-        "wg_wait",
-        raw(lua, move |lua, args| {
-            let wg = ud_arg::<WaitGroupUd>(arg(&args, 0), "waitgroup:wait", "waitgroup")?;
-            match wg.0.wait(|| yieldable(&args, 1).then(|| a.current())) {
-                Acquire::Park => park(lua, WaitReason::Semacquire),
-                Acquire::Done => ret(lua, ()),
-                Acquire::CannotPark => raise(CANNOT_PARK),
-            }
-        })?,
-    )?;
-
-    p.set(
-        "mutex_new",
-        raw(lua, |lua, _| {
-            ret(lua, lua.create_userdata(MutexUd(SemMutex::default()))?)
-        })?,
-    )?;
-    let a = actor.clone();
-    p.set(
-        "mutex_lock",
-        raw(lua, move |lua, args| {
-            let m = ud_arg::<MutexUd>(arg(&args, 0), "mutex:lock", "mutex")?;
-            match m.0.lock(|| yieldable(&args, 1).then(|| a.current())) {
-                Acquire::Park => park(lua, WaitReason::Semacquire),
-                Acquire::Done => ret(lua, ()),
-                Acquire::CannotPark => raise(CANNOT_PARK),
-            }
-        })?,
-    )?;
-    p.set(
-        "mutex_trylock",
-        raw(lua, |lua, args| {
-            let m = ud_arg::<MutexUd>(arg(&args, 0), "mutex:trylock", "mutex")?;
-            ret(lua, m.0.try_lock())
-        })?,
-    )?;
-    p.set(
-        "mutex_unlock",
-        raw(lua, |lua, args| {
-            let m = ud_arg::<MutexUd>(arg(&args, 0), "mutex:unlock", "mutex")?;
-            m.0.unlock().map_or_else(raise, |()| ret(lua, ()))
-        })?,
-    )?;
-    Ok(())
+unsafe extern "C-unwind" fn wg_new(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        push(l, Arc::new(WaitGroup::default()));
+        Ret::N(1)
+    })
 }
+
+unsafe fn add(l: *mut ffi::lua_State, fname: &str, delta: Option<i64>) -> Ret {
+    let Some(wg) = check::<WaitGroup>(l, 1) else {
+        return expected(l, fname, "waitgroup", 1);
+    };
+    let delta = match delta {
+        Some(d) => d,
+        None => match ffi::lua_type(l, 2) {
+            ffi::LUA_TNONE | ffi::LUA_TNIL => 1,
+            _ => {
+                let mut isint = 0;
+                let n = ffi::lua_tointegerx(l, 2, &mut isint);
+                if isint == 0 || ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
+                    let t = type_name(l, 2);
+                    return raise(format!("{fname}: delta must be an integer, got {t}"));
+                }
+                n
+            }
+        },
+    };
+    match wg.add(delta) {
+        Ok(()) => Ret::N(0),
+        Err(e) => raise(e),
+    }
+}
+
+unsafe extern "C-unwind" fn wg_add(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || add(l, "waitgroup:add", None))
+}
+
+unsafe extern "C-unwind" fn wg_done(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || add(l, "waitgroup:done", Some(-1)))
+}
+
+unsafe extern "C-unwind" fn wg_wait(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let Some(wg) = check::<WaitGroup>(l, 1) else {
+            return expected(l, "waitgroup:wait", "waitgroup", 1);
+        };
+        let a = actor(l);
+        acquired(wg.wait(|| me(l, a)))
+    })
+}
+
+unsafe extern "C-unwind" fn mutex_new(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        push(l, Arc::new(SemMutex::default()));
+        Ret::N(1)
+    })
+}
+
+unsafe extern "C-unwind" fn mutex_lock(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let Some(m) = check::<SemMutex>(l, 1) else {
+            return expected(l, "mutex:lock", "mutex", 1);
+        };
+        let a = actor(l);
+        acquired(m.lock(|| me(l, a)))
+    })
+}
+
+unsafe extern "C-unwind" fn mutex_trylock(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || match check::<SemMutex>(l, 1) {
+        Some(m) => {
+            ffi::lua_pushboolean(l, m.try_lock() as c_int);
+            Ret::N(1)
+        }
+        None => expected(l, "mutex:trylock", "mutex", 1),
+    })
+}
+
+unsafe extern "C-unwind" fn mutex_unlock(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || match check::<SemMutex>(l, 1) {
+        Some(m) => match m.unlock() {
+            Ok(()) => Ret::N(0),
+            Err(e) => raise(e),
+        },
+        None => expected(l, "mutex:unlock", "mutex", 1),
+    })
+}
+
+/// The wait group methods.
+pub(crate) const WG_METHODS: [(&CStr, CFn); 3] =
+    [(c"add", wg_add), (c"done", wg_done), (c"wait", wg_wait)];
+
+/// The mutex methods.
+pub(crate) const MUTEX_METHODS: [(&CStr, CFn); 3] = [
+    (c"lock", mutex_lock),
+    (c"unlock", mutex_unlock),
+    (c"trylock", mutex_trylock),
+];
+
+/// The functions the Lua half gets in `P`.
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] = [(c"waitgroup", wg_new), (c"mutex", mutex_new)];

@@ -3,15 +3,17 @@
 //! Every timer lives in the runtime's one timer heap ([`lugo_vm::timer`]);
 //! a Lua timer object holds a [`TimerUd`] that knows how to re-arm it.
 
+use std::ffi::{c_int, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use lugo_vm::timer::{now_ns, now_secs, secs_to_ns, TimerAction, TimerId};
 use lugo_vm::{Actor, Chan, WaitReason};
-use mlua::{Lua, Table, UserData, Value};
+use mlua::{ffi, Lua, Table, UserData, Value};
 
-use crate::chan::{chan_value, CANNOT_PARK};
-use crate::{arg, number_arg, park, raise, raw, ret, type_name, yieldable, Raise};
+use crate::cfn::{self, actor, guard, CFn, Ret, CANNOT_PARK};
+use crate::chan::chan_value;
+use crate::{arg, number_arg, raise, raw, ret, type_name, Raise};
 
 /// A timer, ticker or afterfunc as held by its Lua object.
 pub struct TimerUd {
@@ -41,27 +43,41 @@ fn timer_arg(v: &Value, fname: &str) -> Result<mlua::UserDataRef<TimerUd>, Raise
     raise(format!("{fname}: timer expected, got {}", type_name(v)))
 }
 
+/// `time.sleep(d)`.
+unsafe extern "C-unwind" fn sleep(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let mut isnum = 0;
+        let d = ffi::lua_tonumberx(l, 1, &mut isnum);
+        if isnum == 0 || ffi::lua_type(l, 1) != ffi::LUA_TNUMBER {
+            let t = cfn::type_name(l, 1);
+            return cfn::raise(format!("time.sleep: duration must be a number, got {t}"));
+        }
+        if d.is_nan() {
+            return cfn::raise("time.sleep: duration must not be NaN");
+        }
+        if d <= 0.0 {
+            return Ret::N(0);
+        }
+        let a = actor(l);
+        let Some(me) = cfn::me(l, a) else {
+            return cfn::raise(CANNOT_PARK);
+        };
+        let when = now_ns().saturating_add(secs_to_ns(d));
+        a.rt_shared().add_timer(when, 0, TimerAction::Wake(me));
+        Ret::Park(WaitReason::Sleep)
+    })
+}
+
+/// `time.now()`.
+unsafe extern "C-unwind" fn now(l: *mut ffi::lua_State) -> c_int {
+    ffi::lua_pushnumber(l, now_secs());
+    1
+}
+
+/// The functions the Lua half gets in `P`.
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] = [(c"sleep", sleep), (c"now", now)];
+
 pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result<()> {
-    let a = actor.clone();
-    p.set(
-        "sleep",
-        raw(lua, move |lua, args| {
-            let d = duration(arg(&args, 0), "time.sleep")?;
-            if d <= 0.0 {
-                return ret(lua, ());
-            }
-            if !yieldable(&args, 1) {
-                return raise(CANNOT_PARK);
-            }
-            let when = now_ns().saturating_add(secs_to_ns(d));
-            a.rt_shared()
-                .add_timer(when, 0, TimerAction::Wake(a.current()));
-            park(lua, WaitReason::Sleep)
-        })?,
-    )?;
-
-    p.set("now", lua.create_function(|_, ()| Ok(now_secs()))?)?;
-
     // timer_new(d, kind): kind "timer" | "ticker" | "after"; returns the
     // timer userdata and its channel.
     let a = actor.clone();

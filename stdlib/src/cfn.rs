@@ -1,0 +1,346 @@
+//! Raw Lua C functions: the one module of lugo-stdlib's FFI machinery.
+//!
+//! The stdlib's hot calls (channel operations, `go`, `time.sleep`, the
+//! `sync` methods) are plain C functions (`lua_CFunction`) rather than
+//! mlua callbacks: no lock, no reference bookkeeping, no allocation on the
+//! fast path. Their objects (channels, wait groups, mutexes) are full
+//! userdata holding an `Arc<T>` ([`Boxed`]) with a metatable per type.
+//!
+//! Protocol of a C function body: it returns a [`Ret`], which [`guard`]
+//! carries out. A function that must park yields `SCHED, kind` to the M
+//! with `lua_yieldk`; its continuation ([`after_park`]) returns the values
+//! the M resumes it with, raising on `ERR, message`. Errors are raised as
+//! `luaL_error` does, with the caller's position. Raising and yielding
+//! `longjmp` out of the C function, so they happen in `guard`, after every
+//! Rust value of the body has been dropped.
+//!
+//! Every closure made by [`Registry`] has these upvalues: 1 = its actor
+//! (a light userdata to an `Arc<Actor>` that lives as long as the state),
+//! then one light userdata per [`Raw`] type: the address of its metatable.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+use std::sync::Arc;
+
+use lugo_vm::{park, Actor, GRef, WaitReason};
+use mlua::{ffi, Lua, Table, Value};
+
+/// A C function.
+pub(crate) type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
+
+/// Lua's message for a yield where it cannot happen.
+pub(crate) const CANNOT_PARK: &str = "attempt to yield across a C-call boundary";
+
+/// A Rust type that Lua holds as a [`Boxed`] userdata.
+pub(crate) trait Raw: Send + Sync + 'static {
+    /// Registry name of its metatable.
+    const NAME: &'static CStr;
+    /// `__name`, as `tostring` shows it.
+    const SHORT: &'static str;
+    /// Marks its boxes, a second check after the metatable.
+    const MAGIC: u64;
+    /// Upvalue holding its metatable's address.
+    const MT_UPVALUE: c_int;
+    /// Called by `__gc` before the box lets go of its reference.
+    ///
+    /// # Safety
+    /// `l` is the state collecting the box.
+    unsafe fn on_collect(&self, _l: *mut ffi::lua_State) {}
+}
+
+/// The memory block of a userdata holding an `Arc<T>`.
+#[repr(C)]
+pub(crate) struct Boxed<T> {
+    magic: u64,
+    /// From `Arc::into_raw`; null once collected.
+    ptr: *const T,
+}
+
+/// The box at `idx`, if it holds a `T`.
+///
+/// # Safety
+/// `l` is a valid state running a closure made by [`Registry`].
+unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
+    if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
+        return ptr::null_mut();
+    }
+    let mt = ffi::lua_topointer(l, -1);
+    ffi::lua_pop(l, 1);
+    if !ptr::eq(
+        mt,
+        ffi::lua_touserdata(l, ffi::lua_upvalueindex(T::MT_UPVALUE)),
+    ) {
+        return ptr::null_mut();
+    }
+    let p = ffi::lua_touserdata(l, idx) as *mut Boxed<T>;
+    if (*p).magic != T::MAGIC || (*p).ptr.is_null() {
+        return ptr::null_mut();
+    }
+    p
+}
+
+/// The `T` at `idx`, borrowed while the value stays on the stack.
+///
+/// # Safety
+/// As [`boxed`]; the reference must not outlive the value at `idx`.
+pub(crate) unsafe fn check<'a, T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a T> {
+    let p = boxed::<T>(l, idx);
+    (!p.is_null()).then(|| &*(*p).ptr)
+}
+
+/// A new reference to the `T` at `idx`.
+///
+/// # Safety
+/// As [`boxed`].
+pub(crate) unsafe fn arc<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Option<Arc<T>> {
+    let raw = check::<T>(l, idx)? as *const T;
+    Arc::increment_strong_count(raw);
+    Some(Arc::from_raw(raw))
+}
+
+/// Pushes a new userdata holding `v`.
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot, where `T`'s metatable has
+/// been registered.
+pub(crate) unsafe fn push<T: Raw>(l: *mut ffi::lua_State, v: Arc<T>) {
+    let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<Boxed<T>>(), 0) as *mut Boxed<T>;
+    p.write(Boxed {
+        magic: T::MAGIC,
+        ptr: Arc::into_raw(v),
+    });
+    ffi::luaL_setmetatable(l, T::NAME.as_ptr());
+}
+
+/// `__gc` of every boxed type.
+unsafe extern "C-unwind" fn collect<T: Raw>(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let p = boxed::<T>(l, 1);
+        if !p.is_null() {
+            let v = Arc::from_raw((*p).ptr);
+            (*p).ptr = ptr::null();
+            v.on_collect(l);
+        }
+        Ret::N(0)
+    })
+}
+
+/// `__tostring` of every boxed type: `chan: 0x...`.
+unsafe extern "C-unwind" fn tostring<T: Raw>(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let p = check::<T>(l, 1).map_or(ptr::null(), |v| v as *const T);
+        push_str(l, &format!("{}: {p:p}", T::SHORT));
+        Ret::N(1)
+    })
+}
+
+/// Pushes a Rust string.
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot.
+pub(crate) unsafe fn push_str(l: *mut ffi::lua_State, s: &str) {
+    ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
+}
+
+/// Lua's name for the type of the value at `idx`.
+///
+/// # Safety
+/// `l` is a valid state.
+pub(crate) unsafe fn type_name(l: *mut ffi::lua_State, idx: c_int) -> String {
+    CStr::from_ptr(ffi::luaL_typename(l, idx))
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// How a C function ends.
+pub(crate) enum Ret {
+    /// Return this many results from the top of the stack.
+    N(c_int),
+    /// Raise this message with the position of the function at this stack
+    /// level (1: the caller), as `luaL_error` does.
+    Raise(c_int, String),
+    /// Park the goroutine: yield `SCHED, kind` to the M; the values it is
+    /// resumed with become the function's results.
+    Park(WaitReason),
+}
+
+/// Raise `msg` at the caller.
+pub(crate) fn raise(msg: impl Into<String>) -> Ret {
+    Ret::Raise(1, msg.into())
+}
+
+/// `fname: <what> expected, got <type>`.
+///
+/// # Safety
+/// `l` is a valid state.
+pub(crate) unsafe fn expected(l: *mut ffi::lua_State, fname: &str, what: &str, idx: c_int) -> Ret {
+    let t = type_name(l, idx);
+    raise(format!("{fname}: {what} expected, got {t}"))
+}
+
+/// The actor in upvalue 1.
+///
+/// # Safety
+/// `l` is running a closure made by [`Registry`].
+pub(crate) unsafe fn actor<'a>(l: *mut ffi::lua_State) -> &'a Arc<Actor> {
+    &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>)
+}
+
+/// The running G, if it can park here: inside a C call (a `string.gsub`
+/// callback, a `table.sort` comparator) Lua cannot yield, so an operation
+/// must fail instead of queueing a waiter that would never be resumed.
+///
+/// # Safety
+/// `l` is the running thread of an actor owned by the calling M.
+pub(crate) unsafe fn me(l: *mut ffi::lua_State, a: &Arc<Actor>) -> Option<GRef> {
+    (ffi::lua_isyieldable(l) != 0).then(|| a.current())
+}
+
+/// Continuation of a parked C function: its results are the values the M
+/// resumed it with, `ERR, message` meaning "raise this".
+unsafe extern "C-unwind" fn after_park(
+    l: *mut ffi::lua_State,
+    _status: c_int,
+    base: ffi::lua_KContext,
+) -> c_int {
+    let base = base as c_int;
+    if ffi::lua_gettop(l) > base
+        && ffi::lua_type(l, base + 1) == ffi::LUA_TLIGHTUSERDATA
+        && ffi::lua_touserdata(l, base + 1) == park::err().0
+    {
+        ffi::luaL_where(l, 1);
+        ffi::lua_pushvalue(l, base + 2);
+        ffi::lua_concat(l, 2);
+        ffi::lua_error(l)
+    }
+    ffi::lua_gettop(l) - base
+}
+
+/// Runs a C function body and carries out its [`Ret`]. A Rust panic (a
+/// lugo bug) becomes a Lua error.
+///
+/// # Safety
+/// `l` is the state the C function was called with; `guard` must be the
+/// last thing the C function does (it may `longjmp`).
+pub(crate) unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c_int {
+    let ret = catch_unwind(AssertUnwindSafe(f))
+        .unwrap_or_else(|_| raise("lugo: internal error (a Rust panic) in the stdlib"));
+    match ret {
+        Ret::N(n) => n,
+        Ret::Raise(level, msg) => {
+            ffi::luaL_where(l, level);
+            push_str(l, &msg);
+            drop(msg);
+            ffi::lua_concat(l, 2);
+            ffi::lua_error(l)
+        }
+        Ret::Park(reason) => {
+            let base = ffi::lua_gettop(l);
+            ffi::lua_pushlightuserdata(l, park::sched().0);
+            ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
+            ffi::lua_yieldk(l, 2, base as ffi::lua_KContext, Some(after_park))
+        }
+    }
+}
+
+/// A table and the C functions still to be put in it.
+type Pending = (Table, Vec<(&'static CStr, CFn)>);
+
+/// Makes the C closures of one actor's state: first every type's
+/// metatable ([`Registry::add_type`]), then every closure
+/// ([`Registry::fill`]), so each closure sees every metatable.
+pub(crate) struct Registry {
+    actor: *mut c_void,
+    /// Metatable addresses, in upvalue order (2, 3, ...).
+    mts: Vec<*mut c_void>,
+    /// Methods and metamethods to fill once every type is known.
+    pending: Vec<Pending>,
+}
+
+/// Upvalue numbers of the boxed types' metatables.
+pub(crate) const MT_CHAN: c_int = 2;
+/// See [`MT_CHAN`].
+pub(crate) const MT_WAITGROUP: c_int = 3;
+/// See [`MT_CHAN`].
+pub(crate) const MT_MUTEX: c_int = 4;
+
+impl Registry {
+    /// A registry for `actor`'s state. The actor reference it leaks lives
+    /// as long as the state's closures may run.
+    pub(crate) fn new(actor: &Arc<Actor>) -> Registry {
+        let boxed: &'static Arc<Actor> = Box::leak(Box::new(actor.clone()));
+        Registry {
+            actor: boxed as *const Arc<Actor> as *mut c_void,
+            mts: Vec::new(),
+            pending: Vec::new(),
+        }
+    }
+
+    /// Creates `T`'s metatable with a table of `methods` (C functions, put
+    /// there by [`Registry::fill`]) as `__index`, and returns the methods
+    /// table. Types must be added in the order of their `MT_UPVALUE`.
+    pub(crate) fn add_type<T: Raw>(
+        &mut self,
+        lua: &Lua,
+        methods: &[(&'static CStr, CFn)],
+    ) -> mlua::Result<Table> {
+        assert_eq!(
+            T::MT_UPVALUE as usize,
+            self.mts.len() + 2,
+            "types in upvalue order"
+        );
+        // SAFETY: `exec_raw` runs the closure on the state's stack inside a
+        // protected call; it leaves the metatable in the registry and only
+        // the methods table on the stack, returned as the result.
+        let (mt, table) = unsafe {
+            let mut mt = ptr::null_mut();
+            let table: Table = lua.exec_raw((), |l| {
+                ffi::luaL_newmetatable(l, T::NAME.as_ptr());
+                mt = ffi::lua_topointer(l, -1) as *mut c_void;
+                ffi::lua_createtable(l, 0, methods.len() as c_int);
+                ffi::lua_pushvalue(l, -1);
+                ffi::lua_setfield(l, -3, c"__index".as_ptr());
+                push_str(l, T::SHORT);
+                ffi::lua_setfield(l, -3, c"__name".as_ptr());
+                ffi::lua_remove(l, -2);
+            })?;
+            (mt, table)
+        };
+        self.mts.push(mt);
+        let metatable: Table = lua.named_registry_value(T::NAME.to_str().expect("ascii name"))?;
+        self.pending.push((table.clone(), methods.to_vec()));
+        self.pending.push((
+            metatable,
+            vec![
+                (c"__gc", collect::<T> as CFn),
+                (c"__tostring", tostring::<T>),
+            ],
+        ));
+        Ok(table)
+    }
+
+    /// Puts closures of `fns` in `t`, and those of every type added so far
+    /// in their tables. Call after every type is added.
+    pub(crate) fn fill(&mut self, lua: &Lua, t: &Table, fns: &[(&CStr, CFn)]) -> mlua::Result<()> {
+        for (table, fns) in std::mem::take(&mut self.pending) {
+            self.fill(lua, &table, &fns)?;
+        }
+        for &(name, f) in fns {
+            // SAFETY: pushes one closure with the upvalues this module's
+            // functions expect (see the module comment), returned as the
+            // result.
+            let v: Value = unsafe {
+                lua.exec_raw((), |l| {
+                    ffi::lua_pushlightuserdata(l, self.actor);
+                    for &mt in &self.mts {
+                        ffi::lua_pushlightuserdata(l, mt);
+                    }
+                    ffi::lua_pushcclosure(l, f, 1 + self.mts.len() as c_int);
+                })?
+            };
+            t.raw_set(name.to_str().expect("ascii name"), v)?;
+        }
+        Ok(())
+    }
+}
