@@ -20,7 +20,7 @@ use mlua::{Function, Lua};
 use slab::Slab;
 
 use crate::ffi::LuaThread;
-use crate::g::{GKey, GStatus, Msg, WaitReason, Wake, G};
+use crate::g::{GKey, GStatus, Msg, SelectSends, WaitReason, Wake, G};
 use crate::sched::{self, Shared};
 
 /// After this many consecutive picks of `runnext` while other Gs wait, the
@@ -35,7 +35,7 @@ pub(crate) struct Picked {
     pub(crate) thread: LuaThread,
     pub(crate) nstart: std::ffi::c_int,
     pub(crate) wake: Option<Wake>,
-    pub(crate) sel_sends: Vec<(usize, Msg)>,
+    pub(crate) sel_sends: Option<Box<SelectSends>>,
 }
 
 /// The run queue of one actor and the table of its Gs.
@@ -93,7 +93,7 @@ impl ActorQueue {
             thread: g.thread,
             nstart: std::mem::take(&mut g.nstart),
             wake: g.wake.take(),
-            sel_sends: std::mem::take(&mut g.sel_sends),
+            sel_sends: g.sel_sends.take(),
         })
     }
 }
@@ -240,7 +240,7 @@ impl Actor {
                 status: GStatus::Runnable,
                 reason: WaitReason::None,
                 wake: None,
-                sel_sends: Vec::new(),
+                sel_sends: None,
             });
             q.push_runnext(key);
             !std::mem::replace(&mut q.scheduled, true)
@@ -265,7 +265,7 @@ impl Actor {
     pub fn set_select_sends(&self, sends: Vec<(usize, Msg)>) {
         let key = self.current_key.load(Ordering::Relaxed);
         if let Some(g) = self.lock().gs.get_mut(key) {
-            g.sel_sends = sends;
+            g.sel_sends = Some(Box::new(sends));
         }
     }
 
@@ -386,7 +386,7 @@ mod tests {
             status: GStatus::Runnable,
             reason: WaitReason::None,
             wake: None,
-            sel_sends: Vec::new(),
+            sel_sends: None,
         })
     }
 

@@ -338,7 +338,7 @@ impl Chan {
         for w in senders {
             // A select's values are released by its G (`sel_sends`).
             let unsent = if w.sel.is_none() { w.msg } else { None };
-            w.g.ready(Wake::Fail(SEND_ON_CLOSED, unsent));
+            w.g.ready(Wake::SendClosed(unsent));
         }
         Ok(())
     }

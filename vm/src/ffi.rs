@@ -17,7 +17,7 @@ use std::ptr;
 
 use mlua::ffi;
 
-use crate::g::{Msg, WaitReason, Wake};
+use crate::g::{Msg, SelectSends, WaitReason, Wake};
 use crate::park;
 
 /// Registry key of the values table (its address is the key).
@@ -175,10 +175,11 @@ unsafe fn push_wake(th: *mut ffi::lua_State, wake: Option<Wake>) -> c_int {
                 }
             }
         }
-        Some(Wake::Fail(msg, unsent)) => {
+        Some(Wake::SendClosed(unsent)) => {
             if let Some(m) = unsent {
                 release_msg(th, m);
             }
+            let msg = crate::chan::SEND_ON_CLOSED;
             ffi::lua_pushlightuserdata(th, park::err().0);
             ffi::lua_pushlstring(th, msg.as_ptr() as *const _, msg.len());
             2
@@ -197,7 +198,7 @@ pub unsafe fn resume(
     th: LuaThread,
     nstart: c_int,
     wake: Option<Wake>,
-    sel_sends: Vec<(usize, Msg)>,
+    sel_sends: Option<Box<SelectSends>>,
 ) -> Resumed {
     let th = th.0;
     if ffi::lua_checkstack(th, 8) == 0 {
@@ -207,7 +208,7 @@ pub unsafe fn resume(
         Some(Wake::Select { case, .. }) => *case,
         _ => 0,
     };
-    for (case, m) in sel_sends {
+    for (case, m) in sel_sends.into_iter().flat_map(|b| *b) {
         if case != won {
             release_msg(th, m);
         }

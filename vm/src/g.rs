@@ -117,10 +117,13 @@ pub enum Wake {
         /// `Some` for a receive case.
         recv: Option<(Msg, bool)>,
     },
-    /// The operation failed; the G raises this message (`send on closed
-    /// channel`). Carries the value a plain send could not deliver.
-    Fail(&'static str, Option<Msg>),
+    /// The channel was closed under a parked sender: it raises `send on
+    /// closed channel`. Carries the value a plain send could not deliver.
+    SendClosed(Option<Msg>),
 }
+
+/// The values of a parked select's send cases, by 1-based case number.
+pub type SelectSends = Vec<(usize, Msg)>;
 
 /// One goroutine.
 pub struct G {
@@ -140,6 +143,25 @@ pub struct G {
     /// Results for the next resume, set by `ready`.
     pub wake: Option<Wake>,
     /// The values of a parked select's send cases, by case: all but the
-    /// winner's are released when the G resumes.
-    pub sel_sends: Vec<(usize, Msg)>,
+    /// winner's are released when the G resumes. Boxed: most Gs never
+    /// select, and a parked G should stay small.
+    pub sel_sends: Option<Box<SelectSends>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A parked goroutine's Rust side is part of the per-G memory budget
+    /// (about 1.4 KB with the Lua thread): keep the record small.
+    #[test]
+    fn records_stay_small() {
+        assert!(std::mem::size_of::<Msg>() <= 16);
+        assert!(std::mem::size_of::<Option<Wake>>() <= 32);
+        assert!(
+            std::mem::size_of::<G>() <= 72,
+            "G is {} bytes",
+            std::mem::size_of::<G>()
+        );
+    }
 }
