@@ -28,6 +28,17 @@ use crate::sched::{self, Shared};
 /// rest of the actor (tokio caps its LIFO slot the same way).
 const RUNNEXT_STREAK_MAX: u32 = 16;
 
+/// Where a readied G goes in its actor's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// Ahead of everything but `runnext` (a sleeper whose time has come).
+    Front,
+    /// `runnext`: woken by the running G, it runs next (Go's `runqput(next)`).
+    Next,
+    /// The tail (woken from another thread).
+    Back,
+}
+
 /// A G taken off the run queue to be resumed.
 pub(crate) struct Picked {
     pub(crate) key: GKey,
@@ -60,6 +71,38 @@ impl ActorQueue {
 
     pub(crate) fn push_back(&mut self, key: GKey) {
         self.runq.push_back(key);
+    }
+
+    /// Makes G `key` (if it is still G `id`) runnable with `wake`; true if
+    /// it was queued. A G woken between registering its waiter and yielding
+    /// (a timer on another thread) is `Running`: it keeps the wake and its
+    /// M re-queues it when the yield lands.
+    pub(crate) fn make_ready(&mut self, key: GKey, id: u64, wake: Wake, place: Place) -> bool {
+        let Some(g) = self.gs.get_mut(key).filter(|g| g.id == id) else {
+            return false;
+        };
+        match g.status {
+            GStatus::Waiting => {
+                g.status = GStatus::Runnable;
+                g.reason = WaitReason::None;
+                g.wake = Some(wake);
+                match place {
+                    Place::Front => self.runq.push_front(key),
+                    Place::Next => self.push_runnext(key),
+                    Place::Back => self.runq.push_back(key),
+                }
+                true
+            }
+            GStatus::Running => {
+                debug_assert!(g.wake.is_none(), "G {} woken twice", g.id);
+                g.wake = Some(wake);
+                false
+            }
+            GStatus::Runnable => panic!(
+                "lugo: ready of runnable goroutine {} (a waiter was woken twice)",
+                g.id
+            ),
+        }
     }
 
     /// The next G to run, marked `Running`.
@@ -280,40 +323,18 @@ impl Actor {
     }
 
     fn ready(self: &Arc<Self>, key: GKey, id: u64, wake: Wake, front: bool) {
-        let own = sched::m::running_actor() == self.id;
+        if sched::m::running_actor() == self.id {
+            // Woken by the actor's own M (a channel operation of the running
+            // G, a timer it fires): the M applies it when it next takes the
+            // queue lock, one lock per switch instead of two.
+            let place = if front { Place::Front } else { Place::Next };
+            sched::m::defer_ready(key, id, wake, place);
+            return;
+        }
+        let place = if front { Place::Front } else { Place::Back };
         let schedule = {
             let mut q = self.lock();
-            let Some(g) = q.gs.get_mut(key).filter(|g| g.id == id) else {
-                return;
-            };
-            match g.status {
-                GStatus::Waiting => {
-                    g.status = GStatus::Runnable;
-                    g.reason = WaitReason::None;
-                    g.wake = Some(wake);
-                    if front {
-                        q.runq.push_front(key);
-                    } else if own {
-                        q.push_runnext(key);
-                    } else {
-                        q.push_back(key);
-                    }
-                }
-                // Woken between registering its waiter and yielding (a timer
-                // on another thread): the M re-queues it when the yield lands.
-                GStatus::Running => {
-                    debug_assert!(g.wake.is_none(), "G {} woken twice", g.id);
-                    g.wake = Some(wake);
-                    return;
-                }
-                GStatus::Runnable => {
-                    panic!(
-                        "lugo: ready of runnable goroutine {} (a waiter was woken twice)",
-                        g.id
-                    )
-                }
-            }
-            !std::mem::replace(&mut q.scheduled, true)
+            q.make_ready(key, id, wake, place) && !std::mem::replace(&mut q.scheduled, true)
         };
         if schedule {
             self.rt.schedule_actor(self.clone());

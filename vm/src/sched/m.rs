@@ -15,20 +15,36 @@
 //! | returned `SCHED, KIND_PANIC, msg, tb`     | ends the program with a panic report      |
 //! | raised an error outside the G's xpcall    | the same                                  |
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{dump, lock, Outcome, Shared, ACTOR_SLICE_NS, GLOBAL_QUEUE_EVERY};
-use crate::actor::Actor;
+use crate::actor::{Actor, ActorQueue, Place};
 use crate::ffi::{self, Resumed};
-use crate::g::GStatus;
+use crate::g::{GKey, GStatus, Wake};
 use crate::timer::now_ns;
 
 thread_local! {
     static CURRENT_P: Cell<usize> = const { Cell::new(usize::MAX) };
     static RUNNING_ACTOR: Cell<u64> = const { Cell::new(0) };
+    /// Readies of Gs of the running actor, made on this M, not yet applied.
+    static DEFERRED: RefCell<Vec<(GKey, u64, Wake, Place)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Records a ready of a G of the actor this M is running; applied by
+/// [`apply_deferred`] at the M's next lock of the actor's queue.
+pub(crate) fn defer_ready(key: GKey, id: u64, wake: Wake, place: Place) {
+    DEFERRED.with_borrow_mut(|d| d.push((key, id, wake, place)));
+}
+
+fn apply_deferred(q: &mut ActorQueue) {
+    DEFERRED.with_borrow_mut(|d| {
+        for (key, id, wake, place) in d.drain(..) {
+            q.make_ready(key, id, wake, place);
+        }
+    });
 }
 
 /// The P held by this thread, if it is an M.
@@ -193,6 +209,7 @@ impl Shared {
                 drop(q);
                 self.run_tasks(actor, tasks);
                 q = actor.lock();
+                apply_deferred(&mut q);
                 continue;
             }
             let Some(picked) = q.pick() else {
@@ -209,6 +226,7 @@ impl Shared {
                 unsafe { ffi::resume(picked.thread, picked.nstart, picked.wake, picked.sel_sends) };
             actor.set_current(usize::MAX, 0);
             q = actor.lock();
+            apply_deferred(&mut q);
             match res {
                 Resumed::Parked(reason) => {
                     let g = &mut q.gs[key];
@@ -251,6 +269,7 @@ impl Shared {
                     drop(q);
                     self.timers.run_due(now);
                     q = actor.lock();
+                    apply_deferred(&mut q);
                 }
             }
             rounds = rounds.wrapping_add(1);
@@ -265,6 +284,10 @@ impl Shared {
                 break;
             }
         }
+        debug_assert!(
+            DEFERRED.with_borrow(|d| d.is_empty()),
+            "readies left unapplied"
+        );
         RUNNING_ACTOR.set(0);
     }
 
