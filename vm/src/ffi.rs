@@ -89,8 +89,15 @@ pub unsafe fn push_values(l: *mut ffi::lua_State) {
 pub unsafe fn to_msg(l: *mut ffi::lua_State, idx: c_int) -> Msg {
     match ffi::lua_type(l, idx) {
         ffi::LUA_TNIL | ffi::LUA_TNONE => Msg::Nil,
-        ffi::LUA_TNUMBER if ffi::lua_isinteger(l, idx) == 0 => {
-            Msg::Number(ffi::lua_tonumber(l, idx))
+        ffi::LUA_TBOOLEAN => Msg::Boolean(ffi::lua_toboolean(l, idx) != 0),
+        ffi::LUA_TNUMBER => {
+            let mut isint = 0;
+            let i = ffi::lua_tointegerx(l, idx, &mut isint);
+            if isint != 0 {
+                Msg::Integer(i)
+            } else {
+                Msg::Number(ffi::lua_tonumber(l, idx))
+            }
         }
         _ => {
             let idx = ffi::lua_absindex(l, idx);
