@@ -14,7 +14,11 @@ fn script(name: &str, source: &str) -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cli");
     std::fs::create_dir_all(&dir).expect("create the cli test directory");
     let path = dir.join(format!("{name}.lua"));
-    std::fs::write(&path, source).expect("write the test script");
+    // Tests run in parallel and some share a script: write aside and rename
+    // (atomic), so a reader never sees a half-written file.
+    let tmp = dir.join(format!("{name}.{:?}.tmp", std::thread::current().id()));
+    std::fs::write(&tmp, source).expect("write the test script");
+    std::fs::rename(&tmp, &path).expect("move the test script in place");
     path
 }
 
