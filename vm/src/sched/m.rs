@@ -135,35 +135,35 @@ impl Shared {
         None
     }
 
-    /// Parks this M until woken; `active` Ms take part in deadlock
-    /// detection and timer duty.
+    /// Parks this M until woken; only `active` Ms (of Ps below
+    /// `gomaxprocs`) take timer duty.
     fn park_idle(&self, pid: usize, active: bool) {
         let mut idle = lock(&self.idle);
         if self.stopping() || !self.global_is_empty() {
             return;
         }
         let mut timeout = None;
-        if active {
-            idle.nidle += 1;
-            let next = self.timers.next_deadline();
-            if next.is_none()
-                && idle.nidle >= self.nprocs()
-                && self.started_gs.load(Ordering::Acquire)
-                && (0..self.nprocs()).all(|i| self.ps[i].len() == 0)
-            {
-                // Every M is idle, nothing is queued and no timer can wake
-                // anybody: checkdead.
-                idle.nidle -= 1;
-                drop(idle);
-                let report = self.deadlock_report();
-                self.finish(Outcome::Deadlock(report));
-                return;
-            }
-            if let Some(when) = next {
-                if idle.timer_m.is_none() || idle.timer_m == Some(pid) {
-                    idle.timer_m = Some(pid);
-                    timeout = Some(Duration::from_nanos(when.saturating_sub(now_ns())));
-                }
+        // Every M counts, retired ones too: an M whose P was just retired
+        // may still be finishing an actor's slice.
+        idle.nidle += 1;
+        let next = self.timers.next_deadline();
+        if next.is_none()
+            && idle.nidle >= self.nstarted()
+            && self.started_gs.load(Ordering::Acquire)
+            && self.all_queues_empty()
+        {
+            // Every M is idle, nothing is queued and no timer can wake
+            // anybody: checkdead.
+            idle.nidle -= 1;
+            drop(idle);
+            let report = self.deadlock_report();
+            self.finish(Outcome::Deadlock(report));
+            return;
+        }
+        if let (true, Some(when)) = (active, next) {
+            if idle.timer_m.is_none() || idle.timer_m == Some(pid) {
+                idle.timer_m = Some(pid);
+                timeout = Some(Duration::from_nanos(when.saturating_sub(now_ns())));
             }
         }
         idle.parked.push((pid, std::thread::current()));
@@ -176,15 +176,14 @@ impl Shared {
 
         let mut idle = lock(&self.idle);
         idle.parked.retain(|(p, _)| *p != pid);
-        if active {
-            idle.nidle -= 1;
-            if idle.timer_m == Some(pid) {
-                idle.timer_m = None;
-                // Leaving timer duty: pass it to another idle M.
-                if self.timers.next_deadline().is_some() {
-                    if let Some((_, t)) = idle.parked.last() {
-                        t.unpark();
-                    }
+        idle.nidle -= 1;
+        if idle.timer_m == Some(pid) {
+            idle.timer_m = None;
+            // Leaving timer duty: pass it to an idle M of an active P.
+            if self.timers.next_deadline().is_some() {
+                let nprocs = self.nprocs();
+                if let Some((_, t)) = idle.parked.iter().rev().find(|(p, _)| *p < nprocs) {
+                    t.unpark();
                 }
             }
         }

@@ -105,7 +105,7 @@ pub struct Stats {
 struct Idle {
     /// Parked Ms: their P id and thread handle.
     parked: Vec<(usize, std::thread::Thread)>,
-    /// Ms of active Ps that are idle (parked or about to park).
+    /// Ms that are idle (parked or about to park), retired ones included.
     nidle: usize,
     /// The idle M that sleeps until the next timer deadline.
     timer_m: Option<usize>,
@@ -115,8 +115,10 @@ struct Idle {
 pub struct Shared {
     pub(crate) ps: Vec<P>,
     nprocs: AtomicUsize,
-    /// Ms started so far; M `i` serves P `i`.
+    /// Ms started so far; M `i` serves P `i`. Also readable without the
+    /// lock (`nstarted`), for the deadlock check.
     started: Mutex<usize>,
+    nstarted: AtomicUsize,
     global: Mutex<VecDeque<Arc<Actor>>>,
     idle: Mutex<Idle>,
     /// The runtime's timers.
@@ -142,6 +144,10 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
+    pub(crate) fn nstarted(&self) -> usize {
+        self.nstarted.load(Ordering::Acquire)
+    }
+
     pub(crate) fn nprocs(&self) -> usize {
         self.nprocs.load(Ordering::Acquire)
     }
@@ -161,6 +167,7 @@ impl Shared {
                 .spawn(move || m::m_main(shared, pid))
                 .expect("cannot start an M thread");
             *started += 1;
+            self.nstarted.store(*started, Ordering::Release);
         }
     }
 
@@ -213,10 +220,11 @@ impl Shared {
 
     fn wake_timer_m(&self) {
         let idle = lock(&self.idle);
+        let nprocs = self.nprocs();
         let target = idle
             .timer_m
             .and_then(|t| idle.parked.iter().find(|(p, _)| *p == t))
-            .or(idle.parked.last());
+            .or_else(|| idle.parked.iter().rev().find(|(p, _)| *p < nprocs));
         if let Some((_, t)) = target {
             t.unpark();
         }
@@ -242,6 +250,13 @@ impl Shared {
 
     fn global_is_empty(&self) -> bool {
         lock(&self.global).is_empty()
+    }
+
+    /// Whether every run queue is empty: the global one and every P's,
+    /// retired Ps included (a retired P's M may not have handed its queue
+    /// over yet).
+    pub(crate) fn all_queues_empty(&self) -> bool {
+        self.global_is_empty() && (0..self.nstarted()).all(|i| self.ps[i].len() == 0)
     }
 
     fn live_actors(&self) -> Vec<Arc<Actor>> {
@@ -286,6 +301,7 @@ impl Runtime {
             ps: (0..MAX_PROCS).map(P::new).collect(),
             nprocs: AtomicUsize::new(procs),
             started: Mutex::new(0),
+            nstarted: AtomicUsize::new(0),
             global: Mutex::new(VecDeque::new()),
             idle: Mutex::new(Idle::default()),
             timers: Timers::default(),
