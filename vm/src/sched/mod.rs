@@ -161,13 +161,15 @@ impl Shared {
         let mut started = lock(&self.started);
         while *started < n {
             let pid = *started;
+            // Counted before it runs: a new M that goes idle at once must
+            // not see itself as the last of the Ms (checkdead).
+            *started += 1;
+            self.nstarted.store(*started, Ordering::Release);
             let shared = self.clone();
             std::thread::Builder::new()
                 .name(format!("lugo-m{pid}"))
                 .spawn(move || m::m_main(shared, pid))
                 .expect("cannot start an M thread");
-            *started += 1;
-            self.nstarted.store(*started, Ordering::Release);
         }
     }
 
@@ -192,10 +194,13 @@ impl Shared {
         }
     }
 
-    /// Unparks one idle M, if any.
+    /// Unparks one idle M of an active P, if any (an M of a retired P
+    /// takes no work).
     fn wake_one(&self) {
+        let nprocs = self.nprocs();
         let mut idle = lock(&self.idle);
-        if let Some((_, t)) = idle.parked.pop() {
+        if let Some(i) = idle.parked.iter().rposition(|(p, _)| *p < nprocs) {
+            let (_, t) = idle.parked.remove(i);
             t.unpark();
         }
     }
