@@ -1,13 +1,20 @@
 //! lugo-stdlib: the Lua-facing modules `go`, `chan`, `time`, `sync` and
 //! `runtime` (API.md), and lugo's versions of the `coroutine` functions.
 //!
-//! Each module has a Rust half (this crate's modules, the `P` table of raw
-//! functions) and a Lua half (`prelude.lua`, chunk `[lugo]`). The Lua half
-//! owns everything that yields: a raw function either returns its results,
-//! or `SCHED, kind` meaning "your G is queued on a waiter, park it", or
-//! `ERR, message` meaning "raise this at the caller's level". Rust never
-//! yields and never raises for a caller's mistake, so every error a script
-//! sees is a plain string that names the function.
+//! Each module has a Rust half (this crate's modules) and a Lua half
+//! (`prelude.lua`, chunk `[lugo]`, hidden from tracebacks). The Lua half
+//! receives the Rust functions in a table `P` and builds the globals.
+//!
+//! Rust functions come in two kinds:
+//! - the hot ones (channel operations, `select`, `go`, `time.sleep`, the
+//!   `sync` methods) are raw C functions ([`cfn`]): they park by yielding
+//!   from C and raise Lua string errors themselves;
+//! - the rest are mlua callbacks made by [`raw`]: they return their
+//!   results, or `SCHED, kind` (park), or `ERR, message` (raise at the
+//!   caller's level), and the Lua half's `call` acts on it.
+//!
+//! Either way every error a script sees is a plain string that names the
+//! function (`chan: capacity must be a non-negative integer, got ...`).
 
 mod cfn;
 mod chan;
@@ -108,7 +115,6 @@ pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     p.set("KIND_GOSCHED", park::KIND_GOSCHED)?;
     p.set("KIND_EXIT", park::KIND_EXIT)?;
     p.set("KIND_PANIC", park::KIND_PANIC)?;
-    p.set("CHUNK", lugo_vm::sched::dump::LUGO_CHUNK)?;
     // C functions: first every boxed type, then every closure.
     let mut reg = cfn::Registry::new(actor);
     p.set(
@@ -127,12 +133,16 @@ pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
         .set_name(format!("={}", lugo_vm::sched::dump::LUGO_CHUNK))
         .call(p)?;
     actor.set_task_fn(exports.get("run_task")?);
+    lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
     Ok(())
 }
 
+/// Registry key of lugo's own `go` (the global may be replaced by a script).
+const GO_KEY: &str = "lugo.go";
+
 /// Starts `f(args...)` as a goroutine of `lua`'s actor; returns its id.
 pub fn go(lua: &Lua, f: Function, args: MultiValue) -> mlua::Result<u64> {
-    let go: Function = lua.globals().get("go")?;
+    let go: Function = lua.named_registry_value(GO_KEY)?;
     let mut a = MultiValue::from_vec(vec![Value::Function(f)]);
     a.extend(args);
     go.call(a)

@@ -1,14 +1,17 @@
 -- lugo's Lua half of the stdlib (chunk "[lugo]": hidden from tracebacks).
 --
--- Receives P, the table of raw Rust functions, and installs the globals
--- go, chan, time, sync, runtime and lugo's coroutine functions. Everything
--- that yields lives here: a raw function returns either its results, or
--- SCHED, kind ("park this goroutine"), or ERR, message ("raise this").
+-- Receives P, the table of Rust functions, and installs the globals go,
+-- chan, time, sync, runtime and lugo's coroutine functions. The hot
+-- functions (channel methods, select, sleep, sync methods) are C functions
+-- that park and raise by themselves; the others answer with their results,
+-- or SCHED, kind ("park this goroutine"), or ERR, message ("raise this"),
+-- which `call` below acts on.
 --
--- Goroutine threads are marked in their Lua extra space (`isg`). At the top of a goroutine
--- the coroutine functions behave as on Lua's main thread (DESIGN.md,
--- transparency rule); inside a user's nested coroutine, a scheduler yield
--- is forwarded outward by `resume` and its answer passed back inward.
+-- Goroutine threads are marked in their Lua extra space (`isg`). At the
+-- top of a goroutine the coroutine functions behave as on Lua's main
+-- thread (DESIGN.md, transparency rule); inside a user's nested coroutine,
+-- a scheduler yield is forwarded outward by `resume` and its answer passed
+-- back inward.
 local P = ...
 
 local SCHED, ERR = P.SCHED, P.ERR
@@ -73,7 +76,7 @@ local function gomain(f, ...)
 end
 
 local spawn = P.spawn
-function go(f, ...)
+local function go(f, ...)
   if type(f) ~= "function" then
     error("go: function expected, got " .. type(f), 2)
   end
@@ -266,10 +269,10 @@ end
 
 ---------------------------------------------------------------- install
 
-_G.chan, _G.time, _G.sync, _G.runtime = chan, time, sync, runtime
+_G.go, _G.chan, _G.time, _G.sync, _G.runtime = go, chan, time, sync, runtime
 package.loaded.chan = chan
 package.loaded.time = time
 package.loaded.sync = sync
 package.loaded.runtime = runtime
 
-return { run_task = run_task }
+return { run_task = run_task, go = go }
