@@ -11,10 +11,12 @@
 //! Actions run after the lock is released.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
+
+use rustc_hash::FxHashMap;
 
 use crate::actor::{Actor, GRef};
 use crate::chan::Chan;
@@ -80,7 +82,8 @@ struct Entry {
 #[derive(Default)]
 struct Heap {
     nodes: BinaryHeap<Reverse<(u64, TimerId)>>,
-    entries: HashMap<TimerId, Entry>,
+    /// Live timers by id (sequential ids: a multiplicative hash is enough).
+    entries: FxHashMap<TimerId, Entry>,
     next_id: TimerId,
 }
 
