@@ -153,6 +153,18 @@ pub(crate) unsafe fn type_name(l: *mut ffi::lua_State, idx: c_int) -> String {
         .into_owned()
 }
 
+/// The value at `idx` as `tostring` shows it.
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot.
+pub(crate) unsafe fn to_display(l: *mut ffi::lua_State, idx: c_int) -> String {
+    let mut len = 0usize;
+    let p = ffi::luaL_tolstring(l, idx, &mut len);
+    let s = String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned();
+    ffi::lua_pop(l, 1);
+    s
+}
+
 /// How a C function ends.
 pub(crate) enum Ret {
     /// Return this many results from the top of the stack.

@@ -13,8 +13,8 @@ use lugo_vm::{Chan, Msg, WaitReason};
 use mlua::{ffi, Lua, Value};
 
 use crate::cfn::{
-    actor, arc, check, expected, guard, me, push, raise, type_name, CFn, Raw, Ret, CANNOT_PARK,
-    MT_CHAN,
+    self, actor, arc, check, expected, guard, me, push, raise, type_name, CFn, Raw, Ret,
+    CANNOT_PARK, MT_CHAN,
 };
 
 impl Raw for Chan {
@@ -59,7 +59,7 @@ unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
             Some(_) => raise("chan: capacity too large"),
             None => {
                 let what = match ffi::lua_type(l, 2) {
-                    ffi::LUA_TNUMBER => "a negative or fractional number".to_string(),
+                    ffi::LUA_TNUMBER => cfn::to_display(l, 2),
                     _ => type_name(l, 2),
                 };
                 raise(format!(

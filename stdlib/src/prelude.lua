@@ -46,6 +46,14 @@ local function wrap(raw)
   return function(...) return call(raw(...)) end
 end
 
+-- Results of a raw function that never parks, called `level` frames below
+-- the user's code (not in tail position): raise its ERR at the user.
+local function checked(level, ...)
+  local a, b = ...
+  if a == ERR then error(b, level + 1) end
+  return ...
+end
+
 
 ---------------------------------------------------------------- goroutines
 
@@ -188,7 +196,7 @@ local Timer = {}
 Timer.__index = Timer
 
 function Timer:stop()
-  local stopped = call(timer_stop(rawget(self, UD)))
+  local stopped = checked(2, timer_stop(rawget(self, UD)))
   if stopped and self.task then pending[self.task] = nil end
   return stopped
 end
@@ -198,20 +206,21 @@ function Timer:reset(d)
   return call(timer_reset(rawget(self, UD), d))
 end
 
-local function new_timer(d, kind)
-  local ud, ch = call(timer_new(d, kind))
+-- Called in tail position by time.timer/ticker, and by time.after.
+local function new_timer(d, kind, level)
+  local ud, ch = checked(level or 2, timer_new(d, kind))
   return setmetatable({ c = ch, [UD] = ud }, Timer)
 end
 
 function time.timer(d) return new_timer(d, "timer") end
 function time.ticker(d) return new_timer(d, "ticker") end
-function time.after(d) return new_timer(d, "after").c end
+function time.after(d) return new_timer(d, "after", 3).c end
 
 function time.afterfunc(d, f)
   if type(f) ~= "function" then
     error("time.afterfunc: function expected, got " .. type(f), 2)
   end
-  local ud, task = call(P.afterfunc_new(d))
+  local ud, task = checked(2, P.afterfunc_new(d))
   pending[task] = f
   return setmetatable({ [UD] = ud, task = task, f = f }, Timer)
 end

@@ -217,7 +217,9 @@ impl Shared {
             };
             drop(q);
             let (key, gid) = (picked.key, picked.id);
-            p.schedtick.fetch_add(1, Ordering::Relaxed);
+            // Only this M writes its P's tick: no read-modify-write needed.
+            p.schedtick
+                .store(p.schedtick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             actor.set_current(key, gid);
             // SAFETY: this M owns the actor (its `scheduled` flag got it
             // here) and the picked G is suspended: it was Runnable.

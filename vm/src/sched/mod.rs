@@ -168,6 +168,10 @@ impl Shared {
             let shared = self.clone();
             std::thread::Builder::new()
                 .name(format!("lugo-m{pid}"))
+                // As much C stack as a main thread has: deep Lua recursion
+                // through C functions (nested coroutines, metamethods) runs
+                // on it until Lua's own C-call limit stops it.
+                .stack_size(16 << 20)
                 .spawn(move || m::m_main(shared, pid))
                 .expect("cannot start an M thread");
         }
