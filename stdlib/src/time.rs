@@ -43,6 +43,24 @@ fn timer_arg(v: &Value, fname: &str) -> Result<mlua::UserDataRef<TimerUd>, Raise
     raise(format!("{fname}: timer expected, got {}", type_name(v)))
 }
 
+/// Arms a timer `d` seconds from now (repeating every `period` ns if
+/// non-zero) and returns the userdata that can stop and re-arm it.
+fn start_timer(
+    lua: &Lua,
+    a: &Arc<Actor>,
+    d: f64,
+    period: u64,
+    action: TimerAction,
+) -> mlua::Result<mlua::AnyUserData> {
+    let when = now_ns().saturating_add(secs_to_ns(d));
+    let id = a.rt_shared().add_timer(when, period, action.clone());
+    lua.create_userdata(TimerUd {
+        id: Mutex::new(id),
+        period,
+        action,
+    })
+}
+
 /// `time.sleep(d)`.
 unsafe extern "C-unwind" fn sleep(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
@@ -99,14 +117,7 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
                 0
             };
             let ch = Arc::new(Chan::new(1));
-            let action = TimerAction::Send(ch.clone());
-            let when = now_ns().saturating_add(secs_to_ns(d));
-            let id = a.rt_shared().add_timer(when, period, action.clone());
-            let ud = lua.create_userdata(TimerUd {
-                id: Mutex::new(id),
-                period,
-                action,
-            })?;
+            let ud = start_timer(lua, &a, d, period, TimerAction::Send(ch.clone()))?;
             ret(lua, (ud, chan_value(lua, ch)?))
         })?,
     )?;
@@ -119,14 +130,7 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         raw(lua, move |lua, args| {
             let d = duration(arg(&args, 0), "time.afterfunc")?;
             let task = NEXT_TASK.fetch_add(1, Ordering::Relaxed);
-            let action = TimerAction::Task(a.clone(), task);
-            let when = now_ns().saturating_add(secs_to_ns(d));
-            let id = a.rt_shared().add_timer(when, 0, action.clone());
-            let ud = lua.create_userdata(TimerUd {
-                id: Mutex::new(id),
-                period: 0,
-                action,
-            })?;
+            let ud = start_timer(lua, &a, d, 0, TimerAction::Task(a.clone(), task))?;
             ret(lua, (ud, task))
         })?,
     )?;
