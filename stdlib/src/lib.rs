@@ -18,6 +18,7 @@
 
 mod cfn;
 mod chan;
+mod coroutine;
 mod runtime;
 mod sync;
 mod time;
@@ -123,7 +124,12 @@ pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     )?;
     reg.add_type::<lugo_vm::sema::WaitGroup>(lua, &sync::WG_METHODS)?;
     reg.add_type::<lugo_vm::sema::SemMutex>(lua, &sync::MUTEX_METHODS)?;
-    for fns in [&chan::FUNCTIONS[..], &sync::FUNCTIONS, &time::FUNCTIONS] {
+    for fns in [
+        &chan::FUNCTIONS[..],
+        &sync::FUNCTIONS,
+        &time::FUNCTIONS,
+        &coroutine::FUNCTIONS,
+    ] {
         reg.fill(lua, &p, fns)?;
     }
     time::register(lua, actor, &p)?;

@@ -16,7 +16,9 @@ local P = ...
 
 local SCHED, ERR = P.SCHED, P.ERR
 local KIND_GOSCHED, KIND_EXIT, KIND_PANIC = P.KIND_GOSCHED, P.KIND_EXIT, P.KIND_PANIC
-local co_create, co_resume, co_yield = coroutine.create, coroutine.resume, coroutine.yield
+local co_create, co_yield = coroutine.create, coroutine.yield
+-- Lua's resume plus preemption bookkeeping (stdlib/src/coroutine.rs).
+local co_resume = P.resume
 local co_status, co_running, co_isyieldable = coroutine.status, coroutine.running, coroutine.isyieldable
 local co_close = coroutine.close
 local error, type, select, tostring, getmetatable = error, type, select, tostring, getmetatable

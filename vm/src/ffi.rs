@@ -19,6 +19,7 @@ use mlua::ffi;
 
 use crate::g::{Msg, SelectSends, WaitReason, Wake};
 use crate::park;
+use crate::preempt::{self, Running};
 
 /// Registry key of the values table (its address is the key).
 static VALUES_KEY: u8 = 0;
@@ -147,6 +148,9 @@ pub enum Resumed {
     Parked(WaitReason),
     /// Yielded `runtime.gosched()`.
     Gosched,
+    /// Preempted by sysmon (a hook yield, or one forwarded from a nested
+    /// coroutine).
+    Preempted,
     /// Returned, or `runtime.goexit()`.
     Exited,
     /// An uncaught error: message and Lua traceback.
@@ -203,6 +207,7 @@ unsafe fn push_wake(th: *mut ffi::lua_State, wake: Option<Wake>) -> c_int {
 /// `th` is a live, suspended thread of an actor owned by the calling M.
 pub unsafe fn resume(
     th: LuaThread,
+    running: &Running,
     nstart: c_int,
     wake: Option<Wake>,
     sel_sends: Option<Box<SelectSends>>,
@@ -227,18 +232,26 @@ pub unsafe fn resume(
         push_wake(th, wake)
     };
     let mut nres: c_int = 0;
+    running.swap(th);
     let status = ffi::lua_resume(th, ptr::null_mut(), nargs, &mut nres);
+    running.swap(ptr::null_mut());
+    preempt::disarm(th);
     match status {
         ffi::LUA_OK | ffi::LUA_YIELD => {
             let base = ffi::lua_gettop(th) - nres + 1;
             let sched = nres >= 2
                 && ffi::lua_type(th, base) == ffi::LUA_TLIGHTUSERDATA
                 && ffi::lua_touserdata(th, base) == park::sched().0;
-            let r = if !sched {
+            let r = if !sched && status == ffi::LUA_YIELD {
+                // A yield without SCHED at the top of a G is the hook's.
+                preempt::take_preempted();
+                Resumed::Preempted
+            } else if !sched {
                 Resumed::Exited
             } else {
                 match ffi::lua_tointegerx(th, base + 1, ptr::null_mut()) {
                     park::KIND_GOSCHED => Resumed::Gosched,
+                    park::KIND_PREEMPT => Resumed::Preempted,
                     park::KIND_EXIT => Resumed::Exited,
                     park::KIND_PANIC => {
                         Resumed::Panicked(string_at(th, base + 2), string_at(th, base + 3))

@@ -30,6 +30,7 @@ pub mod chan;
 pub mod ffi;
 pub mod g;
 pub mod park;
+pub mod preempt;
 pub mod sched;
 pub mod select;
 pub mod sema;

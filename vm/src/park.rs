@@ -37,5 +37,7 @@ pub const KIND_EXIT: i64 = 2;
 /// A goroutine finished with an uncaught error: the second value is the
 /// formatted message and traceback.
 pub const KIND_PANIC: i64 = 3;
+/// A preemption forwarded out of a user's nested coroutine.
+pub const KIND_PREEMPT: i64 = 4;
 /// First park kind.
 pub const KIND_PARK: i64 = 16;

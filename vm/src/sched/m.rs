@@ -60,6 +60,7 @@ pub fn running_actor() -> u64 {
 /// Body of an M thread.
 pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
     CURRENT_P.set(pid);
+    shared.ps[pid].running.bind();
     while let Some(actor) = shared.find_runnable(pid) {
         actor.with_state(|| shared.run_actor(pid, &actor));
     }
@@ -224,7 +225,15 @@ impl Shared {
             // SAFETY: this M owns the actor (its `scheduled` flag got it
             // here) and the picked G is suspended: it was Runnable.
             let res =
-                unsafe { ffi::resume(picked.thread, picked.nstart, picked.wake, picked.sel_sends) };
+                unsafe {
+                ffi::resume(
+                    picked.thread,
+                    &p.running,
+                    picked.nstart,
+                    picked.wake,
+                    picked.sel_sends,
+                )
+            };
             actor.set_current(usize::MAX, 0);
             q = actor.lock();
             apply_deferred(&mut q);
@@ -240,6 +249,12 @@ impl Shared {
                     }
                 }
                 Resumed::Gosched => {
+                    q.gs[key].status = GStatus::Runnable;
+                    q.push_back(key);
+                }
+                Resumed::Preempted => {
+                    // To the back of its actor's queue, as Go does.
+                    self.stats.preemptions.fetch_add(1, Ordering::Relaxed);
                     q.gs[key].status = GStatus::Runnable;
                     q.push_back(key);
                 }

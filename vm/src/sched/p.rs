@@ -21,6 +21,8 @@ pub struct P {
     pub schedtick: AtomicU64,
     /// Bumped each time the P enters a blocking call.
     pub syscalltick: AtomicU64,
+    /// The Lua thread its M runs, for preemption.
+    pub running: crate::preempt::Running,
 }
 
 impl P {
@@ -30,6 +32,7 @@ impl P {
             runq: Mutex::new(VecDeque::new()),
             schedtick: AtomicU64::new(0),
             syscalltick: AtomicU64::new(0),
+            running: crate::preempt::Running::default(),
         }
     }
 

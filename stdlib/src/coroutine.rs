@@ -1,0 +1,66 @@
+//! lugo's `coroutine.resume` core, as a C function (see [`crate::cfn`]).
+//!
+//! It is Lua's own `auxresume` (lcorolib.c) with two additions for
+//! preemption (`lugo_vm::preempt`):
+//! - while the coroutine runs, the M's running slot names it, so that a
+//!   preemption signal arms the hook on the thread actually running;
+//! - a yield of the preemption hook (no values, flag set) comes back as
+//!   `true, SCHED, KIND_PREEMPT`, which the Lua half forwards outward like
+//!   a park: the user's coroutine never sees it.
+
+use std::ffi::{c_int, CStr};
+
+use lugo_vm::{park, preempt};
+use mlua::ffi;
+
+use crate::cfn::{guard, push_str, raise, CFn, Ret};
+
+unsafe extern "C-unwind" fn resume(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let co = ffi::lua_tothread(l, 1);
+        if co.is_null() {
+            return raise("bad argument #1 to 'resume' (coroutine expected)");
+        }
+        let narg = ffi::lua_gettop(l) - 1;
+        if ffi::lua_checkstack(co, narg) == 0 {
+            ffi::lua_pushboolean(l, 0);
+            push_str(l, "too many arguments to resume");
+            return Ret::N(2);
+        }
+        ffi::lua_xmove(l, co, narg);
+        let slot = preempt::current_slot();
+        let outer = slot.map(|s| s.swap(co));
+        let mut nres: c_int = 0;
+        let status = ffi::lua_resume(co, l, narg, &mut nres);
+        if let (Some(s), Some(outer)) = (slot, outer) {
+            s.swap(outer);
+        }
+        match status {
+            ffi::LUA_OK | ffi::LUA_YIELD => {
+                if status == ffi::LUA_YIELD && nres == 0 && preempt::take_preempted() {
+                    ffi::lua_pushboolean(l, 1);
+                    ffi::lua_pushlightuserdata(l, park::sched().0);
+                    ffi::lua_pushinteger(l, park::KIND_PREEMPT);
+                    return Ret::N(3);
+                }
+                if ffi::lua_checkstack(l, nres + 1) == 0 {
+                    ffi::lua_pop(co, nres);
+                    ffi::lua_pushboolean(l, 0);
+                    push_str(l, "too many results to resume");
+                    return Ret::N(2);
+                }
+                ffi::lua_pushboolean(l, 1);
+                ffi::lua_xmove(co, l, nres);
+                Ret::N(nres + 1)
+            }
+            _ => {
+                ffi::lua_pushboolean(l, 0);
+                ffi::lua_xmove(co, l, 1);
+                Ret::N(2)
+            }
+        }
+    })
+}
+
+/// The functions the Lua half gets in `P`.
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 1] = [(c"resume", resume)];
