@@ -40,6 +40,7 @@ impl Builder {
             config.procs = n;
         }
         let vm = lugo_vm::Runtime::new(config);
+        lugo_sysmon::start(vm.clone(), lugo_sysmon::Debug::from_env());
         let main = vm.new_actor(lugo_vm::new_lua())?;
         lugo_stdlib::open(main.lua(), &main)?;
         Ok(Runtime { vm, main })

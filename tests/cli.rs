@@ -238,7 +238,6 @@ print("main done")
 }
 
 #[test]
-#[ignore = "needs sysmon's preemption, not in the runtime core yet"]
 fn exit_when_main_returns_with_running_goroutines() {
     // main sleeps, so the spinners run; main wakes only through preemption
     exits_promptly(

@@ -19,7 +19,7 @@ use mlua::ffi;
 
 use crate::g::{Msg, SelectSends, WaitReason, Wake};
 use crate::park;
-use crate::preempt::{self, Running};
+use crate::preempt;
 
 /// Registry key of the values table (its address is the key).
 static VALUES_KEY: u8 = 0;
@@ -198,7 +198,8 @@ unsafe fn push_wake(th: *mut ffi::lua_State, wake: Option<Wake>) -> c_int {
     }
 }
 
-/// Resumes the G whose thread is `th` with `wake`, and reads what it
+/// Resumes the G whose thread is `th` with `wake` (the caller has
+/// published `th` in its P's running slot), and reads what it
 /// yielded or returned (see the table in [`crate::sched::m`]). `sel_sends`
 /// are the values of the G's parked select: all but the winning case's
 /// are released.
@@ -207,7 +208,6 @@ unsafe fn push_wake(th: *mut ffi::lua_State, wake: Option<Wake>) -> c_int {
 /// `th` is a live, suspended thread of an actor owned by the calling M.
 pub unsafe fn resume(
     th: LuaThread,
-    running: &Running,
     nstart: c_int,
     wake: Option<Wake>,
     sel_sends: Option<Box<SelectSends>>,
@@ -232,9 +232,7 @@ pub unsafe fn resume(
         push_wake(th, wake)
     };
     let mut nres: c_int = 0;
-    running.swap(th);
     let status = ffi::lua_resume(th, ptr::null_mut(), nargs, &mut nres);
-    running.swap(ptr::null_mut());
     preempt::disarm(th);
     match status {
         ffi::LUA_OK | ffi::LUA_YIELD => {

@@ -83,6 +83,17 @@ impl Running {
         self.lua.swap(l, Ordering::Relaxed)
     }
 
+    /// Publishes the G thread the M starts (or stops, null) running.
+    /// SeqCst: pairs with sysmon's check before a deep sleep.
+    pub(crate) fn publish(&self, l: *mut ffi::lua_State) {
+        self.lua.store(l, Ordering::SeqCst);
+    }
+
+    /// Whether the M is running Lua now.
+    pub fn is_running(&self) -> bool {
+        !self.lua.load(Ordering::SeqCst).is_null()
+    }
+
     /// Asks the M to preempt whatever Lua thread it runs (step 2).
     /// Returns false if the M has not started.
     pub fn signal(&self) -> bool {
@@ -159,7 +170,10 @@ unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, _ar: *mut ffi::
         // yields once the hook has returned: no longjmp crosses this frame.
         ffi::lua_yield(l, 0);
     } else {
-        let n = ffi::lua_gethookcount(l).max(1).saturating_mul(2).min(MAX_REARM);
+        let n = ffi::lua_gethookcount(l)
+            .max(1)
+            .saturating_mul(2)
+            .min(MAX_REARM);
         ffi::lua_sethook(l, Some(preempt_hook), ffi::LUA_MASKCOUNT, n);
     }
 }

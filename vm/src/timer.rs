@@ -12,7 +12,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -109,6 +109,8 @@ pub struct Timers {
     /// on every schedule round. Written under the lock; a reader that sees a
     /// stale value only looks again slightly early or late by one round.
     next: AtomicU64,
+    /// Threads inside [`Timers::run_due`] past the heap.
+    firing: AtomicUsize,
 }
 
 impl Default for Timers {
@@ -116,6 +118,7 @@ impl Default for Timers {
         Timers {
             heap: Mutex::new(Heap::default()),
             next: AtomicU64::new(u64::MAX),
+            firing: AtomicUsize::new(0),
         }
     }
 }
@@ -206,6 +209,9 @@ impl Timers {
         let mut fired = Vec::new();
         {
             let mut h = self.lock();
+            // Counted before the timers leave the heap: checkdead must not
+            // see "no timer" while their wake-ups are still on the way.
+            self.firing.fetch_add(1, Ordering::SeqCst);
             while let Some(when) = h.peek() {
                 if when > now {
                     break;
@@ -233,7 +239,14 @@ impl Timers {
         for a in fired {
             a.fire(now);
         }
+        self.firing.fetch_sub(1, Ordering::SeqCst);
         n
+    }
+
+    /// Whether some thread is between taking due timers off the heap and
+    /// delivering their wake-ups.
+    pub fn firing(&self) -> bool {
+        self.firing.load(Ordering::SeqCst) > 0
     }
 }
 

@@ -151,6 +151,20 @@ impl Shared {
         if next.is_none()
             && idle.nidle >= self.nstarted()
             && self.started_gs.load(Ordering::Acquire)
+        {
+            // In this order: a timer leaves the heap only while `firing`
+            // counts it, and its wake-up queues work before the count drops.
+            if self.timers.firing() {
+                // A wake-up is on its way (sysmon fires a timer): look again.
+                idle.nidle -= 1;
+                drop(idle);
+                std::thread::yield_now();
+                return;
+            }
+        }
+        if next.is_none()
+            && idle.nidle >= self.nstarted()
+            && self.started_gs.load(Ordering::Acquire)
             && self.all_queues_empty()
         {
             // Every M is idle, nothing is queued and no timer can wake
@@ -164,6 +178,7 @@ impl Shared {
         if let (true, Some(when)) = (active, next) {
             if idle.timer_m.is_none() || idle.timer_m == Some(pid) {
                 idle.timer_m = Some(pid);
+                self.timer_watched.store(true, Ordering::Release);
                 timeout = Some(Duration::from_nanos(when.saturating_sub(now_ns())));
             }
         }
@@ -180,6 +195,7 @@ impl Shared {
         idle.nidle -= 1;
         if idle.timer_m == Some(pid) {
             idle.timer_m = None;
+            self.timer_watched.store(false, Ordering::Release);
             // Leaving timer duty: pass it to an idle M of an active P.
             if self.timers.next_deadline().is_some() {
                 let nprocs = self.nprocs();
@@ -224,16 +240,16 @@ impl Shared {
             actor.set_current(key, gid);
             // SAFETY: this M owns the actor (its `scheduled` flag got it
             // here) and the picked G is suspended: it was Runnable.
+            // Publish the running thread, then look whether sysmon sleeps:
+            // sysmon does the opposite (flag, then slots), so one of the
+            // two sees the other and a running G is always watched.
+            p.running.publish(picked.thread.0);
+            if self.sysmon_sleeping.load(Ordering::SeqCst) {
+                self.wake_sysmon();
+            }
             let res =
-                unsafe {
-                ffi::resume(
-                    picked.thread,
-                    &p.running,
-                    picked.nstart,
-                    picked.wake,
-                    picked.sel_sends,
-                )
-            };
+                unsafe { ffi::resume(picked.thread, picked.nstart, picked.wake, picked.sel_sends) };
+            p.running.publish(std::ptr::null_mut());
             actor.set_current(usize::MAX, 0);
             q = actor.lock();
             apply_deferred(&mut q);

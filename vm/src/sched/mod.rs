@@ -27,7 +27,9 @@ pub mod p;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+
+use crossbeam_channel::Sender;
 
 use mlua::Lua;
 
@@ -135,6 +137,12 @@ pub struct Shared {
     pub(crate) started_gs: AtomicBool,
     /// Counters for `runtime.stats()`.
     pub stats: Stats,
+    /// sysmon's mailbox, once it runs.
+    monitor: OnceLock<Sender<()>>,
+    /// sysmon sleeps until woken (every P was idle).
+    sysmon_sleeping: AtomicBool,
+    /// An idle M sleeps until the next timer (mirror of `Idle::timer_m`).
+    timer_watched: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -227,7 +235,19 @@ impl Shared {
         pending
     }
 
+    /// Wakes sysmon if it is asleep (it drops a wake-up that finds its
+    /// mailbox full: one pending wake-up is enough).
+    pub(crate) fn wake_sysmon(&self) {
+        if let Some(tx) = self.monitor.get() {
+            let _ = tx.try_send(());
+        }
+    }
+
     fn wake_timer_m(&self) {
+        if !self.timer_watched.load(Ordering::Acquire) {
+            // Nobody sleeps until the old earliest timer: sysmon might.
+            self.wake_sysmon();
+        }
         let idle = lock(&self.idle);
         let nprocs = self.nprocs();
         let target = idle
@@ -248,6 +268,7 @@ impl Shared {
         self.stopping.store(true, Ordering::Release);
         self.outcome_cv.notify_all();
         drop(o);
+        self.wake_sysmon();
         for (_, t) in lock(&self.idle).parked.drain(..) {
             t.unpark();
         }
@@ -323,6 +344,9 @@ impl Runtime {
             stopping: AtomicBool::new(false),
             started_gs: AtomicBool::new(false),
             stats: Stats::default(),
+            monitor: OnceLock::new(),
+            sysmon_sleeping: AtomicBool::new(false),
+            timer_watched: AtomicBool::new(false),
         });
         shared.ensure_ms(procs);
         Runtime { shared }
@@ -391,5 +415,76 @@ impl Runtime {
     /// Actors alive.
     pub fn numactors(&self) -> usize {
         self.shared.live_actors().len()
+    }
+
+    // ---- the mechanism sysmon drives (see lugo-sysmon's `Host`) ----
+
+    /// Whether the runtime is shutting down.
+    pub fn stopping(&self) -> bool {
+        self.shared.stopping()
+    }
+
+    /// Whether P `p`'s M is running a G, and its schedule tick.
+    pub fn p_state(&self, p: usize) -> (bool, u64) {
+        let p = &self.shared.ps[p];
+        (p.running.is_running(), p.ticks())
+    }
+
+    /// Whether any P's M is running a G.
+    pub fn any_p_running(&self) -> bool {
+        (0..self.gomaxprocs()).any(|p| self.shared.ps[p].running.is_running())
+    }
+
+    /// Asks P `p`'s M to preempt the G it runs (sends it SIGURG).
+    pub fn preempt(&self, p: usize) -> bool {
+        self.shared.ps[p].running.signal()
+    }
+
+    /// Whether an idle M sleeps until the next timer.
+    pub fn timer_watched(&self) -> bool {
+        self.shared.timer_watched.load(Ordering::Acquire)
+    }
+
+    /// Gives the runtime sysmon's mailbox, to wake it.
+    pub fn set_monitor(&self, tx: Sender<()>) {
+        let _ = self.shared.monitor.set(tx);
+    }
+
+    /// sysmon says whether it is in a deep sleep (woken by new work).
+    pub fn sysmon_sleeping(&self, sleeping: bool) {
+        self.shared
+            .sysmon_sleeping
+            .store(sleeping, Ordering::SeqCst);
+    }
+
+    /// Counts one sysmon round (`runtime.stats().sysmon_ticks`).
+    pub fn count_sysmon_tick(&self) {
+        self.shared
+            .stats
+            .sysmon_ticks
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// One schedtrace line, in the shape of Go's `GODEBUG=schedtrace`.
+    pub fn schedtrace_line(&self, ms: u64) -> String {
+        let s = &self.shared;
+        let nprocs = self.gomaxprocs();
+        let idleprocs = (0..nprocs)
+            .filter(|&p| !s.ps[p].running.is_running())
+            .count();
+        let (idlethreads, threads) = {
+            let idle = lock(&s.idle);
+            // Ms, plus sysmon and the thread that waits for the program.
+            (idle.parked.len(), s.nstarted() + 2)
+        };
+        let runqs: Vec<String> = (0..nprocs).map(|p| s.ps[p].len().to_string()).collect();
+        format!(
+            "SCHED {ms}ms: gomaxprocs={nprocs} idleprocs={idleprocs} threads={threads} \
+             spinningthreads=0 idlethreads={idlethreads} runqueue={} [{}] goroutines={} actors={}",
+            lock(&s.global).len(),
+            runqs.join(" "),
+            self.numgoroutine(),
+            self.numactors()
+        )
     }
 }

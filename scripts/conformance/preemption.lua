@@ -1,10 +1,6 @@
 -- preemption.lua: a goroutine running a loop that never parks does not keep
 -- the other goroutines of its actor from running (sysmon preempts it), at
 -- the top of a goroutine, in main and inside a nested coroutine.
---
--- PENDING: needs sysmon's preemption, which the runtime core does not have
--- yet. The harness runs only scripts/conformance/*.lua; move this file up
--- one directory once preemption lands.
 
 local function spin_until(cond)
   local deadline = time.now() + 5
