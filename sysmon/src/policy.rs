@@ -23,6 +23,10 @@ pub const MIN_DELAY_NS: u64 = 20_000;
 pub const MAX_DELAY_NS: u64 = 10_000_000;
 /// Idle rounds before the sleep starts doubling (Go: 50).
 pub const IDLE_ROUNDS: u32 = 50;
+/// sysmon fires a timer itself only once it is this late: a running M
+/// fires due timers between two goroutines, usually within microseconds,
+/// and firing them from here as well would only contend with it.
+pub const TIMER_GRACE_NS: u64 = 1_000_000;
 
 /// What sysmon reads of one P.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -109,10 +113,10 @@ impl Monitor {
         let states: Vec<PState> = (0..n).map(|p| host.p_state(p)).collect();
         let mut worked = false;
 
-        // Timers nobody else is watching.
+        // Timers nobody else is watching, once overdue.
         let watched = host.timer_watched();
         if let Some(when) = host.next_timer() {
-            if when <= now && !watched {
+            if when.saturating_add(TIMER_GRACE_NS) <= now && !watched {
                 worked |= host.run_timers(now) > 0;
             }
         }
@@ -172,7 +176,8 @@ impl Monitor {
             }
         }
         if let Some(when) = host.next_timer().filter(|_| !host.timer_watched()) {
-            d = d.min(when.saturating_sub(now).max(MIN_DELAY_NS));
+            let due = when.saturating_add(TIMER_GRACE_NS);
+            d = d.min(due.saturating_sub(now).max(MIN_DELAY_NS));
         }
         if self.trace_every > 0 {
             d = d.min(self.next_trace.saturating_sub(now).max(MIN_DELAY_NS));
@@ -340,12 +345,16 @@ mod tests {
         let mut m = Monitor::new(0, 0);
         f.timer.set(Some(3 * MS));
         f.watched.set(true);
-        f.now.set(4 * MS);
+        f.now.set(5 * MS);
         m.round(&f);
         assert_eq!(f.fired.get(), 0, "an M watches it");
         f.watched.set(false);
+        f.now.set(3 * MS + TIMER_GRACE_NS / 2);
         m.round(&f);
-        assert_eq!(f.fired.get(), 1);
+        assert_eq!(f.fired.get(), 0, "a running M may still fire it");
+        f.now.set(3 * MS + TIMER_GRACE_NS);
+        m.round(&f);
+        assert_eq!(f.fired.get(), 1, "overdue: sysmon fires it");
     }
 
     #[test]
@@ -357,7 +366,11 @@ mod tests {
             m.round(&f);
         }
         f.timer.set(Some(2 * MS));
-        assert_eq!(m.round(&f), Sleep::For(Duration::from_millis(2)));
+        assert_eq!(
+            m.round(&f),
+            Sleep::For(Duration::from_millis(3)),
+            "due + grace"
+        );
     }
 
     #[test]
