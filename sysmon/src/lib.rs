@@ -32,7 +32,7 @@ impl Host for VmHost {
     }
 
     fn nprocs(&self) -> usize {
-        self.rt.gomaxprocs()
+        self.rt.watched_procs()
     }
 
     fn p_state(&self, p: usize) -> PState {

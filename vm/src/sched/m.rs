@@ -304,6 +304,13 @@ impl Shared {
                     apply_deferred(&mut q);
                 }
             }
+            if pid >= self.nprocs() {
+                // This P was retired by gomaxprocs: hand the actor over.
+                drop(q);
+                lock(&self.global).push_back(actor.clone());
+                self.wake_one();
+                break;
+            }
             rounds = rounds.wrapping_add(1);
             if rounds.is_multiple_of(16)
                 && start.elapsed() > Duration::from_nanos(ACTOR_SLICE_NS)

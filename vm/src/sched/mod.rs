@@ -208,7 +208,7 @@ impl Shared {
 
     /// Unparks one idle M of an active P, if any (an M of a retired P
     /// takes no work).
-    fn wake_one(&self) {
+    pub(crate) fn wake_one(&self) {
         let nprocs = self.nprocs();
         let mut idle = lock(&self.idle);
         if let Some(i) = idle.parked.iter().rposition(|(p, _)| *p < nprocs) {
@@ -424,6 +424,12 @@ impl Runtime {
         self.shared.stopping()
     }
 
+    /// Number of Ps sysmon watches: every P whose M has started, retired
+    /// ones included (an M of a retired P finishes the G it runs).
+    pub fn watched_procs(&self) -> usize {
+        self.shared.nstarted()
+    }
+
     /// Whether P `p`'s M is running a G, and its schedule tick.
     pub fn p_state(&self, p: usize) -> (bool, u64) {
         let p = &self.shared.ps[p];
@@ -432,7 +438,7 @@ impl Runtime {
 
     /// Whether any P's M is running a G.
     pub fn any_p_running(&self) -> bool {
-        (0..self.gomaxprocs()).any(|p| self.shared.ps[p].running.is_running())
+        (0..self.watched_procs()).any(|p| self.shared.ps[p].running.is_running())
     }
 
     /// Asks P `p`'s M to preempt the G it runs (sends it SIGURG).
