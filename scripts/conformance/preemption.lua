@@ -62,6 +62,17 @@ for _ = 1, 2 do
   assert(res[2] == want, "goroutine " .. res[1] .. " computed " .. res[2])
 end
 
+-- a spinner keeps being preempted after gomaxprocs shrinks, whichever P
+-- it was running on
+local old = runtime.gomaxprocs(2)
+local spin2 = true
+go(function() while spin2 do end end)
+runtime.gosched()
+runtime.gomaxprocs(1)
+for _ = 1, 3 do time.sleep(0.005) end
+spin2 = false
+runtime.gomaxprocs(old)
+
 assert(runtime.stats().preemptions > 0, "stats().preemptions counts preemptions")
 
 print("ok")
