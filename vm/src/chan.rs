@@ -121,6 +121,10 @@ impl WaitQ {
         None
     }
 
+    fn has_live(&self) -> bool {
+        self.q.iter().any(Waiter::alive)
+    }
+
     fn drain_claimed(&mut self) -> Vec<Waiter> {
         let mut v = Vec::new();
         while let Some(w) = self.dequeue() {
@@ -207,6 +211,11 @@ impl Chan {
     /// Whether the buffer is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Whether a goroutine waits to receive (a live waiter, select or not).
+    pub fn has_receivers(&self) -> bool {
+        self.lock().recvq.has_live()
     }
 
     /// Whether the channel has been closed.

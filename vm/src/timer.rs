@@ -191,6 +191,18 @@ impl Timers {
         self.next.load(Ordering::Acquire) <= now
     }
 
+    /// Whether some pending timer can wake a goroutine when it fires: a
+    /// sleep, an `afterfunc`, or a send on a channel that a goroutine is
+    /// waiting to receive from. A ticker or timer whose channel nobody
+    /// waits on cannot, and must not hide a deadlock (Go's check is
+    /// silenced by any timer; lugo's is not).
+    pub fn can_wake_anyone(&self) -> bool {
+        self.lock().entries.values().any(|e| match &e.action {
+            TimerAction::Wake(_) | TimerAction::Task(..) => true,
+            TimerAction::Send(ch) => ch.has_receivers(),
+        })
+    }
+
     /// Number of pending timers.
     pub fn len(&self) -> usize {
         self.lock().entries.len()

@@ -148,10 +148,10 @@ impl Shared {
         // may still be finishing an actor's slice.
         idle.nidle += 1;
         let next = self.timers.next_deadline();
-        if next.is_none()
-            && idle.nidle >= self.nstarted()
-            && self.started_gs.load(Ordering::Acquire)
-        {
+        let all_idle = idle.nidle >= self.nstarted() && self.started_gs.load(Ordering::Acquire);
+        // No timer, or none that can wake anybody.
+        let no_hope = all_idle && (next.is_none() || !self.timers.can_wake_anyone());
+        if no_hope {
             // In this order: a timer leaves the heap only while `firing`
             // counts it, and its wake-up queues work before the count drops.
             if self.timers.firing() {
@@ -162,11 +162,7 @@ impl Shared {
                 return;
             }
         }
-        if next.is_none()
-            && idle.nidle >= self.nstarted()
-            && self.started_gs.load(Ordering::Acquire)
-            && self.all_queues_empty()
-        {
+        if no_hope && self.all_queues_empty() {
             // Every M is idle, nothing is queued and no timer can wake
             // anybody: checkdead.
             idle.nidle -= 1;
