@@ -48,10 +48,7 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         "gc",
         lua.create_function(move |lua, ()| {
             lua.gc_collect()?;
-            a.rt_shared()
-                .stats
-                .gc_cycles
-                .fetch_add(1, Ordering::Relaxed);
+            a.count_user_gc();
             Ok(())
         })?,
     )?;
@@ -85,7 +82,13 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             t.set("procs", rt.gomaxprocs())?;
             t.set("preemptions", s.preemptions.load(Ordering::Relaxed))?;
             t.set("sysmon_ticks", s.sysmon_ticks.load(Ordering::Relaxed))?;
-            t.set("gc_cycles", s.gc_cycles.load(Ordering::Relaxed))?;
+            t.set("gc_cycles", s.gc.full_cycles())?;
+            let by = lua.create_table()?;
+            by.set("user", s.gc.user.load(Ordering::Relaxed))?;
+            by.set("periodic", s.gc.periodic.load(Ordering::Relaxed))?;
+            by.set("limit", s.gc.limit.load(Ordering::Relaxed))?;
+            by.set("idle_steps", s.gc.idle_steps.load(Ordering::Relaxed))?;
+            t.set("gc", by)?;
             t.set("memory", lua.used_memory())?;
             Ok(t)
         })?,

@@ -59,6 +59,14 @@ impl Host for VmHost {
     fn schedtrace(&self, ms: u64) {
         eprintln!("{}", self.rt.schedtrace_line(ms));
     }
+
+    fn actor_heaps(&self) -> Vec<policy::ActorHeap> {
+        self.rt.actor_heaps()
+    }
+
+    fn request_gc(&self, id: u64, kind: policy::GcKind) {
+        self.rt.request_gc(id, kind);
+    }
 }
 
 /// Settings read from `LUGO_DEBUG` (comma-separated `key=value`, like

@@ -14,6 +14,8 @@
 
 use std::time::Duration;
 
+pub use lugo_vm::gc::{ActorHeap, GcKind};
+
 /// A G running this long without a schedule tick is preempted (Go's
 /// `forcePreemptNS`).
 pub const FORCE_PREEMPT_NS: u64 = 10_000_000;
@@ -27,6 +29,19 @@ pub const IDLE_ROUNDS: u32 = 50;
 /// fires due timers between two goroutines, usually within microseconds,
 /// and firing them from here as well would only contend with it.
 pub const TIMER_GRACE_NS: u64 = 1_000_000;
+
+/// A full collection is forced this long after an actor's last one, if it
+/// allocated since (Go's `forcegcperiod`, 2 minutes).
+pub const FORCE_GC_NS: u64 = 120_000_000_000;
+/// A full collection when an actor's heap passes this share of its limit
+/// (per mille).
+pub const LIMIT_PERMILLE: usize = 900;
+/// An idle actor gets an incremental step once its heap grew this much
+/// since its last collection: garbage left by a burst of work is returned
+/// while nothing runs.
+pub const IDLE_STEP_GROWTH: usize = 1 << 20;
+/// How often the GC policy looks at the actors.
+pub const GC_CHECK_NS: u64 = 100_000_000;
 
 /// What sysmon reads of one P.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -56,6 +71,28 @@ pub trait Host {
     fn run_timers(&self, now: u64) -> usize;
     /// Prints one schedtrace line, `ms` after start.
     fn schedtrace(&self, ms: u64);
+    /// Every actor's heap figures.
+    fn actor_heaps(&self) -> Vec<ActorHeap>;
+    /// Asks actor `id` for a collection.
+    fn request_gc(&self, id: u64, kind: GcKind);
+}
+
+/// The GC decision for one actor, if any.
+pub fn gc_decision(now: u64, a: &ActorHeap) -> Option<GcKind> {
+    if a.pending {
+        return None;
+    }
+    let grew = a.used > a.after_last;
+    if a.limit > 0 && grew && a.used >= a.limit / 1000 * LIMIT_PERMILLE {
+        return Some(GcKind::Limit);
+    }
+    if a.used != a.after_last && now.saturating_sub(a.last_full) >= FORCE_GC_NS {
+        return Some(GcKind::Periodic);
+    }
+    if a.idle && a.used >= a.after_last.saturating_add(IDLE_STEP_GROWTH) {
+        return Some(GcKind::IdleStep);
+    }
+    None
 }
 
 /// What sysmon remembers of one P between rounds (Go's `sysmontick`).
@@ -85,6 +122,7 @@ pub struct Monitor {
     start: u64,
     /// Preemptions asked for so far.
     pub preemptions: u64,
+    next_gc_check: u64,
 }
 
 impl Monitor {
@@ -100,6 +138,7 @@ impl Monitor {
             next_trace: now.saturating_add(trace_every),
             start: now,
             preemptions: 0,
+            next_gc_check: now.saturating_add(GC_CHECK_NS),
         }
     }
 
@@ -138,6 +177,15 @@ impl Monitor {
                 // Give the G a full slice again before the next attempt.
                 t.schedwhen = now;
                 worked = true;
+            }
+        }
+
+        if now >= self.next_gc_check {
+            self.next_gc_check = now.saturating_add(GC_CHECK_NS);
+            for a in host.actor_heaps() {
+                if let Some(kind) = gc_decision(now, &a) {
+                    host.request_gc(a.id, kind);
+                }
             }
         }
 
@@ -201,6 +249,8 @@ mod tests {
         watched: Cell<bool>,
         fired: Cell<usize>,
         traces: RefCell<Vec<u64>>,
+        heaps: RefCell<Vec<ActorHeap>>,
+        gc_requests: RefCell<Vec<(u64, GcKind)>>,
     }
 
     impl Host for Fake {
@@ -234,6 +284,12 @@ mod tests {
         }
         fn schedtrace(&self, ms: u64) {
             self.traces.borrow_mut().push(ms);
+        }
+        fn actor_heaps(&self) -> Vec<ActorHeap> {
+            self.heaps.borrow().clone()
+        }
+        fn request_gc(&self, id: u64, kind: GcKind) {
+            self.gc_requests.borrow_mut().push((id, kind));
         }
     }
 
@@ -371,6 +427,78 @@ mod tests {
             Sleep::For(Duration::from_millis(3)),
             "due + grace"
         );
+    }
+
+    const MB: usize = 1 << 20;
+
+    fn heap(used: usize, after_last: usize) -> ActorHeap {
+        ActorHeap {
+            id: 1,
+            used,
+            after_last,
+            ..ActorHeap::default()
+        }
+    }
+
+    #[test]
+    fn gc_periodic_after_two_minutes_if_it_allocated() {
+        let busy = heap(5 * MB, 4 * MB);
+        assert_eq!(gc_decision(FORCE_GC_NS - 1, &busy), None);
+        assert_eq!(gc_decision(FORCE_GC_NS, &busy), Some(GcKind::Periodic));
+        let quiet = heap(4 * MB, 4 * MB);
+        assert_eq!(
+            gc_decision(10 * FORCE_GC_NS, &quiet),
+            None,
+            "nothing allocated"
+        );
+    }
+
+    #[test]
+    fn gc_full_near_the_memory_limit() {
+        let mut a = heap(91 * MB, 10 * MB);
+        a.limit = 100 * MB;
+        assert_eq!(gc_decision(0, &a), Some(GcKind::Limit));
+        a.used = 80 * MB;
+        assert_eq!(gc_decision(0, &a), None, "below 90%");
+        a.used = 95 * MB;
+        a.after_last = 95 * MB;
+        assert_eq!(
+            gc_decision(0, &a),
+            None,
+            "all live: collecting again frees nothing"
+        );
+        a.used = 96 * MB;
+        a.pending = true;
+        assert_eq!(gc_decision(0, &a), None, "already asked");
+    }
+
+    #[test]
+    fn gc_steps_for_idle_actors_that_grew() {
+        let mut a = heap(3 * MB, MB);
+        assert_eq!(
+            gc_decision(0, &a),
+            None,
+            "running actors collect as they allocate"
+        );
+        a.idle = true;
+        assert_eq!(gc_decision(0, &a), Some(GcKind::IdleStep));
+        a.used = MB + MB / 2;
+        assert_eq!(gc_decision(0, &a), None, "grew less than the threshold");
+    }
+
+    #[test]
+    fn gc_policy_runs_every_100ms() {
+        let f = fake(&[PState::default()]);
+        *f.heaps.borrow_mut() = vec![ActorHeap {
+            idle: true,
+            ..heap(8 * MB, MB)
+        }];
+        let mut m = Monitor::new(0, 0);
+        m.round(&f);
+        assert!(f.gc_requests.borrow().is_empty(), "not yet");
+        f.now.set(GC_CHECK_NS);
+        m.round(&f);
+        assert_eq!(*f.gc_requests.borrow(), vec![(1, GcKind::IdleStep)]);
     }
 
     #[test]

@@ -21,6 +21,7 @@ use slab::Slab;
 
 use crate::ffi::LuaThread;
 use crate::g::{GKey, GStatus, Msg, SelectSends, WaitReason, Wake, G};
+use crate::gc::{GcKind, GcState};
 use crate::sched::{self, Shared};
 
 /// After this many consecutive picks of `runnext` while other Gs wait, the
@@ -153,6 +154,8 @@ pub struct Actor {
     current_id: AtomicU64,
     /// Called with a task id for each posted task (set by the stdlib).
     task_fn: Mutex<Option<Function>>,
+    /// Heap figures for sysmon and its pending GC request.
+    pub gc: GcState,
 }
 
 /// A reference to one G that can wake it from any thread.
@@ -217,6 +220,7 @@ impl Actor {
             current_key: AtomicUsize::new(usize::MAX),
             current_id: AtomicU64::new(0),
             task_fn: Mutex::new(None),
+            gc: GcState::default(),
         }))
     }
 
@@ -246,6 +250,59 @@ impl Actor {
 
     pub(crate) fn task_fn(&self) -> Option<Function> {
         self.task_fn.lock().expect("task fn poisoned").clone()
+    }
+
+    /// Asks the M that next runs this actor to collect (sysmon's GC
+    /// policy); an idle actor is scheduled for it.
+    pub fn request_gc(self: &Arc<Self>, kind: GcKind) {
+        if !self.gc.request(kind) {
+            return;
+        }
+        let schedule = !std::mem::replace(&mut self.lock().scheduled, true);
+        if schedule {
+            self.rt.schedule_actor(self.clone());
+        }
+    }
+
+    /// Runs a pending GC request; called by the M that runs the actor,
+    /// before its first G. Publishes the heap size either way.
+    pub(crate) fn collect_if_asked(&self) {
+        if let Some(kind) = self.gc.take() {
+            let done = match kind {
+                GcKind::IdleStep => self.lua.gc_step().map(|_| ()),
+                GcKind::Periodic | GcKind::Limit => self.lua.gc_collect(),
+            };
+            // A collection that fails (an error in a __gc) is not retried.
+            if done.is_ok() {
+                self.rt.stats.gc.count(kind);
+                let now = crate::timer::now_ns();
+                if kind != GcKind::IdleStep {
+                    self.gc.last_full.store(now, Ordering::Relaxed);
+                }
+                self.gc
+                    .after_last
+                    .store(self.lua.used_memory(), Ordering::Relaxed);
+            }
+        }
+        self.publish_heap();
+    }
+
+    /// Publishes the Lua heap size for sysmon (on the M running the actor).
+    pub(crate) fn publish_heap(&self) {
+        self.gc
+            .used
+            .store(self.lua.used_memory(), Ordering::Relaxed);
+    }
+
+    /// Counts a full collection asked for by the program (`runtime.gc()`).
+    pub fn count_user_gc(&self) {
+        self.rt.stats.gc.user.fetch_add(1, Ordering::Relaxed);
+        self.gc
+            .last_full
+            .store(crate::timer::now_ns(), Ordering::Relaxed);
+        self.gc
+            .after_last
+            .store(self.lua.used_memory(), Ordering::Relaxed);
     }
 
     /// Posts task `id` to be run by the actor's task function on its M.

@@ -29,6 +29,7 @@ pub mod actor;
 pub mod chan;
 pub mod ffi;
 pub mod g;
+pub mod gc;
 pub mod park;
 pub mod preempt;
 pub mod sched;

@@ -208,6 +208,7 @@ impl Shared {
     /// last G did and picking the next happen in one critical section.
     fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
         RUNNING_ACTOR.set(actor.id);
+        actor.collect_if_asked();
         let p = &self.ps[pid];
         let start = Instant::now();
         let mut rounds: u32 = 0;
@@ -323,6 +324,7 @@ impl Shared {
             DEFERRED.with_borrow(|d| d.is_empty()),
             "readies left unapplied"
         );
+        actor.publish_heap();
         RUNNING_ACTOR.set(0);
     }
 

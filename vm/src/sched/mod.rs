@@ -99,8 +99,8 @@ pub struct Stats {
     pub preemptions: AtomicU64,
     /// Rounds of the system monitor.
     pub sysmon_ticks: AtomicU64,
-    /// Garbage collection cycles run by the runtime.
-    pub gc_cycles: AtomicU64,
+    /// Garbage collections, by cause.
+    pub gc: crate::gc::GcCounts,
 }
 
 #[derive(Default)]
@@ -428,6 +428,30 @@ impl Runtime {
     /// ones included (an M of a retired P finishes the G it runs).
     pub fn watched_procs(&self) -> usize {
         self.shared.nstarted()
+    }
+
+    /// Heap figures of every actor, for sysmon's GC policy.
+    pub fn actor_heaps(&self) -> Vec<crate::gc::ActorHeap> {
+        self.shared
+            .live_actors()
+            .iter()
+            .map(|a| crate::gc::ActorHeap {
+                id: a.id,
+                idle: !a.lock().scheduled,
+                used: a.gc.used.load(Ordering::Relaxed),
+                limit: a.gc.limit.load(Ordering::Relaxed),
+                last_full: a.gc.last_full.load(Ordering::Relaxed),
+                after_last: a.gc.after_last.load(Ordering::Relaxed),
+                pending: a.gc.pending(),
+            })
+            .collect()
+    }
+
+    /// Asks actor `id` for a collection (see [`crate::Actor::request_gc`]).
+    pub fn request_gc(&self, id: u64, kind: crate::gc::GcKind) {
+        if let Some(a) = self.shared.live_actors().into_iter().find(|a| a.id == id) {
+            a.request_gc(kind);
+        }
     }
 
     /// Whether P `p`'s M is running a G, and its schedule tick.

@@ -1,0 +1,131 @@
+//! Garbage collection requests: the mechanism behind sysmon's GC policy.
+//!
+//! sysmon never touches a Lua state. It reads each actor's [`GcState`]
+//! (published by the M that runs the actor) and asks for a collection with
+//! [`crate::Actor::request_gc`]; the M that next runs the actor collects
+//! before its first G, between slices. An idle actor is scheduled for it.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+/// Why a collection runs (`runtime.stats().gc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum GcKind {
+    /// An incremental step for an idle actor.
+    IdleStep = 1,
+    /// A full cycle forced after two minutes without one (Go's
+    /// `forcegcperiod`).
+    Periodic = 2,
+    /// A full cycle because the actor passed 90% of its memory limit.
+    Limit = 3,
+}
+
+impl GcKind {
+    fn from_u8(v: u8) -> Option<GcKind> {
+        match v {
+            1 => Some(GcKind::IdleStep),
+            2 => Some(GcKind::Periodic),
+            3 => Some(GcKind::Limit),
+            _ => None,
+        }
+    }
+}
+
+/// What an actor publishes for sysmon, and its pending request.
+#[derive(Default)]
+pub struct GcState {
+    /// Bytes of Lua heap when the M last left the actor.
+    pub used: AtomicUsize,
+    /// Memory limit in bytes (0: none).
+    pub limit: AtomicUsize,
+    /// Runtime clock (ns) of the last full collection.
+    pub last_full: AtomicU64,
+    /// Heap bytes right after the last collection (full or step).
+    pub after_last: AtomicUsize,
+    /// The strongest pending request (0: none).
+    request: AtomicU8,
+}
+
+impl GcState {
+    /// Records a request; keeps the strongest of the pending ones. Returns
+    /// whether there was none pending.
+    pub(crate) fn request(&self, kind: GcKind) -> bool {
+        self.request.fetch_max(kind as u8, Ordering::AcqRel) == 0
+    }
+
+    /// Takes the pending request.
+    pub(crate) fn take(&self) -> Option<GcKind> {
+        GcKind::from_u8(self.request.swap(0, Ordering::AcqRel))
+    }
+
+    /// Whether a request is pending.
+    pub fn pending(&self) -> bool {
+        self.request.load(Ordering::Acquire) != 0
+    }
+}
+
+/// One actor's heap as sysmon sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActorHeap {
+    /// Actor id.
+    pub id: u64,
+    /// Not scheduled: no M runs it or will soon.
+    pub idle: bool,
+    /// Heap bytes when an M last left it.
+    pub used: usize,
+    /// Memory limit (0: none).
+    pub limit: usize,
+    /// Runtime clock (ns) of its last full collection (0: never).
+    pub last_full: u64,
+    /// Heap bytes right after its last collection.
+    pub after_last: usize,
+    /// A request is already pending.
+    pub pending: bool,
+}
+
+/// Collections run, by cause (`runtime.stats()`).
+#[derive(Default)]
+pub struct GcCounts {
+    /// `runtime.gc()` calls.
+    pub user: AtomicU64,
+    /// Periodic full cycles.
+    pub periodic: AtomicU64,
+    /// Full cycles near the memory limit.
+    pub limit: AtomicU64,
+    /// Incremental steps of idle actors.
+    pub idle_steps: AtomicU64,
+}
+
+impl GcCounts {
+    pub(crate) fn count(&self, kind: GcKind) {
+        let c = match kind {
+            GcKind::IdleStep => &self.idle_steps,
+            GcKind::Periodic => &self.periodic,
+            GcKind::Limit => &self.limit,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Full cycles of every cause.
+    pub fn full_cycles(&self) -> u64 {
+        self.user.load(Ordering::Relaxed)
+            + self.periodic.load(Ordering::Relaxed)
+            + self.limit.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_strongest_request() {
+        let s = GcState::default();
+        assert!(s.request(GcKind::IdleStep), "first request");
+        assert!(!s.request(GcKind::Limit));
+        assert!(!s.request(GcKind::Periodic));
+        assert_eq!(s.take(), Some(GcKind::Limit));
+        assert_eq!(s.take(), None);
+        assert!(!s.pending());
+    }
+}
