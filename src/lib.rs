@@ -14,6 +14,8 @@
 
 use std::sync::Arc;
 
+pub mod quit;
+
 pub use lugo_vm::{Config, Outcome};
 pub use mlua;
 

@@ -110,6 +110,8 @@ fn run() -> Result<ExitCode, String> {
         builder = builder.procs(n as usize);
     }
     let rt = builder.build().map_err(|e| e.to_string())?;
+    lugo::quit::install(rt.vm().clone())
+        .map_err(|e| format!("cannot install the SIGQUIT dump: {e}"))?;
     let lua = rt.lua();
 
     let mut chunks: Vec<Function> = Vec::new();

@@ -296,6 +296,19 @@ impl Shared {
             .collect()
     }
 
+    /// Every goroutine of every actor, as dumps print them.
+    fn dump_all(&self) -> String {
+        let mut out = String::new();
+        for a in self.live_actors() {
+            out.push('\n');
+            match a.with_state(|| dump::dump_actor(&a, None)) {
+                Ok(s) => out.push_str(&s),
+                Err(e) => out.push_str(&format!("(cannot dump actor {}: {e})\n", a.id)),
+            }
+        }
+        out
+    }
+
     /// Go's `checkdead`, called by the last M to go idle: nothing runs, is
     /// runnable or is waiting for a timer. Builds the report.
     fn deadlock_report(&self) -> String {
@@ -305,13 +318,7 @@ impl Shared {
             return out;
         }
         out.push_str("fatal error: all goroutines are asleep - deadlock!\n");
-        for a in self.live_actors() {
-            out.push('\n');
-            match a.with_state(|| dump::dump_actor(&a, None)) {
-                Ok(s) => out.push_str(&s),
-                Err(e) => out.push_str(&format!("(cannot dump actor {}: {e})\n", a.id)),
-            }
-        }
+        out.push_str(&self.dump_all());
         out
     }
 }
@@ -428,6 +435,29 @@ impl Runtime {
     /// ones included (an M of a retired P finishes the G it runs).
     pub fn watched_procs(&self) -> usize {
         self.shared.nstarted()
+    }
+
+    /// Stops the world and reports every goroutine, for SIGQUIT (as Go
+    /// does): the Ms stop at their next switch, running goroutines are
+    /// preempted, and once no M runs Lua every actor is dumped. A goroutine
+    /// that cannot be stopped within `wait` (stuck in a blocking C call)
+    /// leaves the report without stacks. The runtime does not run again.
+    pub fn stop_and_dump(&self, wait: std::time::Duration) -> String {
+        let s = &self.shared;
+        s.stopping.store(true, Ordering::Release);
+        let deadline = std::time::Instant::now() + wait;
+        while self.any_p_running() && std::time::Instant::now() < deadline {
+            for p in 0..self.watched_procs() {
+                if s.ps[p].running.is_running() {
+                    s.ps[p].running.signal();
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        if self.any_p_running() {
+            return "\n(a goroutine could not be stopped: no stacks)\n".into();
+        }
+        s.dump_all()
     }
 
     /// Heap figures of every actor, for sysmon's GC policy.

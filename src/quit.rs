@@ -1,0 +1,62 @@
+//! SIGQUIT (Ctrl-\): print every goroutine's stack to stderr and exit 2,
+//! as a Go program does. The command line installs it; an embedding host
+//! decides for itself.
+//!
+//! The handler only writes a byte to a pipe (async-signal-safe); a thread
+//! waiting on the pipe stops the world and prints the dump.
+
+use std::ffi::c_int;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::Duration;
+
+/// Write end of the pipe, for the handler.
+static PIPE_W: AtomicI32 = AtomicI32::new(-1);
+
+extern "C" fn on_sigquit(_sig: c_int) {
+    let fd = PIPE_W.load(Ordering::Relaxed);
+    if fd >= 0 {
+        let b = 1u8;
+        // SAFETY: write(2) is async-signal-safe; `fd` is the pipe's write
+        // end, open for the life of the process; one byte from a live stack.
+        unsafe {
+            libc::write(fd, &b as *const u8 as *const libc::c_void, 1);
+        }
+    }
+}
+
+/// Installs the SIGQUIT dump for `rt`.
+pub fn install(rt: lugo_vm::Runtime) -> std::io::Result<()> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: pipe(2) fills the two descriptors of a valid 2-element array.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let [r, w] = fds;
+    PIPE_W.store(w, Ordering::Relaxed);
+    std::thread::Builder::new()
+        .name("lugo-sigquit".into())
+        .spawn(move || {
+            let mut b = 0u8;
+            // SAFETY: a blocking read of one byte into a live stack byte from
+            // the pipe's read end, which this thread owns.
+            let n = unsafe { libc::read(r, &mut b as *mut u8 as *mut libc::c_void, 1) };
+            if n == 1 {
+                let dump = rt.stop_and_dump(Duration::from_secs(1));
+                eprint!("SIGQUIT: quit\n{dump}");
+                std::process::exit(2);
+            }
+        })?;
+    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value;
+    // the handler has the plain one-argument signature (no SA_SIGINFO) and
+    // only calls write(2).
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sigquit as *const () as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(libc::SIGQUIT, &sa, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,111 @@
+//! The system monitor seen from outside: SIGQUIT dumps, schedtrace, and
+//! the preemption that keeps a spinning goroutine from starving others.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{lugo, run};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+#[test]
+fn sigquit_prints_every_goroutine_and_exits_2() {
+    let mut child = lugo()
+        .args([
+            "-e",
+            r#"
+local c = chan()
+go(function() c:recv() end)               -- goroutine 2
+time.sleep(0.01)                          -- let it park
+go(function() while true do end end)      -- goroutine 3 spins: preempted
+time.sleep(0.01)
+print("ready") io.stdout:flush()
+time.sleep(30)
+"#,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lugo");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read ready");
+    assert_eq!(line.trim(), "ready");
+    // SAFETY: kill(2) on our own child's pid.
+    let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGQUIT) };
+    assert_eq!(r, 0);
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "stderr:\n{err}");
+    assert!(err.starts_with("SIGQUIT: quit\n"), "stderr:\n{err}");
+    assert!(err.contains("goroutine 1 [sleep]:"), "stderr:\n{err}");
+    assert!(
+        err.contains("goroutine 2 [chan receive]:"),
+        "stderr:\n{err}"
+    );
+    assert!(
+        err.contains("goroutine 3 ["),
+        "the spinner is listed:\n{err}"
+    );
+}
+
+#[test]
+fn schedtrace_prints_go_shaped_lines() {
+    let out = run(
+        lugo()
+            .env("LUGO_DEBUG", "schedtrace=20")
+            .args(["--procs", "2", "-e", "time.sleep(0.15)"]),
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let lines: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("SCHED "))
+        .collect();
+    assert!(lines.len() >= 3, "{}", out.describe());
+    for l in &lines {
+        for field in [
+            "ms: gomaxprocs=2 ",
+            " idleprocs=",
+            " threads=",
+            " spinningthreads=0 ",
+            " idlethreads=",
+            " runqueue=",
+            " goroutines=",
+            " actors=1",
+        ] {
+            assert!(l.contains(field), "{l:?} lacks {field:?}");
+        }
+    }
+}
+
+#[test]
+fn no_schedtrace_without_lugo_debug() {
+    let out = run(lugo().args(["-e", "time.sleep(0.05)"]), None, TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    assert!(!out.stderr.contains("SCHED"), "{}", out.describe());
+}
+
+#[test]
+fn sysmon_ticks_are_counted() {
+    let out = run(
+        lugo().args([
+            "-e",
+            "local go_on = true go(function() while go_on do end end) time.sleep(0.05) go_on = false print(runtime.stats().sysmon_ticks > 0)",
+        ]),
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(out.stdout.trim(), "true", "{}", out.describe());
+}
