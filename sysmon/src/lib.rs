@@ -67,6 +67,14 @@ impl Host for VmHost {
     fn request_gc(&self, id: u64, kind: policy::GcKind) {
         self.rt.request_gc(id, kind);
     }
+
+    fn last_netpoll(&self) -> u64 {
+        self.rt.last_netpoll()
+    }
+
+    fn netpoll(&self, now: u64) -> usize {
+        self.rt.netpoll_nonblocking(now)
+    }
 }
 
 /// Settings read from `LUGO_DEBUG` (comma-separated `key=value`, like

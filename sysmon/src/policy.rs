@@ -42,6 +42,8 @@ pub const LIMIT_PERMILLE: usize = 900;
 pub const IDLE_STEP_GROWTH: usize = 1 << 20;
 /// How often the GC policy looks at the actors.
 pub const GC_CHECK_NS: u64 = 100_000_000;
+/// sysmon polls the network itself when nobody has for this long (Go: 10 ms).
+pub const NETPOLL_NS: u64 = 10_000_000;
 
 /// What sysmon reads of one P.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,6 +77,11 @@ pub trait Host {
     fn actor_heaps(&self) -> Vec<ActorHeap>;
     /// Asks actor `id` for a collection.
     fn request_gc(&self, id: u64, kind: GcKind);
+    /// When the network poller was last polled (runtime clock, ns).
+    fn last_netpoll(&self) -> u64;
+    /// Polls the network without blocking and readies the goroutines whose
+    /// sockets are ready; returns how many.
+    fn netpoll(&self, now: u64) -> usize;
 }
 
 /// The GC decision for one actor, if any.
@@ -158,6 +165,11 @@ impl Monitor {
             if when.saturating_add(TIMER_GRACE_NS) <= now && !watched {
                 worked |= host.run_timers(now) > 0;
             }
+        }
+
+        // Network: poll if nobody has for a while.
+        if now.saturating_sub(host.last_netpoll()) >= NETPOLL_NS {
+            worked |= host.netpoll(now) > 0;
         }
 
         // retake
@@ -251,6 +263,7 @@ mod tests {
         traces: RefCell<Vec<u64>>,
         heaps: RefCell<Vec<ActorHeap>>,
         gc_requests: RefCell<Vec<(u64, GcKind)>>,
+        polled: RefCell<Vec<u64>>,
     }
 
     impl Host for Fake {
@@ -290,6 +303,13 @@ mod tests {
         }
         fn request_gc(&self, id: u64, kind: GcKind) {
             self.gc_requests.borrow_mut().push((id, kind));
+        }
+        fn last_netpoll(&self) -> u64 {
+            self.polled.borrow().last().copied().unwrap_or(0)
+        }
+        fn netpoll(&self, now: u64) -> usize {
+            self.polled.borrow_mut().push(now);
+            0
         }
     }
 
@@ -499,6 +519,17 @@ mod tests {
         f.now.set(GC_CHECK_NS);
         m.round(&f);
         assert_eq!(*f.gc_requests.borrow(), vec![(1, GcKind::IdleStep)]);
+    }
+
+    #[test]
+    fn polls_the_network_when_nobody_has_for_10ms() {
+        let f = fake(&[running(1)]);
+        let mut m = Monitor::new(0, 0);
+        for t in [1, 5, 10, 12, 19, 20, 25] {
+            f.now.set(t * MS);
+            m.round(&f);
+        }
+        assert_eq!(*f.polled.borrow(), vec![10 * MS, 20 * MS]);
     }
 
     #[test]

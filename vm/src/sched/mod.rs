@@ -143,6 +143,8 @@ pub struct Shared {
     sysmon_sleeping: AtomicBool,
     /// An idle M sleeps until the next timer (mirror of `Idle::timer_m`).
     timer_watched: AtomicBool,
+    /// Runtime clock of the last network poll.
+    last_netpoll: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -354,6 +356,7 @@ impl Runtime {
             monitor: OnceLock::new(),
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
+            last_netpoll: AtomicU64::new(0),
         });
         shared.ensure_ms(procs);
         Runtime { shared }
@@ -458,6 +461,21 @@ impl Runtime {
             return "\n(a goroutine could not be stopped: no stacks)\n".into();
         }
         s.dump_all()
+    }
+
+    /// When the network poller was last polled. The poller arrives with
+    /// the net module; until then nothing waits on a socket and "never"
+    /// is the truth.
+    pub fn last_netpoll(&self) -> u64 {
+        self.shared.last_netpoll.load(Ordering::Relaxed)
+    }
+
+    /// Polls the network without blocking and readies the goroutines whose
+    /// sockets are ready (sysmon's duty when no M has polled for 10 ms).
+    /// There is no poller yet: records the poll and readies nobody.
+    pub fn netpoll_nonblocking(&self, now: u64) -> usize {
+        self.shared.last_netpoll.store(now, Ordering::Relaxed);
+        0
     }
 
     /// Heap figures of every actor, for sysmon's GC policy.
