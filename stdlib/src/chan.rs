@@ -152,127 +152,123 @@ unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
-    {
-        let n = ffi::lua_gettop(l);
-        let mut cases = Vec::with_capacity(n as usize);
-        let mut index = Vec::with_capacity(n as usize);
-        let mut sends: Vec<(usize, Msg)> = Vec::new();
-        let mut default = None;
-        let fail = |l, sends: &[(usize, Msg)], msg: String| {
-            for &(_, m) in sends {
+    let n = ffi::lua_gettop(l);
+    let mut cases = Vec::with_capacity(n as usize);
+    let mut index = Vec::with_capacity(n as usize);
+    let mut sends: Vec<(usize, Msg)> = Vec::new();
+    let mut default = None;
+    let fail = |l, sends: &[(usize, Msg)], msg: String| {
+        for &(_, m) in sends {
+            release_msg(l, m);
+        }
+        raise(msg)
+    };
+    for i in 1..=n {
+        if ffi::lua_type(l, i) != ffi::LUA_TTABLE {
+            let t = type_name(l, i);
+            return fail(
+                l,
+                &sends,
+                format!("chan.select: case {i} must be a table, got {t}"),
+            );
+        }
+        ffi::lua_rawgeti(l, i, 1);
+        let mut len = 0usize;
+        let k = ffi::lua_tolstring(l, -1, &mut len);
+        let kind: &[u8] = if k.is_null() || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+            b""
+        } else {
+            std::slice::from_raw_parts(k as *const u8, len)
+        };
+        let kind = match kind {
+            b"recv" => 1,
+            b"send" => 2,
+            b"default" => 3,
+            _ => 0,
+        };
+        ffi::lua_pop(l, 1);
+        if kind == 3 {
+            if default.is_some() {
+                return fail(l, &sends, "chan.select: more than one default case".into());
+            }
+            default = Some(i as usize);
+            continue;
+        }
+        if kind == 0 {
+            return fail(
+                l,
+                &sends,
+                format!("chan.select: case {i} must start with \"recv\", \"send\" or \"default\""),
+            );
+        }
+        ffi::lua_rawgeti(l, i, 2);
+        let ch = arc::<Chan>(l, -1);
+        let Some(ch) = ch else {
+            let t = type_name(l, -1);
+            return fail(
+                l,
+                &sends,
+                format!("chan.select: case {i}: channel expected, got {t}"),
+            );
+        };
+        ffi::lua_pop(l, 1);
+        if kind == 1 {
+            cases.push(Case::Recv(ch));
+        } else {
+            ffi::lua_rawgeti(l, i, 3);
+            let m = to_msg(l, -1);
+            ffi::lua_pop(l, 1);
+            sends.push((cases.len() + 1, m));
+            cases.push(Case::Send(ch, m));
+        }
+        index.push(i as usize);
+    }
+    let reason = if cases.is_empty() {
+        WaitReason::SelectNoCases
+    } else {
+        WaitReason::Select
+    };
+    let a = actor(l);
+    // Releases every send value but the one the select delivered.
+    let release_except = |l, won: usize| {
+        for &(case, m) in &sends {
+            if case != won {
                 release_msg(l, m);
             }
-            raise(msg)
-        };
-        for i in 1..=n {
-            if ffi::lua_type(l, i) != ffi::LUA_TTABLE {
-                let t = type_name(l, i);
-                return fail(
-                    l,
-                    &sends,
-                    format!("chan.select: case {i} must be a table, got {t}"),
-                );
-            }
-            ffi::lua_rawgeti(l, i, 1);
-            let mut len = 0usize;
-            let k = ffi::lua_tolstring(l, -1, &mut len);
-            let kind: &[u8] = if k.is_null() || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
-                b""
-            } else {
-                std::slice::from_raw_parts(k as *const u8, len)
-            };
-            let kind = match kind {
-                b"recv" => 1,
-                b"send" => 2,
-                b"default" => 3,
-                _ => 0,
-            };
-            ffi::lua_pop(l, 1);
-            if kind == 3 {
-                if default.is_some() {
-                    return fail(l, &sends, "chan.select: more than one default case".into());
-                }
-                default = Some(i as usize);
-                continue;
-            }
-            if kind == 0 {
-                return fail(
-                    l,
-                    &sends,
-                    format!(
-                        "chan.select: case {i} must start with \"recv\", \"send\" or \"default\""
-                    ),
-                );
-            }
-            ffi::lua_rawgeti(l, i, 2);
-            let ch = arc::<Chan>(l, -1);
-            let Some(ch) = ch else {
-                let t = type_name(l, -1);
-                return fail(
-                    l,
-                    &sends,
-                    format!("chan.select: case {i}: channel expected, got {t}"),
-                );
-            };
-            ffi::lua_pop(l, 1);
-            if kind == 1 {
-                cases.push(Case::Recv(ch));
-            } else {
-                ffi::lua_rawgeti(l, i, 3);
-                let m = to_msg(l, -1);
-                ffi::lua_pop(l, 1);
-                sends.push((cases.len() + 1, m));
-                cases.push(Case::Send(ch, m));
-            }
-            index.push(i as usize);
         }
-        let reason = if cases.is_empty() {
-            WaitReason::SelectNoCases
-        } else {
-            WaitReason::Select
-        };
-        let a = actor(l);
-        // Releases every send value but the one the select delivered.
-        let release_except = |l, won: usize| {
-            for &(case, m) in &sends {
-                if case != won {
-                    release_msg(l, m);
+    };
+    match select::select(cases, default.is_none(), || me(l, a)) {
+        SelectResult::Ready { case, recv } => {
+            release_except(l, case);
+            ffi::lua_pushinteger(l, index[case - 1] as ffi::lua_Integer);
+            match recv {
+                None => Ret::N(1),
+                Some((m, ok)) => {
+                    push_msg(l, m);
+                    ffi::lua_pushboolean(l, ok as c_int);
+                    Ret::N(3)
                 }
             }
-        };
-        match select::select(cases, default.is_none(), || me(l, a)) {
-            SelectResult::Ready { case, recv } => {
-                release_except(l, case);
-                ffi::lua_pushinteger(l, index[case - 1] as ffi::lua_Integer);
-                match recv {
-                    None => Ret::N(1),
-                    Some((m, ok)) => {
-                        push_msg(l, m);
-                        ffi::lua_pushboolean(l, ok as c_int);
-                        Ret::N(3)
-                    }
+        }
+        SelectResult::SendClosed(_) => {
+            release_except(l, 0);
+            raise(SEND_ON_CLOSED)
+        }
+        SelectResult::WouldBlock => {
+            release_except(l, 0);
+            match default {
+                Some(d) => {
+                    ffi::lua_pushinteger(l, d as ffi::lua_Integer);
+                    Ret::N(1)
                 }
+                None => raise(CANNOT_PARK),
             }
-            SelectResult::SendClosed(_) => {
-                release_except(l, 0);
-                raise(SEND_ON_CLOSED)
-            }
-            SelectResult::WouldBlock => {
-                release_except(l, 0);
-                match default {
-                    Some(d) => {
-                        ffi::lua_pushinteger(l, d as ffi::lua_Integer);
-                        Ret::N(1)
-                    }
-                    None => raise(CANNOT_PARK),
-                }
-            }
-            // Only a select without default parks, and then every argument
-            // is a case: the vm's case numbers are the argument positions.
-            SelectResult::Park => {
-                a.set_select_sends(sends);
-                Ret::Park(reason)
-            }
+        }
+        // Only a select without default parks, and then every argument
+        // is a case: the vm's case numbers are the argument positions.
+        SelectResult::Park => {
+            a.set_select_sends(sends);
+            Ret::Park(reason)
         }
     }
 }
