@@ -109,3 +109,48 @@ fn sysmon_ticks_are_counted() {
     );
     assert_eq!(out.stdout.trim(), "true", "{}", out.describe());
 }
+
+#[test]
+fn a_long_blocking_call_has_its_p_handed_off() {
+    for procs in ["1", "2"] {
+        let out = run(
+            lugo().args([
+                "--procs",
+                procs,
+                "-e",
+                r#"os.execute("sleep 0.1") print(runtime.stats().handoffs > 0)"#,
+            ]),
+            None,
+            TIMEOUT,
+        );
+        assert_eq!(out.code(), Some(0), "{}", out.describe());
+        assert_eq!(
+            out.stdout.trim(),
+            "true",
+            "--procs {procs}: {}",
+            out.describe()
+        );
+    }
+}
+
+#[test]
+fn a_goroutine_in_a_blocking_call_is_not_deadlocked() {
+    // stdin stays open and silent for a while: io.read blocks, and nothing
+    // else can run; that is not a deadlock.
+    let mut child = lugo()
+        .args(["-e", "print(io.read('l'))"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lugo");
+    std::thread::sleep(Duration::from_millis(200));
+    use std::io::Write;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(b"late line\n").unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "stderr: {err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "late line");
+}

@@ -63,4 +63,44 @@ unsafe extern "C-unwind" fn resume(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 1] = [(c"resume", resume)];
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] = [(c"resume", resume), (c"blocking", blocking)];
+
+/// `blocking(name, f, ...)`: calls `f(...)` with the M's P marked as in a
+/// blocking call, so sysmon can hand the P to another M meanwhile (see
+/// `lugo_vm::sched::syscall`). For the stdlib's calls that wait on the
+/// outside world: `io.read`, file reads and lines, `os.execute`.
+unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
+    let nargs = ffi::lua_gettop(l) - 2;
+    let pid = lugo_vm::Runtime::from_arc(crate::cfn::actor(l).rt_shared().clone()).enter_syscall();
+    let status = ffi::lua_pcall(l, nargs.max(0), ffi::LUA_MULTRET, 0);
+    if let Some(pid) = pid {
+        lugo_vm::Runtime::from_arc(crate::cfn::actor(l).rt_shared().clone()).exit_syscall(pid);
+    }
+    if status != ffi::LUA_OK {
+        name_argerror(l);
+        // Re-raise; nothing of ours is alive across the longjmp.
+        ffi::lua_error(l);
+    }
+    ffi::lua_gettop(l) - 1
+}
+
+/// Called through `blocking`, a C function has no name for Lua's
+/// `bad argument #1 to '?'`: put back the name (argument 1 of `blocking`)
+/// and the caller's position, as a direct call would have had.
+unsafe fn name_argerror(l: *mut ffi::lua_State) {
+    if ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+        return;
+    }
+    let msg = crate::cfn::to_display(l, -1);
+    if !msg.starts_with("bad argument #") || !msg.contains(" to '?' ") {
+        return;
+    }
+    let name = crate::cfn::to_display(l, 1);
+    let fixed = msg.replacen(" to '?' ", &format!(" to '{name}' "), 1);
+    ffi::lua_pop(l, 1);
+    // Level 1 is the Lua wrapper that called `blocking`; 2 its caller.
+    ffi::luaL_where(l, 2);
+    push_str(l, &fixed);
+    drop((msg, name, fixed));
+    ffi::lua_concat(l, 2);
+}

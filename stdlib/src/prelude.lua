@@ -278,6 +278,29 @@ function runtime.stack(all)
   return raw_stack(all and true or false, traceback(nil, 2))
 end
 
+---------------------------------------------------------------- blocking calls
+
+-- Calls that wait on the outside world run with the M's P marked as in a
+-- blocking call, so that sysmon can hand the P to another M meanwhile.
+local blocking = P.blocking
+local function blocks(name, f)
+  return function(...) return blocking(name, f, ...) end
+end
+io.read = blocks("read", io.read)
+os.execute = blocks("execute", os.execute)
+local io_lines = io.lines
+function io.lines(...)
+  local it, a, b, c = io_lines(...)
+  return blocks("lines", it), a, b, c
+end
+local file_methods = getmetatable(io.stdout).__index
+local file_read, file_lines = file_methods.read, file_methods.lines
+file_methods.read = blocks("read", file_read)
+function file_methods.lines(...)
+  local it, a, b, c = file_lines(...)
+  return blocks("lines", it), a, b, c
+end
+
 ---------------------------------------------------------------- install
 
 _G.go, _G.chan, _G.time, _G.sync, _G.runtime = go, chan, time, sync, runtime

@@ -37,11 +37,21 @@ impl Host for VmHost {
 
     fn p_state(&self, p: usize) -> PState {
         let (running, schedtick) = self.rt.p_state(p);
-        PState { running, schedtick }
+        PState {
+            running,
+            schedtick,
+            syscall: self.rt.in_syscall(p),
+            syscalltick: self.rt.syscalltick(p),
+            runq: self.rt.runq_len(p),
+        }
     }
 
     fn preempt(&self, p: usize) {
         self.rt.preempt(p);
+    }
+
+    fn handoff(&self, p: usize) {
+        self.rt.handoff(p);
     }
 
     fn next_timer(&self) -> Option<u64> {

@@ -45,6 +45,10 @@ pub const GC_CHECK_NS: u64 = 100_000_000;
 /// sysmon polls the network itself when nobody has for this long (Go: 10 ms).
 pub const NETPOLL_NS: u64 = 10_000_000;
 
+/// A P in a blocking call is handed off once the call has lasted this long
+/// even if nothing waits for it (the seed's 10 ms rule).
+pub const SYSCALL_HANDOFF_NS: u64 = 10_000_000;
+
 /// What sysmon reads of one P.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PState {
@@ -52,6 +56,12 @@ pub struct PState {
     pub running: bool,
     /// Gs resumed so far.
     pub schedtick: u64,
+    /// Its M is in a blocking call and may lose the P.
+    pub syscall: bool,
+    /// Blocking calls entered so far.
+    pub syscalltick: u64,
+    /// Actors queued on it.
+    pub runq: usize,
 }
 
 /// The mechanism sysmon drives (implemented over `lugo_vm::Runtime`).
@@ -64,6 +74,8 @@ pub trait Host {
     fn p_state(&self, p: usize) -> PState;
     /// Preempts the G running on P `p`.
     fn preempt(&self, p: usize);
+    /// Gives P `p`, whose M is in a blocking call, to another M.
+    fn handoff(&self, p: usize);
     /// Earliest pending timer.
     fn next_timer(&self) -> Option<u64>;
     /// Whether an idle M sleeps until the next timer (then sysmon leaves
@@ -107,6 +119,8 @@ pub fn gc_decision(now: u64, a: &ActorHeap) -> Option<GcKind> {
 struct SysmonTick {
     schedtick: u64,
     schedwhen: u64,
+    syscalltick: u64,
+    syscallwhen: u64,
 }
 
 /// How long to sleep before the next round.
@@ -172,10 +186,35 @@ impl Monitor {
             worked |= host.netpoll(now) > 0;
         }
 
-        // retake
+        // retake: Ps stuck in a blocking call (Go's `retake`, _Psyscall)
+        let idle_ps = states.iter().filter(|s| !s.running && !s.syscall).count();
         for (p, st) in states.iter().enumerate() {
             let t = &mut self.ticks[p];
-            if !st.running {
+            if !st.syscall {
+                t.syscalltick = st.syscalltick;
+                continue;
+            }
+            if t.syscalltick != st.syscalltick {
+                // First seen in this call: give it at least one round.
+                t.syscalltick = st.syscalltick;
+                t.syscallwhen = now;
+                continue;
+            }
+            // Keep the P with its M if nothing waits for it, another P is
+            // idle, and the call is young; else hand it off.
+            if st.runq == 0 && idle_ps > 0 && t.syscallwhen + SYSCALL_HANDOFF_NS > now {
+                continue;
+            }
+            host.handoff(p);
+            // A new call must be seen before the next handoff.
+            t.syscalltick = u64::MAX;
+            worked = true;
+        }
+
+        // retake: Gs that run too long
+        for (p, st) in states.iter().enumerate() {
+            let t = &mut self.ticks[p];
+            if !st.running || st.syscall {
                 t.schedtick = st.schedtick;
                 t.schedwhen = now;
                 continue;
@@ -257,6 +296,7 @@ mod tests {
         now: Cell<u64>,
         ps: RefCell<Vec<PState>>,
         preempted: RefCell<Vec<usize>>,
+        handed: RefCell<Vec<usize>>,
         timer: Cell<Option<u64>>,
         watched: Cell<bool>,
         fired: Cell<usize>,
@@ -278,6 +318,10 @@ mod tests {
         }
         fn preempt(&self, p: usize) {
             self.preempted.borrow_mut().push(p);
+        }
+        fn handoff(&self, p: usize) {
+            self.handed.borrow_mut().push(p);
+            self.ps.borrow_mut()[p].syscall = false;
         }
         fn next_timer(&self) -> Option<u64> {
             self.timer.get()
@@ -325,6 +369,7 @@ mod tests {
         PState {
             running: true,
             schedtick,
+            ..PState::default()
         }
     }
 
@@ -353,6 +398,58 @@ mod tests {
             "still stuck a slice later"
         );
         assert_eq!(m.preemptions, 2);
+    }
+
+    fn in_syscall(tick: u64, runq: usize) -> PState {
+        PState {
+            running: true,
+            syscall: true,
+            syscalltick: tick,
+            runq,
+            ..PState::default()
+        }
+    }
+
+    #[test]
+    fn a_young_syscall_keeps_its_p_while_nothing_waits() {
+        let f = fake(&[in_syscall(1, 0), PState::default()]);
+        let mut m = Monitor::new(0, 0);
+        m.round(&f);
+        f.now.set(5 * MS);
+        m.round(&f);
+        assert!(
+            f.handed.borrow().is_empty(),
+            "an idle P exists and nothing waits"
+        );
+        f.now.set(10 * MS);
+        m.round(&f);
+        assert_eq!(*f.handed.borrow(), vec![0], "over 10 ms: handed off");
+        assert!(
+            f.preempted.borrow().is_empty(),
+            "a G in a syscall is not preempted"
+        );
+    }
+
+    #[test]
+    fn a_syscall_is_handed_off_at_once_when_work_waits() {
+        let f = fake(&[in_syscall(1, 2), PState::default()]);
+        let mut m = Monitor::new(0, 0);
+        m.round(&f);
+        assert!(f.handed.borrow().is_empty(), "seen once first");
+        f.now.set(MS / 10);
+        m.round(&f);
+        assert_eq!(*f.handed.borrow(), vec![0], "its run queue is not empty");
+    }
+
+    #[test]
+    fn a_syscall_is_handed_off_when_no_p_is_idle() {
+        let f = fake(&[in_syscall(1, 0), running(3)]);
+        let mut m = Monitor::new(0, 0);
+        m.round(&f);
+        f.now.set(MS / 10);
+        f.ps.borrow_mut()[1].schedtick = 4;
+        m.round(&f);
+        assert_eq!(*f.handed.borrow(), vec![0]);
     }
 
     #[test]

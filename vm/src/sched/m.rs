@@ -20,6 +20,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::p::SYSCALL;
 use super::{dump, lock, Outcome, Shared, ACTOR_SLICE_NS, GLOBAL_QUEUE_EVERY};
 use crate::actor::{Actor, ActorQueue, Place};
 use crate::ffi::{self, Resumed};
@@ -52,6 +53,11 @@ pub(crate) fn current_p() -> Option<usize> {
     Some(CURRENT_P.get()).filter(|&p| p != usize::MAX)
 }
 
+/// Sets the P this thread serves (a spare M taking or leaving one).
+pub(crate) fn set_current_p(p: Option<usize>) {
+    CURRENT_P.set(p.unwrap_or(usize::MAX));
+}
+
 /// Id of the actor this thread is running (0 if none).
 pub fn running_actor() -> u64 {
     RUNNING_ACTOR.get()
@@ -60,7 +66,9 @@ pub fn running_actor() -> u64 {
 /// Body of an M thread.
 pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
     CURRENT_P.set(pid);
-    shared.ps[pid].running.bind();
+    let p = &shared.ps[pid];
+    p.home.bind();
+    let _ = p.home_thread.set(std::thread::current());
     while let Some(actor) = shared.find_runnable(pid) {
         actor.with_state(|| shared.run_actor(pid, &actor));
     }
@@ -98,21 +106,28 @@ impl Shared {
                 self.park_idle(pid, false);
                 continue;
             }
-            self.timers.run_due(now_ns());
-            let tick = p.schedtick.load(Ordering::Relaxed);
-            if tick.is_multiple_of(GLOBAL_QUEUE_EVERY) {
-                if let Some(a) = self.pop_global() {
-                    return Some(a);
-                }
-            }
-            if let Some(a) = p.pop().or_else(|| self.pop_global()) {
-                return Some(a);
-            }
-            if let Some(a) = self.steal(pid) {
+            if let Some(a) = self.try_find(pid) {
                 return Some(a);
             }
             self.park_idle(pid, true);
         }
+    }
+
+    /// One look for work for P `pid`, without parking: due timers, the
+    /// global queue first every 61st tick, the local queue, the global
+    /// queue, stealing.
+    pub(crate) fn try_find(&self, pid: usize) -> Option<Arc<Actor>> {
+        let p = &self.ps[pid];
+        self.timers.run_due(now_ns());
+        let tick = p.schedtick.load(Ordering::Relaxed);
+        if tick.is_multiple_of(GLOBAL_QUEUE_EVERY) {
+            if let Some(a) = self.pop_global() {
+                return Some(a);
+            }
+        }
+        p.pop()
+            .or_else(|| self.pop_global())
+            .or_else(|| self.steal(pid))
     }
 
     /// Takes half of another P's queue; returns one actor, queues the rest.
@@ -206,10 +221,12 @@ impl Shared {
     ///
     /// The actor's queue lock is taken once per switch: recording what the
     /// last G did and picking the next happen in one critical section.
-    fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
+    pub(crate) fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
         RUNNING_ACTOR.set(actor.id);
         actor.collect_if_asked();
         let p = &self.ps[pid];
+        // This M's own slot (a spare serving the P has its own).
+        let slot = crate::preempt::current_slot().expect("an M has a running slot");
         let start = Instant::now();
         let mut rounds: u32 = 0;
         let mut q = actor.lock();
@@ -240,13 +257,13 @@ impl Shared {
             // Publish the running thread, then look whether sysmon sleeps:
             // sysmon does the opposite (flag, then slots), so one of the
             // two sees the other and a running G is always watched.
-            p.running.publish(picked.thread.0);
+            slot.publish(picked.thread.0);
             if self.sysmon_sleeping.load(Ordering::SeqCst) {
                 self.wake_sysmon();
             }
             let res =
                 unsafe { ffi::resume(picked.thread, picked.nstart, picked.wake, picked.sel_sends) };
-            p.running.publish(std::ptr::null_mut());
+            slot.publish(std::ptr::null_mut());
             actor.set_current(usize::MAX, 0);
             q = actor.lock();
             apply_deferred(&mut q);
@@ -300,6 +317,14 @@ impl Shared {
                     q = actor.lock();
                     apply_deferred(&mut q);
                 }
+            }
+            if p.syscall.load(Ordering::Acquire) == SYSCALL::RECLAIM {
+                // A spare serving this P while its home M was in a blocking
+                // call: the home M is back and wants the P.
+                drop(q);
+                let overflow = p.push(actor.clone());
+                lock(&self.global).extend(overflow);
+                break;
             }
             if pid >= self.nprocs() {
                 // This P was retired by gomaxprocs: hand the actor over.

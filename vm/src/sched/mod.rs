@@ -24,6 +24,7 @@
 pub mod dump;
 pub mod m;
 pub mod p;
+pub mod syscall;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -99,6 +100,8 @@ pub struct Stats {
     pub preemptions: AtomicU64,
     /// Rounds of the system monitor.
     pub sysmon_ticks: AtomicU64,
+    /// Ps handed to a spare M while their M was in a blocking call.
+    pub handoffs: AtomicU64,
     /// Garbage collections, by cause.
     pub gc: crate::gc::GcCounts,
 }
@@ -145,6 +148,8 @@ pub struct Shared {
     timer_watched: AtomicBool,
     /// Runtime clock of the last network poll.
     last_netpoll: AtomicU64,
+    /// Spare Ms waiting for a P to serve.
+    spares: Mutex<Vec<Arc<syscall::Spare>>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -357,12 +362,18 @@ impl Runtime {
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
             last_netpoll: AtomicU64::new(0),
+            spares: Mutex::new(Vec::new()),
         });
         shared.ensure_ms(procs);
         Runtime { shared }
     }
 
     pub(crate) fn from_shared(shared: Arc<Shared>) -> Runtime {
+        Runtime { shared }
+    }
+
+    /// The runtime of this shared state.
+    pub fn from_arc(shared: Arc<Shared>) -> Runtime {
         Runtime { shared }
     }
 
@@ -451,8 +462,8 @@ impl Runtime {
         let deadline = std::time::Instant::now() + wait;
         while self.any_p_running() && std::time::Instant::now() < deadline {
             for p in 0..self.watched_procs() {
-                if s.ps[p].running.is_running() {
-                    s.ps[p].running.signal();
+                if s.ps[p].slot().is_running() {
+                    s.ps[p].slot().signal();
                 }
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
@@ -505,17 +516,17 @@ impl Runtime {
     /// Whether P `p`'s M is running a G, and its schedule tick.
     pub fn p_state(&self, p: usize) -> (bool, u64) {
         let p = &self.shared.ps[p];
-        (p.running.is_running(), p.ticks())
+        (p.slot().is_running(), p.ticks())
     }
 
     /// Whether any P's M is running a G.
     pub fn any_p_running(&self) -> bool {
-        (0..self.watched_procs()).any(|p| self.shared.ps[p].running.is_running())
+        (0..self.watched_procs()).any(|p| self.shared.ps[p].slot().is_running())
     }
 
     /// Asks P `p`'s M to preempt the G it runs (sends it SIGURG).
     pub fn preempt(&self, p: usize) -> bool {
-        self.shared.ps[p].running.signal()
+        self.shared.ps[p].slot().signal()
     }
 
     /// Whether an idle M sleeps until the next timer.
@@ -548,7 +559,7 @@ impl Runtime {
         let s = &self.shared;
         let nprocs = self.gomaxprocs();
         let idleprocs = (0..nprocs)
-            .filter(|&p| !s.ps[p].running.is_running())
+            .filter(|&p| !s.ps[p].slot().is_running())
             .count();
         let (idlethreads, threads) = {
             let idle = lock(&s.idle);

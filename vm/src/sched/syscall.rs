@@ -1,0 +1,188 @@
+//! Blocking calls and P handoff (Go's `entersyscall`, `exitsyscall`,
+//! `handoffp`).
+//!
+//! Protocol (states in [`super::p::SYSCALL`]):
+//! 1. A goroutine about to block in a call that is not lugo's own parking
+//!    (`io.read` on a pipe, `os.execute`) marks its M's P `IN` and bumps
+//!    its `syscalltick`. Its M keeps the actor's Lua state: the actor's
+//!    other goroutines wait, as in a Go program whose thread is in C.
+//! 2. sysmon, by the seed's rules, moves a P from `IN` to `HANDED` and
+//!    gives it to a spare M, which runs the P's other actors and fires its
+//!    timers meanwhile.
+//! 3. Back from the call, the home M takes the fast path (`IN` to `NONE`)
+//!    or asks for its P back (`RECLAIM`) and waits: the spare gives it back
+//!    after its current goroutine (at most a preemption slice later).
+//!
+//! A spare M that itself blocks does not hand its borrowed P on: that P
+//! waits for the call, as a P without handoff would.
+
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::m;
+use super::p::SYSCALL;
+use super::{lock, Runtime, Shared};
+use crate::preempt::Running;
+
+/// How often an idle spare M looks for work and for its P being reclaimed.
+const SPARE_POLL: Duration = Duration::from_millis(1);
+
+/// A spare M: a thread that serves a P handed off by sysmon.
+pub(crate) struct Spare {
+    thread: std::thread::Thread,
+    /// The P it is to serve next.
+    assigned: Mutex<Option<usize>>,
+    /// Its running slot (leaked: Ps point at it while it serves them).
+    slot: &'static Running,
+}
+
+thread_local! {
+    static IS_SPARE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+impl Shared {
+    fn spare_main(self: &Arc<Self>, me: &Arc<Spare>) {
+        IS_SPARE.set(true);
+        me.slot.bind();
+        loop {
+            let pid = loop {
+                if self.stopping() {
+                    return;
+                }
+                if let Some(p) = lock(&me.assigned).take() {
+                    break p;
+                }
+                std::thread::park();
+            };
+            let p = &self.ps[pid];
+            m::set_current_p(Some(pid));
+            p.serve(me.slot);
+            while !self.stopping() && p.syscall.load(Ordering::Acquire) == SYSCALL::HANDED {
+                match self.try_find(pid) {
+                    Some(a) => a.with_state(|| self.run_actor(pid, &a)),
+                    None => std::thread::park_timeout(SPARE_POLL),
+                }
+            }
+            p.serve(std::ptr::null());
+            m::set_current_p(None);
+            if p.syscall
+                .compare_exchange(
+                    SYSCALL::RECLAIM,
+                    SYSCALL::NONE,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                )
+                .is_ok()
+            {
+                if let Some(t) = p.home_thread.get() {
+                    t.unpark();
+                }
+            }
+            lock(&self.spares).push(me.clone());
+        }
+    }
+}
+
+impl Runtime {
+    /// Marks the calling M's P as in a blocking call (step 1). Returns the
+    /// P to give to [`Runtime::exit_syscall`], or `None` when the caller is
+    /// not an M that can hand its P off (then nothing changes).
+    pub fn enter_syscall(&self) -> Option<usize> {
+        if IS_SPARE.get() {
+            return None;
+        }
+        let pid = m::current_p()?;
+        let p = &self.shared().ps[pid];
+        p.syscalltick.fetch_add(1, Ordering::Relaxed);
+        p.syscall.store(SYSCALL::IN, Ordering::Release);
+        Some(pid)
+    }
+
+    /// The blocking call is over (step 3): returns once this M holds its P
+    /// again.
+    pub fn exit_syscall(&self, pid: usize) {
+        let p = &self.shared().ps[pid];
+        if p.syscall
+            .compare_exchange(
+                SYSCALL::IN,
+                SYSCALL::NONE,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+        {
+            return;
+        }
+        let _ = p.syscall.compare_exchange(
+            SYSCALL::HANDED,
+            SYSCALL::RECLAIM,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        // Preempt whatever the spare runs, so it notices soon.
+        p.slot().signal();
+        while p.syscall.load(Ordering::Acquire) != SYSCALL::NONE && !self.stopping() {
+            std::thread::park_timeout(SPARE_POLL);
+        }
+    }
+
+    /// Whether P `p` is in a blocking call that sysmon may hand off.
+    pub fn in_syscall(&self, p: usize) -> bool {
+        self.shared().ps[p].syscall.load(Ordering::Acquire) == SYSCALL::IN
+    }
+
+    /// Blocking calls P `p` has entered.
+    pub fn syscalltick(&self, p: usize) -> u64 {
+        self.shared().ps[p].syscalltick.load(Ordering::Relaxed)
+    }
+
+    /// Actors queued on P `p`.
+    pub fn runq_len(&self, p: usize) -> usize {
+        self.shared().ps[p].len()
+    }
+
+    /// Hands P `p`, whose M is in a blocking call, to a spare M (step 2).
+    /// False if the call has ended meanwhile.
+    pub fn handoff(&self, p: usize) -> bool {
+        let shared = self.shared();
+        if shared.ps[p]
+            .syscall
+            .compare_exchange(
+                SYSCALL::IN,
+                SYSCALL::HANDED,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_err()
+        {
+            return false;
+        }
+        let spare = lock(&shared.spares).pop();
+        let spare = match spare {
+            Some(s) => s,
+            None => {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let sh = shared.clone();
+                std::thread::Builder::new()
+                    .name("lugo-spare-m".into())
+                    .stack_size(16 << 20)
+                    .spawn(move || {
+                        let me = Arc::new(Spare {
+                            thread: std::thread::current(),
+                            assigned: Mutex::new(None),
+                            slot: Box::leak(Box::new(Running::default())),
+                        });
+                        let _ = tx.send(me.clone());
+                        sh.spare_main(&me);
+                    })
+                    .expect("cannot start a spare M");
+                rx.recv().expect("a new spare M reports in")
+            }
+        };
+        *lock(&spare.assigned) = Some(p);
+        spare.thread.unpark();
+        shared.stats.handoffs.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+}
