@@ -12,6 +12,8 @@
 //! # Ok::<(), mlua::Error>(())
 //! ```
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 use std::sync::Arc;
 
 pub mod quit;

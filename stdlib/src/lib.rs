@@ -16,6 +16,8 @@
 //! Either way every error a script sees is a plain string that names the
 //! function (`chan: capacity must be a non-negative integer, got ...`).
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 mod cfn;
 mod chan;
 mod coroutine;

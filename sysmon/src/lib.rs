@@ -12,6 +12,8 @@
 //! (`LUGO_DEBUG=schedtrace=1000`). Deadlock detection runs in the vm, where
 //! the last M to go idle knows it at once.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod policy;
 
 use std::thread::JoinHandle;

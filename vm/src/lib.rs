@@ -25,6 +25,8 @@
 //! resumes the G with them. A wake may arrive before the G has finished
 //! yielding (a timer on another thread); the M then re-queues it at once.
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod actor;
 pub mod chan;
 pub mod ffi;

@@ -252,8 +252,6 @@ impl Shared {
             p.schedtick
                 .store(p.schedtick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
             actor.set_current(key, gid);
-            // SAFETY: this M owns the actor (its `scheduled` flag got it
-            // here) and the picked G is suspended: it was Runnable.
             // Publish the running thread, then look whether sysmon sleeps:
             // sysmon does the opposite (flag, then slots), so one of the
             // two sees the other and a running G is always watched.
@@ -261,6 +259,8 @@ impl Shared {
             if self.sysmon_sleeping.load(Ordering::SeqCst) {
                 self.wake_sysmon();
             }
+            // SAFETY: this M owns the actor (its `scheduled` flag got it
+            // here) and the picked G is suspended: it was Runnable.
             let res =
                 unsafe { ffi::resume(picked.thread, picked.nstart, picked.wake, picked.sel_sends) };
             slot.publish(std::ptr::null_mut());
