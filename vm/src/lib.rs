@@ -15,7 +15,8 @@
 //! |------------------------------------------|--------------------------------|
 //! | channel send/recv, select, sleep, sync   | the calling G only (it parks)  |
 //! | a Rust `Mutex` inside this crate         | the M, for a few instructions  |
-//! | a Lua loop that never parks              | its actor (and, with one P, all actors) until sysmon preempts it |
+//! | a Lua loop that never parks              | its actor, until sysmon preempts it (10 ms, [`preempt`]) |
+//! | a blocking call (`io.read`, `os.execute`) | its actor and its M; the P goes to a spare M ([`sched::syscall`]) |
 //! | idle M waiting for work                  | nothing: it parks on its own thread handle |
 //!
 //! Park/ready protocol: a G that must wait registers a waiter (in a channel,
