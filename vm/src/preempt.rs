@@ -83,10 +83,16 @@ impl Running {
         self.lua.swap(l, Ordering::Relaxed)
     }
 
-    /// Publishes the G thread the M starts (or stops, null) running.
-    /// SeqCst: pairs with sysmon's check before a deep sleep.
+    /// Publishes the G thread the M starts running. SeqCst: pairs with
+    /// sysmon's check before a deep sleep (see the M's loop).
     pub(crate) fn publish(&self, l: *mut ffi::lua_State) {
         self.lua.store(l, Ordering::SeqCst);
+    }
+
+    /// The M stopped running Lua. Release is enough: a sysmon that still
+    /// sees the old thread preempts a G that has just yielded, harmlessly.
+    pub(crate) fn clear(&self) {
+        self.lua.store(ptr::null_mut(), Ordering::Release);
     }
 
     /// Whether the M is running Lua now.

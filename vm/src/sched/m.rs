@@ -263,7 +263,7 @@ impl Shared {
             // here) and the picked G is suspended: it was Runnable.
             let res =
                 unsafe { ffi::resume(picked.thread, picked.nstart, picked.wake, picked.sel_sends) };
-            slot.publish(std::ptr::null_mut());
+            slot.clear();
             actor.set_current(usize::MAX, 0);
             q = actor.lock();
             apply_deferred(&mut q);
