@@ -186,6 +186,10 @@ unsafe fn push_wake(th: *mut ffi::lua_State, wake: Option<Wake>) -> c_int {
                 }
             }
         }
+        Some(Wake::Io(why)) => {
+            ffi::lua_pushinteger(th, why as ffi::lua_Integer);
+            1
+        }
         Some(Wake::SendClosed(unsent)) => {
             if let Some(m) = unsent {
                 release_msg(th, m);

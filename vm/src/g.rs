@@ -46,11 +46,13 @@ pub enum WaitReason {
     Sleep = 5,
     /// `waitgroup:wait()`, `mutex:lock()`.
     Semacquire = 6,
+    /// A socket operation (Go's `IO wait`).
+    IoWait = 7,
 }
 
 impl WaitReason {
     /// Every reason, indexed by its code.
-    const ALL: [WaitReason; 7] = [
+    const ALL: [WaitReason; 8] = [
         WaitReason::None,
         WaitReason::ChanReceive,
         WaitReason::ChanSend,
@@ -58,6 +60,7 @@ impl WaitReason {
         WaitReason::SelectNoCases,
         WaitReason::Sleep,
         WaitReason::Semacquire,
+        WaitReason::IoWait,
     ];
 
     /// The reason with this code, if any.
@@ -82,6 +85,7 @@ impl WaitReason {
             WaitReason::SelectNoCases => "select (no cases)",
             WaitReason::Sleep => "sleep",
             WaitReason::Semacquire => "semacquire",
+            WaitReason::IoWait => "IO wait",
         }
     }
 }
@@ -120,6 +124,8 @@ pub enum Wake {
     /// The channel was closed under a parked sender: it raises `send on
     /// closed channel`. Carries the value a plain send could not deliver.
     SendClosed(Option<Msg>),
+    /// A goroutine waiting on a socket: why it was woken.
+    Io(crate::netpoll::IoWake),
 }
 
 /// The values of a parked select's send cases, by 1-based case number.

@@ -33,6 +33,7 @@ pub mod chan;
 pub mod ffi;
 pub mod g;
 pub mod gc;
+pub mod netpoll;
 pub mod park;
 pub mod preempt;
 pub mod sched;

@@ -55,6 +55,8 @@ pub enum TimerAction {
     Send(Arc<Chan>),
     /// Post a task to an actor (`time.afterfunc`).
     Task(Arc<Actor>, u64),
+    /// A socket operation's deadline.
+    IoDeadline(crate::netpoll::IoWaiter),
 }
 
 impl TimerAction {
@@ -65,6 +67,9 @@ impl TimerAction {
                 ch.offer(Msg::Number(now as f64 / 1e9));
             }
             TimerAction::Task(actor, id) => actor.post_task(id),
+            TimerAction::IoDeadline(w) => {
+                w.wake(crate::netpoll::IoWake::Timeout);
+            }
         }
     }
 }
@@ -199,6 +204,7 @@ impl Timers {
     pub fn can_wake_anyone(&self) -> bool {
         self.lock().entries.values().any(|e| match &e.action {
             TimerAction::Wake(_) | TimerAction::Task(..) => true,
+            TimerAction::IoDeadline(w) => !w.claimed(),
             TimerAction::Send(ch) => ch.has_receivers(),
         })
     }

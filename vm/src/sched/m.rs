@@ -165,7 +165,9 @@ impl Shared {
         let next = self.timers.next_deadline();
         let all_idle = idle.nidle >= self.nstarted() && self.started_gs.load(Ordering::Acquire);
         // No timer, or none that can wake anybody.
-        let no_hope = all_idle && (next.is_none() || !self.timers.can_wake_anyone());
+        let no_hope = all_idle
+            && (next.is_none() || !self.timers.can_wake_anyone())
+            && !self.netpoll.has_waiters();
         if no_hope {
             // In this order: a timer leaves the heap only while `firing`
             // counts it, and its wake-up queues work before the count drops.
@@ -193,17 +195,32 @@ impl Shared {
                 timeout = Some(Duration::from_nanos(when.saturating_sub(now_ns())));
             }
         }
+        // One idle M waits in the network poller instead of parking, so
+        // sockets become ready without sysmon's 10 ms round (Go's
+        // findrunnable blocking in netpoll).
+        let netpoll = active && idle.netpoll_m.is_none() && self.netpoll.has_waiters();
+        if netpoll {
+            idle.netpoll_m = Some(pid);
+        }
         idle.parked.push((pid, std::thread::current()));
         drop(idle);
 
-        match timeout {
-            Some(d) => std::thread::park_timeout(d),
-            None => std::thread::park(),
+        if netpoll {
+            self.netpoll.poll(timeout);
+            self.last_netpoll.store(now_ns(), Ordering::Relaxed);
+        } else {
+            match timeout {
+                Some(d) => std::thread::park_timeout(d),
+                None => std::thread::park(),
+            }
         }
 
         let mut idle = lock(&self.idle);
         idle.parked.retain(|(p, _)| *p != pid);
         idle.nidle -= 1;
+        if idle.netpoll_m == Some(pid) {
+            idle.netpoll_m = None;
+        }
         if idle.timer_m == Some(pid) {
             idle.timer_m = None;
             self.timer_watched.store(false, Ordering::Release);

@@ -114,6 +114,8 @@ struct Idle {
     nidle: usize,
     /// The idle M that sleeps until the next timer deadline.
     timer_m: Option<usize>,
+    /// The idle M blocked in the network poller (woken by `notify`).
+    netpoll_m: Option<usize>,
 }
 
 /// State shared by every M, P and actor of one runtime.
@@ -147,9 +149,11 @@ pub struct Shared {
     /// An idle M sleeps until the next timer (mirror of `Idle::timer_m`).
     timer_watched: AtomicBool,
     /// Runtime clock of the last network poll.
-    last_netpoll: AtomicU64,
+    pub(crate) last_netpoll: AtomicU64,
     /// Spare Ms waiting for a P to serve.
     spares: Mutex<Vec<Arc<syscall::Spare>>>,
+    /// The network poller.
+    pub netpoll: crate::netpoll::Netpoll,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -219,8 +223,11 @@ impl Shared {
         let nprocs = self.nprocs();
         let mut idle = lock(&self.idle);
         if let Some(i) = idle.parked.iter().rposition(|(p, _)| *p < nprocs) {
-            let (_, t) = idle.parked.remove(i);
+            let (p, t) = idle.parked.remove(i);
             t.unpark();
+            if idle.netpoll_m == Some(p) {
+                self.netpoll.notify();
+            }
         }
     }
 
@@ -261,8 +268,11 @@ impl Shared {
             .timer_m
             .and_then(|t| idle.parked.iter().find(|(p, _)| *p == t))
             .or_else(|| idle.parked.iter().rev().find(|(p, _)| *p < nprocs));
-        if let Some((_, t)) = target {
+        if let Some((p, t)) = target {
             t.unpark();
+            if idle.netpoll_m == Some(*p) {
+                self.netpoll.notify();
+            }
         }
     }
 
@@ -279,6 +289,7 @@ impl Shared {
         for (_, t) in lock(&self.idle).parked.drain(..) {
             t.unpark();
         }
+        self.netpoll.notify();
     }
 
     pub(crate) fn pop_global(&self) -> Option<Arc<Actor>> {
@@ -363,6 +374,7 @@ impl Runtime {
             timer_watched: AtomicBool::new(false),
             last_netpoll: AtomicU64::new(0),
             spares: Mutex::new(Vec::new()),
+            netpoll: crate::netpoll::Netpoll::new().expect("cannot create the network poller"),
         });
         shared.ensure_ms(procs);
         Runtime { shared }
@@ -486,7 +498,12 @@ impl Runtime {
     /// There is no poller yet: records the poll and readies nobody.
     pub fn netpoll_nonblocking(&self, now: u64) -> usize {
         self.shared.last_netpoll.store(now, Ordering::Relaxed);
-        0
+        let np = &self.shared.netpoll;
+        if np.is_blocked() {
+            // An M blocks in the poller: it gets the events.
+            return 0;
+        }
+        np.poll(Some(std::time::Duration::ZERO))
     }
 
     /// Heap figures of every actor, for sysmon's GC policy.

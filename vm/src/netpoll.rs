@@ -1,0 +1,249 @@
+//! The network poller: one `polling::Poller` for the whole runtime (the
+//! one wrapper of that OS facility, STYLE.md item 8).
+//!
+//! Each socket is a *source* with a key in the poller and two lists of
+//! waiting goroutines (readers, writers). A goroutine whose operation would
+//! block adds an [`IoWaiter`] and parks; the poller readies it when its
+//! direction becomes ready, and the goroutine retries the operation.
+//!
+//! Invariants:
+//! 1. Events are one-shot: after each event, the source is re-armed with
+//!    `modify` for the directions that still have waiters.
+//! 2. A source is deleted from the poller before its socket is closed;
+//!    its waiters are then woken with [`IoWake::Closed`].
+//! 3. Each waiter is completed once: the poller, its deadline timer and a
+//!    close race for its claim flag; the loser does nothing.
+//! 4. At most one thread blocks in `wait` (the poller itself returns at
+//!    once to a second caller); `notify` wakes it.
+
+use std::io;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use polling::{Event, Events, Poller};
+use slab::Slab;
+
+use crate::actor::GRef;
+use crate::g::Wake;
+
+/// Why a goroutine waiting on a socket was woken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IoWake {
+    /// Its direction is ready: retry the operation.
+    Ready = 1,
+    /// Its deadline passed.
+    Timeout = 2,
+    /// The socket was closed (by another goroutine).
+    Closed = 3,
+}
+
+/// A direction of interest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dir {
+    /// Waiting to read (or accept).
+    Read,
+    /// Waiting to write (or for a connect to finish).
+    Write,
+}
+
+/// A goroutine waiting on a socket.
+#[derive(Clone)]
+pub struct IoWaiter {
+    g: GRef,
+    claimed: Arc<AtomicBool>,
+    /// Its deadline timer, stopped when something else completes it.
+    timer: Arc<AtomicU64>,
+}
+
+impl IoWaiter {
+    /// A waiter for `g`.
+    pub fn new(g: GRef) -> IoWaiter {
+        IoWaiter {
+            g,
+            claimed: Arc::new(AtomicBool::new(false)),
+            timer: Arc::new(AtomicU64::new(u64::MAX)),
+        }
+    }
+
+    /// Records the id of its deadline timer.
+    pub fn set_timer(&self, id: u64) {
+        self.timer.store(id, Ordering::Release);
+    }
+
+    /// Whether it has been completed.
+    pub fn claimed(&self) -> bool {
+        self.claimed.load(Ordering::Acquire)
+    }
+
+    /// Completes the waiter (invariant 3); false if already completed.
+    pub fn wake(&self, why: IoWake) -> bool {
+        if self.claimed.swap(true, Ordering::AcqRel) {
+            return false;
+        }
+        let timer = self.timer.load(Ordering::Acquire);
+        if why != IoWake::Timeout && timer != u64::MAX {
+            self.g.actor.rt_shared().timers.stop(timer);
+        }
+        self.g.ready(Wake::Io(why));
+        true
+    }
+}
+
+#[derive(Default)]
+struct Source {
+    fd: RawFd,
+    readers: Vec<IoWaiter>,
+    writers: Vec<IoWaiter>,
+}
+
+impl Source {
+    fn interest(&self, key: usize) -> Event {
+        let (r, w) = (!self.readers.is_empty(), !self.writers.is_empty());
+        match (r, w) {
+            (true, true) => Event::all(key),
+            (true, false) => Event::readable(key),
+            (false, true) => Event::writable(key),
+            (false, false) => Event::none(key),
+        }
+    }
+}
+
+/// The runtime's network poller.
+pub struct Netpoll {
+    poller: Poller,
+    sources: Mutex<Slab<Source>>,
+    /// A thread blocks in `wait` now.
+    blocked: AtomicBool,
+}
+
+impl Netpoll {
+    /// A new poller.
+    pub fn new() -> io::Result<Netpoll> {
+        Ok(Netpoll {
+            poller: Poller::new()?,
+            sources: Mutex::new(Slab::new()),
+            blocked: AtomicBool::new(false),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slab<Source>> {
+        self.sources.lock().expect("netpoll sources poisoned")
+    }
+
+    /// Registers a socket; returns its key.
+    ///
+    /// # Safety
+    /// `fd` must stay open until [`Netpoll::deregister`] is called for the
+    /// key (the poller refers to it; `polling`'s contract).
+    pub unsafe fn register(&self, fd: RawFd) -> io::Result<usize> {
+        let mut s = self.lock();
+        let key = s.insert(Source {
+            fd,
+            ..Source::default()
+        });
+        // SAFETY: the caller keeps `fd` open until it is deleted (above).
+        if let Err(e) = unsafe { self.poller.add(fd, Event::none(key)) } {
+            s.remove(key);
+            return Err(e);
+        }
+        Ok(key)
+    }
+
+    /// Removes a socket (before it is closed) and wakes its waiters with
+    /// [`IoWake::Closed`].
+    pub fn deregister(&self, key: usize) {
+        let src = {
+            let mut s = self.lock();
+            let Some(src) = s.try_remove(key) else { return };
+            // SAFETY: the fd is still open: the caller closes it after this.
+            let _ = self
+                .poller
+                .delete(unsafe { BorrowedFd::borrow_raw(src.fd) });
+            src
+        };
+        for w in src.readers.iter().chain(src.writers.iter()) {
+            w.wake(IoWake::Closed);
+        }
+    }
+
+    /// Adds a waiter for `dir` on socket `key` and arms the poller.
+    pub fn arm(&self, key: usize, dir: Dir, w: IoWaiter) -> io::Result<()> {
+        let mut s = self.lock();
+        let Some(src) = s.get_mut(key) else {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "closed"));
+        };
+        // Waiters that timed out stay until an event or the next arm.
+        src.readers.retain(|x| !x.claimed());
+        src.writers.retain(|x| !x.claimed());
+        match dir {
+            Dir::Read => src.readers.push(w),
+            Dir::Write => src.writers.push(w),
+        }
+        let ev = src.interest(key);
+        // SAFETY: registered sources are open (invariant 2).
+        self.poller
+            .modify(unsafe { BorrowedFd::borrow_raw(src.fd) }, ev)
+    }
+
+    /// Whether a goroutine waits on a socket (checkdead: such a goroutine
+    /// is alive, the network may wake it).
+    pub fn has_waiters(&self) -> bool {
+        self.lock().iter().any(|(_, src)| {
+            src.readers
+                .iter()
+                .chain(src.writers.iter())
+                .any(|w| !w.claimed())
+        })
+    }
+
+    /// Whether a thread blocks in [`Netpoll::poll`] now.
+    pub fn is_blocked(&self) -> bool {
+        self.blocked.load(Ordering::Acquire)
+    }
+
+    /// Waits up to `timeout` (None: forever, zero: do not block) for socket
+    /// events and readies their goroutines; returns how many it readied.
+    pub fn poll(&self, timeout: Option<Duration>) -> usize {
+        let mut events = Events::new();
+        let blocking = timeout != Some(Duration::ZERO);
+        if blocking {
+            self.blocked.store(true, Ordering::Release);
+        }
+        let r = self.poller.wait(&mut events, timeout);
+        if blocking {
+            self.blocked.store(false, Ordering::Release);
+        }
+        if r.is_err() {
+            return 0;
+        }
+        let mut woken = Vec::new();
+        {
+            let mut s = self.lock();
+            for ev in events.iter() {
+                let Some(src) = s.get_mut(ev.key) else {
+                    continue;
+                };
+                if ev.readable {
+                    woken.append(&mut src.readers);
+                }
+                if ev.writable {
+                    woken.append(&mut src.writers);
+                }
+                // One-shot: re-arm for whoever still waits (invariant 1).
+                let ev2 = src.interest(ev.key);
+                // SAFETY: registered sources are open (invariant 2).
+                let _ = self
+                    .poller
+                    .modify(unsafe { BorrowedFd::borrow_raw(src.fd) }, ev2);
+            }
+        }
+        woken.iter().filter(|w| w.wake(IoWake::Ready)).count()
+    }
+
+    /// Wakes the thread blocked in [`Netpoll::poll`], if any.
+    pub fn notify(&self) {
+        let _ = self.poller.notify();
+    }
+}
