@@ -175,6 +175,9 @@ pub(crate) enum Ret {
     /// Park the goroutine: yield `SCHED, kind` to the M; the values it is
     /// resumed with become the function's results.
     Park(WaitReason),
+    /// Park, then continue in `k` (which finds the wake on top of the
+    /// stack and `ctx` as its context): an operation that retries.
+    ParkK(WaitReason, ffi::lua_KContext, ffi::lua_KFunction),
 }
 
 /// Raise `msg` at the caller.
@@ -253,6 +256,11 @@ pub(crate) unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c
             ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
             ffi::lua_yieldk(l, 2, base as ffi::lua_KContext, Some(after_park))
         }
+        Ret::ParkK(reason, ctx, k) => {
+            ffi::lua_pushlightuserdata(l, park::sched().0);
+            ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
+            ffi::lua_yieldk(l, 2, ctx, Some(k))
+        }
     }
 }
 
@@ -276,6 +284,8 @@ pub(crate) const MT_CHAN: c_int = 2;
 pub(crate) const MT_WAITGROUP: c_int = 3;
 /// See [`MT_CHAN`].
 pub(crate) const MT_MUTEX: c_int = 4;
+/// See [`MT_CHAN`].
+pub(crate) const MT_NET: c_int = 5;
 
 impl Registry {
     /// A registry for `actor`'s state. The actor reference it leaks lives

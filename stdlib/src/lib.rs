@@ -21,6 +21,7 @@
 mod cfn;
 mod chan;
 mod coroutine;
+mod net;
 mod runtime;
 mod sync;
 mod time;
@@ -126,11 +127,13 @@ pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     )?;
     reg.add_type::<lugo_vm::sema::WaitGroup>(lua, &sync::WG_METHODS)?;
     reg.add_type::<lugo_vm::sema::SemMutex>(lua, &sync::MUTEX_METHODS)?;
+    reg.add_type::<net::NetSock>(lua, &net::METHODS)?;
     for fns in [
         &chan::FUNCTIONS[..],
         &sync::FUNCTIONS,
         &time::FUNCTIONS,
         &coroutine::FUNCTIONS,
+        &net::FUNCTIONS,
     ] {
         reg.fill(lua, &p, fns)?;
     }

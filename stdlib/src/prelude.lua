@@ -303,7 +303,10 @@ end
 
 ---------------------------------------------------------------- install
 
-_G.go, _G.chan, _G.time, _G.sync, _G.runtime = go, chan, time, sync, runtime
+local net = { listen = P.net_listen, dial = P.net_dial }
+
+_G.go, _G.chan, _G.time, _G.sync, _G.runtime, _G.net = go, chan, time, sync, runtime, net
+package.loaded.net = net
 package.loaded.chan = chan
 package.loaded.time = time
 package.loaded.sync = sync

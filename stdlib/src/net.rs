@@ -1,0 +1,676 @@
+//! `net`: TCP sockets that park only their goroutine (Rust half, C
+//! functions; see [`crate::cfn`] and `lugo_vm::netpoll`).
+//!
+//! Every socket is nonblocking and registered with the runtime's poller.
+//! An operation tries the system call; if it would block, the goroutine
+//! adds a waiter (and a deadline timer when `settimeout` asked for one),
+//! parks, and on waking retries in the continuation of its C function.
+//! I/O failures are results (`nil, "eof"`, `nil, "timeout"`,
+//! `nil, "closed"`, `nil, "connection refused"`); a caller's mistake (a
+//! wrong argument type) is a Lua error.
+
+use std::ffi::{c_int, CStr};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use lugo_vm::netpoll::{Dir, IoWaiter, IoWake};
+use lugo_vm::sched::Shared;
+use lugo_vm::timer::{now_ns, secs_to_ns, TimerAction};
+use lugo_vm::{Runtime, WaitReason};
+use mlua::ffi;
+
+use crate::cfn::{
+    actor, check, expected, guard, me, push, push_str, raise, type_name, CFn, Raw, Ret,
+    CANNOT_PARK, MT_NET,
+};
+
+enum Sock {
+    Listener(TcpListener),
+    Stream(TcpStream),
+}
+
+/// A listener or a connection.
+pub struct NetSock {
+    rt: Arc<Shared>,
+    key: usize,
+    /// `None` once closed (the descriptor is closed with it).
+    sock: Mutex<Option<Sock>>,
+    closed: AtomicBool,
+    /// Deadline for each following operation, ns (0: none).
+    timeout: AtomicU64,
+    /// Bytes read past the last line (`readline`).
+    rbuf: Mutex<Vec<u8>>,
+}
+
+impl Raw for NetSock {
+    const NAME: &'static CStr = c"lugo.net";
+    const SHORT: &'static str = "socket";
+    const MAGIC: u64 = 0x6c75_676f_736f_636b;
+    const MT_UPVALUE: c_int = MT_NET;
+}
+
+impl NetSock {
+    fn new(rt: Arc<Shared>, sock: Sock) -> io::Result<NetSock> {
+        let fd = match &sock {
+            Sock::Listener(l) => {
+                l.set_nonblocking(true)?;
+                l.as_raw_fd()
+            }
+            Sock::Stream(s) => {
+                s.set_nonblocking(true)?;
+                let _ = s.set_nodelay(true);
+                s.as_raw_fd()
+            }
+        };
+        // SAFETY: the descriptor stays open inside `sock` until `close`
+        // (or drop) has deregistered it.
+        let key = unsafe { rt.netpoll.register(fd)? };
+        Ok(NetSock {
+            rt,
+            key,
+            sock: Mutex::new(Some(sock)),
+            closed: AtomicBool::new(false),
+            timeout: AtomicU64::new(0),
+            rbuf: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Option<Sock>> {
+        self.sock.lock().expect("socket poisoned")
+    }
+
+    /// Deregisters (waking its waiters with "closed"), then closes.
+    fn close(&self) {
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.rt.netpoll.deregister(self.key);
+            drop(self.lock().take());
+        }
+    }
+
+    fn deadline(&self) -> u64 {
+        match self.timeout.load(Ordering::Relaxed) {
+            0 => 0,
+            t => now_ns().saturating_add(t),
+        }
+    }
+}
+
+impl Drop for NetSock {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Lua's words for an I/O failure.
+fn err_msg(e: &io::Error) -> String {
+    use io::ErrorKind::*;
+    match e.kind() {
+        ConnectionRefused => "connection refused".into(),
+        ConnectionReset | ConnectionAborted => "connection reset".into(),
+        BrokenPipe => "broken pipe".into(),
+        AddrInUse => "address already in use".into(),
+        AddrNotAvailable => "address not available".into(),
+        TimedOut => "timeout".into(),
+        NotConnected => "closed".into(),
+        _ => {
+            let s = e.to_string();
+            s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+        }
+    }
+}
+
+/// `nil, message`.
+unsafe fn fail(l: *mut ffi::lua_State, msg: &str) -> Ret {
+    ffi::lua_pushnil(l);
+    push_str(l, msg);
+    Ret::N(2)
+}
+
+unsafe fn string_arg(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    fname: &str,
+    what: &str,
+) -> Result<String, Ret> {
+    if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
+        let t = type_name(l, idx);
+        return Err(raise(format!("{fname}: {what} must be a string, got {t}")));
+    }
+    Ok(crate::cfn::to_display(l, idx))
+}
+
+/// Addresses for "host:port"; a name is resolved as a blocking call.
+fn resolve(rt: &Arc<Shared>, addr: &str) -> Result<Vec<SocketAddr>, String> {
+    if let Ok(a) = addr.parse::<SocketAddr>() {
+        return Ok(vec![a]);
+    }
+    let vm = Runtime::from_arc(rt.clone());
+    let token = vm.enter_syscall();
+    let r = addr.to_socket_addrs();
+    if let Some(p) = token {
+        vm.exit_syscall(p);
+    }
+    let mut v: Vec<SocketAddr> = r
+        .map_err(|e| format!("invalid address '{addr}': {}", err_msg(&e)))?
+        .collect();
+    // IPv4 first: "localhost" listeners are usually 127.0.0.1.
+    v.sort_by_key(|a| a.is_ipv6());
+    if v.is_empty() {
+        return Err(format!("invalid address '{addr}': no such host"));
+    }
+    Ok(v)
+}
+
+unsafe fn sock_arg<'a>(l: *mut ffi::lua_State, fname: &str) -> Result<&'a NetSock, Ret> {
+    check::<NetSock>(l, 1).ok_or_else(|| expected(l, fname, "socket", 1))
+}
+
+/// Parks the goroutine until `dir` is ready on `s` (or the deadline),
+/// then continues in `k` with `deadline` as context.
+unsafe fn park_io(
+    l: *mut ffi::lua_State,
+    s: &NetSock,
+    dir: Dir,
+    deadline: u64,
+    k: ffi::lua_KFunction,
+) -> Ret {
+    let a = actor(l);
+    let Some(g) = me(l, a) else {
+        return raise(CANNOT_PARK);
+    };
+    let w = IoWaiter::new(g);
+    if let Err(e) = s.rt.netpoll.arm(s.key, dir, w.clone()) {
+        return fail(l, &err_msg(&e));
+    }
+    if deadline != 0 {
+        let id =
+            s.rt.add_timer(deadline, 0, TimerAction::IoDeadline(w.clone()));
+        w.set_timer(id);
+    }
+    Ret::ParkK(WaitReason::IoWait, deadline as ffi::lua_KContext, k)
+}
+
+/// The wake a continuation finds on top of the stack (popped).
+unsafe fn take_wake(l: *mut ffi::lua_State) -> IoWake {
+    let code = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
+    ffi::lua_pop(l, 1);
+    match code {
+        2 => IoWake::Timeout,
+        3 => IoWake::Closed,
+        _ => IoWake::Ready,
+    }
+}
+
+/// Common continuation prologue: `Some(ret)` ends the operation.
+unsafe fn after_wake(l: *mut ffi::lua_State) -> Option<Ret> {
+    match take_wake(l) {
+        IoWake::Ready => None,
+        IoWake::Timeout => Some(fail(l, "timeout")),
+        IoWake::Closed => Some(fail(l, "closed")),
+    }
+}
+
+macro_rules! continuation {
+    ($name:ident, $body:ident) => {
+        unsafe extern "C-unwind" fn $name(
+            l: *mut ffi::lua_State,
+            _status: c_int,
+            ctx: ffi::lua_KContext,
+        ) -> c_int {
+            guard(l, || match after_wake(l) {
+                Some(r) => r,
+                None => $body(l, ctx as u64),
+            })
+        }
+    };
+}
+
+// ---------------------------------------------------------------- listen
+
+unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let addr = match string_arg(l, 1, "net.listen", "address") {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let rt = actor(l).rt_shared().clone();
+        let addrs = match resolve(&rt, &addr) {
+            Ok(a) => a,
+            Err(e) => return fail(l, &e),
+        };
+        match TcpListener::bind(&addrs[..]).and_then(|ls| NetSock::new(rt, Sock::Listener(ls))) {
+            Ok(s) => {
+                push(l, Arc::new(s));
+                Ret::N(1)
+            }
+            Err(e) => fail(l, &err_msg(&e)),
+        }
+    })
+}
+
+unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
+    let s = match sock_arg(l, "listener:accept") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let r = match &*s.lock() {
+        Some(Sock::Listener(ls)) => ls.accept(),
+        Some(Sock::Stream(_)) => return raise("listener:accept: not a listener"),
+        None => return fail(l, "closed"),
+    };
+    match r {
+        Ok((conn, _)) => match NetSock::new(s.rt.clone(), Sock::Stream(conn)) {
+            Ok(c) => {
+                push(l, Arc::new(c));
+                Ret::N(1)
+            }
+            Err(e) => fail(l, &err_msg(&e)),
+        },
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            park_io(l, s, Dir::Read, deadline, accept_k)
+        }
+        Err(e) => fail(l, &err_msg(&e)),
+    }
+}
+continuation!(accept_k, accept_body);
+
+unsafe extern "C-unwind" fn sock_accept(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let d = match sock_arg(l, "listener:accept") {
+            Ok(s) => s.deadline(),
+            Err(r) => return r,
+        };
+        ffi::lua_settop(l, 1);
+        accept_body(l, d)
+    })
+}
+
+// ---------------------------------------------------------------- dial
+
+unsafe fn dial_body(l: *mut ffi::lua_State, _deadline: u64) -> Ret {
+    // The connection being made is at index 3.
+    let Some(s) = check::<NetSock>(l, 3) else {
+        return fail(l, "closed");
+    };
+    let r = match &*s.lock() {
+        Some(Sock::Stream(st)) => match st.take_error() {
+            Ok(Some(e)) | Err(e) => Err(e),
+            Ok(None) => st.peer_addr().map(|_| ()),
+        },
+        _ => return fail(l, "closed"),
+    };
+    match r {
+        Ok(()) => {
+            ffi::lua_pushvalue(l, 3);
+            Ret::N(1)
+        }
+        Err(e) => {
+            s.close();
+            fail(l, &err_msg(&e))
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn dial_k(
+    l: *mut ffi::lua_State,
+    _status: c_int,
+    ctx: ffi::lua_KContext,
+) -> c_int {
+    guard(l, || match take_wake(l) {
+        IoWake::Ready => dial_body(l, ctx as u64),
+        why => {
+            if let Some(s) = check::<NetSock>(l, 3) {
+                s.close();
+            }
+            fail(
+                l,
+                if why == IoWake::Timeout {
+                    "timeout"
+                } else {
+                    "closed"
+                },
+            )
+        }
+    })
+}
+
+unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let addr = match string_arg(l, 1, "net.dial", "address") {
+            Ok(a) => a,
+            Err(r) => return r,
+        };
+        let timeout = match ffi::lua_type(l, 2) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => 0,
+            ffi::LUA_TNUMBER => secs_to_ns(ffi::lua_tonumber(l, 2)).max(1),
+            _ => {
+                let t = type_name(l, 2);
+                return raise(format!("net.dial: timeout must be a number, got {t}"));
+            }
+        };
+        let rt = actor(l).rt_shared().clone();
+        let addrs = match resolve(&rt, &addr) {
+            Ok(a) => a,
+            Err(e) => return fail(l, &e),
+        };
+        let target = addrs[0];
+        let sock = match socket2::Socket::new(
+            socket2::Domain::for_address(target),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )
+        .and_then(|s| s.set_nonblocking(true).map(|()| s))
+        {
+            Ok(s) => s,
+            Err(e) => return fail(l, &err_msg(&e)),
+        };
+        let pending = match sock.connect(&target.into()) {
+            Ok(()) => false,
+            Err(e)
+                if e.raw_os_error() == Some(libc_einprogress())
+                    || e.kind() == io::ErrorKind::WouldBlock =>
+            {
+                true
+            }
+            Err(e) => return fail(l, &err_msg(&e)),
+        };
+        let conn = match NetSock::new(rt, Sock::Stream(TcpStream::from(sock))) {
+            Ok(c) => Arc::new(c),
+            Err(e) => return fail(l, &err_msg(&e)),
+        };
+        ffi::lua_settop(l, 2);
+        push(l, conn.clone());
+        if !pending {
+            return Ret::N(1);
+        }
+        let deadline = if timeout > 0 {
+            now_ns().saturating_add(timeout)
+        } else {
+            0
+        };
+        park_io(l, &conn, Dir::Write, deadline, dial_k)
+    })
+}
+
+fn libc_einprogress() -> i32 {
+    115 // EINPROGRESS on Linux
+}
+
+// ---------------------------------------------------------------- read
+
+unsafe fn count_arg(l: *mut ffi::lua_State) -> Result<usize, Ret> {
+    match ffi::lua_type(l, 2) {
+        ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(4096),
+        ffi::LUA_TNUMBER => {
+            let mut isint = 0;
+            let n = ffi::lua_tointegerx(l, 2, &mut isint);
+            if isint != 0 && n > 0 {
+                Ok((n as usize).min(1 << 24))
+            } else {
+                Err(raise("conn:read: count must be a positive integer"))
+            }
+        }
+        _ => {
+            let t = type_name(l, 2);
+            Err(raise(format!(
+                "conn:read: count must be a positive integer, got {t}"
+            )))
+        }
+    }
+}
+
+/// One nonblocking read of up to `n` bytes from a stream.
+fn read_some(s: &NetSock, n: usize) -> io::Result<Vec<u8>> {
+    let mut g = s.lock();
+    let Some(Sock::Stream(st)) = &mut *g else {
+        return Err(io::Error::new(io::ErrorKind::NotConnected, "closed"));
+    };
+    let mut buf = vec![0u8; n];
+    let k = st.read(&mut buf)?;
+    buf.truncate(k);
+    Ok(buf)
+}
+
+unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
+    let s = match sock_arg(l, "conn:read") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let n = match count_arg(l) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    {
+        let mut rb = s.rbuf.lock().expect("read buffer poisoned");
+        if !rb.is_empty() {
+            let k = n.min(rb.len());
+            let chunk: Vec<u8> = rb.drain(..k).collect();
+            ffi::lua_pushlstring(l, chunk.as_ptr() as *const _, chunk.len());
+            return Ret::N(1);
+        }
+    }
+    match read_some(s, n) {
+        Ok(b) if b.is_empty() => fail(l, "eof"),
+        Ok(b) => {
+            ffi::lua_pushlstring(l, b.as_ptr() as *const _, b.len());
+            Ret::N(1)
+        }
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            park_io(l, s, Dir::Read, deadline, read_k)
+        }
+        Err(e) => fail(l, &err_msg(&e)),
+    }
+}
+continuation!(read_k, read_body);
+
+unsafe extern "C-unwind" fn sock_read(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let d = match sock_arg(l, "conn:read") {
+            Ok(s) => s.deadline(),
+            Err(r) => return r,
+        };
+        ffi::lua_settop(l, 2);
+        read_body(l, d)
+    })
+}
+
+unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
+    let s = match sock_arg(l, "conn:readline") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    loop {
+        {
+            let mut rb = s.rbuf.lock().expect("read buffer poisoned");
+            if let Some(i) = rb.iter().position(|&b| b == b'\n') {
+                let mut line: Vec<u8> = rb.drain(..=i).collect();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                ffi::lua_pushlstring(l, line.as_ptr() as *const _, line.len());
+                return Ret::N(1);
+            }
+        }
+        match read_some(s, 4096) {
+            Ok(b) if b.is_empty() => {
+                // End of stream: the last, unterminated line, then eof.
+                let rest: Vec<u8> =
+                    std::mem::take(&mut *s.rbuf.lock().expect("read buffer poisoned"));
+                if rest.is_empty() {
+                    return fail(l, "eof");
+                }
+                ffi::lua_pushlstring(l, rest.as_ptr() as *const _, rest.len());
+                return Ret::N(1);
+            }
+            Ok(b) => s
+                .rbuf
+                .lock()
+                .expect("read buffer poisoned")
+                .extend_from_slice(&b),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return park_io(l, s, Dir::Read, deadline, readline_k)
+            }
+            Err(e) => return fail(l, &err_msg(&e)),
+        }
+    }
+}
+continuation!(readline_k, readline_body);
+
+unsafe extern "C-unwind" fn sock_readline(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let d = match sock_arg(l, "conn:readline") {
+            Ok(s) => s.deadline(),
+            Err(r) => return r,
+        };
+        ffi::lua_settop(l, 1);
+        readline_body(l, d)
+    })
+}
+
+// ---------------------------------------------------------------- write
+
+/// Writes from the offset kept at stack index 3 until done or blocked.
+unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
+    let s = match sock_arg(l, "conn:write") {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, 2, &mut len);
+    let data = std::slice::from_raw_parts(p as *const u8, len);
+    let mut off = ffi::lua_tointegerx(l, 3, std::ptr::null_mut()) as usize;
+    while off < len {
+        let r = {
+            let mut g = s.lock();
+            match &mut *g {
+                Some(Sock::Stream(st)) => st.write(&data[off..]),
+                _ => return fail(l, "closed"),
+            }
+        };
+        match r {
+            Ok(0) => return fail(l, "closed"),
+            Ok(k) => {
+                off += k;
+                ffi::lua_pushinteger(l, off as ffi::lua_Integer);
+                ffi::lua_replace(l, 3);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return park_io(l, s, Dir::Write, deadline, write_k)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return fail(l, &err_msg(&e)),
+        }
+    }
+    ffi::lua_pushinteger(l, len as ffi::lua_Integer);
+    Ret::N(1)
+}
+continuation!(write_k, write_body);
+
+unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let d = match sock_arg(l, "conn:write") {
+            Ok(s) => s.deadline(),
+            Err(r) => return r,
+        };
+        if ffi::lua_type(l, 2) != ffi::LUA_TSTRING && ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
+            let t = type_name(l, 2);
+            return raise(format!("conn:write: data must be a string, got {t}"));
+        }
+        ffi::lua_settop(l, 2);
+        // Numbers become strings, as io.write does.
+        ffi::lua_tolstring(l, 2, std::ptr::null_mut());
+        ffi::lua_pushinteger(l, 0);
+        write_body(l, d)
+    })
+}
+
+// ---------------------------------------------------------------- the rest
+
+unsafe extern "C-unwind" fn sock_settimeout(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let s = match sock_arg(l, "conn:settimeout") {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let t = match ffi::lua_type(l, 2) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => 0,
+            ffi::LUA_TNUMBER => {
+                let d = ffi::lua_tonumber(l, 2);
+                if d > 0.0 {
+                    secs_to_ns(d).max(1)
+                } else {
+                    0
+                }
+            }
+            _ => {
+                let t = type_name(l, 2);
+                return raise(format!(
+                    "conn:settimeout: duration must be a number, got {t}"
+                ));
+            }
+        };
+        s.timeout.store(t, Ordering::Relaxed);
+        Ret::N(0)
+    })
+}
+
+unsafe extern "C-unwind" fn sock_close(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || match sock_arg(l, "conn:close") {
+        Ok(s) => {
+            s.close();
+            Ret::N(0)
+        }
+        Err(r) => r,
+    })
+}
+
+unsafe fn addr_of(l: *mut ffi::lua_State, fname: &str, peer: bool) -> Ret {
+    let s = match sock_arg(l, fname) {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let a = match &*s.lock() {
+        Some(Sock::Stream(st)) if peer => st.peer_addr(),
+        Some(Sock::Stream(st)) => st.local_addr(),
+        Some(Sock::Listener(_)) if peer => {
+            return raise(format!("{fname}: a listener has no peer"))
+        }
+        Some(Sock::Listener(ls)) => ls.local_addr(),
+        None => return fail(l, "closed"),
+    };
+    match a {
+        Ok(a) => {
+            push_str(l, &a.to_string());
+            Ret::N(1)
+        }
+        Err(e) => fail(l, &err_msg(&e)),
+    }
+}
+
+unsafe extern "C-unwind" fn sock_addr(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || addr_of(l, "conn:addr", false))
+}
+
+unsafe extern "C-unwind" fn sock_peer(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || addr_of(l, "conn:peer", true))
+}
+
+/// Socket methods (listeners and connections share one type).
+pub(crate) const METHODS: [(&CStr, CFn); 8] = [
+    (c"accept", sock_accept),
+    (c"read", sock_read),
+    (c"readline", sock_readline),
+    (c"write", sock_write),
+    (c"settimeout", sock_settimeout),
+    (c"close", sock_close),
+    (c"addr", sock_addr),
+    (c"peer", sock_peer),
+];
+
+/// The functions the Lua half gets in `P`.
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] =
+    [(c"net_listen", net_listen), (c"net_dial", net_dial)];
