@@ -1,0 +1,171 @@
+//! The network module against real sockets on loopback: descriptors are
+//! not leaked, a peer that resets only hurts its own connection, and a
+//! goroutine waiting on a socket is not a deadlock.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use common::{lugo, run};
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Starts the example echo server on a free port; returns it and the port.
+fn echo_server() -> (Child, u16) {
+    let mut child = lugo()
+        .args(["scripts/examples/echo_server.lua", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the echo server");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).expect("server banner");
+    let port = line
+        .trim()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    (child, port)
+}
+
+fn echo_once(port: u16, msg: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(format!("{msg}\n").as_bytes()).unwrap();
+    let mut r = BufReader::new(s);
+    let mut line = String::new();
+    r.read_line(&mut line).unwrap();
+    line.trim_end().to_string()
+}
+
+#[test]
+fn echo_server_serves_clients() {
+    let (mut server, port) = echo_server();
+    for i in 0..20 {
+        assert_eq!(echo_once(port, &format!("ping {i}")), format!("ping {i}"));
+    }
+    let out = run(
+        lugo().args([
+            "scripts/examples/echo_client.lua",
+            &format!("127.0.0.1:{port}"),
+            "one",
+            "two",
+        ]),
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(out.stdout, "one\ntwo\n", "{}", out.describe());
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn a_peer_that_resets_hurts_only_its_connection() {
+    let (mut server, port) = echo_server();
+    for _ in 0..20 {
+        let s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        // Half a line, then a reset (linger 0): the server's read fails.
+        (&s).write_all(b"half a li").unwrap();
+        socket2::SockRef::from(&s)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(s);
+    }
+    assert_eq!(echo_once(port, "still serving"), "still serving");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn connect_close_cycles_leave_no_descriptor_behind() {
+    let out = run(
+        lugo().args([
+            "-e",
+            r#"
+local stat = io.open("/proc/self/stat")
+local pid = stat:read("l"):match("^(%d+)")
+stat:close()
+local function fds()
+  local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
+  local n = p:read("n")
+  p:close()
+  return n
+end
+local l = assert(net.listen("127.0.0.1:0"))
+go(function()
+  while true do
+    local s = l:accept()
+    if not s then return end
+    s:close()
+  end
+end)
+runtime.gc()
+local before = fds()
+for _ = 1, 10000 do
+  local c = assert(net.dial(l:addr()))
+  c:close()
+end
+-- The server closes its ends asynchronously: wait (bounded) for it.
+local after, deadline = fds(), time.now() + 5
+while after ~= before and time.now() < deadline do
+  runtime.gc()
+  time.sleep(0.01)
+  after = fds()
+end
+print(before, after)
+"#,
+        ]),
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let v: Vec<i64> = out
+        .stdout
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(v.len(), 2, "{}", out.describe());
+    assert_eq!(v[0], v[1], "descriptors before and after 10,000 cycles");
+}
+
+#[test]
+fn waiting_on_a_socket_is_not_a_deadlock() {
+    let mut child = lugo()
+        .args([
+            "-e",
+            r#"
+local l = assert(net.listen("127.0.0.1:0"))
+print(l:addr()) io.stdout:flush()
+local c = assert(l:accept())
+print("accepted " .. c:readline())
+"#,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start lugo");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let mut addr = String::new();
+    out.read_line(&mut addr).unwrap();
+    // Every goroutine waits on the network for a while.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut s = TcpStream::connect(addr.trim()).unwrap();
+    s.write_all(b"hi\n").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "stderr: {err}");
+    assert_eq!(rest.trim(), "accepted hi");
+}
