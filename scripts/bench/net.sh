@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# net.sh: lugo's echo server (scripts/examples/echo_server.lua) against a Go
+# echo server (go_echo/main.go) in the same run, driven by the Rust load
+# client (examples/echo_load.rs): C=100 connections x R=2000 round trips of
+# 64-byte lines, client and server sharing the machine's cores; then the
+# server's RSS holding 1,000 idle connections.
+# Installs Debian's golang-go if `go` is missing (a benchmark peer only).
+# Prints RESULT lines; baseline = the Go server.
+set -euo pipefail
+HERE="$(cd "$(dirname "$0")" && pwd)"
+ROOT="$(cd "$HERE/../.." && pwd)"
+read -r -a LUGO <<< "${LUGO:-$ROOT/target/release/lugo}"
+ROUNDS=$([ "${LUGO_BENCH_QUICK:-}" = 1 ] && echo 200 || echo 2000)
+TMP=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
+
+if ! command -v go >/dev/null 2>&1; then
+  echo "net.sh: installing golang-go" >&2
+  (apt-get install -y -qq golang-go >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq golang-go >/dev/null 2>&1; }) \
+    || { echo "net.sh: cannot install golang-go" >&2; exit 1; }
+fi
+(cd "$HERE/go_echo" && GOCACHE="$TMP/gocache" GO111MODULE=off go build -o "$TMP/go_echo" main.go)
+(cd "$ROOT" && cargo build --release --quiet --example echo_load)
+LOAD="$ROOT/target/release/examples/echo_load"
+
+# start_server NAME CMD...: starts it, sets PID and ADDR
+start_server() {
+  local name=$1; shift
+  "$@" > "$TMP/$name.out" 2> "$TMP/$name.err" &
+  PID=$!
+  for _ in $(seq 100); do
+    ADDR=$(grep -o '127\.0\.0\.1:[0-9]*' "$TMP/$name.out" 2>/dev/null | head -1 || true)
+    [ -n "$ADDR" ] && return 0
+    sleep 0.05
+  done
+  echo "net.sh: $name server did not start" >&2; cat "$TMP/$name.err" >&2; exit 1
+}
+
+measure() { # name cmd... -> rps p50 p99 rss_kb
+  local name=$1; shift
+  start_server "$name" "$@"
+  local line
+  line=$("$LOAD" "$ADDR" 100 "$ROUNDS")
+  "$LOAD" "$ADDR" --idle 1000 3 > "$TMP/idle.out" &
+  local idle=$!
+  for _ in $(seq 100); do grep -q idle= "$TMP/idle.out" 2>/dev/null && break; sleep 0.05; done
+  sleep 0.5
+  local rss
+  rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PID/status")
+  kill "$idle" 2>/dev/null || true; wait "$idle" 2>/dev/null || true
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  echo "$line rss_kb=$rss"
+}
+
+lugo_res=$(measure lugo "${LUGO[@]}" "$ROOT/scripts/examples/echo_server.lua" 0)
+go_res=$(measure go "$TMP/go_echo" 0)
+echo "# lugo: $lugo_res" >&2
+echo "# go:   $go_res" >&2
+get() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
+printf 'RESULT name=echo metric=rps lugo=%s baseline=%s unit=rt/s target=>=0.9x\n' "$(get rps "$lugo_res")" "$(get rps "$go_res")"
+printf 'RESULT name=echo metric=p99 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p99_us "$lugo_res")" "$(get p99_us "$go_res")"
+printf 'RESULT name=echo metric=p50 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p50_us "$lugo_res")" "$(get p50_us "$go_res")"
+awk -v l="$(get rss_kb "$lugo_res")" -v g="$(get rss_kb "$go_res")" 'BEGIN { printf "RESULT name=echo metric=rss_1000_idle lugo=%.1f baseline=%.1f unit=MB target=<=16\n", l / 1024, g / 1024 }'
