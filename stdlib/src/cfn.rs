@@ -178,6 +178,8 @@ pub(crate) enum Ret {
     /// Park, then continue in `k` (which finds the wake on top of the
     /// stack and `ctx` as its context): an operation that retries.
     ParkK(WaitReason, ffi::lua_KContext, ffi::lua_KFunction),
+    /// Do not park: continue in `k` at once, as if woken ready (code 1).
+    Retry(ffi::lua_KContext, ffi::lua_KFunction),
 }
 
 /// Raise `msg` at the caller.
@@ -255,6 +257,10 @@ pub(crate) unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c
             ffi::lua_pushlightuserdata(l, park::sched().0);
             ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
             ffi::lua_yieldk(l, 2, base as ffi::lua_KContext, Some(after_park))
+        }
+        Ret::Retry(ctx, k) => {
+            ffi::lua_pushinteger(l, 1);
+            k(l, ffi::LUA_OK, ctx)
         }
         Ret::ParkK(reason, ctx, k) => {
             ffi::lua_pushlightuserdata(l, park::sched().0);

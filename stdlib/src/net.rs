@@ -182,8 +182,11 @@ unsafe fn park_io(
         return raise(CANNOT_PARK);
     };
     let w = IoWaiter::new(g);
-    if let Err(e) = s.rt.netpoll.arm(s.key, dir, w.clone()) {
-        return fail(l, &err_msg(&e));
+    match s.rt.netpoll.arm(s.key, dir, w.clone()) {
+        Ok(true) => {}
+        // Ready since the failed attempt: retry at once, as a wake would.
+        Ok(false) => return Ret::Retry(deadline as ffi::lua_KContext, k),
+        Err(e) => return fail(l, &err_msg(&e)),
     }
     if deadline != 0 {
         let id =

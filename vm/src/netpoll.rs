@@ -7,8 +7,11 @@
 //! direction becomes ready, and the goroutine retries the operation.
 //!
 //! Invariants:
-//! 1. Events are one-shot: after each event, the source is re-armed with
-//!    `modify` for the directions that still have waiters.
+//! 1. Sources are registered once, edge-triggered, for both directions (as
+//!    Go's netpoll): no system call to re-arm. An edge with no waiter sets
+//!    the direction's `ready` flag; a goroutine about to park consumes it
+//!    and retries instead, so no edge is lost between its failed attempt
+//!    and its registration.
 //! 2. A source is deleted from the poller before its socket is closed;
 //!    its waiters are then woken with [`IoWake::Closed`].
 //! 3. Each waiter is completed once: the poller, its deadline timer and a
@@ -22,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use polling::{Event, Events, Poller};
+use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 
 use crate::actor::GRef;
@@ -96,18 +99,9 @@ struct Source {
     fd: RawFd,
     readers: Vec<IoWaiter>,
     writers: Vec<IoWaiter>,
-}
-
-impl Source {
-    fn interest(&self, key: usize) -> Event {
-        let (r, w) = (!self.readers.is_empty(), !self.writers.is_empty());
-        match (r, w) {
-            (true, true) => Event::all(key),
-            (true, false) => Event::readable(key),
-            (false, true) => Event::writable(key),
-            (false, false) => Event::none(key),
-        }
-    }
+    /// An edge arrived while nobody waited (invariant 1).
+    rready: bool,
+    wready: bool,
 }
 
 /// The runtime's network poller.
@@ -144,7 +138,10 @@ impl Netpoll {
             ..Source::default()
         });
         // SAFETY: the caller keeps `fd` open until it is deleted (above).
-        if let Err(e) = unsafe { self.poller.add(fd, Event::none(key)) } {
+        if let Err(e) = unsafe {
+            self.poller
+                .add_with_mode(fd, Event::all(key), PollMode::Edge)
+        } {
             s.remove(key);
             return Err(e);
         }
@@ -168,23 +165,25 @@ impl Netpoll {
         }
     }
 
-    /// Adds a waiter for `dir` on socket `key` and arms the poller.
-    pub fn arm(&self, key: usize, dir: Dir, w: IoWaiter) -> io::Result<()> {
+    /// Adds a waiter for `dir` on socket `key`: `Ok(true)` when it is
+    /// queued (park), `Ok(false)` when an edge came since the caller's last
+    /// attempt (retry now; invariant 1).
+    pub fn arm(&self, key: usize, dir: Dir, w: IoWaiter) -> io::Result<bool> {
         let mut s = self.lock();
         let Some(src) = s.get_mut(key) else {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "closed"));
         };
-        // Waiters that timed out stay until an event or the next arm.
-        src.readers.retain(|x| !x.claimed());
-        src.writers.retain(|x| !x.claimed());
-        match dir {
-            Dir::Read => src.readers.push(w),
-            Dir::Write => src.writers.push(w),
+        let (ready, list) = match dir {
+            Dir::Read => (&mut src.rready, &mut src.readers),
+            Dir::Write => (&mut src.wready, &mut src.writers),
+        };
+        if std::mem::take(ready) {
+            return Ok(false);
         }
-        let ev = src.interest(key);
-        // SAFETY: registered sources are open (invariant 2).
-        self.poller
-            .modify(unsafe { BorrowedFd::borrow_raw(src.fd) }, ev)
+        // Waiters that timed out stay until an event or the next arm.
+        list.retain(|x| !x.claimed());
+        list.push(w);
+        Ok(true)
     }
 
     /// Whether a goroutine waits on a socket (checkdead: such a goroutine
@@ -226,17 +225,15 @@ impl Netpoll {
                     continue;
                 };
                 if ev.readable {
+                    src.readers.retain(|x| !x.claimed());
+                    src.rready = src.readers.is_empty();
                     woken.append(&mut src.readers);
                 }
                 if ev.writable {
+                    src.writers.retain(|x| !x.claimed());
+                    src.wready = src.writers.is_empty();
                     woken.append(&mut src.writers);
                 }
-                // One-shot: re-arm for whoever still waits (invariant 1).
-                let ev2 = src.interest(ev.key);
-                // SAFETY: registered sources are open (invariant 2).
-                let _ = self
-                    .poller
-                    .modify(unsafe { BorrowedFd::borrow_raw(src.fd) }, ev2);
             }
         }
         woken.iter().filter(|w| w.wake(IoWake::Ready)).count()
