@@ -7,9 +7,9 @@
 //!
 //! Rust functions come in two kinds:
 //! - the hot ones (channel operations, `select`, `go`, `time.sleep`, the
-//!   `sync` methods) are raw C functions ([`cfn`]): they park by yielding
+//!   `sync` methods) are raw C functions (`cfn`): they park by yielding
 //!   from C and raise Lua string errors themselves;
-//! - the rest are mlua callbacks made by [`raw`]: they return their
+//! - the rest are mlua callbacks made by `raw`: they return their
 //!   results, or `SCHED, kind` (park), or `ERR, message` (raise at the
 //!   caller's level), and the Lua half's `call` acts on it.
 //!

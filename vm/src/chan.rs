@@ -6,7 +6,7 @@
 //! - `recvq` is non-empty only if the buffer is empty and no sender waits.
 //! - Once `closed`, both queues are empty and stay empty.
 //!
-//! A waiter ([`Waiter`], Go's `sudog`) may belong to a select that waits on
+//! A waiter (`Waiter`, Go's `sudog`) may belong to a select that waits on
 //! several channels; whoever completes it first claims its select token and
 //! the others skip it. Dead select waiters are dropped when they reach the
 //! front of a queue or when the queue is compacted on growth.

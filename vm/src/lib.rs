@@ -13,15 +13,15 @@
 //!
 //! | primitive                                | stalls                         |
 //! |------------------------------------------|--------------------------------|
-//! | channel send/recv, select, sleep, sync   | the calling G only (it parks)  |
+//! | channel send/recv, select, sleep, sync, sockets | the calling G only (it parks) |
 //! | a Rust `Mutex` inside this crate         | the M, for a few instructions  |
 //! | a Lua loop that never parks              | its actor, until sysmon preempts it (10 ms, [`preempt`]) |
 //! | a blocking call (`io.read`, `os.execute`) | its actor and its M; the P goes to a spare M ([`sched::syscall`]) |
-//! | idle M waiting for work                  | nothing: it parks on its own thread handle |
+//! | idle M waiting for work                  | nothing: it parks (one waits in the [`netpoll`]) |
 //!
 //! Park/ready protocol: a G that must wait registers a waiter (in a channel,
 //! a timer, a semaphore) and then yields to the M with the private
-//! [`park::SCHED`] sentinel. Whoever completes the wait calls
+//! [`park::sched`] sentinel. Whoever completes the wait calls
 //! [`actor::GRef::ready`] with a [`g::Wake`] carrying the results; the M
 //! resumes the G with them. A wake may arrive before the G has finished
 //! yielding (a timer on another thread); the M then re-queues it at once.

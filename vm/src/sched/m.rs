@@ -1,7 +1,7 @@
 //! M: the schedule loop of one OS thread.
 //!
-//! An M serves one P. It finds a runnable actor ([`Shared::find_runnable`])
-//! and runs its Gs one after another ([`Shared::run_actor`]) until the
+//! An M serves one P. It finds a runnable actor (`Shared::find_runnable`)
+//! and runs its Gs one after another (`Shared::run_actor`) until the
 //! actor has nothing runnable or its slice is used up while others wait.
 //!
 //! Resuming a G and reading what it yielded:
