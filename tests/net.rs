@@ -6,26 +6,17 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-use common::{lugo, run};
+use common::{lugo, run, spawn_ready};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Starts the example echo server on a free port; returns it and the port.
 fn echo_server() -> (Child, u16) {
-    let mut child = lugo()
-        .args(["scripts/examples/echo_server.lua", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the echo server");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).expect("server banner");
+    let (child, line, _) = spawn_ready(lugo().args(["scripts/examples/echo_server.lua", "0"]));
     let port = line
-        .trim()
         .rsplit(':')
         .next()
         .and_then(|p| p.parse().ok())
@@ -135,23 +126,15 @@ print(before, after)
 
 #[test]
 fn waiting_on_a_socket_is_not_a_deadlock() {
-    let mut child = lugo()
-        .args([
-            "-e",
-            r#"
+    let (mut child, addr, mut out) = spawn_ready(lugo().args([
+        "-e",
+        r#"
 local l = assert(net.listen("127.0.0.1:0"))
 print(l:addr()) io.stdout:flush()
 local c = assert(l:accept())
 print("accepted " .. c:readline())
 "#,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start lugo");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut addr = String::new();
-    out.read_line(&mut addr).unwrap();
+    ]));
     // Every goroutine waits on the network for a while.
     std::thread::sleep(Duration::from_millis(300));
     let mut s = TcpStream::connect(addr.trim()).unwrap();

@@ -3,20 +3,19 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{lugo, run};
+use common::{lugo, run, spawn_ready};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[test]
 fn sigquit_prints_every_goroutine_and_exits_2() {
-    let mut child = lugo()
-        .args([
-            "-e",
-            r#"
+    let (mut child, line, _out) = spawn_ready(lugo().args([
+        "-e",
+        r#"
 local c = chan()
 go(function() c:recv() end)               -- goroutine 2
 time.sleep(0.01)                          -- let it park
@@ -25,15 +24,8 @@ time.sleep(0.01)
 print("ready") io.stdout:flush()
 time.sleep(30)
 "#,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start lugo");
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    out.read_line(&mut line).expect("read ready");
-    assert_eq!(line.trim(), "ready");
+    ]));
+    assert_eq!(line, "ready");
     // SAFETY: kill(2) on our own child's pid.
     let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGQUIT) };
     assert_eq!(r, 0);

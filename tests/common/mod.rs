@@ -26,6 +26,25 @@ pub fn lugo() -> Command {
     cmd
 }
 
+/// Starts `cmd` with piped stdout and stderr, and reads its first stdout
+/// line (the program says it is ready). Returns the child, that line
+/// (trimmed) and the rest of stdout.
+#[allow(dead_code)] // not every test binary uses it
+pub fn spawn_ready(
+    cmd: &mut Command,
+) -> (Child, String, std::io::BufReader<std::process::ChildStdout>) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut line = String::new();
+    out.read_line(&mut line).expect("read the first line");
+    (child, line.trim().to_string(), out)
+}
+
 /// The workspace root: scripts are given to lugo relative to it.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
