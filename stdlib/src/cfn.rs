@@ -292,6 +292,8 @@ pub(crate) const MT_WAITGROUP: c_int = 3;
 pub(crate) const MT_MUTEX: c_int = 4;
 /// See [`MT_CHAN`].
 pub(crate) const MT_NET: c_int = 5;
+/// See [`MT_CHAN`].
+pub(crate) const MT_ACTOR: c_int = 6;
 
 impl Registry {
     /// A registry for `actor`'s state. The actor reference it leaks lives

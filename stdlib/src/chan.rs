@@ -31,6 +31,17 @@ impl Raw for Chan {
     }
 }
 
+/// The message for the value at `idx` sent on `ch`: a copy on a channel
+/// that several actors hold (its receiver may live in another state), a
+/// reference into this actor's values table otherwise.
+unsafe fn msg_for(l: *mut ffi::lua_State, ch: &Chan, idx: c_int) -> Result<Msg, String> {
+    if ch.is_shared() {
+        crate::copy::to_portable(l, idx, "msg").map(|p| Msg::Copied(Arc::new(p)))
+    } else {
+        Ok(to_msg(l, idx))
+    }
+}
+
 unsafe fn check_chan<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a Chan> {
     check::<Chan>(l, idx)
 }
@@ -76,7 +87,11 @@ unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
             return expected_chan(l, "ch:send", 1);
         };
         let a = actor(l);
-        match ch.send(to_msg(l, 2), || me(l, a)) {
+        let m = match msg_for(l, ch, 2) {
+            Ok(m) => m,
+            Err(e) => return raise(format!("ch:send: {e}")),
+        };
+        match ch.send(m, || me(l, a)) {
             SendResult::Sent => Ret::N(0),
             SendResult::Park => Ret::Park(WaitReason::ChanSend),
             SendResult::Closed(m) => {
@@ -158,8 +173,8 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
     let mut sends: Vec<(usize, Msg)> = Vec::new();
     let mut default = None;
     let fail = |l, sends: &[(usize, Msg)], msg: String| {
-        for &(_, m) in sends {
-            release_msg(l, m);
+        for (_, m) in sends {
+            release_msg(l, m.clone());
         }
         raise(msg)
     };
@@ -216,9 +231,15 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
             cases.push(Case::Recv(ch));
         } else {
             ffi::lua_rawgeti(l, i, 3);
-            let m = to_msg(l, -1);
+            let m = match msg_for(l, &ch, -1) {
+                Ok(m) => m,
+                Err(e) => {
+                    ffi::lua_pop(l, 1);
+                    return fail(l, &sends, format!("chan.select: case {i}: {e}"));
+                }
+            };
             ffi::lua_pop(l, 1);
-            sends.push((cases.len() + 1, m));
+            sends.push((cases.len() + 1, m.clone()));
             cases.push(Case::Send(ch, m));
         }
         index.push(i as usize);
@@ -231,9 +252,9 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
     let a = actor(l);
     // Releases every send value but the one the select delivered.
     let release_except = |l, won: usize| {
-        for &(case, m) in &sends {
-            if case != won {
-                release_msg(l, m);
+        for (case, m) in &sends {
+            if *case != won {
+                release_msg(l, m.clone());
             }
         }
     };

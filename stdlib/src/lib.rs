@@ -18,8 +18,10 @@
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+mod actor;
 mod cfn;
 mod chan;
+mod copy;
 mod coroutine;
 mod net;
 mod runtime;
@@ -119,6 +121,7 @@ pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     p.set("KIND_GOSCHED", park::KIND_GOSCHED)?;
     p.set("KIND_EXIT", park::KIND_EXIT)?;
     p.set("KIND_PANIC", park::KIND_PANIC)?;
+    lugo_vm::ffi::set_copied_pusher(copy::push_portable);
     // C functions: first every boxed type, then every closure.
     let mut reg = cfn::Registry::new(actor);
     p.set(
@@ -128,12 +131,14 @@ pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     reg.add_type::<lugo_vm::sema::WaitGroup>(lua, &sync::WG_METHODS)?;
     reg.add_type::<lugo_vm::sema::SemMutex>(lua, &sync::MUTEX_METHODS)?;
     reg.add_type::<net::NetSock>(lua, &net::METHODS)?;
+    reg.add_type::<actor::ActorHandle>(lua, &actor::METHODS)?;
     for fns in [
         &chan::FUNCTIONS[..],
         &sync::FUNCTIONS,
         &time::FUNCTIONS,
         &coroutine::FUNCTIONS,
         &net::FUNCTIONS,
+        &actor::FUNCTIONS,
     ] {
         reg.fill(lua, &p, fns)?;
     }

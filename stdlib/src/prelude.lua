@@ -304,9 +304,12 @@ end
 ---------------------------------------------------------------- install
 
 local net = { listen = P.net_listen, dial = P.net_dial }
+local actor = { spawn = P.actor_spawn, self = P.actor_self }
 
 _G.go, _G.chan, _G.time, _G.sync, _G.runtime, _G.net = go, chan, time, sync, runtime, net
+_G.actor = actor
 package.loaded.net = net
+package.loaded.actor = actor
 package.loaded.chan = chan
 package.loaded.time = time
 package.loaded.sync = sync

@@ -156,6 +156,12 @@ pub struct Actor {
     task_fn: Mutex<Option<Function>>,
     /// Heap figures for sysmon and its pending GC request.
     pub gc: GcState,
+    /// Id of the actor's first G: when it returns, the actor ends.
+    main_gid: AtomicU64,
+    /// How the actor ended, once it has.
+    ended: Mutex<Option<Result<(), String>>>,
+    /// Gs waiting for the actor to end.
+    end_waiters: Mutex<Vec<GRef>>,
 }
 
 /// A reference to one G that can wake it from any thread.
@@ -221,6 +227,9 @@ impl Actor {
             current_id: AtomicU64::new(0),
             task_fn: Mutex::new(None),
             gc: GcState::default(),
+            main_gid: AtomicU64::new(0),
+            ended: Mutex::new(None),
+            end_waiters: Mutex::new(Vec::new()),
         }))
     }
 
@@ -250,6 +259,64 @@ impl Actor {
 
     pub(crate) fn task_fn(&self) -> Option<Function> {
         self.task_fn.lock().expect("task fn poisoned").clone()
+    }
+
+    /// Whether `gid` is the actor's first G (its end ends the actor).
+    pub fn is_main_g(&self, gid: u64) -> bool {
+        self.main_gid.load(Ordering::Acquire) == gid
+    }
+
+    /// How the actor ended, if it has.
+    pub fn result(&self) -> Option<Result<(), String>> {
+        self.ended.lock().expect("actor end poisoned").clone()
+    }
+
+    /// Queues `g` to be woken when the actor ends; false if it has ended.
+    pub fn wait_end(&self, g: GRef) -> bool {
+        let ended = self.ended.lock().expect("actor end poisoned");
+        if ended.is_some() {
+            return false;
+        }
+        self.end_waiters
+            .lock()
+            .expect("actor waiters poisoned")
+            .push(g);
+        true
+    }
+
+    /// Ends the actor (its first G returned, or a G panicked): its other
+    /// Gs are dropped, as a program's are when main returns, and whoever
+    /// waits for it is woken. Runs on the M that owns the actor.
+    pub(crate) fn end(&self, result: Result<(), String>) {
+        {
+            let mut ended = self.ended.lock().expect("actor end poisoned");
+            if ended.is_some() {
+                return;
+            }
+            *ended = Some(result);
+        }
+        let gs: Vec<G> = {
+            let mut q = self.lock();
+            q.runq.clear();
+            q.runnext = None;
+            q.tasks.clear();
+            q.gs.drain().collect()
+        };
+        for g in &gs {
+            // SAFETY: this M owns the actor; no G of it runs now.
+            unsafe { crate::ffi::unref_thread(g.thread, g.thread_ref) };
+        }
+        self.rt.ngoroutines.fetch_sub(gs.len(), Ordering::AcqRel);
+        let waiters =
+            std::mem::take(&mut *self.end_waiters.lock().expect("actor waiters poisoned"));
+        for w in waiters {
+            w.ready(Wake::Unit);
+        }
+    }
+
+    /// Whether the actor has ended.
+    pub fn has_ended(&self) -> bool {
+        self.ended.lock().expect("actor end poisoned").is_some()
     }
 
     /// Asks the M that next runs this actor to collect (sysmon's GC
@@ -328,6 +395,9 @@ impl Actor {
         nargs: std::ffi::c_int,
     ) -> u64 {
         let id = self.rt.next_gid.fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .main_gid
+            .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire);
         self.rt.ngoroutines.fetch_add(1, Ordering::Relaxed);
         self.rt.started_gs.store(true, Ordering::Release);
         let schedule = {

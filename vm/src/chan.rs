@@ -170,6 +170,8 @@ pub struct Chan {
     /// Unique id; select locks channels in id order.
     pub id: u64,
     cap: usize,
+    /// Held by more than one actor: values sent on it are copied.
+    shared: AtomicBool,
     state: Mutex<ChanState>,
 }
 
@@ -185,6 +187,7 @@ impl Chan {
         Chan {
             id: NEXT_CHAN_ID.fetch_add(1, Ordering::Relaxed),
             cap,
+            shared: AtomicBool::new(false),
             state: Mutex::new(ChanState {
                 buf: VecDeque::with_capacity(cap.min(64)),
                 closed: false,
@@ -196,6 +199,30 @@ impl Chan {
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ChanState> {
         self.state.lock().expect("channel poisoned")
+    }
+
+    /// Whether more than one actor holds the channel.
+    pub fn is_shared(&self) -> bool {
+        self.shared.load(Ordering::Acquire)
+    }
+
+    /// Marks the channel shared (it is being handed to another actor).
+    /// Values already in it belong to the one actor that used it so far,
+    /// on whose M this runs: `copy` turns each into a copy.
+    pub fn share(&self, mut copy: impl FnMut(Msg) -> Msg) {
+        let mut s = self.lock();
+        if self.shared.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for m in s.buf.iter_mut() {
+            let old = std::mem::replace(m, Msg::Nil);
+            *m = copy(old);
+        }
+        for w in s.sendq.q.iter_mut() {
+            if let Some(m) = w.msg.take() {
+                w.msg = Some(copy(m));
+            }
+        }
     }
 
     /// Capacity.

@@ -127,7 +127,21 @@ pub unsafe fn push_msg(l: *mut ffi::lua_State, msg: Msg) {
             ffi::luaL_unref(l, -2, r);
             ffi::lua_remove(l, -2);
         }
+        Msg::Copied(p) => match COPIED_PUSHER.get() {
+            Some(push) => push(l, &p),
+            None => ffi::lua_pushnil(l),
+        },
     }
+}
+
+/// Rebuilds a copied value in a state (the stdlib knows its userdata).
+pub type CopiedPusher = unsafe fn(*mut ffi::lua_State, &crate::portable::Portable);
+
+static COPIED_PUSHER: std::sync::OnceLock<CopiedPusher> = std::sync::OnceLock::new();
+
+/// Sets how [`Msg::Copied`] values are rebuilt (once per process).
+pub fn set_copied_pusher(f: CopiedPusher) {
+    let _ = COPIED_PUSHER.set(f);
 }
 
 /// Frees the slot of a message that will not be delivered.

@@ -48,11 +48,13 @@ pub enum WaitReason {
     Semacquire = 6,
     /// A socket operation (Go's `IO wait`).
     IoWait = 7,
+    /// `handle:wait()` for an actor to end.
+    ActorWait = 8,
 }
 
 impl WaitReason {
     /// Every reason, indexed by its code.
-    const ALL: [WaitReason; 8] = [
+    const ALL: [WaitReason; 9] = [
         WaitReason::None,
         WaitReason::ChanReceive,
         WaitReason::ChanSend,
@@ -61,6 +63,7 @@ impl WaitReason {
         WaitReason::Sleep,
         WaitReason::Semacquire,
         WaitReason::IoWait,
+        WaitReason::ActorWait,
     ];
 
     /// The reason with this code, if any.
@@ -86,6 +89,7 @@ impl WaitReason {
             WaitReason::Sleep => "sleep",
             WaitReason::Semacquire => "semacquire",
             WaitReason::IoWait => "IO wait",
+            WaitReason::ActorWait => "actor wait",
         }
     }
 }
@@ -93,7 +97,7 @@ impl WaitReason {
 /// A value in flight through a channel or a wake: plain data, so it may
 /// cross threads. Lua values live in the actor's values table meanwhile
 /// (see [`crate::ffi`]); a `Slot` must be delivered or released.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum Msg {
     /// `nil`.
     Nil,
@@ -105,6 +109,22 @@ pub enum Msg {
     Number(f64),
     /// Any other Lua value: its reference in the actor's values table.
     Slot(std::ffi::c_int),
+    /// A value copied out of another actor (a shared channel).
+    Copied(std::sync::Arc<crate::portable::Portable>),
+}
+
+impl PartialEq for Msg {
+    fn eq(&self, other: &Msg) -> bool {
+        match (self, other) {
+            (Msg::Nil, Msg::Nil) => true,
+            (Msg::Boolean(a), Msg::Boolean(b)) => a == b,
+            (Msg::Integer(a), Msg::Integer(b)) => a == b,
+            (Msg::Number(a), Msg::Number(b)) => a == b,
+            (Msg::Slot(a), Msg::Slot(b)) => a == b,
+            (Msg::Copied(a), Msg::Copied(b)) => std::sync::Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
 }
 
 /// What a G is resumed with.

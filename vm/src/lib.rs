@@ -35,6 +35,7 @@ pub mod g;
 pub mod gc;
 pub mod netpoll;
 pub mod park;
+pub mod portable;
 pub mod preempt;
 pub mod sched;
 pub mod select;

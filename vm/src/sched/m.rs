@@ -312,15 +312,29 @@ impl Shared {
                     // exactly once (the G is gone from the table).
                     unsafe { ffi::unref_thread(g.thread, g.thread_ref) };
                     self.ngoroutines.fetch_sub(1, Ordering::AcqRel);
-                    if actor.id == 1 && gid == 1 {
+                    if actor.is_main_g(gid) {
                         drop(q);
-                        self.finish(Outcome::Exit(0));
+                        if actor.id == 1 {
+                            self.finish(Outcome::Exit(0));
+                        } else {
+                            actor.end(Ok(()));
+                            q = actor.lock();
+                            q.scheduled = false;
+                        }
                         break;
                     }
                 }
                 Resumed::Panicked(msg, tb) => {
                     drop(q);
-                    self.finish(Outcome::Panic(panic_report(gid, &msg, &tb)));
+                    let report = panic_report(gid, &msg, &tb);
+                    if actor.id == 1 {
+                        self.finish(Outcome::Panic(report));
+                    } else {
+                        // An actor's uncaught error ends that actor only.
+                        let err = report.strip_prefix("panic: ").unwrap_or(&report);
+                        actor.end(Err(err.trim_end().to_string()));
+                        actor.lock().scheduled = false;
+                    }
                     break;
                 }
             }
@@ -371,6 +385,9 @@ impl Shared {
     }
 
     fn run_tasks(&self, actor: &Arc<Actor>, tasks: Vec<u64>) {
+        if actor.has_ended() {
+            return;
+        }
         let Some(f) = actor.task_fn() else { return };
         for id in tasks {
             if let Err(e) = f.call::<()>(id) {

@@ -317,7 +317,7 @@ impl Shared {
     /// Every goroutine of every actor, as dumps print them.
     fn dump_all(&self) -> String {
         let mut out = String::new();
-        for a in self.live_actors() {
+        for a in self.live_actors().into_iter().filter(|a| !a.has_ended()) {
             out.push('\n');
             match a.with_state(|| dump::dump_actor(&a, None)) {
                 Ok(s) => out.push_str(&s),
@@ -445,9 +445,13 @@ impl Runtime {
         self.shared.ngoroutines.load(Ordering::Relaxed)
     }
 
-    /// Actors alive.
+    /// Actors alive (not ended).
     pub fn numactors(&self) -> usize {
-        self.shared.live_actors().len()
+        self.shared
+            .live_actors()
+            .iter()
+            .filter(|a| !a.has_ended())
+            .count()
     }
 
     // ---- the mechanism sysmon drives (see lugo-sysmon's `Host`) ----

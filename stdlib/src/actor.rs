@@ -1,0 +1,227 @@
+//! `actor`: isolated Lua states that run in parallel (Rust half, C
+//! functions; see [`crate::cfn`]).
+//!
+//! `actor.spawn(f_or_path, ...)` makes a new state with lugo's stdlib and
+//! runs `f` (moved as bytecode: it may capture nothing but `_ENV`) or the
+//! file at `path` as the new actor's first goroutine, with copies of the
+//! arguments ([`crate::copy`]). The actor ends when that goroutine returns
+//! or any of its goroutines raises; `handle:wait()` reports how.
+
+use std::ffi::{c_int, c_void, CStr};
+use std::sync::Arc;
+
+use lugo_vm::{Actor, WaitReason};
+use mlua::chunk::ChunkMode;
+use mlua::{ffi, MultiValue};
+
+use crate::cfn::{
+    actor, check, expected, guard, me, push, push_str, raise, type_name, CFn, Raw, Ret,
+    CANNOT_PARK, MT_ACTOR,
+};
+use crate::copy::{push_portable, to_portable};
+
+/// An actor as Lua holds it.
+pub struct ActorHandle(pub Arc<Actor>);
+
+impl Raw for ActorHandle {
+    const NAME: &'static CStr = c"lugo.actor";
+    const SHORT: &'static str = "actor";
+    const MAGIC: u64 = 0x6c75_676f_6163_746f;
+    const MT_UPVALUE: c_int = MT_ACTOR;
+}
+
+unsafe extern "C-unwind" fn dump_writer(
+    _l: *mut ffi::lua_State,
+    p: *const c_void,
+    sz: usize,
+    ud: *mut c_void,
+) -> c_int {
+    let out = &mut *(ud as *mut Vec<u8>);
+    out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz));
+    0
+}
+
+/// What the new actor runs.
+enum Body {
+    Bytecode(Vec<u8>),
+    File(String),
+}
+
+unsafe fn body_arg(l: *mut ffi::lua_State) -> Result<Body, Ret> {
+    match ffi::lua_type(l, 1) {
+        ffi::LUA_TFUNCTION => {
+            if ffi::lua_iscfunction(l, 1) != 0 {
+                return Err(raise(
+                    "actor.spawn: a C function cannot be moved to an actor",
+                ));
+            }
+            let mut n = 1;
+            loop {
+                let name = ffi::lua_getupvalue(l, 1, n);
+                if name.is_null() {
+                    break;
+                }
+                ffi::lua_pop(l, 1);
+                let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+                if name != "_ENV" {
+                    return Err(raise(format!(
+                        "actor.spawn: the function captures '{name}'; only _ENV may be \
+                         captured (pass values as arguments)"
+                    )));
+                }
+                n += 1;
+            }
+            let mut code: Vec<u8> = Vec::new();
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0);
+            ffi::lua_pop(l, 1);
+            Ok(Body::Bytecode(code))
+        }
+        ffi::LUA_TSTRING => Ok(Body::File(crate::cfn::to_display(l, 1))),
+        _ => {
+            let t = type_name(l, 1);
+            Err(raise(format!(
+                "actor.spawn: function or file path expected, got {t}"
+            )))
+        }
+    }
+}
+
+/// Makes the actor and starts its first goroutine.
+fn start(
+    parent: &Arc<Actor>,
+    body: Body,
+    args: Vec<lugo_vm::portable::Portable>,
+) -> Result<Arc<Actor>, String> {
+    let rt = parent.runtime();
+    let child = rt
+        .new_actor(lugo_vm::new_lua())
+        .map_err(|e| e.to_string())?;
+    let lua = child.lua();
+    crate::open(lua, &child).map_err(|e| e.to_string())?;
+    let f = match body {
+        Body::Bytecode(code) => lua
+            .load(&code[..])
+            .set_mode(ChunkMode::Binary)
+            .set_name("=actor")
+            .into_function(),
+        Body::File(path) => {
+            let src = std::fs::read(&path).map_err(|e| {
+                let e = e.to_string();
+                format!(
+                    "cannot open {path}: {}",
+                    e.split(" (os error").next().unwrap_or(&e)
+                )
+            })?;
+            lua.load(src).set_name(format!("@{path}")).into_function()
+        }
+    }
+    .map_err(|e| match e {
+        mlua::Error::SyntaxError { message, .. } => message,
+        e => e.to_string(),
+    })?;
+    // SAFETY: the new state is not scheduled yet; only this thread uses it,
+    // through its own stack; the values pushed are the results.
+    let values: MultiValue = unsafe {
+        lua.exec_raw((), |l| {
+            for p in &args {
+                push_portable(l, p);
+            }
+        })
+    }
+    .map_err(|e| e.to_string())?;
+    crate::go(lua, f, values).map_err(|e| e.to_string())?;
+    Ok(child)
+}
+
+unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let body = match body_arg(l) {
+            Ok(b) => b,
+            Err(r) => return r,
+        };
+        let mut args = Vec::new();
+        for i in 2..=ffi::lua_gettop(l) {
+            match to_portable(l, i, &format!("arg{}", i - 1)) {
+                Ok(p) => args.push(p),
+                Err(e) => return raise(format!("actor.spawn: {e}")),
+            }
+        }
+        match start(actor(l), body, args) {
+            Ok(child) => {
+                push(l, Arc::new(ActorHandle(child)));
+                Ret::N(1)
+            }
+            Err(e) => raise(format!("actor.spawn: {e}")),
+        }
+    })
+}
+
+unsafe extern "C-unwind" fn actor_self(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        push(l, Arc::new(ActorHandle(actor(l).clone())));
+        Ret::N(1)
+    })
+}
+
+unsafe fn wait_body(l: *mut ffi::lua_State) -> Ret {
+    let Some(h) = check::<ActorHandle>(l, 1) else {
+        return expected(l, "actor:wait", "actor", 1);
+    };
+    loop {
+        match h.0.result() {
+            Some(Ok(())) => {
+                ffi::lua_pushboolean(l, 1);
+                return Ret::N(1);
+            }
+            Some(Err(e)) => {
+                ffi::lua_pushboolean(l, 0);
+                push_str(l, &e);
+                return Ret::N(2);
+            }
+            None => {}
+        }
+        if Arc::ptr_eq(&h.0, actor(l)) {
+            return raise("actor:wait: an actor cannot wait for itself");
+        }
+        let Some(g) = me(l, actor(l)) else {
+            return raise(CANNOT_PARK);
+        };
+        if h.0.wait_end(g) {
+            return Ret::ParkK(WaitReason::ActorWait, 0, wait_k);
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn wait_k(
+    l: *mut ffi::lua_State,
+    _status: c_int,
+    _ctx: ffi::lua_KContext,
+) -> c_int {
+    // Woken with no values: the stack is the call's own.
+    guard(l, || wait_body(l))
+}
+
+unsafe extern "C-unwind" fn actor_wait(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        ffi::lua_settop(l, 1);
+        wait_body(l)
+    })
+}
+
+unsafe extern "C-unwind" fn actor_id(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || match check::<ActorHandle>(l, 1) {
+        Some(h) => {
+            ffi::lua_pushinteger(l, h.0.id as ffi::lua_Integer);
+            Ret::N(1)
+        }
+        None => expected(l, "actor:id", "actor", 1),
+    })
+}
+
+/// The actor handle methods.
+pub(crate) const METHODS: [(&CStr, CFn); 2] = [(c"wait", actor_wait), (c"id", actor_id)];
+
+/// The functions the Lua half gets in `P`.
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] =
+    [(c"actor_spawn", actor_spawn), (c"actor_self", actor_self)];
