@@ -1,0 +1,108 @@
+-- actors.lua: isolated states that run in parallel and talk over channels
+-- with copy semantics (API.md "Actors", DESIGN.md section 4).
+
+-- ids and self
+local me = actor.self()
+assert(math.type(me:id()) == "integer")
+assert(tostring(me):find("^actor: "))
+
+-- arguments are copied: cycles and shared sub-tables kept, metatables dropped
+local shared_sub = { 1, 2, 3 }
+local arg = setmetatable({ name = "x", a = shared_sub, b = shared_sub, n = 1.5, flag = true },
+  { __index = function() return "meta" end })
+arg.self = arg
+local out = chan(1)
+local h = actor.spawn(function(t, reply)
+  local ok = t.self == t and t.a == t.b and t.a[3] == 3 and t.name == "x"
+    and t.n == 1.5 and t.flag == true and getmetatable(t) == nil and t.missing == nil
+  reply:send({ ok = ok, id = actor.self():id() })
+end, arg, out)
+local r = out:recv()
+assert(r.ok, "the copy kept the shape")
+assert(r.id == h:id() and r.id ~= me:id())
+assert(h:wait() == true)
+assert(h:wait() == true, "wait on a finished actor returns again")
+
+-- values sent on a shared channel are copies: the receiver's changes stay
+-- its own
+local to, from = chan(), chan()
+local echo = actor.spawn(function(inbox, outbox)
+  for msg in inbox:range() do
+    msg.seen = true
+    outbox:send(msg)
+  end
+end, to, from)
+local original = { v = 1 }
+to:send(original)
+local back = from:recv()
+assert(back.v == 1 and back.seen == true)
+assert(original.seen == nil, "the sender's table is untouched")
+assert(back ~= original)
+to:close()
+assert(echo:wait() == true)
+
+-- a channel used by one actor only keeps reference semantics
+local loc = chan(1)
+local t = {}
+loc:send(t)
+assert(loc:recv() == t)
+
+-- select over local and shared channels
+local sh = chan()
+local helper = actor.spawn(function(c) c:send("from actor") end, sh)
+local i, v = chan.select({ "recv", chan() }, { "recv", sh })
+assert(i == 2 and v == "from actor")
+helper:wait()
+
+-- refusals name the path
+local ok, err = pcall(actor.spawn, function() end, { handler = print })
+assert(not ok and err:find("cannot send function at arg1.handler", 1, true), err)
+ok, err = pcall(actor.spawn, function() end, 1, { deep = { co = coroutine.create(print) } })
+assert(not ok and err:find("cannot send coroutine at arg2.deep.co", 1, true), err)
+local upval = 1
+ok, err = pcall(actor.spawn, function() return upval end)
+assert(not ok and err:find("captures 'upval'", 1, true), err)
+ok, err = pcall(actor.spawn, 42)
+assert(not ok and err:find("actor.spawn", 1, true), err)
+local cross = chan(1)
+local sink = actor.spawn(function(c) c:recv() end, cross)
+ok, err = pcall(cross.send, cross, { f = function() end })
+assert(not ok and err:find("cannot send function at msg.f", 1, true), err)
+cross:send("done")
+sink:wait()
+
+-- an actor's error ends that actor only, with its message and traceback
+local bad = actor.spawn(function() local x = nil; return x.field end)
+local okb, e = bad:wait()
+assert(okb == false and e:find("attempt to index a nil value", 1, true), e)
+assert(e:find("goroutine", 1, true), "with the goroutine's traceback")
+
+-- a file as the actor's body, with arguments in ...
+local path = os.tmpname()
+local f = assert(io.open(path, "w"))
+f:write("local c, n = ... c:send(n * 2)\n")
+f:close()
+local res = chan(1)
+local fa = actor.spawn(path, res, 21)
+assert(res:recv() == 42)
+assert(fa:wait() == true)
+os.remove(path)
+ok, err = pcall(actor.spawn, "/nonexistent/actor.lua")
+assert(not ok and err:find("cannot open", 1, true), err)
+
+-- actors run in parallel and their goroutines are counted
+local ready = chan(4)
+local hs = {}
+for k = 1, 4 do
+  hs[k] = actor.spawn(function(c, k)
+    local s = 0
+    for i = 1, 200000 do s = s + i % 7 end
+    c:send(k)
+  end, ready, k)
+end
+local got = 0
+for _ = 1, 4 do got = got + ready:recv() end
+assert(got == 10)
+for k = 1, 4 do assert(hs[k]:wait() == true) end
+
+print("ok")
