@@ -105,4 +105,17 @@ for _ = 1, 4 do got = got + ready:recv() end
 assert(got == 10)
 for k = 1, 4 do assert(hs[k]:wait() == true) end
 
+-- a memory limit: the actor over it gets "not enough memory"; the rest goes on
+local hog = actor.spawn({ function()
+  local t = {}
+  for i = 1, 1e7 do t[i] = ("x"):rep(16) .. i end
+end, memory = 4 * 1024 * 1024 })
+local okm, em = hog:wait()
+assert(okm == false and em:find("not enough memory", 1, true), em)
+local small = actor.spawn({ function(c) c:send("fine") end, memory = 4 * 1024 * 1024 }, out)
+assert(out:recv() == "fine")
+assert(small:wait() == true)
+assert(not pcall(actor.spawn, { function() end, memory = -1 }))
+assert(not pcall(actor.spawn, { function() end, memory = "lots" }))
+
 print("ok")

@@ -87,11 +87,44 @@ unsafe fn body_arg(l: *mut ffi::lua_State) -> Result<Body, Ret> {
     }
 }
 
+/// The options table form, `actor.spawn{ f_or_path, memory = bytes }`:
+/// replaces it with `f_or_path` at index 1; returns the memory limit.
+unsafe fn options_arg(l: *mut ffi::lua_State) -> Result<usize, Ret> {
+    if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+        return Ok(0);
+    }
+    ffi::lua_getfield(l, 1, c"memory".as_ptr());
+    let limit = match ffi::lua_type(l, -1) {
+        ffi::LUA_TNIL => 0,
+        ffi::LUA_TNUMBER => {
+            let mut isint = 0;
+            let n = ffi::lua_tointegerx(l, -1, &mut isint);
+            if isint == 0 || n <= 0 {
+                return Err(raise(
+                    "actor.spawn: memory must be a positive integer (bytes)",
+                ));
+            }
+            n as usize
+        }
+        _ => {
+            let t = type_name(l, -1);
+            return Err(raise(format!(
+                "actor.spawn: memory must be a positive integer, got {t}"
+            )));
+        }
+    };
+    ffi::lua_pop(l, 1);
+    ffi::lua_rawgeti(l, 1, 1);
+    ffi::lua_replace(l, 1);
+    Ok(limit)
+}
+
 /// Makes the actor and starts its first goroutine.
 fn start(
     parent: &Arc<Actor>,
     body: Body,
     args: Vec<lugo_vm::portable::Portable>,
+    memory: usize,
 ) -> Result<Arc<Actor>, String> {
     let rt = parent.runtime();
     let child = rt
@@ -99,6 +132,14 @@ fn start(
         .map_err(|e| e.to_string())?;
     let lua = child.lua();
     crate::open(lua, &child).map_err(|e| e.to_string())?;
+    if memory > 0 {
+        // Over it, allocations fail with Lua's "not enough memory".
+        lua.set_memory_limit(memory).map_err(|e| e.to_string())?;
+        child
+            .gc
+            .limit
+            .store(memory, std::sync::atomic::Ordering::Relaxed);
+    }
     let f = match body {
         Body::Bytecode(code) => lua
             .load(&code[..])
@@ -136,6 +177,10 @@ fn start(
 
 unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
+        let memory = match options_arg(l) {
+            Ok(m) => m,
+            Err(r) => return r,
+        };
         let body = match body_arg(l) {
             Ok(b) => b,
             Err(r) => return r,
@@ -147,7 +192,7 @@ unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
                 Err(e) => return raise(format!("actor.spawn: {e}")),
             }
         }
-        match start(actor(l), body, args) {
+        match start(actor(l), body, args, memory) {
             Ok(child) => {
                 push(l, Arc::new(ActorHandle(child)));
                 Ret::N(1)

@@ -54,9 +54,15 @@ pub fn state_word(status: GStatus, reason: crate::g::WaitReason) -> &'static str
 /// the actor (or while no M runs it).
 pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<String> {
     let mut out = String::new();
+    // Goroutines of actors other than the main one say whose they are.
+    let whose = if actor.id == 1 {
+        String::new()
+    } else {
+        format!(" (actor {})", actor.id)
+    };
     if let Some((id, tb)) = current {
         out.push_str(&format!(
-            "goroutine {id} [running]:\n{}",
+            "goroutine {id} [running]{whose}:\n{}",
             format_traceback(tb)
         ));
     }
@@ -71,7 +77,7 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
             out.push('\n');
         }
         out.push_str(&format!(
-            "goroutine {} [{}]:\n{}",
+            "goroutine {} [{}]{whose}:\n{}",
             g.id,
             state_word(g.status, g.reason),
             format_traceback(&tb)
