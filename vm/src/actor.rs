@@ -307,6 +307,12 @@ impl Actor {
             unsafe { crate::ffi::unref_thread(g.thread, g.thread_ref) };
         }
         self.rt.ngoroutines.fetch_sub(gs.len(), Ordering::AcqRel);
+        // Let the state's memory go: nothing of it runs again. (The state
+        // itself stays until the actor is dropped.)
+        *self.task_fn.lock().expect("task fn poisoned") = None;
+        let _ = self.lua.globals().clear();
+        let _ = self.lua.unset_named_registry_value("lugo.go");
+        let _ = self.lua.gc_collect();
         let waiters =
             std::mem::take(&mut *self.end_waiters.lock().expect("actor waiters poisoned"));
         for w in waiters {
@@ -334,6 +340,9 @@ impl Actor {
     /// Runs a pending GC request; called by the M that runs the actor,
     /// before its first G. Publishes the heap size either way.
     pub(crate) fn collect_if_asked(&self) {
+        if self.has_ended() {
+            return;
+        }
         if let Some(kind) = self.gc.take() {
             let done = match kind {
                 GcKind::IdleStep => self.lua.gc_step().map(|_| ()),
