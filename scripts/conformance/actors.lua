@@ -105,6 +105,16 @@ for _ = 1, 4 do got = got + ready:recv() end
 assert(got == 10)
 for k = 1, 4 do assert(hs[k]:wait() == true) end
 
+-- a shared channel outlives one of its holders: the writer ends, its
+-- state is emptied and collected, the values it sent are still there
+local keep = chan(10)
+local writer = actor.spawn(function(c) for i = 1, 5 do c:send(i) end end, keep)
+assert(writer:wait() == true)
+runtime.gc()
+local sum = 0
+for _ = 1, 5 do sum = sum + keep:recv() end
+assert(sum == 15, "values survive their sender's end")
+
 -- a memory limit: the actor over it gets "not enough memory"; the rest goes on
 local hog = actor.spawn({ function()
   local t = {}

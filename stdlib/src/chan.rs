@@ -23,8 +23,13 @@ impl Raw for Chan {
     const MAGIC: u64 = 0x6c75_676f_6368_616e;
     const MT_UPVALUE: c_int = MT_CHAN;
 
-    /// Values still buffered can never be received: release their slots.
+    /// A channel of one actor whose last handle is collected: its buffered
+    /// values can never be received; release their slots. A shared channel
+    /// lives on in other actors (and holds copies, not slots): keep it.
     unsafe fn on_collect(&self, l: *mut ffi::lua_State) {
+        if self.is_shared() {
+            return;
+        }
         for m in self.drain_buffer() {
             release_msg(l, m);
         }
