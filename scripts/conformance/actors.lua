@@ -115,6 +115,32 @@ local sum = 0
 for _ = 1, 5 do sum = sum + keep:recv() end
 assert(sum == 15, "values survive their sender's end")
 
+-- actor handles travel too
+local hc = chan(1)
+local child = actor.spawn(function(c) c:send(actor.self()) end, hc)
+local got_handle = hc:recv()
+assert(got_handle:id() == child:id())
+assert(got_handle:wait() == true)
+local waiter = actor.spawn(function(h, c) c:send(h:wait()) end, child, hc)
+assert(hc:recv() == true)
+waiter:wait()
+
+-- a blocking call in one actor does not stall another: while one actor
+-- sits in os.execute, main and a second actor keep exchanging messages
+local ping, pong, slept = chan(), chan(), chan(1)
+local sleeper = actor.spawn(function(done) os.execute("sleep 0.3") done:send(true) end, slept)
+local echoer = actor.spawn(function(i, o) for v in i:range() do o:send(v) end end, ping, pong)
+local exchanged = 0
+while chan.select({ "recv", slept }, { "default" }) == 2 do
+  ping:send(exchanged)
+  assert(pong:recv() == exchanged)
+  exchanged = exchanged + 1
+end
+ping:close()
+assert(exchanged >= 10, "only " .. exchanged .. " exchanges during the blocking call")
+sleeper:wait()
+echoer:wait()
+
 -- a memory limit: the actor over it gets "not enough memory"; the rest goes on
 local hog = actor.spawn({ function()
   local t = {}

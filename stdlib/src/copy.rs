@@ -13,7 +13,8 @@ use lugo_vm::portable::{PValue, Portable};
 use lugo_vm::{Chan, Msg};
 use mlua::ffi;
 
-use crate::cfn::{arc, push, to_display};
+use crate::actor::ActorHandle;
+use crate::cfn::{arc, check, push, to_display};
 
 /// Copies the value at `idx`; `name` names it in error messages.
 ///
@@ -73,13 +74,16 @@ impl Copier {
                 PValue::String(std::slice::from_raw_parts(p as *const u8, len).into())
             }
             ffi::LUA_TTABLE => self.table(l, idx, path)?,
-            ffi::LUA_TUSERDATA => match arc::<Chan>(l, idx) {
-                Some(ch) => {
+            ffi::LUA_TUSERDATA => {
+                if let Some(ch) = arc::<Chan>(l, idx) {
                     share(l, &ch);
                     PValue::Chan(ch)
+                } else if let Some(h) = check::<ActorHandle>(l, idx) {
+                    PValue::Actor(h.0.clone())
+                } else {
+                    return Err(format!("cannot send userdata at {path}"));
                 }
-                None => return Err(format!("cannot send userdata at {path}")),
-            },
+            }
             ffi::LUA_TFUNCTION => return Err(format!("cannot send function at {path}")),
             ffi::LUA_TTHREAD => return Err(format!("cannot send coroutine at {path}")),
             _ => return Err(format!("cannot send userdata at {path}")),
@@ -210,5 +214,6 @@ unsafe fn push_value(l: *mut ffi::lua_State, v: &PValue, scratch: c_int) {
             ffi::lua_rawgeti(l, scratch, *i as ffi::lua_Integer + 1);
         }
         PValue::Chan(ch) => push(l, Arc::clone(ch)),
+        PValue::Actor(a) => push(l, Arc::new(ActorHandle(Arc::clone(a)))),
     }
 }

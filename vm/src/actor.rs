@@ -612,3 +612,9 @@ mod tests {
         assert!(q.gs[a].wake.is_none());
     }
 }
+
+impl std::fmt::Debug for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "actor {}", self.id)
+    }
+}

@@ -27,6 +27,8 @@ pub enum PValue {
     Table(usize),
     /// A channel (shared, not copied).
     Chan(Arc<Chan>),
+    /// An actor handle.
+    Actor(Arc<crate::Actor>),
 }
 
 /// A copied value: its root and every table it reaches.
