@@ -518,6 +518,12 @@ impl Actor {
     }
 }
 
+impl std::fmt::Debug for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "actor {}", self.id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,11 +616,5 @@ mod tests {
         assert!(matches!(p.wake, Some(Wake::Unit)));
         assert_eq!(q.gs[a].status, GStatus::Running);
         assert!(q.gs[a].wake.is_none());
-    }
-}
-
-impl std::fmt::Debug for Actor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "actor {}", self.id)
     }
 }
