@@ -11,7 +11,7 @@
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local C = dofile(dir .. "common.lua")
 
-local WORK = C.size(4000000, 1000000)
+local WORK = C.size(20000000, 2000000)
 
 local function work(n)
   local s = 0

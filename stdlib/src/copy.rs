@@ -175,6 +175,25 @@ pub(crate) unsafe fn push_portable(l: *mut ffi::lua_State, p: &Portable) {
         push_value(l, &p.root, 0);
         return;
     }
+    // The common message: one flat table. No scratch table needed.
+    if let (PValue::Table(0), [entries]) = (&p.root, &p.tables[..]) {
+        if !entries
+            .iter()
+            .any(|(k, v)| matches!(k, PValue::Table(_)) || matches!(v, PValue::Table(_)))
+        {
+            let narr = entries
+                .iter()
+                .filter(|(k, _)| matches!(k, PValue::Integer(_)))
+                .count();
+            ffi::lua_createtable(l, narr as c_int, (entries.len() - narr) as c_int);
+            for (k, v) in entries {
+                push_value(l, k, 0);
+                push_value(l, v, 0);
+                ffi::lua_rawset(l, -3);
+            }
+            return;
+        }
+    }
     // Every table first (index -> table in a scratch table), then fill
     // them: references, cycles included, resolve through the scratch.
     ffi::lua_createtable(l, p.tables.len() as c_int, 0);

@@ -144,13 +144,28 @@ pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     }
     time::register(lua, actor, &p)?;
     runtime::register(lua, actor, &p)?;
-    let exports: Table = lua
-        .load(PRELUDE)
-        .set_name(format!("={}", lugo_vm::sched::dump::LUGO_CHUNK))
-        .call(p)?;
+    let exports: Table = prelude(lua)?.call(p)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
     Ok(())
+}
+
+/// The prelude's function in `lua`. It is compiled once per process and
+/// loaded as bytecode in every later state (actors are spawned often).
+fn prelude(lua: &Lua) -> mlua::Result<Function> {
+    static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    if let Some(code) = BYTECODE.get() {
+        return lua
+            .load(&code[..])
+            .set_mode(mlua::chunk::ChunkMode::Binary)
+            .into_function();
+    }
+    let f = lua
+        .load(PRELUDE)
+        .set_name(format!("={}", lugo_vm::sched::dump::LUGO_CHUNK))
+        .into_function()?;
+    let _ = BYTECODE.set(f.dump(false));
+    Ok(f)
 }
 
 /// Registry key of lugo's own `go` (the global may be replaced by a script).
