@@ -12,8 +12,10 @@
 //!    Gs through [`GRef::ready`] with plain data.
 //! 3. A G is in `runq`/`runnext` exactly when its status is `Runnable`.
 
+use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::mem::ManuallyDrop;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use mlua::{Function, Lua};
@@ -147,7 +149,10 @@ pub struct Actor {
     /// Program-wide actor id; the main actor is 1.
     pub id: u64,
     pub(crate) rt: Arc<Shared>,
-    lua: Lua,
+    /// The actor's state; dropped by [`Actor::close_state`] once the actor
+    /// has ended (see the `Sync` impl below).
+    lua: UnsafeCell<ManuallyDrop<Lua>>,
+    state_closed: AtomicBool,
     pub(crate) q: Mutex<ActorQueue>,
     /// Key and id of the G being run (valid while an M runs this actor).
     current_key: AtomicUsize,
@@ -214,7 +219,8 @@ impl Actor {
         Ok(Arc::new(Actor {
             id,
             rt,
-            lua,
+            lua: UnsafeCell::new(ManuallyDrop::new(lua)),
+            state_closed: AtomicBool::new(false),
             q: Mutex::new(ActorQueue {
                 gs: Slab::new(),
                 runq: VecDeque::new(),
@@ -235,7 +241,16 @@ impl Actor {
 
     /// The actor's Lua state. Only the M running the actor may use it.
     pub fn lua(&self) -> &Lua {
-        &self.lua
+        debug_assert!(
+            !self.is_closed(),
+            "actor {}: state used after close",
+            self.id
+        );
+        // SAFETY: the state is only dropped by `close_state`, after the
+        // actor has ended, by the M that ran it last, when nothing can run
+        // it again (an ended actor stays `scheduled` and is never queued);
+        // callers of `lua` run on the actor's M while it is active.
+        unsafe { &*self.lua.get() }
     }
 
     /// Runs `f` holding the Lua state's own lock (mlua's). The M holds it
@@ -243,7 +258,7 @@ impl Actor {
     /// (`crate::ffi`) does not take it, and another thread using the state
     /// through mlua (a host setting up the main goroutine) must wait.
     pub(crate) fn with_state<R>(&self, f: impl FnOnce() -> R) -> R {
-        self.lua.exec_raw_lua(|_| f())
+        self.lua().exec_raw_lua(|_| f())
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ActorQueue> {
@@ -310,14 +325,33 @@ impl Actor {
         // Let the state's memory go: nothing of it runs again. (The state
         // itself stays until the actor is dropped.)
         *self.task_fn.lock().expect("task fn poisoned") = None;
-        let _ = self.lua.globals().clear();
-        let _ = self.lua.unset_named_registry_value("lugo.go");
-        let _ = self.lua.gc_collect();
+        let _ = self.lua().globals().clear();
+        let _ = self.lua().unset_named_registry_value("lugo.go");
+        let _ = self.lua().gc_collect();
         let waiters =
             std::mem::take(&mut *self.end_waiters.lock().expect("actor waiters poisoned"));
         for w in waiters {
             w.ready(Wake::Unit);
         }
+    }
+
+    /// Whether the actor's state has been dropped.
+    pub fn is_closed(&self) -> bool {
+        self.state_closed.load(Ordering::Acquire)
+    }
+
+    /// Drops the state of an ended actor, freeing its memory (its
+    /// finalizers run: sockets close, channels let go). Called by the M
+    /// that ran the actor last, outside `with_state`.
+    pub(crate) fn close_state(&self) {
+        debug_assert!(self.has_ended());
+        if self.state_closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // SAFETY: see `lua`: the actor has ended and this M is the only
+        // one that can reach its state; `state_closed` makes this the one
+        // drop, and no `lua()` borrow is alive (we are outside `with_state`).
+        unsafe { ManuallyDrop::drop(&mut *self.lua.get()) };
     }
 
     /// Whether the actor has ended.
@@ -345,8 +379,8 @@ impl Actor {
         }
         if let Some(kind) = self.gc.take() {
             let done = match kind {
-                GcKind::IdleStep => self.lua.gc_step().map(|_| ()),
-                GcKind::Periodic | GcKind::Limit => self.lua.gc_collect(),
+                GcKind::IdleStep => self.lua().gc_step().map(|_| ()),
+                GcKind::Periodic | GcKind::Limit => self.lua().gc_collect(),
             };
             // A collection that fails (an error in a __gc) is not retried.
             if done.is_ok() {
@@ -357,7 +391,7 @@ impl Actor {
                 }
                 self.gc
                     .after_last
-                    .store(self.lua.used_memory(), Ordering::Relaxed);
+                    .store(self.lua().used_memory(), Ordering::Relaxed);
             }
         }
         self.publish_heap();
@@ -367,7 +401,7 @@ impl Actor {
     pub(crate) fn publish_heap(&self) {
         self.gc
             .used
-            .store(self.lua.used_memory(), Ordering::Relaxed);
+            .store(self.lua().used_memory(), Ordering::Relaxed);
     }
 
     /// Counts a full collection asked for by the program (`runtime.gc()`).
@@ -378,7 +412,7 @@ impl Actor {
             .store(crate::timer::now_ns(), Ordering::Relaxed);
         self.gc
             .after_last
-            .store(self.lua.used_memory(), Ordering::Relaxed);
+            .store(self.lua().used_memory(), Ordering::Relaxed);
     }
 
     /// Posts task `id` to be run by the actor's task function on its M.
@@ -515,6 +549,21 @@ impl Actor {
     /// The runtime's shared state (timers, counters).
     pub fn rt_shared(&self) -> &Arc<Shared> {
         &self.rt
+    }
+}
+
+// SAFETY: every field but `lua` is Sync. `lua` (an mlua state, itself
+// Send + Sync) sits in an UnsafeCell only so that `close_state` can drop it
+// in place; that happens once, on the one M that can reach the ended
+// actor's state, and no other access follows (see `lua`).
+unsafe impl Sync for Actor {}
+
+impl Drop for Actor {
+    fn drop(&mut self) {
+        if !self.state_closed.swap(true, Ordering::AcqRel) {
+            // SAFETY: `&mut self`: nothing else can use the state.
+            unsafe { ManuallyDrop::drop(self.lua.get_mut()) };
+        }
     }
 }
 

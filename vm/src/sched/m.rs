@@ -70,7 +70,14 @@ pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
     p.home.bind();
     let _ = p.home_thread.set(std::thread::current());
     while let Some(actor) = shared.find_runnable(pid) {
+        if actor.is_closed() {
+            continue;
+        }
         actor.with_state(|| shared.run_actor(pid, &actor));
+        if actor.has_ended() {
+            // Outside `with_state`: the state's own lock is released.
+            actor.close_state();
+        }
     }
 }
 
@@ -317,9 +324,9 @@ impl Shared {
                         if actor.id == 1 {
                             self.finish(Outcome::Exit(0));
                         } else {
+                            // `scheduled` stays set: an ended actor is
+                            // never queued again, and this M closes it.
                             actor.end(Ok(()));
-                            q = actor.lock();
-                            q.scheduled = false;
                         }
                         break;
                     }
@@ -333,7 +340,6 @@ impl Shared {
                         // An actor's uncaught error ends that actor only.
                         let err = report.strip_prefix("panic: ").unwrap_or(&report);
                         actor.end(Err(err.trim_end().to_string()));
-                        actor.lock().scheduled = false;
                     }
                     break;
                 }
