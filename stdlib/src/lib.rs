@@ -115,6 +115,15 @@ pub(crate) fn arg(args: &MultiValue, i: usize) -> &Value {
 
 /// Installs the lugo modules in `lua`, the state of `actor`.
 pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
+    // Everything made here lives as long as the state: collecting while
+    // making it is wasted work (actors are spawned often).
+    lua.gc_stop();
+    let r = open_modules(lua, actor);
+    lua.gc_restart();
+    r
+}
+
+fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     let p = lua.create_table()?;
     p.set("SCHED", park::sched())?;
     p.set("ERR", park::err())?;

@@ -322,12 +322,9 @@ impl Actor {
             unsafe { crate::ffi::unref_thread(g.thread, g.thread_ref) };
         }
         self.rt.ngoroutines.fetch_sub(gs.len(), Ordering::AcqRel);
-        // Let the state's memory go: nothing of it runs again. (The state
-        // itself stays until the actor is dropped.)
+        // Nothing of the state runs again; its M drops it after this run
+        // (`close_state`).
         *self.task_fn.lock().expect("task fn poisoned") = None;
-        let _ = self.lua().globals().clear();
-        let _ = self.lua().unset_named_registry_value("lugo.go");
-        let _ = self.lua().gc_collect();
         let waiters =
             std::mem::take(&mut *self.end_waiters.lock().expect("actor waiters poisoned"));
         for w in waiters {
