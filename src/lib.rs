@@ -28,6 +28,7 @@ use mlua::{Function, Lua, MultiValue};
 #[derive(Default)]
 pub struct Builder {
     procs: Option<usize>,
+    memory_limit: usize,
 }
 
 impl Builder {
@@ -37,16 +38,30 @@ impl Builder {
         self
     }
 
+    /// Limits the Lua heap of every actor, the main one included, to
+    /// `bytes` (default 0: no limit). Over it, allocations fail with Lua's
+    /// "not enough memory" error, which the script may catch; the host and
+    /// other actors go on. `actor.spawn{ f, memory = bytes }` sets one
+    /// actor's own limit.
+    pub fn memory_limit(mut self, bytes: usize) -> Builder {
+        self.memory_limit = bytes;
+        self
+    }
+
     /// Starts the scheduler and makes the main actor with lugo's stdlib.
     pub fn build(self) -> mlua::Result<Runtime> {
         let mut config = Config::default();
         if let Some(n) = self.procs {
             config.procs = n;
         }
+        config.actor_memory = self.memory_limit;
         let vm = lugo_vm::Runtime::new(config);
         lugo_sysmon::start(vm.clone(), lugo_sysmon::Debug::from_env());
         let main = vm.new_actor(lugo_vm::new_lua())?;
         lugo_stdlib::open(main.lua(), &main)?;
+        if self.memory_limit > 0 {
+            main.set_memory_limit(self.memory_limit)?;
+        }
         Ok(Runtime { vm, main })
     }
 }

@@ -132,13 +132,13 @@ fn start(
         .map_err(|e| e.to_string())?;
     let lua = child.lua();
     crate::open(lua, &child).map_err(|e| e.to_string())?;
+    let memory = if memory > 0 {
+        memory
+    } else {
+        rt.actor_memory()
+    };
     if memory > 0 {
-        // Over it, allocations fail with Lua's "not enough memory".
-        lua.set_memory_limit(memory).map_err(|e| e.to_string())?;
-        child
-            .gc
-            .limit
-            .store(memory, std::sync::atomic::Ordering::Relaxed);
+        child.set_memory_limit(memory).map_err(|e| e.to_string())?;
     }
     let f = match body {
         Body::Bytecode(code) => lua

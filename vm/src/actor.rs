@@ -401,6 +401,15 @@ impl Actor {
             .store(self.lua().used_memory(), Ordering::Relaxed);
     }
 
+    /// Limits the actor's Lua heap to `bytes` (0: no limit): over it,
+    /// allocations fail with Lua's "not enough memory", and sysmon collects
+    /// the actor when it nears the limit.
+    pub fn set_memory_limit(&self, bytes: usize) -> mlua::Result<()> {
+        self.lua().set_memory_limit(bytes)?;
+        self.gc.limit.store(bytes, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Counts a full collection asked for by the program (`runtime.gc()`).
     pub fn count_user_gc(&self) {
         self.rt.stats.gc.user.fetch_add(1, Ordering::Relaxed);
@@ -534,12 +543,19 @@ impl Actor {
 /// A new Lua state with the full standard library, `debug` included
 /// (lugo runs scripts as `lua` does).
 pub fn new_lua() -> Lua {
-    // SAFETY: `unsafe_new` also loads the `debug` library, which lets a
+    // SAFETY: an unsafe state may load the `debug` library, which lets a
     // script break invariants mlua relies on (for example by replacing a
     // userdata's metatable). lugo runs trusted scripts with the full
     // standard library, as the `lua` command does; the sandbox for
     // untrusted code builds its states without `debug`.
-    unsafe { Lua::unsafe_new() }
+    let lua = unsafe { Lua::unsafe_new_with(mlua::StdLib::NONE, mlua::LuaOptions::default()) };
+    // A fresh state holds no garbage: collecting while the libraries are
+    // made is wasted work (actors are spawned often).
+    lua.gc_stop();
+    let libs = lua.load_std_libs(mlua::StdLib::ALL);
+    lua.gc_restart();
+    libs.expect("the standard library loads into a fresh state");
+    lua
 }
 
 impl Actor {

@@ -54,12 +54,16 @@ pub const ACTOR_SLICE_NS: u64 = 10_000_000;
 pub struct Config {
     /// Number of Ps (`GOMAXPROCS`).
     pub procs: usize,
+    /// Memory limit in bytes for each actor's Lua heap (0: none);
+    /// `actor.spawn{ f, memory = bytes }` sets one actor's own.
+    pub actor_memory: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
         Config {
             procs: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            actor_memory: 0,
         }
     }
 }
@@ -142,6 +146,8 @@ pub struct Shared {
     pub(crate) started_gs: AtomicBool,
     /// Counters for `runtime.stats()`.
     pub stats: Stats,
+    /// Default memory limit of an actor (`Config::actor_memory`).
+    actor_memory: usize,
     /// sysmon's mailbox, once it runs.
     monitor: OnceLock<Sender<()>>,
     /// sysmon sleeps until woken (every P was idle).
@@ -369,6 +375,7 @@ impl Runtime {
             stopping: AtomicBool::new(false),
             started_gs: AtomicBool::new(false),
             stats: Stats::default(),
+            actor_memory: config.actor_memory,
             monitor: OnceLock::new(),
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
@@ -400,6 +407,11 @@ impl Runtime {
         let a = Actor::new(self.shared.clone(), id, lua)?;
         lock(&self.shared.actors).push(Arc::downgrade(&a));
         Ok(a)
+    }
+
+    /// The default memory limit of an actor in bytes (0: none).
+    pub fn actor_memory(&self) -> usize {
+        self.shared.actor_memory
     }
 
     /// Blocks until the program ends and returns how.

@@ -1,0 +1,83 @@
+//! The embedding API (crate `lugo`): a host builds a runtime, runs Lua in
+//! it and gets the outcome back as a value.
+
+use lugo::mlua::MultiValue;
+use lugo::{Outcome, Runtime};
+
+/// Runs `src` as the main goroutine of a fresh runtime built by `build`.
+fn run_with(build: lugo::Builder, src: &str) -> Outcome {
+    let rt = build.build().expect("the runtime starts");
+    let main = rt
+        .lua()
+        .load(src)
+        .set_name("=embed")
+        .into_function()
+        .expect("the test chunk compiles");
+    rt.run(main, MultiValue::new())
+        .expect("the main goroutine starts")
+}
+
+#[test]
+fn goroutines_and_channels_run_for_the_host() {
+    let outcome = run_with(
+        Runtime::builder().procs(2),
+        r#"
+        local c = chan(0)
+        local sum = 0
+        for i = 1, 100 do go(function() c:send(i) end) end
+        for _ = 1, 100 do sum = sum + c:recv() end
+        assert(sum == 5050, sum)
+        "#,
+    );
+    assert_eq!(outcome, Outcome::Exit(0));
+}
+
+#[test]
+fn an_uncaught_error_is_an_outcome_not_a_panic_of_the_host() {
+    let outcome = run_with(Runtime::builder().procs(1), "error('boom')");
+    match outcome {
+        Outcome::Panic(report) => assert!(report.contains("boom"), "{report}"),
+        other => panic!("expected a panic outcome, got {other:?}"),
+    }
+    assert_eq!(
+        run_with(Runtime::builder().procs(1), "error('boom')").code(),
+        2
+    );
+}
+
+#[test]
+fn memory_limit_applies_to_every_actor_and_the_program_goes_on() {
+    let outcome = run_with(
+        Runtime::builder().procs(2).memory_limit(4 << 20),
+        r#"
+        local function hog()
+          local t = {}
+          for i = 1, 1e8 do t[i] = ("x"):rep(64) .. i end
+        end
+        -- the main actor: the error can be caught, the state stays usable
+        local ok, err = pcall(hog)
+        assert(not ok and tostring(err):find("not enough memory", 1, true), tostring(err))
+        collectgarbage()
+        -- a spawned actor inherits the limit; its failure ends only it
+        local ok2, err2 = actor.spawn(hog):wait()
+        assert(ok2 == false and err2:find("not enough memory", 1, true), err2)
+        -- an actor's own limit overrides the default
+        local big = actor.spawn({ function() return #("x"):rep(8 << 20) end, memory = 64 << 20 })
+        local ok3, err3 = big:wait()
+        assert(ok3 == true, err3)
+        -- and the main actor allocates again after its failure
+        local s = ("y"):rep(1 << 20)
+        assert(#s == 1 << 20)
+        "#,
+    );
+    assert_eq!(outcome, Outcome::Exit(0));
+}
+
+#[test]
+fn without_a_memory_limit_a_large_heap_is_fine() {
+    let outcome = run_with(
+        Runtime::builder().procs(1),
+        "local s = ('x'):rep(16 << 20) assert(#s == 16 << 20)",
+    );
+    assert_eq!(outcome, Outcome::Exit(0));
+}
