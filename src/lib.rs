@@ -29,6 +29,7 @@ use mlua::{Function, Lua, MultiValue};
 pub struct Builder {
     procs: Option<usize>,
     memory_limit: usize,
+    sandbox: bool,
 }
 
 impl Builder {
@@ -48,6 +49,16 @@ impl Builder {
         self
     }
 
+    /// Makes every actor a sandbox for untrusted scripts (default: off):
+    /// no `io`, no `os` but `os.time` and `os.clock`, no `debug`, no
+    /// `loadfile`/`dofile`, `require` finds only `package.preload`, `load`
+    /// takes text chunks only, and `actor.spawn` takes functions, not
+    /// paths. Combine with [`Builder::memory_limit`].
+    pub fn sandbox(mut self, on: bool) -> Builder {
+        self.sandbox = on;
+        self
+    }
+
     /// Starts the scheduler and makes the main actor with lugo's stdlib.
     pub fn build(self) -> mlua::Result<Runtime> {
         let mut config = Config::default();
@@ -55,6 +66,7 @@ impl Builder {
             config.procs = n;
         }
         config.actor_memory = self.memory_limit;
+        config.sandbox = self.sandbox;
         let vm = lugo_vm::Runtime::new(config);
         lugo_sysmon::start(vm.clone(), lugo_sysmon::Debug::from_env());
         let main = vm.new_actor(lugo_vm::new_lua())?;

@@ -81,3 +81,58 @@ fn without_a_memory_limit_a_large_heap_is_fine() {
     );
     assert_eq!(outcome, Outcome::Exit(0));
 }
+
+/// What a sandboxed script can and cannot do, checked in the main actor
+/// and in an actor it spawns (every actor of a sandboxed runtime is one).
+const SANDBOX_CHECKS: &str = r#"
+    assert(io == nil and debug == nil and loadfile == nil and dofile == nil)
+    assert(os.exit == nil and os.getenv == nil and os.execute == nil and os.remove == nil)
+    assert(type(os.time()) == "number" and type(os.clock()) == "number")
+    assert(not pcall(require, "io") and not pcall(require, "debug"))
+    assert(package.loadlib == nil)
+    -- a Lua file that `require` finds from the working directory elsewhere
+    local ok, err = pcall(require, "scripts.examples.hello")
+    assert(not ok and err:find("module 'scripts.examples.hello' not found", 1, true), err)
+    -- binary chunks are refused, text chunks load (with or without env)
+    local f, lerr = load(string.dump(function() return 1 end), "bin", "b")
+    assert(f == nil and lerr:find("binary chunk", 1, true), lerr)
+    assert(load("return 1 + 1")() == 2)
+    assert(load("return x", "env", "t", { x = 7 })() == 7)
+    assert(not pcall(load("return x", "nil env", "t", nil)))  -- _ENV is nil
+    -- goroutines and channels work as usual
+    local c = chan(1)
+    go(function() c:send("ok") end)
+    assert(c:recv() == "ok")
+"#;
+
+#[test]
+fn a_sandboxed_script_cannot_read_files_or_load_bytecode() {
+    let src = format!(
+        r#"
+        {SANDBOX_CHECKS}
+        local ok, err = pcall(actor.spawn, "scripts/examples/hello.lua")
+        assert(not ok and err:find("actor.spawn: a sandboxed script cannot load a file", 1, true), err)
+        local checks = ...
+        local h = actor.spawn(function(src) assert(load(src))() end, checks)
+        local ok2, err2 = h:wait()
+        assert(ok2 == true, err2)
+        "#
+    );
+    let rt = Runtime::builder().procs(2).sandbox(true).build().unwrap();
+    let main = rt.lua().load(src).into_function().unwrap();
+    let args = MultiValue::from_iter([lugo::mlua::Value::String(
+        rt.lua().create_string(SANDBOX_CHECKS).unwrap(),
+    )]);
+    assert_eq!(rt.run(main, args).unwrap(), Outcome::Exit(0));
+}
+
+#[test]
+fn an_unsandboxed_runtime_keeps_the_full_library() {
+    let outcome = run_with(
+        Runtime::builder().procs(1),
+        r#"assert(io and debug and os.getenv and loadfile)
+           assert(package.searchers[2])
+           assert(load(string.dump(function() return 1 end))() == 1)"#,
+    );
+    assert_eq!(outcome, Outcome::Exit(0));
+}

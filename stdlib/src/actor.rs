@@ -146,6 +146,9 @@ fn start(
             .set_mode(ChunkMode::Binary)
             .set_name("=actor")
             .into_function(),
+        Body::File(_) if rt.is_sandbox() => {
+            return Err("a sandboxed script cannot load a file".into())
+        }
         Body::File(path) => {
             let src = std::fs::read(&path).map_err(|e| {
                 let e = e.to_string();

@@ -36,6 +36,9 @@ use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
+/// Takes from a sandboxed state what untrusted code must not reach.
+const SANDBOX: &str = include_str!("sandbox.lua");
+
 /// Why a raw function did not return its results.
 pub(crate) enum Raise {
     /// The caller's mistake: raised by the Lua half as a string error.
@@ -156,6 +159,9 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     let exports: Table = prelude(lua)?.call(p)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
+    if actor.runtime().is_sandbox() {
+        lua.load(SANDBOX).set_name("=[lugo sandbox]").exec()?;
+    }
     Ok(())
 }
 

@@ -57,6 +57,8 @@ pub struct Config {
     /// Memory limit in bytes for each actor's Lua heap (0: none);
     /// `actor.spawn{ f, memory = bytes }` sets one actor's own.
     pub actor_memory: usize,
+    /// Every actor is a sandbox for untrusted code (see `lugo::Builder::sandbox`).
+    pub sandbox: bool,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
         Config {
             procs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             actor_memory: 0,
+            sandbox: false,
         }
     }
 }
@@ -148,6 +151,8 @@ pub struct Shared {
     pub stats: Stats,
     /// Default memory limit of an actor (`Config::actor_memory`).
     actor_memory: usize,
+    /// `Config::sandbox`.
+    sandbox: bool,
     /// sysmon's mailbox, once it runs.
     monitor: OnceLock<Sender<()>>,
     /// sysmon sleeps until woken (every P was idle).
@@ -376,6 +381,7 @@ impl Runtime {
             started_gs: AtomicBool::new(false),
             stats: Stats::default(),
             actor_memory: config.actor_memory,
+            sandbox: config.sandbox,
             monitor: OnceLock::new(),
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
@@ -412,6 +418,11 @@ impl Runtime {
     /// The default memory limit of an actor in bytes (0: none).
     pub fn actor_memory(&self) -> usize {
         self.shared.actor_memory
+    }
+
+    /// Whether every actor is a sandbox for untrusted code.
+    pub fn is_sandbox(&self) -> bool {
+        self.shared.sandbox
     }
 
     /// Blocks until the program ends and returns how.
