@@ -50,8 +50,8 @@ impl Builder {
     }
 
     /// Makes every actor a sandbox for untrusted scripts (default: off):
-    /// no `io`, no `os` but `os.time` and `os.clock`, no `debug`, no
-    /// `loadfile`/`dofile`, `require` finds only `package.preload`, `load`
+    /// no `io`, no `os` but `os.time` and `os.clock`, no `debug`, no `net`,
+    /// no `loadfile`/`dofile`, `require` finds only `package.preload`, `load`
     /// takes text chunks only, and `actor.spawn` takes functions, not
     /// paths. Combine with [`Builder::memory_limit`].
     pub fn sandbox(mut self, on: bool) -> Builder {

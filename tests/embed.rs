@@ -88,6 +88,7 @@ const SANDBOX_CHECKS: &str = r#"
     assert(io == nil and debug == nil and loadfile == nil and dofile == nil)
     assert(os.exit == nil and os.getenv == nil and os.execute == nil and os.remove == nil)
     assert(type(os.time()) == "number" and type(os.clock()) == "number")
+    assert(net == nil and not pcall(require, "net"))
     assert(not pcall(require, "io") and not pcall(require, "debug"))
     assert(package.loadlib == nil)
     -- a Lua file that `require` finds from the working directory elsewhere
@@ -130,7 +131,7 @@ fn a_sandboxed_script_cannot_read_files_or_load_bytecode() {
 fn an_unsandboxed_runtime_keeps_the_full_library() {
     let outcome = run_with(
         Runtime::builder().procs(1),
-        r#"assert(io and debug and os.getenv and loadfile)
+        r#"assert(io and debug and os.getenv and loadfile and net)
            assert(package.searchers[2])
            assert(load(string.dump(function() return 1 end))() == 1)"#,
     );
