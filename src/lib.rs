@@ -15,6 +15,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 pub mod quit;
 
@@ -30,6 +31,7 @@ pub struct Builder {
     procs: Option<usize>,
     memory_limit: usize,
     sandbox: bool,
+    cpu_budget: Option<Duration>,
 }
 
 impl Builder {
@@ -59,6 +61,16 @@ impl Builder {
         self
     }
 
+    /// Gives every actor at most `budget` of running time (default: no
+    /// limit). sysmon preempts a goroutine that runs 10 ms; an actor found
+    /// over its budget then is stopped: another actor ends with
+    /// `cpu budget of ... exceeded` (what its handle's `wait` returns), the
+    /// main actor ends the run with that panic. The host goes on.
+    pub fn cpu_budget(mut self, budget: Duration) -> Builder {
+        self.cpu_budget = Some(budget);
+        self
+    }
+
     /// Starts the scheduler and makes the main actor with lugo's stdlib.
     pub fn build(self) -> mlua::Result<Runtime> {
         let mut config = Config::default();
@@ -67,6 +79,7 @@ impl Builder {
         }
         config.actor_memory = self.memory_limit;
         config.sandbox = self.sandbox;
+        config.cpu_budget = self.cpu_budget;
         let vm = lugo_vm::Runtime::new(config);
         lugo_sysmon::start(vm.clone(), lugo_sysmon::Debug::from_env());
         let main = vm.new_actor(lugo_vm::new_lua())?;

@@ -137,3 +137,59 @@ fn an_unsandboxed_runtime_keeps_the_full_library() {
     );
     assert_eq!(outcome, Outcome::Exit(0));
 }
+
+#[test]
+fn a_cpu_budget_stops_a_looping_actor_and_the_others_go_on() {
+    let outcome = run_with(
+        Runtime::builder()
+            .procs(2)
+            .sandbox(true)
+            .cpu_budget(std::time::Duration::from_millis(200)),
+        r#"
+        -- an untrusted actor that loops forever, even inside pcall
+        local spinner = actor.spawn(function()
+          while true do pcall(function() while true do end end) end
+        end)
+        -- a well-behaved actor next to it
+        local worker = actor.spawn(function()
+          local s = 0
+          for i = 1, 1000 do s = s + i end
+          assert(s == 500500)
+        end)
+        local ok, err = spinner:wait()
+        assert(ok == false and err:find("cpu budget of 200ms exceeded", 1, true), err)
+        local okw, errw = worker:wait()
+        assert(okw == true, errw)
+        -- the main actor itself is stopped too once it spins
+        while true do end
+        "#,
+    );
+    match outcome {
+        Outcome::Panic(report) => assert!(
+            report.starts_with("panic: cpu budget of 200ms exceeded"),
+            "{report}"
+        ),
+        other => panic!("expected the main actor to be stopped, got {other:?}"),
+    }
+}
+
+#[test]
+fn many_short_goroutine_switches_count_against_the_budget() {
+    // No goroutine runs long enough to be preempted: the budget is
+    // charged every 16 switches.
+    let outcome = run_with(
+        Runtime::builder()
+            .procs(1)
+            .cpu_budget(std::time::Duration::from_millis(100)),
+        r#"
+        for _ = 1, 4 do
+          go(function() while true do runtime.gosched() end end)
+        end
+        while true do runtime.gosched() end
+        "#,
+    );
+    match outcome {
+        Outcome::Panic(report) => assert!(report.contains("cpu budget"), "{report}"),
+        other => panic!("expected a budget stop, got {other:?}"),
+    }
+}

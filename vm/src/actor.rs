@@ -167,6 +167,9 @@ pub struct Actor {
     ended: Mutex<Option<Result<(), String>>>,
     /// Gs waiting for the actor to end.
     end_waiters: Mutex<Vec<GRef>>,
+    /// Time the actor has run on an M, in ns (kept when the runtime has a
+    /// CPU budget; written only by the M that runs the actor).
+    cpu_used_ns: AtomicU64,
 }
 
 /// A reference to one G that can wake it from any thread.
@@ -236,6 +239,7 @@ impl Actor {
             main_gid: AtomicU64::new(0),
             ended: Mutex::new(None),
             end_waiters: Mutex::new(Vec::new()),
+            cpu_used_ns: AtomicU64::new(0),
         }))
     }
 
@@ -330,6 +334,17 @@ impl Actor {
         for w in waiters {
             w.ready(Wake::Unit);
         }
+    }
+
+    /// Adds the time since `*mark` to the actor's running time, moves
+    /// `mark` to now and returns the total in ns (on the M running it).
+    pub(crate) fn charge_cpu(&self, mark: &mut std::time::Instant) -> u64 {
+        let now = std::time::Instant::now();
+        let ran = now.saturating_duration_since(*mark).as_nanos() as u64;
+        *mark = now;
+        let used = self.cpu_used_ns.load(Ordering::Relaxed).saturating_add(ran);
+        self.cpu_used_ns.store(used, Ordering::Relaxed);
+        used
     }
 
     /// Whether the actor's state has been dropped.

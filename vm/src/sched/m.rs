@@ -252,6 +252,9 @@ impl Shared {
         // This M's own slot (a spare serving the P has its own).
         let slot = crate::preempt::current_slot().expect("an M has a running slot");
         let start = Instant::now();
+        // Start of the time not yet charged to the actor's CPU budget.
+        let mut mark = start;
+        let budget = self.cpu_budget_ns;
         let mut rounds: u32 = 0;
         let mut q = actor.lock();
         loop {
@@ -291,6 +294,7 @@ impl Shared {
             actor.set_current(usize::MAX, 0);
             q = actor.lock();
             apply_deferred(&mut q);
+            let mut preempted = false;
             match res {
                 Resumed::Parked(reason) => {
                     let g = &mut q.gs[key];
@@ -308,6 +312,7 @@ impl Shared {
                 }
                 Resumed::Preempted => {
                     // To the back of its actor's queue, as Go does.
+                    preempted = true;
                     self.stats.preemptions.fetch_add(1, Ordering::Relaxed);
                     q.gs[key].status = GStatus::Runnable;
                     q.push_back(key);
@@ -343,6 +348,17 @@ impl Shared {
                     }
                     break;
                 }
+            }
+
+            // The CPU budget: looked at when sysmon preempts a goroutine
+            // that runs long, and every 16 switches.
+            if budget > 0
+                && (preempted || rounds.is_multiple_of(16))
+                && actor.charge_cpu(&mut mark) > budget
+            {
+                drop(q);
+                self.stop_over_budget(actor);
+                break;
             }
 
             if let Some(when) = self.timers.next_deadline() {
@@ -386,8 +402,23 @@ impl Shared {
             DEFERRED.with_borrow(|d| d.is_empty()),
             "readies left unapplied"
         );
+        if budget > 0 {
+            actor.charge_cpu(&mut mark);
+        }
         actor.publish_heap();
         RUNNING_ACTOR.set(0);
+    }
+
+    /// Stops an actor that has used up the CPU budget: the main actor ends
+    /// the program with a panic, another actor ends with that error.
+    fn stop_over_budget(&self, actor: &Arc<Actor>) {
+        let budget = Duration::from_nanos(self.cpu_budget_ns);
+        let msg = format!("cpu budget of {budget:?} exceeded");
+        if actor.id == 1 {
+            self.finish(Outcome::Panic(format!("panic: {msg}\n")));
+        } else {
+            actor.end(Err(msg));
+        }
     }
 
     fn run_tasks(&self, actor: &Arc<Actor>, tasks: Vec<u64>) {

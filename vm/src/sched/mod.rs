@@ -59,6 +59,9 @@ pub struct Config {
     pub actor_memory: usize,
     /// Every actor is a sandbox for untrusted code (see `lugo::Builder::sandbox`).
     pub sandbox: bool,
+    /// Time each actor may run on an M before it is stopped (None: no
+    /// limit); checked when sysmon preempts one of its goroutines.
+    pub cpu_budget: Option<std::time::Duration>,
 }
 
 impl Default for Config {
@@ -67,6 +70,7 @@ impl Default for Config {
             procs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             actor_memory: 0,
             sandbox: false,
+            cpu_budget: None,
         }
     }
 }
@@ -153,6 +157,8 @@ pub struct Shared {
     actor_memory: usize,
     /// `Config::sandbox`.
     sandbox: bool,
+    /// `Config::cpu_budget` in ns (0: none).
+    pub(crate) cpu_budget_ns: u64,
     /// sysmon's mailbox, once it runs.
     monitor: OnceLock<Sender<()>>,
     /// sysmon sleeps until woken (every P was idle).
@@ -382,6 +388,9 @@ impl Runtime {
             stats: Stats::default(),
             actor_memory: config.actor_memory,
             sandbox: config.sandbox,
+            cpu_budget_ns: config
+                .cpu_budget
+                .map_or(0, |d| d.as_nanos().clamp(1, u64::MAX as u128) as u64),
             monitor: OnceLock::new(),
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
