@@ -19,11 +19,11 @@ use std::time::Duration;
 
 pub mod quit;
 
-pub use lugo_vm::{Config, Outcome};
+pub use lugo_vm::{Config, HostFunction, Outcome};
 pub use mlua;
 
 use lugo_vm::Actor;
-use mlua::{Function, Lua, MultiValue};
+use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue};
 
 /// Builds a [`Runtime`].
 #[derive(Default)]
@@ -32,6 +32,7 @@ pub struct Builder {
     memory_limit: usize,
     sandbox: bool,
     cpu_budget: Option<Duration>,
+    host_functions: Vec<HostFunction>,
 }
 
 impl Builder {
@@ -71,6 +72,52 @@ impl Builder {
         self
     }
 
+    /// Gives every actor a global function `name` that calls `f` with the
+    /// calling actor's state, in the style of [`Lua::create_function`].
+    /// It runs on the goroutine's M while its actor waits: keep it short,
+    /// or use [`Builder::blocking_function`]. Arguments that do not
+    /// convert to `A` raise `name: ...`; an `Err` from `f` is a Lua error.
+    pub fn function<A, R, F>(self, name: &str, f: F) -> Builder
+    where
+        A: FromLuaMulti,
+        R: IntoLuaMulti,
+        F: Fn(&Lua, A) -> mlua::Result<R> + Send + Sync + 'static,
+    {
+        self.host_function(name, false, f)
+    }
+
+    /// Like [`Builder::function`], for a function that may wait long (a
+    /// query, a file, a lock of the host's): it runs with its P handed off
+    /// by sysmon, as `io.read` does, so other actors and timers go on.
+    pub fn blocking_function<A, R, F>(self, name: &str, f: F) -> Builder
+    where
+        A: FromLuaMulti,
+        R: IntoLuaMulti,
+        F: Fn(&Lua, A) -> mlua::Result<R> + Send + Sync + 'static,
+    {
+        self.host_function(name, true, f)
+    }
+
+    fn host_function<A, R, F>(mut self, name: &str, blocking: bool, f: F) -> Builder
+    where
+        A: FromLuaMulti,
+        R: IntoLuaMulti,
+        F: Fn(&Lua, A) -> mlua::Result<R> + Send + Sync + 'static,
+    {
+        let fname = name.to_string();
+        let call = move |lua: &Lua, args: MultiValue| {
+            let a = A::from_lua_multi(args, lua)
+                .map_err(|e| mlua::Error::runtime(format!("{fname}: {e}")))?;
+            f(lua, a)?.into_lua_multi(lua)
+        };
+        self.host_functions.push(HostFunction {
+            name: name.to_string(),
+            blocking,
+            f: Arc::new(call),
+        });
+        self
+    }
+
     /// Starts the scheduler and makes the main actor with lugo's stdlib.
     pub fn build(self) -> mlua::Result<Runtime> {
         let mut config = Config::default();
@@ -80,6 +127,7 @@ impl Builder {
         config.actor_memory = self.memory_limit;
         config.sandbox = self.sandbox;
         config.cpu_budget = self.cpu_budget;
+        config.host_functions = self.host_functions;
         let vm = lugo_vm::Runtime::new(config);
         lugo_sysmon::start(vm.clone(), lugo_sysmon::Debug::from_env());
         let main = vm.new_actor(lugo_vm::new_lua())?;

@@ -193,3 +193,65 @@ fn many_short_goroutine_switches_count_against_the_budget() {
         other => panic!("expected a budget stop, got {other:?}"),
     }
 }
+
+#[test]
+fn host_functions_reach_every_actor_and_check_their_arguments() {
+    let outcome = run_with(
+        Runtime::builder()
+            .procs(2)
+            .function("add", |_, (a, b): (i64, i64)| Ok(a + b))
+            .function("fails", |_, ()| -> lugo::mlua::Result<()> {
+                Err(lugo::mlua::Error::runtime("the host says no"))
+            }),
+        r#"
+        assert(add(2, 3) == 5)
+        local ok, err = pcall(add, "x", 1)
+        assert(not ok and tostring(err):find("add:", 1, true), tostring(err))
+        local ok2, err2 = pcall(fails)
+        assert(not ok2 and tostring(err2):find("the host says no", 1, true), tostring(err2))
+        local ok3, err3 = actor.spawn(function() assert(add(40, 2) == 42) end):wait()
+        assert(ok3 == true, err3)
+        "#,
+    );
+    assert_eq!(outcome, Outcome::Exit(0));
+}
+
+#[test]
+fn a_blocking_host_function_hands_its_p_off() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Condvar, Mutex};
+    use std::time::Duration;
+
+    // `host_wait` blocks its M until `host_release` is called. With one P,
+    // the main actor can call `host_release` only if the P was handed off.
+    let entered = Arc::new(AtomicBool::new(false));
+    let gate = Arc::new((Mutex::new(false), Condvar::new()));
+    let (e1, e2, g1, g2) = (entered.clone(), entered, gate.clone(), gate);
+    let outcome = run_with(
+        Runtime::builder()
+            .procs(1)
+            .blocking_function("host_wait", move |_, ()| {
+                e1.store(true, Ordering::SeqCst);
+                let (open, cv) = &*g1;
+                let guard = open.lock().unwrap();
+                let (guard, _) = cv
+                    .wait_timeout_while(guard, Duration::from_secs(20), |open| !*open)
+                    .unwrap();
+                Ok(*guard)
+            })
+            .function("host_waiting", move |_, ()| Ok(e2.load(Ordering::SeqCst)))
+            .function("host_release", move |_, ()| {
+                *g2.0.lock().unwrap() = true;
+                g2.1.notify_all();
+                Ok(())
+            }),
+        r#"
+        local waiter = actor.spawn(function() assert(host_wait() == true, "not released") end)
+        while not host_waiting() do time.sleep(0.001) end
+        host_release()
+        local ok, err = waiter:wait()
+        assert(ok == true, err)
+        "#,
+    );
+    assert_eq!(outcome, Outcome::Exit(0));
+}

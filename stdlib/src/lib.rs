@@ -159,8 +159,19 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     let exports: Table = prelude(lua)?.call(p)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
-    if actor.runtime().is_sandbox() {
+    let rt = actor.runtime();
+    if rt.is_sandbox() {
         lua.load(SANDBOX).set_name("=[lugo sandbox]").exec()?;
+    }
+    // The host's functions, after the sandbox: the host chose to give them.
+    let blocks: Function = exports.get("blocks")?;
+    for h in rt.host_functions() {
+        let f = h.f.clone();
+        let mut func = lua.create_function(move |lua, args: MultiValue| f(lua, args))?;
+        if h.blocking {
+            func = blocks.call((h.name.as_str(), func))?;
+        }
+        lua.globals().set(h.name.as_str(), func)?;
     }
     Ok(())
 }

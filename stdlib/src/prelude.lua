@@ -315,4 +315,4 @@ package.loaded.time = time
 package.loaded.sync = sync
 package.loaded.runtime = runtime
 
-return { run_task = run_task, go = go }
+return { run_task = run_task, go = go, blocks = blocks }

@@ -45,4 +45,4 @@ pub mod timer;
 pub use actor::{new_lua, Actor, GRef};
 pub use chan::Chan;
 pub use g::{GStatus, Msg, WaitReason, Wake};
-pub use sched::{Config, Outcome, Runtime};
+pub use sched::{Config, HostFn, HostFunction, Outcome, Runtime};

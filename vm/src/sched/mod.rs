@@ -32,7 +32,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 
 use crossbeam_channel::Sender;
 
-use mlua::Lua;
+use mlua::{Lua, MultiValue};
 
 use crate::actor::Actor;
 use crate::timer::{TimerAction, TimerId, Timers};
@@ -49,6 +49,28 @@ pub const GLOBAL_QUEUE_EVERY: u64 = 61;
 /// How long an actor may run while other actors wait (Go's `forcePreemptNS`).
 pub const ACTOR_SLICE_NS: u64 = 10_000_000;
 
+/// A Rust function that the host gives every actor, called with the
+/// calling actor's state and the Lua arguments.
+pub type HostFn = Arc<dyn Fn(&Lua, MultiValue) -> mlua::Result<MultiValue> + Send + Sync>;
+
+/// A host function and the global name it has in every actor.
+#[derive(Clone)]
+pub struct HostFunction {
+    /// Its global name.
+    pub name: String,
+    /// Runs with the P handed off, as `io.read` does (it may wait long).
+    pub blocking: bool,
+    /// The function.
+    pub f: HostFn,
+}
+
+impl std::fmt::Debug for HostFunction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.blocking { "blocking " } else { "" };
+        write!(f, "{kind}host function {}", self.name)
+    }
+}
+
 /// How a runtime is set up.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -62,6 +84,8 @@ pub struct Config {
     /// Time each actor may run on an M before it is stopped (None: no
     /// limit); checked when sysmon preempts one of its goroutines.
     pub cpu_budget: Option<std::time::Duration>,
+    /// Functions the host gives every actor, as globals.
+    pub host_functions: Vec<HostFunction>,
 }
 
 impl Default for Config {
@@ -71,6 +95,7 @@ impl Default for Config {
             actor_memory: 0,
             sandbox: false,
             cpu_budget: None,
+            host_functions: Vec::new(),
         }
     }
 }
@@ -159,6 +184,8 @@ pub struct Shared {
     sandbox: bool,
     /// `Config::cpu_budget` in ns (0: none).
     pub(crate) cpu_budget_ns: u64,
+    /// `Config::host_functions`.
+    host_functions: Vec<HostFunction>,
     /// sysmon's mailbox, once it runs.
     monitor: OnceLock<Sender<()>>,
     /// sysmon sleeps until woken (every P was idle).
@@ -388,6 +415,7 @@ impl Runtime {
             stats: Stats::default(),
             actor_memory: config.actor_memory,
             sandbox: config.sandbox,
+            host_functions: config.host_functions,
             cpu_budget_ns: config
                 .cpu_budget
                 .map_or(0, |d| d.as_nanos().clamp(1, u64::MAX as u128) as u64),
@@ -427,6 +455,11 @@ impl Runtime {
     /// The default memory limit of an actor in bytes (0: none).
     pub fn actor_memory(&self) -> usize {
         self.shared.actor_memory
+    }
+
+    /// The functions the host gives every actor.
+    pub fn host_functions(&self) -> &[HostFunction] {
+        &self.shared.host_functions
     }
 
     /// Whether every actor is a sandbox for untrusted code.
