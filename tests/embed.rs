@@ -255,3 +255,24 @@ fn a_blocking_host_function_hands_its_p_off() {
     );
     assert_eq!(outcome, Outcome::Exit(0));
 }
+
+#[test]
+fn time_in_a_blocking_host_function_is_not_charged_to_the_cpu_budget() {
+    let outcome = run_with(
+        Runtime::builder()
+            .procs(1)
+            .cpu_budget(std::time::Duration::from_millis(100))
+            .blocking_function("host_sleep", |_, ms: u64| {
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                Ok(())
+            }),
+        r#"
+        for _ = 1, 3 do host_sleep(60) end   -- 180 ms waiting, little running
+        local ok, err = actor.spawn(function()
+          for _ = 1, 3 do host_sleep(60) end
+        end):wait()
+        assert(ok == true, err)
+        "#,
+    );
+    assert_eq!(outcome, Outcome::Exit(0));
+}

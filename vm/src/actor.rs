@@ -170,6 +170,8 @@ pub struct Actor {
     /// Time the actor has run on an M, in ns (kept when the runtime has a
     /// CPU budget; written only by the M that runs the actor).
     cpu_used_ns: AtomicU64,
+    /// Time spent in blocking calls since the last charge: not CPU time.
+    blocked_ns: AtomicU64,
 }
 
 /// A reference to one G that can wake it from any thread.
@@ -240,6 +242,7 @@ impl Actor {
             ended: Mutex::new(None),
             end_waiters: Mutex::new(Vec::new()),
             cpu_used_ns: AtomicU64::new(0),
+            blocked_ns: AtomicU64::new(0),
         }))
     }
 
@@ -341,10 +344,18 @@ impl Actor {
     pub(crate) fn charge_cpu(&self, mark: &mut std::time::Instant) -> u64 {
         let now = std::time::Instant::now();
         let ran = now.saturating_duration_since(*mark).as_nanos() as u64;
+        let ran = ran.saturating_sub(self.blocked_ns.swap(0, Ordering::Relaxed));
         *mark = now;
         let used = self.cpu_used_ns.load(Ordering::Relaxed).saturating_add(ran);
         self.cpu_used_ns.store(used, Ordering::Relaxed);
         used
+    }
+
+    /// Records time the running goroutine spent in a blocking call (its P
+    /// handed off): it does not count against the CPU budget.
+    pub fn credit_blocked(&self, d: std::time::Duration) {
+        self.blocked_ns
+            .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 
     /// Whether the actor's state has been dropped.
