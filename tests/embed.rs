@@ -90,7 +90,7 @@ const SANDBOX_CHECKS: &str = r#"
     assert(type(os.time()) == "number" and type(os.clock()) == "number")
     assert(net == nil and not pcall(require, "net"))
     assert(not pcall(require, "io") and not pcall(require, "debug"))
-    assert(package.loadlib == nil)
+    assert(package.loadlib == nil and package.searchpath == nil)
     -- a Lua file that `require` finds from the working directory elsewhere
     local ok, err = pcall(require, "scripts.examples.hello")
     assert(not ok and err:find("module 'scripts.examples.hello' not found", 1, true), err)

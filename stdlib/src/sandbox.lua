@@ -12,7 +12,8 @@ os = { time = os.time, clock = os.clock }
 
 local loaded = package.loaded
 loaded.io, loaded.debug, loaded.net, loaded.os = nil, nil, nil, os
-package.loadlib, package.path, package.cpath = nil, "", ""
+package.loadlib, package.searchpath = nil, nil -- searchpath opens files
+package.path, package.cpath = "", ""
 -- `require` finds only what the host put in package.preload.
 package.searchers = { package.searchers[1] }
 
