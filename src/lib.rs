@@ -11,6 +11,24 @@
 //! assert_eq!(outcome.code(), 0);
 //! # Ok::<(), mlua::Error>(())
 //! ```
+//!
+//! For untrusted scripts, [`Builder::sandbox`], [`Builder::memory_limit`]
+//! and [`Builder::cpu_budget`] apply to every actor; [`Builder::function`]
+//! and [`Builder::blocking_function`] give every actor the host's functions.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! let rt = lugo::Runtime::builder()
+//!     .sandbox(true)
+//!     .memory_limit(16 << 20)
+//!     .cpu_budget(Duration::from_secs(1))
+//!     .function("greet", |_, name: String| Ok(format!("hello, {name}")))
+//!     .build()?;
+//! let script = rt.lua().load("print(greet('lugo')) while true do end").into_function()?;
+//! let outcome = rt.run(script, mlua::MultiValue::new())?; // stopped by its budget
+//! assert_eq!(outcome.code(), 2);
+//! # Ok::<(), mlua::Error>(())
+//! ```
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
