@@ -17,6 +17,14 @@ fn run_with(build: lugo::Builder, src: &str) -> Outcome {
         .expect("the main goroutine starts")
 }
 
+/// The report of a run that must have ended in a panic.
+fn panic_report(outcome: Outcome) -> String {
+    match outcome {
+        Outcome::Panic(report) => report,
+        other => panic!("expected a panic outcome, got {other:?}"),
+    }
+}
+
 #[test]
 fn goroutines_and_channels_run_for_the_host() {
     let outcome = run_with(
@@ -35,10 +43,8 @@ fn goroutines_and_channels_run_for_the_host() {
 #[test]
 fn an_uncaught_error_is_an_outcome_not_a_panic_of_the_host() {
     let outcome = run_with(Runtime::builder().procs(1), "error('boom')");
-    match outcome {
-        Outcome::Panic(report) => assert!(report.contains("boom"), "{report}"),
-        other => panic!("expected a panic outcome, got {other:?}"),
-    }
+    let report = panic_report(outcome);
+    assert!(report.contains("boom"), "{report}");
     assert_eq!(
         run_with(Runtime::builder().procs(1), "error('boom')").code(),
         2
@@ -164,13 +170,11 @@ fn a_cpu_budget_stops_a_looping_actor_and_the_others_go_on() {
         while true do end
         "#,
     );
-    match outcome {
-        Outcome::Panic(report) => assert!(
-            report.starts_with("panic: cpu budget of 200ms exceeded"),
-            "{report}"
-        ),
-        other => panic!("expected the main actor to be stopped, got {other:?}"),
-    }
+    let report = panic_report(outcome);
+    assert!(
+        report.starts_with("panic: cpu budget of 200ms exceeded"),
+        "{report}"
+    );
 }
 
 #[test]
@@ -188,10 +192,8 @@ fn many_short_goroutine_switches_count_against_the_budget() {
         while true do runtime.gosched() end
         "#,
     );
-    match outcome {
-        Outcome::Panic(report) => assert!(report.contains("cpu budget"), "{report}"),
-        other => panic!("expected a budget stop, got {other:?}"),
-    }
+    let report = panic_report(outcome);
+    assert!(report.contains("cpu budget"), "{report}");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use std::net::TcpStream;
 use std::process::Child;
 use std::time::Duration;
 
-use common::{lugo, run, spawn_ready};
+use common::{lugo, read_stderr, run, spawn_ready};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -141,14 +141,8 @@ print("accepted " .. c:readline())
     s.write_all(b"hi\n").unwrap();
     let mut rest = String::new();
     out.read_to_string(&mut rest).unwrap();
+    let err = read_stderr(&mut child);
     let status = child.wait().unwrap();
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
     assert_eq!(status.code(), Some(0), "stderr: {err}");
     assert_eq!(rest.trim(), "accepted hi");
 }

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{lugo, run, spawn_ready};
+use common::{lugo, read_stderr, run, spawn_ready};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -29,13 +28,7 @@ time.sleep(30)
     // SAFETY: kill(2) on our own child's pid.
     let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGQUIT) };
     assert_eq!(r, 0);
-    let mut err = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut err)
-        .unwrap();
+    let err = read_stderr(&mut child);
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(2), "stderr:\n{err}");
     assert!(err.starts_with("SIGQUIT: quit\n"), "stderr:\n{err}");

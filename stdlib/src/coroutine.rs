@@ -72,13 +72,14 @@ pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] = [(c"resume", resume), (c"blockin
 unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
     let nargs = ffi::lua_gettop(l) - 2;
     let actor = crate::cfn::actor(l);
-    let pid = lugo_vm::Runtime::from_arc(actor.rt_shared().clone()).enter_syscall();
+    let rt = actor.runtime();
+    let pid = rt.enter_syscall();
     let start = std::time::Instant::now();
     let status = ffi::lua_pcall(l, nargs.max(0), ffi::LUA_MULTRET, 0);
     // Waiting is not running: the CPU budget does not count it.
     actor.credit_blocked(start.elapsed());
     if let Some(pid) = pid {
-        lugo_vm::Runtime::from_arc(actor.rt_shared().clone()).exit_syscall(pid);
+        rt.exit_syscall(pid);
     }
     if status != ffi::LUA_OK {
         name_argerror(l);

@@ -45,6 +45,19 @@ pub fn spawn_ready(
     (child, line.trim().to_string(), out)
 }
 
+/// All of a child's piped stderr (returns once the child closes it).
+#[allow(dead_code)] // not every test binary uses it
+pub fn read_stderr(child: &mut Child) -> String {
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .expect("piped stderr")
+        .read_to_string(&mut err)
+        .expect("read stderr");
+    err
+}
+
 /// The workspace root: scripts are given to lugo relative to it.
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -572,8 +572,8 @@ pub fn new_lua() -> Lua {
     // SAFETY: an unsafe state may load the `debug` library, which lets a
     // script break invariants mlua relies on (for example by replacing a
     // userdata's metatable). lugo runs trusted scripts with the full
-    // standard library, as the `lua` command does; the sandbox for
-    // untrusted code builds its states without `debug`.
+    // standard library, as the `lua` command does; a sandboxed runtime
+    // (`Config::sandbox`) takes `debug` away from untrusted code.
     let lua = unsafe { Lua::unsafe_new_with(mlua::StdLib::NONE, mlua::LuaOptions::default()) };
     // A fresh state holds no garbage: collecting while the libraries are
     // made is wasted work (actors are spawned often).

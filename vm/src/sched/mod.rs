@@ -178,14 +178,11 @@ pub struct Shared {
     pub(crate) started_gs: AtomicBool,
     /// Counters for `runtime.stats()`.
     pub stats: Stats,
-    /// Default memory limit of an actor (`Config::actor_memory`).
-    actor_memory: usize,
-    /// `Config::sandbox`.
-    sandbox: bool,
-    /// `Config::cpu_budget` in ns (0: none).
+    /// How the runtime was set up (its `procs` is the start value; the
+    /// live one is `nprocs`).
+    config: Config,
+    /// `config.cpu_budget` in ns (0: none), read at every actor slice.
     pub(crate) cpu_budget_ns: u64,
-    /// `Config::host_functions`.
-    host_functions: Vec<HostFunction>,
     /// sysmon's mailbox, once it runs.
     monitor: OnceLock<Sender<()>>,
     /// sysmon sleeps until woken (every P was idle).
@@ -413,12 +410,10 @@ impl Runtime {
             stopping: AtomicBool::new(false),
             started_gs: AtomicBool::new(false),
             stats: Stats::default(),
-            actor_memory: config.actor_memory,
-            sandbox: config.sandbox,
-            host_functions: config.host_functions,
             cpu_budget_ns: config
                 .cpu_budget
                 .map_or(0, |d| d.as_nanos().clamp(1, u64::MAX as u128) as u64),
+            config,
             monitor: OnceLock::new(),
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
@@ -454,17 +449,17 @@ impl Runtime {
 
     /// The default memory limit of an actor in bytes (0: none).
     pub fn actor_memory(&self) -> usize {
-        self.shared.actor_memory
+        self.shared.config.actor_memory
     }
 
     /// The functions the host gives every actor.
     pub fn host_functions(&self) -> &[HostFunction] {
-        &self.shared.host_functions
+        &self.shared.config.host_functions
     }
 
     /// Whether every actor is a sandbox for untrusted code.
     pub fn is_sandbox(&self) -> bool {
-        self.shared.sandbox
+        self.shared.config.sandbox
     }
 
     /// Blocks until the program ends and returns how.
