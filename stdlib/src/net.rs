@@ -280,15 +280,27 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
 }
 continuation!(accept_k, accept_body);
 
-unsafe extern "C-unwind" fn sock_accept(l: *mut ffi::lua_State) -> c_int {
+/// The entry of a socket method that may park: checks the socket, keeps
+/// `nargs` arguments and runs `body` (also its continuation) with the
+/// socket's deadline.
+unsafe fn sock_method(
+    l: *mut ffi::lua_State,
+    name: &str,
+    nargs: c_int,
+    body: unsafe fn(*mut ffi::lua_State, u64) -> Ret,
+) -> c_int {
     guard(l, || {
-        let d = match sock_arg(l, "listener:accept") {
+        let d = match sock_arg(l, name) {
             Ok(s) => s.deadline(),
             Err(r) => return r,
         };
-        ffi::lua_settop(l, 1);
-        accept_body(l, d)
+        ffi::lua_settop(l, nargs);
+        body(l, d)
     })
+}
+
+unsafe extern "C-unwind" fn sock_accept(l: *mut ffi::lua_State) -> c_int {
+    sock_method(l, "listener:accept", 1, accept_body)
 }
 
 // ---------------------------------------------------------------- dial
@@ -470,14 +482,7 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
 continuation!(read_k, read_body);
 
 unsafe extern "C-unwind" fn sock_read(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let d = match sock_arg(l, "conn:read") {
-            Ok(s) => s.deadline(),
-            Err(r) => return r,
-        };
-        ffi::lua_settop(l, 2);
-        read_body(l, d)
-    })
+    sock_method(l, "conn:read", 2, read_body)
 }
 
 unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
@@ -524,14 +529,7 @@ unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
 continuation!(readline_k, readline_body);
 
 unsafe extern "C-unwind" fn sock_readline(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let d = match sock_arg(l, "conn:readline") {
-            Ok(s) => s.deadline(),
-            Err(r) => return r,
-        };
-        ffi::lua_settop(l, 1);
-        readline_body(l, d)
-    })
+    sock_method(l, "conn:readline", 1, readline_body)
 }
 
 // ---------------------------------------------------------------- write
