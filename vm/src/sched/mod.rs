@@ -457,6 +457,11 @@ impl Runtime {
         &self.shared.config.host_functions
     }
 
+    /// Whether actors have a CPU budget (`Config::cpu_budget`).
+    pub fn has_cpu_budget(&self) -> bool {
+        self.shared.cpu_budget_ns > 0
+    }
+
     /// Whether every actor is a sandbox for untrusted code.
     pub fn is_sandbox(&self) -> bool {
         self.shared.config.sandbox
