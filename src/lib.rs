@@ -4,17 +4,34 @@
 //! embedding API below, on top of the scheduler (`lugo-vm`) and the
 //! Lua-facing modules (`lugo-stdlib`).
 //!
+//! A [`Runtime`] runs goroutines on its own threads for as long as the
+//! host keeps it: the host runs chunks and functions as goroutines of the
+//! main actor and waits for their results ([`Runtime::exec`],
+//! [`Runtime::call`], [`Runtime::go`]), starts actors
+//! ([`Runtime::spawn_actor`]), talks to goroutines over channels
+//! ([`Runtime::channel`]) and finally shuts the runtime down
+//! ([`Runtime::shutdown`]). Every failure is an [`Error`].
+//!
 //! ```no_run
 //! let rt = lugo::Runtime::builder().procs(2).build()?;
-//! let main = rt.lua().load("go(function() print('hi') end) time.sleep(0.01)").into_function()?;
-//! let outcome = rt.run(main, mlua::MultiValue::new())?;
-//! assert_eq!(outcome.code(), 0);
-//! # Ok::<(), mlua::Error>(())
+//! rt.exec("function double(x) time.sleep(0.01) return 2 * x end")?;
+//! let double: mlua::Function = rt.lua().globals().get("double")?;
+//! let four: i64 = rt.call(&double, 2)?;          // runs as a goroutine
+//! assert_eq!(four, 4);
+//!
+//! let (jobs, inbox) = rt.channel(16);            // the host's ends of a lugo channel
+//! rt.lua().globals().set("jobs", &inbox)?;
+//! rt.go(rt.lua().load("for n in jobs:range() do print(n) end").into_function()?, ())?;
+//! jobs.send(1)?;
+//! jobs.close()?;
+//! rt.shutdown(lugo::Shutdown::Wait)?;           // every goroutine has ended
+//! # Ok::<(), lugo::Error>(())
 //! ```
 //!
 //! For untrusted scripts, [`Builder::sandbox`], [`Builder::memory_limit`]
-//! and [`Builder::cpu_budget`] apply to every actor; [`Builder::function`]
-//! and [`Builder::blocking_function`] give every actor the host's functions.
+//! and [`Builder::cpu_budget`] apply to every actor; [`Builder::function`],
+//! [`Builder::blocking_function`] and [`Builder::deferred_function`] give
+//! every actor the host's functions.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -24,23 +41,32 @@
 //!     .cpu_budget(Duration::from_secs(1))
 //!     .function("greet", |_, name: String| Ok(format!("hello, {name}")))
 //!     .build()?;
-//! let script = rt.lua().load("print(greet('lugo')) while true do end").into_function()?;
-//! let outcome = rt.run(script, mlua::MultiValue::new())?; // stopped by its budget
-//! assert_eq!(outcome.code(), 2);
-//! # Ok::<(), mlua::Error>(())
+//! let stopped = rt.exec("print(greet('lugo')) while true do end"); // stopped by its budget
+//! assert!(matches!(stopped, Err(lugo::Error::Stopped(_))));
+//! # Ok::<(), lugo::Error>(())
 //! ```
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod channel;
+mod error;
 pub mod quit;
+mod value;
 
-pub use lugo_vm::{Config, HostFunction, Outcome};
+pub use channel::{Receiver, Reply, Sender};
+pub use error::{Error, Result};
+pub use lugo_vm::{Config, HostFunction, HostKind, Outcome};
 pub use mlua;
+pub use value::Value;
 
+use lugo_vm::actor::NO_MAIN_G;
+use lugo_vm::host::{Endpoint, HostTask, TaskEnd};
 use lugo_vm::Actor;
+use mlua::chunk::AsChunk;
 use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue};
 
 /// Builds a [`Runtime`].
@@ -51,6 +77,7 @@ pub struct Builder {
     sandbox: bool,
     cpu_budget: Option<Duration>,
     host_functions: Vec<HostFunction>,
+    on_panic: Option<lugo_vm::sched::PanicHandler>,
 }
 
 impl Builder {
@@ -84,9 +111,20 @@ impl Builder {
     /// limit). sysmon preempts a goroutine that runs 10 ms; an actor found
     /// over its budget then is stopped: another actor ends with
     /// `cpu budget of ... exceeded` (what its handle's `wait` returns), the
-    /// main actor ends the run with that panic. The host goes on.
+    /// main actor ends the runtime with that panic (calls waiting for it
+    /// get [`Error::Stopped`]). The host goes on.
     pub fn cpu_budget(mut self, budget: Duration) -> Builder {
         self.cpu_budget = Some(budget);
+        self
+    }
+
+    /// What happens to an uncaught error in a goroutine of the main actor
+    /// that the host does not wait for (one started by `go`): by default
+    /// the runtime ends ([`Outcome::Panic`], Go's rule); with a handler,
+    /// the handler gets the `panic: ...` report with the goroutine's stack
+    /// and the runtime goes on (the REPL prints it).
+    pub fn on_panic(mut self, handler: impl Fn(&str) + Send + Sync + 'static) -> Builder {
+        self.on_panic = Some(Arc::new(handler));
         self
     }
 
@@ -101,7 +139,7 @@ impl Builder {
         R: IntoLuaMulti,
         F: Fn(&Lua, A) -> mlua::Result<R> + Send + Sync + 'static,
     {
-        self.host_function(name, false, f)
+        self.host_function(name, HostKind::Plain, f)
     }
 
     /// Like [`Builder::function`], for a function that may wait long (a
@@ -113,10 +151,30 @@ impl Builder {
         R: IntoLuaMulti,
         F: Fn(&Lua, A) -> mlua::Result<R> + Send + Sync + 'static,
     {
-        self.host_function(name, true, f)
+        self.host_function(name, HostKind::Blocking, f)
     }
 
-    fn host_function<A, R, F>(mut self, name: &str, blocking: bool, f: F) -> Builder
+    /// Gives every actor a global function `name` that the host answers
+    /// later, from any thread: `f` gets the arguments and a [`Reply`], and
+    /// returns at once; the calling goroutine parks (its actor and M go on
+    /// with other work) until [`Reply::ok`] gives its results or
+    /// [`Reply::err`] raises at the caller. An unanswered call holds a
+    /// channel end, so its goroutine is not reported as deadlocked.
+    pub fn deferred_function<A, F>(self, name: &str, f: F) -> Builder
+    where
+        A: FromLuaMulti,
+        F: Fn(&Lua, A, Reply) -> mlua::Result<()> + Send + Sync + 'static,
+    {
+        let fname = name.to_string();
+        self.host_function(name, HostKind::Answered, move |lua, args: A| {
+            let ep = Endpoint::new(&lugo_stdlib::host::runtime_of(lua)?, 1);
+            let chan = ep.chan().clone();
+            f(lua, args, Reply::new(ep, &fname))?;
+            lugo_stdlib::host::chan_value(lua, chan)
+        })
+    }
+
+    fn host_function<A, R, F>(mut self, name: &str, kind: HostKind, f: F) -> Builder
     where
         A: FromLuaMulti,
         R: IntoLuaMulti,
@@ -130,14 +188,14 @@ impl Builder {
         };
         self.host_functions.push(HostFunction {
             name: name.to_string(),
-            blocking,
+            kind,
             f: Arc::new(call),
         });
         self
     }
 
     /// Starts the scheduler and makes the main actor with lugo's stdlib.
-    pub fn build(self) -> mlua::Result<Runtime> {
+    pub fn build(self) -> Result<Runtime> {
         let mut config = Config::default();
         if let Some(n) = self.procs {
             config.procs = n;
@@ -146,9 +204,13 @@ impl Builder {
         config.sandbox = self.sandbox;
         config.cpu_budget = self.cpu_budget;
         config.host_functions = self.host_functions;
+        config.on_panic = self.on_panic;
         let vm = lugo_vm::Runtime::new(config);
         lugo_sysmon::start(vm.clone(), lugo_sysmon::Debug::from_env());
         let main = vm.new_actor(lugo_vm::new_lua())?;
+        // The main actor lives until the host shuts the runtime down: no
+        // goroutine's end ends it (`run` names one).
+        main.set_main_g(NO_MAIN_G);
         lugo_stdlib::open(main.lua(), &main)?;
         if self.memory_limit > 0 {
             main.set_memory_limit(self.memory_limit)?;
@@ -157,7 +219,22 @@ impl Builder {
     }
 }
 
-/// A lugo runtime with its main actor.
+/// How [`Runtime::shutdown`] treats goroutines still alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Wait until every goroutine has ended (or all that are left are
+    /// blocked for good: [`Error::Deadlock`]). Channel ends the host
+    /// still holds count as work that may come.
+    Wait,
+    /// Stop now: goroutines still alive are dropped, as Go drops them
+    /// when `main` returns.
+    Cancel,
+    /// Wait at most this long, then cancel.
+    WaitFor(Duration),
+}
+
+/// A lugo runtime: its scheduler, sysmon and main actor. Dropping it
+/// cancels whatever still runs ([`Shutdown::Cancel`]).
 pub struct Runtime {
     vm: lugo_vm::Runtime,
     main: Arc<Actor>,
@@ -169,22 +246,243 @@ impl Runtime {
         Builder::default()
     }
 
-    /// The main actor's Lua state, to load code and set globals before
-    /// [`Runtime::run`]. While goroutines run, only the scheduler may use it.
+    /// The main actor's Lua state: load code, set and read globals. It is
+    /// locked for each use, so it may be used while goroutines run (a
+    /// use waits for the end of the running goroutine's slice, at most
+    /// 10 ms); call Lua functions that may park through [`Runtime::call`].
     pub fn lua(&self) -> &Lua {
         self.main.lua()
     }
 
-    /// Runs `main(args...)` as the main goroutine (goroutine 1) and waits
-    /// until the program ends: the main goroutine returns (`Exit(0)`), a
+    /// Starts `f(args...)` as a goroutine of the main actor; the returned
+    /// [`Task`] waits for its results.
+    pub fn go(&self, f: Function, args: impl IntoLuaMulti) -> Result<Task> {
+        let args = args.into_lua_multi(self.lua())?;
+        let task = lugo_stdlib::host::start_task(self.lua(), &self.main, f, args)?;
+        Ok(Task {
+            task,
+            vm: self.vm.clone(),
+        })
+    }
+
+    /// Calls `f(args...)` as a goroutine of the main actor and waits for
+    /// its results: `f` may park (channels, `time.sleep`), and other
+    /// goroutines run meanwhile.
+    pub fn call<R: FromLuaMulti>(&self, f: &Function, args: impl IntoLuaMulti) -> Result<R> {
+        let values = self.go(f.clone(), args)?.wait()?;
+        Ok(R::from_lua_multi(values, self.lua())?)
+    }
+
+    /// Runs a chunk (source text, or bytecode when not sandboxed) as a
+    /// goroutine of the main actor and returns what it returns. Globals it
+    /// sets stay; goroutines it starts keep running.
+    #[track_caller]
+    pub fn exec(&self, chunk: impl AsChunk) -> Result<MultiValue> {
+        let f = self.lua().load(chunk).into_function()?;
+        self.go(f, ())?.wait()
+    }
+
+    /// Loads the file at `path` as a function of the main actor (chunk
+    /// `@path`; a first line starting with `#` is skipped, as `lua` does).
+    pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Function> {
+        let path = path.as_ref();
+        let mut src = std::fs::read(path).map_err(|e| {
+            mlua::Error::runtime(format!("cannot open {}: {e}", path.display()))
+        })?;
+        if src.first() == Some(&b'#') {
+            // Keep the newline: line numbers stay right.
+            let end = src.iter().position(|&b| b == b'\n').unwrap_or(src.len());
+            src.drain(..end);
+        }
+        let f = self
+            .lua()
+            .load(src)
+            .set_name(format!("@{}", path.display()))
+            .into_function()?;
+        Ok(f)
+    }
+
+    /// Runs the file at `path` as [`Runtime::exec`] runs a chunk.
+    pub fn run_file(&self, path: impl AsRef<Path>) -> Result<MultiValue> {
+        let f = self.load_file(path)?;
+        self.go(f, ())?.wait()
+    }
+
+    /// Starts a new actor (an isolated Lua state, in parallel with the
+    /// others) running `chunk` with copies of `args`, as
+    /// `actor.spawn(f, ...)` does; the chunk may capture nothing.
+    #[track_caller]
+    pub fn spawn_actor(&self, chunk: impl AsChunk, args: impl IntoLuaMulti) -> Result<ActorHandle> {
+        let body = self.lua().load(chunk).into_function()?;
+        let spawn: Function = self
+            .lua()
+            .load("local f = ... return actor.spawn(f, select(2, ...))")
+            .set_name("=[lugo host]")
+            .into_function()?;
+        let mut a = MultiValue::from_vec(vec![mlua::Value::Function(body)]);
+        a.extend(args.into_lua_multi(self.lua())?);
+        let handle: mlua::Value = self.call(&spawn, a)?;
+        Ok(ActorHandle {
+            handle,
+            main: self.main.clone(),
+        })
+    }
+
+    /// A new channel with room for `cap` values (0: unbuffered), and the
+    /// host's two ends of it; give either to Lua (it converts to the
+    /// channel) to let goroutines use it.
+    pub fn channel(&self, cap: usize) -> (Sender, Receiver) {
+        let ep = Endpoint::new(&self.vm, cap);
+        (Sender { ep: ep.clone() }, Receiver { ep })
+    }
+
+    /// Ends the runtime: waits for its goroutines or cancels them (see
+    /// [`Shutdown`]). `Ok` when it ended cleanly (every goroutine done,
+    /// cancelled, or `os.exit(0)`); the deadlock or the panic or exit
+    /// status that ended it otherwise.
+    pub fn shutdown(self, how: Shutdown) -> Result<()> {
+        let outcome = match how {
+            Shutdown::Wait => self.vm.wait_all(),
+            Shutdown::Cancel => self.cancel(),
+            Shutdown::WaitFor(d) => {
+                let waited = std::thread::scope(|s| {
+                    s.spawn(|| self.vm.wait_all());
+                    let o = self.vm.wait_timeout(d);
+                    if o.is_none() {
+                        self.cancel();
+                    }
+                    o
+                });
+                waited.unwrap_or(Outcome::Exit(0))
+            }
+        };
+        match outcome {
+            Outcome::Exit(0) => Ok(()),
+            Outcome::Deadlock(report) => Err(Error::Deadlock(report)),
+            other => Err(Error::Stopped(other)),
+        }
+    }
+
+    fn cancel(&self) -> Outcome {
+        self.vm.finish(Outcome::Exit(0));
+        self.vm.wait()
+    }
+
+    /// How the runtime ended, once it has (`os.exit`, a panic, a CPU
+    /// budget); `None` while it runs.
+    pub fn outcome(&self) -> Option<Outcome> {
+        self.vm.outcome()
+    }
+
+    /// Runs `main(args...)` as the program's main goroutine and waits
+    /// until the program ends, as `lugo script.lua` does: the main
+    /// goroutine returns (`Exit(0)`, other goroutines are dropped), a
     /// goroutine calls `os.exit`, panics, or every goroutine is blocked.
-    pub fn run(&self, main: Function, args: MultiValue) -> mlua::Result<Outcome> {
-        lugo_stdlib::go(self.lua(), main, args)?;
+    /// The runtime does not run goroutines afterwards.
+    pub fn run(&self, main: Function, args: MultiValue) -> Result<Outcome> {
+        // Under the state's lock: no M runs the goroutine before it is main.
+        self.lua().exec_raw_lua(|_| -> Result<()> {
+            let gid = lugo_stdlib::go(self.lua(), main, args)?;
+            self.vm.set_program_main(&self.main, gid);
+            Ok(())
+        })?;
         Ok(self.vm.wait())
     }
 
     /// The scheduler.
     pub fn vm(&self) -> &lugo_vm::Runtime {
         &self.vm
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Stop the Ms and sysmon; the first outcome stays.
+        self.vm.finish(Outcome::Exit(0));
+    }
+}
+
+/// A goroutine the host waits for ([`Runtime::go`]).
+pub struct Task {
+    task: Arc<HostTask>,
+    vm: lugo_vm::Runtime,
+}
+
+impl Task {
+    /// The goroutine's id (as dumps show it).
+    pub fn id(&self) -> u64 {
+        self.task.gid()
+    }
+
+    /// Waits until the goroutine returns (its values), raises
+    /// ([`Error::Raised`]), is one of a deadlock ([`Error::Deadlock`]), or
+    /// the runtime ends ([`Error::Stopped`]).
+    pub fn wait(self) -> Result<MultiValue> {
+        result(self.task.wait(None).expect("no deadline"))
+    }
+
+    /// As [`Task::wait`], for at most `d`; `None` if the goroutine is
+    /// still running or parked.
+    pub fn wait_timeout(&self, d: Duration) -> Option<Result<MultiValue>> {
+        self.task
+            .wait(Some(std::time::Instant::now() + d))
+            .map(result)
+    }
+
+    /// Asks the goroutine to stop: a running goroutine raises
+    /// `interrupted` promptly (its M is preempted); a parked one raises it
+    /// when it is next woken. Returns at once.
+    pub fn interrupt(&self) {
+        self.vm.interrupt(self.task.gid());
+    }
+}
+
+fn result(end: TaskEnd) -> Result<MultiValue> {
+    match end {
+        TaskEnd::Returned(v) => Ok(v),
+        TaskEnd::Raised { message, traceback } => Err(Error::Raised { message, traceback }),
+        TaskEnd::Deadlock(report) => Err(Error::Deadlock(report)),
+        TaskEnd::Stopped(o) => Err(Error::Stopped(o)),
+    }
+}
+
+/// An actor started by the host ([`Runtime::spawn_actor`]).
+pub struct ActorHandle {
+    /// The actor's handle as the main actor holds it.
+    handle: mlua::Value,
+    /// The main actor, where the handle lives and waits are run.
+    main: Arc<Actor>,
+}
+
+impl ActorHandle {
+    /// Waits until the actor ends: `Ok` when its first goroutine
+    /// returned, [`Error::Raised`] with its error and stack when it
+    /// raised (or was stopped by its memory limit or CPU budget).
+    pub fn wait(&self) -> Result<()> {
+        let lua = self.main.lua();
+        let wait: Function = lua
+            .load("local h = ... return h:wait()")
+            .set_name("=[lugo host]")
+            .into_function()?;
+        let args = MultiValue::from_vec(vec![self.handle.clone()]);
+        let task = lugo_stdlib::host::start_task(lua, &self.main, wait, args)?;
+        let (ok, err): (bool, Option<String>) = FromLuaMulti::from_lua_multi(
+            result(task.wait(None).expect("no deadline"))?,
+            lua,
+        )?;
+        match ok {
+            true => Ok(()),
+            false => Err(Error::Raised {
+                message: err.unwrap_or_default(),
+                traceback: String::new(),
+            }),
+        }
+    }
+
+    /// The actor's id (`actor.self()` inside it).
+    pub fn id(&self) -> Result<u64> {
+        let lua = self.main.lua();
+        let id: Function = lua.load("local h = ... return h:id()").into_function()?;
+        Ok(id.call(self.handle.clone())?)
     }
 }

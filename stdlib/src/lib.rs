@@ -23,6 +23,7 @@ mod cfn;
 mod chan;
 mod copy;
 mod coroutine;
+pub mod host;
 mod net;
 mod runtime;
 mod sync;
@@ -31,7 +32,7 @@ mod time;
 use std::sync::Arc;
 
 use lugo_vm::park;
-use lugo_vm::Actor;
+use lugo_vm::{Actor, HostKind};
 use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
 const PRELUDE: &str = include_str!("prelude.lua");
@@ -159,18 +160,24 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     let exports: Table = prelude(lua)?.call(p)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
+    lua.set_named_registry_value(host::TASK_KEY, exports.get::<Function>("task")?)?;
     let rt = actor.runtime();
+    // Not the actor itself: the state would keep its own actor alive.
+    lua.set_app_data(rt.clone());
     if rt.is_sandbox() {
         lua.load(SANDBOX).set_name("=[lugo sandbox]").exec()?;
     }
     // The host's functions, after the sandbox: the host chose to give them.
-    let blocks: Function = exports.get("blocks")?;
     for h in rt.host_functions() {
         let f = h.f.clone();
         let mut func = lua.create_function(move |lua, args: MultiValue| f(lua, args))?;
-        if h.blocking {
-            func = blocks.call((h.name.as_str(), func))?;
-        }
+        func = match h.kind {
+            HostKind::Plain => func,
+            HostKind::Blocking => exports.get::<Function>("blocks")?.call((h.name.as_str(), func))?,
+            HostKind::Answered => {
+                exports.get::<Function>("answered")?.call((h.name.as_str(), func))?
+            }
+        };
         lua.globals().set(h.name.as_str(), func)?;
     }
     Ok(())

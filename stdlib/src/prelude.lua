@@ -315,4 +315,27 @@ package.loaded.time = time
 package.loaded.sync = sync
 package.loaded.runtime = runtime
 
-return { run_task = run_task, go = go, blocks = blocks }
+---------------------------------------------------------------- the host
+
+-- A goroutine the host waits for (a task): its results, or its error as
+-- { message, traceback }, go to `done` instead of the panic path.
+local function hostmain(done, f, ...)
+  return done(xpcall(f, msgh, ...))
+end
+local function task(done, f, ...)
+  return spawn(co_create(hostmain), done, f, ...)
+end
+
+-- A host function that answers later, from a host thread: `start` hands
+-- the call to the host and returns the channel its answer comes on,
+-- { true, results..., n = } or { false, message }.
+local unpack = table.unpack
+local function answered(name, start)
+  return function(...)
+    local r = start(...):recv()
+    if r[1] then return unpack(r, 2, r.n) end
+    error(r[2], 2)
+  end
+end
+
+return { run_task = run_task, go = go, blocks = blocks, task = task, answered = answered }

@@ -174,6 +174,10 @@ pub struct Actor {
     blocked_ns: AtomicU64,
 }
 
+/// The main G id of an actor that has none: the main actor of a runtime
+/// embedded by a host, which lives until the host shuts it down.
+pub const NO_MAIN_G: u64 = u64::MAX;
+
 /// A reference to one G that can wake it from any thread.
 #[derive(Clone)]
 pub struct GRef {
@@ -286,6 +290,11 @@ impl Actor {
     /// Whether `gid` is the actor's first G (its end ends the actor).
     pub fn is_main_g(&self, gid: u64) -> bool {
         self.main_gid.load(Ordering::Acquire) == gid
+    }
+
+    /// Sets the actor's main G (`NO_MAIN_G`: none; no G's end ends it).
+    pub fn set_main_g(&self, gid: u64) {
+        self.main_gid.store(gid, Ordering::Release);
     }
 
     /// How the actor ended, if it has.

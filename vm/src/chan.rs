@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::actor::GRef;
 use crate::g::{Msg, Wake};
+use crate::host::HostPark;
 
 static NEXT_CHAN_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -28,9 +29,34 @@ pub const SEND_ON_CLOSED: &str = "send on closed channel";
 /// Message of the error raised by closing a closed channel.
 pub const CLOSE_OF_CLOSED: &str = "close of closed channel";
 
-/// A goroutine waiting on a channel (Go's `sudog`).
+/// Who waits on a channel: a goroutine, or a host thread
+/// ([`crate::host`]).
+pub enum Parker {
+    /// A goroutine, woken by readying it.
+    G(GRef),
+    /// A host thread blocked in a channel call.
+    Host(Arc<HostPark>),
+}
+
+impl Parker {
+    /// Delivers the results of the wait.
+    pub(crate) fn ready(self, wake: Wake) {
+        match self {
+            Parker::G(g) => g.ready(wake),
+            Parker::Host(h) => h.ready(wake),
+        }
+    }
+}
+
+impl From<GRef> for Parker {
+    fn from(g: GRef) -> Parker {
+        Parker::G(g)
+    }
+}
+
+/// A goroutine or host waiting on a channel (Go's `sudog`).
 pub(crate) struct Waiter {
-    pub(crate) g: GRef,
+    pub(crate) g: Parker,
     /// Shared by every waiter of one select; set by the winner.
     pub(crate) sel: Option<Arc<AtomicBool>>,
     /// 1-based select case index.
@@ -40,10 +66,15 @@ pub(crate) struct Waiter {
 }
 
 impl Waiter {
-    pub(crate) fn plain(g: GRef, msg: Option<Msg>) -> Waiter {
+    pub(crate) fn plain(g: Parker, msg: Option<Msg>) -> Waiter {
+        // A host waiter is withdrawn by claiming its token (host invariant 2).
+        let sel = match &g {
+            Parker::Host(h) => Some(h.token.clone()),
+            Parker::G(_) => None,
+        };
         Waiter {
             g,
-            sel: None,
+            sel,
             case: 0,
             msg,
         }
@@ -67,7 +98,7 @@ impl Waiter {
     }
 
     /// The wake for a receiver that got `msg`.
-    pub(crate) fn received(self, msg: Msg, ok: bool) -> (GRef, Wake) {
+    pub(crate) fn received(self, msg: Msg, ok: bool) -> (Parker, Wake) {
         let wake = if self.sel.is_some() {
             Wake::Select {
                 case: self.case,
@@ -80,7 +111,7 @@ impl Waiter {
     }
 
     /// The wake for a sender whose value was taken; returns the value too.
-    pub(crate) fn sent(mut self) -> (Msg, GRef, Wake) {
+    pub(crate) fn sent(mut self) -> (Msg, Parker, Wake) {
         let msg = self.msg.take().expect("a waiting sender holds a value");
         let wake = if self.sel.is_some() {
             Wake::Select {
@@ -256,7 +287,7 @@ impl Chan {
         &self,
         s: &mut ChanState,
         msg: Msg,
-        wake: &mut Option<(GRef, Wake)>,
+        wake: &mut Option<(Parker, Wake)>,
     ) -> Result<(), Msg> {
         if let Some(w) = s.recvq.dequeue() {
             *wake = Some(w.received(msg, true));
@@ -273,7 +304,7 @@ impl Chan {
     pub(crate) fn try_recv_locked(
         &self,
         s: &mut ChanState,
-        wake: &mut Option<(GRef, Wake)>,
+        wake: &mut Option<(Parker, Wake)>,
     ) -> Option<(Msg, bool)> {
         if let Some(m) = s.buf.pop_front() {
             // A full buffer with a waiting sender: its value takes the slot.
@@ -297,7 +328,7 @@ impl Chan {
     /// Sends `msg`; on `Park` the caller's G (from `me`) has been queued.
     /// `me` gives `None` when the caller cannot park (it runs inside a C
     /// call that Lua cannot yield across).
-    pub fn send(&self, msg: Msg, me: impl FnOnce() -> Option<GRef>) -> SendResult {
+    pub fn send<W: Into<Parker>>(&self, msg: Msg, me: impl FnOnce() -> Option<W>) -> SendResult {
         let mut wake = None;
         let mut s = self.lock();
         if s.closed {
@@ -307,7 +338,7 @@ impl Chan {
             Ok(()) => SendResult::Sent,
             Err(msg) => match me() {
                 Some(g) => {
-                    s.sendq.push(Waiter::plain(g, Some(msg)));
+                    s.sendq.push(Waiter::plain(g.into(), Some(msg)));
                     SendResult::Park
                 }
                 None => SendResult::WouldBlock(msg),
@@ -319,14 +350,14 @@ impl Chan {
     }
 
     /// Receives; on `Park` the caller's G (from `me`) has been queued.
-    pub fn recv(&self, me: impl FnOnce() -> Option<GRef>) -> RecvResult {
+    pub fn recv<W: Into<Parker>>(&self, me: impl FnOnce() -> Option<W>) -> RecvResult {
         let mut wake = None;
         let mut s = self.lock();
         let r = match self.try_recv_locked(&mut s, &mut wake) {
             Some((m, ok)) => RecvResult::Got(m, ok),
             None => match me() {
                 Some(g) => {
-                    s.recvq.push(Waiter::plain(g, None));
+                    s.recvq.push(Waiter::plain(g.into(), None));
                     RecvResult::Park
                 }
                 None => RecvResult::WouldBlock,
@@ -381,7 +412,7 @@ impl Chan {
 }
 
 /// Delivers the wake an operation produced, after its lock is released.
-pub(crate) fn wake_one(wake: Option<(GRef, Wake)>) {
+pub(crate) fn wake_one(wake: Option<(Parker, Wake)>) {
     if let Some((g, w)) = wake {
         g.ready(w);
     }

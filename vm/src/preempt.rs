@@ -184,6 +184,25 @@ unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, _ar: *mut ffi::
     }
 }
 
+/// Makes `l` raise `interrupted` at its next instruction (the host asked
+/// its goroutine to stop: `lugo_vm::Runtime::interrupt`).
+///
+/// # Safety
+/// `l` is a live thread of an actor owned by the calling M, not running.
+pub unsafe fn arm_interrupt(l: *mut ffi::lua_State) {
+    ffi::lua_sethook(l, Some(interrupt_hook), ffi::LUA_MASKCOUNT, 1);
+}
+
+unsafe extern "C-unwind" fn interrupt_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    // SAFETY (whole body): Lua calls the hook on the running thread `l`;
+    // a hook may raise an error (lua.c's SIGINT hook does the same). The
+    // message is a plain string: the traceback tells where the line was.
+    ffi::lua_sethook(l, None, 0, 0);
+    let msg = "interrupted";
+    ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
+    ffi::lua_error(l);
+}
+
 /// Disarms a preemption hook left on `l` (armed, then the thread stopped
 /// running before it fired), so it does not preempt the next run for
 /// nothing. A user's own `debug.sethook` hook is left alone.
@@ -192,7 +211,8 @@ unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, _ar: *mut ffi::
 /// `l` is a live thread of an actor owned by the calling M, not running.
 pub unsafe fn disarm(l: *mut ffi::lua_State) {
     let ours = preempt_hook as ffi::lua_Hook;
-    if ffi::lua_gethook(l).is_some_and(|h| std::ptr::fn_addr_eq(h, ours)) {
+    let stop = interrupt_hook as ffi::lua_Hook;
+    if ffi::lua_gethook(l).is_some_and(|h| std::ptr::fn_addr_eq(h, ours) || std::ptr::fn_addr_eq(h, stop)) {
         ffi::lua_sethook(l, None, 0, 0);
     }
 }

@@ -14,7 +14,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, MutexGuard};
 
 use crate::actor::GRef;
-use crate::chan::{wake_one, Chan, ChanState, Waiter};
+use crate::chan::{wake_one, Chan, ChanState, Parker, Waiter};
 use crate::g::Msg;
 
 /// One case of a select.
@@ -119,7 +119,7 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) 
                     let case = case.expect("no case was taken");
                     let s = &mut *guards[slot(case.chan())];
                     let w = |msg| Waiter {
-                        g: me.clone(),
+                        g: Parker::G(me.clone()),
                         sel: Some(token.clone()),
                         case: i + 1,
                         msg,

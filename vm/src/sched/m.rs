@@ -170,11 +170,16 @@ impl Shared {
         // may still be finishing an actor's slice.
         idle.nidle += 1;
         let next = self.timers.next_deadline();
-        let all_idle = idle.nidle >= self.nstarted() && self.started_gs.load(Ordering::Acquire);
-        // No timer, or none that can wake anybody.
+        let host = &self.host;
+        let shutdown = host.shutdown_wait.load(Ordering::Acquire);
+        let all_idle = idle.nidle >= self.nstarted()
+            && (self.started_gs.load(Ordering::Acquire) || shutdown);
+        // No timer, or none that can wake anybody; no socket, no host
+        // endpoint.
         let no_hope = all_idle
             && (next.is_none() || !self.timers.can_wake_anyone())
-            && !self.netpoll.has_waiters();
+            && !self.netpoll.has_waiters()
+            && !host.holds_any();
         if no_hope {
             // In this order: a timer leaves the heap only while `firing`
             // counts it, and its wake-up queues work before the count drops.
@@ -186,13 +191,26 @@ impl Shared {
                 return;
             }
         }
-        if no_hope && self.all_queues_empty() {
+        // Somebody to tell: the program (`run`), a host in `shutdown`, or
+        // a host waiting for a task (see the table in `crate::host`).
+        let program = host.program.load(Ordering::Acquire);
+        if no_hope && (program || shutdown || host.has_tasks()) && self.all_queues_empty() {
             // Every M is idle, nothing is queued and no timer can wake
             // anybody: checkdead.
             idle.nidle -= 1;
             drop(idle);
-            let report = self.deadlock_report();
-            self.finish(Outcome::Deadlock(report));
+            if program || shutdown {
+                let outcome = if !program && self.ngoroutines.load(Ordering::Acquire) == 0 {
+                    Outcome::Exit(0)
+                } else {
+                    Outcome::Deadlock(self.deadlock_report())
+                };
+                self.finish(outcome);
+            } else {
+                // The runtime goes on: the host may start more work.
+                let report = self.deadlock_report();
+                host.end_all(|| crate::host::TaskEnd::Deadlock(report.clone()));
+            }
             return;
         }
         if let (true, Some(when)) = (active, next) {
@@ -275,6 +293,10 @@ impl Shared {
             };
             drop(q);
             let (key, gid) = (picked.key, picked.id);
+            if self.host.is_interrupted(gid) {
+                // SAFETY: this M owns the actor; the G is suspended.
+                unsafe { crate::preempt::arm_interrupt(picked.thread.0) };
+            }
             // Only this M writes its P's tick: no read-modify-write needed.
             p.schedtick
                 .store(p.schedtick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -318,12 +340,11 @@ impl Shared {
                     q.push_back(key);
                 }
                 Resumed::Exited => {
-                    let g = q.gs.remove(key);
-                    // SAFETY: this M owns the actor; the G has ended, so its
-                    // thread is not running, and its reference is released
-                    // exactly once (the G is gone from the table).
-                    unsafe { ffi::unref_thread(g.thread, g.thread_ref) };
-                    self.ngoroutines.fetch_sub(1, Ordering::AcqRel);
+                    self.remove_g(&mut q, key, gid);
+                    // A task's results are in already; this ends one that
+                    // called `runtime.goexit`.
+                    let done = crate::host::TaskEnd::Returned(mlua::MultiValue::new());
+                    self.host.end_task(gid, done);
                     if actor.is_main_g(gid) {
                         drop(q);
                         if actor.id == 1 {
@@ -336,16 +357,32 @@ impl Shared {
                         break;
                     }
                 }
+                Resumed::Panicked(msg, tb) if self.host.has_tasks() || self.on_panic(actor) => {
+                    // Maybe nobody else needs to know: the host's own task
+                    // (an error raised outside the task's xpcall), or the
+                    // host's panic handler takes the report.
+                    self.remove_g(&mut q, key, gid);
+                    drop(q);
+                    let end = crate::host::TaskEnd::Raised {
+                        message: msg.clone(),
+                        traceback: tb.clone(),
+                    };
+                    if !self.host.end_task(gid, end) {
+                        let report = panic_report(gid, &msg, &tb);
+                        match (actor.id, &self.config.on_panic) {
+                            (1, Some(handler)) => handler(&report),
+                            _ => {
+                                self.end_for_panic(actor, report);
+                                break;
+                            }
+                        }
+                    }
+                    q = actor.lock();
+                    apply_deferred(&mut q);
+                }
                 Resumed::Panicked(msg, tb) => {
                     drop(q);
-                    let report = panic_report(gid, &msg, &tb);
-                    if actor.id == 1 {
-                        self.finish(Outcome::Panic(report));
-                    } else {
-                        // An actor's uncaught error ends that actor only.
-                        let err = report.strip_prefix("panic: ").unwrap_or(&report);
-                        actor.end(Err(err.trim_end().to_string()));
-                    }
+                    self.end_for_panic(actor, panic_report(gid, &msg, &tb));
                     break;
                 }
             }
@@ -407,6 +444,34 @@ impl Shared {
         }
         actor.publish_heap();
         RUNNING_ACTOR.set(0);
+    }
+
+    /// Removes a G that has ended from its actor.
+    fn remove_g(&self, q: &mut ActorQueue, key: GKey, gid: u64) {
+        let g = q.gs.remove(key);
+        // SAFETY: this M owns the actor; the G has ended, so its thread is
+        // not running, and its reference is released exactly once (the G
+        // is gone from the table).
+        unsafe { ffi::unref_thread(g.thread, g.thread_ref) };
+        self.ngoroutines.fetch_sub(1, Ordering::AcqRel);
+        self.host.forget_interrupt(gid);
+    }
+
+    /// Whether a panic in `actor` goes to the host's handler.
+    fn on_panic(&self, actor: &Actor) -> bool {
+        actor.id == 1 && self.config.on_panic.is_some()
+    }
+
+    /// An uncaught error nobody handles: the main actor ends the program,
+    /// another actor ends with the error.
+    fn end_for_panic(&self, actor: &Arc<Actor>, report: String) {
+        if actor.id == 1 {
+            self.finish(Outcome::Panic(report));
+        } else {
+            // An actor's uncaught error ends that actor only.
+            let err = report.strip_prefix("panic: ").unwrap_or(&report);
+            actor.end(Err(err.trim_end().to_string()));
+        }
     }
 
     /// Stops an actor that has used up the CPU budget: the main actor ends

@@ -58,21 +58,38 @@ pub type HostFn = Arc<dyn Fn(&Lua, MultiValue) -> mlua::Result<MultiValue> + Sen
 pub struct HostFunction {
     /// Its global name.
     pub name: String,
-    /// Runs with the P handed off, as `io.read` does (it may wait long).
-    pub blocking: bool,
+    /// How it is called.
+    pub kind: HostKind,
     /// The function.
     pub f: HostFn,
 }
 
+/// How a host function is called.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostKind {
+    /// On the goroutine's M, while its actor waits.
+    Plain,
+    /// With the P handed off, as `io.read` is (it may wait long).
+    Blocking,
+    /// It starts the call and returns a channel (`crate::host::Endpoint`)
+    /// its answer comes on, `{ true, results..., n = }` or
+    /// `{ false, message }`: the goroutine parks until a host thread
+    /// answers.
+    Answered,
+}
+
 impl std::fmt::Debug for HostFunction {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let kind = if self.blocking { "blocking " } else { "" };
-        write!(f, "{kind}host function {}", self.name)
+        write!(f, "{:?} host function {}", self.kind, self.name)
     }
 }
 
+/// Called with the report of an uncaught error in a goroutine of the main
+/// actor that nobody waits for (see [`Config::on_panic`]).
+pub type PanicHandler = Arc<dyn Fn(&str) + Send + Sync>;
+
 /// How a runtime is set up.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Config {
     /// Number of Ps (`GOMAXPROCS`).
     pub procs: usize,
@@ -86,6 +103,24 @@ pub struct Config {
     pub cpu_budget: Option<std::time::Duration>,
     /// Functions the host gives every actor, as globals.
     pub host_functions: Vec<HostFunction>,
+    /// What an uncaught error in a goroutine of the main actor does when
+    /// the host does not wait for that goroutine: with a handler, the
+    /// handler gets the `panic: ...` report and the runtime goes on;
+    /// without, the runtime ends with [`Outcome::Panic`] (Go's rule).
+    pub on_panic: Option<PanicHandler>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("procs", &self.procs)
+            .field("actor_memory", &self.actor_memory)
+            .field("sandbox", &self.sandbox)
+            .field("cpu_budget", &self.cpu_budget)
+            .field("host_functions", &self.host_functions)
+            .field("on_panic", &self.on_panic.is_some())
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -96,6 +131,7 @@ impl Default for Config {
             sandbox: false,
             cpu_budget: None,
             host_functions: Vec::new(),
+            on_panic: None,
         }
     }
 }
@@ -195,6 +231,8 @@ pub struct Shared {
     spares: Mutex<Vec<Arc<syscall::Spare>>>,
     /// The network poller.
     pub netpoll: crate::netpoll::Netpoll,
+    /// What the host waits on and holds.
+    pub(crate) host: crate::host::Host,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -323,9 +361,14 @@ impl Shared {
         if o.is_none() {
             *o = Some(outcome);
         }
+        let end = o.clone().expect("an outcome was just set");
         self.stopping.store(true, Ordering::Release);
         self.outcome_cv.notify_all();
         drop(o);
+        // Host invariant 3: whoever the host waits for will not end now.
+        self.host
+            .end_all(|| crate::host::TaskEnd::Stopped(end.clone()));
+        self.host.stop_parked();
         self.wake_sysmon();
         for (_, t) in lock(&self.idle).parked.drain(..) {
             t.unpark();
@@ -420,6 +463,7 @@ impl Runtime {
             last_netpoll: AtomicU64::new(0),
             spares: Mutex::new(Vec::new()),
             netpoll: crate::netpoll::Netpoll::new().expect("cannot create the network poller"),
+            host: crate::host::Host::default(),
         });
         shared.ensure_ms(procs);
         Runtime { shared }
@@ -485,6 +529,96 @@ impl Runtime {
     /// Ends the program with `outcome` (the first outcome wins).
     pub fn finish(&self, outcome: Outcome) {
         self.shared.finish(outcome);
+    }
+
+    /// How the runtime ended, once it has.
+    pub fn outcome(&self) -> Option<Outcome> {
+        lock(&self.shared.outcome).clone()
+    }
+
+    // ---- the host's side (see [`crate::host`]) ----
+
+    /// Makes goroutine `gid` of `actor` the program's main goroutine: when
+    /// it returns, the runtime ends (`Runtime::run`). Call it under the
+    /// actor's state lock, before the goroutine can run.
+    pub fn set_program_main(&self, actor: &Actor, gid: u64) {
+        self.shared.host.program.store(true, Ordering::Release);
+        actor.set_main_g(gid);
+    }
+
+    /// Records that the host waits for goroutine `gid` (under its actor's
+    /// state lock, before it can run: host invariant 1).
+    pub fn add_task(&self, gid: u64, task: Arc<crate::host::HostTask>) {
+        self.shared.host.add_task(gid, task);
+    }
+
+    /// Ends the host's task of goroutine `gid` (its results are in).
+    pub fn end_task(&self, gid: u64, end: crate::host::TaskEnd) -> bool {
+        self.shared.host.end_task(gid, end)
+    }
+
+    /// Asks goroutine `gid` to stop: a running goroutine raises
+    /// `interrupted` at once (every running M is preempted), a parked
+    /// one when it is next resumed. Ends with the goroutine.
+    pub fn interrupt(&self, gid: u64) {
+        self.shared.host.interrupt(gid);
+        for p in 0..self.watched_procs() {
+            if self.shared.ps[p].slot().is_running() {
+                self.shared.ps[p].slot().signal();
+            }
+        }
+    }
+
+    /// Counts a channel endpoint held by the host: while any is held, no
+    /// deadlock is reported (the host may still send or receive).
+    pub fn hold_endpoint(&self) {
+        self.shared.host.hold();
+    }
+
+    /// Lets go of a held endpoint; after the last, the idle Ms look for a
+    /// deadlock again.
+    pub fn release_endpoint(&self) {
+        if self.shared.host.release() {
+            self.shared.wake_one();
+        }
+    }
+
+    /// Records a host thread about to block on a channel (it is woken if
+    /// the runtime stops); false if the runtime has stopped already.
+    pub fn park_host(&self, p: &Arc<crate::host::HostPark>) -> bool {
+        self.shared.host.add_parked(p);
+        // After registering: a `finish` that ran before it is seen here.
+        !self.stopping()
+    }
+
+    /// Waits until no goroutine is left (`Exit(0)`), or every one left is
+    /// blocked for good (`Deadlock`), or the program ends otherwise.
+    pub fn wait_all(&self) -> Outcome {
+        self.shared
+            .host
+            .shutdown_wait
+            .store(true, Ordering::Release);
+        // An idle M looks again with the new rule.
+        self.shared.wake_one();
+        self.wait()
+    }
+
+    /// As [`Runtime::wait`], for at most `d`; `None` if still running.
+    pub fn wait_timeout(&self, d: std::time::Duration) -> Option<Outcome> {
+        let deadline = std::time::Instant::now() + d;
+        let mut o = lock(&self.shared.outcome);
+        loop {
+            if let Some(o) = o.as_ref() {
+                return Some(o.clone());
+            }
+            let left = deadline.checked_duration_since(std::time::Instant::now())?;
+            o = self
+                .shared
+                .outcome_cv
+                .wait_timeout(o, left)
+                .expect("scheduler lock poisoned")
+                .0;
+        }
     }
 
     /// Number of Ps.

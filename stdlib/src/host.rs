@@ -1,0 +1,89 @@
+//! What the `lugo` crate needs from the stdlib to serve an embedding host:
+//! starting a goroutine the host waits for (a task), and handing a
+//! host-held channel to Lua.
+//!
+//! A task runs `f(args...)` under the prelude's `hostmain`, which passes
+//! `xpcall`'s results to a `done` callback made here: the values, or the
+//! error's message and traceback, become the task's
+//! [`TaskEnd`](lugo_vm::host::TaskEnd). The task is registered while this
+//! thread holds the state's lock, so no M can run the goroutine before
+//! the host waits for it (host invariant 1).
+
+use std::sync::Arc;
+
+use lugo_vm::host::{HostTask, TaskEnd};
+use lugo_vm::{Actor, Chan};
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+/// Registry key of the prelude's `task`.
+pub(crate) const TASK_KEY: &str = "lugo.task";
+
+/// Starts `f(args...)` as a goroutine of `actor` (whose state is `lua`)
+/// that the host waits for; its end arrives in the returned task.
+pub fn start_task(
+    lua: &Lua,
+    actor: &Arc<Actor>,
+    f: Function,
+    args: MultiValue,
+) -> mlua::Result<Arc<HostTask>> {
+    let task = Arc::new(HostTask::default());
+    let rt = actor.runtime();
+    let done = {
+        let (rt, task) = (rt.clone(), task.clone());
+        lua.create_function(move |_, results: MultiValue| {
+            let mut it = results.into_iter();
+            let end = match it.next() {
+                Some(Value::Boolean(true)) => TaskEnd::Returned(it.collect()),
+                _ => raised(it.next()),
+            };
+            rt.end_task(task.gid(), end);
+            Ok(())
+        })?
+    };
+    let start: Function = lua.named_registry_value(TASK_KEY)?;
+    let mut a = MultiValue::from_vec(vec![Value::Function(done), Value::Function(f)]);
+    a.extend(args);
+    lua.exec_raw_lua(|_| {
+        let gid: u64 = start.call(a)?;
+        rt.add_task(gid, task.clone());
+        Ok(task)
+    })
+}
+
+/// The end of a task whose `xpcall` failed with `e` (the prelude's
+/// message handler makes it `{ message, traceback }`).
+fn raised(e: Option<Value>) -> TaskEnd {
+    let (message, traceback) = match e {
+        Some(Value::Table(t)) => (field(&t, 1), field(&t, 2)),
+        Some(other) => (other.to_string().unwrap_or_default(), String::new()),
+        None => (String::new(), String::new()),
+    };
+    // Lua's traceback without lugo's own frames, in lua.c's layout.
+    let frames = lugo_vm::sched::dump::format_traceback(&traceback);
+    let traceback = match frames.is_empty() {
+        true => String::new(),
+        false => format!("stack traceback:\n{}", frames.trim_end()),
+    };
+    TaskEnd::Raised { message, traceback }
+}
+
+fn field(t: &Table, i: i64) -> String {
+    t.raw_get::<mlua::LuaString>(i)
+        .map(|s| s.to_string_lossy())
+        .unwrap_or_default()
+}
+
+/// The Lua value of channel `ch` in `lua` (an ordinary lugo channel).
+pub fn chan_value(lua: &Lua, ch: Arc<Chan>) -> mlua::Result<Value> {
+    // SAFETY: `exec_raw` runs the closure on the state's stack under its
+    // lock with room for one value; `push` sets the channel metatable that
+    // `crate::open` registered in this state, and leaves one value.
+    unsafe { lua.exec_raw::<Value>((), |l| crate::cfn::push(l, ch)) }
+}
+
+/// The runtime a state made by `crate::open` belongs to.
+pub fn runtime_of(lua: &Lua) -> mlua::Result<lugo_vm::Runtime> {
+    lua.app_data_ref::<lugo_vm::Runtime>()
+        .map(|rt| rt.clone())
+        .ok_or_else(|| mlua::Error::runtime("this Lua state is not a lugo actor"))
+}

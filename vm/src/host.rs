@@ -1,0 +1,442 @@
+//! The host: what an embedding program waits on and holds.
+//!
+//! A runtime built by the `lugo` crate outlives its goroutines: the host
+//! starts goroutines and waits for them ([`HostTask`]), blocks on channels
+//! from its own threads ([`HostPark`]) and holds channel endpoints. The
+//! deadlock check must know about all three:
+//!
+//! | the host...                         | checkdead, when every M is idle            |
+//! |-------------------------------------|--------------------------------------------|
+//! | waits for a task (a goroutine)      | fails every waiting task with the report; the runtime goes on |
+//! | holds a channel endpoint            | reports nothing: the host may still send or receive |
+//! | waits in `shutdown` (wait mode)     | ends the runtime: `Exit(0)` if no goroutine is left, else the deadlock |
+//! | does none of these                  | reports nothing: the host may start more work |
+//!
+//! Invariants:
+//! 1. A task is in `tasks` from before its goroutine first runs (it is
+//!    registered under the actor's state lock) until it has an end; its
+//!    end is set once ([`HostTask::end`]).
+//! 2. A host waiter in a channel queue always carries a select token, so
+//!    a host that gives up (a timeout) claims it and no value is handed
+//!    to a waiter nobody reads.
+//! 3. When the runtime stops, every task and parked host is woken.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Instant;
+
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use crate::chan::{Chan, Parker, RecvResult, SendResult};
+use crate::g::{Msg, Wake};
+use crate::sched::{Outcome, Runtime};
+
+/// How a task (a goroutine the host waits for) ended.
+#[derive(Clone, Debug)]
+pub enum TaskEnd {
+    /// It returned these values.
+    Returned(mlua::MultiValue),
+    /// It raised an uncaught error: the message and the Lua traceback.
+    Raised {
+        /// The error message.
+        message: String,
+        /// Lua's `stack traceback:` text (may be empty).
+        traceback: String,
+    },
+    /// Every goroutine was blocked while the host waited: the report.
+    Deadlock(String),
+    /// The runtime ended first.
+    Stopped(Outcome),
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Poisoned only by a panic of the runtime itself.
+    m.lock().expect("host state poisoned")
+}
+
+/// A goroutine the host waits for.
+pub struct HostTask {
+    gid: std::sync::atomic::AtomicU64,
+    end: Mutex<Option<TaskEnd>>,
+    cv: Condvar,
+}
+
+impl Default for HostTask {
+    fn default() -> Self {
+        HostTask {
+            gid: std::sync::atomic::AtomicU64::new(0),
+            end: Mutex::new(None),
+            cv: Condvar::new(),
+        }
+    }
+}
+
+impl HostTask {
+    /// The goroutine's id (0 until it is registered).
+    pub fn gid(&self) -> u64 {
+        self.gid.load(Ordering::Acquire)
+    }
+
+    /// Records how the task ended (the first end wins) and wakes the host.
+    fn set_end(&self, end: TaskEnd) -> bool {
+        let mut e = lock(&self.end);
+        if e.is_some() {
+            return false;
+        }
+        *e = Some(end);
+        self.cv.notify_all();
+        true
+    }
+
+    /// Waits until the task ends or `deadline` passes (`None` then).
+    pub fn wait(&self, deadline: Option<Instant>) -> Option<TaskEnd> {
+        let mut e = lock(&self.end);
+        loop {
+            if let Some(end) = e.as_ref() {
+                return Some(end.clone());
+            }
+            e = match deadline {
+                None => self.cv.wait(e).expect("host state poisoned"),
+                Some(d) => {
+                    let left = d.checked_duration_since(Instant::now())?;
+                    self.cv
+                        .wait_timeout(e, left)
+                        .expect("host state poisoned")
+                        .0
+                }
+            };
+        }
+    }
+}
+
+/// A host thread blocked on a channel operation.
+#[derive(Default)]
+pub struct HostPark {
+    state: Mutex<(Option<Wake>, bool)>,
+    cv: Condvar,
+    /// The select token of the waiter it queued (invariant 2).
+    pub(crate) token: Arc<AtomicBool>,
+}
+
+/// Why a host's wait on a channel ended without a wake.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParkEnd {
+    /// The deadline passed (the waiter was withdrawn).
+    Timeout,
+    /// The runtime stopped.
+    Stopped,
+}
+
+impl HostPark {
+    pub(crate) fn ready(&self, wake: Wake) {
+        let mut s = lock(&self.state);
+        s.0 = Some(wake);
+        self.cv.notify_all();
+    }
+
+    fn stop(&self) {
+        lock(&self.state).1 = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits for the wake of the waiter this park queued, until
+    /// `deadline`. On a timeout the waiter is withdrawn, unless it has
+    /// been completed meanwhile: then its wake is waited for (it is on
+    /// its way) and returned.
+    pub fn wait(&self, deadline: Option<Instant>) -> Result<Wake, ParkEnd> {
+        let mut s = lock(&self.state);
+        loop {
+            if let Some(w) = s.0.take() {
+                return Ok(w);
+            }
+            if s.1 {
+                self.token.store(true, Ordering::Release);
+                return Err(ParkEnd::Stopped);
+            }
+            s = match deadline {
+                None => self.cv.wait(s).expect("host state poisoned"),
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => self.cv.wait_timeout(s, left).expect("host state poisoned").0,
+                    None => {
+                        if !self.token.swap(true, Ordering::AcqRel) {
+                            return Err(ParkEnd::Timeout);
+                        }
+                        // Claimed by a sender or receiver: its wake comes.
+                        self.cv.wait(s).expect("host state poisoned")
+                    }
+                },
+            };
+        }
+    }
+}
+
+/// The host's side of one runtime.
+#[derive(Default)]
+pub struct Host {
+    tasks: Mutex<FxHashMap<u64, Arc<HostTask>>>,
+    ntasks: AtomicUsize,
+    /// Channel endpoints the host holds.
+    holds: AtomicUsize,
+    /// Goroutines asked to stop (`Task::interrupt`).
+    interrupts: Mutex<FxHashSet<u64>>,
+    ninterrupts: AtomicUsize,
+    /// Host threads blocked on a channel.
+    parked: Mutex<Vec<Weak<HostPark>>>,
+    /// The host waits in `shutdown` for every goroutine to end.
+    pub(crate) shutdown_wait: AtomicBool,
+    /// `Runtime::run` made the first goroutine the program's main one.
+    pub(crate) program: AtomicBool,
+}
+
+impl Host {
+    /// Records that the host waits for goroutine `gid`.
+    pub(crate) fn add_task(&self, gid: u64, task: Arc<HostTask>) {
+        task.gid.store(gid, Ordering::Release);
+        lock(&self.tasks).insert(gid, task);
+        self.ntasks.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Whether the host waits for any goroutine.
+    pub(crate) fn has_tasks(&self) -> bool {
+        self.ntasks.load(Ordering::Acquire) > 0
+    }
+
+    /// Ends the task of goroutine `gid`, if there is one; false if none.
+    pub(crate) fn end_task(&self, gid: u64, end: TaskEnd) -> bool {
+        if !self.has_tasks() {
+            return false;
+        }
+        let Some(t) = lock(&self.tasks).remove(&gid) else {
+            return false;
+        };
+        self.ntasks.fetch_sub(1, Ordering::AcqRel);
+        t.set_end(end);
+        true
+    }
+
+    /// Ends every task with `end(...)` (a deadlock, or the runtime stopped).
+    pub(crate) fn end_all(&self, end: impl Fn() -> TaskEnd) {
+        let tasks: Vec<_> = lock(&self.tasks).drain().map(|(_, t)| t).collect();
+        self.ntasks.fetch_sub(tasks.len(), Ordering::AcqRel);
+        for t in tasks {
+            t.set_end(end());
+        }
+    }
+
+    /// Wakes every host thread blocked on a channel: the runtime stopped.
+    pub(crate) fn stop_parked(&self) {
+        for p in lock(&self.parked).drain(..).filter_map(|w| w.upgrade()) {
+            p.stop();
+        }
+    }
+
+    /// Records a host thread about to block on a channel.
+    pub(crate) fn add_parked(&self, p: &Arc<HostPark>) {
+        let mut v = lock(&self.parked);
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(p));
+    }
+
+    /// Counts one more endpoint held by the host.
+    pub(crate) fn hold(&self) {
+        self.holds.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts one endpoint less; true when it was the last.
+    pub(crate) fn release(&self) -> bool {
+        self.holds.fetch_sub(1, Ordering::AcqRel) == 1
+    }
+
+    /// Whether the host holds a channel endpoint.
+    pub(crate) fn holds_any(&self) -> bool {
+        self.holds.load(Ordering::Acquire) > 0
+    }
+
+    /// Asks goroutine `gid` to stop.
+    pub(crate) fn interrupt(&self, gid: u64) {
+        if lock(&self.interrupts).insert(gid) {
+            self.ninterrupts.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Whether goroutine `gid` has been asked to stop (cheap when none has).
+    #[inline]
+    pub(crate) fn is_interrupted(&self, gid: u64) -> bool {
+        self.ninterrupts.load(Ordering::Relaxed) > 0 && lock(&self.interrupts).contains(&gid)
+    }
+
+    /// Forgets the interrupt of a goroutine that has ended.
+    #[inline]
+    pub(crate) fn forget_interrupt(&self, gid: u64) {
+        if self.ninterrupts.load(Ordering::Relaxed) > 0 && lock(&self.interrupts).remove(&gid) {
+            self.ninterrupts.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Why a host's channel operation failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChanError {
+    /// The channel is closed (a send; a receive gets `ok == false`).
+    Closed,
+    /// Nothing could be done by the deadline (a `try_` call: at once).
+    Timeout,
+    /// The runtime has stopped.
+    Stopped,
+}
+
+/// The host's handle on a channel. While one exists the host counts as a
+/// holder of the channel: goroutines waiting on it are not deadlocked.
+/// Values move as copies ([`Msg::Copied`] and scalars): the channel is
+/// shared from the start.
+pub struct Endpoint {
+    chan: Arc<Chan>,
+    rt: Runtime,
+}
+
+impl Endpoint {
+    /// A new channel of capacity `cap`, held by the host.
+    pub fn new(rt: &Runtime, cap: usize) -> Endpoint {
+        let chan = Chan::new(cap);
+        // Empty: nothing to copy.
+        chan.share(|m| m);
+        rt.hold_endpoint();
+        Endpoint {
+            chan: Arc::new(chan),
+            rt: rt.clone(),
+        }
+    }
+
+    /// The channel.
+    pub fn chan(&self) -> &Arc<Chan> {
+        &self.chan
+    }
+
+    /// The runtime whose goroutines share the channel.
+    pub fn runtime(&self) -> &Runtime {
+        &self.rt
+    }
+
+    /// Sends `msg`, waiting until `deadline` (`None`: for as long as it
+    /// takes; a past deadline: only if it can be done at once).
+    pub fn send(&self, msg: Msg, deadline: Option<Instant>) -> Result<(), ChanError> {
+        let park = Arc::new(HostPark::default());
+        let now = deadline.is_some_and(|d| d <= Instant::now());
+        let me = || (!now).then(|| Parker::Host(park.clone()));
+        match self.chan.send(msg, me) {
+            SendResult::Sent => Ok(()),
+            SendResult::Closed(_) => Err(ChanError::Closed),
+            SendResult::WouldBlock(_) => Err(ChanError::Timeout),
+            SendResult::Park => match self.wait(&park, deadline)? {
+                Wake::SendClosed(_) => Err(ChanError::Closed),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// Receives a value and whether it was sent (`false`: the channel is
+    /// closed and drained), waiting until `deadline` as [`Endpoint::send`].
+    pub fn recv(&self, deadline: Option<Instant>) -> Result<(Msg, bool), ChanError> {
+        let park = Arc::new(HostPark::default());
+        let now = deadline.is_some_and(|d| d <= Instant::now());
+        let me = || (!now).then(|| Parker::Host(park.clone()));
+        match self.chan.recv(me) {
+            RecvResult::Got(m, ok) => Ok((m, ok)),
+            RecvResult::WouldBlock => Err(ChanError::Timeout),
+            RecvResult::Park => match self.wait(&park, deadline)? {
+                Wake::Recv(m, ok)
+                | Wake::Select {
+                    recv: Some((m, ok)),
+                    ..
+                } => Ok((m, ok)),
+                _ => Ok((Msg::Nil, false)),
+            },
+        }
+    }
+
+    fn wait(&self, park: &Arc<HostPark>, deadline: Option<Instant>) -> Result<Wake, ChanError> {
+        if !self.rt.park_host(park) {
+            park.token.store(true, Ordering::Release);
+            return Err(ChanError::Stopped);
+        }
+        park.wait(deadline).map_err(|e| match e {
+            ParkEnd::Timeout => ChanError::Timeout,
+            ParkEnd::Stopped => ChanError::Stopped,
+        })
+    }
+
+    /// Closes the channel; false if it was closed already.
+    pub fn close(&self) -> bool {
+        self.chan.close().is_ok()
+    }
+}
+
+impl Clone for Endpoint {
+    fn clone(&self) -> Endpoint {
+        self.rt.hold_endpoint();
+        Endpoint {
+            chan: self.chan.clone(),
+            rt: self.rt.clone(),
+        }
+    }
+}
+
+impl Drop for Endpoint {
+    fn drop(&mut self) {
+        self.rt.release_endpoint();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_task_ends_once_and_the_first_end_wins() {
+        let host = Host::default();
+        let t = Arc::new(HostTask::default());
+        host.add_task(7, t.clone());
+        assert!(host.has_tasks());
+        assert!(host.end_task(7, TaskEnd::Deadlock("d".into())));
+        assert!(!host.end_task(7, TaskEnd::Stopped(Outcome::Exit(0))));
+        assert!(!host.has_tasks());
+        assert!(matches!(t.wait(None), Some(TaskEnd::Deadlock(s)) if s == "d"));
+    }
+
+    #[test]
+    fn waiting_for_a_task_times_out() {
+        let t = HostTask::default();
+        let deadline = Instant::now() + Duration::from_millis(5);
+        assert!(t.wait(Some(deadline)).is_none());
+    }
+
+    #[test]
+    fn a_park_that_times_out_withdraws_its_waiter() {
+        let p = HostPark::default();
+        let r = p.wait(Some(Instant::now()));
+        assert_eq!(r.err(), Some(ParkEnd::Timeout));
+        assert!(p.token.load(Ordering::Acquire), "token claimed: waiter dead");
+    }
+
+    #[test]
+    fn a_stopped_runtime_wakes_parked_hosts() {
+        let host = Host::default();
+        let p = Arc::new(HostPark::default());
+        host.add_parked(&p);
+        host.stop_parked();
+        assert_eq!(p.wait(None).err(), Some(ParkEnd::Stopped));
+    }
+
+    #[test]
+    fn interrupts_are_remembered_until_forgotten() {
+        let host = Host::default();
+        assert!(!host.is_interrupted(3));
+        host.interrupt(3);
+        host.interrupt(3);
+        assert!(host.is_interrupted(3));
+        host.forget_interrupt(3);
+        assert!(!host.is_interrupted(3));
+        assert_eq!(host.ninterrupts.load(Ordering::Relaxed), 0);
+    }
+}
