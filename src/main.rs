@@ -1,4 +1,7 @@
-//! The `lugo` command: run a script, a chunk or standard input.
+//! The `lugo` command: run a script, a chunk or standard input, or the
+//! REPL (`src/repl.rs`) on a terminal and with `-i`.
+
+mod repl;
 
 use std::io::{IsTerminal, Read};
 
@@ -23,7 +26,7 @@ struct Cli {
     #[arg(short = 'e', value_name = "chunk", action = ArgAction::Append)]
     exec: Vec<String>,
 
-    /// Enter the REPL after running the script (not available yet)
+    /// Enter the REPL after running the script
     #[arg(short = 'i')]
     interactive: bool,
 
@@ -94,20 +97,19 @@ fn run() -> Result<ExitCode, String> {
         return Ok(ExitCode::SUCCESS);
     }
     let mut rest = cli.rest.clone();
-    if rest.is_empty() && cli.exec.is_empty() {
-        if std::io::stdin().is_terminal() {
-            eprintln!("{VERSION}\nusage: lugo [options] [script [args]]\n(the interactive REPL is not available yet; try `lugo --help`)");
-            return Ok(ExitCode::from(1));
-        }
+    let no_chunk = rest.is_empty() && cli.exec.is_empty();
+    let interactive = cli.interactive || (no_chunk && std::io::stdin().is_terminal());
+    if no_chunk && !interactive {
         rest.push("-".into());
     }
-    if cli.interactive {
-        return Err("-i: the interactive REPL is not available yet".into());
-    }
+    let console = interactive.then(repl::Console::new);
 
     let mut builder = lugo::Runtime::builder();
     if let Some(n) = cli.procs {
         builder = builder.procs(n as usize);
+    }
+    if let Some(console) = &console {
+        builder = repl::configure(builder, console);
     }
     let rt = builder.build().map_err(|e| e.to_string())?;
     lugo::quit::install(rt.vm().clone())
@@ -125,6 +127,7 @@ fn run() -> Result<ExitCode, String> {
     }
     let script_at = argv.len() - rest.len();
     let mut script_args = MultiValue::new();
+    let mut has_script = false;
     if let Some((path, args)) = rest.split_first() {
         let (src, name) = read_script(path)?;
         let f = lua
@@ -133,15 +136,41 @@ fn run() -> Result<ExitCode, String> {
             .into_function()
             .map_err(load_error)?;
         chunks.push(f);
+        has_script = true;
         for a in args {
             script_args.push_back(Value::String(
                 lua.create_string(a).map_err(|e| e.to_string())?,
             ));
         }
     }
+    lua.globals()
+        .set(
+            "arg",
+            arg_table(lua, &argv, script_at.min(argv.len() - 1)).map_err(|e| e.to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+
+    if let Some(console) = console {
+        // As lua.c: the -e chunks, then the script with its arguments, each
+        // on its own; an error is shown and the REPL starts all the same.
+        let last = chunks.len();
+        let startup = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let args = if has_script && i + 1 == last {
+                    std::mem::take(&mut script_args)
+                } else {
+                    MultiValue::new()
+                };
+                (f, args)
+            })
+            .collect();
+        println!("{VERSION}");
+        repl::run(&rt, &console, startup);
+    }
+
     let setup = || -> mlua::Result<Function> {
-        lua.globals()
-            .set("arg", arg_table(lua, &argv, script_at.min(argv.len() - 1))?)?;
         lua.load(
             "local chunks = ...\n\
              return function(...)\n\
