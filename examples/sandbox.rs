@@ -31,7 +31,7 @@ print("honest: ", honest:wait())
 while true do end
 "#;
 
-fn main() -> lugo::mlua::Result<()> {
+fn main() -> lugo::Result<()> {
     let rt = Runtime::builder()
         .procs(2)
         .sandbox(true)

@@ -20,7 +20,9 @@ fn chan_error(e: ChanError, ep: &Endpoint) -> Error {
     match e {
         ChanError::Closed => Error::Closed,
         ChanError::Timeout => Error::Timeout,
-        ChanError::Stopped => Error::Stopped(ep.runtime().outcome().unwrap_or(crate::Outcome::Exit(0))),
+        ChanError::Stopped => {
+            Error::Stopped(ep.runtime().outcome().unwrap_or(crate::Outcome::Exit(0)))
+        }
     }
 }
 
@@ -159,7 +161,10 @@ impl Reply {
 
     /// The call raises `message` (at the caller, as `error(message, 2)`).
     pub fn err(mut self, message: impl Into<String>) {
-        self.answer(Value::array([Value::Boolean(false), Value::from(message.into())]));
+        self.answer(Value::array([
+            Value::Boolean(false),
+            Value::from(message.into()),
+        ]));
     }
 
     fn answer(&mut self, v: Value) {

@@ -286,9 +286,8 @@ impl Runtime {
     /// `@path`; a first line starting with `#` is skipped, as `lua` does).
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Function> {
         let path = path.as_ref();
-        let mut src = std::fs::read(path).map_err(|e| {
-            mlua::Error::runtime(format!("cannot open {}: {e}", path.display()))
-        })?;
+        let mut src = std::fs::read(path)
+            .map_err(|e| mlua::Error::runtime(format!("cannot open {}: {e}", path.display())))?;
         if src.first() == Some(&b'#') {
             // Keep the newline: line numbers stay right.
             let end = src.iter().position(|&b| b == b'\n').unwrap_or(src.len());
@@ -466,10 +465,8 @@ impl ActorHandle {
             .into_function()?;
         let args = MultiValue::from_vec(vec![self.handle.clone()]);
         let task = lugo_stdlib::host::start_task(lua, &self.main, wait, args)?;
-        let (ok, err): (bool, Option<String>) = FromLuaMulti::from_lua_multi(
-            result(task.wait(None).expect("no deadline"))?,
-            lua,
-        )?;
+        let (ok, err): (bool, Option<String>) =
+            FromLuaMulti::from_lua_multi(result(task.wait(None).expect("no deadline"))?, lua)?;
         match ok {
             true => Ok(()),
             false => Err(Error::Raised {

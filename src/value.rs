@@ -11,8 +11,10 @@ use std::sync::Arc;
 use lugo_vm::portable::{PValue, Portable};
 use lugo_vm::Msg;
 
-/// A Lua value as plain data.
-#[derive(Clone, Debug, PartialEq)]
+/// A Lua value as plain data. `Display` writes it as Lua source would
+/// (`{ id = 1, tags = { "a", "b" } }`); strings that are not UTF-8 show
+/// their bytes escaped.
+#[derive(Clone, PartialEq)]
 pub enum Value {
     /// `nil`.
     Nil,
@@ -190,6 +192,54 @@ fn from_pvalue(
     })
 }
 
+impl std::fmt::Display for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Value::Nil => f.write_str("nil"),
+            Value::Boolean(b) => write!(f, "{b}"),
+            Value::Integer(i) => write!(f, "{i}"),
+            // Lua writes floats with a fraction or an exponent: 7.0, 1e+100.
+            Value::Number(n) if n.is_finite() && n.fract() == 0.0 && n.abs() < 1e16 => {
+                write!(f, "{n:.1}")
+            }
+            Value::Number(n) => write!(f, "{n}"),
+            Value::String(b) => match std::str::from_utf8(b) {
+                Ok(s) => write!(f, "{s:?}"),
+                Err(_) => write!(f, "\"{}\"", b.escape_ascii()),
+            },
+            Value::Table(pairs) => {
+                f.write_str("{")?;
+                let mut next = 1;
+                for (i, (k, v)) in pairs.iter().enumerate() {
+                    f.write_str(if i == 0 { " " } else { ", " })?;
+                    match k {
+                        // The sequence part, in order, without keys.
+                        Value::Integer(n) if *n == next => next += 1,
+                        Value::String(s) if is_name(s) => {
+                            write!(f, "{} = ", String::from_utf8_lossy(s))?
+                        }
+                        other => write!(f, "[{other}] = ")?,
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str(if pairs.is_empty() { "}" } else { " }" })
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Value {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// Whether `s` is a Lua name (a table key written without brackets).
+fn is_name(s: &[u8]) -> bool {
+    matches!(s.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
+        && s.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
 impl From<()> for Value {
     fn from(_: ()) -> Value {
         Value::Nil
@@ -213,9 +263,27 @@ macro_rules! from_integer {
 }
 from_integer!(i8 i16 i32 i64 u8 u16 u32);
 
+/// Lua integers are 64-bit signed: larger values become floats.
+macro_rules! from_wide_integer {
+    ($($t:ty)*) => {$(
+        impl From<$t> for Value {
+            fn from(i: $t) -> Value {
+                i64::try_from(i).map_or(Value::Number(i as f64), Value::Integer)
+            }
+        }
+    )*};
+}
+from_wide_integer!(u64 usize isize);
+
 impl From<f64> for Value {
     fn from(n: f64) -> Value {
         Value::Number(n)
+    }
+}
+
+impl From<f32> for Value {
+    fn from(n: f32) -> Value {
+        Value::Number(f64::from(n))
     }
 }
 
@@ -263,8 +331,31 @@ mod tests {
         let back = round_trip(t.clone());
         assert_eq!(back, t);
         assert_eq!(back.get("name").and_then(Value::as_str), Some("job"));
-        let args: Vec<i64> = back.get("args").unwrap().sequence().iter().filter_map(|v| v.as_integer()).collect();
+        let args: Vec<i64> = back
+            .get("args")
+            .unwrap()
+            .sequence()
+            .iter()
+            .filter_map(|v| v.as_integer())
+            .collect();
         assert_eq!(args, [1, 2, 3]);
+    }
+
+    #[test]
+    fn values_print_as_lua_source() {
+        let t = Value::map([
+            ("id", Value::from(7)),
+            ("tags", Value::array(["a", "b"])),
+            ("ratio", Value::from(2.0)),
+        ]);
+        assert_eq!(
+            t.to_string(),
+            r#"{ id = 7, tags = { "a", "b" }, ratio = 2.0 }"#
+        );
+        assert_eq!(Value::map([(1.5, true)]).to_string(), "{ [1.5] = true }");
+        assert_eq!(Value::String(vec![0xff, b'a']).to_string(), r#""\xffa""#);
+        assert_eq!(format!("{:?}", Value::from("é")), r#""é""#);
+        assert_eq!(Value::from(u64::MAX), Value::Number(u64::MAX as f64));
     }
 
     #[test]
@@ -282,11 +373,15 @@ mod tests {
         // A table whose field `me` is itself, as a goroutine would send it.
         let p = Portable {
             root: PValue::Table(0),
-            tables: vec![vec![(PValue::String(b"me".to_vec().into()), PValue::Table(0))]],
+            tables: vec![vec![(
+                PValue::String(b"me".to_vec().into()),
+                PValue::Table(0),
+            )]],
         };
         let err = Value::from_msg(Msg::Copied(Arc::new(p))).unwrap_err();
         assert!(
-            err.to_string().contains("a table that contains itself at value.me"),
+            err.to_string()
+                .contains("a table that contains itself at value.me"),
             "{err}"
         );
     }

@@ -154,4 +154,10 @@ assert(small:wait() == true)
 assert(not pcall(actor.spawn, { function() end, memory = -1 }))
 assert(not pcall(actor.spawn, { function() end, memory = "lots" }))
 
+-- copies keep number subtypes (floats with integral values too)
+local nums = chan(1)
+assert(actor.spawn(function(c) c:send({ f = 2.0, i = 2, big = 2^53 }) end, nums):wait())
+local n = nums:recv()
+assert(math.type(n.f) == "float" and math.type(n.i) == "integer" and math.type(n.big) == "float")
+
 print("ok")

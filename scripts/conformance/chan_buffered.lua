@@ -118,4 +118,10 @@ local t = {}
 one:send(t)
 assert(one:recv() == t)
 
+-- numbers keep their subtype: a float with an integral value stays a float
+one:send(7.0)
+assert(math.type(one:recv()) == "float")
+one:send(7)
+assert(math.type(one:recv()) == "integer")
+
 print("ok")

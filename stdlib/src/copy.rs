@@ -60,10 +60,9 @@ impl Copier {
             ffi::LUA_TNIL | ffi::LUA_TNONE => PValue::Nil,
             ffi::LUA_TBOOLEAN => PValue::Boolean(ffi::lua_toboolean(l, idx) != 0),
             ffi::LUA_TNUMBER => {
-                let mut isint = 0;
-                let i = ffi::lua_tointegerx(l, idx, &mut isint);
-                if isint != 0 {
-                    PValue::Integer(i)
+                // lua_isinteger, not lua_tointegerx: 7.0 stays a float.
+                if ffi::lua_isinteger(l, idx) != 0 {
+                    PValue::Integer(ffi::lua_tointeger(l, idx))
                 } else {
                     PValue::Number(ffi::lua_tonumber(l, idx))
                 }

@@ -173,10 +173,12 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
         let mut func = lua.create_function(move |lua, args: MultiValue| f(lua, args))?;
         func = match h.kind {
             HostKind::Plain => func,
-            HostKind::Blocking => exports.get::<Function>("blocks")?.call((h.name.as_str(), func))?,
-            HostKind::Answered => {
-                exports.get::<Function>("answered")?.call((h.name.as_str(), func))?
-            }
+            HostKind::Blocking => exports
+                .get::<Function>("blocks")?
+                .call((h.name.as_str(), func))?,
+            HostKind::Answered => exports
+                .get::<Function>("answered")?
+                .call((h.name.as_str(), func))?,
         };
         lua.globals().set(h.name.as_str(), func)?;
     }

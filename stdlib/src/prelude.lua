@@ -273,6 +273,15 @@ local runtime = {
 function runtime.gosched() co_yield(SCHED, KIND_GOSCHED) end
 function runtime.goexit() co_yield(SCHED, KIND_EXIT) end
 
+-- os.exit ends the runtime, not the process: the `lugo` command exits
+-- with the status, an embedding host gets it as the outcome. The calling
+-- goroutine stops here.
+local exit = P.exit
+function os.exit(code)
+  checked(2, exit(code))
+  if co_isyieldable() then co_yield(SCHED, KIND_EXIT) end
+end
+
 local raw_stack = P.stack
 function runtime.stack(all)
   return raw_stack(all and true or false, traceback(nil, 2))

@@ -14,6 +14,30 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
     let a = actor.clone();
     p.set("id", lua.create_function(move |_, ()| Ok(a.current_id()))?)?;
 
+    // os.exit: ends the runtime with the status; the host (the `lugo`
+    // command: the process) decides what that means.
+    let a = actor.clone();
+    p.set(
+        "exit",
+        raw(lua, move |lua, args| {
+            let code = match arg(&args, 0) {
+                Value::Nil | Value::Boolean(true) => 0,
+                Value::Boolean(false) => 1,
+                v => match integer_arg(v).and_then(|n| i32::try_from(n).ok()) {
+                    Some(n) => n,
+                    None => {
+                        let t = type_name(v);
+                        return raise(format!(
+                            "os.exit: status must be a boolean or an integer, got {t}"
+                        ));
+                    }
+                },
+            };
+            a.runtime().finish(lugo_vm::Outcome::Exit(code));
+            ret(lua, ())
+        })?,
+    )?;
+
     let a = actor.clone();
     p.set(
         "numgoroutine",

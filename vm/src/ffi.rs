@@ -92,10 +92,9 @@ pub unsafe fn to_msg(l: *mut ffi::lua_State, idx: c_int) -> Msg {
         ffi::LUA_TNIL | ffi::LUA_TNONE => Msg::Nil,
         ffi::LUA_TBOOLEAN => Msg::Boolean(ffi::lua_toboolean(l, idx) != 0),
         ffi::LUA_TNUMBER => {
-            let mut isint = 0;
-            let i = ffi::lua_tointegerx(l, idx, &mut isint);
-            if isint != 0 {
-                Msg::Integer(i)
+            // lua_isinteger, not lua_tointegerx: 7.0 stays a float.
+            if ffi::lua_isinteger(l, idx) != 0 {
+                Msg::Integer(ffi::lua_tointeger(l, idx))
             } else {
                 Msg::Number(ffi::lua_tonumber(l, idx))
             }

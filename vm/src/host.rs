@@ -156,7 +156,12 @@ impl HostPark {
             s = match deadline {
                 None => self.cv.wait(s).expect("host state poisoned"),
                 Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) => self.cv.wait_timeout(s, left).expect("host state poisoned").0,
+                    Some(left) => {
+                        self.cv
+                            .wait_timeout(s, left)
+                            .expect("host state poisoned")
+                            .0
+                    }
                     None => {
                         if !self.token.swap(true, Ordering::AcqRel) {
                             return Err(ParkEnd::Timeout);
@@ -416,7 +421,10 @@ mod tests {
         let p = HostPark::default();
         let r = p.wait(Some(Instant::now()));
         assert_eq!(r.err(), Some(ParkEnd::Timeout));
-        assert!(p.token.load(Ordering::Acquire), "token claimed: waiter dead");
+        assert!(
+            p.token.load(Ordering::Acquire),
+            "token claimed: waiter dead"
+        );
     }
 
     #[test]

@@ -212,7 +212,9 @@ unsafe extern "C-unwind" fn interrupt_hook(l: *mut ffi::lua_State, _ar: *mut ffi
 pub unsafe fn disarm(l: *mut ffi::lua_State) {
     let ours = preempt_hook as ffi::lua_Hook;
     let stop = interrupt_hook as ffi::lua_Hook;
-    if ffi::lua_gethook(l).is_some_and(|h| std::ptr::fn_addr_eq(h, ours) || std::ptr::fn_addr_eq(h, stop)) {
+    if ffi::lua_gethook(l)
+        .is_some_and(|h| std::ptr::fn_addr_eq(h, ours) || std::ptr::fn_addr_eq(h, stop))
+    {
         ffi::lua_sethook(l, None, 0, 0);
     }
 }

@@ -172,15 +172,19 @@ impl Shared {
         let next = self.timers.next_deadline();
         let host = &self.host;
         let shutdown = host.shutdown_wait.load(Ordering::Acquire);
-        let all_idle = idle.nidle >= self.nstarted()
-            && (self.started_gs.load(Ordering::Acquire) || shutdown);
-        // No timer, or none that can wake anybody; no socket, no host
-        // endpoint.
-        let no_hope = all_idle
+        let all_idle =
+            idle.nidle >= self.nstarted() && (self.started_gs.load(Ordering::Acquire) || shutdown);
+        // No timer, or none that can wake anybody; no socket.
+        let quiet = all_idle
             && (next.is_none() || !self.timers.can_wake_anyone())
-            && !self.netpoll.has_waiters()
-            && !host.holds_any();
-        if no_hope {
+            && !self.netpoll.has_waiters();
+        // ... and no host endpoint: nobody outside can wake a goroutine.
+        let no_hope = quiet && !host.holds_any();
+        // A host in `shutdown` waits for the goroutines; none is left.
+        let program = host.program.load(Ordering::Acquire);
+        let all_done =
+            quiet && shutdown && !program && self.ngoroutines.load(Ordering::Acquire) == 0;
+        if no_hope || all_done {
             // In this order: a timer leaves the heap only while `firing`
             // counts it, and its wake-up queues work before the count drops.
             if self.timers.firing() {
@@ -193,8 +197,8 @@ impl Shared {
         }
         // Somebody to tell: the program (`run`), a host in `shutdown`, or
         // a host waiting for a task (see the table in `crate::host`).
-        let program = host.program.load(Ordering::Acquire);
-        if no_hope && (program || shutdown || host.has_tasks()) && self.all_queues_empty() {
+        let tell = program || shutdown || host.has_tasks();
+        if (all_done || no_hope && tell) && self.all_queues_empty() {
             // Every M is idle, nothing is queued and no timer can wake
             // anybody: checkdead.
             idle.nidle -= 1;

@@ -550,6 +550,11 @@ impl Runtime {
     /// state lock, before it can run: host invariant 1).
     pub fn add_task(&self, gid: u64, task: Arc<crate::host::HostTask>) {
         self.shared.host.add_task(gid, task);
+        // `finish` sets `stopping` before it ends the tasks: one added after
+        // that is seen here and ended, so nobody waits for a stopped runtime.
+        if let Some(o) = self.stopping().then(|| self.outcome()).flatten() {
+            self.end_task(gid, crate::host::TaskEnd::Stopped(o));
+        }
     }
 
     /// Ends the host's task of goroutine `gid` (its results are in).
