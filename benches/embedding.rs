@@ -1,0 +1,219 @@
+//! What the embedding API costs, beside a baseline measured in the same run
+//! on the same Lua state (machines here are shared: ratios, not times).
+//!
+//! | workload | lugo | baseline |
+//! |---|---|---|
+//! | `rt.call(f, i)`: a goroutine per call, the host waits | `Runtime::call` | a round trip to a Rust thread over `std::sync::mpsc` (and `f.call(i)` through mlua, no thread) |
+//! | host sends N ints, a goroutine sums them | `Sender::send` into a lugo channel | a goroutine sends them to another over a lugo channel |
+//! | goroutines send N ints, the host receives | `Receiver::recv` | as above |
+//! | N calls of a deferred function answered by a host thread | `Reply::ok` | a round trip to a Rust thread over `std::sync::mpsc` (and a plain host function) |
+//!
+//! Run: `cargo bench --bench embedding` (prints one line per workload).
+
+use std::time::{Duration, Instant};
+
+use lugo::mlua::Function;
+use lugo::{Runtime, Value};
+
+fn per_op(d: Duration, n: u64) -> f64 {
+    d.as_nanos() as f64 / n as f64
+}
+
+fn report(name: &str, lugo_ns: f64, base_ns: f64, base: &str) {
+    println!(
+        "{name:<34} {lugo_ns:>9.0} ns/op   {base:<28} {base_ns:>7.0} ns/op   ratio {:>5.1}x",
+        lugo_ns / base_ns
+    );
+}
+
+/// ns per round trip between two Rust threads over `std::sync::mpsc`: the
+/// least a call that crosses to another thread and back can cost.
+fn thread_round_trip() -> f64 {
+    let (to_tx, to_rx) = std::sync::mpsc::channel::<i64>();
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<i64>();
+    let echo = std::thread::spawn(move || {
+        for x in to_rx {
+            back_tx.send(x + 1).unwrap();
+        }
+    });
+    let n = 20_000u64;
+    let t = Instant::now();
+    for i in 0..n as i64 {
+        to_tx.send(i).unwrap();
+        assert_eq!(back_rx.recv().unwrap(), i + 1);
+    }
+    let d = per_op(t.elapsed(), n);
+    drop(to_tx);
+    echo.join().unwrap();
+    d
+}
+
+fn call_round_trip(threads: f64) {
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    rt.exec("function inc(x) return x + 1 end").unwrap();
+    let inc: Function = rt.lua().globals().get("inc").unwrap();
+    let n = 20_000u64;
+    let t = Instant::now();
+    for i in 0..n as i64 {
+        let r: i64 = rt.call(&inc, i).unwrap();
+        assert_eq!(r, i + 1);
+    }
+    let lugo = per_op(t.elapsed(), n);
+    let t = Instant::now();
+    for i in 0..n as i64 {
+        let r: i64 = inc.call(i).unwrap();
+        assert_eq!(r, i + 1);
+    }
+    let direct = per_op(t.elapsed(), n);
+    report(
+        "rt.call (goroutine per call)",
+        lugo,
+        threads,
+        "thread round trip (mpsc)",
+    );
+    report(
+        "rt.call (goroutine per call)",
+        lugo,
+        direct,
+        "inc.call (mlua, no thread)",
+    );
+}
+
+/// The same stream between two goroutines, in Lua.
+fn lua_stream(rt: &Runtime, n: u64) -> f64 {
+    let t = Instant::now();
+    let v = rt
+        .exec(format!(
+            "local c, done = chan(128), chan()
+             go(function() local s = 0 for v in c:range() do s = s + v end done:send(s) end)
+             for i = 1, {n} do c:send(i) end
+             c:close()
+             return done:recv()"
+        ))
+        .unwrap();
+    let d = t.elapsed();
+    assert_eq!(
+        v.into_iter().next().unwrap().as_i64(),
+        Some((n * (n + 1) / 2) as i64)
+    );
+    per_op(d, n)
+}
+
+fn host_to_goroutines() {
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    let n = 200_000u64;
+    let base = lua_stream(&rt, n);
+    let (tx, rx) = rt.channel(128);
+    rt.lua().globals().set("c", &rx).unwrap();
+    drop(rx);
+    let sum = rt
+        .go(
+            rt.lua()
+                .load("local s = 0 for v in c:range() do s = s + v end return s")
+                .into_function()
+                .unwrap(),
+            (),
+        )
+        .unwrap();
+    let t = Instant::now();
+    for i in 1..=n {
+        tx.send(i as i64).unwrap();
+    }
+    tx.close().unwrap();
+    let v = sum.wait().unwrap();
+    let lugo = per_op(t.elapsed(), n);
+    assert_eq!(
+        v.into_iter().next().unwrap().as_i64(),
+        Some((n * (n + 1) / 2) as i64)
+    );
+    report(
+        "host -> goroutine, cap 128",
+        lugo,
+        base,
+        "goroutine -> goroutine",
+    );
+}
+
+fn goroutines_to_host() {
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    let n = 200_000u64;
+    let base = lua_stream(&rt, n);
+    let (tx, rx) = rt.channel(128);
+    rt.lua().globals().set("c", &tx).unwrap();
+    drop(tx);
+    let t = Instant::now();
+    rt.exec(format!(
+        "go(function() for i = 1, {n} do c:send(i) end c:close() end)"
+    ))
+    .unwrap();
+    let sum: i64 = rx.iter().map(|v| v.as_integer().unwrap()).sum();
+    let lugo = per_op(t.elapsed(), n);
+    assert_eq!(sum, (n * (n + 1) / 2) as i64);
+    report(
+        "goroutine -> host, cap 128",
+        lugo,
+        base,
+        "goroutine -> goroutine",
+    );
+}
+
+fn deferred_calls(threads: f64) {
+    let (work_tx, work_rx) = std::sync::mpsc::channel::<(i64, lugo::Reply)>();
+    let rt = Runtime::builder()
+        .procs(2)
+        .deferred_function("later_inc", move |_, x: i64, reply| {
+            work_tx.send((x, reply)).ok();
+            Ok(())
+        })
+        .function("plain_inc", |_, x: i64| Ok(x + 1))
+        .build()
+        .unwrap();
+    let answerer = std::thread::spawn(move || {
+        for (x, reply) in work_rx {
+            reply.ok([Value::from(x + 1)]);
+        }
+    });
+    let n = 20_000u64;
+    let run = |f: &str| {
+        let t = Instant::now();
+        let v = rt
+            .exec(format!(
+                "local s = 0 for i = 1, {n} do s = s + {f}(i) end return s"
+            ))
+            .unwrap();
+        let d = t.elapsed();
+        assert_eq!(
+            v.into_iter().next().unwrap().as_i64(),
+            Some((n * (n + 3) / 2) as i64)
+        );
+        per_op(d, n)
+    };
+    let base = run("plain_inc");
+    let lugo = run("later_inc");
+    report(
+        "deferred call, host thread answers",
+        lugo,
+        threads,
+        "thread round trip (mpsc)",
+    );
+    report(
+        "deferred call, host thread answers",
+        lugo,
+        base,
+        "plain host function",
+    );
+    drop(rt);
+    answerer.join().unwrap();
+}
+
+fn main() {
+    // `cargo test --benches` runs this with `--bench` absent: keep it quick.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let threads = thread_round_trip();
+    call_round_trip(threads);
+    host_to_goroutines();
+    goroutines_to_host();
+    deferred_calls(threads);
+}
