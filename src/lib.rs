@@ -286,8 +286,12 @@ impl Runtime {
     /// `@path`; a first line starting with `#` is skipped, as `lua` does).
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Function> {
         let path = path.as_ref();
-        let mut src = std::fs::read(path)
-            .map_err(|e| mlua::Error::runtime(format!("cannot open {}: {e}", path.display())))?;
+        let mut src = std::fs::read(path).map_err(|e| {
+            // As lua words it: `cannot open x.lua: No such file or directory`.
+            let reason = e.to_string();
+            let reason = reason.split(" (os error").next().unwrap_or(&reason);
+            mlua::Error::runtime(format!("cannot open {}: {reason}", path.display()))
+        })?;
         if src.first() == Some(&b'#') {
             // Keep the newline: line numbers stay right.
             let end = src.iter().position(|&b| b == b'\n').unwrap_or(src.len());

@@ -50,32 +50,28 @@ struct Cli {
 
 const VERSION: &str = concat!("lugo ", env!("CARGO_PKG_VERSION"), " (Lua 5.4)");
 
-/// Source and chunk name of the script to run.
-fn read_script(path: &str) -> Result<(Vec<u8>, String), String> {
-    if path == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut buf)
-            .map_err(|e| format!("cannot read stdin: {e}"))?;
-        return Ok((buf, "=stdin".into()));
+/// The script at `path` (`-`: standard input) as a function.
+fn load_script(rt: &lugo::Runtime, path: &str) -> Result<Function, String> {
+    if path != "-" {
+        return rt.load_file(path).map_err(|e| match e {
+            lugo::Error::Lua(e) => load_error(e),
+            other => other.to_string(),
+        });
     }
-    let mut src = std::fs::read(path).map_err(|e| {
-        let reason = e.to_string();
-        let reason = reason.split(" (os error").next().unwrap_or(&reason);
-        format!("cannot open {path}: {reason}")
-    })?;
-    // As lua does: a first line starting with '#' (a shebang) is skipped,
-    // keeping the newline so line numbers stay right.
-    if src.first() == Some(&b'#') {
-        let end = src.iter().position(|&b| b == b'\n').unwrap_or(src.len());
-        src.drain(..end);
-    }
-    Ok((src, format!("@{path}")))
+    let mut buf = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    rt.lua()
+        .load(buf)
+        .set_name("=stdin")
+        .into_function()
+        .map_err(load_error)
 }
 
 fn load_error(e: mlua::Error) -> String {
     match e {
-        mlua::Error::SyntaxError { message, .. } => message,
+        mlua::Error::SyntaxError { message, .. } | mlua::Error::RuntimeError(message) => message,
         other => other.to_string(),
     }
 }
@@ -129,13 +125,7 @@ fn run() -> Result<ExitCode, String> {
     let mut script_args = MultiValue::new();
     let mut has_script = false;
     if let Some((path, args)) = rest.split_first() {
-        let (src, name) = read_script(path)?;
-        let f = lua
-            .load(src)
-            .set_name(name)
-            .into_function()
-            .map_err(load_error)?;
-        chunks.push(f);
+        chunks.push(load_script(&rt, path)?);
         has_script = true;
         for a in args {
             script_args.push_back(Value::String(
