@@ -47,6 +47,7 @@
 //! ```
 
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 use std::path::Path;
 use std::sync::Arc;
@@ -145,6 +146,10 @@ impl Builder {
     /// Like [`Builder::function`], for a function that may wait long (a
     /// query, a file, a lock of the host's): it runs with its P handed off
     /// by sysmon, as `io.read` does, so other actors and timers go on.
+    /// (A P is handed off once: while the spare M that took it is itself
+    /// in a blocking call, that P waits. With N Ps, N blocking calls run
+    /// while others go on; for many concurrent slow calls, use
+    /// [`Builder::deferred_function`], which parks only the goroutine.)
     pub fn blocking_function<A, R, F>(self, name: &str, f: F) -> Builder
     where
         A: FromLuaMulti,

@@ -17,6 +17,7 @@
 //! function (`chan: capacity must be a non-negative integer, got ...`).
 
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 mod actor;
 mod cfn;

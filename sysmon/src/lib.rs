@@ -13,6 +13,7 @@
 //! the last M to go idle knows it at once.
 
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod policy;
 

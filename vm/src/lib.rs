@@ -27,6 +27,7 @@
 //! yielding (a timer on another thread); the M then re-queues it at once.
 
 #![warn(clippy::undocumented_unsafe_blocks)]
+#![warn(missing_docs)]
 
 pub mod actor;
 pub mod chan;
