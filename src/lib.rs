@@ -147,8 +147,8 @@ impl Builder {
     /// query, a file, a lock of the host's): it runs with its P handed off
     /// by sysmon, as `io.read` does, so other actors and timers go on.
     /// (A P is handed off once: while the spare M that took it is itself
-    /// in a blocking call, that P waits. With N Ps, N blocking calls run
-    /// while others go on; for many concurrent slow calls, use
+    /// in a blocking call, that P waits. So each P absorbs one call in
+    /// flight; for many concurrent slow calls, use
     /// [`Builder::deferred_function`], which parks only the goroutine.)
     pub fn blocking_function<A, R, F>(self, name: &str, f: F) -> Builder
     where
