@@ -5,7 +5,7 @@
 //! A task runs `f(args...)` under the prelude's `hostmain`, which passes
 //! `xpcall`'s results to a `done` callback made here: the values, or the
 //! error's message and traceback, become the task's
-//! [`TaskEnd`](lugo_vm::host::TaskEnd). The task is registered while this
+//! [`TaskEnd`]. The task is registered while this
 //! thread holds the state's lock, so no M can run the goroutine before
 //! the host waits for it (host invariant 1).
 

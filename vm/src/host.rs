@@ -15,7 +15,7 @@
 //! Invariants:
 //! 1. A task is in `tasks` from before its goroutine first runs (it is
 //!    registered under the actor's state lock) until it has an end; its
-//!    end is set once ([`HostTask::end`]).
+//!    end is set once (the first end wins).
 //! 2. A host waiter in a channel queue always carries a select token, so
 //!    a host that gives up (a timeout) claims it and no value is handed
 //!    to a waiter nobody reads.
