@@ -120,6 +120,19 @@ fn a_deadlocked_task_gets_the_report_and_the_runtime_goes_on() {
 }
 
 #[test]
+fn the_host_gets_the_state_while_a_goroutine_spins() {
+    // One P: a goroutine that never parks keeps the main actor running;
+    // the state's lock is let go at the end of every 10 ms slice.
+    let rt = runtime(1);
+    rt.exec("go(function() while true do end end)").unwrap();
+    for i in 0..5 {
+        rt.lua().globals().set("n", i).unwrap();
+        let v = rt.exec("return n * 2").unwrap();
+        assert_eq!(v.into_iter().next().unwrap().as_i64(), Some(i * 2));
+    }
+}
+
+#[test]
 fn goroutines_started_by_a_chunk_outlive_it() {
     let rt = runtime(2);
     let (tx, rx) = rt.channel(0);

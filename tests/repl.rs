@@ -339,6 +339,19 @@ fn expressions_print_their_values() {
 }
 
 #[test]
+fn a_spinning_background_goroutine_does_not_freeze_the_prompt() {
+    // One P: the spinner holds the main actor's state between preemptions;
+    // the REPL needs it for every line (and for the prompt).
+    let mut r = Repl::start(&["--procs", "1"], &history_file("spinner"));
+    r.line("spin = go(function() while true do end end)");
+    r.expect("> ");
+    r.line("40 + 2");
+    r.expect("\n42\n> ");
+    r.line("'still' .. ' here'");
+    r.expect("\nstill here\n> ");
+}
+
+#[test]
 fn output_without_a_newline_keeps_its_line() {
     let mut r = Repl::start(&[], &history_file("io_write"));
     // A statement: as an expression, the file io.write returns is shown.

@@ -428,11 +428,13 @@ impl Shared {
                 break;
             }
             rounds = rounds.wrapping_add(1);
-            if rounds.is_multiple_of(16)
+            if (preempted || rounds.is_multiple_of(16))
                 && start.elapsed() > Duration::from_nanos(ACTOR_SLICE_NS)
-                && (p.len() > 0 || !self.global_is_empty())
             {
-                // Slice used up while other actors wait: to the back.
+                // Slice used up: to the back, also when no other actor
+                // waits. That lets go of the state's lock, which is
+                // eventually fair: a host thread waiting for it (to load
+                // a chunk while a goroutine spins) gets it now.
                 drop(q);
                 let overflow = p.push(actor.clone());
                 lock(&self.global).extend(overflow);
