@@ -540,3 +540,88 @@ fn a_cpu_budget_stops_an_exec_and_the_host_goes_on() {
     // The host builds another runtime and goes on.
     assert_eq!(runtime(1).exec("return 1").unwrap().len(), 1);
 }
+
+#[test]
+fn host_threads_with_timeouts_lose_and_duplicate_nothing() {
+    // Host senders give up now and then (a timeout withdraws their waiter);
+    // goroutines receive through `select` beside another channel and hand
+    // every value to host receivers that also time out. Each value that a
+    // send reported as sent arrives exactly once.
+    let rt = runtime(2);
+    let (in_tx, in_rx) = rt.channel(0);
+    let (out_tx, out_rx) = rt.channel(0);
+    let (quiet_tx, quiet_rx) = rt.channel(0);
+    rt.lua().globals().set("input", &in_rx).unwrap();
+    rt.lua().globals().set("output", &out_tx).unwrap();
+    rt.lua().globals().set("quiet", &quiet_rx).unwrap();
+    drop((in_rx, out_tx));
+    let relays: Vec<_> = (0..4)
+        .map(|_| {
+            let f = rt
+                .lua()
+                .load(
+                    r#"
+                    while true do
+                      local case, v, ok = chan.select({ "recv", input }, { "recv", quiet })
+                      if case == 1 and not ok then return end
+                      if case == 1 then output:send(v) end
+                    end
+                    "#,
+                )
+                .into_function()
+                .unwrap();
+            rt.go(f, ()).unwrap()
+        })
+        .collect();
+    let per_sender = 500i64;
+    let senders: Vec<_> = (0..3i64)
+        .map(|s| {
+            let tx = in_tx.clone();
+            std::thread::spawn(move || {
+                let mut sent = Vec::new();
+                for i in 0..per_sender {
+                    let v = s * 1_000_000 + i;
+                    let r = if i % 3 == 0 {
+                        tx.send_timeout(v, Duration::from_micros(1))
+                    } else {
+                        tx.send(v)
+                    };
+                    match r {
+                        Ok(()) => sent.push(v),
+                        Err(Error::Timeout) => {}
+                        Err(e) => panic!("send failed: {e}"),
+                    }
+                }
+                sent
+            })
+        })
+        .collect();
+    let collector = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        loop {
+            match out_rx.recv_timeout(Duration::from_micros(200)) {
+                Ok(Some(v)) => got.push(v.as_integer().unwrap()),
+                Ok(None) => break,
+                Err(Error::Timeout) => {}
+                Err(e) => panic!("recv failed: {e}"),
+            }
+        }
+        got
+    });
+    let mut sent: Vec<i64> = senders
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    in_tx.close().unwrap();
+    for r in relays {
+        r.wait().unwrap();
+    }
+    // Every relay is done: close the output through Lua's end.
+    rt.exec("output:close()").unwrap();
+    let mut got = collector.join().unwrap();
+    sent.sort_unstable();
+    got.sort_unstable();
+    assert!(sent.len() as i64 >= 2 * per_sender, "most sends go through");
+    assert_eq!(got, sent);
+    drop(quiet_tx);
+}
