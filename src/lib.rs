@@ -239,7 +239,9 @@ pub enum Shutdown {
 }
 
 /// A lugo runtime: its scheduler, sysmon and main actor. Dropping it
-/// cancels whatever still runs ([`Shutdown::Cancel`]).
+/// cancels whatever still runs ([`Shutdown::Cancel`]) and frees every
+/// actor's Lua state: Lua values taken out of [`Runtime::lua`] must not be
+/// used afterwards (as with a dropped [`Lua`]).
 pub struct Runtime {
     vm: lugo_vm::Runtime,
     main: Arc<Actor>,
@@ -320,7 +322,11 @@ impl Runtime {
     /// others) running `chunk` with copies of `args`, as
     /// `actor.spawn(f, ...)` does; the chunk may capture nothing.
     #[track_caller]
-    pub fn spawn_actor(&self, chunk: impl AsChunk, args: impl IntoLuaMulti) -> Result<ActorHandle> {
+    pub fn spawn_actor(
+        &self,
+        chunk: impl AsChunk,
+        args: impl IntoLuaMulti,
+    ) -> Result<ActorHandle<'_>> {
         let body = self.lua().load(chunk).into_function()?;
         let spawn: Function = self
             .lua()
@@ -330,10 +336,7 @@ impl Runtime {
         let mut a = MultiValue::from_vec(vec![mlua::Value::Function(body)]);
         a.extend(args.into_lua_multi(self.lua())?);
         let handle: mlua::Value = self.call(&spawn, a)?;
-        Ok(ActorHandle {
-            handle,
-            main: self.main.clone(),
-        })
+        Ok(ActorHandle { handle, rt: self })
     }
 
     /// A new channel with room for `cap` values (0: unbuffered), and the
@@ -405,8 +408,10 @@ impl Runtime {
 
 impl Drop for Runtime {
     fn drop(&mut self) {
-        // Stop the Ms and sysmon; the first outcome stays.
-        self.vm.finish(Outcome::Exit(0));
+        // Stop the Ms and sysmon (the first outcome stays), then free the
+        // actors' states: goroutines, channels and timers refer to their
+        // actors and the actors to the runtime, a cycle only this breaks.
+        self.vm.close(Duration::from_secs(1));
     }
 }
 
@@ -454,26 +459,26 @@ fn result(end: TaskEnd) -> Result<MultiValue> {
     }
 }
 
-/// An actor started by the host ([`Runtime::spawn_actor`]).
-pub struct ActorHandle {
+/// An actor started by the host ([`Runtime::spawn_actor`]); it borrows
+/// the runtime, whose main actor holds the actor's handle.
+pub struct ActorHandle<'rt> {
     /// The actor's handle as the main actor holds it.
     handle: mlua::Value,
-    /// The main actor, where the handle lives and waits are run.
-    main: Arc<Actor>,
+    rt: &'rt Runtime,
 }
 
-impl ActorHandle {
+impl ActorHandle<'_> {
     /// Waits until the actor ends: `Ok` when its first goroutine
     /// returned, [`Error::Raised`] with its error and stack when it
     /// raised (or was stopped by its memory limit or CPU budget).
     pub fn wait(&self) -> Result<()> {
-        let lua = self.main.lua();
+        let lua = self.rt.main.lua();
         let wait: Function = lua
             .load("local h = ... return h:wait()")
             .set_name("=[lugo host]")
             .into_function()?;
         let args = MultiValue::from_vec(vec![self.handle.clone()]);
-        let task = lugo_stdlib::host::start_task(lua, &self.main, wait, args)?;
+        let task = lugo_stdlib::host::start_task(lua, &self.rt.main, wait, args)?;
         let (ok, err): (bool, Option<String>) =
             FromLuaMulti::from_lua_multi(result(task.wait(None).expect("no deadline"))?, lua)?;
         match ok {
@@ -487,7 +492,7 @@ impl ActorHandle {
 
     /// The actor's id (`actor.self()` inside it).
     pub fn id(&self) -> Result<u64> {
-        let lua = self.main.lua();
+        let lua = self.rt.main.lua();
         let id: Function = lua.load("local h = ... return h:id()").into_function()?;
         Ok(id.call(self.handle.clone())?)
     }

@@ -295,13 +295,21 @@ pub(crate) const MT_NET: c_int = 5;
 /// See [`MT_CHAN`].
 pub(crate) const MT_ACTOR: c_int = 6;
 
+/// The reference to its actor that a state keeps for its C closures.
+struct StateActor(#[allow(dead_code)] Box<Arc<Actor>>);
+
 impl Registry {
-    /// A registry for `actor`'s state. The actor reference it leaks lives
-    /// as long as the state's closures may run.
-    pub(crate) fn new(actor: &Arc<Actor>) -> Registry {
-        let boxed: &'static Arc<Actor> = Box::leak(Box::new(actor.clone()));
+    /// A registry for `actor`'s state `lua`. The closures' first upvalue
+    /// points at a boxed reference to the actor that the state itself
+    /// keeps (as app data): it lives as long as the closures may run, to
+    /// the end of `lua_close` (mlua drops app data after it), and no
+    /// longer, so a closed state lets go of its actor.
+    pub(crate) fn new(lua: &Lua, actor: &Arc<Actor>) -> Registry {
+        let boxed = Box::new(actor.clone());
+        let ptr = &*boxed as *const Arc<Actor> as *mut c_void;
+        lua.set_app_data(StateActor(boxed));
         Registry {
-            actor: boxed as *const Arc<Actor> as *mut c_void,
+            actor: ptr,
             mts: Vec::new(),
             pending: Vec::new(),
         }

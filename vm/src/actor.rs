@@ -367,6 +367,26 @@ impl Actor {
             .fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
     }
 
+    /// Ends the actor and drops its state, once no M can run it again (the
+    /// runtime is closing: `Runtime::close`). Its goroutines are dropped
+    /// with the state; nobody is woken (nothing runs any more).
+    pub(crate) fn close_for_shutdown(&self) {
+        {
+            let mut ended = self.ended.lock().expect("actor end poisoned");
+            if ended.is_none() {
+                *ended = Some(Ok(()));
+            }
+        }
+        let gs = std::mem::take(&mut self.lock().gs);
+        self.rt.ngoroutines.fetch_sub(gs.len(), Ordering::AcqRel);
+        self.end_waiters
+            .lock()
+            .expect("actor waiters poisoned")
+            .clear();
+        *self.task_fn.lock().expect("task fn poisoned") = None;
+        self.close_state();
+    }
+
     /// Whether the actor's state has been dropped.
     pub fn is_closed(&self) -> bool {
         self.state_closed.load(Ordering::Acquire)

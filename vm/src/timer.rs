@@ -182,6 +182,18 @@ impl Timers {
         (true, earliest)
     }
 
+    /// Drops every timer (the runtime is closing).
+    pub(crate) fn clear(&self) {
+        let mut h = self.heap.lock().expect("timer heap poisoned");
+        h.nodes.clear();
+        // Dropped outside the lock: an action may hold the last reference
+        // to an actor.
+        let entries = std::mem::take(&mut h.entries);
+        self.next.store(u64::MAX, Ordering::Release);
+        drop(h);
+        drop(entries);
+    }
+
     /// The earliest pending deadline.
     pub fn next_deadline(&self) -> Option<u64> {
         match self.next.load(Ordering::Acquire) {

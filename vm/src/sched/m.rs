@@ -79,6 +79,7 @@ pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
             actor.close_state();
         }
     }
+    shared.live_ms.fetch_sub(1, Ordering::AcqRel);
 }
 
 /// Go's panic report: message, blank line, the goroutine and its stack.

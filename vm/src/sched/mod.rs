@@ -198,6 +198,8 @@ pub struct Shared {
     /// lock (`nstarted`), for the deadlock check.
     started: Mutex<usize>,
     nstarted: AtomicUsize,
+    /// M threads (spares included) that have not exited yet.
+    live_ms: AtomicUsize,
     global: Mutex<VecDeque<Arc<Actor>>>,
     idle: Mutex<Idle>,
     /// The runtime's timers.
@@ -263,6 +265,7 @@ impl Shared {
             // not see itself as the last of the Ms (checkdead).
             *started += 1;
             self.nstarted.store(*started, Ordering::Release);
+            self.live_ms.fetch_add(1, Ordering::AcqRel);
             let shared = self.clone();
             std::thread::Builder::new()
                 .name(format!("lugo-m{pid}"))
@@ -373,6 +376,9 @@ impl Shared {
         for (_, t) in lock(&self.idle).parked.drain(..) {
             t.unpark();
         }
+        for spare in lock(&self.spares).iter() {
+            spare.unpark();
+        }
         self.netpoll.notify();
     }
 
@@ -441,6 +447,7 @@ impl Runtime {
             nprocs: AtomicUsize::new(procs),
             started: Mutex::new(0),
             nstarted: AtomicUsize::new(0),
+            live_ms: AtomicUsize::new(0),
             global: Mutex::new(VecDeque::new()),
             idle: Mutex::new(Idle::default()),
             timers: Timers::default(),
@@ -531,6 +538,37 @@ impl Runtime {
         self.shared.finish(outcome);
     }
 
+    /// Stops the runtime (if it runs) and frees what it holds: once every
+    /// M thread has exited (at most `wait`), the run queues and timers are
+    /// emptied and every actor's Lua state is closed, which breaks the
+    /// reference cycles between actors, their channels and the runtime.
+    /// Returns false, freeing nothing, if an M is still busy after `wait`
+    /// (a goroutine stuck in a blocking C call): leaking is safe, closing
+    /// a state an M runs is not.
+    pub fn close(&self, wait: std::time::Duration) -> bool {
+        let s = &self.shared;
+        s.finish(Outcome::Exit(0));
+        let deadline = std::time::Instant::now() + wait;
+        while s.live_ms.load(Ordering::Acquire) > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            // A goroutine that never parks stops at its next instruction
+            // (sysmon, which would preempt it, has stopped).
+            self.preempt_running();
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        lock(&s.global).clear();
+        for p in &s.ps[..s.nstarted()] {
+            drop(p.drain());
+        }
+        s.timers.clear();
+        for a in s.live_actors() {
+            a.close_for_shutdown();
+        }
+        true
+    }
+
     /// How the runtime ended, once it has.
     pub fn outcome(&self) -> Option<Outcome> {
         lock(&self.shared.outcome).clone()
@@ -567,9 +605,15 @@ impl Runtime {
     /// one when it is next resumed. Ends with the goroutine.
     pub fn interrupt(&self, gid: u64) {
         self.shared.host.interrupt(gid);
+        self.preempt_running();
+    }
+
+    /// Preempts the goroutine every M is running now.
+    fn preempt_running(&self) {
         for p in 0..self.watched_procs() {
-            if self.shared.ps[p].slot().is_running() {
-                self.shared.ps[p].slot().signal();
+            let slot = self.shared.ps[p].slot();
+            if slot.is_running() {
+                slot.signal();
             }
         }
     }
@@ -681,11 +725,7 @@ impl Runtime {
         s.stopping.store(true, Ordering::Release);
         let deadline = std::time::Instant::now() + wait;
         while self.any_p_running() && std::time::Instant::now() < deadline {
-            for p in 0..self.watched_procs() {
-                if s.ps[p].slot().is_running() {
-                    s.ps[p].slot().signal();
-                }
-            }
+            self.preempt_running();
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         if self.any_p_running() {

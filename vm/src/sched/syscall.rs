@@ -37,6 +37,13 @@ pub(crate) struct Spare {
     slot: &'static Running,
 }
 
+impl Spare {
+    /// Wakes the spare (it looks for an assignment or the runtime's stop).
+    pub(crate) fn unpark(&self) {
+        self.thread.unpark();
+    }
+}
+
 thread_local! {
     static IS_SPARE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -48,6 +55,7 @@ impl Shared {
         loop {
             let pid = loop {
                 if self.stopping() {
+                    self.live_ms.fetch_sub(1, Ordering::AcqRel);
                     return;
                 }
                 if let Some(p) = lock(&me.assigned).take() {
@@ -164,6 +172,7 @@ impl Runtime {
             None => {
                 let (tx, rx) = std::sync::mpsc::channel();
                 let sh = shared.clone();
+                shared.live_ms.fetch_add(1, Ordering::AcqRel);
                 std::thread::Builder::new()
                     .name("lugo-spare-m".into())
                     .stack_size(16 << 20)
