@@ -295,8 +295,10 @@ pub(crate) const MT_NET: c_int = 5;
 /// See [`MT_CHAN`].
 pub(crate) const MT_ACTOR: c_int = 6;
 
-/// The reference to its actor that a state keeps for its C closures.
-struct StateActor(#[allow(dead_code)] Box<Arc<Actor>>);
+/// The reference to its actor that a state keeps for its C closures. The
+/// closures point at the `Arc` itself, so it is boxed: its address stays.
+#[allow(clippy::redundant_allocation, dead_code)]
+struct StateActor(Box<Arc<Actor>>);
 
 impl Registry {
     /// A registry for `actor`'s state `lua`. The closures' first upvalue
