@@ -125,6 +125,9 @@ fn the_host_gets_the_state_while_a_goroutine_spins() {
     // the state's lock is let go at the end of every 10 ms slice.
     let rt = runtime(1);
     rt.exec("go(function() while true do end end)").unwrap();
+    // One that never runs long but never stops switching either.
+    rt.exec("go(function() while true do runtime.gosched() end end)")
+        .unwrap();
     for i in 0..5 {
         rt.lua().globals().set("n", i).unwrap();
         let v = rt.exec("return n * 2").unwrap();
