@@ -281,9 +281,12 @@ impl Runtime {
         Ok(R::from_lua_multi(values, self.lua())?)
     }
 
-    /// Runs a chunk (source text, or bytecode when not sandboxed) as a
-    /// goroutine of the main actor and returns what it returns. Globals it
-    /// sets stay; goroutines it starts keep running.
+    /// Runs a chunk as a goroutine of the main actor and returns what it
+    /// returns. Globals it sets stay; goroutines it starts keep running.
+    /// As with [`Lua::load`], the chunk is named after the Rust caller's
+    /// position; to name it, load it with `rt.lua().load(src).set_name(..)`
+    /// and run it with [`Runtime::call`]. (The host is trusted: the
+    /// sandbox binds scripts' `load`, not this.)
     #[track_caller]
     pub fn exec(&self, chunk: impl AsChunk) -> Result<MultiValue> {
         let f = self.lua().load(chunk).into_function()?;
