@@ -258,7 +258,6 @@ impl Runtime {
     /// use waits for the end of the running goroutine's slice, at most
     /// 10 ms); call Lua functions that may park through [`Runtime::call`].
     pub fn lua(&self) -> &Lua {
-        self.vm.touch_state();
         self.main.lua()
     }
 

@@ -133,6 +133,17 @@ fn the_host_gets_the_state_while_a_goroutine_spins() {
         let v = rt.exec("return n * 2").unwrap();
         assert_eq!(v.into_iter().next().unwrap().as_i64(), Some(i * 2));
     }
+    // Lua values the host holds take the lock too when used or dropped,
+    // long after the host last asked for the state.
+    let double: Function = rt
+        .lua()
+        .load("return function(x) return 2 * x end")
+        .eval()
+        .unwrap();
+    let table: lugo::mlua::Table = rt.lua().create_table().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(double.call::<i64>(21).unwrap(), 42);
+    drop(table);
 }
 
 #[test]

@@ -47,11 +47,20 @@ fn make_and_drop() {
 
 #[test]
 fn dropping_a_runtime_frees_its_threads_files_and_states() {
+    let (threads, fds) = (count("/proc/self/task"), count("/proc/self/fd"));
     // The first one warms up what lives for the process (the allocator).
     make_and_drop();
-    let (threads, fds, rss) = (count("/proc/self/task"), count("/proc/self/fd"), rss_kb());
+    let rss = rss_kb();
     for _ in 0..30 {
         make_and_drop();
+    }
+    // A thread that has finished its work may take a moment to be gone
+    // (on a loaded machine): wait for the counts, a bounded while.
+    let settled = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (count("/proc/self/task"), count("/proc/self/fd")) != (threads, fds)
+        && std::time::Instant::now() < settled
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_eq!(count("/proc/self/task"), threads, "threads left behind");
     assert_eq!(count("/proc/self/fd"), fds, "file descriptors left behind");

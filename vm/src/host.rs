@@ -191,14 +191,7 @@ pub struct Host {
     pub(crate) shutdown_wait: AtomicBool,
     /// `Runtime::run` made the first goroutine the program's main one.
     pub(crate) program: AtomicBool,
-    /// When the host last reached for a state (`touch_state`), in the
-    /// runtime's clock.
-    touched: std::sync::atomic::AtomicU64,
 }
-
-/// How long after the host reached for a state the Ms let go of states at
-/// the end of every slice.
-const HOST_INTEREST_NS: u64 = 50_000_000;
 
 impl Host {
     /// Records that the host waits for goroutine `gid`.
@@ -247,22 +240,6 @@ impl Host {
         let mut v = lock(&self.parked);
         v.retain(|w| w.strong_count() > 0);
         v.push(Arc::downgrade(p));
-    }
-
-    /// The host is about to use an actor's state (it waits for the
-    /// state's lock, which an M holds while it runs the actor).
-    pub(crate) fn touch_state(&self) {
-        self.touched
-            .store(crate::timer::now_ns(), Ordering::Relaxed);
-    }
-
-    /// Whether the host reached for a state lately: then an M lets go of
-    /// its actor's state at the end of each slice even if no other actor
-    /// waits.
-    #[inline]
-    pub(crate) fn wants_state(&self) -> bool {
-        let t = self.touched.load(Ordering::Relaxed);
-        t != 0 && crate::timer::now_ns().saturating_sub(t) < HOST_INTEREST_NS
     }
 
     /// Counts one more endpoint held by the host.

@@ -618,13 +618,6 @@ impl Runtime {
         }
     }
 
-    /// The host is about to use an actor's state: for a while, Ms let go
-    /// of the states they run at the end of every 10 ms slice, so the
-    /// host's wait for the lock is at most a slice.
-    pub fn touch_state(&self) {
-        self.shared.host.touch_state();
-    }
-
     /// Counts a channel endpoint held by the host: while any is held, no
     /// deadlock is reported (the host may still send or receive).
     pub fn hold_endpoint(&self) {
