@@ -66,17 +66,6 @@ fn table_jobs() -> Vec<Value> {
     ]
 }
 
-/// A result value as Lua would print it (`Value`'s `Debug` shows a
-/// string's bytes).
-fn show(v: &Value) -> String {
-    match v {
-        Value::Integer(i) => i.to_string(),
-        Value::Number(n) => n.to_string(),
-        Value::String(_) => format!("{:?}", v.as_str().unwrap_or("<bytes>")),
-        other => format!("{other:?}"),
-    }
-}
-
 fn main() -> lugo::Result<()> {
     let rt = Runtime::builder().procs(2).build()?;
     let (jobs_tx, jobs_rx) = rt.channel(16);
@@ -138,7 +127,7 @@ fn main() -> lugo::Result<()> {
     assert_eq!(per_worker.iter().sum::<i64>(), total as i64);
 
     for (job, (worker, value)) in got.iter().filter(|(j, _)| **j % 10 == 0 || **j > NUMBERS) {
-        println!("job {job:>2} by worker {worker}: {}", show(value));
+        println!("job {job:>2} by worker {worker}: {value}");
     }
     println!("{total} jobs; jobs done by workers 1..={WORKERS}: {per_worker:?}");
 
