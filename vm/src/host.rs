@@ -8,7 +8,7 @@
 //! | the host...                         | checkdead, when every M is idle            |
 //! |-------------------------------------|--------------------------------------------|
 //! | waits for a task (a goroutine)      | fails every waiting task with the report; the runtime goes on |
-//! | holds a channel endpoint            | reports nothing: the host may still send or receive |
+//! | holds a channel endpoint            | reports nothing: the host may still send or receive (but `shutdown` still ends once no goroutine is left) |
 //! | waits in `shutdown` (wait mode)     | ends the runtime: `Exit(0)` if no goroutine is left, else the deadlock |
 //! | does none of these                  | reports nothing: the host may start more work |
 //!
