@@ -19,6 +19,16 @@ fn runtime(procs: usize) -> Runtime {
         .expect("the runtime starts")
 }
 
+/// Starts `src` as a goroutine the test waits for.
+fn start(rt: &Runtime, src: &str) -> lugo::Task {
+    let f = rt
+        .lua()
+        .load(src)
+        .into_function()
+        .expect("the chunk compiles");
+    rt.go(f, ()).expect("the goroutine starts")
+}
+
 fn global(rt: &Runtime, name: &str) -> Function {
     rt.lua().globals().get(name).expect("the global is defined")
 }
@@ -165,22 +175,15 @@ fn host_channel_ends_copy_values_both_ways() {
     let (outbox, from_lua) = rt.channel(4);
     rt.lua().globals().set("inbox", &inbox).unwrap();
     rt.lua().globals().set("outbox", &outbox).unwrap();
-    let worker = rt
-        .go(
-            rt.lua()
-                .load(
-                    r#"
+    let worker = start(
+        &rt,
+        r#"
                     for job in inbox:range() do
                       outbox:send({ id = job.id, sum = job.a + job.b, tag = job.tag .. "!" })
                     end
                     outbox:close()
                     "#,
-                )
-                .into_function()
-                .unwrap(),
-            (),
-        )
-        .unwrap();
+    );
     // More jobs than both buffers hold: the host sends from a thread.
     let sender = to_lua.clone();
     let feeder = std::thread::spawn(move || {
@@ -256,15 +259,7 @@ fn a_host_holding_a_channel_end_keeps_its_peer_from_deadlock() {
     rt.lua().globals().set("work", &rx).unwrap();
     rt.lua().globals().set("ready", &ready_tx).unwrap();
     drop((rx, ready_tx));
-    let task = rt
-        .go(
-            rt.lua()
-                .load("ready:send(true) return work:recv() * 2")
-                .into_function()
-                .unwrap(),
-            (),
-        )
-        .unwrap();
+    let task = start(&rt, "ready:send(true) return work:recv() * 2");
     // The goroutine is about to park on `work`; every M goes idle. Only the
     // host's `tx` can wake it, so it must not be reported as deadlocked.
     assert_eq!(ready_rx.recv().unwrap(), Some(Value::from(true)));
@@ -284,12 +279,7 @@ fn letting_go_of_the_last_end_reveals_the_deadlock() {
     let rt = runtime(2);
     let (tx, rx) = rt.channel(0);
     rt.lua().globals().set("work", &rx).unwrap();
-    let task = rt
-        .go(
-            rt.lua().load("return work:recv()").into_function().unwrap(),
-            (),
-        )
-        .unwrap();
+    let task = start(&rt, "return work:recv()");
     assert!(task.wait_timeout(Duration::from_millis(50)).is_none());
     drop((tx, rx));
     assert!(deadlock_report(task.wait()).contains("[chan receive]"));
@@ -369,9 +359,7 @@ fn an_unanswered_deferred_call_is_not_a_deadlock() {
         })
         .build()
         .unwrap();
-    let task = rt
-        .go(rt.lua().load("return later()").into_function().unwrap(), ())
-        .unwrap();
+    let task = start(&rt, "return later()");
     assert!(task.wait_timeout(Duration::from_millis(100)).is_none());
     let reply = held
         .lock()
@@ -386,12 +374,7 @@ fn an_unanswered_deferred_call_is_not_a_deadlock() {
 #[test]
 fn interrupt_stops_a_spinning_goroutine_and_a_parked_one_when_woken() {
     let rt = runtime(1);
-    let spin = rt
-        .go(
-            rt.lua().load("while true do end").into_function().unwrap(),
-            (),
-        )
-        .unwrap();
+    let spin = start(&rt, "while true do end");
     spin.interrupt();
     match spin.wait() {
         Err(Error::Raised { message, .. }) => assert_eq!(message, "interrupted"),
@@ -402,15 +385,7 @@ fn interrupt_stops_a_spinning_goroutine_and_a_parked_one_when_woken() {
     let (ready_tx, ready_rx) = rt.channel(1);
     rt.lua().globals().set("c", &rx).unwrap();
     rt.lua().globals().set("ready", &ready_tx).unwrap();
-    let parked = rt
-        .go(
-            rt.lua()
-                .load("ready:send(true) c:recv() reached = true")
-                .into_function()
-                .unwrap(),
-            (),
-        )
-        .unwrap();
+    let parked = start(&rt, "ready:send(true) c:recv() reached = true");
     ready_rx.recv().unwrap();
     // Parked on `c` by now, or about to be: either way it stops at its
     // next instruction after the interrupt, and never reaches the rest.
@@ -571,20 +546,16 @@ fn host_threads_with_timeouts_lose_and_duplicate_nothing() {
     drop((in_rx, out_tx));
     let relays: Vec<_> = (0..4)
         .map(|_| {
-            let f = rt
-                .lua()
-                .load(
-                    r#"
+            start(
+                &rt,
+                r#"
                     while true do
                       local case, v, ok = chan.select({ "recv", input }, { "recv", quiet })
                       if case == 1 and not ok then return end
                       if case == 1 then output:send(v) end
                     end
                     "#,
-                )
-                .into_function()
-                .unwrap();
-            rt.go(f, ()).unwrap()
+            )
         })
         .collect();
     let per_sender = 500i64;
