@@ -19,6 +19,11 @@ fn per_op(d: Duration, n: u64) -> f64 {
     d.as_nanos() as f64 / n as f64
 }
 
+/// The first value a chunk returned, as an integer.
+fn first_int(v: lugo::mlua::MultiValue) -> Option<i64> {
+    v.into_iter().next().and_then(|x| x.as_i64())
+}
+
 fn report(name: &str, lugo_ns: f64, base_ns: f64, base: &str) {
     println!(
         "{name:<34} {lugo_ns:>9.0} ns/op   {base:<28} {base_ns:>7.0} ns/op   ratio {:>5.1}x",
@@ -92,10 +97,7 @@ fn lua_stream(rt: &Runtime, n: u64) -> f64 {
         ))
         .unwrap();
     let d = t.elapsed();
-    assert_eq!(
-        v.into_iter().next().unwrap().as_i64(),
-        Some((n * (n + 1) / 2) as i64)
-    );
+    assert_eq!(first_int(v), Some((n * (n + 1) / 2) as i64));
     per_op(d, n)
 }
 
@@ -122,10 +124,7 @@ fn host_to_goroutines() {
     tx.close().unwrap();
     let v = sum.wait().unwrap();
     let lugo = per_op(t.elapsed(), n);
-    assert_eq!(
-        v.into_iter().next().unwrap().as_i64(),
-        Some((n * (n + 1) / 2) as i64)
-    );
+    assert_eq!(first_int(v), Some((n * (n + 1) / 2) as i64));
     report(
         "host -> goroutine, cap 128",
         lugo,
@@ -182,10 +181,7 @@ fn deferred_calls(threads: f64) {
             ))
             .unwrap();
         let d = t.elapsed();
-        assert_eq!(
-            v.into_iter().next().unwrap().as_i64(),
-            Some((n * (n + 3) / 2) as i64)
-        );
+        assert_eq!(first_int(v), Some((n * (n + 3) / 2) as i64));
         per_op(d, n)
     };
     let base = run("plain_inc");

@@ -46,15 +46,26 @@ pub fn install(rt: lugo_vm::Runtime) -> std::io::Result<()> {
                 std::process::exit(2);
             }
         })?;
+    // SAFETY: the handler only calls write(2), which is async-signal-safe.
+    unsafe { set_handler(libc::SIGQUIT, on_sigquit) }
+}
+
+/// Makes `handler` the handler of signal `sig`, with `SA_RESTART` (system
+/// calls of other threads, an M in a blocking read, do not fail with
+/// EINTR). The command uses it for SIGQUIT here and SIGINT in the REPL.
+///
+/// # Safety
+/// `handler` runs in signal context: it may only do async-signal-safe
+/// things (store to an atomic, write(2)).
+pub unsafe fn set_handler(sig: c_int, handler: extern "C" fn(c_int)) -> std::io::Result<()> {
     // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value;
-    // the handler has the plain one-argument signature (no SA_SIGINFO) and
-    // only calls write(2).
+    // the handler has the plain one-argument signature (no SA_SIGINFO).
     unsafe {
         let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigquit as *const () as usize;
+        sa.sa_sigaction = handler as *const () as usize;
         sa.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(libc::SIGQUIT, &sa, std::ptr::null_mut()) != 0 {
+        if libc::sigaction(sig, &sa, std::ptr::null_mut()) != 0 {
             return Err(std::io::Error::last_os_error());
         }
     }

@@ -33,6 +33,11 @@ fn global(rt: &Runtime, name: &str) -> Function {
     rt.lua().globals().get(name).expect("the global is defined")
 }
 
+/// The first of a task's results, as an integer.
+fn first_int(v: MultiValue) -> Option<i64> {
+    v.into_iter().next().and_then(|x| x.as_i64())
+}
+
 fn deadlock_report(r: lugo::Result<MultiValue>) -> String {
     match r {
         Err(Error::Deadlock(report)) => report,
@@ -50,7 +55,7 @@ fn exec_returns_values_and_the_state_lives_on() {
     let v = rt
         .exec("time.sleep(0.001) counter = counter + 1 return counter")
         .unwrap();
-    assert_eq!(v.into_iter().next().unwrap().as_i64(), Some(42));
+    assert_eq!(first_int(v), Some(42));
     // A syntax error is a Lua error, before anything runs.
     assert!(matches!(rt.exec("return +"), Err(Error::Lua(_))));
 }
@@ -125,7 +130,7 @@ fn a_deadlocked_task_gets_the_report_and_the_runtime_goes_on() {
     assert!(report.contains("[chan receive]"), "{report}");
     // The stuck goroutine stays parked; new work runs.
     let v = rt.exec("return 7").unwrap();
-    assert_eq!(v.into_iter().next().unwrap().as_i64(), Some(7));
+    assert_eq!(first_int(v), Some(7));
     assert!(rt.vm().numgoroutine() >= 1, "the parked goroutine is left");
 }
 
@@ -141,7 +146,7 @@ fn the_host_gets_the_state_while_a_goroutine_spins() {
     for i in 0..5 {
         rt.lua().globals().set("n", i).unwrap();
         let v = rt.exec("return n * 2").unwrap();
-        assert_eq!(v.into_iter().next().unwrap().as_i64(), Some(i * 2));
+        assert_eq!(first_int(v), Some(i * 2));
     }
     // Lua values the host holds take the lock too when used or dropped,
     // long after the host last asked for the state.
@@ -271,7 +276,7 @@ fn a_host_holding_a_channel_end_keeps_its_peer_from_deadlock() {
         .join()
         .unwrap();
     let v = task.wait().unwrap();
-    assert_eq!(v.into_iter().next().unwrap().as_i64(), Some(42));
+    assert_eq!(first_int(v), Some(42));
 }
 
 #[test]

@@ -33,20 +33,8 @@ extern "C" fn on_sigint(_sig: c_int) {
 /// does not send the signal in raw mode), so the handler stays for the life
 /// of the REPL.
 pub fn install_sigint() -> std::io::Result<()> {
-    // SAFETY: a zeroed sigaction is a valid "no flags, empty mask" value;
-    // the handler has the plain one-argument signature (no SA_SIGINFO) and
-    // only stores to an atomic. SA_RESTART keeps system calls of other
-    // threads (an M in a blocking read) from failing with EINTR.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigint as *const () as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(libc::SIGINT, &sa, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
+    // SAFETY: the handler only stores to an atomic.
+    unsafe { lugo::quit::set_handler(libc::SIGINT, on_sigint) }
 }
 
 /// Whether SIGINT came since the last call; clears the flag.

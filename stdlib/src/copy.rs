@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
-use lugo_vm::ffi::push_msg;
+use lugo_vm::ffi::{number_at, push_msg, Number};
 use lugo_vm::portable::{PValue, Portable};
 use lugo_vm::{Chan, Msg};
 use mlua::ffi;
@@ -59,14 +59,10 @@ impl Copier {
         Ok(match ffi::lua_type(l, idx) {
             ffi::LUA_TNIL | ffi::LUA_TNONE => PValue::Nil,
             ffi::LUA_TBOOLEAN => PValue::Boolean(ffi::lua_toboolean(l, idx) != 0),
-            ffi::LUA_TNUMBER => {
-                // lua_isinteger, not lua_tointegerx: 7.0 stays a float.
-                if ffi::lua_isinteger(l, idx) != 0 {
-                    PValue::Integer(ffi::lua_tointeger(l, idx))
-                } else {
-                    PValue::Number(ffi::lua_tonumber(l, idx))
-                }
-            }
+            ffi::LUA_TNUMBER => match number_at(l, idx) {
+                Number::Integer(i) => PValue::Integer(i),
+                Number::Float(n) => PValue::Number(n),
+            },
             ffi::LUA_TSTRING => {
                 let mut len = 0usize;
                 let p = ffi::lua_tolstring(l, idx, &mut len);

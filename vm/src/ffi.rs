@@ -83,6 +83,27 @@ pub unsafe fn push_values(l: *mut ffi::lua_State) {
     ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, values_key());
 }
 
+/// A Lua number with its subtype.
+pub enum Number {
+    /// An integer.
+    Integer(i64),
+    /// A float, also one with an integral value (7.0 stays a float).
+    Float(f64),
+}
+
+/// The number at `idx` (`lua_isinteger` decides, not `lua_tointegerx`,
+/// which would take 7.0 for 7).
+///
+/// # Safety
+/// `l` is a valid state and the value at `idx` is a number.
+pub unsafe fn number_at(l: *mut ffi::lua_State, idx: c_int) -> Number {
+    if ffi::lua_isinteger(l, idx) != 0 {
+        Number::Integer(ffi::lua_tointeger(l, idx))
+    } else {
+        Number::Float(ffi::lua_tonumber(l, idx))
+    }
+}
+
 /// Turns the value at `idx` into a message (stores it in the values table).
 ///
 /// # Safety
@@ -91,14 +112,10 @@ pub unsafe fn to_msg(l: *mut ffi::lua_State, idx: c_int) -> Msg {
     match ffi::lua_type(l, idx) {
         ffi::LUA_TNIL | ffi::LUA_TNONE => Msg::Nil,
         ffi::LUA_TBOOLEAN => Msg::Boolean(ffi::lua_toboolean(l, idx) != 0),
-        ffi::LUA_TNUMBER => {
-            // lua_isinteger, not lua_tointegerx: 7.0 stays a float.
-            if ffi::lua_isinteger(l, idx) != 0 {
-                Msg::Integer(ffi::lua_tointeger(l, idx))
-            } else {
-                Msg::Number(ffi::lua_tonumber(l, idx))
-            }
-        }
+        ffi::LUA_TNUMBER => match number_at(l, idx) {
+            Number::Integer(i) => Msg::Integer(i),
+            Number::Float(n) => Msg::Number(n),
+        },
         _ => {
             let idx = ffi::lua_absindex(l, idx);
             push_values(l);
