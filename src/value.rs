@@ -146,6 +146,7 @@ impl Value {
             Msg::Integer(i) => Value::Integer(i),
             Msg::Number(n) => Value::Number(n),
             Msg::Copied(p) => from_pvalue(&p, &p.root, &mut Vec::new(), "value")?,
+            Msg::Kept(k) => from_pvalue(&k.copy, &k.copy.root, &mut Vec::new(), "value")?,
         })
     }
 }

@@ -15,8 +15,8 @@ use mlua::chunk::ChunkMode;
 use mlua::{ffi, MultiValue};
 
 use crate::cfn::{
-    actor, check, expected, guard, me, push, push_str, raise, type_name, CFn, Raw, Ret,
-    CANNOT_PARK, MT_ACTOR,
+    actor, check, expected, fill, guard, me, new_box, push, push_owned, push_str, raise, type_name,
+    CFn, Closure, Raw, Ret, CANNOT_PARK, MT_ACTOR,
 };
 use crate::copy::{push_portable, to_portable};
 
@@ -89,11 +89,13 @@ unsafe fn body_arg(l: *mut ffi::lua_State) -> Result<Body, Ret> {
 
 /// The options table form, `actor.spawn{ f_or_path, memory = bytes }`:
 /// replaces it with `f_or_path` at index 1; returns the memory limit.
+/// Reads the table raw (no metamethod runs).
 unsafe fn options_arg(l: *mut ffi::lua_State) -> Result<usize, Ret> {
     if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
         return Ok(0);
     }
-    ffi::lua_getfield(l, 1, c"memory".as_ptr());
+    push_str(l, "memory");
+    ffi::lua_rawget(l, 1);
     let limit = match ffi::lua_type(l, -1) {
         ffi::LUA_TNIL => 0,
         ffi::LUA_TNUMBER => {
@@ -130,8 +132,27 @@ fn start(
     let child = rt
         .new_actor(lugo_vm::new_lua())
         .map_err(|e| e.to_string())?;
+    match run_first(&rt, &child, body, args, memory) {
+        Ok(()) => Ok(child),
+        Err(e) => {
+            // Never scheduled: its state goes now (it keeps its actor
+            // alive, so nothing else would free it).
+            child.discard();
+            Err(e)
+        }
+    }
+}
+
+/// Opens lugo in the new actor's state and starts its first goroutine.
+fn run_first(
+    rt: &lugo_vm::Runtime,
+    child: &Arc<Actor>,
+    body: Body,
+    args: Vec<lugo_vm::portable::Portable>,
+    memory: usize,
+) -> Result<(), String> {
     let lua = child.lua();
-    crate::open(lua, &child).map_err(|e| e.to_string())?;
+    crate::open(lua, child).map_err(|e| e.to_string())?;
     let memory = if memory > 0 {
         memory
     } else {
@@ -175,7 +196,7 @@ fn start(
     }
     .map_err(|e| e.to_string())?;
     crate::go(lua, f, values).map_err(|e| e.to_string())?;
-    Ok(child)
+    Ok(())
 }
 
 unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
@@ -184,20 +205,25 @@ unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
             Ok(m) => m,
             Err(r) => return r,
         };
+        let nargs = ffi::lua_gettop(l);
+        // The handle's box first: allocating it may raise, and nothing
+        // may be owned then (ffi rule 2).
+        let handle = new_box::<ActorHandle>(l);
         let body = match body_arg(l) {
             Ok(b) => b,
             Err(r) => return r,
         };
         let mut args = Vec::new();
-        for i in 2..=ffi::lua_gettop(l) {
-            match to_portable(l, i, &format!("arg{}", i - 1)) {
+        let cl = Closure::of(l);
+        for i in 2..=nargs {
+            match to_portable(cl, l, i, &format!("arg{}", i - 1)) {
                 Ok(p) => args.push(p),
                 Err(e) => return raise(format!("actor.spawn: {e}")),
             }
         }
         match start(actor(l), body, args, memory) {
             Ok(child) => {
-                push(l, Arc::new(ActorHandle(child)));
+                fill(handle, Arc::new(ActorHandle(child)));
                 Ret::N(1)
             }
             Err(e) => raise(format!("actor.spawn: {e}")),
@@ -207,7 +233,7 @@ unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn actor_self(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
-        push(l, Arc::new(ActorHandle(actor(l).clone())));
+        push(l, || Arc::new(ActorHandle(actor(l).clone())));
         Ret::N(1)
     })
 }
@@ -224,7 +250,7 @@ unsafe fn wait_body(l: *mut ffi::lua_State) -> Ret {
             }
             Some(Err(e)) => {
                 ffi::lua_pushboolean(l, 0);
-                push_str(l, &e);
+                push_owned(l, e);
                 return Ret::N(2);
             }
             None => {}

@@ -12,7 +12,16 @@
 //! the M resumes it with, raising on `ERR, message`. Errors are raised as
 //! `luaL_error` does, with the caller's position. Raising and yielding
 //! `longjmp` out of the C function, so they happen in `guard`, after every
-//! Rust value of the body has been dropped.
+//! Rust value of the body has been dropped. Inside the body, the rules of
+//! `lugo_vm::ffi` hold: owned bytes are pushed with [`push_owned`], a
+//! userdata is allocated before the value it holds ([`push`]), and raising
+//! steps taken while the body owns values run in `ffi::protect`, whose
+//! error the body returns as [`Ret::Rethrow`].
+//!
+//! lugo's userdata are protected: their metatables answer `getmetatable`
+//! with the type's name (`__metatable`), and `__gc` acts only when the
+//! collector calls it ([`collect`]), so a borrow of a userdata on the
+//! stack stays valid whatever Lua code runs meanwhile.
 //!
 //! Every closure made by [`Registry`] has these upvalues: 1 = its actor
 //! (a light userdata to an `Arc<Actor>` that lives as long as the state),
@@ -57,20 +66,17 @@ pub(crate) struct Boxed<T> {
     ptr: *const T,
 }
 
-/// The box at `idx`, if it holds a `T`.
+/// The box at `idx`, if it holds a `T` (whose metatable is at `mt`).
 ///
 /// # Safety
-/// `l` is a valid state running a closure made by [`Registry`].
-unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
+/// `l` is a valid state.
+unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void) -> *mut Boxed<T> {
     if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
         return ptr::null_mut();
     }
-    let mt = ffi::lua_topointer(l, -1);
+    let found = ffi::lua_topointer(l, -1);
     ffi::lua_pop(l, 1);
-    if !ptr::eq(
-        mt,
-        ffi::lua_touserdata(l, ffi::lua_upvalueindex(T::MT_UPVALUE)),
-    ) {
+    if !ptr::eq(found, mt) {
         return ptr::null_mut();
     }
     let p = ffi::lua_touserdata(l, idx) as *mut Boxed<T>;
@@ -80,7 +86,20 @@ unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
     p
 }
 
-/// The `T` at `idx`, borrowed while the value stays on the stack.
+/// The box at `idx`, if it holds a `T`.
+///
+/// # Safety
+/// `l` is a valid state running a closure made by [`Registry`].
+unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
+    boxed_mt(
+        l,
+        idx,
+        ffi::lua_touserdata(l, ffi::lua_upvalueindex(T::MT_UPVALUE)),
+    )
+}
+
+/// The `T` at `idx`, borrowed while the value stays on the stack (see
+/// the module comment: explicit `__gc` calls cannot free it).
 ///
 /// # Safety
 /// As [`boxed`]; the reference must not outlive the value at `idx`.
@@ -89,35 +108,130 @@ pub(crate) unsafe fn check<'a, T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Op
     (!p.is_null()).then(|| &*(*p).ptr)
 }
 
-/// A new reference to the `T` at `idx`.
-///
-/// # Safety
-/// As [`boxed`].
-pub(crate) unsafe fn arc<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Option<Arc<T>> {
-    let raw = check::<T>(l, idx)? as *const T;
-    Arc::increment_strong_count(raw);
-    Some(Arc::from_raw(raw))
+/// Number of boxed types (their metatables are upvalues 2 and on).
+const NTYPES: usize = 5;
+
+/// The upvalues of the running lugo closure, read once. Code that runs
+/// inside `ffi::protect` (whose trampoline has no upvalues) gets them from
+/// the C function that called it.
+#[derive(Clone, Copy)]
+pub(crate) struct Closure {
+    actor: *const Arc<Actor>,
+    mts: [*const c_void; NTYPES],
 }
 
-/// Pushes a new userdata holding `v`.
+impl Closure {
+    /// The upvalues of the closure running on `l`.
+    ///
+    /// # Safety
+    /// `l` is running a closure made by [`Registry`].
+    pub(crate) unsafe fn of(l: *mut ffi::lua_State) -> Closure {
+        let mut mts = [ptr::null(); NTYPES];
+        for (i, mt) in mts.iter_mut().enumerate() {
+            *mt = ffi::lua_touserdata(l, ffi::lua_upvalueindex(MT_CHAN + i as c_int));
+        }
+        Closure {
+            actor: ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>,
+            mts,
+        }
+    }
+
+    /// As [`check`].
+    ///
+    /// # Safety
+    /// As [`check`], on a thread of the closure's state.
+    pub(crate) unsafe fn check<'a, T: Raw>(
+        self,
+        l: *mut ffi::lua_State,
+        idx: c_int,
+    ) -> Option<&'a T> {
+        let mt = self.mts[(T::MT_UPVALUE - MT_CHAN) as usize];
+        let p = boxed_mt::<T>(l, idx, mt);
+        (!p.is_null()).then(|| &*(*p).ptr)
+    }
+
+    /// A new reference to the `T` at `idx`.
+    ///
+    /// # Safety
+    /// As [`Closure::check`].
+    pub(crate) unsafe fn arc<T: Raw>(self, l: *mut ffi::lua_State, idx: c_int) -> Option<Arc<T>> {
+        let raw = self.check::<T>(l, idx)? as *const T;
+        Arc::increment_strong_count(raw);
+        Some(Arc::from_raw(raw))
+    }
+
+    /// The closure's actor (lives as long as the state).
+    ///
+    /// # Safety
+    /// The state the closure came from is alive.
+    pub(crate) unsafe fn actor<'a>(self) -> &'a Arc<Actor> {
+        &*self.actor
+    }
+}
+
+/// Pushes a new userdata holding the `T` that `make` returns. The
+/// userdata is allocated first (that may raise or run finalizers), and
+/// `make` runs only once it exists: no new `Arc` is alive across the
+/// allocation (ffi rule 2).
 ///
 /// # Safety
 /// `l` is a valid state with a free stack slot, where `T`'s metatable has
 /// been registered.
-pub(crate) unsafe fn push<T: Raw>(l: *mut ffi::lua_State, v: Arc<T>) {
+pub(crate) unsafe fn push<T: Raw>(l: *mut ffi::lua_State, make: impl FnOnce() -> Arc<T>) {
+    let p = new_box::<T>(l);
+    fill(p, make());
+}
+
+/// Pushes a new, empty userdata for a `T` (its `__gc` has nothing to
+/// drop), to be filled with [`fill`] once the `T` exists: for values
+/// that must not be made before the allocation can fail (a socket).
+///
+/// # Safety
+/// As [`push`].
+pub(crate) unsafe fn new_box<T: Raw>(l: *mut ffi::lua_State) -> *mut Boxed<T> {
     let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<Boxed<T>>(), 0) as *mut Boxed<T>;
     p.write(Boxed {
         magic: T::MAGIC,
-        ptr: Arc::into_raw(v),
+        ptr: ptr::null(),
     });
     ffi::luaL_setmetatable(l, T::NAME.as_ptr());
+    p
 }
 
-/// `__gc` of every boxed type.
+/// Fills a box made by [`new_box`].
+///
+/// # Safety
+/// `p` came from [`new_box`], is still on the stack, and is filled once.
+pub(crate) unsafe fn fill<T: Raw>(p: *mut Boxed<T>, v: Arc<T>) {
+    debug_assert!((*p).ptr.is_null(), "a box is filled once");
+    (*p).ptr = Arc::into_raw(v);
+}
+
+/// Whether the running C function was called by the collector as a
+/// finalizer (`__gc`), not by Lua code that reached the metamethod: Lua
+/// names a function the collector calls `__gc`, as a metamethod, and no
+/// other call gets that name (ldebug.c, `funcnamefromcall`: `CIST_FIN`).
+///
+/// # Safety
+/// `l` is the state running the C function.
+unsafe fn called_by_collector(l: *mut ffi::lua_State) -> bool {
+    let mut ar: ffi::lua_Debug = std::mem::zeroed();
+    if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_getinfo(l, c"n".as_ptr(), &mut ar) == 0 {
+        return false;
+    }
+    !ar.name.is_null()
+        && !ar.namewhat.is_null()
+        && CStr::from_ptr(ar.name) == c"__gc"
+        && CStr::from_ptr(ar.namewhat) == c"metamethod"
+}
+
+/// `__gc` of every boxed type: lets go of the box's reference, once, and
+/// only when the collector calls it (a script that reached the function
+/// through `debug.getmetatable` cannot free an object in use).
 unsafe extern "C-unwind" fn collect<T: Raw>(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
         let p = boxed::<T>(l, 1);
-        if !p.is_null() {
+        if !p.is_null() && called_by_collector(l) {
             let v = Arc::from_raw((*p).ptr);
             (*p).ptr = ptr::null();
             v.on_collect(l);
@@ -130,18 +244,12 @@ unsafe extern "C-unwind" fn collect<T: Raw>(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn tostring<T: Raw>(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
         let p = check::<T>(l, 1).map_or(ptr::null(), |v| v as *const T);
-        push_str(l, &format!("{}: {p:p}", T::SHORT));
+        push_owned(l, format!("{}: {p:p}", T::SHORT));
         Ret::N(1)
     })
 }
 
-/// Pushes a Rust string.
-///
-/// # Safety
-/// `l` is a valid state with a free stack slot.
-pub(crate) unsafe fn push_str(l: *mut ffi::lua_State, s: &str) {
-    ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
-}
+pub(crate) use lugo_vm::ffi::{push_owned, push_str};
 
 /// Lua's name for the type of the value at `idx`.
 ///
@@ -153,14 +261,20 @@ pub(crate) unsafe fn type_name(l: *mut ffi::lua_State, idx: c_int) -> String {
         .into_owned()
 }
 
-/// The value at `idx` as `tostring` shows it.
+/// The string or number at `idx` as a Rust string, without calling a
+/// metamethod (a number is converted on a copy: that allocates).
 ///
 /// # Safety
 /// `l` is a valid state with a free stack slot.
 pub(crate) unsafe fn to_display(l: *mut ffi::lua_State, idx: c_int) -> String {
+    ffi::lua_pushvalue(l, idx);
     let mut len = 0usize;
-    let p = ffi::luaL_tolstring(l, idx, &mut len);
-    let s = String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned();
+    let p = ffi::lua_tolstring(l, -1, &mut len);
+    let s = if p.is_null() {
+        String::new()
+    } else {
+        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+    };
     ffi::lua_pop(l, 1);
     s
 }
@@ -180,6 +294,9 @@ pub(crate) enum Ret {
     ParkK(WaitReason, ffi::lua_KContext, ffi::lua_KFunction),
     /// Do not park: continue in `k` at once, as if woken ready (code 1).
     Retry(ffi::lua_KContext, ffi::lua_KFunction),
+    /// Raise the error object on top of the stack as it is (the error of
+    /// an `ffi::protect`).
+    Rethrow,
 }
 
 /// Raise `msg` at the caller.
@@ -215,7 +332,8 @@ pub(crate) unsafe fn me(l: *mut ffi::lua_State, a: &Arc<Actor>) -> Option<GRef> 
 }
 
 /// Continuation of a parked C function: its results are the values the M
-/// resumed it with, `ERR, message` meaning "raise this".
+/// resumed it with, `ERR, message` meaning "raise this" (a string gets
+/// the caller's position; a [`park::StaticMsg`] becomes its string).
 unsafe extern "C-unwind" fn after_park(
     l: *mut ffi::lua_State,
     _status: c_int,
@@ -226,12 +344,32 @@ unsafe extern "C-unwind" fn after_park(
         && ffi::lua_type(l, base + 1) == ffi::LUA_TLIGHTUSERDATA
         && ffi::lua_touserdata(l, base + 1) == park::err().0
     {
-        ffi::luaL_where(l, 1);
-        ffi::lua_pushvalue(l, base + 2);
-        ffi::lua_concat(l, 2);
-        ffi::lua_error(l)
+        raise_wake_error(l, base + 2)
     }
     ffi::lua_gettop(l) - base
+}
+
+/// Raises the error a wake carries at `idx` (after `ERR`).
+///
+/// # Safety
+/// `l` is the running thread; nothing with a destructor is alive in the
+/// caller (this raises).
+pub(crate) unsafe fn raise_wake_error(l: *mut ffi::lua_State, idx: c_int) -> ! {
+    match ffi::lua_type(l, idx) {
+        ffi::LUA_TLIGHTUSERDATA => {
+            let m = &*(ffi::lua_touserdata(l, idx) as *const park::StaticMsg);
+            ffi::luaL_where(l, 1);
+            push_str(l, m.0);
+            ffi::lua_concat(l, 2);
+        }
+        ffi::LUA_TSTRING => {
+            ffi::luaL_where(l, 1);
+            ffi::lua_pushvalue(l, idx);
+            ffi::lua_concat(l, 2);
+        }
+        _ => ffi::lua_pushvalue(l, idx),
+    }
+    ffi::lua_error(l)
 }
 
 /// Runs a C function body and carries out its [`Ret`]. A Rust panic (a
@@ -246,12 +384,15 @@ pub(crate) unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c
     match ret {
         Ret::N(n) => n,
         Ret::Raise(level, msg) => {
+            // The message goes to the hand-off buffer: nothing of ours is
+            // alive across the raising calls below.
+            push_owned(l, msg);
             ffi::luaL_where(l, level);
-            push_str(l, &msg);
-            drop(msg);
+            ffi::lua_insert(l, -2);
             ffi::lua_concat(l, 2);
             ffi::lua_error(l)
         }
+        Ret::Rethrow => ffi::lua_error(l),
         Ret::Park(reason) => {
             let base = ffi::lua_gettop(l);
             ffi::lua_pushlightuserdata(l, park::sched().0);
@@ -343,6 +484,10 @@ impl Registry {
                 ffi::lua_setfield(l, -3, c"__index".as_ptr());
                 push_str(l, T::SHORT);
                 ffi::lua_setfield(l, -3, c"__name".as_ptr());
+                // Protected: `getmetatable(v)` gives the type's name, so
+                // a script cannot reach `__gc` or replace a method.
+                push_str(l, T::SHORT);
+                ffi::lua_setfield(l, -3, c"__metatable".as_ptr());
                 ffi::lua_remove(l, -2);
             })?;
             (mt, table)

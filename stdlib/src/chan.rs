@@ -13,7 +13,7 @@ use lugo_vm::{Chan, Msg, WaitReason};
 use mlua::{ffi, Lua, Value};
 
 use crate::cfn::{
-    self, actor, arc, check, expected, guard, me, push, raise, type_name, CFn, Raw, Ret,
+    self, actor, check, expected, guard, me, push, raise, type_name, CFn, Closure, Raw, Ret,
     CANNOT_PARK, MT_CHAN,
 };
 
@@ -41,7 +41,7 @@ impl Raw for Chan {
 /// reference into this actor's values table otherwise.
 unsafe fn msg_for(l: *mut ffi::lua_State, ch: &Chan, idx: c_int) -> Result<Msg, String> {
     if ch.is_shared() {
-        crate::copy::to_portable(l, idx, "msg").map(|p| Msg::Copied(Arc::new(p)))
+        crate::copy::to_portable(Closure::of(l), l, idx, "msg").map(|p| Msg::Copied(Arc::new(p)))
     } else {
         Ok(to_msg(l, idx))
     }
@@ -69,7 +69,7 @@ unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
         };
         match cap {
             Some(n) if n <= 1 << 32 => {
-                push(l, Arc::new(Chan::new(n as usize)));
+                push(l, || Arc::new(Chan::new(n as usize)));
                 Ret::N(1)
             }
             Some(_) => raise("chan: capacity too large"),
@@ -119,7 +119,11 @@ unsafe extern "C-unwind" fn chan_recv(l: *mut ffi::lua_State) -> c_int {
         let a = actor(l);
         match ch.recv(|| me(l, a)) {
             RecvResult::Got(m, ok) => {
-                push_msg(l, m);
+                // A copied value is built under `protect`: out of memory
+                // raises here, and the value (taken) is dropped.
+                if push_msg(l, m).is_err() {
+                    return Ret::Rethrow;
+                }
                 ffi::lua_pushboolean(l, ok as c_int);
                 Ret::N(2)
             }
@@ -171,34 +175,47 @@ unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
     })
 }
 
-unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
+/// The parsed arguments of a select.
+#[derive(Default)]
+struct Cases {
+    cases: Vec<Case>,
+    /// Argument position of each case.
+    index: Vec<usize>,
+    /// The send cases' values by 1-based case number (see
+    /// `lugo_vm::g::G::sel_sends`).
+    sends: Vec<(usize, Msg)>,
+    /// Argument position of the default case.
+    default: Option<usize>,
+}
+
+/// Why a select's arguments are wrong.
+enum BadCase {
+    NotTable(c_int, &'static CStr),
+    BadKind(c_int),
+    TwoDefaults,
+    NotChannel(c_int, &'static CStr),
+    Uncopyable(c_int, String),
+}
+
+/// Reads the cases into `out`. Storing a send value may raise (out of
+/// memory), so this runs inside `ffi::protect` while `out` belongs to the
+/// caller: it owns nothing, and what it made is in `out` either way.
+unsafe fn parse_cases(l: *mut ffi::lua_State, cl: Closure, out: &mut Cases) -> Result<(), BadCase> {
     let n = ffi::lua_gettop(l);
-    let mut cases = Vec::with_capacity(n as usize);
-    let mut index = Vec::with_capacity(n as usize);
-    let mut sends: Vec<(usize, Msg)> = Vec::new();
-    let mut default = None;
-    let fail = |l, sends: &[(usize, Msg)], msg: String| {
-        for (_, m) in sends {
-            release_msg(l, m.clone());
-        }
-        raise(msg)
-    };
     for i in 1..=n {
         if ffi::lua_type(l, i) != ffi::LUA_TTABLE {
-            let t = type_name(l, i);
-            return fail(
-                l,
-                &sends,
-                format!("chan.select: case {i} must be a table, got {t}"),
-            );
+            return Err(BadCase::NotTable(
+                i,
+                CStr::from_ptr(ffi::luaL_typename(l, i)),
+            ));
         }
         ffi::lua_rawgeti(l, i, 1);
-        let mut len = 0usize;
-        let k = ffi::lua_tolstring(l, -1, &mut len);
-        let kind: &[u8] = if k.is_null() || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
-            b""
-        } else {
+        let kind: &[u8] = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+            let mut len = 0usize;
+            let k = ffi::lua_tolstring(l, -1, &mut len);
             std::slice::from_raw_parts(k as *const u8, len)
+        } else {
+            b""
         };
         let kind = match kind {
             b"recv" => 1,
@@ -207,81 +224,131 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
             _ => 0,
         };
         ffi::lua_pop(l, 1);
-        if kind == 3 {
-            if default.is_some() {
-                return fail(l, &sends, "chan.select: more than one default case".into());
+        match kind {
+            0 => return Err(BadCase::BadKind(i)),
+            3 if out.default.is_some() => return Err(BadCase::TwoDefaults),
+            3 => {
+                out.default = Some(i as usize);
+                continue;
             }
-            default = Some(i as usize);
-            continue;
-        }
-        if kind == 0 {
-            return fail(
-                l,
-                &sends,
-                format!("chan.select: case {i} must start with \"recv\", \"send\" or \"default\""),
-            );
+            _ => {}
         }
         ffi::lua_rawgeti(l, i, 2);
-        let ch = arc::<Chan>(l, -1);
-        let Some(ch) = ch else {
-            let t = type_name(l, -1);
-            return fail(
-                l,
-                &sends,
-                format!("chan.select: case {i}: channel expected, got {t}"),
-            );
+        let Some(shared) = cl.check::<Chan>(l, -1).map(|ch| ch.is_shared()) else {
+            return Err(BadCase::NotChannel(
+                i,
+                CStr::from_ptr(ffi::luaL_typename(l, -1)),
+            ));
         };
-        ffi::lua_pop(l, 1);
         if kind == 1 {
-            cases.push(Case::Recv(ch));
+            out.cases
+                .push(Case::Recv(cl.arc::<Chan>(l, -1).expect("checked")));
         } else {
             ffi::lua_rawgeti(l, i, 3);
-            let m = match msg_for(l, &ch, -1) {
-                Ok(m) => m,
-                Err(e) => {
-                    ffi::lua_pop(l, 1);
-                    return fail(l, &sends, format!("chan.select: case {i}: {e}"));
+            let m = if shared {
+                match crate::copy::to_portable(cl, l, -1, "msg") {
+                    Ok(p) => Msg::Copied(Arc::new(p)),
+                    Err(e) => return Err(BadCase::Uncopyable(i, e)),
                 }
+            } else {
+                // May raise: no value of this frame is alive.
+                to_msg(l, -1)
             };
             ffi::lua_pop(l, 1);
-            sends.push((cases.len() + 1, m.clone()));
-            cases.push(Case::Send(ch, m));
+            let ch = cl.arc::<Chan>(l, -1).expect("checked");
+            out.sends.push((out.cases.len() + 1, m.clone()));
+            out.cases.push(Case::Send(ch, m));
         }
-        index.push(i as usize);
+        ffi::lua_pop(l, 1);
+        out.index.push(i as usize);
     }
+    Ok(())
+}
+
+unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
+    let n = ffi::lua_gettop(l);
+    if ffi::lua_checkstack(l, n + 4) == 0 {
+        return raise("chan.select: too many cases");
+    }
+    let mut c = Cases::default();
+    let mut bad = None;
+    // The cases go into the protected call as its arguments.
+    for i in 1..=n {
+        ffi::lua_pushvalue(l, i);
+    }
+    let cl = Closure::of(l);
+    let parsed = {
+        let (c, bad) = (&mut c, &mut bad);
+        lugo_vm::ffi::protect(l, n, |l| {
+            if let Err(e) = parse_cases(l, cl, c) {
+                *bad = Some(e);
+            }
+            0
+        })
+    };
+    // Releases every send value but the one the select delivered.
+    let release_except = |l, sends: &[(usize, Msg)], won: usize| {
+        for (case, m) in sends {
+            if *case != won {
+                release_msg(l, m.clone());
+            }
+        }
+    };
+    if parsed.is_err() {
+        release_except(l, &c.sends, 0);
+        return Ret::Rethrow;
+    }
+    if let Some(bad) = bad {
+        release_except(l, &c.sends, 0);
+        return raise(match bad {
+            BadCase::NotTable(i, t) => format!(
+                "chan.select: case {i} must be a table, got {}",
+                t.to_string_lossy()
+            ),
+            BadCase::BadKind(i) => {
+                format!("chan.select: case {i} must start with \"recv\", \"send\" or \"default\"")
+            }
+            BadCase::TwoDefaults => "chan.select: more than one default case".into(),
+            BadCase::NotChannel(i, t) => format!(
+                "chan.select: case {i}: channel expected, got {}",
+                t.to_string_lossy()
+            ),
+            BadCase::Uncopyable(i, e) => format!("chan.select: case {i}: {e}"),
+        });
+    }
+    let Cases {
+        cases,
+        index,
+        sends,
+        default,
+    } = c;
     let reason = if cases.is_empty() {
         WaitReason::SelectNoCases
     } else {
         WaitReason::Select
     };
     let a = actor(l);
-    // Releases every send value but the one the select delivered.
-    let release_except = |l, won: usize| {
-        for (case, m) in &sends {
-            if *case != won {
-                release_msg(l, m.clone());
-            }
-        }
-    };
     match select::select(cases, default.is_none(), || me(l, a)) {
         SelectResult::Ready { case, recv } => {
-            release_except(l, case);
+            release_except(l, &sends, case);
             ffi::lua_pushinteger(l, index[case - 1] as ffi::lua_Integer);
             match recv {
                 None => Ret::N(1),
                 Some((m, ok)) => {
-                    push_msg(l, m);
+                    if push_msg(l, m).is_err() {
+                        return Ret::Rethrow;
+                    }
                     ffi::lua_pushboolean(l, ok as c_int);
                     Ret::N(3)
                 }
             }
         }
         SelectResult::SendClosed(_) => {
-            release_except(l, 0);
+            release_except(l, &sends, 0);
             raise(SEND_ON_CLOSED)
         }
         SelectResult::WouldBlock => {
-            release_except(l, 0);
+            release_except(l, &sends, 0);
             match default {
                 Some(d) => {
                     ffi::lua_pushinteger(l, d as ffi::lua_Integer);
@@ -352,9 +419,13 @@ pub(crate) const FUNCTIONS: [(&CStr, CFn); 5] = [
     (c"spawn", spawn),
 ];
 
-/// A channel userdata for `ch`, for mlua callbacks (timers).
+/// A channel userdata for `ch`, for mlua callbacks (timers) and the
+/// host.
 pub(crate) fn chan_value(lua: &Lua, ch: Arc<Chan>) -> mlua::Result<Value> {
+    // The closure borrows `ch`: a raise inside `exec_raw` skips nothing
+    // that needs dropping (ffi rule 2).
+    let ch = &ch;
     // SAFETY: pushes one userdata on the state's stack, returned as the
     // result; the channel metatable exists (`lib::open` registers it first).
-    unsafe { lua.exec_raw((), |l| push(l, ch)) }
+    unsafe { lua.exec_raw((), |l| push(l, || ch.clone())) }
 }

@@ -3,25 +3,42 @@
 //! shared sub-tables are kept, metatables dropped, channels shared;
 //! functions, coroutines and other userdata are refused with the path of
 //! the offending part (`cannot send function at msg.handler`).
+//!
+//! Copying out is inert (see `lugo_vm::ffi`): it reads the value with raw
+//! accesses only, allocates nothing in Lua and runs no Lua code (no
+//! metamethod, no finalizer), so a borrow of a channel or a lock held by
+//! the caller is safe across it, and it cannot raise. Its cost is linear
+//! in the size of the value: the path that names a refused part is made
+//! only on error, from the keys on the Lua stack. A value nested deeper
+//! than [`MAX_DEPTH`] tables is refused.
+//!
+//! Rebuilding ([`push_portable`]) allocates: it runs inside
+//! `ffi::protect` only.
 
 use std::collections::HashMap;
 use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
-use lugo_vm::ffi::{number_at, push_msg, Number};
+use lugo_vm::ffi::{number_at, values_id, Number};
 use lugo_vm::portable::{PValue, Portable};
 use lugo_vm::{Chan, Msg};
 use mlua::ffi;
 
 use crate::actor::ActorHandle;
-use crate::cfn::{arc, check, push, to_display};
+use crate::cfn::{push, Closure};
 
-/// Copies the value at `idx`; `name` names it in error messages.
+/// How many tables deep a copied value may be (a deeper one is refused,
+/// as JSON encoders refuse one: lua-cjson's default is 1000).
+pub(crate) const MAX_DEPTH: usize = 1000;
+
+/// Copies the value at `idx`; `name` names it in error messages
+/// (`arg1`, `msg`). Inert.
 ///
 /// # Safety
-/// `l` is a valid state running one of the stdlib's C closures (channels
-/// are recognised by its metatable upvalue).
+/// `l` is a valid thread of the state of `cl`, the stdlib closure that
+/// copies (channels are recognised by its metatable upvalues).
 pub(crate) unsafe fn to_portable(
+    cl: Closure,
     l: *mut ffi::lua_State,
     idx: c_int,
     name: &str,
@@ -30,32 +47,57 @@ pub(crate) unsafe fn to_portable(
     let mut c = Copier {
         seen: HashMap::new(),
         tables: Vec::new(),
+        keys: Vec::new(),
+        cl,
     };
-    let root = c.value(l, idx, name)?;
-    Ok(Portable {
-        root,
-        tables: c.tables,
-    })
+    match c.value(l, idx) {
+        Ok(root) => Ok(Portable {
+            root,
+            tables: c.tables,
+        }),
+        Err(e) => Err(c.message(l, e, name)),
+    }
+}
+
+/// What stopped a copy, before it is put in words.
+enum Refusal {
+    /// A value of this Lua type name at the current path.
+    Cannot(&'static str),
+    /// A key of this type (the path names the key's table).
+    CannotKey(&'static str),
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+    /// The Lua stack cannot grow.
+    NoStack,
+    /// A channel in the value holds something that cannot be copied.
+    Channel(String),
 }
 
 struct Copier {
     seen: HashMap<*const c_void, usize>,
     tables: Vec<Vec<(PValue, PValue)>>,
+    /// The stack index of the key being copied at each level of tables
+    /// (`None`: the value is itself a key): the path, made on error.
+    keys: Vec<Option<c_int>>,
+    /// The closure copying: its actor (a channel it shares keeps its
+    /// values for it) and the metatables of lugo's types.
+    cl: Closure,
 }
 
-fn is_ident(s: &str) -> bool {
-    let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+fn is_ident(s: &[u8]) -> bool {
+    matches!(s.first(), Some(c) if c.is_ascii_alphabetic() || *c == b'_')
+        && s.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+}
+
+/// The string at `idx` (it is one), borrowed from the Lua state.
+unsafe fn str_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, idx, &mut len);
+    std::slice::from_raw_parts(p as *const u8, len)
 }
 
 impl Copier {
-    unsafe fn value(
-        &mut self,
-        l: *mut ffi::lua_State,
-        idx: c_int,
-        path: &str,
-    ) -> Result<PValue, String> {
+    unsafe fn value(&mut self, l: *mut ffi::lua_State, idx: c_int) -> Result<PValue, Refusal> {
         Ok(match ffi::lua_type(l, idx) {
             ffi::LUA_TNIL | ffi::LUA_TNONE => PValue::Nil,
             ffi::LUA_TBOOLEAN => PValue::Boolean(ffi::lua_toboolean(l, idx) != 0),
@@ -63,40 +105,34 @@ impl Copier {
                 Number::Integer(i) => PValue::Integer(i),
                 Number::Float(n) => PValue::Number(n),
             },
-            ffi::LUA_TSTRING => {
-                let mut len = 0usize;
-                let p = ffi::lua_tolstring(l, idx, &mut len);
-                PValue::String(std::slice::from_raw_parts(p as *const u8, len).into())
-            }
-            ffi::LUA_TTABLE => self.table(l, idx, path)?,
+            ffi::LUA_TSTRING => PValue::String(str_at(l, idx).into()),
+            ffi::LUA_TTABLE => self.table(l, idx)?,
             ffi::LUA_TUSERDATA => {
-                if let Some(ch) = arc::<Chan>(l, idx) {
-                    share(l, &ch);
+                if let Some(ch) = self.cl.arc::<Chan>(l, idx) {
+                    share(self.cl, l, &ch).map_err(Refusal::Channel)?;
                     PValue::Chan(ch)
-                } else if let Some(h) = check::<ActorHandle>(l, idx) {
+                } else if let Some(h) = self.cl.check::<ActorHandle>(l, idx) {
                     PValue::Actor(h.0.clone())
                 } else {
-                    return Err(format!("cannot send userdata at {path}"));
+                    return Err(Refusal::Cannot("userdata"));
                 }
             }
-            ffi::LUA_TFUNCTION => return Err(format!("cannot send function at {path}")),
-            ffi::LUA_TTHREAD => return Err(format!("cannot send coroutine at {path}")),
-            _ => return Err(format!("cannot send userdata at {path}")),
+            ffi::LUA_TFUNCTION => return Err(Refusal::Cannot("function")),
+            ffi::LUA_TTHREAD => return Err(Refusal::Cannot("coroutine")),
+            _ => return Err(Refusal::Cannot("userdata")),
         })
     }
 
-    unsafe fn table(
-        &mut self,
-        l: *mut ffi::lua_State,
-        idx: c_int,
-        path: &str,
-    ) -> Result<PValue, String> {
+    unsafe fn table(&mut self, l: *mut ffi::lua_State, idx: c_int) -> Result<PValue, Refusal> {
         let p = ffi::lua_topointer(l, idx);
         if let Some(&i) = self.seen.get(&p) {
             return Ok(PValue::Table(i));
         }
+        if self.keys.len() >= MAX_DEPTH {
+            return Err(Refusal::TooDeep);
+        }
         if ffi::lua_checkstack(l, 4) == 0 {
-            return Err(format!("value too deep at {path}"));
+            return Err(Refusal::NoStack);
         }
         let i = self.tables.len();
         self.tables.push(Vec::new());
@@ -106,64 +142,116 @@ impl Copier {
         while ffi::lua_next(l, idx) != 0 {
             let top = ffi::lua_gettop(l);
             let (k, v) = (top - 1, top);
-            let kpath = match ffi::lua_type(l, k) {
-                ffi::LUA_TSTRING => {
-                    let s = to_display(l, k);
-                    if is_ident(&s) {
-                        format!("{path}.{s}")
-                    } else {
-                        format!("{path}[{s:?}]")
-                    }
-                }
-                ffi::LUA_TNUMBER => {
-                    // A copy: lua_tolstring on the key itself would break lua_next.
-                    ffi::lua_pushvalue(l, k);
-                    let s = to_display(l, -1);
-                    ffi::lua_pop(l, 1);
-                    format!("{path}[{s}]")
-                }
-                _ => format!("{path}[?]"),
-            };
-            let r = self
-                .value(l, k, &format!("{kpath} (a key)"))
-                .and_then(|key| Ok((key, self.value(l, v, &kpath)?)));
-            match r {
+            self.keys.push(None);
+            let key = self.value(l, k).map_err(|e| match e {
+                Refusal::Cannot(t) => Refusal::CannotKey(t),
+                e => e,
+            });
+            let kv = key.and_then(|key| {
+                *self.keys.last_mut().expect("pushed") = Some(k);
+                Ok((key, self.value(l, v)?))
+            });
+            match kv {
                 Ok(kv) => entries.push(kv),
-                Err(e) => {
-                    ffi::lua_pop(l, 2);
-                    return Err(e);
-                }
+                // Key and value stay on the stack: the path is made from
+                // them. The caller pops everything.
+                Err(e) => return Err(e),
             }
+            self.keys.pop();
             ffi::lua_pop(l, 1);
         }
         self.tables[i] = entries;
         Ok(PValue::Table(i))
     }
+
+    /// The path of the value where the copy stopped, `name.a[2]["x y"]`:
+    /// the keys are still on the stack. Pops what the copy left there.
+    unsafe fn path(&self, l: *mut ffi::lua_State, name: &str) -> String {
+        const SHOWN: usize = 12;
+        let keys = &self.keys;
+        let mut out = String::from(name);
+        for (n, &k) in keys.iter().enumerate() {
+            if keys.len() > 2 * SHOWN && n == SHOWN {
+                out.push_str(&format!("...({} more levels)...", keys.len() - 2 * SHOWN));
+            }
+            if keys.len() > 2 * SHOWN && n >= SHOWN && n < keys.len() - SHOWN {
+                continue;
+            }
+            let Some(k) = k else {
+                // Inside a table used as a key.
+                out.push_str("[?]");
+                continue;
+            };
+            match ffi::lua_type(l, k) {
+                ffi::LUA_TSTRING => {
+                    let s = str_at(l, k);
+                    if is_ident(s) {
+                        out.push('.');
+                        out.push_str(&String::from_utf8_lossy(s));
+                    } else {
+                        out.push_str(&format!("[{:?}]", String::from_utf8_lossy(s)));
+                    }
+                }
+                ffi::LUA_TNUMBER => match number_at(l, k) {
+                    Number::Integer(i) => out.push_str(&format!("[{i}]")),
+                    Number::Float(f) => out.push_str(&format!("[{f}]")),
+                },
+                ffi::LUA_TBOOLEAN => {
+                    out.push_str(&format!("[{}]", ffi::lua_toboolean(l, k) != 0));
+                }
+                _ => out.push_str("[?]"),
+            }
+        }
+        out
+    }
+
+    unsafe fn message(&self, l: *mut ffi::lua_State, e: Refusal, name: &str) -> String {
+        let top = ffi::lua_gettop(l);
+        let path = self.path(l, name);
+        let msg = match e {
+            Refusal::Cannot(t) => format!("cannot send {t} at {path}"),
+            Refusal::CannotKey(t) => format!("cannot send {t} at {path} (a key)"),
+            Refusal::TooDeep => {
+                format!("value too deep at {path} (more than {MAX_DEPTH} nested tables)")
+            }
+            Refusal::NoStack => format!("value too deep at {path} (Lua stack overflow)"),
+            Refusal::Channel(e) => format!("cannot send channel at {path}: {e}"),
+        };
+        // Everything the copy left: each level's key and value.
+        let left = 2 * self.keys.len() as c_int;
+        ffi::lua_settop(l, top - left.min(top));
+        msg
+    }
 }
 
 /// A channel about to reach another actor becomes shared; the values it
-/// holds (references into this actor's state) become copies. A value that
-/// cannot be copied (a function left in the buffer) becomes nil.
-unsafe fn share(l: *mut ffi::lua_State, ch: &Chan) {
+/// holds (references into this actor's state) are kept for this actor and
+/// copied for the others. If one cannot be copied, the channel stays as
+/// it was and the sending fails.
+unsafe fn share(cl: Closure, l: *mut ffi::lua_State, ch: &Chan) -> Result<(), String> {
     if ch.is_shared() {
-        return;
+        return Ok(());
     }
-    ch.share(|m| match m {
-        Msg::Slot(_) => {
-            push_msg(l, m);
-            let p = to_portable(l, -1, "msg");
-            ffi::lua_pop(l, 1);
-            p.map(|p| Msg::Copied(Arc::new(p))).unwrap_or(Msg::Nil)
-        }
-        m => m,
-    });
+    ch.share(cl.actor(), values_id(l), |m| {
+        // Inert: the slot's value is pushed (without freeing the slot:
+        // the kept value owns it), copied and popped.
+        let Msg::Slot(r) = m else {
+            unreachable!("only slots are copied")
+        };
+        lugo_vm::ffi::push_values(l);
+        ffi::lua_rawgeti(l, -1, *r as ffi::lua_Integer);
+        let p = to_portable(cl, l, -1, "value");
+        ffi::lua_pop(l, 2);
+        p.map_err(|e| format!("its buffer holds a value of this actor that cannot be copied ({e})"))
+    })
 }
 
-/// Pushes the value `p` rebuilt in `l`.
+/// Pushes the value `p` rebuilt in `l`. Allocates: call it inside
+/// `ffi::protect` (it is the `ffi::CopiedPusher`).
 ///
 /// # Safety
 /// `l` is a valid state of an actor owned by the calling M, with lugo's
-/// stdlib opened (the channel metatable exists).
+/// stdlib opened (the channel metatable exists), that may raise.
 pub(crate) unsafe fn push_portable(l: *mut ffi::lua_State, p: &Portable) {
     ffi::luaL_checkstack(l, 6, std::ptr::null());
     if p.tables.is_empty() {
@@ -227,7 +315,8 @@ unsafe fn push_value(l: *mut ffi::lua_State, v: &PValue, scratch: c_int) {
         PValue::Table(i) => {
             ffi::lua_rawgeti(l, scratch, *i as ffi::lua_Integer + 1);
         }
-        PValue::Chan(ch) => push(l, Arc::clone(ch)),
-        PValue::Actor(a) => push(l, Arc::new(ActorHandle(Arc::clone(a)))),
+        // The userdata exists before the new reference does (ffi rule 2).
+        PValue::Chan(ch) => push(l, || Arc::clone(ch)),
+        PValue::Actor(a) => push(l, || Arc::new(ActorHandle(Arc::clone(a)))),
     }
 }

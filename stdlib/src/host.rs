@@ -75,10 +75,7 @@ fn field(t: &Table, i: i64) -> String {
 
 /// The Lua value of channel `ch` in `lua` (an ordinary lugo channel).
 pub fn chan_value(lua: &Lua, ch: Arc<Chan>) -> mlua::Result<Value> {
-    // SAFETY: `exec_raw` runs the closure on the state's stack under its
-    // lock with room for one value; `push` sets the channel metatable that
-    // `crate::open` registered in this state, and leaves one value.
-    unsafe { lua.exec_raw::<Value>((), |l| crate::cfn::push(l, ch)) }
+    crate::chan::chan_value(lua, ch)
 }
 
 /// The runtime a state made by `crate::open` belongs to.

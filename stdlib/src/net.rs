@@ -8,6 +8,17 @@
 //! I/O failures are results (`nil, "eof"`, `nil, "timeout"`,
 //! `nil, "closed"`, `nil, "connection refused"`); a caller's mistake (a
 //! wrong argument type) is a Lua error.
+//!
+//! Under `lugo_vm::ffi`'s rules: a socket's locks are never held across a
+//! Lua call (what a body reads under a lock it returns as plain data, and
+//! pushes after the guard is gone), bytes read are pushed with
+//! `push_owned`, and a new socket's userdata is allocated before the
+//! socket exists (a raise cannot leak its descriptor).
+//!
+//! Bounded work: `read` returns at most [`READ_MAX`] bytes a call; a
+//! `readline` scans each byte once and fails with `nil, "line too long"`
+//! past its limit ([`LINE_MAX`] unless given), as Go's
+//! `bufio.ErrTooLong`.
 
 use std::ffi::{c_int, CStr};
 use std::io::{self, Read, Write};
@@ -23,9 +34,16 @@ use lugo_vm::{Runtime, WaitReason};
 use mlua::ffi;
 
 use crate::cfn::{
-    actor, check, expected, guard, me, push, push_str, raise, type_name, CFn, Raw, Ret,
+    actor, check, expected, fill, guard, me, new_box, push_owned, raise, type_name, CFn, Raw, Ret,
     CANNOT_PARK, MT_NET,
 };
+
+/// The most bytes one `read` returns (it returns "up to n").
+pub(crate) const READ_MAX: usize = 64 << 10;
+
+/// The longest line `readline` returns by default (Go's `bufio.Scanner`
+/// stops at 64 KiB; lugo allows longer lines, with a limit all the same).
+pub(crate) const LINE_MAX: usize = 1 << 20;
 
 enum Sock {
     Listener(TcpListener),
@@ -42,7 +60,41 @@ pub struct NetSock {
     /// Deadline for each following operation, ns (0: none).
     timeout: AtomicU64,
     /// Bytes read past the last line (`readline`).
-    rbuf: Mutex<Vec<u8>>,
+    rbuf: Mutex<ReadBuf>,
+}
+
+/// What `readline` has read but not returned.
+#[derive(Default)]
+struct ReadBuf {
+    bytes: Vec<u8>,
+    /// How many of `bytes` are known to hold no newline: each byte is
+    /// scanned once, however many reads a long line takes.
+    scanned: usize,
+}
+
+impl ReadBuf {
+    /// Takes up to `n` bytes from the front.
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        let n = n.min(self.bytes.len());
+        self.scanned = self.scanned.saturating_sub(n);
+        self.bytes.drain(..n).collect()
+    }
+
+    /// The next line, without its `\n` (and `\r`), if one is complete.
+    fn line(&mut self) -> Option<Vec<u8>> {
+        let at = self.bytes[self.scanned..].iter().position(|&b| b == b'\n');
+        let Some(i) = at.map(|i| i + self.scanned) else {
+            self.scanned = self.bytes.len();
+            return None;
+        };
+        let mut line = self.take(i + 1);
+        line.pop();
+        if line.last() == Some(&b'\r') {
+            line.pop();
+        }
+        self.scanned = 0;
+        Some(line)
+    }
 }
 
 impl Raw for NetSock {
@@ -74,7 +126,7 @@ impl NetSock {
             sock: Mutex::new(Some(sock)),
             closed: AtomicBool::new(false),
             timeout: AtomicU64::new(0),
-            rbuf: Mutex::new(Vec::new()),
+            rbuf: Mutex::new(ReadBuf::default()),
         })
     }
 
@@ -88,6 +140,10 @@ impl NetSock {
             self.rt.netpoll.deregister(self.key);
             drop(self.lock().take());
         }
+    }
+
+    fn rbuf(&self) -> MutexGuard<'_, ReadBuf> {
+        self.rbuf.lock().expect("read buffer poisoned")
     }
 
     fn deadline(&self) -> u64 {
@@ -122,10 +178,11 @@ fn err_msg(e: &io::Error) -> String {
     }
 }
 
-/// `nil, message`.
-unsafe fn fail(l: *mut ffi::lua_State, msg: &str) -> Ret {
+/// `nil, message` (the message handed off: nothing owned stays alive
+/// across the push).
+unsafe fn fail(l: *mut ffi::lua_State, msg: impl Into<Vec<u8>>) -> Ret {
     ffi::lua_pushnil(l);
-    push_str(l, msg);
+    push_owned(l, msg);
     Ret::N(2)
 }
 
@@ -182,11 +239,15 @@ unsafe fn park_io(
         return raise(CANNOT_PARK);
     };
     let w = IoWaiter::new(g);
-    match s.rt.netpoll.arm(s.key, dir, w.clone()) {
+    let armed = s.rt.netpoll.arm(s.key, dir, w.clone());
+    match armed {
         Ok(true) => {}
         // Ready since the failed attempt: retry at once, as a wake would.
         Ok(false) => return Ret::Retry(deadline as ffi::lua_KContext, k),
-        Err(e) => return fail(l, &err_msg(&e)),
+        Err(e) => {
+            drop(w);
+            return fail(l, err_msg(&e));
+        }
     }
     if deadline != 0 {
         let id =
@@ -239,17 +300,18 @@ unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
             Ok(a) => a,
             Err(r) => return r,
         };
+        let b = new_box::<NetSock>(l);
         let rt = actor(l).rt_shared().clone();
         let addrs = match resolve(&rt, &addr) {
             Ok(a) => a,
-            Err(e) => return fail(l, &e),
+            Err(e) => return fail(l, e),
         };
         match TcpListener::bind(&addrs[..]).and_then(|ls| NetSock::new(rt, Sock::Listener(ls))) {
             Ok(s) => {
-                push(l, Arc::new(s));
+                fill(b, Arc::new(s));
                 Ret::N(1)
             }
-            Err(e) => fail(l, &err_msg(&e)),
+            Err(e) => fail(l, err_msg(&e)),
         }
     })
 }
@@ -259,23 +321,26 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
         Ok(s) => s,
         Err(r) => return r,
     };
+    ffi::lua_settop(l, 1);
+    let b = new_box::<NetSock>(l);
     let r = match &*s.lock() {
-        Some(Sock::Listener(ls)) => ls.accept(),
+        Some(Sock::Listener(ls)) => Some(ls.accept()),
         Some(Sock::Stream(_)) => return raise("listener:accept: not a listener"),
-        None => return fail(l, "closed"),
+        None => None,
     };
-    match r {
-        Ok((conn, _)) => match NetSock::new(s.rt.clone(), Sock::Stream(conn)) {
-            Ok(c) => {
-                push(l, Arc::new(c));
-                Ret::N(1)
-            }
-            Err(e) => fail(l, &err_msg(&e)),
-        },
+    let Some(r) = r else {
+        return fail(l, "closed");
+    };
+    match r.and_then(|(conn, _)| NetSock::new(s.rt.clone(), Sock::Stream(conn))) {
+        Ok(c) => {
+            fill(b, Arc::new(c));
+            Ret::N(1)
+        }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            ffi::lua_settop(l, 1);
             park_io(l, s, Dir::Read, deadline, accept_k)
         }
-        Err(e) => fail(l, &err_msg(&e)),
+        Err(e) => fail(l, err_msg(&e)),
     }
 }
 continuation!(accept_k, accept_body);
@@ -311,20 +376,21 @@ unsafe fn dial_body(l: *mut ffi::lua_State, _deadline: u64) -> Ret {
         return fail(l, "closed");
     };
     let r = match &*s.lock() {
-        Some(Sock::Stream(st)) => match st.take_error() {
+        Some(Sock::Stream(st)) => Some(match st.take_error() {
             Ok(Some(e)) | Err(e) => Err(e),
             Ok(None) => st.peer_addr().map(|_| ()),
-        },
-        _ => return fail(l, "closed"),
+        }),
+        _ => None,
     };
     match r {
-        Ok(()) => {
+        None => fail(l, "closed"),
+        Some(Ok(())) => {
             ffi::lua_pushvalue(l, 3);
             Ret::N(1)
         }
-        Err(e) => {
+        Some(Err(e)) => {
             s.close();
-            fail(l, &err_msg(&e))
+            fail(l, err_msg(&e))
         }
     }
 }
@@ -366,10 +432,13 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
                 return raise(format!("net.dial: timeout must be a number, got {t}"));
             }
         };
+        ffi::lua_settop(l, 2);
+        // The connection's box, at index 3, before the socket exists.
+        let b = new_box::<NetSock>(l);
         let rt = actor(l).rt_shared().clone();
         let addrs = match resolve(&rt, &addr) {
             Ok(a) => a,
-            Err(e) => return fail(l, &e),
+            Err(e) => return fail(l, e),
         };
         let target = addrs[0];
         let sock = match socket2::Socket::new(
@@ -380,24 +449,22 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
         .and_then(|s| s.set_nonblocking(true).map(|()| s))
         {
             Ok(s) => s,
-            Err(e) => return fail(l, &err_msg(&e)),
+            Err(e) => return fail(l, err_msg(&e)),
         };
         let pending = match sock.connect(&target.into()) {
             Ok(()) => false,
             Err(e)
-                if e.raw_os_error() == Some(libc_einprogress())
+                if e.raw_os_error() == Some(libc::EINPROGRESS)
                     || e.kind() == io::ErrorKind::WouldBlock =>
             {
                 true
             }
-            Err(e) => return fail(l, &err_msg(&e)),
+            Err(e) => return fail(l, err_msg(&e)),
         };
-        let conn = match NetSock::new(rt, Sock::Stream(TcpStream::from(sock))) {
-            Ok(c) => Arc::new(c),
-            Err(e) => return fail(l, &err_msg(&e)),
+        match NetSock::new(rt, Sock::Stream(TcpStream::from(sock))) {
+            Ok(c) => fill(b, Arc::new(c)),
+            Err(e) => return fail(l, err_msg(&e)),
         };
-        ffi::lua_settop(l, 2);
-        push(l, conn.clone());
         if !pending {
             return Ret::N(1);
         }
@@ -406,32 +473,29 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
         } else {
             0
         };
-        park_io(l, &conn, Dir::Write, deadline, dial_k)
+        let conn = check::<NetSock>(l, 3).expect("just filled");
+        park_io(l, conn, Dir::Write, deadline, dial_k)
     })
-}
-
-fn libc_einprogress() -> i32 {
-    115 // EINPROGRESS on Linux
 }
 
 // ---------------------------------------------------------------- read
 
-unsafe fn count_arg(l: *mut ffi::lua_State) -> Result<usize, Ret> {
+unsafe fn count_arg(l: *mut ffi::lua_State, fname: &str, default: usize) -> Result<usize, Ret> {
     match ffi::lua_type(l, 2) {
-        ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(4096),
+        ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(default),
         ffi::LUA_TNUMBER => {
             let mut isint = 0;
             let n = ffi::lua_tointegerx(l, 2, &mut isint);
             if isint != 0 && n > 0 {
-                Ok((n as usize).min(1 << 24))
+                Ok(n as usize)
             } else {
-                Err(raise("conn:read: count must be a positive integer"))
+                Err(raise(format!("{fname}: count must be a positive integer")))
             }
         }
         _ => {
             let t = type_name(l, 2);
             Err(raise(format!(
-                "conn:read: count must be a positive integer, got {t}"
+                "{fname}: count must be a positive integer, got {t}"
             )))
         }
     }
@@ -454,29 +518,25 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let n = match count_arg(l) {
-        Ok(n) => n,
+    let n = match count_arg(l, "conn:read", 4096) {
+        Ok(n) => n.min(READ_MAX),
         Err(r) => return r,
     };
-    {
-        let mut rb = s.rbuf.lock().expect("read buffer poisoned");
-        if !rb.is_empty() {
-            let k = n.min(rb.len());
-            let chunk: Vec<u8> = rb.drain(..k).collect();
-            ffi::lua_pushlstring(l, chunk.as_ptr() as *const _, chunk.len());
-            return Ret::N(1);
-        }
+    let buffered = s.rbuf().take(n);
+    if !buffered.is_empty() {
+        push_owned(l, buffered);
+        return Ret::N(1);
     }
     match read_some(s, n) {
         Ok(b) if b.is_empty() => fail(l, "eof"),
         Ok(b) => {
-            ffi::lua_pushlstring(l, b.as_ptr() as *const _, b.len());
+            push_owned(l, b);
             Ret::N(1)
         }
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             park_io(l, s, Dir::Read, deadline, read_k)
         }
-        Err(e) => fail(l, &err_msg(&e)),
+        Err(e) => fail(l, err_msg(&e)),
     }
 }
 continuation!(read_k, read_body);
@@ -485,51 +545,66 @@ unsafe extern "C-unwind" fn sock_read(l: *mut ffi::lua_State) -> c_int {
     sock_method(l, "conn:read", 2, read_body)
 }
 
+/// What one step of `readline` found.
+enum Line {
+    Done(Vec<u8>),
+    Eof,
+    TooLong,
+    Block,
+    Failed(io::Error),
+}
+
+/// Reads until a line is complete, the stream ends or would block.
+fn next_line(s: &NetSock, max: usize) -> Line {
+    loop {
+        let mut rb = s.rbuf();
+        if let Some(line) = rb.line() {
+            return Line::Done(line);
+        }
+        if rb.bytes.len() > max {
+            return Line::TooLong;
+        }
+        drop(rb);
+        match read_some(s, 4096) {
+            // End of stream: the last, unterminated line, then eof.
+            Ok(b) if b.is_empty() => {
+                let rest = std::mem::take(&mut *s.rbuf());
+                return match rest.bytes.is_empty() {
+                    true => Line::Eof,
+                    false => Line::Done(rest.bytes),
+                };
+            }
+            Ok(b) => s.rbuf().bytes.extend_from_slice(&b),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Line::Block,
+            Err(e) => return Line::Failed(e),
+        }
+    }
+}
+
 unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     let s = match sock_arg(l, "conn:readline") {
         Ok(s) => s,
         Err(r) => return r,
     };
-    loop {
-        {
-            let mut rb = s.rbuf.lock().expect("read buffer poisoned");
-            if let Some(i) = rb.iter().position(|&b| b == b'\n') {
-                let mut line: Vec<u8> = rb.drain(..=i).collect();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                ffi::lua_pushlstring(l, line.as_ptr() as *const _, line.len());
-                return Ret::N(1);
-            }
+    let max = match count_arg(l, "conn:readline", LINE_MAX) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    match next_line(s, max) {
+        Line::Done(line) => {
+            push_owned(l, line);
+            Ret::N(1)
         }
-        match read_some(s, 4096) {
-            Ok(b) if b.is_empty() => {
-                // End of stream: the last, unterminated line, then eof.
-                let rest: Vec<u8> =
-                    std::mem::take(&mut *s.rbuf.lock().expect("read buffer poisoned"));
-                if rest.is_empty() {
-                    return fail(l, "eof");
-                }
-                ffi::lua_pushlstring(l, rest.as_ptr() as *const _, rest.len());
-                return Ret::N(1);
-            }
-            Ok(b) => s
-                .rbuf
-                .lock()
-                .expect("read buffer poisoned")
-                .extend_from_slice(&b),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return park_io(l, s, Dir::Read, deadline, readline_k)
-            }
-            Err(e) => return fail(l, &err_msg(&e)),
-        }
+        Line::Eof => fail(l, "eof"),
+        Line::TooLong => fail(l, "line too long"),
+        Line::Block => park_io(l, s, Dir::Read, deadline, readline_k),
+        Line::Failed(e) => fail(l, err_msg(&e)),
     }
 }
 continuation!(readline_k, readline_body);
 
 unsafe extern "C-unwind" fn sock_readline(l: *mut ffi::lua_State) -> c_int {
-    sock_method(l, "conn:readline", 1, readline_body)
+    sock_method(l, "conn:readline", 2, readline_body)
 }
 
 // ---------------------------------------------------------------- write
@@ -563,7 +638,7 @@ unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
                 return park_io(l, s, Dir::Write, deadline, write_k)
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return fail(l, &err_msg(&e)),
+            Err(e) => return fail(l, err_msg(&e)),
         }
     }
     ffi::lua_pushinteger(l, len as ffi::lua_Integer);
@@ -635,20 +710,21 @@ unsafe fn addr_of(l: *mut ffi::lua_State, fname: &str, peer: bool) -> Ret {
         Err(r) => return r,
     };
     let a = match &*s.lock() {
-        Some(Sock::Stream(st)) if peer => st.peer_addr(),
-        Some(Sock::Stream(st)) => st.local_addr(),
+        Some(Sock::Stream(st)) if peer => Some(st.peer_addr()),
+        Some(Sock::Stream(st)) => Some(st.local_addr()),
         Some(Sock::Listener(_)) if peer => {
             return raise(format!("{fname}: a listener has no peer"))
         }
-        Some(Sock::Listener(ls)) => ls.local_addr(),
-        None => return fail(l, "closed"),
+        Some(Sock::Listener(ls)) => Some(ls.local_addr()),
+        None => None,
     };
     match a {
-        Ok(a) => {
-            push_str(l, &a.to_string());
+        None => fail(l, "closed"),
+        Some(Ok(a)) => {
+            push_owned(l, a.to_string());
             Ret::N(1)
         }
-        Err(e) => fail(l, &err_msg(&e)),
+        Some(Err(e)) => fail(l, err_msg(&e)),
     }
 }
 

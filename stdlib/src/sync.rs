@@ -38,7 +38,7 @@ fn acquired(r: Acquire) -> Ret {
 
 unsafe extern "C-unwind" fn wg_new(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
-        push(l, Arc::new(WaitGroup::default()));
+        push(l, || Arc::new(WaitGroup::default()));
         Ret::N(1)
     })
 }
@@ -88,7 +88,7 @@ unsafe extern "C-unwind" fn wg_wait(l: *mut ffi::lua_State) -> c_int {
 
 unsafe extern "C-unwind" fn mutex_new(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
-        push(l, Arc::new(SemMutex::default()));
+        push(l, || Arc::new(SemMutex::default()));
         Ret::N(1)
     })
 }

@@ -63,6 +63,9 @@ pub(crate) struct ActorQueue {
     /// Work posted from other threads, run by the M before the next G
     /// (ids passed to the actor's task function: `time.afterfunc`).
     pub(crate) tasks: Vec<u64>,
+    /// Slots of the values table let go of on other threads
+    /// ([`Actor::release_later`]), released by the M at its next run.
+    pub(crate) released: Vec<std::ffi::c_int>,
 }
 
 impl ActorQueue {
@@ -152,6 +155,9 @@ pub struct Actor {
     /// The actor's state; dropped by [`Actor::close_state`] once the actor
     /// has ended (see the `Sync` impl below).
     lua: UnsafeCell<ManuallyDrop<Lua>>,
+    /// The state's main thread: idle while the M runs Gs, it is where the
+    /// scheduler builds values ([`crate::ffi::resume`]) and tracebacks.
+    pub(crate) main_thread: LuaThread,
     state_closed: AtomicBool,
     pub(crate) q: Mutex<ActorQueue>,
     /// Key and id of the G being run (valid while an M runs this actor).
@@ -204,6 +210,25 @@ impl GRef {
     }
 }
 
+impl GRef {
+    /// The G's parked select no longer owns the value of its send case
+    /// `case` (the channel it waits on became shared and keeps it).
+    /// Runs on the M that owns the actor, while the G is parked.
+    pub(crate) fn disown_select_send(&self, case: usize) {
+        let mut q = self.actor.lock();
+        let Some(g) = q.gs.get_mut(self.key).filter(|g| g.id == self.id) else {
+            return;
+        };
+        if let Some(sends) = g.sel_sends.as_mut() {
+            for (c, m) in sends.iter_mut() {
+                if *c == case {
+                    *m = Msg::Nil;
+                }
+            }
+        }
+    }
+}
+
 impl std::fmt::Debug for GRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "G{} (actor {})", self.id, self.actor.id)
@@ -224,11 +249,12 @@ pub struct GInfo {
 
 impl Actor {
     pub(crate) fn new(rt: Arc<Shared>, id: u64, lua: Lua) -> mlua::Result<Arc<Actor>> {
-        crate::ffi::init_state(&lua)?;
+        let main_thread = crate::ffi::init_state(&lua)?;
         Ok(Arc::new(Actor {
             id,
             rt,
             lua: UnsafeCell::new(ManuallyDrop::new(lua)),
+            main_thread,
             state_closed: AtomicBool::new(false),
             q: Mutex::new(ActorQueue {
                 gs: Slab::new(),
@@ -237,6 +263,7 @@ impl Actor {
                 runnext_streak: 0,
                 scheduled: false,
                 tasks: Vec::new(),
+                released: Vec::new(),
             }),
             current_key: AtomicUsize::new(usize::MAX),
             current_id: AtomicU64::new(0),
@@ -387,6 +414,21 @@ impl Actor {
         self.close_state();
     }
 
+    /// Drops an actor that was made but never started (its first
+    /// goroutine could not be made): it ends, and its state goes at once.
+    /// Runs on the thread that made it; nothing can schedule it.
+    pub fn discard(&self) {
+        {
+            let mut ended = self.ended.lock().expect("actor end poisoned");
+            if ended.is_none() {
+                *ended = Some(Err("not started".into()));
+            }
+        }
+        debug_assert!(self.lock().gs.is_empty(), "a discarded actor has no G");
+        *self.task_fn.lock().expect("task fn poisoned") = None;
+        self.close_state();
+    }
+
     /// Whether the actor's state has been dropped.
     pub fn is_closed(&self) -> bool {
         self.state_closed.load(Ordering::Acquire)
@@ -474,6 +516,25 @@ impl Actor {
         self.gc
             .after_last
             .store(self.lua().used_memory(), Ordering::Relaxed);
+    }
+
+    /// Lets go of `slot` of the actor's values table from any thread: the
+    /// M that next runs the actor releases it (a kept value received by
+    /// another actor, or dropped with its channel).
+    pub fn release_later(&self, slot: std::ffi::c_int) {
+        if !self.has_ended() {
+            self.lock().released.push(slot);
+        }
+    }
+
+    /// Releases the slots let go of on other threads (on the actor's M).
+    pub(crate) fn release_slots(&self) {
+        let slots = std::mem::take(&mut self.lock().released);
+        if !slots.is_empty() {
+            // SAFETY: this M owns the actor; its main thread is idle, and
+            // releasing a slot is inert.
+            unsafe { crate::ffi::release_slots(self.main_thread.0, &slots) };
+        }
     }
 
     /// Posts task `id` to be run by the actor's task function on its M.
@@ -653,6 +714,7 @@ mod tests {
             runnext_streak: 0,
             scheduled: false,
             tasks: Vec::new(),
+            released: Vec::new(),
         }
     }
 

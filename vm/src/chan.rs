@@ -21,11 +21,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use crate::actor::GRef;
 use crate::g::{Msg, Wake};
 use crate::host::HostPark;
+use crate::portable::{Kept, Portable};
 
 static NEXT_CHAN_ID: AtomicU64 = AtomicU64::new(1);
 
-/// Message of the error raised by a send on a closed channel.
-pub const SEND_ON_CLOSED: &str = "send on closed channel";
+pub use crate::park::SEND_ON_CLOSED;
 /// Message of the error raised by closing a closed channel.
 pub const CLOSE_OF_CLOSED: &str = "close of closed channel";
 
@@ -237,23 +237,71 @@ impl Chan {
         self.shared.load(Ordering::Acquire)
     }
 
-    /// Marks the channel shared (it is being handed to another actor).
-    /// Values already in it belong to the one actor that used it so far,
-    /// on whose M this runs: `copy` turns each into a copy.
-    pub fn share(&self, mut copy: impl FnMut(Msg) -> Msg) {
+    /// A channel that is shared from the start (the host's channels):
+    /// values sent on it are copies.
+    pub fn new_shared(cap: usize) -> Chan {
+        let ch = Chan::new(cap);
+        ch.shared.store(true, Ordering::Release);
+        ch
+    }
+
+    /// Marks the channel shared: it is being handed to another actor by
+    /// `origin`, the one actor that used it so far, on whose M this runs.
+    /// Values in it become [`Kept`] values: the original for `origin`
+    /// (whose values table is at `values`), a copy for the others. `copy`
+    /// makes the copy of a value of `origin`'s (it must not run Lua code:
+    /// the channel is locked); if any value cannot be copied, nothing
+    /// changes and its error is returned. Values of a select parked on
+    /// sending here move into the kept values: the select no longer
+    /// releases them.
+    pub fn share<E>(
+        &self,
+        origin: &Arc<crate::Actor>,
+        values: *const std::ffi::c_void,
+        mut copy: impl FnMut(&Msg) -> Result<Portable, E>,
+    ) -> Result<(), E> {
         let mut s = self.lock();
+        // Shared from here on, so that a copy that meets this channel
+        // again (it is in its own buffer) does not share it twice.
         if self.shared.swap(true, Ordering::AcqRel) {
-            return;
+            return Ok(());
         }
-        for m in s.buf.iter_mut() {
-            let old = std::mem::replace(m, Msg::Nil);
-            *m = copy(old);
-        }
-        for w in s.sendq.q.iter_mut() {
-            if let Some(m) = w.msg.take() {
-                w.msg = Some(copy(m));
+        let s = &mut *s;
+        // All copies first: a refusal leaves the channel as it was.
+        let slot_of = |m: &Msg| matches!(m, Msg::Slot(_));
+        let mut copies = Vec::new();
+        for m in s
+            .buf
+            .iter()
+            .chain(s.sendq.q.iter().filter_map(|w| w.msg.as_ref()))
+        {
+            if slot_of(m) {
+                match copy(m) {
+                    Ok(p) => copies.push(p),
+                    Err(e) => {
+                        self.shared.store(false, Ordering::Release);
+                        return Err(e);
+                    }
+                }
             }
         }
+        let mut copies = copies.into_iter();
+        let mut keep = |m: &mut Msg| {
+            if let Msg::Slot(r) = *m {
+                let p = copies.next().expect("one copy per slot");
+                *m = Msg::Kept(Arc::new(Kept::new(origin, values, r, p)));
+            }
+        };
+        s.buf.iter_mut().for_each(&mut keep);
+        for w in s.sendq.q.iter_mut() {
+            let Some(m) = w.msg.as_mut() else { continue };
+            let was_slot = slot_of(m);
+            keep(m);
+            if let (true, Some(_), Parker::G(g)) = (was_slot, &w.sel, &w.g) {
+                g.disown_select_send(w.case);
+            }
+        }
+        Ok(())
     }
 
     /// Capacity.

@@ -11,6 +11,42 @@
 //! [`push_msg`], which also frees the slot. A `Msg::Slot` must be delivered
 //! or released with [`release_msg`]; dropping it leaks the value until the
 //! actor ends.
+//!
+//! # Soundness at the Lua boundary (DESIGN.md section 5b)
+//!
+//! A Lua API call may allocate (and so run a collection step, whose
+//! finalizers are arbitrary Lua code), call a metamethod, raise (a
+//! `longjmp` in the vendored C Lua, which skips Rust destructors) or
+//! yield. By what they may do, the calls fall in classes, and each class
+//! says what Rust may keep alive across a call of it:
+//!
+//! | class | examples | may | alive across it |
+//! |---|---|---|---|
+//! | inert | `lua_type`, `lua_to*` of non-numbers, `lua_push{nil,boolean,integer,number,lightuserdata,value}`, `lua_raw{get,geti,getp}`, `lua_settop`, `lua_xmove`, `lua_checkstack`, `luaL_unref`, `lua_getmetatable`, `lua_next` | nothing | anything |
+//! | grows | `luaL_ref`, `lua_rawset{,i,p}` of a new key | raise "not enough memory" (an emergency collection runs no finalizer) | borrows; nothing with a destructor |
+//! | allocates | `lua_pushlstring`, `lua_createtable`, `lua_newuserdatauv`, `lua_concat`, `luaL_where`, `luaL_traceback`, `lua_tolstring` of a number | raise, and run finalizers | borrows of values on the stack; no lock guard; nothing with a destructor |
+//! | calls | `lua_call`, `lua_gettable` and `lua_setfield` on a value with a metatable, `luaL_tolstring` | run any Lua code, raise anything | as *allocates* |
+//! | leaves | `lua_error`, `lua_yieldk` | never return to the caller | nothing with a destructor |
+//!
+//! The rules that follow, kept everywhere in lugo:
+//! 1. No lock guard is held across a call that is not inert (a finalizer
+//!    may take the same lock: a deadlock; a raise skips the unlock).
+//! 2. No Rust value with a destructor is alive across a call that may
+//!    raise or leave. Owned bytes are handed to a thread-local buffer
+//!    before they are pushed ([`push_owned`]); several raising steps with
+//!    owned values alive run inside [`protect`], a `lua_pcall` whose
+//!    closure owns nothing; a C function raises only after its body's
+//!    values are dropped (the stdlib's `guard`).
+//! 3. A borrow of a userdata's Rust object lives only while the userdata
+//!    is on the stack: lugo's `__gc` ignores calls that do not come from
+//!    the collector (a script that reaches the metamethod cannot free an
+//!    object still in use), and its metatables are protected
+//!    (`__metatable`).
+//! 4. The scheduler allocates in a Lua state only inside [`protect`]: an
+//!    out-of-memory error (a memory-limited actor) becomes a Lua error,
+//!    never an abort of the process. A copied value delivered to a parked
+//!    goroutine is built on its actor's main thread under `protect` and
+//!    moved over ([`resume`]).
 
 use std::ffi::{c_int, c_void};
 use std::ptr;
@@ -34,24 +70,38 @@ unsafe impl Send for LuaThread {}
 // SAFETY: as above: sharing the address does not touch the state.
 unsafe impl Sync for LuaThread {}
 
-/// Prepares a new state: the values table, and a zero goroutine mark in
-/// the main thread's extra space (new threads copy it from there).
-pub fn init_state(lua: &mlua::Lua) -> mlua::Result<()> {
+/// Prepares a new state: the values table, and a zero mark in the main
+/// thread's extra space (new threads copy it from there). Returns the
+/// state's main thread, where the scheduler builds values ([`resume`]).
+pub fn init_state(lua: &mlua::Lua) -> mlua::Result<LuaThread> {
     // SAFETY: `exec_raw` runs the closure on the state's own stack under
     // mlua's lock, inside a protected call; we push one table and pop it
     // into the registry, leaving the stack balanced. The extra space is
     // LUA_EXTRASPACE (pointer-sized, aligned) bytes that Lua reserves for
     // the embedder and mlua does not use.
     unsafe {
+        let mut main = ptr::null_mut();
         lua.exec_raw::<()>((), |l| {
             ffi::lua_createtable(l, 0, 0);
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, values_key());
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_MAINTHREAD);
-            let main = ffi::lua_tothread(l, -1);
+            main = ffi::lua_tothread(l, -1);
             *(ffi::lua_getextraspace(main) as *mut usize) = 0;
             ffi::lua_pop(l, 1);
-        })
+        })?;
+        Ok(LuaThread(main))
     }
+}
+
+/// The extra space of a thread: bit 0 marks a goroutine's own thread;
+/// bits 8..16 hold the wait reason of a user's coroutine parked by the
+/// scheduler (0: not parked), which no one but its goroutine may resume.
+const MARK_GOROUTINE: usize = 1;
+const PARKED_SHIFT: u32 = 8;
+const PARKED_MASK: usize = 0xff << PARKED_SHIFT;
+
+unsafe fn mark(th: *mut ffi::lua_State) -> *mut usize {
+    ffi::lua_getextraspace(th) as *mut usize
 }
 
 /// Marks `th` as a goroutine's own thread.
@@ -59,7 +109,7 @@ pub fn init_state(lua: &mlua::Lua) -> mlua::Result<()> {
 /// # Safety
 /// `th` is a live thread of an actor owned by the calling M.
 pub unsafe fn mark_goroutine(th: LuaThread) {
-    *(ffi::lua_getextraspace(th.0) as *mut usize) = 1;
+    *mark(th.0) |= MARK_GOROUTINE;
 }
 
 /// Whether `th` is a goroutine's own thread.
@@ -67,7 +117,29 @@ pub unsafe fn mark_goroutine(th: LuaThread) {
 /// # Safety
 /// As [`mark_goroutine`].
 pub unsafe fn is_goroutine(th: *mut ffi::lua_State) -> bool {
-    *(ffi::lua_getextraspace(th) as *const usize) != 0
+    *mark(th) & MARK_GOROUTINE != 0
+}
+
+/// Records that the user's coroutine `th` is parked by the scheduler
+/// (`Some(reason)`: a park inside it was forwarded to its goroutine's M)
+/// or no longer is (`None`).
+///
+/// # Safety
+/// As [`mark_goroutine`].
+pub unsafe fn set_parked(th: *mut ffi::lua_State, reason: Option<WaitReason>) {
+    let code = reason.map_or(0, |r| r.code() as usize) << PARKED_SHIFT;
+    *mark(th) = (*mark(th) & !PARKED_MASK) | (code & PARKED_MASK);
+}
+
+/// Why the user's coroutine `th` is parked by the scheduler, if it is.
+///
+/// # Safety
+/// As [`mark_goroutine`].
+pub unsafe fn parked(th: *mut ffi::lua_State) -> Option<WaitReason> {
+    match (*mark(th) & PARKED_MASK) >> PARKED_SHIFT {
+        0 => None,
+        code => WaitReason::from_code(code as i64),
+    }
 }
 
 fn values_key() -> *const c_void {
@@ -127,11 +199,13 @@ pub unsafe fn to_msg(l: *mut ffi::lua_State, idx: c_int) -> Msg {
     }
 }
 
-/// Pushes the value of `msg`, freeing its slot.
+/// Pushes the value of `msg`, freeing its slot. A copied value is built
+/// inside [`protect`]: `Err` when it could not be (out of memory), with
+/// the error object pushed instead.
 ///
 /// # Safety
-/// As [`push_values`], with two free stack slots.
-pub unsafe fn push_msg(l: *mut ffi::lua_State, msg: Msg) {
+/// As [`push_values`], with three free stack slots.
+pub unsafe fn push_msg(l: *mut ffi::lua_State, msg: Msg) -> Result<(), Raised> {
     match msg {
         Msg::Nil => ffi::lua_pushnil(l),
         Msg::Boolean(b) => ffi::lua_pushboolean(l, b as c_int),
@@ -143,14 +217,165 @@ pub unsafe fn push_msg(l: *mut ffi::lua_State, msg: Msg) {
             ffi::luaL_unref(l, -2, r);
             ffi::lua_remove(l, -2);
         }
-        Msg::Copied(p) => match COPIED_PUSHER.get() {
-            Some(push) => push(l, &p),
-            None => ffi::lua_pushnil(l),
-        },
+        Msg::Copied(p) => return push_copied(l, &p),
+        Msg::Kept(k) => {
+            push_values(l);
+            if let Some(r) = k.take_slot(ffi::lua_topointer(l, -1)) {
+                // The sender receives its own value back.
+                ffi::lua_rawgeti(l, -1, r as ffi::lua_Integer);
+                ffi::luaL_unref(l, -2, r);
+                ffi::lua_remove(l, -2);
+            } else {
+                ffi::lua_pop(l, 1);
+                return push_copied(l, &k.copy);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The address of `l`'s values table: it identifies the state (see
+/// [`crate::portable::Kept`]).
+///
+/// # Safety
+/// As [`push_values`].
+pub unsafe fn values_id(l: *mut ffi::lua_State) -> *const c_void {
+    push_values(l);
+    let p = ffi::lua_topointer(l, -1);
+    ffi::lua_pop(l, 1);
+    p
+}
+
+/// Releases slots of `l`'s values table let go of from other threads
+/// ([`crate::Actor::release_later`]).
+///
+/// # Safety
+/// As [`push_values`].
+pub unsafe fn release_slots(l: *mut ffi::lua_State, slots: &[c_int]) {
+    push_values(l);
+    for &r in slots {
+        ffi::luaL_unref(l, -1, r);
+    }
+    ffi::lua_pop(l, 1);
+}
+
+/// Builds the copied value `p` in `l`, inside [`protect`].
+///
+/// # Safety
+/// As [`push_msg`].
+pub unsafe fn push_copied(
+    l: *mut ffi::lua_State,
+    p: &crate::portable::Portable,
+) -> Result<(), Raised> {
+    let Some(&push) = COPIED_PUSHER.get() else {
+        ffi::lua_pushnil(l);
+        return Ok(());
+    };
+    protect(l, 0, |l| {
+        push(l, p);
+        1
+    })
+    .map(|_| ())
+}
+
+/// Runs `f` inside a `lua_pcall` on `l`: a raise in it (out of memory, an
+/// error of a metamethod) comes back as `Err(Raised)` with the error object on
+/// top of the stack, instead of skipping the caller's frames. The `nargs`
+/// values on top of the stack are moved into the call, where `f` finds
+/// them at indices `1..=nargs`. `f` returns how many values it left on
+/// top; they stay there (`Ok(n)`).
+///
+/// `f` may own nothing that needs dropping (checked at compile time): a
+/// raise skips its frame. Values the caller owns stay alive and are
+/// dropped by the caller as usual. Costs one `lua_pcall` (about 40 ns):
+/// for slow paths and for the scheduler's own allocations.
+///
+/// # Safety
+/// `l` is a valid state or thread that may run Lua code now (not a
+/// suspended coroutine), with `nargs` values on its stack.
+pub unsafe fn protect<F>(l: *mut ffi::lua_State, nargs: c_int, f: F) -> Result<c_int, Raised>
+where
+    F: FnOnce(*mut ffi::lua_State) -> c_int,
+{
+    const {
+        assert!(
+            !std::mem::needs_drop::<F>(),
+            "a protected closure owns nothing"
+        )
+    };
+    unsafe extern "C-unwind" fn trampoline<F>(l: *mut ffi::lua_State) -> c_int
+    where
+        F: FnOnce(*mut ffi::lua_State) -> c_int,
+    {
+        // SAFETY: `protect` passed the address of its `Option<F>` as the
+        // first argument, alive until `lua_pcall` returns; the closure is
+        // taken exactly once.
+        unsafe {
+            let slot = ffi::lua_touserdata(l, 1) as *mut Option<F>;
+            ffi::lua_remove(l, 1);
+            let f = (*slot).take().expect("a protected closure runs once");
+            f(l)
+        }
+    }
+    if ffi::lua_checkstack(l, 2) == 0 {
+        // The stack is full (a C function starts with 20 free slots, so
+        // this is a Lua stack overflow): the error is a nil in place of
+        // the arguments (with none, the caller's top value stands in).
+        if nargs > 0 {
+            ffi::lua_pop(l, nargs);
+            ffi::lua_pushnil(l);
+        }
+        return Err(Raised);
+    }
+    let mut slot = Some(f);
+    let base = ffi::lua_gettop(l) - nargs;
+    ffi::lua_pushcfunction(l, trampoline::<F>);
+    ffi::lua_pushlightuserdata(l, &mut slot as *mut Option<F> as *mut c_void);
+    ffi::lua_rotate(l, base + 1, 2);
+    match ffi::lua_pcall(l, nargs + 1, ffi::LUA_MULTRET, 0) {
+        ffi::LUA_OK => Ok(ffi::lua_gettop(l) - base),
+        _ => Err(Raised),
     }
 }
 
+thread_local! {
+    /// Bytes on their way into a Lua string (see [`push_owned`]).
+    static HANDOFF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Pushes `bytes` as a Lua string without keeping them alive on the Rust
+/// stack across the raising push (rule 2): they are handed to a
+/// thread-local buffer first. `lua_pushlstring` copies them before any
+/// Lua code can run (a finalizer runs only in the collection step at its
+/// end), so a nested push cannot replace them too early.
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot; the push may raise.
+pub unsafe fn push_owned(l: *mut ffi::lua_State, bytes: impl Into<Vec<u8>>) {
+    let (p, n) = HANDOFF.with_borrow_mut(|h| {
+        *h = bytes.into();
+        (h.as_ptr(), h.len())
+    });
+    ffi::lua_pushlstring(l, p as *const _, n);
+    HANDOFF.with_borrow_mut(|h| *h = Vec::new());
+}
+
+/// Pushes a borrowed string (the caller owns nothing that a raise would
+/// skip, or the bytes are static).
+///
+/// # Safety
+/// `l` is a valid state with a free stack slot; the push may raise.
+pub unsafe fn push_str(l: *mut ffi::lua_State, s: &str) {
+    ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
+}
+
+/// A Lua error was raised inside [`protect`]: its error object is on top
+/// of the stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Raised;
+
 /// Rebuilds a copied value in a state (the stdlib knows its userdata).
+/// It may raise: it is called inside [`protect`] only.
 pub type CopiedPusher = unsafe fn(*mut ffi::lua_State, &crate::portable::Portable);
 
 static COPIED_PUSHER: std::sync::OnceLock<CopiedPusher> = std::sync::OnceLock::new();
@@ -165,6 +390,8 @@ pub fn set_copied_pusher(f: CopiedPusher) {
 /// # Safety
 /// As [`push_values`].
 pub unsafe fn release_msg(l: *mut ffi::lua_State, msg: Msg) {
+    // A `Kept` lets go of its slot when dropped, through its sender's
+    // deferred releases.
     if let Msg::Slot(r) = msg {
         push_values(l);
         ffi::luaL_unref(l, -1, r);
@@ -187,35 +414,66 @@ pub enum Resumed {
     Panicked(String, String),
 }
 
+/// The string at `idx`, or "" for any other value (inert: a number is
+/// not converted).
 unsafe fn string_at(l: *mut ffi::lua_State, idx: c_int) -> String {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(l, idx, &mut len);
-    if p.is_null() {
+    if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
         return String::new();
     }
+    let mut len = 0usize;
+    let p = ffi::lua_tolstring(l, idx, &mut len);
     String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
 }
 
-/// Pushes the results `wake` describes; returns how many.
-unsafe fn push_wake(th: *mut ffi::lua_State, wake: Option<Wake>) -> c_int {
+/// Pushes the results `wake` describes on the suspended thread `th`;
+/// returns how many. Only inert calls touch `th` (rule 4): a copied value
+/// is built on `scratch` (the actor's main thread, idle while its M runs
+/// Gs) inside [`protect`] and moved over; if it cannot be built, the
+/// receive raises the error instead (`ERR, error`), and the value is
+/// dropped: the receiver was told. A send on a closed channel raises a
+/// message with a static address (pushing a string could fail here).
+unsafe fn push_wake(th: *mut ffi::lua_State, scratch: LuaThread, wake: Option<Wake>) -> c_int {
+    // The value of a receive: pushed on `th`, or the error raised instead.
+    unsafe fn value(th: *mut ffi::lua_State, scratch: LuaThread, m: Msg) -> bool {
+        match m {
+            // Built elsewhere: a copy, or a kept value whose slot is this
+            // state's (`push_msg` takes it, inert) or another's.
+            Msg::Copied(_) | Msg::Kept(_) => {
+                let built = push_msg(scratch.0, m).is_ok();
+                if !built {
+                    ffi::lua_pushlightuserdata(th, park::err().0);
+                }
+                ffi::lua_xmove(scratch.0, th, 1);
+                built
+            }
+            // Inert: scalars and a slot of this state's values table.
+            m => push_msg(th, m).is_ok(),
+        }
+    }
     match wake {
         None | Some(Wake::Unit) => 0,
         Some(Wake::Recv(m, ok)) => {
-            push_msg(th, m);
+            if !value(th, scratch, m) {
+                return 2;
+            }
             ffi::lua_pushboolean(th, ok as c_int);
             2
         }
-        Some(Wake::Select { case, recv }) => {
-            ffi::lua_pushinteger(th, case as ffi::lua_Integer);
-            match recv {
-                None => 1,
-                Some((m, ok)) => {
-                    push_msg(th, m);
-                    ffi::lua_pushboolean(th, ok as c_int);
-                    3
-                }
+        Some(Wake::Select { case, recv }) => match recv {
+            None => {
+                ffi::lua_pushinteger(th, case as ffi::lua_Integer);
+                1
             }
-        }
+            Some((m, ok)) => {
+                ffi::lua_pushinteger(th, case as ffi::lua_Integer);
+                if !value(th, scratch, m) {
+                    ffi::lua_remove(th, -3);
+                    return 2;
+                }
+                ffi::lua_pushboolean(th, ok as c_int);
+                3
+            }
+        },
         Some(Wake::Io(why)) => {
             ffi::lua_pushinteger(th, why as ffi::lua_Integer);
             1
@@ -224,9 +482,8 @@ unsafe fn push_wake(th: *mut ffi::lua_State, wake: Option<Wake>) -> c_int {
             if let Some(m) = unsent {
                 release_msg(th, m);
             }
-            let msg = crate::chan::SEND_ON_CLOSED;
             ffi::lua_pushlightuserdata(th, park::err().0);
-            ffi::lua_pushlstring(th, msg.as_ptr() as *const _, msg.len());
+            park::push_static(th, &park::SEND_ON_CLOSED_MSG);
             2
         }
     }
@@ -239,9 +496,11 @@ unsafe fn push_wake(th: *mut ffi::lua_State, wake: Option<Wake>) -> c_int {
 /// are released.
 ///
 /// # Safety
-/// `th` is a live, suspended thread of an actor owned by the calling M.
+/// `th` is a live, suspended thread of an actor owned by the calling M;
+/// `scratch` is that actor's main thread, not running.
 pub unsafe fn resume(
     th: LuaThread,
+    scratch: LuaThread,
     nstart: c_int,
     wake: Option<Wake>,
     sel_sends: Option<Box<SelectSends>>,
@@ -263,7 +522,7 @@ pub unsafe fn resume(
     let nargs = if nstart > 0 {
         nstart
     } else {
-        push_wake(th, wake)
+        push_wake(th, scratch, wake)
     };
     let mut nres: c_int = 0;
     let status = ffi::lua_resume(th, ptr::null_mut(), nargs, &mut nres);
@@ -300,28 +559,34 @@ pub unsafe fn resume(
         _ => {
             // Raised outside the goroutine's xpcall (out of memory in the
             // message handler): no traceback to be had.
-            let msg = if ffi::lua_type(th, -1) == ffi::LUA_TSTRING {
-                string_at(th, -1)
-            } else {
-                "(error object is not a string)".into()
+            let msg = match ffi::lua_type(th, -1) {
+                ffi::LUA_TSTRING => string_at(th, -1),
+                _ => "(error object is not a string)".into(),
             };
             Resumed::Panicked(msg, String::new())
         }
     }
 }
 
-/// The Lua traceback of a suspended or running-elsewhere thread.
+/// The Lua traceback of thread `th`, built on `scratch` inside
+/// [`protect`] (rule 4; nothing is pushed on `th`). Empty if it cannot be
+/// built (out of memory).
 ///
 /// # Safety
-/// `th` is a live thread of an actor owned by the calling M, not running.
-pub unsafe fn traceback(th: LuaThread) -> String {
-    let th = th.0;
-    if ffi::lua_checkstack(th, 4) == 0 {
-        return String::new();
-    }
-    ffi::luaL_traceback(th, th, ptr::null(), 0);
-    let s = string_at(th, -1);
-    ffi::lua_pop(th, 1);
+/// `th` is a live thread of an actor owned by the calling M, not running;
+/// `scratch` is a thread of the same state that may run Lua code now (the
+/// actor's main thread, or the running thread).
+pub unsafe fn traceback(scratch: LuaThread, th: LuaThread) -> String {
+    let (l, th) = (scratch.0, th.0);
+    let top = ffi::lua_gettop(l);
+    let s = match protect(l, 0, |l| {
+        ffi::luaL_traceback(l, th, ptr::null(), 0);
+        1
+    }) {
+        Ok(_) => string_at(l, -1),
+        Err(Raised) => String::new(),
+    };
+    ffi::lua_settop(l, top);
     s
 }
 

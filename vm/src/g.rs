@@ -111,6 +111,9 @@ pub enum Msg {
     Slot(std::ffi::c_int),
     /// A value copied out of another actor (a shared channel).
     Copied(std::sync::Arc<crate::portable::Portable>),
+    /// A value buffered before its channel became shared: the original
+    /// for its sender, the copy for other actors.
+    Kept(std::sync::Arc<crate::portable::Kept>),
 }
 
 impl PartialEq for Msg {
@@ -122,6 +125,7 @@ impl PartialEq for Msg {
             (Msg::Number(a), Msg::Number(b)) => a == b,
             (Msg::Slot(a), Msg::Slot(b)) => a == b,
             (Msg::Copied(a), Msg::Copied(b)) => std::sync::Arc::ptr_eq(a, b),
+            (Msg::Kept(a), Msg::Kept(b)) => std::sync::Arc::ptr_eq(a, b),
             _ => false,
         }
     }

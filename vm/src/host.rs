@@ -302,9 +302,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// A new channel of capacity `cap`, held by the host.
     pub fn new(rt: &Runtime, cap: usize) -> Endpoint {
-        let chan = Chan::new(cap);
-        // Empty: nothing to copy.
-        chan.share(|m| m);
+        let chan = Chan::new_shared(cap);
         rt.hold_endpoint();
         Endpoint {
             chan: Arc::new(chan),

@@ -7,7 +7,7 @@
 //! plain string error at the caller's level (mlua would otherwise raise a
 //! userdata error that `string.find` cannot read).
 
-use mlua::{LightUserData, Value};
+use mlua::{ffi, LightUserData, Value};
 
 static SCHED_TAG: u8 = 0;
 static ERR_TAG: u8 = 0;
@@ -41,3 +41,22 @@ pub const KIND_PANIC: i64 = 3;
 pub const KIND_PREEMPT: i64 = 4;
 /// First park kind.
 pub const KIND_PARK: i64 = 16;
+
+/// Message of the error raised by a send on a closed channel.
+pub const SEND_ON_CLOSED: &str = "send on closed channel";
+
+/// An error message with a static address: pushed as a light userdata
+/// after `ERR` where pushing a string could fail (the scheduler, on a
+/// suspended thread); the continuation that raises it makes the string.
+pub struct StaticMsg(pub &'static str);
+
+/// [`SEND_ON_CLOSED`] as a [`StaticMsg`].
+pub static SEND_ON_CLOSED_MSG: StaticMsg = StaticMsg(SEND_ON_CLOSED);
+
+/// Pushes `m` as a light userdata (inert).
+///
+/// # Safety
+/// `l` is a valid thread with a free stack slot.
+pub unsafe fn push_static(l: *mut ffi::lua_State, m: &'static StaticMsg) {
+    ffi::lua_pushlightuserdata(l, m as *const StaticMsg as *mut std::ffi::c_void);
+}

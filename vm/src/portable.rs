@@ -5,9 +5,16 @@
 //! shared sub-tables survive the copy; metatables are dropped. Channels
 //! travel by reference. The conversion from and to Lua lives with the
 //! stdlib, which knows the userdata types (`lugo-stdlib`'s `copy`).
+//!
+//! A value that was buffered in a channel before the channel reached a
+//! second actor is [`Kept`]: its copy for the other actors, and for the
+//! actor that sent it the original (a table keeps its identity there).
 
-use std::sync::Arc;
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, Weak};
 
+use crate::actor::Actor;
 use crate::chan::Chan;
 
 /// One value of a copied graph.
@@ -47,5 +54,71 @@ impl Portable {
             root: v,
             tables: Vec::new(),
         }
+    }
+}
+
+/// No slot (`LUA_NOREF`).
+const NO_SLOT: c_int = -2;
+
+/// A value of one actor's that was in a channel when the channel became
+/// shared: the actor that sent it receives the original (its slot in
+/// that actor's values table), any other actor the copy. Whoever does not
+/// take the slot lets it go through the sender's deferred releases
+/// ([`Actor::release_later`]): only the sender's M may touch its state.
+pub struct Kept {
+    /// The sender's values table (its address identifies the state).
+    values: *const c_void,
+    /// The sender, to release the slot in its state.
+    origin: Weak<Actor>,
+    /// The original's slot; `NO_SLOT` once taken.
+    slot: AtomicI32,
+    /// The copy, for other actors.
+    pub copy: Portable,
+}
+
+// SAFETY: `values` is an address used only for comparison, never
+// dereferenced; the rest is Send + Sync.
+unsafe impl Send for Kept {}
+// SAFETY: as above.
+unsafe impl Sync for Kept {}
+
+impl Kept {
+    /// Keeps `slot` of `origin`'s values table (at `values`) beside `copy`.
+    pub fn new(origin: &Arc<Actor>, values: *const c_void, slot: c_int, copy: Portable) -> Kept {
+        Kept {
+            values,
+            origin: Arc::downgrade(origin),
+            slot: AtomicI32::new(slot),
+            copy,
+        }
+    }
+
+    /// The original's slot, if the state whose values table is at
+    /// `values` is the sender's and nobody took it yet.
+    pub fn take_slot(&self, values: *const c_void) -> Option<c_int> {
+        if !std::ptr::eq(values, self.values) {
+            return None;
+        }
+        match self.slot.swap(NO_SLOT, Ordering::AcqRel) {
+            NO_SLOT => None,
+            s => Some(s),
+        }
+    }
+}
+
+impl Drop for Kept {
+    fn drop(&mut self) {
+        let slot = *self.slot.get_mut();
+        if slot != NO_SLOT {
+            if let Some(a) = self.origin.upgrade() {
+                a.release_later(slot);
+            }
+        }
+    }
+}
+
+impl std::fmt::Debug for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Kept({:?})", self.copy.root)
     }
 }

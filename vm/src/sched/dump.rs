@@ -72,7 +72,7 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
         }
         // SAFETY: the caller runs on the M that owns the actor (or no M
         // runs it), and `g` is not the running G, so its thread is suspended.
-        let tb = unsafe { crate::ffi::traceback(g.thread) };
+        let tb = unsafe { crate::ffi::traceback(actor.main_thread, g.thread) };
         if !out.is_empty() {
             out.push('\n');
         }

@@ -270,6 +270,7 @@ impl Shared {
     /// last G did and picking the next happen in one critical section.
     pub(crate) fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
         RUNNING_ACTOR.set(actor.id);
+        actor.release_slots();
         actor.collect_if_asked();
         let p = &self.ps[pid];
         // This M's own slot (a spare serving the P has its own).
@@ -315,8 +316,15 @@ impl Shared {
             }
             // SAFETY: this M owns the actor (its `scheduled` flag got it
             // here) and the picked G is suspended: it was Runnable.
-            let res =
-                unsafe { ffi::resume(picked.thread, picked.nstart, picked.wake, picked.sel_sends) };
+            let res = unsafe {
+                ffi::resume(
+                    picked.thread,
+                    actor.main_thread,
+                    picked.nstart,
+                    picked.wake,
+                    picked.sel_sends,
+                )
+            };
             slot.clear();
             actor.set_current(usize::MAX, 0);
             q = actor.lock();
