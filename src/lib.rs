@@ -109,11 +109,16 @@ impl Builder {
     }
 
     /// Gives every actor at most `budget` of running time (default: no
-    /// limit). sysmon preempts a goroutine that runs 10 ms; an actor found
-    /// over its budget then is stopped: another actor ends with
-    /// `cpu budget of ... exceeded` (what its handle's `wait` returns), the
-    /// main actor ends the runtime with that panic (calls waiting for it
-    /// get [`Error::Stopped`]). The host goes on.
+    /// limit). sysmon watches each running actor's time and stops a
+    /// goroutine whose actor is over its budget within about 10 ms: it
+    /// raises at its next instruction, wherever it runs (inside a
+    /// `table.sort` comparator, a `gsub` callback, a metamethod, a
+    /// finalizer) and again at every instruction, so `pcall` cannot save
+    /// it. Another actor ends with `cpu budget of ... exceeded` (what its
+    /// handle's `wait` returns), the main actor ends the runtime with that
+    /// panic (calls waiting for it get [`Error::Stopped`]). The host goes
+    /// on. A single C function that runs no Lua (a pathological
+    /// `string.find` pattern) is stopped when it returns.
     pub fn cpu_budget(mut self, budget: Duration) -> Builder {
         self.cpu_budget = Some(budget);
         self
@@ -446,8 +451,10 @@ impl Task {
     }
 
     /// Asks the goroutine to stop: a running goroutine raises
-    /// `interrupted` promptly (its M is preempted); a parked one raises it
-    /// when it is next woken. Returns at once.
+    /// `interrupted` promptly (its M is signalled), inside C calls and
+    /// finalizers too, and again at every instruction until it ends (a
+    /// `pcall` cannot keep it alive); a parked one raises it when it is
+    /// next woken. Returns at once.
     pub fn interrupt(&self) {
         self.vm.interrupt(self.task.gid());
     }

@@ -35,6 +35,20 @@ struct Cli {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     procs: Option<u16>,
 
+    /// Run every actor as a sandbox for untrusted code (no files,
+    /// processes, network or debug library)
+    #[arg(long)]
+    sandbox: bool,
+
+    /// Limit each actor's memory (its Lua heap and what the runtime holds
+    /// for it) to this many bytes; K, M and G suffixes are allowed
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    memory_limit: Option<usize>,
+
+    /// Stop each actor after this many seconds of running time
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    cpu_budget: Option<std::time::Duration>,
+
     /// Print the version and exit
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -49,6 +63,31 @@ struct Cli {
 }
 
 const VERSION: &str = concat!("lugo ", env!("CARGO_PKG_VERSION"), " (Lua 5.4)");
+
+/// `--memory-limit`: bytes, with an optional K, M or G suffix (powers of
+/// 1024).
+fn parse_bytes(s: &str) -> Result<usize, String> {
+    let (num, mul) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("not a positive number of bytes: {s}"))
+}
+
+/// `--cpu-budget`: positive seconds.
+fn parse_seconds(s: &str) -> Result<std::time::Duration, String> {
+    s.parse::<f64>()
+        .ok()
+        .filter(|d| d.is_finite() && *d > 0.0)
+        .and_then(|d| std::time::Duration::try_from_secs_f64(d).ok())
+        .ok_or_else(|| format!("not a positive number of seconds: {s}"))
+}
 
 /// The script at `path` (`-`: standard input) as a function.
 fn load_script(rt: &lugo::Runtime, path: &str) -> Result<Function, String> {
@@ -100,9 +139,15 @@ fn run() -> Result<ExitCode, String> {
     }
     let console = interactive.then(repl::Console::new);
 
-    let mut builder = lugo::Runtime::builder();
+    let mut builder = lugo::Runtime::builder().sandbox(cli.sandbox);
     if let Some(n) = cli.procs {
         builder = builder.procs(n as usize);
+    }
+    if let Some(bytes) = cli.memory_limit {
+        builder = builder.memory_limit(bytes);
+    }
+    if let Some(budget) = cli.cpu_budget {
+        builder = builder.cpu_budget(budget);
     }
     if let Some(console) = &console {
         builder = repl::configure(builder, console);

@@ -417,6 +417,18 @@ fn ctrl_c_stops_a_running_line() {
 }
 
 #[test]
+fn ctrl_c_stops_a_line_spinning_inside_a_c_call() {
+    let mut r = Repl::start(&[], &history_file("ctrl_c_sort"));
+    r.line("print('sorting') table.sort({3, 2, 1}, function() while true do end end)");
+    r.expect("\nsorting\n");
+    r.send(CTRL_C);
+    r.expect("interrupted");
+    r.expect("\n> ");
+    r.line("=1+1");
+    r.expect("\n2\n> ");
+}
+
+#[test]
 fn ctrl_c_leaves_a_parked_line_behind() {
     let mut r = Repl::start(&[], &history_file("ctrl_c_parked"));
     r.line("print('sleeping') time.sleep(60)");

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use lugo_vm::host::{HostTask, TaskEnd};
+use lugo_vm::preempt::Stop;
 use lugo_vm::{Actor, Chan};
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
@@ -31,6 +32,12 @@ pub fn start_task(
     let done = {
         let (rt, task) = (rt.clone(), task.clone());
         lua.create_function(move |_, results: MultiValue| {
+            // Stopped by the CPU budget or the shutdown: the M ends the
+            // runtime, or the actor, and the task with it.
+            let stop = lugo_vm::preempt::current_slot().and_then(|s| s.pending_stop());
+            if matches!(stop, Some(Stop::Budget | Stop::Shutdown)) {
+                return Ok(());
+            }
             let mut it = results.into_iter();
             let end = match it.next() {
                 Some(Value::Boolean(true)) => TaskEnd::Returned(it.collect()),

@@ -8,9 +8,11 @@
 //! slept, shutdown.
 //!
 //! Duties this crate has today: preemption of goroutines that run too long
-//! (retake), firing timers that no idle M is waiting for, and schedtrace
-//! (`LUGO_DEBUG=schedtrace=1000`). Deadlock detection runs in the vm, where
-//! the last M to go idle knows it at once.
+//! (retake), stopping goroutines whose actor is over its CPU budget,
+//! handing off the Ps of blocking calls, firing timers that no idle M is
+//! waiting for, polling the network when no M has, the GC policy, and
+//! schedtrace (`LUGO_DEBUG=schedtrace=1000`). Deadlock detection runs in
+//! the vm, where the last M to go idle knows it at once.
 
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
@@ -46,11 +48,16 @@ impl Host for VmHost {
             syscall: self.rt.in_syscall(p),
             syscalltick: self.rt.syscalltick(p),
             runq: self.rt.runq_len(p),
+            budget_end: Some(self.rt.p_budget_end(p)).filter(|&e| e != u64::MAX),
         }
     }
 
     fn preempt(&self, p: usize) {
         self.rt.preempt(p);
+    }
+
+    fn stop_over_budget(&self, p: usize) {
+        self.rt.stop_over_budget(p);
     }
 
     fn handoff(&self, p: usize) {

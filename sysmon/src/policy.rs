@@ -7,7 +7,9 @@
 //!    timer (if no M is already waiting for it) or until woken;
 //! 2. timers: fire what is due if no M is waiting for it;
 //! 3. retake: preempt the G of every P whose `schedtick` has not moved for
-//!    [`FORCE_PREEMPT_NS`] (Go's `sysmontick` comparison);
+//!    [`FORCE_PREEMPT_NS`] (Go's `sysmontick` comparison), and stop for
+//!    good the G of every P whose actor has used up its CPU budget
+//!    ([`over_budget`]);
 //! 4. schedtrace, when asked for;
 //! 5. the next sleep: [`MIN_DELAY_NS`] while rounds find work, doubling
 //!    after [`IDLE_ROUNDS`] idle rounds, at most [`MAX_DELAY_NS`].
@@ -62,6 +64,16 @@ pub struct PState {
     pub syscalltick: u64,
     /// Actors queued on it.
     pub runq: usize,
+    /// When the CPU budget of the actor it runs runs out (None: no
+    /// budget, or nothing runs).
+    pub budget_end: Option<u64>,
+}
+
+/// Whether the G a P runs must be stopped: its actor's CPU budget has run
+/// out. A preemption may have to wait for a C call to return (it yields);
+/// a stop may not (it raises, in C calls and finalizers too).
+pub fn over_budget(now: u64, st: &PState) -> bool {
+    st.running && st.budget_end.is_some_and(|end| end <= now)
 }
 
 /// The mechanism sysmon drives (implemented over `lugo_vm::Runtime`).
@@ -74,6 +86,8 @@ pub trait Host {
     fn p_state(&self, p: usize) -> PState;
     /// Preempts the G running on P `p`.
     fn preempt(&self, p: usize);
+    /// Stops the G P `p` runs for good: its actor is over its CPU budget.
+    fn stop_over_budget(&self, p: usize);
     /// Gives P `p`, whose M is in a blocking call, to another M.
     fn handoff(&self, p: usize);
     /// Earliest pending timer.
@@ -219,6 +233,11 @@ impl Monitor {
                 t.schedwhen = now;
                 continue;
             }
+            if over_budget(now, st) {
+                // Each round while it lasts: a finalizer turns hooks off
+                // again for the next one.
+                host.stop_over_budget(p);
+            }
             if t.schedtick != st.schedtick {
                 t.schedtick = st.schedtick;
                 t.schedwhen = now;
@@ -270,7 +289,12 @@ impl Monitor {
         // delay later: preemption lands at 10 ms, not 10 to 20.
         for (p, st) in states.iter().enumerate() {
             if st.running {
-                let due = self.ticks[p].schedwhen.saturating_add(FORCE_PREEMPT_NS);
+                let mut due = self.ticks[p].schedwhen.saturating_add(FORCE_PREEMPT_NS);
+                if let Some(end) = st.budget_end {
+                    // Look again when the budget runs out; once it has,
+                    // every slice.
+                    due = due.min(if end > now { end } else { due });
+                }
                 d = d.min(due.saturating_sub(now).max(MIN_DELAY_NS));
             }
         }
@@ -296,6 +320,7 @@ mod tests {
         now: Cell<u64>,
         ps: RefCell<Vec<PState>>,
         preempted: RefCell<Vec<usize>>,
+        stopped: RefCell<Vec<usize>>,
         handed: RefCell<Vec<usize>>,
         timer: Cell<Option<u64>>,
         watched: Cell<bool>,
@@ -318,6 +343,9 @@ mod tests {
         }
         fn preempt(&self, p: usize) {
             self.preempted.borrow_mut().push(p);
+        }
+        fn stop_over_budget(&self, p: usize) {
+            self.stopped.borrow_mut().push(p);
         }
         fn handoff(&self, p: usize) {
             self.handed.borrow_mut().push(p);
@@ -398,6 +426,39 @@ mod tests {
             "still stuck a slice later"
         );
         assert_eq!(m.preemptions, 2);
+    }
+
+    #[test]
+    fn stops_a_g_whose_actor_is_over_budget_in_each_round() {
+        let mut over = running(5);
+        over.budget_end = Some(3 * MS);
+        let mut within = running(7);
+        within.budget_end = Some(50 * MS);
+        let f = fake(&[over, within, running(9)]);
+        let mut m = Monitor::new(0, 0);
+        f.now.set(2 * MS);
+        match m.round(&f) {
+            Sleep::For(d) => assert!(d <= Duration::from_millis(1), "wakes at the budget's end"),
+            Sleep::Deep(_) => panic!("Gs run"),
+        }
+        assert!(f.stopped.borrow().is_empty(), "nobody is over budget yet");
+        f.now.set(3 * MS);
+        m.round(&f);
+        f.now.set(4 * MS);
+        m.round(&f);
+        assert_eq!(
+            *f.stopped.borrow(),
+            vec![0, 0],
+            "the over-budget P, each round"
+        );
+        assert!(
+            f.preempted.borrow().is_empty(),
+            "a stop is not a preemption"
+        );
+        assert!(
+            !over_budget(10 * MS, &PState::default()),
+            "an idle P is never stopped"
+        );
     }
 
     fn in_syscall(tick: u64, runq: usize) -> PState {

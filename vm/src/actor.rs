@@ -387,6 +387,11 @@ impl Actor {
         used
     }
 
+    /// Time the actor has run so far, in ns (as last charged).
+    pub(crate) fn cpu_used(&self) -> u64 {
+        self.cpu_used_ns.load(Ordering::Relaxed)
+    }
+
     /// Records time the running goroutine spent in a blocking call (its P
     /// handed off): it does not count against the CPU budget.
     pub fn credit_blocked(&self, d: std::time::Duration) {

@@ -87,6 +87,7 @@ pub fn init_state(lua: &mlua::Lua) -> mlua::Result<LuaThread> {
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_MAINTHREAD);
             main = ffi::lua_tothread(l, -1);
             *(ffi::lua_getextraspace(main) as *mut usize) = 0;
+            preempt::check_layout(main);
             ffi::lua_pop(l, 1);
         })?;
         Ok(LuaThread(main))

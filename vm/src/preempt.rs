@@ -1,11 +1,11 @@
-//! Preemption: the SIGURG handler and the count hook. This module and
-//! [`crate::ffi`] hold every raw call of the vm; each `unsafe` block says
-//! why it is sound.
+//! Preemption and stop requests: the SIGURG handler and the count hooks.
+//! This module and [`crate::ffi`] hold every raw call of the vm; each
+//! `unsafe` block says why it is sound.
 //!
 //! Protocol (DESIGN.md section 3, Go's `preemptone` + async preemption):
 //! 1. Each M publishes the Lua thread it is running in its [`Running`]
-//!    slot: the G's own thread, or the user's nested coroutine inside it
-//!    (lugo's `coroutine.resume` updates the slot).
+//!    slot, with the G's id: the G's own thread, or the user's nested
+//!    coroutine inside it (lugo's `coroutine.resume` updates the slot).
 //! 2. sysmon decides a G has run too long and calls [`Running::signal`]:
 //!    `pthread_sigqueue(SIGURG)` to the M's thread, carrying the slot.
 //! 3. The handler, on that thread, arms a count hook on the slot's thread:
@@ -17,10 +17,24 @@
 //!    coroutine yields to lugo's `coroutine.resume`, which forwards the
 //!    preemption outward like a park. Inside a C call (a `table.sort`
 //!    comparator) it cannot: the hook re-arms with a doubled count and
-//!    tries again once the C call has returned to Lua.
+//!    tries again once the C call has returned to Lua. Fairness may wait.
 //! 5. A hook yield carries no values, so the hook also sets this thread's
 //!    [`take_preempted`] flag: that is how the M (or `coroutine.resume`)
 //!    tells a preemption from an ordinary yield.
+//!
+//! Stop requests ([`Stop`]: the host's interrupt, the CPU budget, the
+//! runtime's shutdown) must not wait: a stop is recorded in the slot for
+//! the G now running ([`Running::request_stop`]) and signalled. The
+//! handler then arms the *stop hook*, which raises the stop's message at
+//! every Lua instruction of the G, inside C calls too (a raise, unlike a
+//! yield, can cross them, as `lua.c`'s Ctrl-C hook does), so a `pcall`
+//! cannot keep the G alive: the next instruction after it raises again.
+//! Only lugo's own chunk (`[lugo]`, which turns the error into the G's
+//! end) runs on. Lua turns hooks off while a finalizer (`__gc`) runs;
+//! the handler turns them back on for a stop ([`allow_hooks`]), so a
+//! looping finalizer is stopped too. Code inside a single C function that
+//! runs no Lua (a pathological `string.find` pattern) is stopped when it
+//! returns.
 //!
 //! Rejected: a permanent count hook (2.3x slower on tight loops); arming
 //! from the sysmon thread directly (a cross-thread write the Lua API does
@@ -29,7 +43,7 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::sync::Once;
 
 use mlua::ffi;
@@ -49,11 +63,56 @@ pub fn take_preempted() -> bool {
     PREEMPTED.replace(false)
 }
 
+/// Why a G must stop (a [`Running::request_stop`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Stop {
+    /// The host asked (`Task::interrupt`, Ctrl-C in the REPL).
+    Interrupt = 1,
+    /// The actor used up its CPU budget.
+    Budget = 2,
+    /// The runtime is shutting down.
+    Shutdown = 3,
+}
+
+impl Stop {
+    fn from_u8(v: u8) -> Option<Stop> {
+        match v {
+            1 => Some(Stop::Interrupt),
+            2 => Some(Stop::Budget),
+            3 => Some(Stop::Shutdown),
+            _ => None,
+        }
+    }
+
+    /// The error the stopped G raises.
+    pub fn message(self) -> &'static str {
+        match self {
+            Stop::Interrupt => "interrupted",
+            Stop::Budget => "cpu budget exceeded",
+            Stop::Shutdown => "runtime stopped",
+        }
+    }
+}
+
+/// A stop request packs its reason above the G id.
+const STOP_SHIFT: u32 = 56;
+const GID_MASK: u64 = (1 << STOP_SHIFT) - 1;
+
 /// The Lua thread an M is running, published for the signal handler.
 pub struct Running {
     lua: AtomicPtr<ffi::lua_State>,
     /// The M's `pthread_t` (0 before the M starts).
     thread: AtomicU64,
+    /// Id of the G being run (0: none).
+    gid: AtomicU64,
+    /// A stop request for G `gid`: `reason << STOP_SHIFT | gid` (0: none).
+    /// It names its G, so a request that arrives after the M moved on to
+    /// another G does not touch that one.
+    stop: AtomicU64,
+    /// Runtime clock (ns) at which the running actor's CPU budget runs
+    /// out (`u64::MAX`: no budget), for sysmon.
+    budget_end: AtomicU64,
 }
 
 impl Default for Running {
@@ -61,6 +120,9 @@ impl Default for Running {
         Running {
             lua: AtomicPtr::new(ptr::null_mut()),
             thread: AtomicU64::new(0),
+            gid: AtomicU64::new(0),
+            stop: AtomicU64::new(0),
+            budget_end: AtomicU64::new(u64::MAX),
         }
     }
 }
@@ -75,6 +137,14 @@ impl Running {
         SLOT.set(self as *const Running);
     }
 
+    /// Unbinds the slot from the calling thread (a host thread that
+    /// borrowed one to close states, `Runtime::close`).
+    pub(crate) fn unbind(&self) {
+        if std::ptr::eq(SLOT.get(), self) {
+            SLOT.set(ptr::null());
+        }
+    }
+
     /// Publishes the Lua thread now running (null: none); returns the
     /// previous one.
     pub fn swap(&self, l: *mut ffi::lua_State) -> *mut ffi::lua_State {
@@ -83,9 +153,13 @@ impl Running {
         self.lua.swap(l, Ordering::Relaxed)
     }
 
-    /// Publishes the G thread the M starts running. SeqCst: pairs with
-    /// sysmon's check before a deep sleep (see the M's loop).
-    pub(crate) fn publish(&self, l: *mut ffi::lua_State) {
+    /// Publishes the G thread the M starts running, with its id; a stop
+    /// request for an earlier G is dropped. SeqCst: pairs with sysmon's
+    /// check before a deep sleep (see the M's loop), and with the host's
+    /// interrupt, which records its request before it looks at the slot.
+    pub(crate) fn publish(&self, l: *mut ffi::lua_State, gid: u64) {
+        self.stop.store(0, Ordering::SeqCst);
+        self.gid.store(gid, Ordering::SeqCst);
         self.lua.store(l, Ordering::SeqCst);
     }
 
@@ -93,11 +167,57 @@ impl Running {
     /// sees the old thread preempts a G that has just yielded, harmlessly.
     pub(crate) fn clear(&self) {
         self.lua.store(ptr::null_mut(), Ordering::Release);
+        self.gid.store(0, Ordering::Release);
     }
 
     /// Whether the M is running Lua now.
     pub fn is_running(&self) -> bool {
         !self.lua.load(Ordering::SeqCst).is_null()
+    }
+
+    /// The G the M runs now (0: none).
+    pub fn gid(&self) -> u64 {
+        self.gid.load(Ordering::SeqCst)
+    }
+
+    /// When the running actor's CPU budget runs out (`u64::MAX`: never).
+    pub fn budget_end(&self) -> u64 {
+        self.budget_end.load(Ordering::Relaxed)
+    }
+
+    /// Sets when the running actor's CPU budget runs out.
+    pub(crate) fn set_budget_end(&self, at: u64) {
+        self.budget_end.store(at, Ordering::Relaxed);
+    }
+
+    /// Asks the M to stop G `gid` for good, if it runs it now (`gid` 0:
+    /// whatever G it runs): records the request and signals. Returns
+    /// whether a G was asked.
+    pub fn request_stop(&self, gid: u64, why: Stop) -> bool {
+        let running = self.gid();
+        if running == 0 || (gid != 0 && running != gid) {
+            return false;
+        }
+        let req = (why as u64) << STOP_SHIFT | (running & GID_MASK);
+        self.stop.store(req, Ordering::SeqCst);
+        self.signal();
+        true
+    }
+
+    /// Records a stop for the G this M is about to run (the M itself, at
+    /// pick: an interrupt that came while the G was parked).
+    pub(crate) fn stop_current(&self, why: Stop) {
+        let req = (why as u64) << STOP_SHIFT | (self.gid() & GID_MASK);
+        self.stop.store(req, Ordering::SeqCst);
+    }
+
+    /// The stop requested for the G now running, if any.
+    pub fn pending_stop(&self) -> Option<Stop> {
+        let req = self.stop.load(Ordering::Acquire);
+        if req == 0 || req & GID_MASK != self.gid.load(Ordering::Acquire) & GID_MASK {
+            return None;
+        }
+        Stop::from_u8((req >> STOP_SHIFT) as u8)
     }
 
     /// Asks the M to preempt whatever Lua thread it runs (step 2).
@@ -143,14 +263,16 @@ fn install() {
     });
 }
 
-/// Step 3: arm the hook on the running Lua thread.
+/// Step 3: arm the hook on the running Lua thread: the stop hook if a
+/// stop is pending for the G, else the preemption hook.
 extern "C" fn on_sigurg(_sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_void) {
     // SAFETY: the kernel passes a valid siginfo. Only signals queued by
     // `Running::signal` (SI_QUEUE) carry a slot; any other SIGURG (out of
     // band socket data) is ignored. The slot is alive (see `signal`), and
     // this handler runs on the M that owns it, interrupting it: the thread
     // it names is the one being run, or one this M just stopped running,
-    // alive in either case. `lua_sethook` is async-signal-safe by design.
+    // alive in either case. `lua_sethook` is async-signal-safe by design,
+    // and so are atomic loads and the byte store of `allow_hooks`.
     unsafe {
         if info.is_null() || (*info).si_code != libc::SI_QUEUE {
             return;
@@ -160,7 +282,12 @@ extern "C" fn on_sigurg(_sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_vo
             return;
         }
         let l = (*slot).lua.load(Ordering::Relaxed);
-        if !l.is_null() {
+        if l.is_null() {
+            return;
+        }
+        if (*slot).pending_stop().is_some() {
+            arm_stop(l);
+        } else {
             ffi::lua_sethook(l, Some(preempt_hook), ffi::LUA_MASKCOUNT, 1);
         }
     }
@@ -184,37 +311,118 @@ unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, _ar: *mut ffi::
     }
 }
 
-/// Makes `l` raise `interrupted` at its next instruction (the host asked
-/// its goroutine to stop: `lugo_vm::Runtime::interrupt`).
+/// Arms the stop hook on `l`: it raises at `l`'s next instruction, in a
+/// finalizer too.
 ///
 /// # Safety
-/// `l` is a live thread of an actor owned by the calling M, not running.
-pub unsafe fn arm_interrupt(l: *mut ffi::lua_State) {
-    ffi::lua_sethook(l, Some(interrupt_hook), ffi::LUA_MASKCOUNT, 1);
+/// `l` is a live thread of an actor owned by the calling M (running, or
+/// about to run); also called from the signal handler.
+pub unsafe fn arm_stop(l: *mut ffi::lua_State) {
+    ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, 1);
+    allow_hooks(l);
 }
 
-unsafe extern "C-unwind" fn interrupt_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
-    // SAFETY (whole body): Lua calls the hook on the running thread `l`;
-    // a hook may raise an error (lua.c's SIGINT hook does the same). The
-    // message is a plain string: the traceback tells where the line was.
-    ffi::lua_sethook(l, None, 0, 0);
-    let msg = "interrupted";
+/// Arms the stop hook on `l` if a stop is pending for the G this M runs
+/// (lugo's `coroutine.resume`, around a nested coroutine: hooks belong to
+/// one thread).
+///
+/// # Safety
+/// As [`arm_stop`].
+pub unsafe fn arm_stop_if_pending(l: *mut ffi::lua_State) {
+    if current_slot().is_some_and(|s| s.pending_stop().is_some()) {
+        arm_stop(l);
+    }
+}
+
+/// Raises the pending stop's message at every instruction of the stopped
+/// G but lugo's own (see the module comment).
+unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    // SAFETY (whole body): Lua calls the hook on the running thread `l`
+    // with the activation record of the running function; a hook may
+    // raise (lua.c's SIGINT hook does). Nothing here has a destructor.
+    let Some(why) = current_slot().and_then(Running::pending_stop) else {
+        // Not for this G (the M moved on): nothing to do any more.
+        ffi::lua_sethook(l, None, 0, 0);
+        return;
+    };
+    if ffi::lua_getinfo(l, c"S".as_ptr(), ar) != 0 && is_lugo_chunk(ar) {
+        return;
+    }
+    let msg = why.message();
     ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
     ffi::lua_error(l);
 }
 
-/// Disarms a preemption hook left on `l` (armed, then the thread stopped
-/// running before it fired), so it does not preempt the next run for
-/// nothing. A user's own `debug.sethook` hook is left alone.
+/// Whether the function of `ar` (its "S" part read) is lugo's own Lua
+/// code, the prelude (chunk `[lugo]`).
+unsafe fn is_lugo_chunk(ar: *const ffi::lua_Debug) -> bool {
+    let src = (*ar).source;
+    !src.is_null() && std::ffi::CStr::from_ptr(src).to_bytes() == b"=[lugo]"
+}
+
+/// Disarms a preemption or stop hook left on `l` (armed, then the thread
+/// stopped running before it fired), so it does not act on the next run
+/// for nothing. A user's own `debug.sethook` hook is left alone.
 ///
 /// # Safety
 /// `l` is a live thread of an actor owned by the calling M, not running.
 pub unsafe fn disarm(l: *mut ffi::lua_State) {
     let ours = preempt_hook as ffi::lua_Hook;
-    let stop = interrupt_hook as ffi::lua_Hook;
+    let stop = stop_hook as ffi::lua_Hook;
     if ffi::lua_gethook(l)
         .is_some_and(|h| std::ptr::fn_addr_eq(h, ours) || std::ptr::fn_addr_eq(h, stop))
     {
         ffi::lua_sethook(l, None, 0, 0);
+    }
+}
+
+/// Layout of `lua_State` in Lua 5.4 (lstate.h): `CommonHeader` (a
+/// pointer, then the bytes `tt` and `marked`), then the bytes `status`
+/// and `allowhook`.
+const TT_OFFSET: usize = std::mem::size_of::<*const c_void>();
+const STATUS_OFFSET: usize = TT_OFFSET + 2;
+const ALLOWHOOK_OFFSET: usize = TT_OFFSET + 3;
+/// `LUA_VTHREAD`: the type tag of a thread.
+const VTHREAD: u8 = 8;
+
+/// 0: not checked yet; 1: the layout above holds; 2: it does not (then
+/// hooks stay off in finalizers).
+static LAYOUT: AtomicU8 = AtomicU8::new(0);
+
+/// Checks the layout [`allow_hooks`] relies on against a fresh state's
+/// main thread (a thread, status `LUA_OK`, hooks allowed). Once wrong,
+/// always off.
+///
+/// # Safety
+/// `l` is a valid, idle thread.
+pub(crate) unsafe fn check_layout(l: *mut ffi::lua_State) {
+    let b = l as *const u8;
+    let ok = *b.add(TT_OFFSET) == VTHREAD
+        && *b.add(STATUS_OFFSET) == ffi::LUA_OK as u8
+        && *b.add(ALLOWHOOK_OFFSET) == 1;
+    let _ = LAYOUT.compare_exchange(
+        0,
+        if ok { 1 } else { 2 },
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+    if !ok {
+        LAYOUT.store(2, Ordering::Release);
+    }
+}
+
+/// Turns hooks back on for `l`: Lua turns them off while a finalizer
+/// runs (lgc.c, `GCTM`), and a stop must reach a finalizer that loops.
+/// Lua restores its own value when the finalizer ends; a hook that raises
+/// in it ends the finalizer, which Lua reports as a warning.
+///
+/// # Safety
+/// `l` is a live thread running on this OS thread (or interrupted by this
+/// signal handler).
+unsafe fn allow_hooks(l: *mut ffi::lua_State) {
+    if LAYOUT.load(Ordering::Acquire) == 1 {
+        // A byte store to a field the interpreter reads before each hook
+        // call, on the thread that runs it.
+        std::ptr::write_volatile((l as *mut u8).add(ALLOWHOOK_OFFSET), 1);
     }
 }

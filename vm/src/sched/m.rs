@@ -70,16 +70,37 @@ pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
     p.home.bind();
     let _ = p.home_thread.set(std::thread::current());
     while let Some(actor) = shared.find_runnable(pid) {
-        if actor.is_closed() {
-            continue;
-        }
-        actor.with_state(|| shared.run_actor(pid, &actor));
-        if actor.has_ended() {
-            // Outside `with_state`: the state's own lock is released.
-            actor.close_state();
-        }
+        shared.run(pid, &actor);
     }
     shared.live_ms.fetch_sub(1, Ordering::AcqRel);
+}
+
+/// The G id a running slot shows while its M closes an actor's state:
+/// the state's finalizers run then, watched as a G would be (a stop
+/// reaches them: the runtime's shutdown, the actor's CPU budget).
+pub(crate) const CLOSING_GID: u64 = (1 << 56) - 1;
+
+impl Shared {
+    /// Runs `actor` for a slice on P `pid` (an M's or a spare's), and
+    /// drops its state if it ended.
+    pub(crate) fn run(&self, pid: usize, actor: &Arc<Actor>) {
+        if actor.is_closed() {
+            return;
+        }
+        actor.with_state(|| self.run_actor(pid, actor));
+        if actor.has_ended() {
+            // Outside `with_state`: the state's own lock is released.
+            let slot = crate::preempt::current_slot().expect("an M has a running slot");
+            slot.publish(actor.main_thread.0, CLOSING_GID);
+            if self.cpu_budget_ns > 0 {
+                let left = self.cpu_budget_ns.saturating_sub(actor.cpu_used());
+                slot.set_budget_end(now_ns().saturating_add(left));
+            }
+            actor.close_state();
+            slot.clear();
+            slot.set_budget_end(u64::MAX);
+        }
+    }
 }
 
 /// Go's panic report: message, blank line, the goroutine and its stack.
@@ -279,6 +300,12 @@ impl Shared {
         // Start of the time not yet charged to the actor's CPU budget.
         let mut mark = start;
         let budget = self.cpu_budget_ns;
+        // When the budget runs out if the actor runs on (sysmon stops it
+        // then, also inside a C call that no preemption can yield from).
+        if budget > 0 {
+            let left = budget.saturating_sub(actor.cpu_used());
+            slot.set_budget_end(now_ns().saturating_add(left));
+        }
         let mut rounds: u32 = 0;
         let mut q = actor.lock();
         loop {
@@ -299,10 +326,6 @@ impl Shared {
             };
             drop(q);
             let (key, gid) = (picked.key, picked.id);
-            if self.host.is_interrupted(gid) {
-                // SAFETY: this M owns the actor; the G is suspended.
-                unsafe { crate::preempt::arm_interrupt(picked.thread.0) };
-            }
             // Only this M writes its P's tick: no read-modify-write needed.
             p.schedtick
                 .store(p.schedtick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
@@ -310,9 +333,17 @@ impl Shared {
             // Publish the running thread, then look whether sysmon sleeps:
             // sysmon does the opposite (flag, then slots), so one of the
             // two sees the other and a running G is always watched.
-            slot.publish(picked.thread.0);
+            slot.publish(picked.thread.0, gid);
             if self.sysmon_sleeping.load(Ordering::SeqCst) {
                 self.wake_sysmon();
+            }
+            // After publishing: the host records an interrupt before it
+            // looks at the slots (`Runtime::interrupt`), so one of the two
+            // sees the other.
+            if self.host.is_interrupted(gid) {
+                slot.stop_current(crate::preempt::Stop::Interrupt);
+                // SAFETY: this M owns the actor; the G is suspended.
+                unsafe { crate::preempt::arm_stop(picked.thread.0) };
             }
             // SAFETY: this M owns the actor (its `scheduled` flag got it
             // here) and the picked G is suspended: it was Runnable.
@@ -325,8 +356,23 @@ impl Shared {
                     picked.sel_sends,
                 )
             };
+            let stopped = slot.pending_stop();
             slot.clear();
             actor.set_current(usize::MAX, 0);
+            if stopped == Some(crate::preempt::Stop::Budget) {
+                // Stopped by sysmon inside its slice: the G's end (its
+                // error, or a host task's, which the task left to us) is
+                // the budget's, and the actor ends with it.
+                if let Resumed::Panicked(..) | Resumed::Exited = res {
+                    let mut q = actor.lock();
+                    apply_deferred(&mut q);
+                    self.remove_g(&mut q, key, gid);
+                    drop(q);
+                    actor.charge_cpu(&mut mark);
+                    self.stop_over_budget(actor);
+                    break;
+                }
+            }
             q = actor.lock();
             apply_deferred(&mut q);
             let mut preempted = false;
@@ -402,13 +448,14 @@ impl Shared {
 
             // The CPU budget: looked at when sysmon preempts a goroutine
             // that runs long, and every 16 switches.
-            if budget > 0
-                && (preempted || rounds.is_multiple_of(16))
-                && actor.charge_cpu(&mut mark) > budget
-            {
-                drop(q);
-                self.stop_over_budget(actor);
-                break;
+            if budget > 0 && (preempted || rounds.is_multiple_of(16)) {
+                let used = actor.charge_cpu(&mut mark);
+                if used > budget {
+                    drop(q);
+                    self.stop_over_budget(actor);
+                    break;
+                }
+                slot.set_budget_end(now_ns().saturating_add(budget - used));
             }
 
             if let Some(when) = self.timers.next_deadline() {
@@ -457,6 +504,7 @@ impl Shared {
         );
         if budget > 0 {
             actor.charge_cpu(&mut mark);
+            slot.set_budget_end(u64::MAX);
         }
         actor.publish_heap();
         RUNNING_ACTOR.set(0);

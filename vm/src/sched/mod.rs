@@ -431,6 +431,33 @@ impl Shared {
     }
 }
 
+/// Closes the states of `actors` on this thread (the runtime's Ms have
+/// exited). Their finalizers run, watched: one still running at
+/// `deadline` is stopped (it raises, and Lua goes on with the next), so a
+/// script cannot keep its host from dropping a runtime.
+fn close_states(actors: Vec<Arc<Actor>>, deadline: std::time::Instant) {
+    let slot = crate::preempt::Running::default();
+    slot.bind();
+    let done = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !done.load(Ordering::Acquire) {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                if std::time::Instant::now() >= deadline {
+                    slot.request_stop(0, crate::preempt::Stop::Shutdown);
+                }
+            }
+        });
+        for a in actors {
+            slot.publish(a.main_thread.0, m::CLOSING_GID);
+            a.close_for_shutdown();
+            slot.clear();
+        }
+        done.store(true, Ordering::Release);
+    });
+    slot.unbind();
+}
+
 /// A lugo runtime: its Ps, Ms, timers and actors. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
@@ -555,7 +582,7 @@ impl Runtime {
             }
             // A goroutine that never parks stops at its next instruction
             // (sysmon, which would preempt it, has stopped).
-            self.preempt_running();
+            self.stop_running();
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         lock(&s.global).clear();
@@ -563,9 +590,7 @@ impl Runtime {
             drop(p.drain());
         }
         s.timers.clear();
-        for a in s.live_actors() {
-            a.close_for_shutdown();
-        }
+        close_states(s.live_actors(), deadline);
         true
     }
 
@@ -605,7 +630,14 @@ impl Runtime {
     /// one when it is next resumed. Ends with the goroutine.
     pub fn interrupt(&self, gid: u64) {
         self.shared.host.interrupt(gid);
-        self.preempt_running();
+        // After recording it: an M that starts running `gid` now checks
+        // the record after publishing the G (see `run_actor`).
+        std::sync::atomic::fence(Ordering::SeqCst);
+        for p in 0..self.watched_procs() {
+            self.shared.ps[p]
+                .slot()
+                .request_stop(gid, crate::preempt::Stop::Interrupt);
+        }
     }
 
     /// Preempts the goroutine every M is running now.
@@ -616,6 +648,25 @@ impl Runtime {
                 slot.signal();
             }
         }
+    }
+
+    /// Stops the goroutine every M is running now, for good (the runtime
+    /// is closing): it raises at its next instruction, in a C call or a
+    /// finalizer too.
+    fn stop_running(&self) {
+        for p in 0..self.watched_procs() {
+            self.shared.ps[p]
+                .slot()
+                .request_stop(0, crate::preempt::Stop::Shutdown);
+        }
+    }
+
+    /// Stops the goroutine P `p` runs, for good: its actor used up its CPU
+    /// budget (sysmon's decision).
+    pub fn stop_over_budget(&self, p: usize) {
+        self.shared.ps[p]
+            .slot()
+            .request_stop(0, crate::preempt::Stop::Budget);
     }
 
     /// Counts a channel endpoint held by the host: while any is held, no
@@ -782,6 +833,16 @@ impl Runtime {
     pub fn p_state(&self, p: usize) -> (bool, u64) {
         let p = &self.shared.ps[p];
         (p.slot().is_running(), p.ticks())
+    }
+
+    /// When the CPU budget of the actor P `p` runs out (runtime clock,
+    /// ns; `u64::MAX`: no budget or nothing running).
+    pub fn p_budget_end(&self, p: usize) -> u64 {
+        let slot = self.shared.ps[p].slot();
+        match slot.is_running() {
+            true => slot.budget_end(),
+            false => u64::MAX,
+        }
     }
 
     /// Whether any P's M is running a G.

@@ -68,7 +68,7 @@ impl Shared {
             p.serve(me.slot);
             while !self.stopping() && p.syscall.load(Ordering::Acquire) == SYSCALL::HANDED {
                 match self.try_find(pid) {
-                    Some(a) => a.with_state(|| self.run_actor(pid, &a)),
+                    Some(a) => self.run(pid, &a),
                     None => std::thread::park_timeout(SPARE_POLL),
                 }
             }

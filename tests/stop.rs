@@ -1,0 +1,132 @@
+//! Stopping goroutines wherever their Lua code runs: inside C calls (a
+//! `table.sort` comparator, a `gsub` callback, `__tostring`, a `load`
+//! reader, an `xpcall` handler, `__index`), in finalizers, under `pcall`.
+//! The CPU budget, the host's interrupt and the runtime's shutdown all
+//! reach them (issue "Sound and bounded", item 3).
+
+use std::time::{Duration, Instant};
+
+use lugo::mlua::MultiValue;
+use lugo::{Error, Outcome, Runtime};
+
+/// Lua that spins forever inside each kind of C call or metamethod, and
+/// that `pcall` cannot save.
+const SPINNERS: [(&str, &str); 9] = [
+    (
+        "sort comparator",
+        "table.sort({3, 2, 1}, function() while true do end end)",
+    ),
+    (
+        "gsub callback",
+        "string.gsub('abc', '.', function() while true do end end)",
+    ),
+    (
+        "__tostring",
+        "tostring(setmetatable({}, { __tostring = function() while true do end end }))",
+    ),
+    ("load reader", "load(function() while true do end end)"),
+    (
+        "xpcall handler",
+        "xpcall(error, function() while true do end end)",
+    ),
+    (
+        "__index",
+        "local _ = setmetatable({}, { __index = function() while true do end end }).x",
+    ),
+    (
+        "__gc",
+        "setmetatable({}, { __gc = function() while true do end end }) collectgarbage()",
+    ),
+    (
+        "pcall loop",
+        "while true do pcall(string.gsub, 'a', '.', function() while true do end end) end",
+    ),
+    (
+        "nested coroutine",
+        "coroutine.wrap(function() table.sort({3, 2, 1}, function() while true do end end) end)()",
+    ),
+];
+
+fn run(rt: &Runtime, src: &str) -> Outcome {
+    let main = rt
+        .lua()
+        .load(src)
+        .set_name("=stop")
+        .into_function()
+        .unwrap();
+    rt.run(main, MultiValue::new()).unwrap()
+}
+
+#[test]
+fn the_cpu_budget_stops_lua_inside_every_kind_of_c_call() {
+    let rt = Runtime::builder()
+        .procs(2)
+        .cpu_budget(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    // One actor per spinner, all at once; each must end with the budget's
+    // error while the main actor (which only waits) goes on.
+    let mut src = String::from("local hs = {}\n");
+    for (name, body) in SPINNERS {
+        src.push_str(&format!(
+            "hs[#hs + 1] = {{ {name:?}, actor.spawn(load({body:?})) }}\n"
+        ));
+    }
+    src.push_str(
+        r#"
+        for _, h in ipairs(hs) do
+          local ok, err = h[2]:wait()
+          assert(not ok and err:find("cpu budget of 150ms exceeded", 1, true),
+            h[1] .. ": " .. tostring(err))
+        end
+        "#,
+    );
+    let started = Instant::now();
+    assert_eq!(run(&rt, &src), Outcome::Exit(0));
+    // Generous: two Ps share nine actors of 150 ms each.
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[test]
+fn an_interrupt_stops_lua_inside_c_calls() {
+    let rt = Runtime::builder().procs(1).build().unwrap();
+    for (name, body) in SPINNERS {
+        let f = rt.lua().load(body).into_function().unwrap();
+        let task = rt.go(f, ()).unwrap();
+        // Let it get into its loop; a wait that ends means it did not spin.
+        assert!(
+            task.wait_timeout(Duration::from_millis(30)).is_none(),
+            "{name}"
+        );
+        task.interrupt();
+        match task.wait() {
+            // Through `coroutine.wrap` the message gets a position, as in Lua.
+            Err(Error::Raised { message, .. }) => {
+                assert!(message.ends_with("interrupted"), "{name}: {message}")
+            }
+            other => panic!("{name}: expected interrupted, got {other:?}"),
+        }
+    }
+    // The runtime goes on.
+    assert_eq!(rt.exec("return 1 + 1").unwrap().len(), 1);
+}
+
+#[test]
+fn an_actor_whose_finalizer_spins_is_stopped_by_its_budget_when_it_ends() {
+    let rt = Runtime::builder()
+        .procs(1)
+        .cpu_budget(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    // The actor returns; closing its state runs the finalizer, which the
+    // budget stops, and the P is free for the next actor.
+    let src = r#"
+        local h = actor.spawn(function()
+          setmetatable({}, { __gc = function() while true do end end })
+        end)
+        assert(h:wait())
+        local h2 = actor.spawn(function() return 1 end)
+        assert(h2:wait())
+    "#;
+    assert_eq!(run(&rt, src), Outcome::Exit(0));
+}
