@@ -217,14 +217,11 @@ impl Builder {
         config.on_panic = self.on_panic;
         let vm = lugo_vm::Runtime::new(config);
         lugo_sysmon::start(vm.clone(), lugo_sysmon::Debug::from_env());
-        let main = vm.new_actor(lugo_vm::new_lua())?;
+        let main = vm.new_actor(lugo_vm::new_lua(), None, self.memory_limit)?;
         // The main actor lives until the host shuts the runtime down: no
         // goroutine's end ends it (`run` names one).
         main.set_main_g(NO_MAIN_G);
         lugo_stdlib::open(main.lua(), &main)?;
-        if self.memory_limit > 0 {
-            main.set_memory_limit(self.memory_limit)?;
-        }
         Ok(Runtime { vm, main })
     }
 }

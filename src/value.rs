@@ -111,7 +111,7 @@ impl Value {
             other => {
                 let mut tables = Vec::new();
                 let root = other.into_pvalue(&mut tables);
-                Msg::Copied(Arc::new(Portable { root, tables }))
+                Msg::Copied(Arc::new(Portable::new(root, tables)))
             }
         }
     }
@@ -372,13 +372,13 @@ mod tests {
     #[test]
     fn a_cycle_is_refused_with_its_path() {
         // A table whose field `me` is itself, as a goroutine would send it.
-        let p = Portable {
-            root: PValue::Table(0),
-            tables: vec![vec![(
+        let p = Portable::new(
+            PValue::Table(0),
+            vec![vec![(
                 PValue::String(b"me".to_vec().into()),
                 PValue::Table(0),
             )]],
-        };
+        );
         let err = Value::from_msg(Msg::Copied(Arc::new(p))).unwrap_err();
         assert!(
             err.to_string()

@@ -67,10 +67,16 @@ fn memory_limit_applies_to_every_actor_and_the_program_goes_on() {
         -- a spawned actor inherits the limit; its failure ends only it
         local ok2, err2 = actor.spawn(hog):wait()
         assert(ok2 == false and err2:find("not enough memory", 1, true), err2)
-        -- an actor's own limit overrides the default
-        local big = actor.spawn({ function() return #("x"):rep(8 << 20) end, memory = 64 << 20 })
-        local ok3, err3 = big:wait()
-        assert(ok3 == true, err3)
+        -- an actor's own limit can narrow its spawner's, not widen it: what
+        -- it uses is charged to its spawner too
+        local narrow = actor.spawn({ function() return #("x"):rep(2 << 20) end, memory = 1 << 20 })
+        local ok3, err3 = narrow:wait()
+        assert(ok3 == false and err3:find("not enough memory", 1, true), err3)
+        local wide = actor.spawn({ function() return #("x"):rep(8 << 20) end, memory = 64 << 20 })
+        local ok4, err4 = wide:wait()
+        assert(ok4 == false and err4:find("not enough memory", 1, true), err4)
+        local fits = actor.spawn({ function() return #("x"):rep(1 << 20) end, memory = 64 << 20 })
+        assert(fits:wait())
         -- and the main actor allocates again after its failure
         local s = ("y"):rep(1 << 20)
         assert(#s == 1 << 20)

@@ -129,10 +129,18 @@ fn start(
     memory: usize,
 ) -> Result<Arc<Actor>, String> {
     let rt = parent.runtime();
+    let memory = if memory > 0 {
+        memory
+    } else {
+        rt.actor_memory()
+    };
     let child = rt
-        .new_actor(lugo_vm::new_lua())
-        .map_err(|e| e.to_string())?;
-    match run_first(&rt, &child, body, args, memory) {
+        .new_actor(lugo_vm::new_lua(), Some(parent), memory)
+        .map_err(|e| match e {
+            mlua::Error::MemoryError(_) => "not enough memory".to_string(),
+            e => e.to_string(),
+        })?;
+    match run_first(&rt, &child, body, args) {
         Ok(()) => Ok(child),
         Err(e) => {
             // Never scheduled: its state goes now (it keeps its actor
@@ -149,18 +157,12 @@ fn run_first(
     child: &Arc<Actor>,
     body: Body,
     args: Vec<lugo_vm::portable::Portable>,
-    memory: usize,
 ) -> Result<(), String> {
     let lua = child.lua();
-    crate::open(lua, child).map_err(|e| e.to_string())?;
-    let memory = if memory > 0 {
-        memory
-    } else {
-        rt.actor_memory()
-    };
-    if memory > 0 {
-        child.set_memory_limit(memory).map_err(|e| e.to_string())?;
-    }
+    crate::open(lua, child).map_err(|e| match e {
+        mlua::Error::MemoryError(_) => "not enough memory".to_string(),
+        e => e.to_string(),
+    })?;
     let f = match body {
         Body::Bytecode(code) => lua
             .load(&code[..])
@@ -243,7 +245,8 @@ unsafe fn wait_body(l: *mut ffi::lua_State) -> Ret {
         return expected(l, "actor:wait", "actor", 1);
     };
     loop {
-        match h.0.result() {
+        // Finished: ended, and its state closed (its memory given back).
+        match h.0.result().filter(|_| h.0.finished()) {
             Some(Ok(())) => {
                 ffi::lua_pushboolean(l, 1);
                 return Ret::N(1);

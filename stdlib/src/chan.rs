@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use lugo_vm::chan::{RecvResult, SendResult, SEND_ON_CLOSED};
 use lugo_vm::ffi::{is_goroutine, mark_goroutine, push_msg, release_msg, to_msg, LuaThread};
+use lugo_vm::mem::NoMemory;
 use lugo_vm::select::{self, Case, SelectResult};
 use lugo_vm::{Chan, Msg, WaitReason};
 use mlua::{ffi, Lua, Value};
 
 use crate::cfn::{
-    self, actor, check, expected, guard, me, push, raise, type_name, CFn, Closure, Raw, Ret,
-    CANNOT_PARK, MT_CHAN,
+    self, actor, check, expected, fill, guard, me, new_box, push, raise, type_name, CFn, Closure,
+    Raw, Ret, CANNOT_PARK, MT_CHAN,
 };
 
 impl Raw for Chan {
@@ -69,8 +70,16 @@ unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
         };
         match cap {
             Some(n) if n <= 1 << 32 => {
-                push(l, || Arc::new(Chan::new(n as usize)));
-                Ret::N(1)
+                let n = n as usize;
+                // The box first (ffi rule 2), then the charged channel.
+                let b = new_box::<Chan>(l);
+                match actor(l).account().charge(Chan::bytes(n)) {
+                    Ok(charge) => {
+                        fill(b, Arc::new(Chan::charged(n, charge)));
+                        Ret::N(1)
+                    }
+                    Err(NoMemory) => raise("chan: not enough memory"),
+                }
             }
             Some(_) => raise("chan: capacity too large"),
             None => {
@@ -382,9 +391,17 @@ unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
         ffi::lua_xmove(l, th, nargs);
         let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
         mark_goroutine(LuaThread(th));
-        let id = actor(l).spawn(LuaThread(th), r, nargs);
-        ffi::lua_pushinteger(l, id as ffi::lua_Integer);
-        Ret::N(1)
+        match actor(l).spawn(LuaThread(th), r, nargs) {
+            Ok(id) => {
+                ffi::lua_pushinteger(l, id as ffi::lua_Integer);
+                Ret::N(1)
+            }
+            Err(NoMemory) => {
+                // Its record was refused: the thread is let go.
+                ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
+                raise("go: not enough memory")
+            }
+        }
     })
 }
 

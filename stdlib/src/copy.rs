@@ -20,6 +20,7 @@ use std::ffi::{c_int, c_void};
 use std::sync::Arc;
 
 use lugo_vm::ffi::{number_at, values_id, Number};
+use lugo_vm::mem::Charge;
 use lugo_vm::portable::{PValue, Portable};
 use lugo_vm::{Chan, Msg};
 use mlua::ffi;
@@ -49,15 +50,27 @@ pub(crate) unsafe fn to_portable(
         tables: Vec::new(),
         keys: Vec::new(),
         cl,
+        charge: match cl.actor().account().charge(0) {
+            Ok(c) => c,
+            Err(_) => return Err("not enough memory".into()),
+        },
+        uncharged: 0,
     };
-    match c.value(l, idx) {
+    match c.value(l, idx).and_then(|root| c.settle().map(|()| root)) {
         Ok(root) => Ok(Portable {
             root,
             tables: c.tables,
+            charge: c.charge,
         }),
         Err(e) => Err(c.message(l, e, name)),
     }
 }
+
+/// Bytes a copy counts for each key/value pair, and each table.
+const ENTRY_BYTES: usize = std::mem::size_of::<(PValue, PValue)>();
+const TABLE_BYTES: usize = std::mem::size_of::<Vec<(PValue, PValue)>>() + 32;
+/// A copy charges its bytes to the actor in steps of this many.
+const CHARGE_STEP: usize = 64 << 10;
 
 /// What stopped a copy, before it is put in words.
 enum Refusal {
@@ -67,6 +80,8 @@ enum Refusal {
     CannotKey(&'static str),
     /// Nested deeper than [`MAX_DEPTH`].
     TooDeep,
+    /// Past the memory limit of the actor copying.
+    NoMemory,
     /// The Lua stack cannot grow.
     NoStack,
     /// A channel in the value holds something that cannot be copied.
@@ -82,6 +97,10 @@ struct Copier {
     /// The closure copying: its actor (a channel it shares keeps its
     /// values for it) and the metatables of lugo's types.
     cl: Closure,
+    /// The copy's bytes, charged to the actor copying.
+    charge: Charge,
+    /// Bytes counted but not charged yet.
+    uncharged: usize,
 }
 
 fn is_ident(s: &[u8]) -> bool {
@@ -97,6 +116,21 @@ unsafe fn str_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
 }
 
 impl Copier {
+    /// Counts `n` bytes of the copy, charging them a step at a time.
+    fn count(&mut self, n: usize) -> Result<(), Refusal> {
+        self.uncharged += n;
+        if self.uncharged >= CHARGE_STEP {
+            self.settle()?;
+        }
+        Ok(())
+    }
+
+    /// Charges what is counted.
+    fn settle(&mut self) -> Result<(), Refusal> {
+        let n = std::mem::take(&mut self.uncharged);
+        self.charge.grow(n).map_err(|_| Refusal::NoMemory)
+    }
+
     unsafe fn value(&mut self, l: *mut ffi::lua_State, idx: c_int) -> Result<PValue, Refusal> {
         Ok(match ffi::lua_type(l, idx) {
             ffi::LUA_TNIL | ffi::LUA_TNONE => PValue::Nil,
@@ -105,7 +139,11 @@ impl Copier {
                 Number::Integer(i) => PValue::Integer(i),
                 Number::Float(n) => PValue::Number(n),
             },
-            ffi::LUA_TSTRING => PValue::String(str_at(l, idx).into()),
+            ffi::LUA_TSTRING => {
+                let s = str_at(l, idx);
+                self.count(s.len())?;
+                PValue::String(s.into())
+            }
             ffi::LUA_TTABLE => self.table(l, idx)?,
             ffi::LUA_TUSERDATA => {
                 if let Some(ch) = self.cl.arc::<Chan>(l, idx) {
@@ -134,6 +172,7 @@ impl Copier {
         if ffi::lua_checkstack(l, 4) == 0 {
             return Err(Refusal::NoStack);
         }
+        self.count(TABLE_BYTES)?;
         let i = self.tables.len();
         self.tables.push(Vec::new());
         self.seen.insert(p, i);
@@ -151,7 +190,7 @@ impl Copier {
                 *self.keys.last_mut().expect("pushed") = Some(k);
                 Ok((key, self.value(l, v)?))
             });
-            match kv {
+            match kv.and_then(|kv| self.count(ENTRY_BYTES).map(|()| kv)) {
                 Ok(kv) => entries.push(kv),
                 // Key and value stay on the stack: the path is made from
                 // them. The caller pops everything.
@@ -215,6 +254,7 @@ impl Copier {
                 format!("value too deep at {path} (more than {MAX_DEPTH} nested tables)")
             }
             Refusal::NoStack => format!("value too deep at {path} (Lua stack overflow)"),
+            Refusal::NoMemory => "not enough memory".to_string(),
             Refusal::Channel(e) => format!("cannot send channel at {path}: {e}"),
         };
         // Everything the copy left: each level's key and value.

@@ -27,6 +27,7 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use lugo_vm::mem::{Account, Charge, NoMemory};
 use lugo_vm::netpoll::{Dir, IoWaiter, IoWake};
 use lugo_vm::sched::Shared;
 use lugo_vm::timer::{now_ns, secs_to_ns, TimerAction};
@@ -64,15 +65,27 @@ pub struct NetSock {
 }
 
 /// What `readline` has read but not returned.
-#[derive(Default)]
 struct ReadBuf {
     bytes: Vec<u8>,
     /// How many of `bytes` are known to hold no newline: each byte is
     /// scanned once, however many reads a long line takes.
     scanned: usize,
+    /// The buffer's capacity, charged to the socket's actor.
+    charge: Charge,
 }
 
 impl ReadBuf {
+    /// Appends `b`, charging the buffer's growth; refused past the limit.
+    fn append(&mut self, b: &[u8]) -> Result<(), NoMemory> {
+        let need = self.bytes.len() + b.len();
+        if need > self.charge.bytes() {
+            let grown = need.max(2 * self.charge.bytes());
+            self.charge.grow(grown - self.charge.bytes())?;
+        }
+        self.bytes.extend_from_slice(b);
+        Ok(())
+    }
+
     /// Takes up to `n` bytes from the front.
     fn take(&mut self, n: usize) -> Vec<u8> {
         let n = n.min(self.bytes.len());
@@ -105,7 +118,7 @@ impl Raw for NetSock {
 }
 
 impl NetSock {
-    fn new(rt: Arc<Shared>, sock: Sock) -> io::Result<NetSock> {
+    fn new(rt: Arc<Shared>, account: &Arc<Account>, sock: Sock) -> io::Result<NetSock> {
         let fd = match &sock {
             Sock::Listener(l) => {
                 l.set_nonblocking(true)?;
@@ -126,7 +139,13 @@ impl NetSock {
             sock: Mutex::new(Some(sock)),
             closed: AtomicBool::new(false),
             timeout: AtomicU64::new(0),
-            rbuf: Mutex::new(ReadBuf::default()),
+            rbuf: Mutex::new(ReadBuf {
+                bytes: Vec::new(),
+                scanned: 0,
+                charge: account
+                    .charge(0)
+                    .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "not enough memory"))?,
+            }),
         })
     }
 
@@ -169,6 +188,7 @@ fn err_msg(e: &io::Error) -> String {
         BrokenPipe => "broken pipe".into(),
         AddrInUse => "address already in use".into(),
         AddrNotAvailable => "address not available".into(),
+        OutOfMemory => "not enough memory".into(),
         TimedOut => "timeout".into(),
         NotConnected => "closed".into(),
         _ => {
@@ -250,8 +270,12 @@ unsafe fn park_io(
         }
     }
     if deadline != 0 {
-        let id =
-            s.rt.add_timer(deadline, 0, TimerAction::IoDeadline(w.clone()));
+        let id = s.rt.add_timer(
+            deadline,
+            0,
+            TimerAction::IoDeadline(w.clone()),
+            Charge::NONE,
+        );
         w.set_timer(id);
     }
     Ret::ParkK(WaitReason::IoWait, deadline as ffi::lua_KContext, k)
@@ -306,7 +330,9 @@ unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
             Ok(a) => a,
             Err(e) => return fail(l, e),
         };
-        match TcpListener::bind(&addrs[..]).and_then(|ls| NetSock::new(rt, Sock::Listener(ls))) {
+        match TcpListener::bind(&addrs[..])
+            .and_then(|ls| NetSock::new(rt, actor(l).account(), Sock::Listener(ls)))
+        {
             Ok(s) => {
                 fill(b, Arc::new(s));
                 Ret::N(1)
@@ -331,7 +357,8 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     let Some(r) = r else {
         return fail(l, "closed");
     };
-    match r.and_then(|(conn, _)| NetSock::new(s.rt.clone(), Sock::Stream(conn))) {
+    match r.and_then(|(conn, _)| NetSock::new(s.rt.clone(), actor(l).account(), Sock::Stream(conn)))
+    {
         Ok(c) => {
             fill(b, Arc::new(c));
             Ret::N(1)
@@ -461,7 +488,7 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
             }
             Err(e) => return fail(l, err_msg(&e)),
         };
-        match NetSock::new(rt, Sock::Stream(TcpStream::from(sock))) {
+        match NetSock::new(rt, actor(l).account(), Sock::Stream(TcpStream::from(sock))) {
             Ok(c) => fill(b, Arc::new(c)),
             Err(e) => return fail(l, err_msg(&e)),
         };
@@ -568,13 +595,20 @@ fn next_line(s: &NetSock, max: usize) -> Line {
         match read_some(s, 4096) {
             // End of stream: the last, unterminated line, then eof.
             Ok(b) if b.is_empty() => {
-                let rest = std::mem::take(&mut *s.rbuf());
-                return match rest.bytes.is_empty() {
+                let rest = std::mem::take(&mut s.rbuf().bytes);
+                return match rest.is_empty() {
                     true => Line::Eof,
-                    false => Line::Done(rest.bytes),
+                    false => Line::Done(rest),
                 };
             }
-            Ok(b) => s.rbuf().bytes.extend_from_slice(&b),
+            Ok(b) => {
+                if s.rbuf().append(&b).is_err() {
+                    return Line::Failed(io::Error::new(
+                        io::ErrorKind::OutOfMemory,
+                        "not enough memory",
+                    ));
+                }
+            }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Line::Block,
             Err(e) => return Line::Failed(e),
         }

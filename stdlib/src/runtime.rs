@@ -51,6 +51,10 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             let rt = a.runtime();
             match arg(&args, 0) {
                 Value::Nil => ret(lua, rt.gomaxprocs()),
+                // The number of Ps is the host's: threads of its process.
+                _ if rt.is_sandbox() => {
+                    raise("runtime.gomaxprocs: a sandboxed script cannot change the number of Ps")
+                }
                 v => match integer_arg(v) {
                     Some(n) if n >= 1 && n as usize <= MAX_PROCS => {
                         ret(lua, rt.set_gomaxprocs(n as usize))
@@ -114,7 +118,11 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             by.set("limit", s.gc.limit.load(Ordering::Relaxed))?;
             by.set("idle_steps", s.gc.idle_steps.load(Ordering::Relaxed))?;
             t.set("gc", by)?;
-            t.set("memory", lua.used_memory())?;
+            // What the actor's memory limit counts: its Lua heap and what
+            // the runtime holds for it.
+            let acct = a.account();
+            t.set("memory", acct.used())?;
+            t.set("memory_limit", acct.limit())?;
             Ok(t)
         })?,
     )?;

@@ -7,6 +7,7 @@ use std::ffi::{c_int, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use lugo_vm::mem::{Charge, TIMER_BYTES};
 use lugo_vm::timer::{now_ns, now_secs, secs_to_ns, TimerAction, TimerId};
 use lugo_vm::{Actor, Chan, WaitReason};
 use mlua::{ffi, Lua, Table, UserData, Value};
@@ -44,21 +45,33 @@ fn timer_arg(v: &Value, fname: &str) -> Result<mlua::UserDataRef<TimerUd>, Raise
 }
 
 /// Arms a timer `d` seconds from now (repeating every `period` ns if
-/// non-zero) and returns the userdata that can stop and re-arm it.
+/// non-zero) and returns the userdata that can stop and re-arm it. The
+/// timer is charged to the actor while it is pending.
 fn start_timer(
     lua: &Lua,
     a: &Arc<Actor>,
+    fname: &str,
     d: f64,
     period: u64,
     action: TimerAction,
-) -> mlua::Result<mlua::AnyUserData> {
-    let when = now_ns().saturating_add(secs_to_ns(d));
-    let id = a.rt_shared().add_timer(when, period, action.clone());
-    lua.create_userdata(TimerUd {
-        id: Mutex::new(id),
+) -> Result<mlua::AnyUserData, Raise> {
+    let charge = timer_charge(a, fname)?;
+    let ud = lua.create_userdata(TimerUd {
+        id: Mutex::new(0),
         period,
-        action,
-    })
+        action: action.clone(),
+    })?;
+    let when = now_ns().saturating_add(secs_to_ns(d));
+    let id = a.rt_shared().add_timer(when, period, action, charge);
+    *ud.borrow::<TimerUd>()?.id.lock().expect("timer poisoned") = id;
+    Ok(ud)
+}
+
+/// The charge of one pending timer of `a`'s.
+fn timer_charge(a: &Arc<Actor>, fname: &str) -> Result<Charge, Raise> {
+    a.account()
+        .charge(TIMER_BYTES)
+        .or_else(|_| raise(format!("{fname}: not enough memory")))
 }
 
 /// `time.sleep(d)`.
@@ -81,7 +94,9 @@ unsafe extern "C-unwind" fn sleep(l: *mut ffi::lua_State) -> c_int {
             return cfn::raise(CANNOT_PARK);
         };
         let when = now_ns().saturating_add(secs_to_ns(d));
-        a.rt_shared().add_timer(when, 0, TimerAction::Wake(me));
+        // Not charged: a sleep is part of its goroutine's record.
+        a.rt_shared()
+            .add_timer(when, 0, TimerAction::Wake(me), Charge::NONE);
         Ret::Park(WaitReason::Sleep)
     })
 }
@@ -116,8 +131,12 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             } else {
                 0
             };
-            let ch = Arc::new(Chan::new(1));
-            let ud = start_timer(lua, &a, d, period, TimerAction::Send(ch.clone()))?;
+            let ch = a
+                .account()
+                .charge(Chan::bytes(1))
+                .map(|c| Arc::new(Chan::charged(1, c)))
+                .or_else(|_| raise(format!("{fname}: not enough memory")))?;
+            let ud = start_timer(lua, &a, &fname, d, period, TimerAction::Send(ch.clone()))?;
             ret(lua, (ud, chan_value(lua, ch)?))
         })?,
     )?;
@@ -130,7 +149,8 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         raw(lua, move |lua, args| {
             let d = duration(arg(&args, 0), "time.afterfunc")?;
             let task = NEXT_TASK.fetch_add(1, Ordering::Relaxed);
-            let ud = start_timer(lua, &a, d, 0, TimerAction::Task(a.clone(), task))?;
+            let action = TimerAction::Task(a.clone(), task);
+            let ud = start_timer(lua, &a, "time.afterfunc", d, 0, action)?;
             ret(lua, (ud, task))
         })?,
     )?;
@@ -156,7 +176,8 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             let mut id = t.id.lock().expect("timer poisoned");
             let pending = shared.reset_timer(*id, when);
             if !pending {
-                *id = shared.add_timer(when, t.period, t.action.clone());
+                let charge = timer_charge(&a, "timer:reset")?;
+                *id = shared.add_timer(when, t.period, t.action.clone(), charge);
             }
             ret(lua, pending)
         })?,

@@ -24,6 +24,7 @@ use slab::Slab;
 use crate::ffi::LuaThread;
 use crate::g::{GKey, GStatus, Msg, SelectSends, WaitReason, Wake, G};
 use crate::gc::{GcKind, GcState};
+use crate::mem::{Account, NoMemory};
 use crate::sched::{self, Shared};
 
 /// After this many consecutive picks of `runnext` while other Gs wait, the
@@ -158,6 +159,10 @@ pub struct Actor {
     /// The state's main thread: idle while the M runs Gs, it is where the
     /// scheduler builds values ([`crate::ffi::resume`]) and tracebacks.
     pub(crate) main_thread: LuaThread,
+    /// What its memory limit covers (`crate::mem`).
+    account: Arc<Account>,
+    /// lugo's allocator, installed in the state until it closes.
+    mem_token: Mutex<Option<crate::mem::Token>>,
     state_closed: AtomicBool,
     pub(crate) q: Mutex<ActorQueue>,
     /// Key and id of the G being run (valid while an M runs this actor).
@@ -171,13 +176,17 @@ pub struct Actor {
     main_gid: AtomicU64,
     /// How the actor ended, once it has.
     ended: Mutex<Option<Result<(), String>>>,
-    /// Gs waiting for the actor to end.
-    end_waiters: Mutex<Vec<GRef>>,
+    /// Gs waiting for the actor to end; `None` once it has ended and its
+    /// state is closed (they were woken).
+    end_waiters: Mutex<Option<Vec<GRef>>>,
     /// Time the actor has run on an M, in ns (kept when the runtime has a
     /// CPU budget; written only by the M that runs the actor).
     cpu_used_ns: AtomicU64,
     /// Time spent in blocking calls since the last charge: not CPU time.
     blocked_ns: AtomicU64,
+    /// Pending timers that wake its goroutines or post its tasks
+    /// ([`crate::timer::Timers::purge`]).
+    pub(crate) timers: AtomicUsize,
 }
 
 /// The main G id of an actor that has none: the main actor of a runtime
@@ -248,13 +257,26 @@ pub struct GInfo {
 }
 
 impl Actor {
-    pub(crate) fn new(rt: Arc<Shared>, id: u64, lua: Lua) -> mlua::Result<Arc<Actor>> {
+    pub(crate) fn new(
+        rt: Arc<Shared>,
+        id: u64,
+        lua: Lua,
+        account: Arc<Account>,
+    ) -> mlua::Result<Arc<Actor>> {
         let main_thread = crate::ffi::init_state(&lua)?;
+        account
+            .hold(crate::mem::ACTOR_BYTES)
+            .map_err(|_| mlua::Error::MemoryError("not enough memory".into()))?;
+        // SAFETY: the state is new; only this thread uses it.
+        let token = unsafe { crate::mem::install(&lua, main_thread.0, account.clone()) };
+        account.set_limit(account.limit());
         Ok(Arc::new(Actor {
             id,
             rt,
             lua: UnsafeCell::new(ManuallyDrop::new(lua)),
             main_thread,
+            account,
+            mem_token: Mutex::new(Some(token)),
             state_closed: AtomicBool::new(false),
             q: Mutex::new(ActorQueue {
                 gs: Slab::new(),
@@ -271,9 +293,10 @@ impl Actor {
             gc: GcState::default(),
             main_gid: AtomicU64::new(0),
             ended: Mutex::new(None),
-            end_waiters: Mutex::new(Vec::new()),
+            end_waiters: Mutex::new(Some(Vec::new())),
             cpu_used_ns: AtomicU64::new(0),
             blocked_ns: AtomicU64::new(0),
+            timers: AtomicUsize::new(0),
         }))
     }
 
@@ -329,17 +352,24 @@ impl Actor {
         self.ended.lock().expect("actor end poisoned").clone()
     }
 
-    /// Queues `g` to be woken when the actor ends; false if it has ended.
+    /// Queues `g` to be woken when the actor has ended and its state is
+    /// closed (its memory given back); false if that is done.
     pub fn wait_end(&self, g: GRef) -> bool {
-        let ended = self.ended.lock().expect("actor end poisoned");
-        if ended.is_some() {
-            return false;
+        match &mut *self.end_waiters.lock().expect("actor waiters poisoned") {
+            Some(w) => {
+                w.push(g);
+                true
+            }
+            None => false,
         }
+    }
+
+    /// Whether the actor has ended and its state is closed.
+    pub fn finished(&self) -> bool {
         self.end_waiters
             .lock()
             .expect("actor waiters poisoned")
-            .push(g);
-        true
+            .is_none()
     }
 
     /// Ends the actor (its first G returned, or a G panicked): its other
@@ -365,14 +395,13 @@ impl Actor {
             unsafe { crate::ffi::unref_thread(g.thread, g.thread_ref) };
         }
         self.rt.ngoroutines.fetch_sub(gs.len(), Ordering::AcqRel);
+        self.account.release(gs.len() * crate::mem::G_BYTES);
+        // Its goroutines' sleeps and its afterfuncs can never run now.
+        self.rt.timers.purge(self);
         // Nothing of the state runs again; its M drops it after this run
-        // (`close_state`).
+        // (`close_state`), and wakes whoever waits for the actor then, so
+        // that a `wait` that returns finds the actor's memory given back.
         *self.task_fn.lock().expect("task fn poisoned") = None;
-        let waiters =
-            std::mem::take(&mut *self.end_waiters.lock().expect("actor waiters poisoned"));
-        for w in waiters {
-            w.ready(Wake::Unit);
-        }
     }
 
     /// Adds the time since `*mark` to the actor's running time, moves
@@ -411,10 +440,7 @@ impl Actor {
         }
         let gs = std::mem::take(&mut self.lock().gs);
         self.rt.ngoroutines.fetch_sub(gs.len(), Ordering::AcqRel);
-        self.end_waiters
-            .lock()
-            .expect("actor waiters poisoned")
-            .clear();
+        self.account.release(gs.len() * crate::mem::G_BYTES);
         *self.task_fn.lock().expect("task fn poisoned") = None;
         self.close_state();
     }
@@ -450,7 +476,33 @@ impl Actor {
         // SAFETY: see `lua`: the actor has ended and this M is the only
         // one that can reach its state; `state_closed` makes this the one
         // drop, and no `lua()` borrow is alive (we are outside `with_state`).
-        unsafe { ManuallyDrop::drop(&mut *self.lua.get()) };
+        unsafe {
+            self.uninstall_allocator();
+            ManuallyDrop::drop(&mut *self.lua.get());
+        }
+        let waiters = self
+            .end_waiters
+            .lock()
+            .expect("actor waiters poisoned")
+            .take();
+        for w in waiters.into_iter().flatten() {
+            w.ready(Wake::Unit);
+        }
+    }
+
+    /// Gives mlua its allocator back before the state closes.
+    ///
+    /// # Safety
+    /// The state is about to be dropped by this thread, which alone uses it.
+    unsafe fn uninstall_allocator(&self) {
+        if let Some(token) = self.mem_token.lock().expect("mem token poisoned").take() {
+            crate::mem::uninstall(self.main_thread.0, token);
+        }
+    }
+
+    /// What the actor's memory limit covers.
+    pub fn account(&self) -> &Arc<Account> {
+        &self.account
     }
 
     /// Whether the actor has ended.
@@ -490,26 +542,21 @@ impl Actor {
                 }
                 self.gc
                     .after_last
-                    .store(self.lua().used_memory(), Ordering::Relaxed);
+                    .store(self.account.used(), Ordering::Relaxed);
             }
         }
         self.publish_heap();
     }
 
-    /// Publishes the Lua heap size for sysmon (on the M running the actor).
+    /// Publishes the memory the actor uses for sysmon (on the M running
+    /// the actor): what its limit counts, the Lua heap and what is held.
     pub(crate) fn publish_heap(&self) {
-        self.gc
-            .used
-            .store(self.lua().used_memory(), Ordering::Relaxed);
+        self.gc.used.store(self.account.used(), Ordering::Relaxed);
     }
 
-    /// Limits the actor's Lua heap to `bytes` (0: no limit): over it,
-    /// allocations fail with Lua's "not enough memory", and sysmon collects
-    /// the actor when it nears the limit.
-    pub fn set_memory_limit(&self, bytes: usize) -> mlua::Result<()> {
-        self.lua().set_memory_limit(bytes)?;
-        self.gc.limit.store(bytes, Ordering::Relaxed);
-        Ok(())
+    /// The actor's own memory limit in bytes (0: none but its spawner's).
+    pub fn memory_limit(&self) -> usize {
+        self.account.limit()
     }
 
     /// Counts a full collection asked for by the program (`runtime.gc()`).
@@ -520,7 +567,7 @@ impl Actor {
             .store(crate::timer::now_ns(), Ordering::Relaxed);
         self.gc
             .after_last
-            .store(self.lua().used_memory(), Ordering::Relaxed);
+            .store(self.account.used(), Ordering::Relaxed);
     }
 
     /// Lets go of `slot` of the actor's values table from any thread: the
@@ -558,12 +605,14 @@ impl Actor {
     /// reference `thread_ref`, which the G owns from now on); returns its id.
     /// The thread's function and its `nargs` arguments are on its stack.
     /// The new G runs next (Go's `newproc` puts it in `runnext`).
+    /// Refused past the actor's memory limit (its record is charged).
     pub fn spawn(
         self: &Arc<Self>,
         thread: LuaThread,
         thread_ref: std::ffi::c_int,
         nargs: std::ffi::c_int,
-    ) -> u64 {
+    ) -> Result<u64, NoMemory> {
+        self.account.hold(crate::mem::G_BYTES)?;
         let id = self.rt.next_gid.fetch_add(1, Ordering::Relaxed);
         let _ = self
             .main_gid
@@ -588,7 +637,7 @@ impl Actor {
         if schedule {
             self.rt.schedule_actor(self.clone());
         }
-        id
+        Ok(id)
     }
 
     /// A reference to the G now running on this actor.
@@ -696,7 +745,10 @@ impl Drop for Actor {
     fn drop(&mut self) {
         if !self.state_closed.swap(true, Ordering::AcqRel) {
             // SAFETY: `&mut self`: nothing else can use the state.
-            unsafe { ManuallyDrop::drop(self.lua.get_mut()) };
+            unsafe {
+                self.uninstall_allocator();
+                ManuallyDrop::drop(self.lua.get_mut());
+            }
         }
     }
 }

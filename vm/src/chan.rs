@@ -204,6 +204,8 @@ pub struct Chan {
     /// Held by more than one actor: values sent on it are copied.
     shared: AtomicBool,
     state: Mutex<ChanState>,
+    /// Its capacity's bytes, charged to the actor that made it.
+    _charge: crate::mem::Charge,
 }
 
 impl std::fmt::Debug for Chan {
@@ -215,6 +217,13 @@ impl std::fmt::Debug for Chan {
 impl Chan {
     /// A channel with room for `cap` values (0: unbuffered).
     pub fn new(cap: usize) -> Chan {
+        Chan::charged(cap, crate::mem::Charge::NONE)
+    }
+
+    /// A channel whose bytes (`mem::CHAN_BYTES` and `mem::SLOT_BYTES` per
+    /// unit of capacity, as Go allocates the buffer in `make`) are charged
+    /// as `charge`.
+    pub fn charged(cap: usize, charge: crate::mem::Charge) -> Chan {
         Chan {
             id: NEXT_CHAN_ID.fetch_add(1, Ordering::Relaxed),
             cap,
@@ -225,7 +234,13 @@ impl Chan {
                 recvq: WaitQ::default(),
                 sendq: WaitQ::default(),
             }),
+            _charge: charge,
         }
+    }
+
+    /// The bytes a channel of capacity `cap` is charged.
+    pub fn bytes(cap: usize) -> usize {
+        crate::mem::CHAN_BYTES.saturating_add(cap.saturating_mul(crate::mem::SLOT_BYTES))
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, ChanState> {

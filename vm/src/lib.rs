@@ -35,6 +35,7 @@ pub mod ffi;
 pub mod g;
 pub mod gc;
 pub mod host;
+pub mod mem;
 pub mod netpoll;
 pub mod park;
 pub mod portable;

@@ -16,9 +16,10 @@ use std::sync::{Arc, Weak};
 
 use crate::actor::Actor;
 use crate::chan::Chan;
+use crate::mem::Charge;
 
 /// One value of a copied graph.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub enum PValue {
     /// `nil`.
     Nil,
@@ -39,20 +40,29 @@ pub enum PValue {
 }
 
 /// A copied value: its root and every table it reaches.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct Portable {
     /// The value itself.
     pub root: PValue,
     /// The tables, each as its key/value pairs.
     pub tables: Vec<Vec<(PValue, PValue)>>,
+    /// Its bytes, charged to the actor that copied it until it is
+    /// delivered or dropped (`crate::mem`).
+    pub charge: Charge,
 }
 
 impl Portable {
     /// A value without tables.
     pub fn scalar(v: PValue) -> Portable {
+        Portable::new(v, Vec::new())
+    }
+
+    /// A value and its tables, charged to nobody (made by the host).
+    pub fn new(root: PValue, tables: Vec<Vec<(PValue, PValue)>>) -> Portable {
         Portable {
-            root: v,
-            tables: Vec::new(),
+            root,
+            tables,
+            charge: Charge::NONE,
         }
     }
 }

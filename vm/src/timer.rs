@@ -8,7 +8,15 @@
 //! Stopped and reset timers leave their old heap node behind; a node is live
 //! only while its id is in `entries` with the same deadline, so stale nodes
 //! are skipped when they surface (Go's timer heap marks them the same way).
-//! Actions run after the lock is released.
+//! When stale nodes outnumber live ones the heap is rebuilt from the
+//! entries, so a loop of resets or stops holds no more than twice the live
+//! timers (amortized O(1) a change). Actions run after the lock is
+//! released.
+//!
+//! A timer made by a script is charged to its actor (`crate::mem`) while
+//! it is pending. The timers that wake an actor's goroutines or run its
+//! `afterfunc`s go when the actor ends ([`Timers::purge`]): nothing can
+//! run them any more, and a deadline far away would keep them forever.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -21,6 +29,7 @@ use rustc_hash::FxHashMap;
 use crate::actor::{Actor, GRef};
 use crate::chan::Chan;
 use crate::g::{Msg, Wake};
+use crate::mem::Charge;
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
@@ -60,6 +69,15 @@ pub enum TimerAction {
 }
 
 impl TimerAction {
+    /// The actor whose goroutine this wakes or whose task this posts.
+    fn actor(&self) -> Option<&Arc<Actor>> {
+        match self {
+            TimerAction::Wake(g) => Some(&g.actor),
+            TimerAction::Task(a, _) => Some(a),
+            TimerAction::Send(_) | TimerAction::IoDeadline(_) => None,
+        }
+    }
+
     fn fire(self, now: u64) {
         match self {
             TimerAction::Wake(g) => g.ready_front(Wake::Unit),
@@ -82,6 +100,30 @@ struct Entry {
     /// Zero for one-shot timers.
     period: u64,
     action: TimerAction,
+    /// Charged to the actor that made the timer, while it is pending.
+    _charge: Charge,
+}
+
+impl Entry {
+    fn new(when: u64, period: u64, action: TimerAction, charge: Charge) -> Entry {
+        if let Some(a) = action.actor() {
+            a.timers.fetch_add(1, Ordering::Relaxed);
+        }
+        Entry {
+            when,
+            period,
+            action,
+            _charge: charge,
+        }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if let Some(a) = self.action.actor() {
+            a.timers.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
 }
 
 #[derive(Default)]
@@ -93,6 +135,18 @@ struct Heap {
 }
 
 impl Heap {
+    /// Rebuilds the heap from the live entries when stale nodes outnumber
+    /// them.
+    fn compact(&mut self) {
+        if self.nodes.len() > 2 * self.entries.len() + 64 {
+            self.nodes = self
+                .entries
+                .iter()
+                .map(|(&id, e)| Reverse((e.when, id)))
+                .collect();
+        }
+    }
+
     /// Drops stale nodes from the top and returns the live earliest deadline.
     fn peek(&mut self) -> Option<u64> {
         while let Some(&Reverse((when, id))) = self.nodes.peek() {
@@ -141,18 +195,19 @@ impl Timers {
     /// Adds a timer at `when` (ns on the runtime clock), repeating every
     /// `period` ns if non-zero. Returns its id and whether it is now the
     /// earliest (a sleeper waiting for the old earliest must be woken).
-    pub fn add(&self, when: u64, period: u64, action: TimerAction) -> (TimerId, bool) {
+    pub fn add(
+        &self,
+        when: u64,
+        period: u64,
+        action: TimerAction,
+        charge: Charge,
+    ) -> (TimerId, bool) {
+        let entry = Entry::new(when, period, action, charge);
         let mut h = self.lock();
         let id = h.next_id;
         h.next_id += 1;
-        h.entries.insert(
-            id,
-            Entry {
-                when,
-                period,
-                action,
-            },
-        );
+        h.entries.insert(id, entry);
+        h.compact();
         h.nodes.push(Reverse((when, id)));
         let earliest = when < self.next.load(Ordering::Relaxed);
         self.publish(&mut h);
@@ -163,6 +218,7 @@ impl Timers {
     pub fn stop(&self, id: TimerId) -> bool {
         let mut h = self.lock();
         let removed = h.entries.remove(&id);
+        h.compact();
         self.publish(&mut h);
         drop(h);
         removed.is_some()
@@ -176,6 +232,7 @@ impl Timers {
             return (false, false);
         };
         e.when = when;
+        h.compact();
         h.nodes.push(Reverse((when, id)));
         let earliest = when < self.next.load(Ordering::Relaxed);
         self.publish(&mut h);
@@ -190,6 +247,28 @@ impl Timers {
         // to an actor.
         let entries = std::mem::take(&mut h.entries);
         self.next.store(u64::MAX, Ordering::Release);
+        drop(h);
+        drop(entries);
+    }
+
+    /// Drops the timers that wake `actor`'s goroutines or post its tasks
+    /// (it has ended). Costs a pass over the timers only if it has some.
+    pub fn purge(&self, actor: &Actor) {
+        if actor.timers.load(Ordering::Relaxed) == 0 {
+            return;
+        }
+        let mut h = self.lock();
+        let gone: Vec<TimerId> = h
+            .entries
+            .iter()
+            .filter(|(_, e)| e.action.actor().is_some_and(|a| std::ptr::eq(&**a, actor)))
+            .map(|(&id, _)| id)
+            .collect();
+        // Dropped outside the lock: an entry may hold the last reference
+        // to an actor.
+        let entries: Vec<Entry> = gone.iter().filter_map(|id| h.entries.remove(id)).collect();
+        h.compact();
+        self.publish(&mut h);
         drop(h);
         drop(entries);
     }
@@ -215,7 +294,8 @@ impl Timers {
     /// silenced by any timer; lugo's is not).
     pub fn can_wake_anyone(&self) -> bool {
         self.lock().entries.values().any(|e| match &e.action {
-            TimerAction::Wake(_) | TimerAction::Task(..) => true,
+            TimerAction::Wake(g) => !g.actor.has_ended(),
+            TimerAction::Task(a, _) => !a.has_ended(),
             TimerAction::IoDeadline(w) => !w.claimed(),
             TimerAction::Send(ch) => ch.has_receivers(),
         })
@@ -237,6 +317,9 @@ impl Timers {
             return 0;
         }
         let mut fired = Vec::new();
+        // Fired one-shot entries, dropped (their charges given back) once
+        // the lock is released.
+        let mut gone = Vec::new();
         {
             let mut h = self.lock();
             // Counted before the timers leave the heap: checkdead must not
@@ -250,7 +333,8 @@ impl Timers {
                 let e = h.entries.get_mut(&id).expect("live node has an entry");
                 if e.period == 0 {
                     let e = h.entries.remove(&id).expect("live node has an entry");
-                    fired.push(e.action);
+                    fired.push(e.action.clone());
+                    gone.push(e);
                 } else {
                     // A ticker: next tick one period on, skipping missed
                     // ticks rather than bunching them (Go drops them too).
@@ -265,6 +349,7 @@ impl Timers {
             }
             self.publish(&mut h);
         }
+        drop(gone);
         let n = fired.len();
         for a in fired {
             a.fire(now);
@@ -292,8 +377,8 @@ mod tests {
     fn fires_in_deadline_order_and_only_when_due() {
         let t = Timers::default();
         let (a, b) = (chan(), chan());
-        t.add(200, 0, TimerAction::Send(b.clone()));
-        let (_, earliest) = t.add(100, 0, TimerAction::Send(a.clone()));
+        t.add(200, 0, TimerAction::Send(b.clone()), Charge::NONE);
+        let (_, earliest) = t.add(100, 0, TimerAction::Send(a.clone()), Charge::NONE);
         assert!(earliest);
         assert_eq!(t.next_deadline(), Some(100));
         assert_eq!(t.run_due(99), 0);
@@ -310,7 +395,7 @@ mod tests {
     fn stop_and_reset() {
         let t = Timers::default();
         let a = chan();
-        let (id, _) = t.add(100, 0, TimerAction::Send(a.clone()));
+        let (id, _) = t.add(100, 0, TimerAction::Send(a.clone()), Charge::NONE);
         assert_eq!(t.reset(id, 300), (true, false));
         assert_eq!(t.run_due(200), 0, "the stale node at 100 must not fire");
         assert!(t.stop(id));
@@ -321,10 +406,50 @@ mod tests {
     }
 
     #[test]
+    fn resets_and_stops_in_a_loop_keep_the_heap_small() {
+        let t = Timers::default();
+        let a = chan();
+        let (id, _) = t.add(1000, 0, TimerAction::Send(a.clone()), Charge::NONE);
+        for i in 0..100_000 {
+            t.reset(id, 2000 + i);
+            let (other, _) = t.add(5000, 0, TimerAction::Send(a.clone()), Charge::NONE);
+            t.stop(other);
+        }
+        let nodes = t.lock().nodes.len();
+        // Twice the live timers (one) plus the slack, and the new node.
+        assert!(nodes <= 2 + 64 + 1, "{nodes} heap nodes for one timer");
+        assert_eq!(t.next_deadline(), Some(2000 + 99_999));
+    }
+
+    #[test]
+    fn a_charge_is_given_back_when_a_timer_fires_or_stops() {
+        let acct = crate::mem::Account::root(1 << 20);
+        let t = Timers::default();
+        let a = chan();
+        let (id, _) = t.add(
+            10,
+            0,
+            TimerAction::Send(a.clone()),
+            acct.charge(100).unwrap(),
+        );
+        t.add(
+            20,
+            0,
+            TimerAction::Send(a.clone()),
+            acct.charge(100).unwrap(),
+        );
+        assert_eq!(acct.used(), 200);
+        t.stop(id);
+        assert_eq!(acct.used(), 100);
+        t.run_due(30);
+        assert_eq!(acct.used(), 0);
+    }
+
+    #[test]
     fn ticker_repeats_and_skips_missed_ticks() {
         let t = Timers::default();
         let a = chan();
-        let (id, _) = t.add(10, 10, TimerAction::Send(a.clone()));
+        let (id, _) = t.add(10, 10, TimerAction::Send(a.clone()), Charge::NONE);
         assert_eq!(t.run_due(10), 1);
         assert_eq!(t.next_deadline(), Some(20));
         // Far behind: one tick, and the next is a period after now.

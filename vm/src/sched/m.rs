@@ -366,7 +366,7 @@ impl Shared {
                 if let Resumed::Panicked(..) | Resumed::Exited = res {
                     let mut q = actor.lock();
                     apply_deferred(&mut q);
-                    self.remove_g(&mut q, key, gid);
+                    self.remove_g(actor, &mut q, key, gid);
                     drop(q);
                     actor.charge_cpu(&mut mark);
                     self.stop_over_budget(actor);
@@ -399,7 +399,7 @@ impl Shared {
                     q.push_back(key);
                 }
                 Resumed::Exited => {
-                    self.remove_g(&mut q, key, gid);
+                    self.remove_g(actor, &mut q, key, gid);
                     // A task's results are in already; this ends one that
                     // called `runtime.goexit`.
                     let done = crate::host::TaskEnd::Returned(mlua::MultiValue::new());
@@ -420,7 +420,7 @@ impl Shared {
                     // Maybe nobody else needs to know: the host's own task
                     // (an error raised outside the task's xpcall), or the
                     // host's panic handler takes the report.
-                    self.remove_g(&mut q, key, gid);
+                    self.remove_g(actor, &mut q, key, gid);
                     drop(q);
                     let end = crate::host::TaskEnd::Raised {
                         message: msg.clone(),
@@ -511,7 +511,7 @@ impl Shared {
     }
 
     /// Removes a G that has ended from its actor.
-    fn remove_g(&self, q: &mut ActorQueue, key: GKey, gid: u64) {
+    fn remove_g(&self, actor: &Actor, q: &mut ActorQueue, key: GKey, gid: u64) {
         let g = q.gs.remove(key);
         // SAFETY: this M owns the actor; the G has ended, so its thread is
         // not running, and its reference is released exactly once (the G
@@ -519,6 +519,7 @@ impl Shared {
         unsafe { ffi::unref_thread(g.thread, g.thread_ref) };
         self.ngoroutines.fetch_sub(1, Ordering::AcqRel);
         self.host.forget_interrupt(gid);
+        actor.account().release(crate::mem::G_BYTES);
     }
 
     /// Whether a panic in `actor` goes to the host's handler.

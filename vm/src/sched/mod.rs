@@ -313,9 +313,16 @@ impl Shared {
         }
     }
 
-    /// Adds a timer and wakes the M that sleeps until the earliest one.
-    pub fn add_timer(&self, when: u64, period: u64, action: TimerAction) -> TimerId {
-        let (id, earliest) = self.timers.add(when, period, action);
+    /// Adds a timer (its bytes charged as `charge` while it is pending)
+    /// and wakes the M that sleeps until the earliest one.
+    pub fn add_timer(
+        &self,
+        when: u64,
+        period: u64,
+        action: TimerAction,
+        charge: crate::mem::Charge,
+    ) -> TimerId {
+        let (id, earliest) = self.timers.add(when, period, action, charge);
         if earliest {
             self.wake_timer_m();
         }
@@ -518,9 +525,22 @@ impl Runtime {
     }
 
     /// Makes an actor of `lua`; the first actor made is the main actor.
-    pub fn new_actor(&self, lua: Lua) -> mlua::Result<Arc<Actor>> {
+    /// Its memory limit is `limit` bytes (0: none of its own; the main
+    /// actor's default is the runtime's `actor_memory`); an actor spawned
+    /// by `parent` stays within the parent's limit too (`crate::mem`).
+    pub fn new_actor(
+        &self,
+        lua: Lua,
+        parent: Option<&Actor>,
+        limit: usize,
+    ) -> mlua::Result<Arc<Actor>> {
         let id = self.shared.next_actor_id.fetch_add(1, Ordering::Relaxed);
-        let a = Actor::new(self.shared.clone(), id, lua)?;
+        let account = match parent {
+            Some(p) => crate::mem::Account::child(p.account(), limit),
+            None => crate::mem::Account::root(limit),
+        };
+        let a = Actor::new(self.shared.clone(), id, lua, account)?;
+        a.gc.limit.store(limit, Ordering::Relaxed);
         lock(&self.shared.actors).push(Arc::downgrade(&a));
         Ok(a)
     }
