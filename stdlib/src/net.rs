@@ -507,7 +507,13 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
 
 // ---------------------------------------------------------------- read
 
-unsafe fn count_arg(l: *mut ffi::lua_State, fname: &str, default: usize) -> Result<usize, Ret> {
+/// Argument 2, a positive integer named `what` in errors, or `default`.
+unsafe fn count_arg(
+    l: *mut ffi::lua_State,
+    fname: &str,
+    what: &str,
+    default: usize,
+) -> Result<usize, Ret> {
     match ffi::lua_type(l, 2) {
         ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(default),
         ffi::LUA_TNUMBER => {
@@ -516,13 +522,13 @@ unsafe fn count_arg(l: *mut ffi::lua_State, fname: &str, default: usize) -> Resu
             if isint != 0 && n > 0 {
                 Ok(n as usize)
             } else {
-                Err(raise(format!("{fname}: count must be a positive integer")))
+                Err(raise(format!("{fname}: {what} must be a positive integer")))
             }
         }
         _ => {
             let t = type_name(l, 2);
             Err(raise(format!(
-                "{fname}: count must be a positive integer, got {t}"
+                "{fname}: {what} must be a positive integer, got {t}"
             )))
         }
     }
@@ -545,7 +551,7 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let n = match count_arg(l, "conn:read", 4096) {
+    let n = match count_arg(l, "conn:read", "count", 4096) {
         Ok(n) => n.min(READ_MAX),
         Err(r) => return r,
     };
@@ -620,7 +626,7 @@ unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
         Ok(s) => s,
         Err(r) => return r,
     };
-    let max = match count_arg(l, "conn:readline", LINE_MAX) {
+    let max = match count_arg(l, "conn:readline", "max", LINE_MAX) {
         Ok(n) => n,
         Err(r) => return r,
     };

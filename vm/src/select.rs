@@ -2,7 +2,8 @@
 //!
 //! Protocol (Go's `selectgo`):
 //! 1. Lock every distinct channel in id order (a fixed order: no deadlock
-//!    between two selects over the same channels).
+//!    between two selects over the same channels). Sorting the cases by
+//!    channel id also maps each case to its lock: O(n log n) in all.
 //! 2. Poll the cases in a random order; the first that can proceed runs.
 //!    This gives the uniform choice among ready cases.
 //! 3. If none can and the select may block, queue one waiter per case, all
@@ -60,16 +61,22 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) 
             _ => SelectResult::WouldBlock,
         };
     }
-    let mut chans: Vec<Arc<Chan>> = cases.iter().map(|c| c.chan().clone()).collect();
-    chans.sort_by_key(|c| c.id);
-    chans.dedup_by_key(|c| c.id);
+    // The distinct channels in id order, and each case's among them.
+    let mut by_id: Vec<(u64, usize)> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.chan().id, i))
+        .collect();
+    by_id.sort_unstable();
+    let mut chans: Vec<Arc<Chan>> = Vec::with_capacity(by_id.len());
+    let mut lock_of = vec![0; cases.len()];
+    for &(id, i) in &by_id {
+        if chans.last().is_none_or(|c| c.id != id) {
+            chans.push(cases[i].chan().clone());
+        }
+        lock_of[i] = chans.len() - 1;
+    }
     let mut guards: Vec<MutexGuard<'_, ChanState>> = chans.iter().map(|c| c.lock()).collect();
-    let slot = |ch: &Arc<Chan>| {
-        chans
-            .iter()
-            .position(|c| c.id == ch.id)
-            .expect("every case's channel is locked")
-    };
 
     let mut cases: Vec<Option<Case>> = cases.into_iter().map(Some).collect();
     let mut order: Vec<usize> = (0..cases.len()).collect();
@@ -79,7 +86,7 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) 
     for &i in &order {
         let case = cases[i].take().expect("each case is polled once");
         let ch = case.chan().clone();
-        let s = &mut *guards[slot(&ch)];
+        let s = &mut *guards[lock_of[i]];
         match case {
             Case::Recv(_) => {
                 if let Some((m, ok)) = ch.try_recv_locked(s, &mut wake) {
@@ -117,7 +124,7 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) 
                 let token = Arc::new(AtomicBool::new(false));
                 for (i, case) in cases.into_iter().enumerate() {
                     let case = case.expect("no case was taken");
-                    let s = &mut *guards[slot(case.chan())];
+                    let s = &mut *guards[lock_of[i]];
                     let w = |msg| Waiter {
                         g: Parker::G(me.clone()),
                         sel: Some(token.clone()),
