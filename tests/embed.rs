@@ -284,3 +284,23 @@ fn time_in_a_blocking_host_function_is_not_charged_to_the_cpu_budget() {
     );
     assert_eq!(outcome, Outcome::Exit(0));
 }
+
+#[test]
+fn actors_that_end_are_forgotten_and_failed_spawns_free_their_state() {
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    let main = rt
+        .lua()
+        .load(
+            r#"
+            for i = 1, 2000 do
+              assert(actor.spawn(function(n) return n end, i):wait())
+              -- a spawn that fails (its state cannot hold lugo) leaves nothing
+              assert(not pcall(actor.spawn, { function() end, memory = 1000 }))
+            end
+            "#,
+        )
+        .into_function()
+        .unwrap();
+    assert_eq!(rt.run(main, MultiValue::new()).unwrap(), Outcome::Exit(0));
+    assert_eq!(rt.vm().tracked_actors(), 1, "only the main actor is left");
+}

@@ -480,6 +480,7 @@ impl Actor {
             self.uninstall_allocator();
             ManuallyDrop::drop(&mut *self.lua.get());
         }
+        self.rt.forget_actor(self.id);
         let waiters = self
             .end_waiters
             .lock()
@@ -749,6 +750,7 @@ impl Drop for Actor {
                 self.uninstall_allocator();
                 ManuallyDrop::drop(self.lua.get_mut());
             }
+            self.rt.forget_actor(self.id);
         }
     }
 }

@@ -207,7 +207,9 @@ pub struct Shared {
     pub(crate) next_gid: AtomicU64,
     pub(crate) ngoroutines: AtomicUsize,
     next_actor_id: AtomicU64,
-    actors: Mutex<Vec<Weak<Actor>>>,
+    /// Actors whose state is open, by id (an actor leaves when its state
+    /// is closed: spawning without end holds nothing here).
+    actors: Mutex<rustc_hash::FxHashMap<u64, Weak<Actor>>>,
     outcome: Mutex<Option<Outcome>>,
     outcome_cv: Condvar,
     stopping: AtomicBool,
@@ -405,10 +407,17 @@ impl Shared {
     }
 
     fn live_actors(&self) -> Vec<Arc<Actor>> {
-        lock(&self.actors)
-            .iter()
+        let mut v: Vec<Arc<Actor>> = lock(&self.actors)
+            .values()
             .filter_map(Weak::upgrade)
-            .collect()
+            .collect();
+        v.sort_by_key(|a| a.id);
+        v
+    }
+
+    /// Forgets an actor whose state is closed.
+    pub(crate) fn forget_actor(&self, id: u64) {
+        lock(&self.actors).remove(&id);
     }
 
     /// Every goroutine of every actor, as dumps print them.
@@ -488,7 +497,7 @@ impl Runtime {
             next_gid: AtomicU64::new(1),
             ngoroutines: AtomicUsize::new(0),
             next_actor_id: AtomicU64::new(1),
-            actors: Mutex::new(Vec::new()),
+            actors: Mutex::new(Default::default()),
             outcome: Mutex::new(None),
             outcome_cv: Condvar::new(),
             stopping: AtomicBool::new(false),
@@ -541,7 +550,7 @@ impl Runtime {
         };
         let a = Actor::new(self.shared.clone(), id, lua, account)?;
         a.gc.limit.store(limit, Ordering::Relaxed);
-        lock(&self.shared.actors).push(Arc::downgrade(&a));
+        lock(&self.shared.actors).insert(id, Arc::downgrade(&a));
         Ok(a)
     }
 
@@ -844,9 +853,16 @@ impl Runtime {
 
     /// Asks actor `id` for a collection (see [`crate::Actor::request_gc`]).
     pub fn request_gc(&self, id: u64, kind: crate::gc::GcKind) {
-        if let Some(a) = self.shared.live_actors().into_iter().find(|a| a.id == id) {
+        let a = lock(&self.shared.actors).get(&id).and_then(Weak::upgrade);
+        if let Some(a) = a {
             a.request_gc(kind);
         }
+    }
+
+    /// Actors whose state is open (ended actors are forgotten once their
+    /// state is closed): for tests and diagnostics.
+    pub fn tracked_actors(&self) -> usize {
+        lock(&self.shared.actors).len()
     }
 
     /// Whether P `p`'s M is running a G, and its schedule tick.
