@@ -213,12 +213,44 @@ fn host_functions_reach_every_actor_and_check_their_arguments() {
             }),
         r#"
         assert(add(2, 3) == 5)
+        -- failures are plain strings, `name: message`, with the position
+        -- of a Lua caller (as luaL_error gives it)
         local ok, err = pcall(add, "x", 1)
-        assert(not ok and tostring(err):find("add:", 1, true), tostring(err))
-        local ok2, err2 = pcall(fails)
-        assert(not ok2 and tostring(err2):find("the host says no", 1, true), tostring(err2))
+        assert(not ok and type(err) == "string" and err:find("^add: ")
+          and not err:find("traceback") and not err:find("runtime error"), tostring(err))
+        local ok2, err2 = pcall(function() local r = fails() return r end)
+        assert(not ok2 and err2:find("^embed:%d+: fails: the host says no$"), tostring(err2))
         local ok3, err3 = actor.spawn(function() assert(add(40, 2) == 42) end):wait()
         assert(ok3 == true, err3)
+        -- uncaught in a goroutine: the report shows the message
+        fails()
+        "#,
+    );
+    let report = panic_report(outcome);
+    assert!(
+        report.starts_with("panic: embed:13: fails: the host says no\n"),
+        "{report}"
+    );
+}
+
+#[test]
+fn a_blocking_host_function_fails_with_a_plain_message() {
+    let outcome = run_with(
+        Runtime::builder().procs(1).blocking_function(
+            "slow",
+            |_, n: i64| -> lugo::mlua::Result<i64> {
+                match n {
+                    0 => Err(lugo::mlua::Error::runtime("zero")),
+                    n => Ok(n),
+                }
+            },
+        ),
+        r#"
+        assert(slow(3) == 3)
+        local ok, err = pcall(slow, 0)
+        assert(not ok and err == "slow: zero", tostring(err))
+        local ok2, err2 = pcall(function() local r = slow({}) return r end)
+        assert(not ok2 and err2:find("^embed:%d+: slow: error converting"), tostring(err2))
         "#,
     );
     assert_eq!(outcome, Outcome::Exit(0));

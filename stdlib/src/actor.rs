@@ -246,7 +246,11 @@ unsafe fn wait_body(l: *mut ffi::lua_State) -> Ret {
     };
     loop {
         // Finished: ended, and its state closed (its memory given back).
-        match h.0.result().filter(|_| h.0.finished()) {
+        let result = h.0.result().filter(|_| h.0.finished());
+        if result.is_some() {
+            h.0.observe();
+        }
+        match result {
             Some(Ok(())) => {
                 ffi::lua_pushboolean(l, 1);
                 return Ret::N(1);

@@ -1,25 +1,64 @@
 //! lugo's `coroutine.resume` core, as a C function (see [`crate::cfn`]).
 //!
-//! It is Lua's own `auxresume` (lcorolib.c) with two additions for
-//! preemption (`lugo_vm::preempt`):
+//! It is Lua's own `auxresume` (lcorolib.c) with additions for the
+//! scheduler (`lugo_vm::preempt`, `lugo_vm::ffi::Held`):
 //! - while the coroutine runs, the M's running slot names it, so that a
 //!   preemption signal arms the hook on the thread actually running;
 //! - a yield of the preemption hook (no values, flag set) comes back as
 //!   `true, SCHED, KIND_PREEMPT`, which the Lua half forwards outward like
-//!   a park: the user's coroutine never sees it.
+//!   a park: the user's coroutine never sees it;
+//! - a coroutine that yielded a scheduler request (a park, a preemption)
+//!   is *held*: only the Lua half's forwarding (`resume_held`) resumes it
+//!   with the answer; another goroutine that reaches it gets `false,
+//!   "cannot resume a coroutine parked in chan receive"`, and the value
+//!   on its way stays for the coroutine it was meant for.
 
 use std::ffi::{c_int, CStr};
 
-use lugo_vm::{park, preempt};
+use lugo_vm::ffi::{self as vmffi, Held};
+use lugo_vm::{park, preempt, WaitReason};
 use mlua::ffi;
 
 use crate::cfn::{guard, push_str, raise, CFn, Ret};
 
+/// `resume(co, ...)`: the user's `coroutine.resume`.
 unsafe extern "C-unwind" fn resume(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || resume_body(l, false))
+}
+
+/// `resume_held(co, ...)`: resumes a coroutine the scheduler holds with
+/// the answer to its request (the Lua half's `forward`).
+unsafe extern "C-unwind" fn resume_held(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || resume_body(l, true))
+}
+
+/// `held(co)`: why the scheduler holds `co` (a message), or nil.
+unsafe extern "C-unwind" fn held(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
+        let co = ffi::lua_tothread(l, 1);
+        match (!co.is_null()).then(|| vmffi::held(co)).flatten() {
+            Some(h) => crate::cfn::push_owned(l, h.describe()),
+            None => ffi::lua_pushnil(l),
+        }
+        Ret::N(1)
+    })
+}
+
+unsafe fn resume_body(l: *mut ffi::lua_State, forwarding: bool) -> Ret {
+    {
         let co = ffi::lua_tothread(l, 1);
         if co.is_null() {
             return raise("bad argument #1 to 'resume' (coroutine expected)");
+        }
+        match (forwarding, vmffi::held(co)) {
+            (false, Some(h)) => {
+                ffi::lua_pushboolean(l, 0);
+                crate::cfn::push_owned(l, format!("cannot resume {}", h.describe()));
+                return Ret::N(2);
+            }
+            (true, None) => return raise("lugo: internal error: forwarding to a free coroutine"),
+            (true, Some(_)) => vmffi::set_held(co, None),
+            (false, None) => {}
         }
         let narg = ffi::lua_gettop(l) - 1;
         if ffi::lua_checkstack(co, narg) == 0 {
@@ -42,10 +81,14 @@ unsafe extern "C-unwind" fn resume(l: *mut ffi::lua_State) -> c_int {
         match status {
             ffi::LUA_OK | ffi::LUA_YIELD => {
                 if status == ffi::LUA_YIELD && nres == 0 && preempt::take_preempted() {
+                    vmffi::set_held(co, Some(Held::Suspended));
                     ffi::lua_pushboolean(l, 1);
                     ffi::lua_pushlightuserdata(l, park::sched().0);
                     ffi::lua_pushinteger(l, park::KIND_PREEMPT);
                     return Ret::N(3);
+                }
+                if status == ffi::LUA_YIELD {
+                    vmffi::set_held(co, sched_request(co, nres));
                 }
                 if ffi::lua_checkstack(l, nres + 1) == 0 {
                     ffi::lua_pop(co, nres);
@@ -63,11 +106,33 @@ unsafe extern "C-unwind" fn resume(l: *mut ffi::lua_State) -> c_int {
                 Ret::N(2)
             }
         }
+    }
+}
+
+/// Whether the `nres` values `co` yielded are a scheduler request
+/// (`SCHED, kind`), and what holding it means.
+unsafe fn sched_request(co: *mut ffi::lua_State, nres: c_int) -> Option<Held> {
+    let base = ffi::lua_gettop(co) - nres + 1;
+    if nres < 2
+        || ffi::lua_type(co, base) != ffi::LUA_TLIGHTUSERDATA
+        || ffi::lua_touserdata(co, base) != park::sched().0
+    {
+        return None;
+    }
+    let kind = ffi::lua_tointegerx(co, base + 1, std::ptr::null_mut());
+    Some(match WaitReason::from_code(kind - park::KIND_PARK) {
+        Some(r) if kind >= park::KIND_PARK => Held::Park(r),
+        _ => Held::Suspended,
     })
 }
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] = [(c"resume", resume), (c"blocking", blocking)];
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 4] = [
+    (c"resume", resume),
+    (c"resume_held", resume_held),
+    (c"held", held),
+    (c"blocking", blocking),
+];
 
 /// `blocking(name, f, ...)`: calls `f(...)` with the M's P marked as in a
 /// blocking call, so sysmon can hand the P to another M meanwhile (see

@@ -169,21 +169,49 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
         lua.load(SANDBOX).set_name("=[lugo sandbox]").exec()?;
     }
     // The host's functions, after the sandbox: the host chose to give them.
+    // Their failures reach Lua as plain strings, `name: message`: each is
+    // a raw function (`ERR, message`) behind a Lua wrapper that raises.
     for h in rt.host_functions() {
         let f = h.f.clone();
-        let mut func = lua.create_function(move |lua, args: MultiValue| f(lua, args))?;
-        func = match h.kind {
-            HostKind::Plain => func,
-            HostKind::Blocking => exports
-                .get::<Function>("blocks")?
-                .call((h.name.as_str(), func))?,
-            HostKind::Answered => exports
-                .get::<Function>("answered")?
-                .call((h.name.as_str(), func))?,
+        let name = h.name.clone();
+        let raw_f = raw(lua, move |lua, args| {
+            f(lua, args).map_err(|e| Raise::Msg(host_error(&name, &e)))
+        })?;
+        let wrapper = match h.kind {
+            HostKind::Plain => "plain",
+            HostKind::Blocking => "blocks",
+            HostKind::Answered => "answered",
         };
+        let func: Function = exports
+            .get::<Function>(wrapper)?
+            .call((h.name.as_str(), raw_f))?;
         lua.globals().set(h.name.as_str(), func)?;
     }
     Ok(())
+}
+
+/// A host function's failure as Lua sees it: `name: message`, without
+/// mlua's decorations (`runtime error:`, a traceback) or a second prefix.
+fn host_error(name: &str, e: &mlua::Error) -> String {
+    let msg = plain_message(e);
+    let prefix = format!("{name}: ");
+    if msg.starts_with(&prefix) {
+        msg
+    } else {
+        prefix + &msg
+    }
+}
+
+/// The message at the heart of an mlua error.
+fn plain_message(e: &mlua::Error) -> String {
+    match e {
+        mlua::Error::RuntimeError(m) | mlua::Error::SyntaxError { message: m, .. } => m.clone(),
+        mlua::Error::MemoryError(_) => "not enough memory".into(),
+        mlua::Error::CallbackError { cause, .. } => plain_message(cause),
+        mlua::Error::WithContext { cause, .. } => plain_message(cause),
+        mlua::Error::ExternalError(e) => e.to_string(),
+        e => e.to_string(),
+    }
 }
 
 /// The prelude's function in `lua`. It is compiled once per process and

@@ -17,8 +17,10 @@ local P = ...
 local SCHED, ERR = P.SCHED, P.ERR
 local KIND_GOSCHED, KIND_EXIT, KIND_PANIC = P.KIND_GOSCHED, P.KIND_EXIT, P.KIND_PANIC
 local co_create, co_yield = coroutine.create, coroutine.yield
--- Lua's resume plus preemption bookkeeping (stdlib/src/coroutine.rs).
-local co_resume = P.resume
+-- Lua's resume plus preemption bookkeeping (stdlib/src/coroutine.rs);
+-- resume_held resumes a coroutine the scheduler holds (it forwarded a
+-- request of it), which co_resume refuses.
+local co_resume, resume_held, held = P.resume, P.resume_held, P.held
 local co_status, co_running, co_isyieldable = coroutine.status, coroutine.running, coroutine.isyieldable
 local co_close = coroutine.close
 local error, type, select, tostring, getmetatable = error, type, select, tostring, getmetatable
@@ -98,7 +100,7 @@ end
 -- Forward scheduler yields of a nested coroutine outward, answers inward.
 local function forward(co, ok, a, ...)
   if ok and a == SCHED and co_status(co) == "suspended" then
-    return forward(co, co_resume(co, co_yield(SCHED, ...)))
+    return forward(co, resume_held(co, co_yield(SCHED, ...)))
   end
   return ok, a, ...
 end
@@ -112,6 +114,8 @@ end
 
 function coroutine.close(co)
   if isg(co) then error("cannot close a goroutine", 2) end
+  local h = held(co)
+  if h then error("cannot close " .. h, 2) end
   return co_close(co)
 end
 
@@ -295,6 +299,15 @@ local blocking = P.blocking
 local function blocks(name, f)
   return function(...) return blocking(name, f, ...) end
 end
+
+-- The host's functions: raw functions that answer `ERR, message` for a
+-- failure, raised here at the caller as a plain string.
+local function plain(_, f)
+  return function(...) return call(f(...)) end
+end
+local function blocks_raw(name, f)
+  return function(...) return call(blocking(name, f, ...)) end
+end
 io.read = blocks("read", io.read)
 os.execute = blocks("execute", os.execute)
 local io_lines = io.lines
@@ -341,10 +354,13 @@ end
 local unpack = table.unpack
 local function answered(name, start)
   return function(...)
-    local r = start(...):recv()
+    local r = checked(2, start(...)):recv()
     if r[1] then return unpack(r, 2, r.n) end
     error(r[2], 2)
   end
 end
 
-return { run_task = run_task, go = go, blocks = blocks, task = task, answered = answered }
+return {
+  run_task = run_task, go = go, task = task,
+  plain = plain, blocks = blocks_raw, answered = answered,
+}

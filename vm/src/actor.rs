@@ -352,6 +352,12 @@ impl Actor {
         self.ended.lock().expect("actor end poisoned").clone()
     }
 
+    /// Someone has seen how the actor ended (its handle's `wait`): its
+    /// error is no longer listed in dumps.
+    pub fn observe(&self) {
+        self.rt.unobserved.forget(self.id);
+    }
+
     /// Queues `g` to be woken when the actor has ended and its state is
     /// closed (its memory given back); false if that is done.
     pub fn wait_end(&self, g: GRef) -> bool {
@@ -380,6 +386,10 @@ impl Actor {
             let mut ended = self.ended.lock().expect("actor end poisoned");
             if ended.is_some() {
                 return;
+            }
+            if let Err(e) = &result {
+                // Listed in dumps until someone waits for it.
+                self.rt.unobserved.record(self.id, e);
             }
             *ended = Some(result);
         }

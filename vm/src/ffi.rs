@@ -95,11 +95,33 @@ pub fn init_state(lua: &mlua::Lua) -> mlua::Result<LuaThread> {
 }
 
 /// The extra space of a thread: bit 0 marks a goroutine's own thread;
-/// bits 8..16 hold the wait reason of a user's coroutine parked by the
-/// scheduler (0: not parked), which no one but its goroutine may resume.
+/// bits 8..16 say whether a user's coroutine is held by the scheduler
+/// ([`Held`]): a scheduler request inside it was forwarded to its
+/// goroutine's M, and no one but that goroutine may resume it.
 const MARK_GOROUTINE: usize = 1;
-const PARKED_SHIFT: u32 = 8;
-const PARKED_MASK: usize = 0xff << PARKED_SHIFT;
+const HELD_SHIFT: u32 = 8;
+const HELD_MASK: usize = 0xff << HELD_SHIFT;
+/// [`Held::Suspended`]'s code; a park's is its wait reason's code + 1.
+const HELD_SUSPENDED: usize = 0xff;
+
+/// Why the scheduler holds a user's coroutine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// A channel operation, sleep... inside it parked its goroutine.
+    Park(WaitReason),
+    /// It was preempted, or yielded the processor (`runtime.gosched`).
+    Suspended,
+}
+
+impl Held {
+    /// Lua's words for resuming or closing it.
+    pub fn describe(self) -> String {
+        match self {
+            Held::Park(r) => format!("a coroutine parked in {}", r.as_str()),
+            Held::Suspended => "a coroutine suspended by the scheduler".into(),
+        }
+    }
+}
 
 unsafe fn mark(th: *mut ffi::lua_State) -> *mut usize {
     ffi::lua_getextraspace(th) as *mut usize
@@ -121,25 +143,30 @@ pub unsafe fn is_goroutine(th: *mut ffi::lua_State) -> bool {
     *mark(th) & MARK_GOROUTINE != 0
 }
 
-/// Records that the user's coroutine `th` is parked by the scheduler
-/// (`Some(reason)`: a park inside it was forwarded to its goroutine's M)
-/// or no longer is (`None`).
+/// Records that the scheduler holds the user's coroutine `th` (`Some`:
+/// a request inside it was forwarded to its goroutine's M) or no longer
+/// does (`None`).
 ///
 /// # Safety
 /// As [`mark_goroutine`].
-pub unsafe fn set_parked(th: *mut ffi::lua_State, reason: Option<WaitReason>) {
-    let code = reason.map_or(0, |r| r.code() as usize) << PARKED_SHIFT;
-    *mark(th) = (*mark(th) & !PARKED_MASK) | (code & PARKED_MASK);
+pub unsafe fn set_held(th: *mut ffi::lua_State, held: Option<Held>) {
+    let code = match held {
+        None => 0,
+        Some(Held::Park(r)) => r.code() as usize + 1,
+        Some(Held::Suspended) => HELD_SUSPENDED,
+    };
+    *mark(th) = (*mark(th) & !HELD_MASK) | (code << HELD_SHIFT);
 }
 
-/// Why the user's coroutine `th` is parked by the scheduler, if it is.
+/// Whether, and why, the scheduler holds the user's coroutine `th`.
 ///
 /// # Safety
 /// As [`mark_goroutine`].
-pub unsafe fn parked(th: *mut ffi::lua_State) -> Option<WaitReason> {
-    match (*mark(th) & PARKED_MASK) >> PARKED_SHIFT {
+pub unsafe fn held(th: *mut ffi::lua_State) -> Option<Held> {
+    match (*mark(th) & HELD_MASK) >> HELD_SHIFT {
         0 => None,
-        code => WaitReason::from_code(code as i64),
+        HELD_SUSPENDED => Some(Held::Suspended),
+        code => WaitReason::from_code(code as i64 - 1).map(Held::Park),
     }
 }
 

@@ -237,6 +237,58 @@ pub struct Shared {
     pub netpoll: crate::netpoll::Netpoll,
     /// What the host waits on and holds.
     pub(crate) host: crate::host::Host,
+    /// Errors that ended actors nobody waited for.
+    pub(crate) unobserved: Unobserved,
+}
+
+/// Errors that ended actors nobody has waited for: a deadlock or a
+/// SIGQUIT dump lists them (`actor 2 exited: <error>`), since such an
+/// error is often why the rest of the program waits forever. The newest
+/// [`Unobserved::KEEP`] are kept, and how many more there were.
+#[derive(Default)]
+pub(crate) struct Unobserved {
+    errors: Mutex<(VecDeque<(u64, String)>, usize)>,
+}
+
+impl Unobserved {
+    /// Errors kept.
+    const KEEP: usize = 16;
+
+    pub(crate) fn record(&self, id: u64, err: &str) {
+        let mut e = lock(&self.errors);
+        if e.0.len() == Self::KEEP {
+            e.0.pop_front();
+            e.1 += 1;
+        }
+        e.0.push_back((id, err.to_string()));
+    }
+
+    pub(crate) fn forget(&self, id: u64) {
+        lock(&self.errors).0.retain(|(a, _)| *a != id);
+    }
+
+    /// The lines of a dump.
+    fn report(&self) -> String {
+        let e = lock(&self.errors);
+        let mut out = String::new();
+        if e.1 > 0 {
+            out.push_str(&format!("\n({} more actors exited with errors)\n", e.1));
+        }
+        for (id, err) in &e.0 {
+            // The message, then its goroutine's stack indented under it.
+            let mut lines = err.lines().filter(|l| !l.trim().is_empty());
+            out.push_str(&format!(
+                "\nactor {id} exited: {}\n",
+                lines.next().unwrap_or("")
+            ));
+            for l in lines {
+                out.push('\t');
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -420,7 +472,8 @@ impl Shared {
         lock(&self.actors).remove(&id);
     }
 
-    /// Every goroutine of every actor, as dumps print them.
+    /// Every goroutine of every actor, as dumps print them, then the
+    /// errors of actors nobody waited for.
     fn dump_all(&self) -> String {
         let mut out = String::new();
         for a in self.live_actors().into_iter().filter(|a| !a.has_ended()) {
@@ -430,6 +483,7 @@ impl Shared {
                 Err(e) => out.push_str(&format!("(cannot dump actor {}: {e})\n", a.id)),
             }
         }
+        out.push_str(&self.unobserved.report());
         out
     }
 
@@ -514,6 +568,7 @@ impl Runtime {
             spares: Mutex::new(Vec::new()),
             netpoll: crate::netpoll::Netpoll::new().expect("cannot create the network poller"),
             host: crate::host::Host::default(),
+            unobserved: Unobserved::default(),
         });
         shared.ensure_ms(procs);
         Runtime { shared }
