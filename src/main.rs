@@ -131,6 +131,13 @@ fn run() -> Result<ExitCode, String> {
         println!("{VERSION}");
         return Ok(ExitCode::SUCCESS);
     }
+    // A script's name does not start with '-' ('-' alone is stdin): what
+    // does is an option lugo does not know, which lua names too.
+    if let Some(opt) = cli.rest.first().filter(|a| a.starts_with('-') && *a != "-") {
+        return Err(format!(
+            "unrecognized option '{opt}'\nusage: lugo [options] [script [args]] (see lugo --help)"
+        ));
+    }
     let mut rest = cli.rest.clone();
     let no_chunk = rest.is_empty() && cli.exec.is_empty();
     let interactive = cli.interactive || (no_chunk && std::io::stdin().is_terminal());
@@ -227,6 +234,12 @@ fn run() -> Result<ExitCode, String> {
 }
 
 fn main() -> ExitCode {
+    // As lua does: a write to a closed pipe ends the program (`lugo ... |
+    // head -1`). Rust starts with SIGPIPE ignored, and `print` drops write
+    // errors. Sockets are written with MSG_NOSIGNAL and get an error.
+    // SAFETY: restoring a signal's default disposition at startup, before
+    // any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     match run() {
         Ok(code) => code,
         Err(msg) => {

@@ -300,3 +300,42 @@ fn cannot_load_exits_1() {
     let out = run_cmd(lugo().arg(path.with_file_name("no_such_script.lua")));
     assert_eq!(out.code(), Some(1), "missing file:\n{}", out.describe());
 }
+
+#[test]
+fn a_closed_pipe_ends_the_program_as_in_lua() {
+    // `lugo -e '...' | head -1`: the reader goes away after one line.
+    let mut child = lugo()
+        .args(["-e", "while true do print(1) end"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 2];
+    std::io::Read::read_exact(&mut out, &mut first).unwrap();
+    assert_eq!(&first, b"1\n");
+    drop(out);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("lugo went on writing to a closed pipe");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGPIPE), "{status:?}");
+}
+
+#[test]
+fn an_unknown_option_is_named() {
+    let out = run_cmd(lugo().arg("--unknown"));
+    assert_eq!(out.code(), Some(1), "{}", out.describe());
+    assert!(
+        out.stderr.contains("unrecognized option '--unknown'"),
+        "{}",
+        out.describe()
+    );
+}

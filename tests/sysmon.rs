@@ -44,6 +44,33 @@ time.sleep(30)
 }
 
 #[test]
+fn sigquit_dumps_at_once_while_a_goroutine_is_in_a_blocking_read() {
+    // stdin is a pipe nobody writes to: io.read blocks its M (and holds
+    // the main actor's state) until the pipe is closed.
+    let (mut child, line, _out) = spawn_ready(
+        lugo()
+            .stdin(Stdio::piped())
+            .args(["-e", "print('ready') io.stdout:flush() io.read()"]),
+    );
+    assert_eq!(line, "ready");
+    std::thread::sleep(Duration::from_millis(50));
+    let asked = std::time::Instant::now();
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(
+        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGQUIT) },
+        0
+    );
+    let err = read_stderr(&mut child);
+    let status = child.wait().unwrap();
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "the dump did not wait for the read"
+    );
+    assert_eq!(status.code(), Some(2), "stderr:\n{err}");
+    assert!(err.contains("goroutine 1 [syscall]:"), "stderr:\n{err}");
+}
+
+#[test]
 fn schedtrace_prints_go_shaped_lines() {
     let out = run(
         lugo()

@@ -62,6 +62,12 @@ expect_error("time.sleep()", "time.sleep", time.sleep)
 expect_error("time.sleep({})", "time.sleep", time.sleep, {})
 expect_error('time.after("x")', "time.after", time.after, "x")
 expect_error('time.timer("x")', "time.timer", time.timer, "x")
+-- methods called with a wrong self name the method
+expect_error("ch.range(42)", "ch:range", ch.range, 42)
+local tm = time.timer(3600)
+expect_error("t.stop(42)", "timer:stop", tm.stop, 42)
+expect_error("t.reset({}, 1)", "timer:reset", tm.reset, {}, 1)
+tm:stop()
 expect_error('time.ticker("x")', "time.ticker", time.ticker, "x")
 expect_error('time.afterfunc("x", f)', "time.afterfunc", time.afterfunc, "x",
   function() end)

@@ -405,6 +405,12 @@ unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
     })
 }
 
+/// `ischan(v)`: whether `v` is a channel.
+unsafe extern "C-unwind" fn ischan(l: *mut ffi::lua_State) -> c_int {
+    ffi::lua_pushboolean(l, check_chan(l, 1).is_some() as c_int);
+    1
+}
+
 /// `isg(co)`: whether `co` is a goroutine's own thread.
 unsafe extern "C-unwind" fn isg(l: *mut ffi::lua_State) -> c_int {
     let th = ffi::lua_tothread(l, 1);
@@ -428,7 +434,8 @@ pub(crate) const METHODS: [(&CStr, CFn); 5] = [
 ];
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 5] = [
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 6] = [
+    (c"ischan", ischan),
     (c"isg", isg),
     (c"ing", ing),
     (c"chan_new", chan_new),

@@ -146,6 +146,7 @@ unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
         let actor = crate::cfn::actor(l);
         let rt = actor.runtime();
         let pid = rt.enter_syscall();
+        actor.set_blocking(true);
         // Waiting is not running: the CPU budget does not count it.
         // (Timed only under a budget: a line of `io.lines` costs little
         // more than a clock.)
@@ -154,6 +155,7 @@ unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
         if let Some(start) = start {
             actor.credit_blocked(start.elapsed());
         }
+        actor.set_blocking(false);
         if let Some(pid) = pid {
             rt.exit_syscall(pid);
         }

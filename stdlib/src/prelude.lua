@@ -163,9 +163,12 @@ local chan = setmetatable({}, { __call = P.chan_new })
 -- The methods send, recv, close, len and cap are C functions that park by
 -- yielding themselves.
 local M = P.chan_methods
-local recv = M.recv
+local recv, ischan = M.recv, P.ischan
 
 function M.range(ch)
+  if not ischan(ch) then
+    error("ch:range: channel expected, got " .. type(ch), 2)
+  end
   return function()
     local v, ok = recv(ch)
     if ok then return v end
@@ -198,18 +201,29 @@ local UD = {}  -- key of the timer userdata inside a timer object
 -- time.afterfunc callbacks by task id, until they fire or are stopped.
 local pending = {}
 
-local Timer = {}
+local Timer = { __metatable = "timer" }
 Timer.__index = Timer
 
+-- The timer userdata of a timer object; an error naming `fname` for
+-- anything else.
+local function timer_of(self, fname)
+  local ud = type(self) == "table" and rawget(self, UD)
+  if not ud then
+    error(fname .. ": timer expected, got " .. type(self), 3)
+  end
+  return ud
+end
+
 function Timer:stop()
-  local stopped = checked(2, timer_stop(rawget(self, UD)))
+  local stopped = checked(2, timer_stop(timer_of(self, "timer:stop")))
   if stopped and self.task then pending[self.task] = nil end
   return stopped
 end
 
 function Timer:reset(d)
+  local ud = timer_of(self, "timer:reset")
   if self.task then pending[self.task] = self.f end
-  return call(timer_reset(rawget(self, UD), d))
+  return call(timer_reset(ud, d))
 end
 
 -- Called in tail position by time.timer/ticker, and by time.after.

@@ -187,6 +187,9 @@ pub struct Actor {
     /// Pending timers that wake its goroutines or post its tasks
     /// ([`crate::timer::Timers::purge`]).
     pub(crate) timers: AtomicUsize,
+    /// The G now in a blocking call (`io.read`, a blocking host function),
+    /// 0 if none: its M holds the state meanwhile.
+    blocking_gid: AtomicU64,
 }
 
 /// The main G id of an actor that has none: the main actor of a runtime
@@ -297,6 +300,7 @@ impl Actor {
             cpu_used_ns: AtomicU64::new(0),
             blocked_ns: AtomicU64::new(0),
             timers: AtomicUsize::new(0),
+            blocking_gid: AtomicU64::new(0),
         }))
     }
 
@@ -429,6 +433,17 @@ impl Actor {
     /// Time the actor has run so far, in ns (as last charged).
     pub(crate) fn cpu_used(&self) -> u64 {
         self.cpu_used_ns.load(Ordering::Relaxed)
+    }
+
+    /// The running G enters (`true`) or leaves a blocking call.
+    pub fn set_blocking(&self, on: bool) {
+        let gid = if on { self.current_id() } else { 0 };
+        self.blocking_gid.store(gid, Ordering::Release);
+    }
+
+    /// The G in a blocking call, or 0.
+    pub fn blocking_gid(&self) -> u64 {
+        self.blocking_gid.load(Ordering::Acquire)
     }
 
     /// Records time the running goroutine spent in a blocking call (its P

@@ -86,6 +86,36 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
     Ok(out)
 }
 
+/// Every goroutine of `actor` as its queue tells, without its state (an
+/// M holds it: a goroutine in a blocking call shows `[syscall]`): states
+/// and wait reasons, no stacks.
+pub fn dump_actor_unlocked(actor: &Actor) -> String {
+    let whose = if actor.id == 1 {
+        String::new()
+    } else {
+        format!(" (actor {})", actor.id)
+    };
+    let blocked = actor.blocking_gid();
+    let mut out = String::new();
+    for g in actor.goroutines() {
+        if !out.is_empty() {
+            out.push('\n');
+        }
+        let (state, why) = match g.id == blocked {
+            true => ("syscall", "in a blocking call"),
+            false => (
+                state_word(g.status, g.reason),
+                "its actor's state is in use",
+            ),
+        };
+        out.push_str(&format!(
+            "goroutine {} [{state}]{whose}:\n\t(no stack: {why})\n",
+            g.id
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

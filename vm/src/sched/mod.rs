@@ -473,14 +473,35 @@ impl Shared {
     }
 
     /// Every goroutine of every actor, as dumps print them, then the
-    /// errors of actors nobody waited for.
-    fn dump_all(&self) -> String {
+    /// errors of actors nobody waited for. With `wait`, an actor whose
+    /// state an M still holds after that long (a goroutine in a blocking
+    /// call, or in a C function that runs on) is listed without stacks,
+    /// as far as its queue tells (Go dumps from any state, too); without,
+    /// every state is free (no M runs: checkdead).
+    fn dump_all(&self, wait: Option<std::time::Duration>) -> String {
         let mut out = String::new();
         for a in self.live_actors().into_iter().filter(|a| !a.has_ended()) {
             out.push('\n');
-            match a.with_state(|| dump::dump_actor(&a, None)) {
-                Ok(s) => out.push_str(&s),
-                Err(e) => out.push_str(&format!("(cannot dump actor {}: {e})\n", a.id)),
+            let dumped = match wait {
+                _ if a.blocking_gid() != 0 => None,
+                None => Some(a.with_state(|| dump::dump_actor(&a, None))),
+                Some(w) => {
+                    let (tx, rx) = std::sync::mpsc::channel();
+                    let b = a.clone();
+                    // Left behind if the state stays held: the process is
+                    // about to exit (SIGQUIT).
+                    let _ = std::thread::Builder::new()
+                        .name("lugo-dump".into())
+                        .spawn(move || {
+                            let _ = tx.send(b.with_state(|| dump::dump_actor(&b, None)));
+                        });
+                    rx.recv_timeout(w).ok()
+                }
+            };
+            match dumped {
+                Some(Ok(s)) => out.push_str(&s),
+                Some(Err(e)) => out.push_str(&format!("(cannot dump actor {}: {e})\n", a.id)),
+                None => out.push_str(&dump::dump_actor_unlocked(&a)),
             }
         }
         out.push_str(&self.unobserved.report());
@@ -496,7 +517,7 @@ impl Shared {
             return out;
         }
         out.push_str("fatal error: all goroutines are asleep - deadlock!\n");
-        out.push_str(&self.dump_all());
+        out.push_str(&self.dump_all(None));
         out
     }
 }
@@ -852,9 +873,10 @@ impl Runtime {
 
     /// Stops the world and reports every goroutine, for SIGQUIT (as Go
     /// does): the Ms stop at their next switch, running goroutines are
-    /// preempted, and once no M runs Lua every actor is dumped. A goroutine
-    /// that cannot be stopped within `wait` (stuck in a blocking C call)
-    /// leaves the report without stacks. The runtime does not run again.
+    /// preempted, and once no M runs Lua every actor is dumped. An actor
+    /// whose goroutine cannot be stopped within `wait` (in a blocking
+    /// call, or a C function that runs on) is listed without stacks. The
+    /// runtime does not run again.
     pub fn stop_and_dump(&self, wait: std::time::Duration) -> String {
         let s = &self.shared;
         s.stopping.store(true, Ordering::Release);
@@ -863,10 +885,7 @@ impl Runtime {
             self.preempt_running();
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        if self.any_p_running() {
-            return "\n(a goroutine could not be stopped: no stacks)\n".into();
-        }
-        s.dump_all()
+        s.dump_all(Some(std::time::Duration::from_millis(100)))
     }
 
     /// When the network poller was last polled. The poller arrives with
