@@ -339,3 +339,30 @@ fn an_unknown_option_is_named() {
         out.describe()
     );
 }
+
+#[test]
+fn lines_printed_by_parallel_actors_never_interleave() {
+    let path = script(
+        "print_lines",
+        r#"
+local hs = {}
+for a = 1, 4 do
+  hs[a] = actor.spawn(function(a)
+    for i = 1, 2000 do print("actor", a, "line", i, ("x"):rep(40)) end
+  end, a)
+end
+for _, h in ipairs(hs) do assert(h:wait()) end
+"#,
+    );
+    let out = run_cmd(lugo().args(["--procs", "4"]).arg(&path));
+    let lines = success("4 actors printing", &out);
+    assert_eq!(lines.len(), 8000);
+    let torn = lines
+        .iter()
+        .filter(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            !(f.len() == 5 && f[0] == "actor" && f[2] == "line" && f[4].len() == 40)
+        })
+        .count();
+    assert_eq!(torn, 0, "torn lines");
+}

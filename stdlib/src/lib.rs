@@ -26,6 +26,7 @@ mod copy;
 mod coroutine;
 pub mod host;
 mod net;
+mod print;
 mod runtime;
 mod sync;
 mod time;
@@ -34,7 +35,7 @@ use std::sync::Arc;
 
 use lugo_vm::park;
 use lugo_vm::{Actor, HostKind};
-use mlua::{Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
+use mlua::{ffi, Function, IntoLuaMulti, Lua, MultiValue, Table, Value};
 
 const PRELUDE: &str = include_str!("prelude.lua");
 
@@ -156,6 +157,9 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     ] {
         reg.fill(lua, &p, fns)?;
     }
+    // SAFETY: pushes one C function, returned as the result.
+    let print: Function = unsafe { lua.exec_raw((), |l| ffi::lua_pushcfunction(l, print::print))? };
+    lua.globals().set("print", print)?;
     time::register(lua, actor, &p)?;
     runtime::register(lua, actor, &p)?;
     let exports: Table = prelude(lua)?.call(p)?;
