@@ -22,8 +22,9 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
+
+use common::Measured;
 
 const HARNESS: &str = include_str!("fuzz/harness.lua");
 const BUDGET_S: f64 = 0.4;
@@ -122,91 +123,32 @@ fn generate(rng: &mut fastrand::Rng) -> Program {
     }
 }
 
-struct Run {
-    status: i32,
-    signal: Option<i32>,
-    stdout: String,
-    stderr: String,
-    cpu: Duration,
-    max_rss_kb: i64,
-    wall: Duration,
-}
-
-/// Runs `src` under the limits; `wait4` gives the resources used.
-#[allow(clippy::zombie_processes)] // `wait4` reaps it
-fn run(src: &str) -> Run {
-    let started = Instant::now();
-    let mut child = common::lugo()
-        .args([
-            "--sandbox",
-            "--memory-limit",
-            "16M",
-            "--cpu-budget",
-            &BUDGET_S.to_string(),
-            "--procs",
-            "2",
-            "-",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lugo starts");
-    let pid = child.id() as libc::pid_t;
-    let mut stdin = child.stdin.take().unwrap();
-    let src = src.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = std::io::Write::write_all(&mut stdin, src.as_bytes());
-    });
-    let reader = |mut r: Box<dyn std::io::Read + Send>| {
-        std::thread::spawn(move || {
-            let mut b = Vec::new();
-            let _ = r.read_to_end(&mut b);
-            String::from_utf8_lossy(&b).into_owned()
-        })
-    };
-    let ro = reader(Box::new(child.stdout.take().unwrap()));
-    let re = reader(Box::new(child.stderr.take().unwrap()));
-    let (status, ru) = loop {
-        let mut status = 0;
-        // SAFETY: a zeroed rusage is a valid out-parameter.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: `pid` is our child; WNOHANG returns at once.
-        if unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) } == pid {
-            break (status, ru);
-        }
-        if started.elapsed() > WALL_LIMIT {
-            let _ = child.kill();
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
-    let _ = writer.join();
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    Run {
-        status: if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else {
-            -1
-        },
-        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
-        stdout: ro.join().unwrap(),
-        stderr: re.join().unwrap(),
-        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
-        max_rss_kb: ru.ru_maxrss,
-        wall: started.elapsed(),
-    }
+/// Runs `src` (as standard input) under the limits.
+fn run(src: &str) -> Measured {
+    let budget = BUDGET_S.to_string();
+    let args = [
+        "--sandbox",
+        "--memory-limit",
+        "16M",
+        "--cpu-budget",
+        &budget,
+        "--procs",
+        "2",
+        "-",
+    ];
+    common::run_measured(common::lugo().args(args), src, WALL_LIMIT)
 }
 
 /// What a run must show (see the module comment).
-fn check(p: &Program, r: &Run) -> Result<(), String> {
+fn check(p: &Program, r: &Measured) -> Result<(), String> {
     if let Some(sig) = r.signal {
         return Err(format!("killed by signal {sig}"));
     }
     if r.wall >= WALL_LIMIT {
         return Err(format!("hung: still running after {:?}", r.wall));
     }
-    if r.status != 0 && r.status != 2 {
-        return Err(format!("exit status {}", r.status));
+    if r.code != Some(0) && r.code != Some(2) {
+        return Err(format!("exit status {:?}", r.code));
     }
     for bad in ["internal error", "panicked at", "stack backtrace"] {
         if r.stderr.contains(bad) {
@@ -256,7 +198,7 @@ fn check(p: &Program, r: &Run) -> Result<(), String> {
     if let Some(id) = f.iter().find(|id| received.contains_key(*id)) {
         return Err(format!("{id} reported as not sent, and received"));
     }
-    if r.status == 0 && !done {
+    if r.code == Some(0) && !done {
         return Err("exit 0 without DONE".into());
     }
     if done {

@@ -250,3 +250,70 @@ pub fn assert_no_failures(what: &str, total: usize, failures: &[String]) {
         );
     }
 }
+
+/// What a child used and said, measured by `wait4` ([`run_measured`]).
+pub struct Measured {
+    /// Exit status, or `None` when a signal ended it.
+    pub code: Option<i32>,
+    /// The signal that ended it.
+    pub signal: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// CPU time, user and system.
+    pub cpu: Duration,
+    /// Peak resident memory, KB.
+    pub max_rss_kb: i64,
+    pub wall: Duration,
+}
+
+/// Runs `cmd` with `stdin` as its input, killed once `limit` has passed,
+/// and measures what it used (`wait4` reaps it: clippy cannot see that).
+#[allow(clippy::zombie_processes)]
+pub fn run_measured(cmd: &mut Command, stdin: &str, limit: Duration) -> Measured {
+    let started = Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let pid = child.id() as libc::pid_t;
+    let mut input = child.stdin.take().expect("piped stdin");
+    let text = stdin.to_string();
+    let writer = thread::spawn(move || {
+        let _ = input.write_all(text.as_bytes());
+    });
+    let reader = |mut r: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut b = Vec::new();
+            let _ = r.read_to_end(&mut b);
+            String::from_utf8_lossy(&b).into_owned()
+        })
+    };
+    let out = reader(Box::new(child.stdout.take().expect("piped stdout")));
+    let err = reader(Box::new(child.stderr.take().expect("piped stderr")));
+    let (status, ru) = loop {
+        let mut status = 0;
+        // SAFETY: a zeroed rusage is a valid out-parameter.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our child; WNOHANG returns at once.
+        if unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut ru) } == pid {
+            break (status, ru);
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+        }
+        thread::sleep(Duration::from_millis(2));
+    };
+    let _ = writer.join();
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    Measured {
+        code: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
+        signal: libc::WIFSIGNALED(status).then(|| libc::WTERMSIG(status)),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+        cpu: tv(ru.ru_utime) + tv(ru.ru_stime),
+        max_rss_kb: ru.ru_maxrss,
+        wall: started.elapsed(),
+    }
+}

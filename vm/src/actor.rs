@@ -272,7 +272,6 @@ impl Actor {
             .map_err(|_| mlua::Error::MemoryError("not enough memory".into()))?;
         // SAFETY: the state is new; only this thread uses it.
         let token = unsafe { crate::mem::install(&lua, main_thread.0, account.clone()) };
-        account.set_limit(account.limit());
         Ok(Arc::new(Actor {
             id,
             rt,

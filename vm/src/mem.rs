@@ -122,12 +122,6 @@ impl Account {
         }
     }
 
-    /// Sets the account's own limit (0: none). Only before it counts
-    /// anything a limit would refuse: when the actor is made.
-    pub fn set_limit(&self, limit: usize) {
-        self.limit.store(Self::own(limit), Ordering::Relaxed);
-    }
-
     /// The own limit (0: none).
     pub fn limit(&self) -> usize {
         match self.limit.load(Ordering::Relaxed) {
