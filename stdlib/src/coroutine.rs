@@ -68,16 +68,18 @@ unsafe fn resume_body(l: *mut ffi::lua_State, forwarding: bool) -> Ret {
         }
         ffi::lua_xmove(l, co, narg);
         let slot = preempt::current_slot();
-        let outer = slot.map(|s| s.swap(co));
-        // A G being stopped stops in its coroutines too (hooks belong to
-        // one thread).
-        preempt::arm_stop_if_pending(co);
+        let outer = slot.map(|s| {
+            // A G being stopped stops in its coroutines too (hooks belong
+            // to one thread).
+            preempt::arm_stop_if_pending(s, co);
+            s.swap(co)
+        });
         let mut nres: c_int = 0;
         let status = ffi::lua_resume(co, l, narg, &mut nres);
         if let (Some(s), Some(outer)) = (slot, outer) {
             s.swap(outer);
+            preempt::arm_stop_if_pending(s, l);
         }
-        preempt::arm_stop_if_pending(l);
         match status {
             ffi::LUA_OK | ffi::LUA_YIELD => {
                 if status == ffi::LUA_YIELD && nres == 0 && preempt::take_preempted() {

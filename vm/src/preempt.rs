@@ -154,12 +154,15 @@ impl Running {
     }
 
     /// Publishes the G thread the M starts running, with its id; a stop
-    /// request for an earlier G is dropped. SeqCst: pairs with sysmon's
-    /// check before a deep sleep (see the M's loop), and with the host's
-    /// interrupt, which records its request before it looks at the slot.
+    /// request for an earlier G is dropped. The thread's store is SeqCst
+    /// (a full barrier, once per switch): it pairs with sysmon's check
+    /// before a deep sleep (see the M's loop), and orders the id's store
+    /// before the M's look at the host's interrupts, which the host
+    /// records before it looks at the slot. The signal handler runs on
+    /// this thread: program order is all it needs.
     pub(crate) fn publish(&self, l: *mut ffi::lua_State, gid: u64) {
-        self.stop.store(0, Ordering::SeqCst);
-        self.gid.store(gid, Ordering::SeqCst);
+        self.stop.store(0, Ordering::Relaxed);
+        self.gid.store(gid, Ordering::Relaxed);
         self.lua.store(l, Ordering::SeqCst);
     }
 
@@ -177,7 +180,7 @@ impl Running {
 
     /// The G the M runs now (0: none).
     pub fn gid(&self) -> u64 {
-        self.gid.load(Ordering::SeqCst)
+        self.gid.load(Ordering::Acquire)
     }
 
     /// When the running actor's CPU budget runs out (`u64::MAX`: never).
@@ -322,14 +325,15 @@ pub unsafe fn arm_stop(l: *mut ffi::lua_State) {
     allow_hooks(l);
 }
 
-/// Arms the stop hook on `l` if a stop is pending for the G this M runs
-/// (lugo's `coroutine.resume`, around a nested coroutine: hooks belong to
-/// one thread).
+/// Arms the stop hook on `l` if a stop is pending for the G that `slot`
+/// (this M's) runs: lugo's `coroutine.resume` does it around a nested
+/// coroutine, since hooks belong to one thread.
 ///
 /// # Safety
 /// As [`arm_stop`].
-pub unsafe fn arm_stop_if_pending(l: *mut ffi::lua_State) {
-    if current_slot().is_some_and(|s| s.pending_stop().is_some()) {
+#[inline]
+pub unsafe fn arm_stop_if_pending(slot: &Running, l: *mut ffi::lua_State) {
+    if slot.pending_stop().is_some() {
         arm_stop(l);
     }
 }
