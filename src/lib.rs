@@ -88,11 +88,14 @@ impl Builder {
         self
     }
 
-    /// Limits the Lua heap of every actor, the main one included, to
-    /// `bytes` (default 0: no limit). Over it, allocations fail with Lua's
-    /// "not enough memory" error, which the script may catch; the host and
-    /// other actors go on. `actor.spawn{ f, memory = bytes }` sets one
-    /// actor's own limit.
+    /// Limits the memory of every actor, the main one included, to
+    /// `bytes` (default 0: no limit): its Lua heap and what the runtime
+    /// holds for it (channel buffers, copies of its values in flight,
+    /// pending timers, goroutine records, socket buffers), and the actors
+    /// it spawns, which draw from its limit. Over it, allocations fail
+    /// with Lua's "not enough memory" error, which the script may catch;
+    /// the host and other actors go on. `actor.spawn{ f, memory = bytes }`
+    /// gives one actor a narrower limit of its own.
     pub fn memory_limit(mut self, bytes: usize) -> Builder {
         self.memory_limit = bytes;
         self
@@ -101,8 +104,11 @@ impl Builder {
     /// Makes every actor a sandbox for untrusted scripts (default: off):
     /// no `io`, no `os` but `os.time` and `os.clock`, no `debug`, no `net`,
     /// no `loadfile`/`dofile`, `require` finds only `package.preload`, `load`
-    /// takes text chunks only, and `actor.spawn` takes functions, not
-    /// paths. Combine with [`Builder::memory_limit`].
+    /// takes text chunks only, `actor.spawn` takes functions, not paths,
+    /// and `runtime.gomaxprocs(n)` cannot change the number of Ps (the
+    /// host's threads). Combine with [`Builder::memory_limit`] and
+    /// [`Builder::cpu_budget`]; the README's "Sandbox and limits" says what
+    /// each bounds.
     pub fn sandbox(mut self, on: bool) -> Builder {
         self.sandbox = on;
         self
