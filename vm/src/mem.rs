@@ -12,7 +12,7 @@
 //! spawner's, and everything charged to the child is charged to the
 //! parent too, so an actor and all it spawned stay within the parent's
 //! limit (and each within its own). A child takes from its parent in
-//! chunks of [`CHUNK`] bytes ([`Account::reserved`]), so the parent's
+//! chunks of [`CHUNK`] bytes (its `reserved` bytes), so the parent's
 //! counters, shared between threads, are touched once per chunk, not per
 //! allocation; unused chunks go back.
 //!

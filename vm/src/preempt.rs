@@ -31,7 +31,7 @@
 //! cannot keep the G alive: the next instruction after it raises again.
 //! Only lugo's own chunk (`[lugo]`, which turns the error into the G's
 //! end) runs on. Lua turns hooks off while a finalizer (`__gc`) runs;
-//! the handler turns them back on for a stop ([`allow_hooks`]), so a
+//! the handler turns them back on for a stop (`allow_hooks`), so a
 //! looping finalizer is stopped too. Code inside a single C function that
 //! runs no Lua (a pathological `string.find` pattern) is stopped when it
 //! returns.
