@@ -96,3 +96,25 @@ fn an_actor_whose_finalizer_spins_is_stopped_by_its_budget_when_it_ends() {
     "#;
     assert_eq!(run(&rt, src), Outcome::Exit(0));
 }
+
+#[test]
+fn a_finalizer_that_spins_in_a_collection_is_stopped_by_the_budget() {
+    let rt = Runtime::builder()
+        .procs(1)
+        .cpu_budget(Duration::from_millis(150))
+        .build()
+        .unwrap();
+    // The collection runs outside any goroutine's code (between slices,
+    // or in the actor's own call): its finalizers are watched all the same.
+    let src = r#"
+        local h = actor.spawn(function()
+          for i = 1, 10 do setmetatable({}, { __gc = function() while true do end end }) end
+          local t = {} for i = 1, 1e5 do t[i] = {} end
+          t = nil
+          runtime.gc()
+        end)
+        local ok, err = h:wait()
+        assert(not ok and err:find("cpu budget", 1, true), err)
+    "#;
+    assert_eq!(run(&rt, src), Outcome::Exit(0));
+}

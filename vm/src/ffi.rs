@@ -465,9 +465,21 @@ unsafe fn push_wake(th: *mut ffi::lua_State, scratch: LuaThread, wake: Option<Wa
     unsafe fn value(th: *mut ffi::lua_State, scratch: LuaThread, m: Msg) -> bool {
         match m {
             // Built elsewhere: a copy, or a kept value whose slot is this
-            // state's (`push_msg` takes it, inert) or another's.
+            // state's (`push_msg` takes it, inert) or another's. The
+            // building may run finalizers: the running slot names the
+            // scratch thread meanwhile, so that a stop reaches them.
             Msg::Copied(_) | Msg::Kept(_) => {
+                if ffi::lua_checkstack(scratch.0, 4) == 0 {
+                    ffi::lua_pushlightuserdata(th, park::err().0);
+                    park::push_static(th, &park::STACK_OVERFLOW_MSG);
+                    return false;
+                }
+                let slot = preempt::current_slot();
+                let outer = slot.map(|s| s.swap(scratch.0));
                 let built = push_msg(scratch.0, m).is_ok();
+                if let (Some(s), Some(outer)) = (slot, outer) {
+                    s.swap(outer);
+                }
                 if !built {
                     ffi::lua_pushlightuserdata(th, park::err().0);
                 }

@@ -53,6 +53,9 @@ pub struct StaticMsg(pub &'static str);
 /// [`SEND_ON_CLOSED`] as a [`StaticMsg`].
 pub static SEND_ON_CLOSED_MSG: StaticMsg = StaticMsg(SEND_ON_CLOSED);
 
+/// The scheduler found no room on a Lua stack to build a value.
+pub static STACK_OVERFLOW_MSG: StaticMsg = StaticMsg("stack overflow (receiving a value)");
+
 /// Pushes `m` as a light userdata (inert).
 ///
 /// # Safety

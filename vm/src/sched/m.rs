@@ -75,10 +75,11 @@ pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
     shared.live_ms.fetch_sub(1, Ordering::AcqRel);
 }
 
-/// The G id a running slot shows while its M closes an actor's state:
-/// the state's finalizers run then, watched as a G would be (a stop
-/// reaches them: the runtime's shutdown, the actor's CPU budget).
-pub(crate) const CLOSING_GID: u64 = (1 << 56) - 1;
+/// The G id a running slot shows while its M runs Lua of an actor's own
+/// on the state's main thread, outside any G: a collection and the
+/// finalizers it runs, posted tasks, closing the state. It is watched as a
+/// G would be: sysmon preempts and stops it, the CPU budget counts.
+pub(crate) const STATE_GID: u64 = (1 << 56) - 1;
 
 impl Shared {
     /// Runs `actor` for a slice on P `pid` (an M's or a spare's), and
@@ -91,7 +92,7 @@ impl Shared {
         if actor.has_ended() {
             // Outside `with_state`: the state's own lock is released.
             let slot = crate::preempt::current_slot().expect("an M has a running slot");
-            slot.publish(actor.main_thread.0, CLOSING_GID);
+            slot.publish(actor.main_thread.0, STATE_GID);
             if self.cpu_budget_ns > 0 {
                 let left = self.cpu_budget_ns.saturating_sub(actor.cpu_used());
                 slot.set_budget_end(now_ns().saturating_add(left));
@@ -291,11 +292,14 @@ impl Shared {
     /// last G did and picking the next happen in one critical section.
     pub(crate) fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
         RUNNING_ACTOR.set(actor.id);
-        actor.release_slots();
-        actor.collect_if_asked();
-        let p = &self.ps[pid];
         // This M's own slot (a spare serving the P has its own).
         let slot = crate::preempt::current_slot().expect("an M has a running slot");
+        actor.release_slots();
+        // A collection runs finalizers (Lua code): watched as a G is.
+        slot.publish(actor.main_thread.0, STATE_GID);
+        actor.collect_if_asked();
+        slot.clear();
+        let p = &self.ps[pid];
         let start = Instant::now();
         // Start of the time not yet charged to the actor's CPU budget.
         let mut mark = start;
@@ -556,11 +560,16 @@ impl Shared {
             return;
         }
         let Some(f) = actor.task_fn() else { return };
+        // Lua on the main thread (and finalizers): watched as a G is.
+        let slot = crate::preempt::current_slot().expect("an M has a running slot");
+        slot.publish(actor.main_thread.0, STATE_GID);
         for id in tasks {
             if let Err(e) = f.call::<()>(id) {
+                slot.clear();
                 self.finish(Outcome::Panic(panic_report(0, &e.to_string(), "")));
                 return;
             }
         }
+        slot.clear();
     }
 }

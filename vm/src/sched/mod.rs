@@ -540,7 +540,7 @@ fn close_states(actors: Vec<Arc<Actor>>, deadline: std::time::Instant) {
             }
         });
         for a in actors {
-            slot.publish(a.main_thread.0, m::CLOSING_GID);
+            slot.publish(a.main_thread.0, m::STATE_GID);
             a.close_for_shutdown();
             slot.clear();
         }
