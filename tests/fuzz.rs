@@ -85,7 +85,7 @@ fn generate(rng: &mut fastrand::Rng) -> Program {
                     rng.choice(OPS).unwrap(),
                     rng.usize(1..=nchans),
                     rng.usize(1..=nchans),
-                    rng.usize(1..4)
+                    rng.usize(1..5)
                 )
             })
             .collect();

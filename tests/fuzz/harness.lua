@@ -29,6 +29,9 @@ end
 local function value(id, shape)
   if shape == 1 then return id end
   if shape == 2 then return { id = id, pad = ("p"):rep(64) } end
+  -- a function cannot cross actors: refused on a shared channel, and a
+  -- channel holding one cannot be shared
+  if shape == 4 then return { id = id, f = function() return id end } end
   return { id = id, nested = { list = { 1, 2, 3 }, self = false } }
 end
 
