@@ -70,6 +70,7 @@ pub(crate) struct Boxed<T> {
 ///
 /// # Safety
 /// `l` is a valid state.
+#[inline]
 unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void) -> *mut Boxed<T> {
     if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
         return ptr::null_mut();
@@ -90,6 +91,7 @@ unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void
 ///
 /// # Safety
 /// `l` is a valid state running a closure made by [`Registry`].
+#[inline]
 unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
     boxed_mt(
         l,
@@ -103,6 +105,7 @@ unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
 ///
 /// # Safety
 /// As [`boxed`]; the reference must not outlive the value at `idx`.
+#[inline]
 pub(crate) unsafe fn check<'a, T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a T> {
     let p = boxed::<T>(l, idx);
     (!p.is_null()).then(|| &*(*p).ptr)

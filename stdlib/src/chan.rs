@@ -40,6 +40,7 @@ impl Raw for Chan {
 /// The message for the value at `idx` sent on `ch`: a copy on a channel
 /// that several actors hold (its receiver may live in another state), a
 /// reference into this actor's values table otherwise.
+#[inline]
 unsafe fn msg_for(l: *mut ffi::lua_State, ch: &Chan, idx: c_int) -> Result<Msg, String> {
     if ch.is_shared() {
         crate::copy::to_portable(Closure::of(l), l, idx, "msg").map(|p| Msg::Copied(Arc::new(p)))
