@@ -204,7 +204,9 @@ pub unsafe fn number_at(l: *mut ffi::lua_State, idx: c_int) -> Number {
     }
 }
 
-/// Turns the value at `idx` into a message (stores it in the values table).
+/// Turns the value at `idx` into a message (stores it in the values table:
+/// that may raise "not enough memory" when the table grows, so nothing
+/// with a destructor may be alive in the caller).
 ///
 /// # Safety
 /// As [`push_values`], with two free stack slots and a valid `idx`.
