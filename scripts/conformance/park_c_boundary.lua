@@ -68,4 +68,43 @@ go(function()
 end)
 assert(res:recv() == false)
 
+-- A coroutine resumed from inside a C call may yield to its resumer, as in
+-- Lua, but it cannot park: no yield of it reaches the scheduler. The park
+-- fails before it takes anything; the values stay for others.
+local c2 = chan()
+local sok, serr = pcall(table.sort, { 1, 2 }, function(a, b)
+  local gen = coroutine.wrap(function() coroutine.yield("own") return c2:recv() end)
+  assert(gen() == "own", "a user yield still works")
+  gen()
+  return a < b
+end)
+assert(not sok and serr:find("attempt to yield across a C-call boundary", 1, true), serr)
+-- no waiter was left behind to swallow a value (it used to crash lugo)
+go(function() c2:send("v1") c2:send("v2") end)
+assert(c2:recv() == "v1" and c2:recv() == "v2", "nothing was taken")
+-- ... and a preemption there waits for the C call to end: the coroutine
+-- runs on undisturbed (a long loop gets preemption signals meanwhile)
+local sum
+table.sort({ 2, 1 }, function(a, b)
+  if not sum then
+    sum = coroutine.wrap(function()
+      local s = 0
+      for i = 1, 2e7 do s = s + i end
+      return s
+    end)()
+  end
+  return a < b
+end)
+assert(sum == 2e7 * (2e7 + 1) / 2)
+-- runtime.gosched there does nothing, runtime.goexit says why it cannot
+table.sort({ 2, 1 }, function(a, b)
+  coroutine.wrap(function() runtime.gosched() end)()
+  return a < b
+end)
+local xok, xerr = pcall(table.sort, { 2, 1 }, function(a, b)
+  coroutine.wrap(function() runtime.goexit() end)()
+  return a < b
+end)
+assert(not xok and xerr:find("attempt to yield across a C-call boundary", 1, true), xerr)
+
 print("ok")

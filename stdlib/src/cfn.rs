@@ -325,13 +325,14 @@ pub(crate) unsafe fn actor<'a>(l: *mut ffi::lua_State) -> &'a Arc<Actor> {
 }
 
 /// The running G, if it can park here: inside a C call (a `string.gsub`
-/// callback, a `table.sort` comparator) Lua cannot yield, so an operation
-/// must fail instead of queueing a waiter that would never be resumed.
+/// callback, a `table.sort` comparator), or in a coroutine resumed from
+/// one, no yield reaches the M, so an operation must fail instead of
+/// queueing a waiter that would never be resumed (`preempt::can_park`).
 ///
 /// # Safety
 /// `l` is the running thread of an actor owned by the calling M.
 pub(crate) unsafe fn me(l: *mut ffi::lua_State, a: &Arc<Actor>) -> Option<GRef> {
-    (ffi::lua_isyieldable(l) != 0).then(|| a.current())
+    lugo_vm::preempt::can_park(l).then(|| a.current())
 }
 
 /// Continuation of a parked C function: its results are the values the M

@@ -32,6 +32,13 @@ unsafe extern "C-unwind" fn resume_held(l: *mut ffi::lua_State) -> c_int {
     guard(l, || resume_body(l, true))
 }
 
+/// `can_park()`: whether the running thread can park (a yield of it
+/// reaches the M).
+unsafe extern "C-unwind" fn can_park(l: *mut ffi::lua_State) -> c_int {
+    ffi::lua_pushboolean(l, preempt::can_park(l) as c_int);
+    1
+}
+
 /// `held(co)`: why the scheduler holds `co` (a message), or nil.
 unsafe extern "C-unwind" fn held(l: *mut ffi::lua_State) -> c_int {
     guard(l, || {
@@ -74,8 +81,11 @@ unsafe fn resume_body(l: *mut ffi::lua_State, forwarding: bool) -> Ret {
             preempt::arm_stop_if_pending(s, co);
             s.swap(co)
         });
+        // Its parks reach the M only if this thread's can.
+        let forward = preempt::set_forward(preempt::can_park(l));
         let mut nres: c_int = 0;
         let status = ffi::lua_resume(co, l, narg, &mut nres);
+        preempt::set_forward(forward);
         if let (Some(s), Some(outer)) = (slot, outer) {
             s.swap(outer);
             preempt::arm_stop_if_pending(s, l);
@@ -129,7 +139,8 @@ unsafe fn sched_request(co: *mut ffi::lua_State, nres: c_int) -> Option<Held> {
 }
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 4] = [
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 5] = [
+    (c"can_park", can_park),
     (c"resume", resume),
     (c"resume_held", resume_held),
     (c"held", held),

@@ -288,8 +288,14 @@ local runtime = {
   stats = P.stats,
 }
 
-function runtime.gosched() co_yield(SCHED, KIND_GOSCHED) end
-function runtime.goexit() co_yield(SCHED, KIND_EXIT) end
+-- Where no yield reaches the M (inside a C call), gosched does nothing
+-- and goexit cannot leave.
+local can_park = P.can_park
+function runtime.gosched() if can_park() then co_yield(SCHED, KIND_GOSCHED) end end
+function runtime.goexit()
+  if not can_park() then error("attempt to yield across a C-call boundary", 2) end
+  co_yield(SCHED, KIND_EXIT)
+end
 
 -- os.exit ends the runtime, not the process: the `lugo` command exits
 -- with the status, an embedding host gets it as the outcome. The calling
@@ -297,7 +303,7 @@ function runtime.goexit() co_yield(SCHED, KIND_EXIT) end
 local exit = P.exit
 function os.exit(code)
   checked(2, exit(code))
-  if co_isyieldable() then co_yield(SCHED, KIND_EXIT) end
+  if can_park() then co_yield(SCHED, KIND_EXIT) end
 end
 
 local raw_stack = P.stack

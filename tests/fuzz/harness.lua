@@ -89,6 +89,11 @@ function ops.callback(tag, c, d)
   pcall(table.sort, { 3, 1, 2 }, function(a, b) recv(c) return a < b end)
   pcall(string.gsub, "ab", ".", function() send(d, newid(tag), 1) end)
   pcall(tostring, setmetatable({}, { __tostring = function() recv(c) return "x" end }))
+  -- a coroutine resumed inside a C call: it cannot park either
+  pcall(table.sort, { 2, 1 }, function(a, b)
+    coroutine.wrap(function() recv(c) send(d, newid(tag), 1) end)()
+    return a < b
+  end)
 end
 
 -- a generator that parks inside coroutine.wrap

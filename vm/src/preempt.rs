@@ -53,6 +53,29 @@ thread_local! {
     static PREEMPTED: Cell<bool> = const { Cell::new(false) };
     /// The running slot of the M on this thread (null elsewhere).
     static SLOT: Cell<*const Running> = const { Cell::new(ptr::null()) };
+    /// Whether a yield of the running coroutine can reach the M: true at
+    /// the top of a G; lugo's `coroutine.resume` clears it for a coroutine
+    /// it resumes from where no yield can pass (inside a C call), since Lua
+    /// lets that coroutine itself yield, to it.
+    static FORWARD: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether a park or a preemption in the running Lua thread can reach its
+/// G's M: the thread can yield (`lua_isyieldable`) and so can every
+/// coroutine that resumed it, up to the G ([`set_forward`]). A park that
+/// cannot fails (`attempt to yield across a C-call boundary`) before it
+/// queues anything; a preemption waits.
+///
+/// # Safety
+/// `l` is the running thread.
+pub unsafe fn can_park(l: *mut ffi::lua_State) -> bool {
+    ffi::lua_isyieldable(l) != 0 && FORWARD.get()
+}
+
+/// Sets whether yields of the coroutine about to run can be forwarded to
+/// the M (see [`can_park`]); returns the previous value, to restore.
+pub fn set_forward(on: bool) -> bool {
+    FORWARD.replace(on)
 }
 
 /// Largest count the hook re-arms with while it cannot yield.
@@ -299,7 +322,7 @@ extern "C" fn on_sigurg(_sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_vo
 /// Step 4: yield if possible, else try again later.
 unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
     // SAFETY (whole body): Lua calls the hook on the running thread `l`.
-    if ffi::lua_isyieldable(l) != 0 {
+    if can_park(l) {
         ffi::lua_sethook(l, None, 0, 0);
         PREEMPTED.set(true);
         // Inside a hook, lua_yield returns normally and the interpreter

@@ -349,6 +349,8 @@ impl Shared {
                 // SAFETY: this M owns the actor; the G is suspended.
                 unsafe { crate::preempt::arm_stop(picked.thread.0) };
             }
+            // At the top of a G every yield reaches this M.
+            crate::preempt::set_forward(true);
             // SAFETY: this M owns the actor (its `scheduled` flag got it
             // here) and the picked G is suspended: it was Runnable.
             let res = unsafe {
