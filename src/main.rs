@@ -1,6 +1,7 @@
 //! The `lugo` command: run a script, a chunk or standard input, or the
 //! REPL (`src/repl.rs`) on a terminal and with `-i`.
 
+mod plain;
 mod repl;
 
 use std::io::{IsTerminal, Read};
@@ -48,6 +49,11 @@ struct Cli {
     /// Stop each actor after this many seconds of running time
     #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
     cpu_budget: Option<std::time::Duration>,
+
+    /// Run in a plain Lua state of lugo's own Lua build, with none of
+    /// lugo's code (no goroutines): the baseline of tests and benchmarks
+    #[arg(long)]
+    plain: bool,
 
     /// Print the version and exit
     #[arg(short = 'v', long = "version")]
@@ -137,6 +143,11 @@ fn run() -> Result<ExitCode, String> {
         return Err(format!(
             "unrecognized option '{opt}'\nusage: lugo [options] [script [args]] (see lugo --help)"
         ));
+    }
+    if cli.plain {
+        let script = cli.rest.split_first().map(|(p, a)| (p.as_str(), a));
+        let script_at = (argv.len() - cli.rest.len()).min(argv.len().saturating_sub(1));
+        return Ok(plain::run(&cli.exec, script, &argv, script_at));
     }
     let mut rest = cli.rest.clone();
     let no_chunk = rest.is_empty() && cli.exec.is_empty();

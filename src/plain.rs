@@ -1,0 +1,113 @@
+//! `lugo --plain`: runs the `-e` chunks and the script in a plain Lua
+//! state of lugo's own Lua build (mlua's vendored Lua 5.4, the allocator
+//! of the binary) with none of lugo's code: no scheduler, no goroutines,
+//! the standard library as Lua has it. It is the baseline of the official
+//! Lua test suite (`tests/lua_suite.rs`) and the floor of benchmarks: the
+//! same work, the same binary, nothing of lugo.
+//!
+//! As `lua.c` does: the global `arg`, the script's arguments as `...`, an
+//! uncaught error printed as `lua: message` with a traceback, status 1.
+
+use std::process::ExitCode;
+
+use mlua::{Function, Lua, MultiValue, StdLib, Value};
+
+/// Runs `chunks` (the `-e` sources) and then the script at `script` (if
+/// any) with `args`; `arg` is `argv` with the script at index `script_at`.
+pub fn run(
+    chunks: &[String],
+    script: Option<(&str, &[String])>,
+    argv: &[String],
+    script_at: usize,
+) -> ExitCode {
+    // SAFETY: an unsafe state may load the `debug` library, as `lua` does.
+    let lua = unsafe { Lua::unsafe_new_with(StdLib::ALL, mlua::LuaOptions::default()) };
+    match run_in(&lua, chunks, script, argv, script_at) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) => {
+            eprintln!("lua: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run_in(
+    lua: &Lua,
+    chunks: &[String],
+    script: Option<(&str, &[String])>,
+    argv: &[String],
+    script_at: usize,
+) -> Result<(), String> {
+    let arg = lua.create_table().map_err(|e| e.to_string())?;
+    for (i, a) in argv.iter().enumerate() {
+        arg.raw_set(i as i64 - script_at as i64, a.as_str())
+            .map_err(|e| e.to_string())?;
+    }
+    lua.globals().set("arg", arg).map_err(|e| e.to_string())?;
+    // lua.c's message handler: the message and a traceback.
+    let call: Function = lua
+        .load(
+            "local f = ... \
+             return function(...) \
+               return xpcall(f, function(e) \
+                 local m = type(e) == 'string' and e or \
+                   (getmetatable(e) and getmetatable(e).__tostring and tostring(e)) or \
+                   ('(error object is a ' .. type(e) .. ' value)') \
+                 return debug.traceback(m, 2) end, ...) \
+             end",
+        )
+        .set_name("=[plain]")
+        .into_function()
+        .map_err(|e| e.to_string())?;
+    let run_one = |f: Function, args: MultiValue| -> Result<(), String> {
+        let wrapped: Function = call.call(f).map_err(|e| e.to_string())?;
+        let mut r = wrapped
+            .call::<MultiValue>(args)
+            .map_err(|e| e.to_string())?
+            .into_iter();
+        match r.next() {
+            Some(Value::Boolean(true)) => Ok(()),
+            _ => Err(r
+                .next()
+                .and_then(|v| v.to_string().ok())
+                .unwrap_or_default()),
+        }
+    };
+    for src in chunks {
+        let f = lua
+            .load(src.as_str())
+            .set_name("=(command line)")
+            .into_function()
+            .map_err(load_error)?;
+        run_one(f, MultiValue::new())?;
+    }
+    if let Some((path, args)) = script {
+        let src = std::fs::read(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let src = if src.first() == Some(&b'#') {
+            let end = src.iter().position(|&b| b == b'\n').unwrap_or(src.len());
+            src[end..].to_vec()
+        } else {
+            src
+        };
+        let f = lua
+            .load(src)
+            .set_name(format!("@{path}"))
+            .into_function()
+            .map_err(load_error)?;
+        let mut a = MultiValue::new();
+        for s in args {
+            a.push_back(Value::String(
+                lua.create_string(s).map_err(|e| e.to_string())?,
+            ));
+        }
+        run_one(f, a)?;
+    }
+    Ok(())
+}
+
+fn load_error(e: mlua::Error) -> String {
+    match e {
+        mlua::Error::SyntaxError { message, .. } => message,
+        other => other.to_string(),
+    }
+}
