@@ -404,7 +404,7 @@ impl Runtime {
     pub fn run(&self, main: Function, args: MultiValue) -> Result<Outcome> {
         // Under the state's lock: no M runs the goroutine before it is main.
         self.lua().exec_raw_lua(|_| -> Result<()> {
-            let gid = lugo_stdlib::go(self.lua(), main, args)?;
+            let gid = lugo_stdlib::go_main(self.lua(), &self.main, main, args)?;
             self.vm.set_program_main(&self.main, gid);
             Ok(())
         })?;

@@ -29,28 +29,6 @@ use common::{assert_no_failures, filtered, lugo, run, run_all};
 /// Files that fail on the baseline, with the reason.
 const BASELINE_FAILS: &[(&str, &str)] = &[];
 
-/// Files that pass on the baseline but not yet under lugo (the issue
-/// "Faithful Lua" takes them off one by one), with the reason.
-const LUGO_FAILS: &[(&str, &str)] = &[
-    (
-        "calls.lua",
-        "load of a too deep chunk returns the message handler's table",
-    ),
-    ("errors.lua", "the same"),
-    (
-        "coroutine.lua",
-        "isyieldable and status of a coroutine resumed from a goroutine",
-    ),
-    (
-        "locals.lua",
-        "a yield inside a __close handler under coroutine.wrap",
-    ),
-    (
-        "db.lua",
-        "debug.traceback of a nested coroutine shows lugo's frames",
-    ),
-];
-
 /// Files not run, with the reason.
 const SKIPPED: &[(&str, &str)] = &[
     (
@@ -191,16 +169,6 @@ fn the_official_suite_passes_as_on_plain_lua() {
         .collect();
     let failures = run_all(&jobs, |j| {
         let r = check(&dir, j);
-        if !matches!(j.way, Way::Plain) && LUGO_FAILS.iter().any(|(b, _)| *b == j.file) {
-            // Known: it must still fail, or be taken off the list.
-            return match r {
-                Ok(()) => Err(format!(
-                    "--- {} passes under lugo ({:?}) now: take it off LUGO_FAILS",
-                    j.file, j.way
-                )),
-                Err(_) => Ok(()),
-            };
-        }
         match (j.way, BASELINE_FAILS.iter().find(|(b, _)| *b == j.file)) {
             // A listed baseline failure must still fail there, or be
             // taken off the list.

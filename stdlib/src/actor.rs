@@ -197,7 +197,7 @@ fn run_first(
         })
     }
     .map_err(|e| e.to_string())?;
-    crate::go(lua, f, values).map_err(|e| e.to_string())?;
+    crate::go_main(lua, child, f, values).map_err(|e| e.to_string())?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::ffi::{c_int, CStr};
 use std::sync::Arc;
 
 use lugo_vm::chan::{RecvResult, SendResult, SEND_ON_CLOSED};
-use lugo_vm::ffi::{is_goroutine, mark_goroutine, push_msg, release_msg, to_msg, LuaThread};
+use lugo_vm::ffi::{mark_goroutine, push_msg, release_msg, to_msg, LuaThread};
 use lugo_vm::mem::NoMemory;
 use lugo_vm::select::{self, Case, SelectResult};
 use lugo_vm::{Chan, Msg, WaitReason};
@@ -412,19 +412,6 @@ unsafe extern "C-unwind" fn ischan(l: *mut ffi::lua_State) -> c_int {
     1
 }
 
-/// `isg(co)`: whether `co` is a goroutine's own thread.
-unsafe extern "C-unwind" fn isg(l: *mut ffi::lua_State) -> c_int {
-    let th = ffi::lua_tothread(l, 1);
-    ffi::lua_pushboolean(l, (!th.is_null() && is_goroutine(th)) as c_int);
-    1
-}
-
-/// `ing()`: whether the running thread is a goroutine's own thread.
-unsafe extern "C-unwind" fn ing(l: *mut ffi::lua_State) -> c_int {
-    ffi::lua_pushboolean(l, is_goroutine(l) as c_int);
-    1
-}
-
 /// The channel methods.
 pub(crate) const METHODS: [(&CStr, CFn); 5] = [
     (c"send", chan_send),
@@ -435,10 +422,8 @@ pub(crate) const METHODS: [(&CStr, CFn); 5] = [
 ];
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 6] = [
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 4] = [
     (c"ischan", ischan),
-    (c"isg", isg),
-    (c"ing", ing),
     (c"chan_new", chan_new),
     (c"select", chan_select),
     (c"spawn", spawn),

@@ -1,122 +1,100 @@
-//! lugo's `coroutine.resume` core, as a C function (see [`crate::cfn`]).
+//! The coroutine library and the bodies of goroutines, in C (raw C API,
+//! see [`crate::cfn`]): Lua's `lcorolib.c` with what the scheduler needs,
+//! and nothing a Lua program could see.
 //!
-//! It is Lua's own `auxresume` (lcorolib.c) with additions for the
-//! scheduler (`lugo_vm::preempt`, `lugo_vm::ffi::Held`):
-//! - while the coroutine runs, the M's running slot names it, so that a
-//!   preemption signal arms the hook on the thread actually running;
-//! - a yield of the preemption hook (no values, flag set) comes back as
-//!   `true, SCHED, KIND_PREEMPT`, which the Lua half forwards outward like
-//!   a park: the user's coroutine never sees it;
-//! - a coroutine that yielded a scheduler request (a park, a preemption)
-//!   is *held*: only the Lua half's forwarding (`resume_held`) resumes it
-//!   with the answer; another goroutine that reaches it gets `false,
-//!   "cannot resume a coroutine parked in chan receive"`, and the value
-//!   on its way stays for the coroutine it was meant for.
+//! - **Forwarding.** A coroutine that parks (a channel operation inside
+//!   it yields `SCHED, kind`) or is preempted (the hook yields with no
+//!   values) is *held*: `resume` yields the request outward with
+//!   `lua_yieldk`, to the goroutine's M (through every enclosing resume),
+//!   and its continuation resumes the coroutine with the M's answer.
+//!   Another goroutine's `resume` of a held coroutine gets `false,
+//!   "cannot resume a coroutine parked in chan receive"`, and `close`
+//!   raises: only its own goroutine may go on with it.
+//! - **Where no yield reaches the M** (a coroutine resumed inside a C call,
+//!   or inside such a coroutine) its parks fail before they queue anything
+//!   and preemptions wait: `resume` records it (`preempt::set_forward`).
+//! - **Transparency** (DESIGN.md): the top of a goroutine looks like Lua's
+//!   main thread: `running` says it is the main one, `isyieldable` is
+//!   false, `yield` raises `attempt to yield from outside a coroutine`,
+//!   `resume` of it fails as resuming a running thread does.
+//! - **Goroutine bodies** (`gomain`, `taskmain`): the function runs under a
+//!   `lua_pcallk` whose message handler leaves the error object as it is
+//!   (so `load` of a bad chunk still returns its message) and keeps the
+//!   traceback aside for the panic report; a traceback taken inside ends
+//!   with `[C]: in ?`, as under `lua.c`.
+//! - **Stops** (`preempt`): a G being stopped stops in its coroutines too
+//!   (hooks belong to one thread): `resume` arms the stop hook on both
+//!   sides. While a coroutine runs, the M's running slot names it.
 
+use std::cell::RefCell;
 use std::ffi::{c_int, CStr};
 
-use lugo_vm::ffi::{self as vmffi, Held};
+use lugo_vm::ffi::{self as vmffi, is_goroutine, Held};
 use lugo_vm::{park, preempt, WaitReason};
 use mlua::ffi;
 
-use crate::cfn::{guard, push_str, raise, CFn, Ret};
+use crate::cfn::{guard, push_owned, push_str, raise, CFn, Ret};
 
-/// `resume(co, ...)`: the user's `coroutine.resume`.
-unsafe extern "C-unwind" fn resume(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || resume_body(l, false))
+/// How a resume ended, for its caller.
+enum Resumed {
+    /// `true` and this many values on top of the caller's stack.
+    Values(c_int),
+    /// `false` and the error object on top of the caller's stack.
+    Failed,
+    /// A scheduler request of the coroutine (this many values on top of
+    /// the caller's stack): forward it.
+    Forward(c_int),
 }
 
-/// `resume_held(co, ...)`: resumes a coroutine the scheduler holds with
-/// the answer to its request (the Lua half's `forward`).
-unsafe extern "C-unwind" fn resume_held(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || resume_body(l, true))
-}
-
-/// `can_park()`: whether the running thread can park (a yield of it
-/// reaches the M).
-unsafe extern "C-unwind" fn can_park(l: *mut ffi::lua_State) -> c_int {
-    ffi::lua_pushboolean(l, preempt::can_park(l) as c_int);
-    1
-}
-
-/// `held(co)`: why the scheduler holds `co` (a message), or nil.
-unsafe extern "C-unwind" fn held(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let co = ffi::lua_tothread(l, 1);
-        match (!co.is_null()).then(|| vmffi::held(co)).flatten() {
-            Some(h) => crate::cfn::push_owned(l, h.describe()),
-            None => ffi::lua_pushnil(l),
-        }
-        Ret::N(1)
-    })
-}
-
-unsafe fn resume_body(l: *mut ffi::lua_State, forwarding: bool) -> Ret {
-    {
-        let co = ffi::lua_tothread(l, 1);
-        if co.is_null() {
-            return raise("bad argument #1 to 'resume' (coroutine expected)");
-        }
-        match (forwarding, vmffi::held(co)) {
-            (false, Some(h)) => {
-                ffi::lua_pushboolean(l, 0);
-                crate::cfn::push_owned(l, format!("cannot resume {}", h.describe()));
-                return Ret::N(2);
-            }
-            (true, None) => return raise("lugo: internal error: forwarding to a free coroutine"),
-            (true, Some(_)) => vmffi::set_held(co, None),
-            (false, None) => {}
-        }
-        let narg = ffi::lua_gettop(l) - 1;
-        if ffi::lua_checkstack(co, narg) == 0 {
-            ffi::lua_pushboolean(l, 0);
-            push_str(l, "too many arguments to resume");
-            return Ret::N(2);
-        }
-        ffi::lua_xmove(l, co, narg);
-        let slot = preempt::current_slot();
-        let outer = slot.map(|s| {
-            // A G being stopped stops in its coroutines too (hooks belong
-            // to one thread).
-            preempt::arm_stop_if_pending(s, co);
-            s.swap(co)
-        });
-        // Its parks reach the M only if this thread's can.
-        let forward = preempt::set_forward(preempt::can_park(l));
-        let mut nres: c_int = 0;
-        let status = ffi::lua_resume(co, l, narg, &mut nres);
-        preempt::set_forward(forward);
-        if let (Some(s), Some(outer)) = (slot, outer) {
-            s.swap(outer);
-            preempt::arm_stop_if_pending(s, l);
-        }
-        match status {
-            ffi::LUA_OK | ffi::LUA_YIELD => {
-                if status == ffi::LUA_YIELD && nres == 0 && preempt::take_preempted() {
+/// Resumes `co` with the `narg` values on top of `l`'s stack (Lua's
+/// `auxresume`, with the scheduler's bookkeeping).
+unsafe fn resume_co(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> Resumed {
+    if ffi::lua_checkstack(co, narg) == 0 {
+        ffi::lua_pop(l, narg);
+        push_str(l, "too many arguments to resume");
+        return Resumed::Failed;
+    }
+    ffi::lua_xmove(l, co, narg);
+    let slot = preempt::current_slot();
+    let outer = slot.map(|s| {
+        preempt::arm_stop_if_pending(s, co);
+        s.swap(co)
+    });
+    // Its parks reach the M only if this thread's can.
+    let forward = preempt::set_forward(preempt::can_park(l));
+    let mut nres: c_int = 0;
+    let status = ffi::lua_resume(co, l, narg, &mut nres);
+    preempt::set_forward(forward);
+    if let (Some(s), Some(outer)) = (slot, outer) {
+        s.swap(outer);
+        preempt::arm_stop_if_pending(s, l);
+    }
+    match status {
+        ffi::LUA_OK | ffi::LUA_YIELD => {
+            if status == ffi::LUA_YIELD {
+                if nres == 0 && preempt::take_preempted() {
                     vmffi::set_held(co, Some(Held::Suspended));
-                    ffi::lua_pushboolean(l, 1);
                     ffi::lua_pushlightuserdata(l, park::sched().0);
                     ffi::lua_pushinteger(l, park::KIND_PREEMPT);
-                    return Ret::N(3);
+                    return Resumed::Forward(2);
                 }
-                if status == ffi::LUA_YIELD {
-                    vmffi::set_held(co, sched_request(co, nres));
+                if let Some(held) = sched_request(co, nres) {
+                    vmffi::set_held(co, Some(held));
+                    ffi::lua_xmove(co, l, nres);
+                    return Resumed::Forward(nres);
                 }
-                if ffi::lua_checkstack(l, nres + 1) == 0 {
-                    ffi::lua_pop(co, nres);
-                    ffi::lua_pushboolean(l, 0);
-                    push_str(l, "too many results to resume");
-                    return Ret::N(2);
-                }
-                ffi::lua_pushboolean(l, 1);
-                ffi::lua_xmove(co, l, nres);
-                Ret::N(nres + 1)
             }
-            _ => {
-                ffi::lua_pushboolean(l, 0);
-                ffi::lua_xmove(co, l, 1);
-                Ret::N(2)
+            if ffi::lua_checkstack(l, nres + 1) == 0 {
+                ffi::lua_pop(co, nres);
+                push_str(l, "too many results to resume");
+                return Resumed::Failed;
             }
+            ffi::lua_xmove(co, l, nres);
+            Resumed::Values(nres)
+        }
+        _ => {
+            ffi::lua_xmove(co, l, 1);
+            Resumed::Failed
         }
     }
 }
@@ -138,12 +116,397 @@ unsafe fn sched_request(co: *mut ffi::lua_State, nres: c_int) -> Option<Held> {
     })
 }
 
-/// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 5] = [
-    (c"can_park", can_park),
+/// The coroutine argument of `coroutine.*` at index 1, or a raise.
+unsafe fn co_arg(l: *mut ffi::lua_State, fname: &str) -> Result<*mut ffi::lua_State, Ret> {
+    let co = ffi::lua_tothread(l, 1);
+    if co.is_null() {
+        let t = crate::cfn::type_name(l, 1);
+        return Err(raise(format!(
+            "bad argument #1 to '{fname}' (coroutine expected, got {t})"
+        )));
+    }
+    Ok(co)
+}
+
+/// Why `co` may not be resumed from Lua, if it may not: a goroutine's own
+/// thread (it looks like a main thread, which cannot be resumed), or a
+/// coroutine the scheduler holds.
+unsafe fn refused(co: *mut ffi::lua_State) -> Option<String> {
+    if is_goroutine(co) {
+        return Some("cannot resume non-suspended coroutine".into());
+    }
+    vmffi::held(co).map(|h| format!("cannot resume {}", h.describe()))
+}
+
+// ---------------------------------------------------------------- resume
+
+/// `coroutine.resume(co, ...)`.
+unsafe extern "C-unwind" fn resume(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let co = match co_arg(l, "resume") {
+            Ok(co) => co,
+            Err(r) => return r,
+        };
+        if let Some(why) = refused(co) {
+            ffi::lua_pushboolean(l, 0);
+            push_owned(l, why);
+            return Ret::N(2);
+        }
+        finish_resume(l, co, ffi::lua_gettop(l) - 1)
+    })
+}
+
+/// Acts on how a resume of `co` (argument 1) ended: `true, values`,
+/// `false, error`, or forwarding a scheduler request outward.
+unsafe fn finish_resume(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> Ret {
+    match resume_co(l, co, narg) {
+        Resumed::Values(n) => {
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_insert(l, -(n + 1));
+            Ret::N(n + 1)
+        }
+        Resumed::Failed => {
+            ffi::lua_pushboolean(l, 0);
+            ffi::lua_insert(l, -2);
+            Ret::N(2)
+        }
+        Resumed::Forward(n) => Ret::Forward(n, resume_k),
+    }
+}
+
+/// Continuation of `resume` after forwarding: the answer is on top of the
+/// stack, above the coroutine at index 1.
+unsafe extern "C-unwind" fn resume_k(
+    l: *mut ffi::lua_State,
+    _status: c_int,
+    _ctx: ffi::lua_KContext,
+) -> c_int {
+    guard(l, || {
+        let co = ffi::lua_tothread(l, 1);
+        vmffi::set_held(co, None);
+        finish_resume(l, co, ffi::lua_gettop(l) - 1)
+    })
+}
+
+// ---------------------------------------------------------------- wrap
+
+/// `coroutine.wrap(f)`.
+unsafe extern "C-unwind" fn wrap(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        if ffi::lua_type(l, 1) != ffi::LUA_TFUNCTION {
+            let t = crate::cfn::type_name(l, 1);
+            return raise(format!(
+                "bad argument #1 to 'wrap' (function expected, got {t})"
+            ));
+        }
+        let co = ffi::lua_newthread(l);
+        ffi::lua_pushvalue(l, 1);
+        ffi::lua_xmove(l, co, 1);
+        ffi::lua_pushcclosure(l, wrapped, 1);
+        Ret::N(1)
+    })
+}
+
+/// The function `coroutine.wrap` returns (Lua's `auxwrap`).
+unsafe extern "C-unwind" fn wrapped(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let co = ffi::lua_tothread(l, ffi::lua_upvalueindex(1));
+        if let Some(why) = refused(co) {
+            push_owned(l, why);
+            return wrap_error(l, co);
+        }
+        finish_wrapped(l, co, ffi::lua_gettop(l))
+    })
+}
+
+unsafe fn finish_wrapped(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> Ret {
+    match resume_co(l, co, narg) {
+        Resumed::Values(n) => Ret::N(n),
+        Resumed::Failed => wrap_error(l, co),
+        Resumed::Forward(n) => Ret::Forward(n, wrapped_k),
+    }
+}
+
+unsafe extern "C-unwind" fn wrapped_k(
+    l: *mut ffi::lua_State,
+    _status: c_int,
+    _ctx: ffi::lua_KContext,
+) -> c_int {
+    guard(l, || {
+        let co = ffi::lua_tothread(l, ffi::lua_upvalueindex(1));
+        vmffi::set_held(co, None);
+        finish_wrapped(l, co, ffi::lua_gettop(l))
+    })
+}
+
+/// Raises the error on top of the stack as `auxwrap` does: a dead
+/// coroutine's to-be-closed variables are closed first, and a string gets
+/// the caller's position.
+unsafe fn wrap_error(l: *mut ffi::lua_State, co: *mut ffi::lua_State) -> Ret {
+    let mut stat = ffi::lua_status(co);
+    if stat != ffi::LUA_OK && stat != ffi::LUA_YIELD {
+        stat = ffi::lua_closethread(co, l);
+        ffi::lua_xmove(co, l, 1);
+    }
+    if stat != ffi::LUA_ERRMEM && ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+        ffi::luaL_where(l, 1);
+        ffi::lua_insert(l, -2);
+        ffi::lua_concat(l, 2);
+    }
+    Ret::Rethrow
+}
+
+// ---------------------------------------------------------------- the rest
+
+/// `coroutine.yield(...)`: at the top of a goroutine, as on Lua's main
+/// thread, there is nothing to yield to.
+unsafe extern "C-unwind" fn yield_(l: *mut ffi::lua_State) -> c_int {
+    if is_goroutine(l) {
+        return guard(l, || {
+            Ret::Raise(0, "attempt to yield from outside a coroutine".into())
+        });
+    }
+    ffi::lua_yield(l, ffi::lua_gettop(l))
+}
+
+/// `coroutine.running()`: a goroutine's own thread says it is the main one.
+unsafe extern "C-unwind" fn running(l: *mut ffi::lua_State) -> c_int {
+    let main = ffi::lua_pushthread(l) != 0;
+    ffi::lua_pushboolean(l, (main || is_goroutine(l)) as c_int);
+    2
+}
+
+/// `coroutine.isyieldable([co])`.
+unsafe extern "C-unwind" fn isyieldable(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let co = if ffi::lua_isnone(l, 1) != 0 {
+            l
+        } else {
+            match co_arg(l, "isyieldable") {
+                Ok(co) => co,
+                Err(r) => return r,
+            }
+        };
+        let y = !is_goroutine(co) && ffi::lua_isyieldable(co) != 0;
+        ffi::lua_pushboolean(l, y as c_int);
+        Ret::N(1)
+    })
+}
+
+/// A coroutine's status as `coroutine.status` tells it (Lua's
+/// `auxstatus`), where another goroutine's thread, and a coroutine the
+/// scheduler holds, are `normal`: active, not running here (as Lua's main
+/// thread is seen from a coroutine).
+unsafe fn status_of(l: *mut ffi::lua_State, co: *mut ffi::lua_State) -> &'static CStr {
+    if l == co {
+        return c"running";
+    }
+    if is_goroutine(co) || vmffi::held(co).is_some() {
+        return c"normal";
+    }
+    match ffi::lua_status(co) {
+        ffi::LUA_YIELD => c"suspended",
+        ffi::LUA_OK => {
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            if ffi::lua_getstack(co, 0, &mut ar) != 0 {
+                c"normal"
+            } else if ffi::lua_gettop(co) == 0 {
+                c"dead"
+            } else {
+                c"suspended"
+            }
+        }
+        _ => c"dead",
+    }
+}
+
+/// `coroutine.status(co)`.
+unsafe extern "C-unwind" fn status(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let co = match co_arg(l, "status") {
+            Ok(co) => co,
+            Err(r) => return r,
+        };
+        ffi::lua_pushstring(l, status_of(l, co).as_ptr());
+        Ret::N(1)
+    })
+}
+
+/// `coroutine.close(co)` (Lua's `luaB_close`): a held coroutine or
+/// another goroutine's thread is not closed.
+unsafe extern "C-unwind" fn close(l: *mut ffi::lua_State) -> c_int {
+    guard(l, || {
+        let co = match co_arg(l, "close") {
+            Ok(co) => co,
+            Err(r) => return r,
+        };
+        if let Some(h) = vmffi::held(co) {
+            return raise(format!("cannot close {}", h.describe()));
+        }
+        match status_of(l, co).to_bytes() {
+            b"dead" | b"suspended" => {
+                if ffi::lua_closethread(co, l) == ffi::LUA_OK {
+                    ffi::lua_pushboolean(l, 1);
+                    Ret::N(1)
+                } else {
+                    ffi::lua_pushboolean(l, 0);
+                    ffi::lua_xmove(co, l, 1);
+                    Ret::N(2)
+                }
+            }
+            other => raise(format!(
+                "cannot close a {} coroutine",
+                String::from_utf8_lossy(other)
+            )),
+        }
+    })
+}
+
+/// `can_park()`: whether the running thread can park (a yield of it
+/// reaches the M).
+unsafe extern "C-unwind" fn can_park(l: *mut ffi::lua_State) -> c_int {
+    ffi::lua_pushboolean(l, preempt::can_park(l) as c_int);
+    1
+}
+
+// ---------------------------------------------------------------- goroutine bodies
+
+thread_local! {
+    /// The traceback of the last error that reached a goroutine's body,
+    /// taken by the message handler where it happened.
+    static TRACEBACK: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// The message handler of goroutine bodies: keeps the traceback aside and
+/// leaves the error object as it is (Lua's `load` runs its parser under
+/// the current handler: its message must stay a string).
+unsafe extern "C-unwind" fn msgh(l: *mut ffi::lua_State) -> c_int {
+    if ffi::lua_checkstack(l, 2) != 0 {
+        ffi::luaL_traceback(l, l, std::ptr::null(), 1);
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, -1, &mut len);
+        let tb = std::slice::from_raw_parts(p as *const u8, len);
+        TRACEBACK.with_borrow_mut(|t| {
+            t.clear();
+            t.push_str(&String::from_utf8_lossy(tb));
+        });
+        ffi::lua_pop(l, 1);
+    }
+    1
+}
+
+/// The message of an uncaught error, as `lua.c` words it: a string or a
+/// number as it is, an object with `__tostring` through it, else
+/// `(error object is a T value)`.
+unsafe fn error_message(l: *mut ffi::lua_State, idx: c_int) {
+    let idx = ffi::lua_absindex(l, idx);
+    match ffi::lua_type(l, idx) {
+        ffi::LUA_TSTRING | ffi::LUA_TNUMBER => {
+            ffi::lua_pushvalue(l, idx);
+            ffi::lua_tolstring(l, -1, std::ptr::null_mut());
+        }
+        _ if ffi::luaL_callmeta(l, idx, c"__tostring".as_ptr()) != 0
+            && ffi::lua_type(l, -1) == ffi::LUA_TSTRING => {}
+        t => {
+            let name = CStr::from_ptr(ffi::lua_typename(l, t));
+            push_owned(
+                l,
+                format!("(error object is a {} value)", name.to_string_lossy()),
+            );
+        }
+    }
+}
+
+/// `gomain(f, ...)`: the body of every goroutine thread. Runs `f(...)`;
+/// an uncaught error returns `SCHED, KIND_PANIC, message, traceback` to
+/// the M.
+unsafe extern "C-unwind" fn gomain(l: *mut ffi::lua_State) -> c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::lua_pushcfunction(l, msgh);
+    ffi::lua_insert(l, 1);
+    let status = ffi::lua_pcallk(l, n - 1, ffi::LUA_MULTRET, 1, 0, Some(gomain_k));
+    gomain_k(l, status, 0)
+}
+
+unsafe extern "C-unwind" fn gomain_k(
+    l: *mut ffi::lua_State,
+    status: c_int,
+    _ctx: ffi::lua_KContext,
+) -> c_int {
+    if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
+        return 0;
+    }
+    // An uncaught error: the panic, with the traceback the handler kept.
+    ffi::lua_pushlightuserdata(l, park::sched().0);
+    ffi::lua_pushinteger(l, park::KIND_PANIC);
+    error_message(l, -3);
+    let tb = TRACEBACK.with_borrow_mut(std::mem::take);
+    push_owned(l, tb);
+    4
+}
+
+/// `taskmain(done, f, ...)`: the body of a goroutine the host waits for
+/// (a task): `done(true, results...)`, or `done(false, message,
+/// traceback)`.
+unsafe extern "C-unwind" fn taskmain(l: *mut ffi::lua_State) -> c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::lua_pushcfunction(l, msgh);
+    ffi::lua_insert(l, 2);
+    // [done, msgh, f, args...]
+    let status = ffi::lua_pcallk(l, n - 2, ffi::LUA_MULTRET, 2, 0, Some(taskmain_k));
+    taskmain_k(l, status, 0)
+}
+
+unsafe extern "C-unwind" fn taskmain_k(
+    l: *mut ffi::lua_State,
+    status: c_int,
+    _ctx: ffi::lua_KContext,
+) -> c_int {
+    if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
+        // [done, msgh, results...]
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_replace(l, 2);
+        let nres = ffi::lua_gettop(l) - 1;
+        ffi::lua_callk(l, nres, 0, 0, Some(task_done_k));
+        return 0;
+    }
+    // [done, msgh, error]
+    error_message(l, -1);
+    let tb = TRACEBACK.with_borrow_mut(std::mem::take);
+    push_owned(l, tb);
+    // [done, msgh, error, message, traceback]
+    ffi::lua_remove(l, -3);
+    ffi::lua_pushboolean(l, 0);
+    ffi::lua_replace(l, 2);
+    ffi::lua_callk(l, 3, 0, 0, Some(task_done_k));
+    0
+}
+
+unsafe extern "C-unwind" fn task_done_k(
+    _l: *mut ffi::lua_State,
+    _status: c_int,
+    _ctx: ffi::lua_KContext,
+) -> c_int {
+    0
+}
+
+/// The coroutine functions lugo installs in place of Lua's
+/// (`coroutine.create` stays Lua's own).
+pub(crate) const LIBRARY: [(&CStr, CFn); 7] = [
     (c"resume", resume),
-    (c"resume_held", resume_held),
-    (c"held", held),
+    (c"wrap", wrap),
+    (c"yield", yield_),
+    (c"running", running),
+    (c"isyieldable", isyieldable),
+    (c"status", status),
+    (c"close", close),
+];
+
+/// The functions the Lua half gets in `P`.
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 4] = [
+    (c"can_park", can_park),
+    (c"gomain", gomain),
+    (c"taskmain", taskmain),
     (c"blocking", blocking),
 ];
 
@@ -199,7 +562,7 @@ unsafe fn name_argerror(l: *mut ffi::lua_State) {
     ffi::lua_pop(l, 1);
     // Level 1 is the Lua wrapper that called `blocking`; 2 its caller.
     ffi::luaL_where(l, 2);
-    crate::cfn::push_owned(l, fixed);
+    push_owned(l, fixed);
     ffi::lua_concat(l, 2);
 }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use lugo_vm::host::{HostTask, TaskEnd};
 use lugo_vm::preempt::Stop;
 use lugo_vm::{Actor, Chan};
-use mlua::{Function, Lua, MultiValue, Table, Value};
+use mlua::{Function, Lua, MultiValue, Value};
 
 /// Registry key of the prelude's `task`.
 pub(crate) const TASK_KEY: &str = "lugo.task";
@@ -41,7 +41,7 @@ pub fn start_task(
             let mut it = results.into_iter();
             let end = match it.next() {
                 Some(Value::Boolean(true)) => TaskEnd::Returned(it.collect()),
-                _ => raised(it.next()),
+                _ => raised(it.next(), it.next()),
             };
             rt.end_task(task.gid(), end);
             Ok(())
@@ -57,14 +57,11 @@ pub fn start_task(
     })
 }
 
-/// The end of a task whose `xpcall` failed with `e` (the prelude's
-/// message handler makes it `{ message, traceback }`).
-fn raised(e: Option<Value>) -> TaskEnd {
-    let (message, traceback) = match e {
-        Some(Value::Table(t)) => (field(&t, 1), field(&t, 2)),
-        Some(other) => (other.to_string().unwrap_or_default(), String::new()),
-        None => (String::new(), String::new()),
-    };
+/// The end of a task that raised: its message and the Lua traceback
+/// (the task's body, `taskmain`, passes both as strings).
+fn raised(message: Option<Value>, traceback: Option<Value>) -> TaskEnd {
+    let text = |v: Option<Value>| v.and_then(|v| v.to_string().ok()).unwrap_or_default();
+    let (message, traceback) = (text(message), text(traceback));
     // Lua's traceback without lugo's own frames, in lua.c's layout.
     let frames = lugo_vm::sched::dump::format_traceback(&traceback);
     let traceback = match frames.is_empty() {
@@ -72,12 +69,6 @@ fn raised(e: Option<Value>) -> TaskEnd {
         false => format!("stack traceback:\n{}", frames.trim_end()),
     };
     TaskEnd::Raised { message, traceback }
-}
-
-fn field(t: &Table, i: i64) -> String {
-    t.raw_get::<mlua::LuaString>(i)
-        .map(|s| s.to_string_lossy())
-        .unwrap_or_default()
 }
 
 /// The Lua value of channel `ch` in `lua` (an ordinary lugo channel).

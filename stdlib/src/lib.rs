@@ -163,6 +163,10 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     time::register(lua, actor, &p)?;
     runtime::register(lua, actor, &p)?;
     let exports: Table = prelude(lua)?.call(p)?;
+    // lugo's coroutine library, in place of Lua's (the prelude has kept
+    // Lua's own `yield` for the scheduler's requests).
+    let co: Table = lua.globals().get("coroutine")?;
+    reg.fill(lua, &co, &coroutine::LIBRARY)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
     lua.set_named_registry_value(host::TASK_KEY, exports.get::<Function>("task")?)?;
@@ -245,4 +249,17 @@ pub fn go(lua: &Lua, f: Function, args: MultiValue) -> mlua::Result<u64> {
     let mut a = MultiValue::from_vec(vec![Value::Function(f)]);
     a.extend(args);
     go.call(a)
+}
+
+/// Lua stack slots a main chunk starts with (a goroutine starts with 40,
+/// as any Lua thread; a main chunk often needs more at once).
+const MAIN_STACK: std::ffi::c_int = 200;
+
+/// Starts `f(args...)` as the main goroutine of `actor` (a program's main
+/// chunk, an actor's body): as [`go`], with the stack room of a main
+/// thread. The caller holds the state.
+pub fn go_main(lua: &Lua, actor: &Actor, f: Function, args: MultiValue) -> mlua::Result<u64> {
+    let gid = go(lua, f, args)?;
+    actor.reserve_stack(gid, MAIN_STACK);
+    Ok(gid)
 }

@@ -1,35 +1,20 @@
 -- lugo's Lua half of the stdlib (chunk "[lugo]": hidden from tracebacks).
 --
 -- Receives P, the table of Rust functions, and installs the globals go,
--- chan, time, sync, runtime and lugo's coroutine functions. The hot
--- functions (channel methods, select, sleep, sync methods) are C functions
--- that park and raise by themselves; the others answer with their results,
--- or SCHED, kind ("park this goroutine"), or ERR, message ("raise this"),
--- which `call` below acts on.
---
--- Goroutine threads are marked in their Lua extra space (`isg`). At the
--- top of a goroutine the coroutine functions behave as on Lua's main
--- thread (DESIGN.md, transparency rule); inside a user's nested coroutine,
--- a scheduler yield is forwarded outward by `resume` and its answer passed
--- back inward.
+-- chan, time, sync and runtime. The hot functions (channel methods,
+-- select, sleep, sync methods) are C functions that park and raise by
+-- themselves; the others answer with their results, or SCHED, kind ("park
+-- this goroutine"), or ERR, message ("raise this"), which `call` below
+-- acts on. The coroutine library and the bodies of goroutines are C
+-- (stdlib/src/coroutine.rs).
 local P = ...
 
 local SCHED, ERR = P.SCHED, P.ERR
 local KIND_GOSCHED, KIND_EXIT, KIND_PANIC = P.KIND_GOSCHED, P.KIND_EXIT, P.KIND_PANIC
 local co_create, co_yield = coroutine.create, coroutine.yield
--- Lua's resume plus preemption bookkeeping (stdlib/src/coroutine.rs);
--- resume_held resumes a coroutine the scheduler holds (it forwarded a
--- request of it), which co_resume refuses.
-local co_resume, resume_held, held = P.resume, P.resume_held, P.held
-local co_status, co_running, co_isyieldable = coroutine.status, coroutine.running, coroutine.isyieldable
-local co_close = coroutine.close
-local error, type, select, tostring, getmetatable = error, type, select, tostring, getmetatable
-local setmetatable, rawget, xpcall = setmetatable, rawget, xpcall
+local error, type, select, tostring = error, type, select, tostring
+local setmetatable, rawget = setmetatable, rawget
 local traceback = debug.traceback
-
--- isg(co): whether `co` is a goroutine's own thread; ing(): whether the
--- running thread is one.
-local isg, ing = P.isg, P.ing
 
 -- Results of a raw function that may have parked. Called in tail position
 -- by the public function, so level 2 is the public function's caller.
@@ -61,33 +46,11 @@ end
 
 ---------------------------------------------------------------- goroutines
 
--- The message handler at the base of every goroutine: the panic message
--- as lua.c words it, and the traceback where the error happened.
-local function msgh(e)
-  if type(e) == "number" then
-    e = tostring(e)
-  elseif type(e) ~= "string" then
-    local mt = getmetatable(e)
-    if type(mt) == "table" and rawget(mt, "__tostring") then
-      e = tostring(e)
-    else
-      e = "(error object is a " .. type(e) .. " value)"
-    end
-  end
-  return { e, traceback(nil, 2) }
-end
-
--- The body of every goroutine thread; its M starts it with f and the
--- arguments that `spawn` moved onto the thread's stack.
-local function gomain(f, ...)
-  local ok, e = xpcall(f, msgh, ...)
-  if not ok then
-    if type(e) == "table" then return SCHED, KIND_PANIC, e[1], e[2] end
-    return SCHED, KIND_PANIC, tostring(e), ""
-  end
-end
-
-local spawn = P.spawn
+-- The body of every goroutine thread is a C function (gomain): it runs
+-- `f(...)` under a protected call and turns an uncaught error into the
+-- panic its M reports. Its M starts it with f and the arguments that
+-- `spawn` moved onto the thread's stack.
+local spawn, gomain = P.spawn, P.gomain
 local function go(f, ...)
   if type(f) ~= "function" then
     error("go: function expected, got " .. type(f), 2)
@@ -95,66 +58,10 @@ local function go(f, ...)
   return spawn(co_create(gomain), f, ...)
 end
 
----------------------------------------------------------------- coroutine
-
--- Forward scheduler yields of a nested coroutine outward, answers inward.
-local function forward(co, ok, a, ...)
-  if ok and a == SCHED and co_status(co) == "suspended" then
-    return forward(co, resume_held(co, co_yield(SCHED, ...)))
-  end
-  return ok, a, ...
-end
-
--- A goroutine's thread belongs to the scheduler: resuming or closing it
--- from Lua would tear it away from its M.
-function coroutine.resume(co, ...)
-  if isg(co) then return false, "cannot resume a goroutine" end
-  return forward(co, co_resume(co, ...))
-end
-
-function coroutine.close(co)
-  if isg(co) then error("cannot close a goroutine", 2) end
-  local h = held(co)
-  if h then error("cannot close " .. h, 2) end
-  return co_close(co)
-end
-
-local function wrap_results(co, ok, ...)
-  if ok then return ... end
-  local e = ...
-  if co_status(co) == "dead" then co_close(co) end
-  if type(e) == "string" then error(e, 2) end
-  error(e, 0)
-end
-
-function coroutine.wrap(f)
-  if type(f) ~= "function" then
-    error("bad argument #1 to 'wrap' (function expected)", 2)
-  end
-  local co = co_create(f)
-  return function(...)
-    return wrap_results(co, forward(co, co_resume(co, ...)))
-  end
-end
-
-function coroutine.running()
-  local co, ismain = co_running()
-  if isg(co) then return co, true end
-  return co, ismain
-end
-
-function coroutine.isyieldable(co)
-  if co == nil then co = co_running() end
-  if isg(co) then return false end
-  return co_isyieldable(co)
-end
-
-function coroutine.yield(...)
-  if ing() then
-    error("attempt to yield from outside a coroutine", 0)
-  end
-  return co_yield(...)
-end
+-- The coroutine library is C too (stdlib/src/coroutine.rs): it forwards
+-- a nested coroutine's parks to the M, and makes the top of a goroutine
+-- look like Lua's main thread. Lua's own `yield` (co_yield above) is the
+-- scheduler's request channel.
 
 ---------------------------------------------------------------- chan
 
@@ -359,13 +266,12 @@ package.loaded.runtime = runtime
 
 ---------------------------------------------------------------- the host
 
--- A goroutine the host waits for (a task): its results, or its error as
--- { message, traceback }, go to `done` instead of the panic path.
-local function hostmain(done, f, ...)
-  return done(xpcall(f, msgh, ...))
-end
+-- A goroutine the host waits for (a task): its results, or its error's
+-- message and traceback, go to `done` instead of the panic path (the
+-- body, taskmain, is C as gomain is).
+local taskmain = P.taskmain
 local function task(done, f, ...)
-  return spawn(co_create(hostmain), done, f, ...)
+  return spawn(co_create(taskmain), done, f, ...)
 end
 
 -- A host function that answers later, from a host thread: `start` hands

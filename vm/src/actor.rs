@@ -665,6 +665,21 @@ impl Actor {
         Ok(id)
     }
 
+    /// Grows the Lua stack of G `gid` (not started yet) to hold `slots`
+    /// values: a program's or an actor's main chunk gets the room a main
+    /// thread has, so its memory use (`collectgarbage("count")`) does not
+    /// jump as its stack grows in its first calls. Runs on the thread that
+    /// holds the actor's state.
+    pub fn reserve_stack(&self, gid: u64, slots: std::ffi::c_int) {
+        let q = self.lock();
+        if let Some((_, g)) = q.gs.iter().find(|(_, g)| g.id == gid) {
+            // SAFETY: the caller holds the state; the G has not run, its
+            // thread is suspended; lua_checkstack is inert (it returns 0
+            // instead of raising).
+            unsafe { mlua::ffi::lua_checkstack(g.thread.0, slots) };
+        }
+    }
+
     /// A reference to the G now running on this actor.
     pub fn current(self: &Arc<Self>) -> GRef {
         GRef {

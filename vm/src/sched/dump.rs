@@ -17,7 +17,8 @@ pub fn format_traceback(tb: &str) -> String {
         .filter(|l| !l.starts_with("stack traceback:"))
         .filter(|l| !l.contains(LUGO_CHUNK) && !l.contains("(...tail calls...)"))
         .collect();
-    // The park's own yield on top, the goroutine's base `xpcall` at the bottom.
+    // The park's own yield on top, the goroutine's body (a C function,
+    // or the `xpcall` of older bodies) at the bottom.
     if lines
         .first()
         .is_some_and(|l| l.trim_start().starts_with("[C]: in"))
@@ -26,7 +27,7 @@ pub fn format_traceback(tb: &str) -> String {
     }
     if lines
         .last()
-        .is_some_and(|l| l.trim() == "[C]: in function 'xpcall'")
+        .is_some_and(|l| matches!(l.trim(), "[C]: in ?" | "[C]: in function 'xpcall'"))
     {
         lines.pop();
     }
