@@ -300,13 +300,6 @@ pub(crate) enum Ret {
     /// Raise the error object on top of the stack as it is (the error of
     /// an `ffi::protect`).
     Rethrow,
-    /// Yield the top values (a nested coroutine's scheduler request)
-    /// outward, toward the M; continue in `k` with the answer on top of
-    /// the stack in their place (`coroutine.resume`'s forwarding).
-    Forward(
-        c_int,
-        unsafe extern "C-unwind" fn(*mut ffi::lua_State, c_int, ffi::lua_KContext) -> c_int,
-    ),
 }
 
 /// Raise `msg` at the caller.
@@ -404,7 +397,6 @@ pub(crate) unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c
             ffi::lua_error(l)
         }
         Ret::Rethrow => ffi::lua_error(l),
-        Ret::Forward(n, k) => ffi::lua_yieldk(l, n, 0, Some(k)),
         Ret::Park(reason) => {
             let base = ffi::lua_gettop(l);
             ffi::lua_pushlightuserdata(l, park::sched().0);

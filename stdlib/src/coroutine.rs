@@ -48,6 +48,7 @@ enum Resumed {
 
 /// Resumes `co` with the `narg` values on top of `l`'s stack (Lua's
 /// `auxresume`, with the scheduler's bookkeeping).
+#[inline]
 unsafe fn resume_co(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> Resumed {
     if ffi::lua_checkstack(co, narg) == 0 {
         ffi::lua_pop(l, narg);
@@ -140,37 +141,43 @@ unsafe fn refused(co: *mut ffi::lua_State) -> Option<String> {
 
 // ---------------------------------------------------------------- resume
 
-/// `coroutine.resume(co, ...)`.
+/// `coroutine.resume(co, ...)`. The hot path runs without `guard` (it
+/// owns nothing and cannot panic); errors go through it.
 unsafe extern "C-unwind" fn resume(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let co = match co_arg(l, "resume") {
-            Ok(co) => co,
-            Err(r) => return r,
-        };
-        if let Some(why) = refused(co) {
+    let co = ffi::lua_tothread(l, 1);
+    if co.is_null() {
+        return guard(l, || match co_arg(l, "resume") {
+            Err(r) => r,
+            Ok(_) => unreachable!("not a thread"),
+        });
+    }
+    if is_goroutine(co) || vmffi::held(co).is_some() {
+        return guard(l, || {
             ffi::lua_pushboolean(l, 0);
-            push_owned(l, why);
-            return Ret::N(2);
-        }
-        finish_resume(l, co, ffi::lua_gettop(l) - 1)
-    })
+            push_owned(l, refused(co).expect("refused"));
+            Ret::N(2)
+        });
+    }
+    finish_resume(l, co, ffi::lua_gettop(l) - 1)
 }
 
 /// Acts on how a resume of `co` (argument 1) ended: `true, values`,
-/// `false, error`, or forwarding a scheduler request outward.
-unsafe fn finish_resume(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> Ret {
+/// `false, error`, or forwarding a scheduler request outward. Must be
+/// the return expression of a C function (it may yield).
+#[inline]
+unsafe fn finish_resume(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> c_int {
     match resume_co(l, co, narg) {
         Resumed::Values(n) => {
             ffi::lua_pushboolean(l, 1);
             ffi::lua_insert(l, -(n + 1));
-            Ret::N(n + 1)
+            n + 1
         }
         Resumed::Failed => {
             ffi::lua_pushboolean(l, 0);
             ffi::lua_insert(l, -2);
-            Ret::N(2)
+            2
         }
-        Resumed::Forward(n) => Ret::Forward(n, resume_k),
+        Resumed::Forward(n) => ffi::lua_yieldk(l, n, 0, Some(resume_k)),
     }
 }
 
@@ -181,11 +188,9 @@ unsafe extern "C-unwind" fn resume_k(
     _status: c_int,
     _ctx: ffi::lua_KContext,
 ) -> c_int {
-    guard(l, || {
-        let co = ffi::lua_tothread(l, 1);
-        vmffi::set_held(co, None);
-        finish_resume(l, co, ffi::lua_gettop(l) - 1)
-    })
+    let co = ffi::lua_tothread(l, 1);
+    vmffi::set_held(co, None);
+    finish_resume(l, co, ffi::lua_gettop(l) - 1)
 }
 
 // ---------------------------------------------------------------- wrap
@@ -207,23 +212,26 @@ unsafe extern "C-unwind" fn wrap(l: *mut ffi::lua_State) -> c_int {
     })
 }
 
-/// The function `coroutine.wrap` returns (Lua's `auxwrap`).
+/// The function `coroutine.wrap` returns (Lua's `auxwrap`); its hot path
+/// runs without `guard`, as `resume`'s.
 unsafe extern "C-unwind" fn wrapped(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let co = ffi::lua_tothread(l, ffi::lua_upvalueindex(1));
-        if let Some(why) = refused(co) {
-            push_owned(l, why);
-            return wrap_error(l, co);
-        }
-        finish_wrapped(l, co, ffi::lua_gettop(l))
-    })
+    let co = ffi::lua_tothread(l, ffi::lua_upvalueindex(1));
+    if is_goroutine(co) || vmffi::held(co).is_some() {
+        return guard(l, || {
+            push_owned(l, refused(co).expect("refused"));
+            wrap_error(l, co)
+        });
+    }
+    finish_wrapped(l, co, ffi::lua_gettop(l))
 }
 
-unsafe fn finish_wrapped(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> Ret {
+/// As [`finish_resume`], for `wrap`'s function: the values, or a raise.
+#[inline]
+unsafe fn finish_wrapped(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> c_int {
     match resume_co(l, co, narg) {
-        Resumed::Values(n) => Ret::N(n),
-        Resumed::Failed => wrap_error(l, co),
-        Resumed::Forward(n) => Ret::Forward(n, wrapped_k),
+        Resumed::Values(n) => n,
+        Resumed::Failed => guard(l, || wrap_error(l, co)),
+        Resumed::Forward(n) => ffi::lua_yieldk(l, n, 0, Some(wrapped_k)),
     }
 }
 
@@ -232,11 +240,9 @@ unsafe extern "C-unwind" fn wrapped_k(
     _status: c_int,
     _ctx: ffi::lua_KContext,
 ) -> c_int {
-    guard(l, || {
-        let co = ffi::lua_tothread(l, ffi::lua_upvalueindex(1));
-        vmffi::set_held(co, None);
-        finish_wrapped(l, co, ffi::lua_gettop(l))
-    })
+    let co = ffi::lua_tothread(l, ffi::lua_upvalueindex(1));
+    vmffi::set_held(co, None);
+    finish_wrapped(l, co, ffi::lua_gettop(l))
 }
 
 /// Raises the error on top of the stack as `auxwrap` does: a dead

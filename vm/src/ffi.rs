@@ -123,6 +123,7 @@ impl Held {
     }
 }
 
+#[inline]
 unsafe fn mark(th: *mut ffi::lua_State) -> *mut usize {
     ffi::lua_getextraspace(th) as *mut usize
 }
@@ -139,6 +140,7 @@ pub unsafe fn mark_goroutine(th: LuaThread) {
 ///
 /// # Safety
 /// As [`mark_goroutine`].
+#[inline]
 pub unsafe fn is_goroutine(th: *mut ffi::lua_State) -> bool {
     *mark(th) & MARK_GOROUTINE != 0
 }
@@ -149,6 +151,7 @@ pub unsafe fn is_goroutine(th: *mut ffi::lua_State) -> bool {
 ///
 /// # Safety
 /// As [`mark_goroutine`].
+#[inline]
 pub unsafe fn set_held(th: *mut ffi::lua_State, held: Option<Held>) {
     let code = match held {
         None => 0,
@@ -162,6 +165,7 @@ pub unsafe fn set_held(th: *mut ffi::lua_State, held: Option<Held>) {
 ///
 /// # Safety
 /// As [`mark_goroutine`].
+#[inline]
 pub unsafe fn held(th: *mut ffi::lua_State) -> Option<Held> {
     match (*mark(th) & HELD_MASK) >> HELD_SHIFT {
         0 => None,

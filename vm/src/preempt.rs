@@ -68,12 +68,14 @@ thread_local! {
 ///
 /// # Safety
 /// `l` is the running thread.
+#[inline]
 pub unsafe fn can_park(l: *mut ffi::lua_State) -> bool {
     ffi::lua_isyieldable(l) != 0 && FORWARD.get()
 }
 
 /// Sets whether yields of the coroutine about to run can be forwarded to
 /// the M (see [`can_park`]); returns the previous value, to restore.
+#[inline]
 pub fn set_forward(on: bool) -> bool {
     FORWARD.replace(on)
 }
@@ -82,6 +84,7 @@ pub fn set_forward(on: bool) -> bool {
 const MAX_REARM: c_int = 1 << 16;
 
 /// Whether the last yield on this thread was a preemption (and clears it).
+#[inline]
 pub fn take_preempted() -> bool {
     PREEMPTED.replace(false)
 }
@@ -170,10 +173,15 @@ impl Running {
 
     /// Publishes the Lua thread now running (null: none); returns the
     /// previous one.
+    #[inline]
     pub fn swap(&self, l: *mut ffi::lua_State) -> *mut ffi::lua_State {
-        // Relaxed: the handler runs on this same thread, so it sees program
-        // order; other threads only use the slot's address.
-        self.lua.swap(l, Ordering::Relaxed)
+        // Relaxed, and a load and a store rather than a swap (a locked
+        // instruction): only this thread writes the slot, and the handler
+        // runs on this same thread, so it sees program order; other
+        // threads only use the slot's address.
+        let old = self.lua.load(Ordering::Relaxed);
+        self.lua.store(l, Ordering::Relaxed);
+        old
     }
 
     /// Publishes the G thread the M starts running, with its id; a stop
@@ -238,6 +246,7 @@ impl Running {
     }
 
     /// The stop requested for the G now running, if any.
+    #[inline]
     pub fn pending_stop(&self) -> Option<Stop> {
         let req = self.stop.load(Ordering::Acquire);
         if req == 0 || req & GID_MASK != self.gid.load(Ordering::Acquire) & GID_MASK {
@@ -264,6 +273,7 @@ impl Running {
 }
 
 /// The running slot of the M on this thread, if any.
+#[inline]
 pub fn current_slot() -> Option<&'static Running> {
     let p = SLOT.get();
     // SAFETY: a bound slot lives in its runtime's P table, which outlives
