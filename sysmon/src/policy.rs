@@ -245,8 +245,11 @@ impl Monitor {
                 host.preempt(p);
                 self.preemptions += 1;
                 // Give the G a full slice again before the next attempt.
+                // Not "work" for the sleep (Go's retake counts only Ps
+                // retaken from syscalls): the next look is due at the end
+                // of that slice anyway, and 20 us rounds meanwhile would
+                // cost a spinning program thousands of wake-ups a second.
                 t.schedwhen = now;
-                worked = true;
             }
         }
 
@@ -541,6 +544,37 @@ mod tests {
             .all(|&d| d == MIN_DELAY_NS));
         assert_eq!(delays[IDLE_ROUNDS as usize], 2 * MIN_DELAY_NS);
         assert_eq!(*delays.last().unwrap(), MAX_DELAY_NS);
+    }
+
+    #[test]
+    fn a_preemption_does_not_bring_back_short_sleeps() {
+        // A G that never yields: sysmon settles to sleeping until each
+        // slice's end, and preempting it does not make it poll every 20 us.
+        let f = fake(&[running(1)]);
+        let mut m = Monitor::new(0, 0);
+        let mut now = 0;
+        let mut wakeups_after_first_preempt = 0;
+        for _ in 0..2000 {
+            let d = match m.round(&f) {
+                Sleep::For(d) => d.as_nanos() as u64,
+                s => panic!("unexpected {s:?}"),
+            };
+            if !f.preempted.borrow().is_empty() {
+                wakeups_after_first_preempt += 1;
+            }
+            now += d;
+            f.now.set(now);
+            if now > 200 * MS {
+                break;
+            }
+        }
+        let preempts = f.preempted.borrow().len();
+        assert!(preempts >= 15, "preempted every slice: {preempts}");
+        // About one round per slice (plus the first ramp), not 50+.
+        assert!(
+            wakeups_after_first_preempt < 3 * preempts,
+            "{wakeups_after_first_preempt} rounds for {preempts} preemptions"
+        );
     }
 
     #[test]
