@@ -32,7 +32,7 @@ set -u -o pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-ALL=(spawn parked pingpong fanin sleepers_100k sleepers_1k preempt_latency sysmon_idle deadlock_latency cpu net actors)
+ALL=(spawn parked pingpong fanin sleepers_100k sleepers_1k preempt_latency sysmon_idle deadlock_latency cpu lua net actors)
 
 quick=0
 procs=""

@@ -61,11 +61,15 @@ unsafe fn resume_co(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int
         preempt::arm_stop_if_pending(s, co);
         s.swap(co)
     });
-    // Its parks reach the M only if this thread's can.
-    let forward = preempt::set_forward(preempt::can_park(l));
+    // Its parks reach the M only if this thread's can (in the common
+    // case they can, and the flag stays as it is).
+    let cut = !preempt::can_park(l);
+    let forward = cut && preempt::set_forward(false);
     let mut nres: c_int = 0;
     let status = ffi::lua_resume(co, l, narg, &mut nres);
-    preempt::set_forward(forward);
+    if cut {
+        preempt::set_forward(forward);
+    }
     if let (Some(s), Some(outer)) = (slot, outer) {
         s.swap(outer);
         preempt::arm_stop_if_pending(s, l);
@@ -102,10 +106,13 @@ unsafe fn resume_co(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int
 
 /// Whether the `nres` values `co` yielded are a scheduler request
 /// (`SCHED, kind`), and what holding it means.
+#[inline]
 unsafe fn sched_request(co: *mut ffi::lua_State, nres: c_int) -> Option<Held> {
+    if nres < 2 {
+        return None;
+    }
     let base = ffi::lua_gettop(co) - nres + 1;
-    if nres < 2
-        || ffi::lua_type(co, base) != ffi::LUA_TLIGHTUSERDATA
+    if ffi::lua_type(co, base) != ffi::LUA_TLIGHTUSERDATA
         || ffi::lua_touserdata(co, base) != park::sched().0
     {
         return None;

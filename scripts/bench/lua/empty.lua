@@ -1,0 +1,2 @@
+-- empty.lua: nothing: the start-up and exit of each way, subtracted from
+-- the others.
