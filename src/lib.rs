@@ -301,7 +301,8 @@ impl Runtime {
     }
 
     /// Loads the file at `path` as a function of the main actor (chunk
-    /// `@path`; a first line starting with `#` is skipped, as `lua` does).
+    /// `@path`; a UTF-8 byte order mark and a first line starting with
+    /// `#` are skipped, as `lua` does).
     pub fn load_file(&self, path: impl AsRef<Path>) -> Result<Function> {
         let path = path.as_ref();
         let mut src = std::fs::read(path).map_err(|e| {
@@ -310,6 +311,11 @@ impl Runtime {
             let reason = reason.split(" (os error").next().unwrap_or(&reason);
             mlua::Error::runtime(format!("cannot open {}: {reason}", path.display()))
         })?;
+        // As luaL_loadfilex: a UTF-8 byte order mark, then a first line
+        // starting with '#', are skipped.
+        if src.starts_with(b"\xEF\xBB\xBF") {
+            src.drain(..3);
+        }
         if src.first() == Some(&b'#') {
             // Keep the newline: line numbers stay right.
             let end = src.iter().position(|&b| b == b'\n').unwrap_or(src.len());

@@ -239,8 +239,14 @@ fn run() -> Result<ExitCode, String> {
     if let Some(report) = outcome.report() {
         eprint!("{report}");
     }
-    // Exit at once: other goroutines are dropped, as in Go. `exit` flushes
-    // C stdio, where Lua's print and io.write buffer their output.
+    // Other goroutines are dropped, as in Go. The states are closed, so
+    // their finalizers run, as lua.c closes its state (not after a
+    // deadlock, nor after `os.exit(code)` without `close`); a goroutine
+    // that cannot be stopped soon (in a blocking call) is left behind.
+    if rt.vm().close_at_exit() {
+        rt.vm().close(std::time::Duration::from_millis(200));
+    }
+    // `exit` flushes C stdio, where Lua's print and io.write buffer.
     std::process::exit(outcome.code());
 }
 

@@ -82,7 +82,10 @@ fn run_in(
         run_one(f, MultiValue::new())?;
     }
     if let Some((path, args)) = script {
-        let src = std::fs::read(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let mut src = std::fs::read(path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        if src.starts_with(b"\xEF\xBB\xBF") {
+            src.drain(..3);
+        }
         let src = if src.first() == Some(&b'#') {
             let end = src.iter().position(|&b| b == b'\n').unwrap_or(src.len());
             src[end..].to_vec()

@@ -366,3 +366,32 @@ for _, h in ipairs(hs) do assert(h:wait()) end
         .count();
     assert_eq!(torn, 0, "torn lines");
 }
+
+#[test]
+fn a_script_may_start_with_a_byte_order_mark() {
+    let path = script("bom", "\u{feff}print('bom ok')\n");
+    let out = run_cmd(lugo().arg(&path));
+    assert_eq!(success("a script with a BOM", &out), ["bom ok"]);
+}
+
+#[test]
+fn finalizers_run_at_exit_as_lua_c_closes_its_state() {
+    let gc = "setmetatable({}, { __gc = function() print('finalized') end })";
+    let cases = [
+        (gc.to_string(), 0, true),
+        (format!("{gc} error('boom')"), 2, true),
+        (format!("{gc} os.exit(3, true)"), 3, true),
+        // os.exit without `close` leaves at once, as in Lua
+        (format!("{gc} os.exit(3)"), 3, false),
+    ];
+    for (src, code, finalized) in cases {
+        let out = run_cmd(lugo().args(["-e", &src]));
+        assert_eq!(out.code(), Some(code), "{src}: {}", out.describe());
+        assert_eq!(
+            out.stdout.contains("finalized"),
+            finalized,
+            "{src}: {}",
+            out.describe()
+        );
+    }
+}

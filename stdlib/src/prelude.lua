@@ -208,8 +208,8 @@ end
 -- with the status, an embedding host gets it as the outcome. The calling
 -- goroutine stops here.
 local exit = P.exit
-function os.exit(code)
-  checked(2, exit(code))
+function os.exit(code, close)
+  checked(2, exit(code, close))
   if can_park() then co_yield(SCHED, KIND_EXIT) end
 end
 

@@ -33,7 +33,12 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
                     }
                 },
             };
-            a.runtime().finish(lugo_vm::Outcome::Exit(code));
+            // os.exit(code, close): as in Lua, the states are closed (their
+            // finalizers run) only when asked.
+            let close = !matches!(arg(&args, 1), Value::Nil | Value::Boolean(false));
+            let rt = a.runtime();
+            rt.set_close_at_exit(close);
+            rt.finish(lugo_vm::Outcome::Exit(code));
             ret(lua, ())
         })?,
     )?;

@@ -239,6 +239,10 @@ pub struct Shared {
     pub(crate) host: crate::host::Host,
     /// Errors that ended actors nobody waited for.
     pub(crate) unobserved: Unobserved,
+    /// Whether the states are to be closed (finalizers run) when the
+    /// program ends: yes, as `lua.c` closes its state, unless `os.exit`
+    /// said otherwise.
+    close_at_exit: AtomicBool,
 }
 
 /// Errors that ended actors nobody has waited for: a deadlock or a
@@ -510,6 +514,10 @@ impl Shared {
 
     /// Go's `checkdead`, called by the last M to go idle: nothing runs, is
     /// runnable or is waiting for a timer. Builds the report.
+    fn outcome(&self) -> Option<Outcome> {
+        lock(&self.outcome).clone()
+    }
+
     fn deadlock_report(&self) -> String {
         let mut out = String::new();
         if self.ngoroutines.load(Ordering::Acquire) == 0 {
@@ -590,6 +598,7 @@ impl Runtime {
             netpoll: crate::netpoll::Netpoll::new().expect("cannot create the network poller"),
             host: crate::host::Host::default(),
             unobserved: Unobserved::default(),
+            close_at_exit: AtomicBool::new(true),
         });
         shared.ensure_ms(procs);
         Runtime { shared }
@@ -697,6 +706,22 @@ impl Runtime {
         s.timers.clear();
         close_states(s.live_actors(), deadline);
         true
+    }
+
+    /// Records whether the program's states are to be closed at its end
+    /// (`os.exit(code, close)`; the first word wins, as the first outcome).
+    pub fn set_close_at_exit(&self, close: bool) {
+        if self.shared.outcome().is_none() {
+            self.shared.close_at_exit.store(close, Ordering::Release);
+        }
+    }
+
+    /// Whether the program's states are to be closed at its end: as
+    /// `lua.c` does, unless `os.exit` said otherwise, and never after a
+    /// deadlock (Go's fatal error exits at once).
+    pub fn close_at_exit(&self) -> bool {
+        self.shared.close_at_exit.load(Ordering::Acquire)
+            && !matches!(self.outcome(), Some(Outcome::Deadlock(_)))
     }
 
     /// How the runtime ended, once it has.
