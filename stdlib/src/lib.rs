@@ -173,6 +173,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     let rt = actor.runtime();
     // Not the actor itself: the state would keep its own actor alive.
     lua.set_app_data(rt.clone());
+    set_default_paths(lua)?;
     if rt.is_sandbox() {
         lua.load(SANDBOX).set_name("=[lugo sandbox]").exec()?;
     }
@@ -220,6 +221,40 @@ fn plain_message(e: &mlua::Error) -> String {
         mlua::Error::ExternalError(e) => e.to_string(),
         e => e.to_string(),
     }
+}
+
+/// Where `require` looks by default, as Debian's `lua5.4` has it (the
+/// vendored Lua knows only `/usr/local`): Debian's Lua 5.4 modules
+/// (`lua-lpeg`, `lua-cjson`: C modules in the multiarch folder, Lua ones
+/// in `/usr/share/lua/5.4`) load as they do under `lua5.4`. A path set in
+/// the environment (`LUA_CPATH_5_4`, `LUA_CPATH`, and the same for
+/// `LUA_PATH`) stays as Lua made it.
+fn set_default_paths(lua: &Lua) -> mlua::Result<()> {
+    let env_set = |name: &str| {
+        std::env::var_os(format!("{name}_5_4"))
+            .or(std::env::var_os(name))
+            .is_some()
+    };
+    let package: Table = lua.globals().get("package")?;
+    if !env_set("LUA_CPATH") {
+        let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
+        package.set(
+            "cpath",
+            format!(
+                "/usr/local/lib/lua/5.4/?.so;/usr/lib/{multiarch}/lua/5.4/?.so;\
+                 /usr/lib/lua/5.4/?.so;/usr/local/lib/lua/5.4/loadall.so;./?.so"
+            ),
+        )?;
+    }
+    if !env_set("LUA_PATH") {
+        package.set(
+            "path",
+            "/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;\
+             /usr/local/lib/lua/5.4/?.lua;/usr/local/lib/lua/5.4/?/init.lua;\
+             /usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua;./?.lua;./?/init.lua",
+        )?;
+    }
+    Ok(())
 }
 
 /// The prelude's function in `lua`. It is compiled once per process and
