@@ -58,6 +58,56 @@ thread_local! {
     /// it resumes from where no yield can pass (inside a C call), since Lua
     /// lets that coroutine itself yield, to it.
     static FORWARD: Cell<bool> = const { Cell::new(true) };
+    /// A user's own hook (`debug.sethook`) that arming the preemption
+    /// hook set aside, to put back when that hook fires or is disarmed:
+    /// the thread, the hook, its mask and count. Written by the signal
+    /// handler, read by the hook, on this one thread.
+    static USER_HOOK: Cell<Option<UserHook>> = const { Cell::new(None) };
+}
+
+/// A user's hook set aside: (thread, hook, mask, count).
+type UserHook = (*mut ffi::lua_State, ffi::lua_Hook, c_int, c_int);
+
+/// Arms the preemption hook on `l` with `count`, chaining a user's hook:
+/// the user's is set aside and its events still reach it (the mask keeps
+/// them), and it is put back when ours fires. (Async-signal-safe: hook
+/// getters and setters, and a thread-local store.)
+unsafe fn arm_preempt(l: *mut ffi::lua_State, count: c_int) {
+    let mut mask = ffi::LUA_MASKCOUNT;
+    match ffi::lua_gethook(l) {
+        Some(h) if !is_ours(h) => {
+            let user_mask = ffi::lua_gethookmask(l);
+            USER_HOOK.set(Some((l, h, user_mask, ffi::lua_gethookcount(l))));
+            mask |= user_mask;
+        }
+        Some(_) => {
+            // Ours already: keep the user's events, if any are set aside.
+            if let Some((_, _, user_mask, _)) = USER_HOOK.get().filter(|u| u.0 == l) {
+                mask |= user_mask;
+            }
+        }
+        None => USER_HOOK.set(None),
+    }
+    ffi::lua_sethook(l, Some(preempt_hook), mask, count);
+}
+
+/// Puts back the user's hook set aside for `l` (or none).
+unsafe fn restore_user_hook(l: *mut ffi::lua_State) {
+    match USER_HOOK.get().filter(|u| u.0 == l) {
+        Some((_, h, mask, count)) => {
+            USER_HOOK.set(None);
+            ffi::lua_sethook(l, Some(h), mask, count);
+        }
+        None => {
+            ffi::lua_sethook(l, None, 0, 0);
+        }
+    }
+}
+
+/// Whether `h` is one of lugo's hooks.
+fn is_ours(h: unsafe extern "C-unwind" fn(*mut ffi::lua_State, *mut ffi::lua_Debug)) -> bool {
+    std::ptr::fn_addr_eq(h, preempt_hook as unsafe extern "C-unwind" fn(_, _))
+        || std::ptr::fn_addr_eq(h, stop_hook as unsafe extern "C-unwind" fn(_, _))
 }
 
 /// Whether a park or a preemption in the running Lua thread can reach its
@@ -324,16 +374,24 @@ extern "C" fn on_sigurg(_sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_vo
         if (*slot).pending_stop().is_some() {
             arm_stop(l);
         } else {
-            ffi::lua_sethook(l, Some(preempt_hook), ffi::LUA_MASKCOUNT, 1);
+            arm_preempt(l, 1);
         }
     }
 }
 
-/// Step 4: yield if possible, else try again later.
-unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
-    // SAFETY (whole body): Lua calls the hook on the running thread `l`.
+/// Step 4: yield if possible, else try again later. Events of a user's
+/// hook set aside by [`arm_preempt`] go to it.
+unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
+    // SAFETY (whole body): Lua calls the hook on the running thread `l`
+    // with the event's record, which the user's hook may read as its own.
+    if (*ar).event != ffi::LUA_HOOKCOUNT {
+        if let Some((_, h, _, _)) = USER_HOOK.get().filter(|u| u.0 == l) {
+            h(l, ar);
+        }
+        return;
+    }
     if can_park(l) {
-        ffi::lua_sethook(l, None, 0, 0);
+        restore_user_hook(l);
         PREEMPTED.set(true);
         // Inside a hook, lua_yield returns normally and the interpreter
         // yields once the hook has returned: no longjmp crosses this frame.
@@ -343,7 +401,7 @@ unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, _ar: *mut ffi::
             .max(1)
             .saturating_mul(2)
             .min(MAX_REARM);
-        ffi::lua_sethook(l, Some(preempt_hook), ffi::LUA_MASKCOUNT, n);
+        arm_preempt(l, n);
     }
 }
 
@@ -399,17 +457,13 @@ unsafe fn is_lugo_chunk(ar: *const ffi::lua_Debug) -> bool {
 
 /// Disarms a preemption or stop hook left on `l` (armed, then the thread
 /// stopped running before it fired), so it does not act on the next run
-/// for nothing. A user's own `debug.sethook` hook is left alone.
+/// for nothing, and puts back the user's own hook it set aside.
 ///
 /// # Safety
 /// `l` is a live thread of an actor owned by the calling M, not running.
 pub unsafe fn disarm(l: *mut ffi::lua_State) {
-    let ours = preempt_hook as ffi::lua_Hook;
-    let stop = stop_hook as ffi::lua_Hook;
-    if ffi::lua_gethook(l)
-        .is_some_and(|h| std::ptr::fn_addr_eq(h, ours) || std::ptr::fn_addr_eq(h, stop))
-    {
-        ffi::lua_sethook(l, None, 0, 0);
+    if ffi::lua_gethook(l).is_some_and(is_ours) {
+        restore_user_hook(l);
     }
 }
 
