@@ -63,6 +63,9 @@ thread_local! {
     /// the thread, the hook, its mask and count. Written by the signal
     /// handler, read by the hook, on this one thread.
     static USER_HOOK: Cell<Option<UserHook>> = const { Cell::new(None) };
+    /// The preemption came due while a user's line hook is set: it yields
+    /// in the line event that follows (see [`preempt_hook`]).
+    static DUE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A user's hook set aside: (thread, hook, mask, count).
@@ -93,6 +96,7 @@ unsafe fn arm_preempt(l: *mut ffi::lua_State, count: c_int) {
 
 /// Puts back the user's hook set aside for `l` (or none).
 unsafe fn restore_user_hook(l: *mut ffi::lua_State) {
+    DUE.set(false);
     match USER_HOOK.get().filter(|u| u.0 == l) {
         Some((_, h, mask, count)) => {
             USER_HOOK.set(None);
@@ -380,16 +384,34 @@ extern "C" fn on_sigurg(_sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_vo
 }
 
 /// Step 4: yield if possible, else try again later. Events of a user's
-/// hook set aside by [`arm_preempt`] go to it.
+/// hook set aside by [`arm_preempt`] go to it. With a user's line hook,
+/// the yield waits for the line event of the same instruction: Lua calls
+/// the count hook, then the line hook, for one instruction, and a count
+/// hook that yielded would have the user's line hook run in a yielding
+/// thread (and the suite's exact hook counts change).
 unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
     // SAFETY (whole body): Lua calls the hook on the running thread `l`
     // with the event's record, which the user's hook may read as its own.
+    let user = USER_HOOK.get().filter(|u| u.0 == l);
     if (*ar).event != ffi::LUA_HOOKCOUNT {
-        if let Some((_, h, _, _)) = USER_HOOK.get().filter(|u| u.0 == l) {
+        if let Some((_, h, _, _)) = user {
             h(l, ar);
+        }
+        if (*ar).event == ffi::LUA_HOOKLINE && DUE.replace(false) {
+            yield_or_rearm(l);
         }
         return;
     }
+    if user.is_some_and(|u| u.2 & ffi::LUA_MASKLINE != 0) {
+        DUE.set(true);
+        return;
+    }
+    yield_or_rearm(l);
+}
+
+/// The preemption proper: yield now if the thread can (the user's hook
+/// back in place), else try again later.
+unsafe fn yield_or_rearm(l: *mut ffi::lua_State) {
     if can_park(l) {
         restore_user_hook(l);
         PREEMPTED.set(true);
