@@ -2,7 +2,8 @@
 //! `table.sort` comparator, a `gsub` callback, `__tostring`, a `load`
 //! reader, an `xpcall` handler, `__index`), in finalizers, under `pcall`.
 //! The CPU budget, the host's interrupt and the runtime's shutdown all
-//! reach them (issue "Sound and bounded", item 3).
+//! reach them (issue "Sound and bounded", item 3), and the stopped G's
+//! `<close>` handlers run within a grace (issue "Faithful Lua").
 
 use std::time::{Duration, Instant};
 
@@ -66,9 +67,8 @@ fn an_interrupt_stops_lua_inside_c_calls() {
         );
         task.interrupt();
         match task.wait() {
-            // Through `coroutine.wrap` the message gets a position, as in Lua.
             Err(Error::Raised { message, .. }) => {
-                assert!(message.ends_with("interrupted"), "{name}: {message}")
+                assert_eq!(message, "interrupted", "{name}")
             }
             other => panic!("{name}: expected interrupted, got {other:?}"),
         }
@@ -115,6 +115,67 @@ fn a_finalizer_that_spins_in_a_collection_is_stopped_by_the_budget() {
         end)
         local ok, err = h:wait()
         assert(not ok and err:find("cpu budget", 1, true), err)
+    "#;
+    assert_eq!(run(&rt, src), Outcome::Exit(0));
+}
+
+#[test]
+fn a_stop_runs_the_close_handlers_and_cuts_one_that_loops() {
+    let rt = Runtime::builder().procs(1).build().unwrap();
+    // The handlers run innermost first and see the stop's error; the
+    // outermost loops, and the stop cuts it once the grace is spent.
+    let f = rt
+        .lua()
+        .load(
+            r#"
+            closed = {}
+            local function note(name)
+              return setmetatable({}, { __close = function(_, e)
+                closed[#closed + 1] = name .. ":" .. tostring(e)
+              end })
+            end
+            local looping <close> = setmetatable({}, { __close = function() while true do end end })
+            local mid <close> = note("mid")
+            pcall(function()
+              local inner <close> = note("inner")
+              while true do end
+            end)
+            "#,
+        )
+        .into_function()
+        .unwrap();
+    let task = rt.go(f, ()).unwrap();
+    assert!(task.wait_timeout(Duration::from_millis(30)).is_none());
+    task.interrupt();
+    match task.wait() {
+        Err(Error::Raised { message, .. }) => assert_eq!(message, "interrupted"),
+        other => panic!("expected interrupted, got {other:?}"),
+    }
+    let closed: String = rt
+        .lua()
+        .load("return table.concat(closed, ' ')")
+        .eval()
+        .unwrap();
+    assert_eq!(closed, "inner:interrupted mid:interrupted");
+}
+
+#[test]
+fn an_actor_stopped_by_its_budget_runs_its_close_handlers() {
+    let rt = Runtime::builder()
+        .procs(1)
+        .cpu_budget(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let src = r#"
+        local seen = chan(1)
+        local h = actor.spawn(function(seen)
+          local _ <close> = setmetatable({}, { __close = function(_, e) seen:send(e) end })
+          while true do end
+        end, seen)
+        local ok, err = h:wait()
+        assert(not ok and err:find("cpu budget of 100ms exceeded", 1, true), err)
+        local e = seen:recv()
+        assert(e == "cpu budget exceeded", e)
     "#;
     assert_eq!(run(&rt, src), Outcome::Exit(0));
 }

@@ -75,6 +75,45 @@ wait_until(function() return runtime.numgoroutine() == base end, "goexit in pcal
 assert(not reached, "pcall does not stop runtime.goexit()")
 assert(steps:len() == 0)
 
+-- goexit runs the goroutine's <close> handlers, innermost first, through
+-- pcall, xpcall and coroutines (Go runs a Goexit's deferred calls); they
+-- see the error "goexit"; none of the catchers on the way catches it (a
+-- message handler sees it, as Lua's handlers see lua.c's Ctrl-C).
+local closed = chan(10)
+local function closer(name)
+  return setmetatable({}, { __close = function(_, err) closed:send(name .. ":" .. tostring(err)) end })
+end
+go(function()
+  local outer <close> = closer("outer")
+  xpcall(function()
+    local mid <close> = closer("mid")
+    coroutine.wrap(function()
+      local inner <close> = closer("inner")
+      pcall(runtime.goexit)
+    end)()
+  end, function(m) return "handled: " .. m end)
+  reached = true
+end)
+assert(closed:recv() == "inner:goexit")
+assert(closed:recv() == "mid:handled: goexit", "the message handler ran first, as in Lua")
+assert(closed:recv() == "outer:goexit")
+wait_until(function() return runtime.numgoroutine() == base end, "goexit with <close>")
+assert(closed:len() == 0)
+assert(not reached)
+
+-- a finalizer runs in whichever goroutine set off the collection: goexit
+-- there is an error, and that goroutine goes on
+go(function()
+  setmetatable({}, { __gc = function()
+    local ok, err = pcall(runtime.goexit)
+    closed:send(tostring(ok) .. " " .. err)
+  end })
+  collectgarbage()
+  closed:send("went on")
+end)
+assert(closed:recv() == "false runtime.goexit: in a finalizer")
+assert(closed:recv() == "went on")
+
 -- goexit affects only its goroutine
 local other = chan()
 go(function() runtime.goexit() end)

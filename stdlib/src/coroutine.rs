@@ -24,7 +24,12 @@
 //!   with `[C]: in ?`, as under `lua.c`.
 //! - **Stops** (`preempt`): a G being stopped stops in its coroutines too
 //!   (hooks belong to one thread): `resume` arms the stop hook on both
-//!   sides. While a coroutine runs, the M's running slot names it.
+//!   sides. While a coroutine runs, the M's running slot names it. The
+//!   stop's error unwinds the G (its `<close>` handlers run); while a stop
+//!   is pending, `resume`, `wrap`, `close`, and lugo's `pcall` and
+//!   `xpcall` (Lua's, with this one difference) pass errors on instead of
+//!   catching them. `runtime.goexit` is such a stop, and the goroutine's
+//!   body takes it for a normal end.
 
 use std::cell::RefCell;
 use std::ffi::{c_int, CStr};
@@ -179,6 +184,8 @@ unsafe fn finish_resume(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c
             ffi::lua_insert(l, -(n + 1));
             n + 1
         }
+        // A stopping G passes the error on.
+        Resumed::Failed if preempt::stopping_g().is_some() => ffi::lua_error(l),
         Resumed::Failed => {
             ffi::lua_pushboolean(l, 0);
             ffi::lua_insert(l, -2);
@@ -261,7 +268,11 @@ unsafe fn wrap_error(l: *mut ffi::lua_State, co: *mut ffi::lua_State) -> Ret {
         stat = ffi::lua_closethread(co, l);
         ffi::lua_xmove(co, l, 1);
     }
-    if stat != ffi::LUA_ERRMEM && ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+    // A stop's error passes through as it is.
+    if stat != ffi::LUA_ERRMEM
+        && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
+        && preempt::stopping_g().is_none()
+    {
         ffi::luaL_where(l, 1);
         ffi::lua_insert(l, -2);
         ffi::lua_concat(l, 2);
@@ -361,6 +372,9 @@ unsafe extern "C-unwind" fn close(l: *mut ffi::lua_State) -> c_int {
                 if ffi::lua_closethread(co, l) == ffi::LUA_OK {
                     ffi::lua_pushboolean(l, 1);
                     Ret::N(1)
+                } else if preempt::stopping_g().is_some() {
+                    ffi::lua_xmove(co, l, 1);
+                    Ret::Rethrow
                 } else {
                     ffi::lua_pushboolean(l, 0);
                     ffi::lua_xmove(co, l, 1);
@@ -380,6 +394,91 @@ unsafe extern "C-unwind" fn close(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn can_park(l: *mut ffi::lua_State) -> c_int {
     ffi::lua_pushboolean(l, preempt::can_park(l) as c_int);
     1
+}
+
+// ---------------------------------------------------------------- pcall
+
+/// `pcall(f, ...)`: Lua's `luaB_pcall`, but an error of a stopping G
+/// (see the module comment) is passed on, not caught.
+unsafe extern "C-unwind" fn pcall(l: *mut ffi::lua_State) -> c_int {
+    ffi::luaL_checkany(l, 1);
+    ffi::lua_pushboolean(l, 1);
+    ffi::lua_insert(l, 1);
+    let status = ffi::lua_pcallk(
+        l,
+        ffi::lua_gettop(l) - 2,
+        ffi::LUA_MULTRET,
+        0,
+        0,
+        Some(finish_pcall),
+    );
+    finish_pcall(l, status, 0)
+}
+
+/// `xpcall(f, msgh, ...)`: Lua's `luaB_xpcall`, with `pcall`'s difference.
+/// `msgh` sees a stop's error, as a handler sees `lua.c`'s Ctrl-C.
+unsafe extern "C-unwind" fn xpcall(l: *mut ffi::lua_State) -> c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::luaL_checktype(l, 2, ffi::LUA_TFUNCTION);
+    ffi::lua_pushboolean(l, 1);
+    ffi::lua_pushvalue(l, 1);
+    ffi::lua_rotate(l, 3, 2);
+    let status = ffi::lua_pcallk(l, n - 2, ffi::LUA_MULTRET, 2, 2, Some(finish_pcall));
+    finish_pcall(l, status, 2)
+}
+
+/// Lua's `finishpcall`: `false, error`, or every result; a stopping G's
+/// error goes on.
+unsafe extern "C-unwind" fn finish_pcall(
+    l: *mut ffi::lua_State,
+    status: c_int,
+    extra: ffi::lua_KContext,
+) -> c_int {
+    if status != ffi::LUA_OK && status != ffi::LUA_YIELD {
+        if let Some(stop) = preempt::stopping_g() {
+            // The stop goes on, with its own message: what a message
+            // handler made of it, or an error a `<close>` handler raised
+            // as it unwound, says less of why the G ends.
+            push_str(l, stop.message());
+            ffi::lua_error(l);
+        }
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_pushvalue(l, -2);
+        return 2;
+    }
+    ffi::lua_gettop(l) - extra as c_int
+}
+
+/// `load(chunk, ...)`: Lua's own (upvalue 1), but a reader's error that
+/// is a stopping G's is passed on, not returned as `nil, message`.
+unsafe extern "C-unwind" fn load(l: *mut ffi::lua_State) -> c_int {
+    let n = ffi::lua_gettop(l);
+    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+    ffi::lua_insert(l, 1);
+    ffi::lua_callk(l, n, ffi::LUA_MULTRET, 0, None);
+    let nres = ffi::lua_gettop(l);
+    if nres >= 2 && ffi::lua_isnil(l, 1) != 0 && preempt::stopping_g().is_some() {
+        ffi::lua_pushvalue(l, 2);
+        ffi::lua_error(l);
+    }
+    nres
+}
+
+/// `goexit()`: ends the calling goroutine, as Go's `runtime.Goexit`: its
+/// `<close>` handlers run (the stop's error unwinds it) and nothing can
+/// catch it. Outside a goroutine (a finalizer on an actor's main thread)
+/// it raises an error that says so.
+unsafe extern "C-unwind" fn goexit(l: *mut ffi::lua_State) -> c_int {
+    // A finalizer runs in whichever G set off the collection: it has no
+    // goroutine of its own to end.
+    if preempt::in_finalizer(l) {
+        return guard(l, || raise("runtime.goexit: in a finalizer"));
+    }
+    if !preempt::stop_this_g(preempt::Stop::Exit) {
+        return guard(l, || raise("runtime.goexit: not in a goroutine"));
+    }
+    push_str(l, preempt::Stop::Exit.message());
+    ffi::lua_error(l)
 }
 
 // ---------------------------------------------------------------- goroutine bodies
@@ -449,6 +548,10 @@ unsafe extern "C-unwind" fn gomain_k(
     if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
         return 0;
     }
+    if preempt::stopping_g() == Some(preempt::Stop::Exit) {
+        // runtime.goexit: its <close> handlers have run; a normal end.
+        return 0;
+    }
     // An uncaught error: the panic, with the traceback the handler kept.
     ffi::lua_pushlightuserdata(l, park::sched().0);
     ffi::lua_pushinteger(l, park::KIND_PANIC);
@@ -483,6 +586,13 @@ unsafe extern "C-unwind" fn taskmain_k(
         ffi::lua_callk(l, nres, 0, 0, Some(task_done_k));
         return 0;
     }
+    if preempt::stopping_g() == Some(preempt::Stop::Exit) {
+        // runtime.goexit: a normal end, without results.
+        ffi::lua_settop(l, 1);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_callk(l, 1, 0, 0, Some(task_done_k));
+        return 0;
+    }
     // [done, msgh, error]
     error_message(l, -1);
     let tb = TRACEBACK.with_borrow_mut(std::mem::take);
@@ -503,6 +613,12 @@ unsafe extern "C-unwind" fn task_done_k(
     0
 }
 
+/// The global functions lugo installs in place of Lua's.
+pub(crate) const GLOBALS: [(&CStr, CFn); 2] = [(c"pcall", pcall), (c"xpcall", xpcall)];
+
+/// `load`, with Lua's own at upvalue 1 (see [`load`]).
+pub(crate) const LOAD: CFn = load;
+
 /// The coroutine functions lugo installs in place of Lua's
 /// (`coroutine.create` stays Lua's own).
 pub(crate) const LIBRARY: [(&CStr, CFn); 7] = [
@@ -516,8 +632,9 @@ pub(crate) const LIBRARY: [(&CStr, CFn); 7] = [
 ];
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 4] = [
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 5] = [
     (c"can_park", can_park),
+    (c"goexit", goexit),
     (c"gomain", gomain),
     (c"taskmain", taskmain),
     (c"blocking", blocking),

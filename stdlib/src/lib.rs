@@ -167,6 +167,16 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     // Lua's own `yield` for the scheduler's requests).
     let co: Table = lua.globals().get("coroutine")?;
     reg.fill(lua, &co, &coroutine::LIBRARY)?;
+    reg.fill(lua, &lua.globals(), &coroutine::GLOBALS)?;
+    // SAFETY: pushes Lua's own `load` as the upvalue of lugo's, returned
+    // as the result.
+    let load: Function = unsafe {
+        lua.exec_raw((), |l| {
+            ffi::lua_getglobal(l, c"load".as_ptr());
+            ffi::lua_pushcclosure(l, coroutine::LOAD, 1);
+        })?
+    };
+    lua.globals().set("load", load)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
     lua.set_named_registry_value(host::TASK_KEY, exports.get::<Function>("task")?)?;

@@ -199,10 +199,8 @@ local runtime = {
 -- and goexit cannot leave.
 local can_park = P.can_park
 function runtime.gosched() if can_park() then co_yield(SCHED, KIND_GOSCHED) end end
-function runtime.goexit()
-  if not can_park() then error("attempt to yield across a C-call boundary", 2) end
-  co_yield(SCHED, KIND_EXIT)
-end
+-- goexit unwinds the goroutine (its <close> handlers run), uncatchable.
+runtime.goexit = P.goexit
 
 -- os.exit ends the runtime, not the process: the `lugo` command exits
 -- with the status, an embedding host gets it as the outcome. The calling

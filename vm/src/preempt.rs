@@ -23,18 +23,25 @@
 //!    tells a preemption from an ordinary yield.
 //!
 //! Stop requests ([`Stop`]: the host's interrupt, the CPU budget, the
-//! runtime's shutdown) must not wait: a stop is recorded in the slot for
-//! the G now running ([`Running::request_stop`]) and signalled. The
-//! handler then arms the *stop hook*, which raises the stop's message at
-//! every Lua instruction of the G, inside C calls too (a raise, unlike a
-//! yield, can cross them, as `lua.c`'s Ctrl-C hook does), so a `pcall`
-//! cannot keep the G alive: the next instruction after it raises again.
-//! Only lugo's own chunk (`[lugo]`, which turns the error into the G's
-//! end) runs on. Lua turns hooks off while a finalizer (`__gc`) runs;
-//! the handler turns them back on for a stop (`allow_hooks`), so a
-//! looping finalizer is stopped too. Code inside a single C function that
-//! runs no Lua (a pathological `string.find` pattern) is stopped when it
-//! returns.
+//! runtime's shutdown, `runtime.goexit`) must not wait: a stop is
+//! recorded in the slot for the G now running ([`Running::request_stop`])
+//! and signalled. The handler then arms the *stop hook*, which raises the
+//! stop's error at the G's next Lua instruction, inside C calls too (a
+//! raise, unlike a yield, can cross them, as `lua.c`'s Ctrl-C hook
+//! does). The error unwinds the G: its `<close>` handlers run, as Go's
+//! deferred calls run, and lugo's `pcall`, `xpcall` and coroutine
+//! functions pass it on instead of catching it while the stop is pending,
+//! so a script cannot keep the G alive. Its handlers get one grace of
+//! [`STOP_GRACE`] instructions; should the G still run after it (a
+//! `<close>` handler that loops), the hook raises at every instruction.
+//! A raise inside a finalizer, whose error Lua turns into a warning, is
+//! followed by another at the next instruction. Only lugo's own chunk
+//! (`[lugo]`) runs on. `runtime.goexit` is a stop the G asks of itself:
+//! its error needs no hook, and its handlers no grace.
+//! Lua turns hooks off while a finalizer (`__gc`) runs; the handler turns
+//! them back on for a stop (`allow_hooks`), so a looping finalizer is
+//! stopped too. Code inside a single C function that runs no Lua (a
+//! pathological `string.find` pattern) is stopped when it returns.
 //!
 //! Rejected: a permanent count hook (2.3x slower on tight loops); arming
 //! from the sysmon thread directly (a cross-thread write the Lua API does
@@ -153,6 +160,9 @@ pub enum Stop {
     Budget = 2,
     /// The runtime is shutting down.
     Shutdown = 3,
+    /// `runtime.goexit()`: the goroutine ends, its `<close>` handlers run
+    /// (Go's `Goexit` runs its deferred calls).
+    Exit = 4,
 }
 
 impl Stop {
@@ -161,6 +171,7 @@ impl Stop {
             1 => Some(Stop::Interrupt),
             2 => Some(Stop::Budget),
             3 => Some(Stop::Shutdown),
+            4 => Some(Stop::Exit),
             _ => None,
         }
     }
@@ -171,6 +182,7 @@ impl Stop {
             Stop::Interrupt => "interrupted",
             Stop::Budget => "cpu budget exceeded",
             Stop::Shutdown => "runtime stopped",
+            Stop::Exit => "goexit",
         }
     }
 }
@@ -193,6 +205,9 @@ pub struct Running {
     /// Runtime clock (ns) at which the running actor's CPU budget runs
     /// out (`u64::MAX`: no budget), for sysmon.
     budget_end: AtomicU64,
+    /// How often the stop hook has raised the pending stop's error
+    /// (saturating at 2): see [`stop_hook_count`].
+    stop_raises: AtomicU8,
 }
 
 impl Default for Running {
@@ -203,6 +218,7 @@ impl Default for Running {
             gid: AtomicU64::new(0),
             stop: AtomicU64::new(0),
             budget_end: AtomicU64::new(u64::MAX),
+            stop_raises: AtomicU8::new(0),
         }
     }
 }
@@ -247,6 +263,7 @@ impl Running {
     /// this thread: program order is all it needs.
     pub(crate) fn publish(&self, l: *mut ffi::lua_State, gid: u64) {
         self.stop.store(0, Ordering::Relaxed);
+        self.stop_raises.store(0, Ordering::Relaxed);
         self.gid.store(gid, Ordering::Relaxed);
         self.lua.store(l, Ordering::SeqCst);
     }
@@ -428,14 +445,34 @@ unsafe fn yield_or_rearm(l: *mut ffi::lua_State) {
 }
 
 /// Arms the stop hook on `l`: it raises at `l`'s next instruction, in a
-/// finalizer too.
+/// finalizer too (after the first raise, once the grace is spent). A
+/// `runtime.goexit` needs no hook: its own error unwinds the G, and
+/// nothing of lugo's catches it.
 ///
 /// # Safety
 /// `l` is a live thread of an actor owned by the calling M (running, or
 /// about to run); also called from the signal handler.
 pub unsafe fn arm_stop(l: *mut ffi::lua_State) {
-    ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, 1);
+    let Some(slot) = current_slot() else { return };
+    if slot.pending_stop() == Some(Stop::Exit) {
+        return;
+    }
+    let count = stop_hook_count(slot.stop_raises.load(Ordering::Relaxed));
+    ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, count);
     allow_hooks(l);
+}
+
+/// The stop hook's instruction count after `raises` raises of the stop's
+/// error: at once before the first; then one [`STOP_GRACE`], in which the
+/// G's `<close>` handlers run; then at once again, at every instruction,
+/// so a handler that loops (or a message handler Lua calls again for
+/// each error) is cut short.
+fn stop_hook_count(raises: u8) -> c_int {
+    if raises == 1 {
+        STOP_GRACE
+    } else {
+        1
+    }
 }
 
 /// Arms the stop hook on `l` if a stop is pending for the G that `slot`
@@ -451,8 +488,13 @@ pub unsafe fn arm_stop_if_pending(slot: &Running, l: *mut ffi::lua_State) {
     }
 }
 
-/// Raises the pending stop's message at every instruction of the stopped
-/// G but lugo's own (see the module comment).
+/// Instructions a stopped G may still run (its `<close>` handlers) before
+/// the stop hook raises again (a few milliseconds of Lua).
+pub const STOP_GRACE: c_int = 1 << 20;
+
+/// Raises the pending stop's error in the stopped G (but not in lugo's
+/// own chunk), and again every [`STOP_GRACE`] instructions while the G
+/// runs on (see the module comment).
 unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
     // SAFETY (whole body): Lua calls the hook on the running thread `l`
     // with the activation record of the running function; a hook may
@@ -465,9 +507,67 @@ unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_
     if ffi::lua_getinfo(l, c"S".as_ptr(), ar) != 0 && is_lugo_chunk(ar) {
         return;
     }
+    let count = if in_finalizer(l) {
+        // Lua turns a finalizer's error into a warning: this raise ends
+        // the finalizer, and the next instruction after it raises again.
+        1
+    } else {
+        let slot = current_slot().expect("a pending stop has a slot");
+        let raises = slot
+            .stop_raises
+            .load(Ordering::Relaxed)
+            .saturating_add(1)
+            .min(2);
+        slot.stop_raises.store(raises, Ordering::Relaxed);
+        stop_hook_count(raises)
+    };
+    ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, count);
     let msg = why.message();
     ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
     ffi::lua_error(l);
+}
+
+/// Whether a finalizer (`__gc`) is on `l`'s call stack: Lua names its
+/// frame so.
+///
+/// # Safety
+/// `l` is the running thread (a hook's, or a C function's).
+pub unsafe fn in_finalizer(l: *mut ffi::lua_State) -> bool {
+    // SAFETY: `l` is the running thread; `ar` is ours, filled by Lua for
+    // each level the stack has.
+    let mut ar: ffi::lua_Debug = std::mem::zeroed();
+    let mut level = 0;
+    while ffi::lua_getstack(l, level, &mut ar) != 0 {
+        if ffi::lua_getinfo(l, c"n".as_ptr(), &mut ar) != 0
+            && !ar.name.is_null()
+            && std::ffi::CStr::from_ptr(ar.name).to_bytes() == b"__gc"
+        {
+            return true;
+        }
+        level += 1;
+    }
+    false
+}
+
+/// Stops the G this M runs now, for `why` (`runtime.goexit`: the G asks
+/// it of itself); the caller raises the stop's error. False when this
+/// thread runs no G.
+pub fn stop_this_g(why: Stop) -> bool {
+    match current_slot().filter(|s| s.gid() != 0) {
+        Some(s) => {
+            s.stop_current(why);
+            true
+        }
+        None => false,
+    }
+}
+
+/// The stop pending for the G this M runs, if any: whoever catches Lua
+/// errors on lugo's behalf (`pcall`, `coroutine.resume`) passes an error
+/// on instead while one is.
+#[inline]
+pub fn stopping_g() -> Option<Stop> {
+    current_slot().and_then(Running::pending_stop)
 }
 
 /// Whether the function of `ar` (its "S" part read) is lugo's own Lua
@@ -537,5 +637,17 @@ unsafe fn allow_hooks(l: *mut ffi::lua_State) {
         // A byte store to a field the interpreter reads before each hook
         // call, on the thread that runs it.
         std::ptr::write_volatile((l as *mut u8).add(ALLOWHOOK_OFFSET), 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_raises_at_once_then_gives_one_grace_then_none() {
+        assert_eq!(stop_hook_count(0), 1);
+        assert_eq!(stop_hook_count(1), STOP_GRACE);
+        assert_eq!(stop_hook_count(2), 1);
     }
 }
