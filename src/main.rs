@@ -223,7 +223,12 @@ fn run() -> Result<ExitCode, String> {
         repl::run(&rt, &console, startup);
     }
 
+    // One chunk runs as the main goroutine's body itself, so its
+    // tracebacks end as lua.c's do; several run in turn from a wrapper.
     let setup = || -> mlua::Result<Function> {
+        if chunks.len() == 1 {
+            return Ok(chunks.pop().expect("one chunk"));
+        }
         lua.load(
             "local chunks = ...\n\
              return function(...)\n\

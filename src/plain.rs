@@ -10,7 +10,9 @@
 
 use std::process::ExitCode;
 
-use mlua::{Function, Lua, MultiValue, StdLib, Value};
+use std::ffi::c_int;
+
+use mlua::{ffi, Function, Lua, MultiValue, StdLib, Value};
 
 /// Runs `chunks` (the `-e` sources) and then the script at `script` (if
 /// any) with `args`; `arg` is `argv` with the script at index `script_at`.
@@ -44,34 +46,12 @@ fn run_in(
             .map_err(|e| e.to_string())?;
     }
     lua.globals().set("arg", arg).map_err(|e| e.to_string())?;
-    // lua.c's message handler: the message and a traceback.
-    let call: Function = lua
-        .load(
-            "local f = ... \
-             return function(...) \
-               return xpcall(f, function(e) \
-                 local m = type(e) == 'string' and e or \
-                   (getmetatable(e) and getmetatable(e).__tostring and tostring(e)) or \
-                   ('(error object is a ' .. type(e) .. ' value)') \
-                 return debug.traceback(m, 2) end, ...) \
-             end",
-        )
-        .set_name("=[plain]")
-        .into_function()
-        .map_err(|e| e.to_string())?;
     let run_one = |f: Function, args: MultiValue| -> Result<(), String> {
-        let wrapped: Function = call.call(f).map_err(|e| e.to_string())?;
-        let mut r = wrapped
-            .call::<MultiValue>(args)
-            .map_err(|e| e.to_string())?
-            .into_iter();
-        match r.next() {
-            Some(Value::Boolean(true)) => Ok(()),
-            _ => Err(r
-                .next()
-                .and_then(|v| v.to_string().ok())
-                .unwrap_or_default()),
-        }
+        // SAFETY: `docall` takes the function and its arguments that
+        // mlua pushed, and leaves the error message, if any, as the result.
+        let err: Option<String> =
+            unsafe { lua.exec_raw((f, args), |l| docall(l)) }.map_err(|e| e.to_string())?;
+        err.map_or(Ok(()), Err)
     };
     for src in chunks {
         let f = lua
@@ -113,4 +93,40 @@ fn load_error(e: mlua::Error) -> String {
         mlua::Error::SyntaxError { message, .. } => message,
         other => other.to_string(),
     }
+}
+
+/// `lua.c`'s `docall`: calls the function under the stack's other values
+/// with [`msghandler`]; leaves nothing, or the error message.
+///
+/// # Safety
+/// `l` holds the function and its arguments, and nothing else.
+unsafe fn docall(l: *mut ffi::lua_State) {
+    let nargs = ffi::lua_gettop(l) - 1;
+    ffi::lua_pushcfunction(l, msghandler);
+    ffi::lua_insert(l, 1);
+    let status = ffi::lua_pcall(l, nargs, 0, 1);
+    ffi::lua_remove(l, 1);
+    if status == ffi::LUA_OK {
+        ffi::lua_settop(l, 0);
+    }
+}
+
+/// `lua.c`'s `msghandler`: the message (an error object's `__tostring`,
+/// or its type) with a traceback.
+unsafe extern "C-unwind" fn msghandler(l: *mut ffi::lua_State) -> c_int {
+    let mut msg = ffi::lua_tostring(l, 1);
+    if msg.is_null() {
+        if ffi::luaL_callmeta(l, 1, c"__tostring".as_ptr()) != 0
+            && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
+        {
+            return 1;
+        }
+        msg = ffi::lua_pushfstring(
+            l,
+            c"(error object is a %s value)".as_ptr(),
+            ffi::luaL_typename(l, 1),
+        );
+    }
+    ffi::luaL_traceback(l, l, msg, 1);
+    1
 }

@@ -462,6 +462,12 @@ impl Registry {
         }
     }
 
+    /// What the closures' first upvalue holds, for closures made elsewhere
+    /// ([`actor`] reads it).
+    pub(crate) fn actor_upvalue(&self) -> *mut c_void {
+        self.actor
+    }
+
     /// Creates `T`'s metatable with a table of `methods` (C functions, put
     /// there by [`Registry::fill`]) as `__index`, and returns the methods
     /// table. Types must be added in the order of their `MT_UPVALUE`.

@@ -632,73 +632,9 @@ pub(crate) const LIBRARY: [(&CStr, CFn); 7] = [
 ];
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 5] = [
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 4] = [
     (c"can_park", can_park),
     (c"goexit", goexit),
     (c"gomain", gomain),
     (c"taskmain", taskmain),
-    (c"blocking", blocking),
 ];
-
-/// `blocking(name, f, ...)`: calls `f(...)` with the M's P marked as in a
-/// blocking call, so sysmon can hand the P to another M meanwhile (see
-/// `lugo_vm::sched::syscall`). For the stdlib's calls that wait on the
-/// outside world: `io.read`, file reads and lines, `os.execute`.
-unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
-    let nargs = ffi::lua_gettop(l) - 2;
-    let status = {
-        // The runtime handle lives in this block only: the raise below
-        // must not skip its destructor (ffi rule 2).
-        let actor = crate::cfn::actor(l);
-        let rt = actor.runtime();
-        let pid = rt.enter_syscall();
-        actor.set_blocking(true);
-        // Waiting is not running: the CPU budget does not count it.
-        // (Timed only under a budget: a line of `io.lines` costs little
-        // more than a clock.)
-        let start = rt.has_cpu_budget().then(std::time::Instant::now);
-        let status = ffi::lua_pcall(l, nargs.max(0), ffi::LUA_MULTRET, 0);
-        if let Some(start) = start {
-            actor.credit_blocked(start.elapsed());
-        }
-        actor.set_blocking(false);
-        if let Some(pid) = pid {
-            rt.exit_syscall(pid);
-        }
-        status
-    };
-    if status != ffi::LUA_OK {
-        name_argerror(l);
-        ffi::lua_error(l);
-    }
-    ffi::lua_gettop(l) - 1
-}
-
-/// Called through `blocking`, a C function has no name for Lua's
-/// `bad argument #1 to '?'`: put back the name (argument 1 of `blocking`)
-/// and the caller's position, as a direct call would have had. Owns
-/// nothing across its raising calls: the fixed message is handed off.
-unsafe fn name_argerror(l: *mut ffi::lua_State) {
-    if ffi::lua_type(l, -1) != ffi::LUA_TSTRING || ffi::lua_type(l, 1) != ffi::LUA_TSTRING {
-        return;
-    }
-    let fixed = {
-        let (msg, name) = (str_at(l, -1), str_at(l, 1));
-        if !msg.starts_with("bad argument #") || !msg.contains(" to '?' ") {
-            return;
-        }
-        msg.replacen(" to '?' ", &format!(" to '{name}' "), 1)
-    };
-    ffi::lua_pop(l, 1);
-    // Level 1 is the Lua wrapper that called `blocking`; 2 its caller.
-    ffi::luaL_where(l, 2);
-    push_owned(l, fixed);
-    ffi::lua_concat(l, 2);
-}
-
-/// The string at `idx` (it is one), borrowed from the state.
-unsafe fn str_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> std::borrow::Cow<'a, str> {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(l, idx, &mut len);
-    String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len))
-}

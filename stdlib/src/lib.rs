@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 mod actor;
+mod blocking;
 mod cfn;
 mod chan;
 mod copy;
@@ -68,7 +69,8 @@ pub(crate) fn ret(lua: &Lua, v: impl IntoLuaMulti) -> RawResult {
     Ok(v.into_lua_multi(lua)?)
 }
 
-/// Makes a raw function: `f`'s `Raise::Msg` becomes `ERR, message`.
+/// Makes a raw function: `f`'s `Raise::Msg` becomes `ERR, message`, and
+/// so does a memory error (Lua's message, not mlua's with its traceback).
 pub(crate) fn raw<F>(lua: &Lua, f: F) -> mlua::Result<Function>
 where
     F: Fn(&Lua, MultiValue) -> RawResult + Send + 'static,
@@ -76,6 +78,9 @@ where
     lua.create_function(move |lua, args: MultiValue| match f(lua, args) {
         Ok(r) => Ok(r),
         Err(Raise::Msg(m)) => (park::err(), m).into_lua_multi(lua),
+        Err(Raise::Lua(mlua::Error::MemoryError(_))) => {
+            (park::err(), "not enough memory").into_lua_multi(lua)
+        }
         Err(Raise::Lua(e)) => Err(e),
     })
 }
@@ -154,12 +159,14 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
         &coroutine::FUNCTIONS,
         &net::FUNCTIONS,
         &actor::FUNCTIONS,
+        &blocking::FUNCTIONS,
     ] {
         reg.fill(lua, &p, fns)?;
     }
     // SAFETY: pushes one C function, returned as the result.
     let print: Function = unsafe { lua.exec_raw((), |l| ffi::lua_pushcfunction(l, print::print))? };
     lua.globals().set("print", print)?;
+    blocking::install(lua, &reg)?;
     time::register(lua, actor, &p)?;
     runtime::register(lua, actor, &p)?;
     let exports: Table = prelude(lua)?.call(p)?;

@@ -216,36 +216,18 @@ function runtime.stack(all)
   return raw_stack(all and true or false, traceback(nil, 2))
 end
 
----------------------------------------------------------------- blocking calls
+---------------------------------------------------------------- the host's functions
 
--- Calls that wait on the outside world run with the M's P marked as in a
--- blocking call, so that sysmon can hand the P to another M meanwhile.
+-- Raw functions that answer `ERR, message` for a failure, raised here at
+-- the caller as a plain string. A blocking one runs with the M's P marked
+-- as in a blocking call (stdlib/src/blocking.rs, which also stands in for
+-- io.read, io.lines, os.execute and a file's read and lines).
 local blocking = P.blocking
-local function blocks(name, f)
-  return function(...) return blocking(name, f, ...) end
-end
-
--- The host's functions: raw functions that answer `ERR, message` for a
--- failure, raised here at the caller as a plain string.
 local function plain(_, f)
   return function(...) return call(f(...)) end
 end
 local function blocks_raw(name, f)
   return function(...) return call(blocking(name, f, ...)) end
-end
-io.read = blocks("read", io.read)
-os.execute = blocks("execute", os.execute)
-local io_lines = io.lines
-function io.lines(...)
-  local it, a, b, c = io_lines(...)
-  return blocks("lines", it), a, b, c
-end
-local file_methods = getmetatable(io.stdout).__index
-local file_read, file_lines = file_methods.read, file_methods.lines
-file_methods.read = blocks("read", file_read)
-function file_methods.lines(...)
-  local it, a, b, c = file_lines(...)
-  return blocks("lines", it), a, b, c
 end
 
 ---------------------------------------------------------------- install

@@ -1,0 +1,42 @@
+-- What Lua shows of its own stack: tracebacks, debug.getinfo of the main
+-- chunk and of its caller, error objects of every type through pcall,
+-- error, coroutine.wrap and resume.
+local function where() return debug.traceback("here", 1) end
+print(where())
+print(debug.traceback())
+print(select(2, xpcall(function() error("x") end, debug.traceback)))
+print(select(2, xpcall(function() local t = nil; return t.x end, debug.traceback)))
+local main = debug.getinfo(1, "Sl")
+print(main.what, main.source, main.short_src)
+local caller = debug.getinfo(2, "Sn")
+print(caller and caller.what, caller and caller.source, caller and caller.name)
+print(debug.getinfo(3, "S"))
+print(type((coroutine.running())), select(2, coroutine.running()))
+print(coroutine.isyieldable())
+local co = coroutine.create(function(a)
+  local b = coroutine.yield(a + 1)
+  print(debug.traceback("inside"))
+  error({ code = b })
+end)
+print(coroutine.resume(co, 1))
+print(debug.traceback(co))
+print(debug.traceback(co, "msg", 1))
+local ok, e = coroutine.resume(co, 7)
+print(ok, type(e), e.code, coroutine.status(co))
+print(debug.traceback(co))
+local ud = io.stdout
+for _, v in ipairs({ 42, 4.5, true, false, "s", ud, print, co }) do
+  local ok1, e1 = pcall(error, v)
+  local ok2, e2 = pcall(coroutine.wrap(function() error(v) end))
+  local ok3, e3 = coroutine.resume(coroutine.create(function() error(v, 2) end))
+  print(type(v), ok1, e1 == v, ok2, e2 == v, ok3, e3 == v)
+end
+print(pcall(error))
+print(pcall(coroutine.wrap(function() error() end)))
+print(pcall(error, setmetatable({}, { __tostring = function() return "TS" end, __metatable = 1 })))
+print(select("#", pcall(error, nil)))
+print(pcall(coroutine.wrap(function() error("in wrap") end)))
+print(pcall(coroutine.wrap(function() error("in wrap", 2) end)))
+print(coroutine.close(coroutine.create(print)))
+print(load("return debug.traceback('loaded')", "=chunk")())
+print(string.dump(function() end) ~= nil, load(string.dump(function() return 7 end))())
