@@ -9,14 +9,27 @@
 --   rss_bytes()      resident set size of the process (/proc/self/statm)
 --   full_gc()        two full collections (finalizers, then their garbage)
 --   best_time(f)     run f `reps` times after a full GC each, return min s
+--   floor(label, f)  best_time of f in a plain Lua state (see below)
+--   self_command(o)  the shell command that runs this script (options o)
+--   plain            true when this process is a plain state's (a floor)
 --   info(fmt, ...)   a "# ..." line: for people, ignored by run.sh
 --   result{...}      the one machine-readable RESULT line per figure
 --   sleepers(n, d)   the sleeper workload shared by the two sleeper scripts
 --
--- All timing uses time.now() (monotonic seconds), lugo's clock, for both
--- the lugo workload and its plain-coroutine baseline.
+-- The floor (baseline) of a figure is the same work in a *plain* Lua
+-- state of the same binary, `lugo --plain`, with none of lugo's code: a
+-- child process that runs this script again with LUGO_BENCH_FLOOR=k and
+-- stops at its k-th call of floor(), which times the work, prints a FLOOR
+-- line and exits. A script calls floor() before anything that needs lugo.
+-- Under lugo, timing uses time.now() (monotonic wall seconds); a plain
+-- state has no such clock, and its floors, one thread doing plain Lua
+-- work, are timed with os.clock() (the process's CPU seconds, the same
+-- figure for such work).
 
 local C = {}
+
+C.plain = rawget(_G, "go") == nil
+local now = C.plain and os.clock or time.now
 
 -- Quick mode: --quick on the script's command line or LUGO_BENCH_QUICK=1 in
 -- the environment (run.sh uses the environment so that lugo's own option
@@ -63,13 +76,56 @@ function C.best_time(label, f)
   local best = math.huge
   for r = 1, C.reps do
     C.full_gc()
-    local t0 = time.now()
+    local t0 = now()
     f()
-    local dt = time.now() - t0
+    local dt = now() - t0
     C.info("%s rep %d: %.4f s", label, r, dt)
     if dt < best then best = dt end
   end
   return best
+end
+
+local function shquote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+
+-- The shell command that runs this script with the interpreter options
+-- `opts` (a string) added: the interpreter is $LUGO_BENCH_BIN (set by
+-- run.sh, shell-quoted) or the one in arg[-1], arg[-2], ...; nil if
+-- neither is known.
+function C.self_command(opts)
+  local cmd = os.getenv("LUGO_BENCH_BIN")
+  if cmd == nil and arg and arg[-1] then
+    local lo = -1
+    while arg[lo - 1] ~= nil do lo = lo - 1 end
+    local words = {}
+    for i = lo, -1 do words[#words + 1] = shquote(arg[i]) end
+    cmd = table.concat(words, " ")
+  end
+  if cmd == nil then return nil end
+  return cmd .. " " .. (opts or "") .. " " .. shquote(arg[0])
+end
+
+-- The k-th floor of this script: best_time of f in a plain state (the
+-- child process described at the top). Its timing lines are passed on.
+local floors = 0
+function C.floor(label, f)
+  floors = floors + 1
+  if C.plain then
+    if tonumber(os.getenv("LUGO_BENCH_FLOOR")) ~= floors then return nil end
+    io.write(string.format("FLOOR %.9f\n", C.best_time(label .. " (plain state)", f)))
+    io.stdout:flush()
+    os.exit(0)
+  end
+  local cmd = assert(C.self_command("--plain"), "floor: no command runs this script")
+  local env = "LUGO_BENCH_FLOOR=" .. floors .. (C.quick and " LUGO_BENCH_QUICK=1" or "")
+  local p = assert(io.popen(env .. " " .. cmd, "r"))
+  local out = p:read("a")
+  local ok = p:close()
+  for line in out:gmatch("[^\n]+") do
+    if line:find("(plain state)", 1, true) then io.write(line, "\n") end
+  end
+  local t = out:match("FLOOR (%S+)")
+  assert(ok and t, "floor: the plain-state run failed: " .. out)
+  return tonumber(t)
 end
 
 local function num(v)

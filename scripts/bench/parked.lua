@@ -2,17 +2,18 @@
 --
 -- lugo:     200k goroutines, each blocked in ch:recv() on one channel.
 -- baseline: 200k coroutines suspended at coroutine.yield(), kept in a table
---           (the table adds about 16-20 B per coroutine to the baseline).
+--           (the table adds about 16-20 B per coroutine to the baseline), in
+--           a plain Lua state (`lugo --plain`).
 -- figures:  per goroutine, after a full GC: RSS delta (/proc/self/statm)
 --           and Lua heap delta (collectgarbage "count"); target <= 1.4 KB
 --           (1 KB = 1024 B) for both.
 --
 -- RSS only grows (freed memory stays with the allocator), so each half runs
 -- in a fresh process of the same binary: this script re-runs itself with
--- LUGO_BENCH_PART=lugo and =baseline and reads a PART line from each. The
--- command is $LUGO_BENCH_BIN (set by run.sh) or the interpreter and options
--- found in arg[-1], arg[-2], ... If that fails the halves run in this
--- process, lugo first, and the baseline's RSS figure is then too low.
+-- LUGO_BENCH_PART=lugo and =baseline (with --plain) and reads a PART line
+-- from each (the command: common.lua's self_command). If that fails the
+-- halves run in this process, lugo first, and the baseline's RSS figure is
+-- then too low and not a plain state's.
 
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
 local C = dofile(dir .. "common.lua")
@@ -79,24 +80,10 @@ if part then
   return
 end
 
--- Parent mode: find the command that runs this script.
-local function shquote(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-
-local function self_command()
-  local cmd = os.getenv("LUGO_BENCH_BIN")   -- already shell-quoted by run.sh
-  if cmd == nil and arg and arg[-1] then
-    local lo = -1
-    while arg[lo - 1] ~= nil do lo = lo - 1 end
-    local words = {}
-    for i = lo, -1 do words[#words + 1] = shquote(arg[i]) end
-    cmd = table.concat(words, " ")
-  end
-  if cmd == nil then return nil end
-  local script = debug.getinfo(1, "S").source:sub(2)
-  return cmd .. " " .. shquote(script)
-end
-
-local function run_child(cmd, which)
+-- Parent mode: each half in a child; the baseline's in a plain state.
+local function run_child(which)
+  local cmd = C.self_command(which == "baseline" and "--plain" or "")
+  if cmd == nil then return nil, "no command runs this script" end
   local env = "LUGO_BENCH_PART=" .. which .. (C.quick and " LUGO_BENCH_QUICK=1" or "")
   local p, err = io.popen(env .. " " .. cmd, "r")
   if not p then return nil, err end
@@ -111,20 +98,16 @@ local function run_child(cmd, which)
 end
 
 C.info("parked: N=%d", N)
-local res = {}
-local cmd = self_command()
-local separate = cmd ~= nil
-if separate then
-  for _, which in ipairs{ "lugo", "baseline" } do
-    local ok, heap, rss = pcall(run_child, cmd, which)
-    if not ok or heap == nil then
-      C.info("separate process failed (%s); measuring in this process",
-             tostring(ok and rss or heap))
-      separate = false
-      break
-    end
-    res[which] = { heap = heap, rss = rss }
+local res, separate = {}, true
+for _, which in ipairs{ "lugo", "baseline" } do
+  local ok, heap, rss = pcall(run_child, which)
+  if not ok or heap == nil then
+    C.info("separate process failed (%s); measuring in this process",
+           tostring(ok and rss or heap))
+    separate = false
+    break
   end
+  res[which] = { heap = heap, rss = rss }
 end
 if not separate then
   for _, which in ipairs{ "lugo", "baseline" } do

@@ -4,7 +4,7 @@
 --           reply on channel b; pong echoes. 1M round trips (2 channel
 --           hand-offs and 2 goroutine switches each).
 -- baseline: a bare coroutine.resume(co, i) / coroutine.yield(v) round trip,
---           1M times: the cheapest switch there is.
+--           1M times, in a plain Lua state: the cheapest switch there is.
 -- figure:   ns per round trip; target <= 350 ns (about 3x the bare switch).
 
 local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
@@ -39,36 +39,9 @@ local function floor_pingpong()
   end
 end
 
--- For reference only: lugo wraps coroutine.resume in Lua (to forward
--- scheduler yields out of nested coroutines), so the baseline above pays for
--- the wrapper. If the C resume is reachable as an upvalue of the wrapper,
--- time the truly bare round trip too and print it as a comment.
-local function raw_resume()
-  if debug.getinfo(coroutine.resume, "S").what == "C" then return nil end
-  for i = 1, 255 do
-    local name, v = debug.getupvalue(coroutine.resume, i)
-    if name == nil then return nil end
-    if type(v) == "function" and debug.getinfo(v, "S").what == "C" then
-      local ok, a = v(coroutine.create(function(x) return x end), 7)
-      if ok == true and a == 7 then return v end
-    end
-  end
-end
-
 C.info("pingpong: N=%d reps=%d", N, C.reps)
-local t_floor = C.best_time("baseline", floor_pingpong)
+local t_floor = C.floor("baseline", floor_pingpong)
 local t_lugo = C.best_time("lugo", lugo_pingpong)
-
-local raw = raw_resume()
-if raw then
-  local yield = coroutine.yield
-  local t_raw = C.best_time("unwrapped resume (reference)", function()
-    local co = coroutine.create(function(v) while true do v = yield(v) end end)
-    for i = 1, N do raw(co, i) end
-  end)
-  C.info("unwrapped C coroutine.resume/yield round trip: %.1f ns (lugo = %.2fx)",
-         t_raw / N * 1e9, t_lugo / t_raw)
-end
 
 C.result{ name = "pingpong", metric = "round_trip", unit = "ns",
           lugo = t_lugo / N * 1e9, baseline = t_floor / N * 1e9,
