@@ -2,7 +2,7 @@
 //! answer to a deferred host function ([`Reply`]).
 //!
 //! Both ends are handles on one lugo channel (a
-//! [`lugo_vm::host::Endpoint`]): a goroutine given either sees an ordinary
+//! [`lugo_vm::endpoint::Endpoint`]): a goroutine given either sees an ordinary
 //! channel (`ch:recv()`, `ch:send(v)`, `select`). Values are copied
 //! ([`Value`]). While the host holds any end of any channel, goroutines
 //! blocked on channels are not reported as deadlocked: the host may still
@@ -11,7 +11,7 @@
 
 use std::time::{Duration, Instant};
 
-use lugo_vm::host::{ChanError, Endpoint};
+use lugo_vm::endpoint::{ChanError, Endpoint};
 use mlua::{IntoLua, Lua};
 
 use crate::{Error, Result, Value};

@@ -65,7 +65,8 @@ pub use mlua;
 pub use value::Value;
 
 use lugo_vm::actor::NO_MAIN_G;
-use lugo_vm::host::{Endpoint, HostTask, TaskEnd};
+use lugo_vm::endpoint::Endpoint;
+use lugo_vm::host::{HostTask, TaskEnd};
 use lugo_vm::Actor;
 use mlua::chunk::AsChunk;
 use mlua::{FromLuaMulti, Function, IntoLuaMulti, Lua, MultiValue};

@@ -21,8 +21,8 @@ use std::sync::Arc;
 
 use lugo_vm::ffi::{number_at, values_id, Number};
 use lugo_vm::mem::Charge;
-use lugo_vm::portable::{PValue, Portable};
-use lugo_vm::{Chan, Msg};
+use lugo_vm::portable::{Handle, PValue, Portable};
+use lugo_vm::{Actor, Chan, Msg};
 use mlua::ffi;
 
 use crate::actor::ActorHandle;
@@ -148,9 +148,9 @@ impl Copier {
             ffi::LUA_TUSERDATA => {
                 if let Some(ch) = self.cl.arc::<Chan>(l, idx) {
                     share(self.cl, l, &ch).map_err(Refusal::Channel)?;
-                    PValue::Chan(ch)
+                    PValue::Chan(Handle::new(ch))
                 } else if let Some(h) = self.cl.check::<ActorHandle>(l, idx) {
-                    PValue::Actor(h.0.clone())
+                    PValue::Actor(Handle::new(h.0.clone()))
                 } else {
                     return Err(Refusal::Cannot("userdata"));
                 }
@@ -356,7 +356,9 @@ unsafe fn push_value(l: *mut ffi::lua_State, v: &PValue, scratch: c_int) {
             ffi::lua_rawgeti(l, scratch, *i as ffi::lua_Integer + 1);
         }
         // The userdata exists before the new reference does (ffi rule 2).
-        PValue::Chan(ch) => push(l, || Arc::clone(ch)),
-        PValue::Actor(a) => push(l, || Arc::new(ActorHandle(Arc::clone(a)))),
+        PValue::Chan(h) => push(l, || h.get::<Chan>().expect("a channel's handle")),
+        PValue::Actor(h) => push(l, || {
+            Arc::new(ActorHandle(h.get::<Actor>().expect("an actor's handle")))
+        }),
     }
 }

@@ -27,10 +27,11 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use lugo_vm::clock::{now_ns, secs_to_ns};
 use lugo_vm::mem::{Account, Charge, NoMemory};
-use lugo_vm::netpoll::{Dir, IoWaiter, IoWake};
-use lugo_vm::sched::Shared;
-use lugo_vm::timer::{now_ns, secs_to_ns, TimerAction};
+use lugo_vm::netpoll::{Dir, IoWaiter};
+use lugo_vm::timer::TimerAction;
+use lugo_vm::wake::IoWake;
 use lugo_vm::{Runtime, WaitReason};
 use mlua::ffi;
 
@@ -53,7 +54,7 @@ enum Sock {
 
 /// A listener or a connection.
 pub struct NetSock {
-    rt: Arc<Shared>,
+    rt: Runtime,
     key: usize,
     /// `None` once closed (the descriptor is closed with it).
     sock: Mutex<Option<Sock>>,
@@ -118,7 +119,7 @@ impl Raw for NetSock {
 }
 
 impl NetSock {
-    fn new(rt: Arc<Shared>, account: &Arc<Account>, sock: Sock) -> io::Result<NetSock> {
+    fn new(rt: Runtime, account: &Arc<Account>, sock: Sock) -> io::Result<NetSock> {
         let fd = match &sock {
             Sock::Listener(l) => {
                 l.set_nonblocking(true)?;
@@ -132,7 +133,7 @@ impl NetSock {
         };
         // SAFETY: the descriptor stays open inside `sock` until `close`
         // (or drop) has deregistered it.
-        let key = unsafe { rt.netpoll.register(fd)? };
+        let key = unsafe { rt.shared().netpoll.register(fd)? };
         Ok(NetSock {
             rt,
             key,
@@ -156,7 +157,7 @@ impl NetSock {
     /// Deregisters (waking its waiters with "closed"), then closes.
     fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
-            self.rt.netpoll.deregister(self.key);
+            self.rt.shared().netpoll.deregister(self.key);
             drop(self.lock().take());
         }
     }
@@ -220,15 +221,14 @@ unsafe fn string_arg(
 }
 
 /// Addresses for "host:port"; a name is resolved as a blocking call.
-fn resolve(rt: &Arc<Shared>, addr: &str) -> Result<Vec<SocketAddr>, String> {
+fn resolve(rt: &Runtime, addr: &str) -> Result<Vec<SocketAddr>, String> {
     if let Ok(a) = addr.parse::<SocketAddr>() {
         return Ok(vec![a]);
     }
-    let vm = Runtime::from_arc(rt.clone());
-    let token = vm.enter_syscall();
+    let token = rt.enter_syscall();
     let r = addr.to_socket_addrs();
     if let Some(p) = token {
-        vm.exit_syscall(p);
+        rt.exit_syscall(p);
     }
     let mut v: Vec<SocketAddr> = r
         .map_err(|e| format!("invalid address '{addr}': {}", err_msg(&e)))?
@@ -259,7 +259,7 @@ unsafe fn park_io(
         return raise(CANNOT_PARK);
     };
     let w = IoWaiter::new(g);
-    let armed = s.rt.netpoll.arm(s.key, dir, w.clone());
+    let armed = s.rt.shared().netpoll.arm(s.key, dir, w.clone());
     match armed {
         Ok(true) => {}
         // Ready since the failed attempt: retry at once, as a wake would.
@@ -270,10 +270,10 @@ unsafe fn park_io(
         }
     }
     if deadline != 0 {
-        let id = s.rt.add_timer(
+        let id = s.rt.shared().add_timer(
             deadline,
             0,
-            TimerAction::IoDeadline(w.clone()),
+            TimerAction::Expire(Arc::new(w.clone())),
             Charge::NONE,
         );
         w.set_timer(id);
@@ -325,7 +325,7 @@ unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
             Err(r) => return r,
         };
         let b = new_box::<NetSock>(l);
-        let rt = actor(l).rt_shared().clone();
+        let rt = actor(l).runtime();
         let addrs = match resolve(&rt, &addr) {
             Ok(a) => a,
             Err(e) => return fail(l, e),
@@ -462,7 +462,7 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
         ffi::lua_settop(l, 2);
         // The connection's box, at index 3, before the socket exists.
         let b = new_box::<NetSock>(l);
-        let rt = actor(l).rt_shared().clone();
+        let rt = actor(l).runtime();
         let addrs = match resolve(&rt, &addr) {
             Ok(a) => a,
             Err(e) => return fail(l, e),

@@ -7,8 +7,9 @@ use std::ffi::{c_int, CStr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use lugo_vm::clock::{now_ns, now_secs, secs_to_ns};
 use lugo_vm::mem::{Charge, TIMER_BYTES};
-use lugo_vm::timer::{now_ns, now_secs, secs_to_ns, TimerAction, TimerId};
+use lugo_vm::timer::{TimerAction, TimerId};
 use lugo_vm::{Actor, Chan, WaitReason};
 use mlua::{ffi, Lua, Table, UserData, Value};
 

@@ -22,7 +22,7 @@ pub mod policy;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::RecvTimeoutError;
-use lugo_vm::timer::now_ns;
+use lugo_vm::clock::now_ns;
 use lugo_vm::Runtime;
 use policy::{Host, Monitor, PState, Sleep};
 

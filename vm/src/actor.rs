@@ -11,8 +11,15 @@
 //!    touched only by the M running the actor. Other threads (timers) wake
 //!    Gs through [`GRef::ready`] with plain data.
 //! 3. A G is in `runq`/`runnext` exactly when its status is `Runnable`.
+//!
+//! The way up: an actor reaches the runtime that runs it only through
+//! [`Runner`] (put it on a run queue, drop its timers, forget it), which
+//! the scheduler implements, and counts in the runtime's [`Census`].
+//! Readies made by the M running the actor itself are deferred
+//! ([`enter`], [`ActorQueue::apply_deferred`]): one lock per switch.
 
-use std::cell::UnsafeCell;
+use std::any::Any;
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -21,11 +28,49 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use mlua::{Function, Lua};
 use slab::Slab;
 
+use crate::census::Census;
 use crate::ffi::LuaThread;
-use crate::g::{GKey, GStatus, Msg, SelectSends, WaitReason, Wake, G};
+use crate::g::{GKey, GStatus, G};
 use crate::gc::{GcKind, GcState};
 use crate::mem::{Account, NoMemory};
-use crate::sched::{self, Shared};
+use crate::portable::SlotOwner;
+use crate::wake::{Msg, SelectSends, WaitReason, Wake};
+
+/// What an actor asks of the runtime that runs it: the one way up from
+/// this layer, implemented by the scheduler (`crate::sched`).
+pub trait Runner: Any + Send + Sync {
+    /// `actor`, idle until now, has work: put it on a run queue and make
+    /// sure an M runs it. The caller has set its `scheduled` flag
+    /// (invariant 1).
+    fn schedule(&self, actor: Arc<Actor>);
+    /// `actor` has ended: what the runtime holds for it goes (its timers).
+    fn ended(&self, actor: &Actor);
+    /// The state of actor `id` is closed: forget it.
+    fn closed(&self, id: u64);
+    /// The runtime's counts.
+    fn census(&self) -> &Census;
+}
+
+thread_local! {
+    /// Id of the actor this thread (an M) is running; 0 if none.
+    static RUNNING: Cell<u64> = const { Cell::new(0) };
+    /// Readies of Gs of the running actor, made on this M, not yet applied.
+    static DEFERRED: RefCell<Vec<(GKey, u64, Wake, Place)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The calling M starts running actor `id` (0: it stops running one).
+pub(crate) fn enter(id: u64) {
+    debug_assert!(
+        id != 0 || DEFERRED.with_borrow(|d| d.is_empty()),
+        "readies left unapplied"
+    );
+    RUNNING.set(id);
+}
+
+/// Id of the actor this thread is running (0 if none).
+pub fn running() -> u64 {
+    RUNNING.get()
+}
 
 /// After this many consecutive picks of `runnext` while other Gs wait, the
 /// head of the run queue goes first: a ping-pong pair must not starve the
@@ -65,11 +110,21 @@ pub(crate) struct ActorQueue {
     /// (ids passed to the actor's task function: `time.afterfunc`).
     pub(crate) tasks: Vec<u64>,
     /// Slots of the values table let go of on other threads
-    /// ([`Actor::release_later`]), released by the M at its next run.
+    /// ([`SlotOwner::release_later`]), released by the M at its next run.
     pub(crate) released: Vec<std::ffi::c_int>,
 }
 
 impl ActorQueue {
+    /// Applies the readies this M deferred while it ran the actor
+    /// ([`Actor::ready`]); called by the M each time it takes the lock.
+    pub(crate) fn apply_deferred(&mut self) {
+        DEFERRED.with_borrow_mut(|d| {
+            for (key, id, wake, place) in d.drain(..) {
+                self.make_ready(key, id, wake, place);
+            }
+        });
+    }
+
     fn push_runnext(&mut self, key: GKey) {
         if let Some(old) = self.runnext.replace(key) {
             self.runq.push_back(old);
@@ -152,7 +207,8 @@ impl ActorQueue {
 pub struct Actor {
     /// Program-wide actor id; the main actor is 1.
     pub id: u64,
-    pub(crate) rt: Arc<Shared>,
+    /// The runtime that runs it.
+    rt: Arc<dyn Runner>,
     /// The actor's state; dropped by [`Actor::close_state`] once the actor
     /// has ended (see the `Sync` impl below).
     lua: UnsafeCell<ManuallyDrop<Lua>>,
@@ -261,7 +317,7 @@ pub struct GInfo {
 
 impl Actor {
     pub(crate) fn new(
-        rt: Arc<Shared>,
+        rt: Arc<dyn Runner>,
         id: u64,
         lua: Lua,
         account: Arc<Account>,
@@ -358,7 +414,7 @@ impl Actor {
     /// Someone has seen how the actor ended (its handle's `wait`): its
     /// error is no longer listed in dumps.
     pub fn observe(&self) {
-        self.rt.unobserved.forget(self.id);
+        self.rt.census().unobserved.forget(self.id);
     }
 
     /// Queues `g` to be woken when the actor has ended and its state is
@@ -392,7 +448,7 @@ impl Actor {
             }
             if let Err(e) = &result {
                 // Listed in dumps until someone waits for it.
-                self.rt.unobserved.record(self.id, e);
+                self.rt.census().unobserved.record(self.id, e);
             }
             *ended = Some(result);
         }
@@ -407,10 +463,10 @@ impl Actor {
             // SAFETY: this M owns the actor; no G of it runs now.
             unsafe { crate::ffi::unref_thread(g.thread, g.thread_ref) };
         }
-        self.rt.ngoroutines.fetch_sub(gs.len(), Ordering::AcqRel);
+        self.rt.census().goroutines_ended(gs.len());
         self.account.release(gs.len() * crate::mem::G_BYTES);
         // Its goroutines' sleeps and its afterfuncs can never run now.
-        self.rt.timers.purge(self);
+        self.rt.ended(self);
         // Nothing of the state runs again; its M drops it after this run
         // (`close_state`), and wakes whoever waits for the actor then, so
         // that a `wait` that returns finds the actor's memory given back.
@@ -463,7 +519,7 @@ impl Actor {
             }
         }
         let gs = std::mem::take(&mut self.lock().gs);
-        self.rt.ngoroutines.fetch_sub(gs.len(), Ordering::AcqRel);
+        self.rt.census().goroutines_ended(gs.len());
         self.account.release(gs.len() * crate::mem::G_BYTES);
         *self.task_fn.lock().expect("task fn poisoned") = None;
         self.close_state();
@@ -504,7 +560,7 @@ impl Actor {
             self.uninstall_allocator();
             ManuallyDrop::drop(&mut *self.lua.get());
         }
-        self.rt.forget_actor(self.id);
+        self.rt.closed(self.id);
         let waiters = self
             .end_waiters
             .lock()
@@ -543,7 +599,7 @@ impl Actor {
         }
         let schedule = !std::mem::replace(&mut self.lock().scheduled, true);
         if schedule {
-            self.rt.schedule_actor(self.clone());
+            self.rt.schedule(self.clone());
         }
     }
 
@@ -560,8 +616,8 @@ impl Actor {
             };
             // A collection that fails (an error in a __gc) is not retried.
             if done.is_ok() {
-                self.rt.stats.gc.count(kind);
-                let now = crate::timer::now_ns();
+                self.rt.census().stats.gc.count(kind);
+                let now = crate::clock::now_ns();
                 if kind != GcKind::IdleStep {
                     self.gc.last_full.store(now, Ordering::Relaxed);
                 }
@@ -586,22 +642,18 @@ impl Actor {
 
     /// Counts a full collection asked for by the program (`runtime.gc()`).
     pub fn count_user_gc(&self) {
-        self.rt.stats.gc.user.fetch_add(1, Ordering::Relaxed);
+        self.rt
+            .census()
+            .stats
+            .gc
+            .user
+            .fetch_add(1, Ordering::Relaxed);
         self.gc
             .last_full
-            .store(crate::timer::now_ns(), Ordering::Relaxed);
+            .store(crate::clock::now_ns(), Ordering::Relaxed);
         self.gc
             .after_last
             .store(self.account.used(), Ordering::Relaxed);
-    }
-
-    /// Lets go of `slot` of the actor's values table from any thread: the
-    /// M that next runs the actor releases it (a kept value received by
-    /// another actor, or dropped with its channel).
-    pub fn release_later(&self, slot: std::ffi::c_int) {
-        if !self.has_ended() {
-            self.lock().released.push(slot);
-        }
     }
 
     /// Releases the slots let go of on other threads (on the actor's M).
@@ -622,7 +674,7 @@ impl Actor {
             !std::mem::replace(&mut q.scheduled, true)
         };
         if schedule {
-            self.rt.schedule_actor(self.clone());
+            self.rt.schedule(self.clone());
         }
     }
 
@@ -638,12 +690,10 @@ impl Actor {
         nargs: std::ffi::c_int,
     ) -> Result<u64, NoMemory> {
         self.account.hold(crate::mem::G_BYTES)?;
-        let id = self.rt.next_gid.fetch_add(1, Ordering::Relaxed);
+        let id = self.rt.census().goroutine_started();
         let _ = self
             .main_gid
             .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire);
-        self.rt.ngoroutines.fetch_add(1, Ordering::Relaxed);
-        self.rt.started_gs.store(true, Ordering::Release);
         let schedule = {
             let mut q = self.lock();
             let key = q.gs.insert(G {
@@ -660,7 +710,7 @@ impl Actor {
             !std::mem::replace(&mut q.scheduled, true)
         };
         if schedule {
-            self.rt.schedule_actor(self.clone());
+            self.rt.schedule(self.clone());
         }
         Ok(id)
     }
@@ -709,12 +759,12 @@ impl Actor {
     }
 
     fn ready(self: &Arc<Self>, key: GKey, id: u64, wake: Wake, front: bool) {
-        if sched::m::running_actor() == self.id {
+        if running() == self.id {
             // Woken by the actor's own M (a channel operation of the running
             // G, a timer it fires): the M applies it when it next takes the
             // queue lock, one lock per switch instead of two.
             let place = if front { Place::Front } else { Place::Next };
-            sched::m::defer_ready(key, id, wake, place);
+            DEFERRED.with_borrow_mut(|d| d.push((key, id, wake, place)));
             return;
         }
         let place = if front { Place::Front } else { Place::Back };
@@ -723,7 +773,7 @@ impl Actor {
             q.make_ready(key, id, wake, place) && !std::mem::replace(&mut q.scheduled, true)
         };
         if schedule {
-            self.rt.schedule_actor(self.clone());
+            self.rt.schedule(self.clone());
         }
     }
 
@@ -744,9 +794,9 @@ impl Actor {
         v
     }
 
-    /// The runtime this actor belongs to.
-    pub fn runtime(&self) -> crate::Runtime {
-        crate::Runtime::from_shared(self.rt.clone())
+    /// The runtime that runs this actor.
+    pub(crate) fn runner(&self) -> &Arc<dyn Runner> {
+        &self.rt
     }
 }
 
@@ -768,13 +818,6 @@ pub fn new_lua() -> Lua {
     lua
 }
 
-impl Actor {
-    /// The runtime's shared state (timers, counters).
-    pub fn rt_shared(&self) -> &Arc<Shared> {
-        &self.rt
-    }
-}
-
 // SAFETY: every field but `lua` is Sync. `lua` (an mlua state, itself
 // Send + Sync) sits in an UnsafeCell only so that `close_state` can drop it
 // in place; that happens once, on the one M that can reach the ended
@@ -789,7 +832,18 @@ impl Drop for Actor {
                 self.uninstall_allocator();
                 ManuallyDrop::drop(self.lua.get_mut());
             }
-            self.rt.forget_actor(self.id);
+            self.rt.closed(self.id);
+        }
+    }
+}
+
+impl SlotOwner for Actor {
+    /// Lets go of `slot` of the actor's values table from any thread: the
+    /// M that next runs the actor releases it (a kept value received by
+    /// another actor, or dropped with its channel).
+    fn release_later(&self, slot: std::ffi::c_int) {
+        if !self.has_ended() {
+            self.lock().released.push(slot);
         }
     }
 }

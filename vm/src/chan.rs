@@ -16,12 +16,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::time::Instant;
 
 use crate::actor::GRef;
-use crate::g::{Msg, Wake};
-use crate::host::HostPark;
-use crate::portable::{Kept, Portable};
+use crate::portable::{Kept, Portable, SlotOwner};
+use crate::wake::{Msg, Wake};
 
 static NEXT_CHAN_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -29,8 +29,7 @@ pub use crate::park::SEND_ON_CLOSED;
 /// Message of the error raised by closing a closed channel.
 pub const CLOSE_OF_CLOSED: &str = "close of closed channel";
 
-/// Who waits on a channel: a goroutine, or a host thread
-/// ([`crate::host`]).
+/// Who waits on a channel: a goroutine, or a host thread ([`HostPark`]).
 pub enum Parker {
     /// A goroutine, woken by readying it.
     G(GRef),
@@ -54,6 +53,68 @@ impl From<GRef> for Parker {
     }
 }
 
+/// A host thread blocked on a channel operation.
+#[derive(Default)]
+pub struct HostPark {
+    state: Mutex<(Option<Wake>, bool)>,
+    cv: Condvar,
+    /// The select token of the waiter it queued: a host that gives up (a
+    /// timeout) claims it, so no value is handed to a waiter nobody reads.
+    pub(crate) token: Arc<AtomicBool>,
+}
+
+/// Why a host's wait on a channel ended without a wake.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ParkEnd {
+    /// The deadline passed (the waiter was withdrawn).
+    Timeout,
+    /// The runtime stopped.
+    Stopped,
+}
+
+impl HostPark {
+    pub(crate) fn ready(&self, wake: Wake) {
+        let mut s = self.state.lock().expect("host park poisoned");
+        s.0 = Some(wake);
+        self.cv.notify_all();
+    }
+
+    pub(crate) fn stop(&self) {
+        self.state.lock().expect("host park poisoned").1 = true;
+        self.cv.notify_all();
+    }
+
+    /// Waits for the wake of the waiter this park queued, until
+    /// `deadline`. On a timeout the waiter is withdrawn, unless it has
+    /// been completed meanwhile: then its wake is waited for (it is on
+    /// its way) and returned.
+    pub fn wait(&self, deadline: Option<Instant>) -> Result<Wake, ParkEnd> {
+        let mut s = self.state.lock().expect("host park poisoned");
+        loop {
+            if let Some(w) = s.0.take() {
+                return Ok(w);
+            }
+            if s.1 {
+                self.token.store(true, Ordering::Release);
+                return Err(ParkEnd::Stopped);
+            }
+            s = match deadline {
+                None => self.cv.wait(s).expect("host park poisoned"),
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => self.cv.wait_timeout(s, left).expect("host park poisoned").0,
+                    None => {
+                        if !self.token.swap(true, Ordering::AcqRel) {
+                            return Err(ParkEnd::Timeout);
+                        }
+                        // Claimed by a sender or receiver: its wake comes.
+                        self.cv.wait(s).expect("host park poisoned")
+                    }
+                },
+            };
+        }
+    }
+}
+
 /// A goroutine or host waiting on a channel (Go's `sudog`).
 pub(crate) struct Waiter {
     pub(crate) g: Parker,
@@ -67,7 +128,7 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     pub(crate) fn plain(g: Parker, msg: Option<Msg>) -> Waiter {
-        // A host waiter is withdrawn by claiming its token (host invariant 2).
+        // A host waiter is withdrawn by claiming its token.
         let sel = match &g {
             Parker::Host(h) => Some(h.token.clone()),
             Parker::G(_) => None,
@@ -301,10 +362,11 @@ impl Chan {
             }
         }
         let mut copies = copies.into_iter();
+        let owner: Weak<dyn SlotOwner> = Arc::downgrade(origin) as Weak<dyn SlotOwner>;
         let mut keep = |m: &mut Msg| {
             if let Msg::Slot(r) = *m {
                 let p = copies.next().expect("one copy per slot");
-                *m = Msg::Kept(Arc::new(Kept::new(origin, values, r, p)));
+                *m = Msg::Kept(Arc::new(Kept::new(owner.clone(), values, r, p)));
             }
         };
         s.buf.iter_mut().for_each(&mut keep);
@@ -484,6 +546,17 @@ pub(crate) fn wake_one(wake: Option<(Parker, Wake)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_park_that_times_out_withdraws_its_waiter() {
+        let p = HostPark::default();
+        let r = p.wait(Some(Instant::now()));
+        assert_eq!(r.err(), Some(ParkEnd::Timeout));
+        assert!(
+            p.token.load(Ordering::Acquire),
+            "token claimed: waiter dead"
+        );
+    }
 
     fn no_g() -> Option<GRef> {
         None

@@ -53,9 +53,9 @@ use std::ptr;
 
 use mlua::ffi;
 
-use crate::g::{Msg, SelectSends, WaitReason, Wake};
 use crate::park;
 use crate::preempt;
+use crate::wake::{Msg, SelectSends, WaitReason, Wake};
 
 /// Registry key of the values table (its address is the key).
 static VALUES_KEY: u8 = 0;
@@ -281,7 +281,7 @@ pub unsafe fn values_id(l: *mut ffi::lua_State) -> *const c_void {
 }
 
 /// Releases slots of `l`'s values table let go of from other threads
-/// ([`crate::Actor::release_later`]).
+/// ([`crate::portable::SlotOwner::release_later`]).
 ///
 /// # Safety
 /// As [`push_values`].

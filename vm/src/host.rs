@@ -2,7 +2,8 @@
 //!
 //! A runtime built by the `lugo` crate outlives its goroutines: the host
 //! starts goroutines and waits for them ([`HostTask`]), blocks on channels
-//! from its own threads ([`HostPark`]) and holds channel endpoints. The
+//! from its own threads ([`HostPark`]) and holds channel endpoints
+//! ([`crate::endpoint`]). The
 //! deadlock check must know about all three:
 //!
 //! | the host...                         | checkdead, when every M is idle            |
@@ -27,9 +28,36 @@ use std::time::Instant;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::chan::{Chan, Parker, RecvResult, SendResult};
-use crate::g::{Msg, Wake};
-use crate::sched::{Outcome, Runtime};
+use crate::chan::HostPark;
+
+/// How the program ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The main goroutine returned (0) or the program asked for a status.
+    Exit(i32),
+    /// An uncaught error: the full `panic: ...` report.
+    Panic(String),
+    /// Every goroutine is blocked: the full `fatal error: ...` report.
+    Deadlock(String),
+}
+
+impl Outcome {
+    /// The process exit status (Go's: 2 for panics and deadlocks).
+    pub fn code(&self) -> i32 {
+        match self {
+            Outcome::Exit(c) => *c,
+            Outcome::Panic(_) | Outcome::Deadlock(_) => 2,
+        }
+    }
+
+    /// What to print on stderr, if anything.
+    pub fn report(&self) -> Option<&str> {
+        match self {
+            Outcome::Exit(_) => None,
+            Outcome::Panic(s) | Outcome::Deadlock(s) => Some(s),
+        }
+    }
+}
 
 /// How a task (a goroutine the host waits for) ended.
 #[derive(Clone, Debug)]
@@ -104,72 +132,6 @@ impl HostTask {
                         .expect("host state poisoned")
                         .0
                 }
-            };
-        }
-    }
-}
-
-/// A host thread blocked on a channel operation.
-#[derive(Default)]
-pub struct HostPark {
-    state: Mutex<(Option<Wake>, bool)>,
-    cv: Condvar,
-    /// The select token of the waiter it queued (invariant 2).
-    pub(crate) token: Arc<AtomicBool>,
-}
-
-/// Why a host's wait on a channel ended without a wake.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ParkEnd {
-    /// The deadline passed (the waiter was withdrawn).
-    Timeout,
-    /// The runtime stopped.
-    Stopped,
-}
-
-impl HostPark {
-    pub(crate) fn ready(&self, wake: Wake) {
-        let mut s = lock(&self.state);
-        s.0 = Some(wake);
-        self.cv.notify_all();
-    }
-
-    fn stop(&self) {
-        lock(&self.state).1 = true;
-        self.cv.notify_all();
-    }
-
-    /// Waits for the wake of the waiter this park queued, until
-    /// `deadline`. On a timeout the waiter is withdrawn, unless it has
-    /// been completed meanwhile: then its wake is waited for (it is on
-    /// its way) and returned.
-    pub fn wait(&self, deadline: Option<Instant>) -> Result<Wake, ParkEnd> {
-        let mut s = lock(&self.state);
-        loop {
-            if let Some(w) = s.0.take() {
-                return Ok(w);
-            }
-            if s.1 {
-                self.token.store(true, Ordering::Release);
-                return Err(ParkEnd::Stopped);
-            }
-            s = match deadline {
-                None => self.cv.wait(s).expect("host state poisoned"),
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) => {
-                        self.cv
-                            .wait_timeout(s, left)
-                            .expect("host state poisoned")
-                            .0
-                    }
-                    None => {
-                        if !self.token.swap(true, Ordering::AcqRel) {
-                            return Err(ParkEnd::Timeout);
-                        }
-                        // Claimed by a sender or receiver: its wake comes.
-                        self.cv.wait(s).expect("host state poisoned")
-                    }
-                },
             };
         }
     }
@@ -279,117 +241,6 @@ impl Host {
     }
 }
 
-/// Why a host's channel operation failed.
-#[derive(Debug, PartialEq, Eq)]
-pub enum ChanError {
-    /// The channel is closed (a send; a receive gets `ok == false`).
-    Closed,
-    /// Nothing could be done by the deadline (a `try_` call: at once).
-    Timeout,
-    /// The runtime has stopped.
-    Stopped,
-}
-
-/// The host's handle on a channel. While one exists the host counts as a
-/// holder of the channel: goroutines waiting on it are not deadlocked.
-/// Values move as copies ([`Msg::Copied`] and scalars): the channel is
-/// shared from the start.
-pub struct Endpoint {
-    chan: Arc<Chan>,
-    rt: Runtime,
-}
-
-impl Endpoint {
-    /// A new channel of capacity `cap`, held by the host.
-    pub fn new(rt: &Runtime, cap: usize) -> Endpoint {
-        let chan = Chan::new_shared(cap);
-        rt.hold_endpoint();
-        Endpoint {
-            chan: Arc::new(chan),
-            rt: rt.clone(),
-        }
-    }
-
-    /// The channel.
-    pub fn chan(&self) -> &Arc<Chan> {
-        &self.chan
-    }
-
-    /// The runtime whose goroutines share the channel.
-    pub fn runtime(&self) -> &Runtime {
-        &self.rt
-    }
-
-    /// Sends `msg`, waiting until `deadline` (`None`: for as long as it
-    /// takes; a past deadline: only if it can be done at once).
-    pub fn send(&self, msg: Msg, deadline: Option<Instant>) -> Result<(), ChanError> {
-        let park = Arc::new(HostPark::default());
-        let now = deadline.is_some_and(|d| d <= Instant::now());
-        let me = || (!now).then(|| Parker::Host(park.clone()));
-        match self.chan.send(msg, me) {
-            SendResult::Sent => Ok(()),
-            SendResult::Closed(_) => Err(ChanError::Closed),
-            SendResult::WouldBlock(_) => Err(ChanError::Timeout),
-            SendResult::Park => match self.wait(&park, deadline)? {
-                Wake::SendClosed(_) => Err(ChanError::Closed),
-                _ => Ok(()),
-            },
-        }
-    }
-
-    /// Receives a value and whether it was sent (`false`: the channel is
-    /// closed and drained), waiting until `deadline` as [`Endpoint::send`].
-    pub fn recv(&self, deadline: Option<Instant>) -> Result<(Msg, bool), ChanError> {
-        let park = Arc::new(HostPark::default());
-        let now = deadline.is_some_and(|d| d <= Instant::now());
-        let me = || (!now).then(|| Parker::Host(park.clone()));
-        match self.chan.recv(me) {
-            RecvResult::Got(m, ok) => Ok((m, ok)),
-            RecvResult::WouldBlock => Err(ChanError::Timeout),
-            RecvResult::Park => match self.wait(&park, deadline)? {
-                Wake::Recv(m, ok)
-                | Wake::Select {
-                    recv: Some((m, ok)),
-                    ..
-                } => Ok((m, ok)),
-                _ => Ok((Msg::Nil, false)),
-            },
-        }
-    }
-
-    fn wait(&self, park: &Arc<HostPark>, deadline: Option<Instant>) -> Result<Wake, ChanError> {
-        if !self.rt.park_host(park) {
-            park.token.store(true, Ordering::Release);
-            return Err(ChanError::Stopped);
-        }
-        park.wait(deadline).map_err(|e| match e {
-            ParkEnd::Timeout => ChanError::Timeout,
-            ParkEnd::Stopped => ChanError::Stopped,
-        })
-    }
-
-    /// Closes the channel; false if it was closed already.
-    pub fn close(&self) -> bool {
-        self.chan.close().is_ok()
-    }
-}
-
-impl Clone for Endpoint {
-    fn clone(&self) -> Endpoint {
-        self.rt.hold_endpoint();
-        Endpoint {
-            chan: self.chan.clone(),
-            rt: self.rt.clone(),
-        }
-    }
-}
-
-impl Drop for Endpoint {
-    fn drop(&mut self) {
-        self.rt.release_endpoint();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -415,18 +266,8 @@ mod tests {
     }
 
     #[test]
-    fn a_park_that_times_out_withdraws_its_waiter() {
-        let p = HostPark::default();
-        let r = p.wait(Some(Instant::now()));
-        assert_eq!(r.err(), Some(ParkEnd::Timeout));
-        assert!(
-            p.token.load(Ordering::Acquire),
-            "token claimed: waiter dead"
-        );
-    }
-
-    #[test]
     fn a_stopped_runtime_wakes_parked_hosts() {
+        use crate::chan::ParkEnd;
         let host = Host::default();
         let p = Arc::new(HostPark::default());
         host.add_parked(&p);

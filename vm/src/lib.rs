@@ -22,7 +22,7 @@
 //! Park/ready protocol: a G that must wait registers a waiter (in a channel,
 //! a timer, a semaphore) and then yields to the M with the private
 //! [`park::sched`] sentinel. Whoever completes the wait calls
-//! [`actor::GRef::ready`] with a [`g::Wake`] carrying the results; the M
+//! [`actor::GRef::ready`] with a [`wake::Wake`] carrying the results; the M
 //! resumes the G with them. A wake may arrive before the G has finished
 //! yielding (a timer on another thread); the M then re-queues it at once.
 
@@ -30,7 +30,10 @@
 #![warn(missing_docs)]
 
 pub mod actor;
+pub mod census;
 pub mod chan;
+pub mod clock;
+pub mod endpoint;
 pub mod ffi;
 pub mod g;
 pub mod gc;
@@ -44,8 +47,11 @@ pub mod sched;
 pub mod select;
 pub mod sema;
 pub mod timer;
+pub mod wake;
 
 pub use actor::{new_lua, Actor, GRef};
 pub use chan::Chan;
-pub use g::{GStatus, Msg, WaitReason, Wake};
-pub use sched::{Config, HostFn, HostFunction, HostKind, Outcome, Runtime};
+pub use g::GStatus;
+pub use host::Outcome;
+pub use sched::{Config, HostFn, HostFunction, HostKind, Runtime};
+pub use wake::{Msg, WaitReason, Wake};

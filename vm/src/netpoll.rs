@@ -29,18 +29,8 @@ use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 
 use crate::actor::GRef;
-use crate::g::Wake;
-
-/// Why a goroutine waiting on a socket was woken.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum IoWake {
-    /// Its direction is ready: retry the operation.
-    Ready = 1,
-    /// Its deadline passed.
-    Timeout = 2,
-    /// The socket was closed (by another goroutine).
-    Closed = 3,
-}
+use crate::timer::{Expiring, Timers};
+use crate::wake::{IoWake, Wake};
 
 /// A direction of interest.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,16 +71,34 @@ impl IoWaiter {
     }
 
     /// Completes the waiter (invariant 3); false if already completed.
-    pub fn wake(&self, why: IoWake) -> bool {
+    fn complete(&self, why: IoWake) -> bool {
         if self.claimed.swap(true, Ordering::AcqRel) {
             return false;
         }
-        let timer = self.timer.load(Ordering::Acquire);
-        if why != IoWake::Timeout && timer != u64::MAX {
-            self.g.actor.rt_shared().timers.stop(timer);
-        }
         self.g.ready(Wake::Io(why));
         true
+    }
+
+    /// Completes the waiter before its deadline; its timer is stopped.
+    fn wake(&self, why: IoWake, timers: &Timers) -> bool {
+        if !self.complete(why) {
+            return false;
+        }
+        let timer = self.timer.load(Ordering::Acquire);
+        if timer != u64::MAX {
+            timers.stop(timer);
+        }
+        true
+    }
+}
+
+impl Expiring for IoWaiter {
+    fn expire(&self) {
+        self.complete(IoWake::Timeout);
+    }
+
+    fn waiting(&self) -> bool {
+        !self.claimed()
     }
 }
 
@@ -107,16 +115,20 @@ struct Source {
 /// The runtime's network poller.
 pub struct Netpoll {
     poller: Poller,
+    /// The runtime's timers: a waiter completed before its deadline
+    /// stops its timer.
+    timers: Arc<Timers>,
     sources: Mutex<Slab<Source>>,
     /// A thread blocks in `wait` now.
     blocked: AtomicBool,
 }
 
 impl Netpoll {
-    /// A new poller.
-    pub fn new() -> io::Result<Netpoll> {
+    /// A new poller for a runtime with these timers.
+    pub fn new(timers: Arc<Timers>) -> io::Result<Netpoll> {
         Ok(Netpoll {
             poller: Poller::new()?,
+            timers,
             sources: Mutex::new(Slab::new()),
             blocked: AtomicBool::new(false),
         })
@@ -161,7 +173,7 @@ impl Netpoll {
             src
         };
         for w in src.readers.iter().chain(src.writers.iter()) {
-            w.wake(IoWake::Closed);
+            w.wake(IoWake::Closed, &self.timers);
         }
     }
 
@@ -236,7 +248,10 @@ impl Netpoll {
                 }
             }
         }
-        woken.iter().filter(|w| w.wake(IoWake::Ready)).count()
+        woken
+            .iter()
+            .filter(|w| w.wake(IoWake::Ready, &self.timers))
+            .count()
     }
 
     /// Wakes the thread blocked in [`Netpoll::poll`], if any.

@@ -30,7 +30,7 @@ pub fn is_sched(v: &Value) -> bool {
 
 /// Kinds of scheduler request, the second value of a `SCHED` yield.
 /// Values at or above [`KIND_PARK`] are parks; the wait reason is
-/// `kind - KIND_PARK` (see [`crate::g::WaitReason::from_code`]).
+/// `kind - KIND_PARK` (see [`crate::wake::WaitReason::from_code`]).
 pub const KIND_GOSCHED: i64 = 1;
 /// End the goroutine (`runtime.goexit`).
 pub const KIND_EXIT: i64 = 2;

@@ -3,19 +3,20 @@
 //!
 //! Tables are kept in a side list and referred to by index, so cycles and
 //! shared sub-tables survive the copy; metatables are dropped. Channels
-//! travel by reference. The conversion from and to Lua lives with the
-//! stdlib, which knows the userdata types (`lugo-stdlib`'s `copy`).
+//! and actor handles travel by reference, as a [`Handle`] that does not
+//! name their type: this layer sits below the channels and actors it
+//! carries. The conversion from and to Lua lives with the stdlib, which
+//! knows the userdata types (`lugo-stdlib`'s `copy`).
 //!
 //! A value that was buffered in a channel before the channel reached a
 //! second actor is [`Kept`]: its copy for the other actors, and for the
 //! actor that sent it the original (a table keeps its identity there).
 
+use std::any::Any;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Weak};
 
-use crate::actor::Actor;
-use crate::chan::Chan;
 use crate::mem::Charge;
 
 /// One value of a copied graph.
@@ -33,10 +34,40 @@ pub enum PValue {
     String(Box<[u8]>),
     /// The table at this index of [`Portable::tables`].
     Table(usize),
-    /// A channel (shared, not copied).
-    Chan(Arc<Chan>),
-    /// An actor handle.
-    Actor(Arc<crate::Actor>),
+    /// A channel (shared, not copied): a `Handle` of a `crate::Chan`.
+    Chan(Handle),
+    /// An actor handle: a `Handle` of a `crate::Actor`.
+    Actor(Handle),
+}
+
+/// A reference to a runtime object that travels by reference, held
+/// without its type; whoever made it knows what it holds.
+#[derive(Clone)]
+pub struct Handle(Arc<dyn Any + Send + Sync>);
+
+impl Handle {
+    /// A handle of `v`.
+    pub fn new<T: Any + Send + Sync>(v: Arc<T>) -> Handle {
+        Handle(v)
+    }
+
+    /// The object, if it is a `T`.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<Arc<T>> {
+        self.0.clone().downcast().ok()
+    }
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Handle({:p})", Arc::as_ptr(&self.0))
+    }
+}
+
+/// The sender of a [`Kept`] value (an actor): lets go of a slot of its
+/// values table from any thread.
+pub trait SlotOwner: Send + Sync {
+    /// Releases `slot` when the owner next runs.
+    fn release_later(&self, slot: c_int);
 }
 
 /// A copied value: its root and every table it reaches.
@@ -74,12 +105,12 @@ const NO_SLOT: c_int = -2;
 /// shared: the actor that sent it receives the original (its slot in
 /// that actor's values table), any other actor the copy. Whoever does not
 /// take the slot lets it go through the sender's deferred releases
-/// ([`Actor::release_later`]): only the sender's M may touch its state.
+/// ([`SlotOwner::release_later`]): only the sender's M may touch its state.
 pub struct Kept {
     /// The sender's values table (its address identifies the state).
     values: *const c_void,
     /// The sender, to release the slot in its state.
-    origin: Weak<Actor>,
+    origin: Weak<dyn SlotOwner>,
     /// The original's slot; `NO_SLOT` once taken.
     slot: AtomicI32,
     /// The copy, for other actors.
@@ -94,10 +125,15 @@ unsafe impl Sync for Kept {}
 
 impl Kept {
     /// Keeps `slot` of `origin`'s values table (at `values`) beside `copy`.
-    pub fn new(origin: &Arc<Actor>, values: *const c_void, slot: c_int, copy: Portable) -> Kept {
+    pub fn new(
+        origin: Weak<dyn SlotOwner>,
+        values: *const c_void,
+        slot: c_int,
+        copy: Portable,
+    ) -> Kept {
         Kept {
             values,
-            origin: Arc::downgrade(origin),
+            origin,
             slot: AtomicI32::new(slot),
             copy,
         }

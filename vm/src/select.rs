@@ -16,7 +16,7 @@ use std::sync::{Arc, MutexGuard};
 
 use crate::actor::GRef;
 use crate::chan::{wake_one, Chan, ChanState, Parker, Waiter};
-use crate::g::Msg;
+use crate::wake::Msg;
 
 /// One case of a select.
 pub enum Case {

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::sync::Mutex;
 
 use crate::actor::GRef;
-use crate::g::Wake;
+use crate::wake::Wake;
 
 /// Error of `waitgroup:add` taking the counter below zero.
 pub const NEGATIVE_WAITGROUP: &str = "sync: negative WaitGroup counter";

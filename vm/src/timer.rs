@@ -21,39 +21,14 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
 
 use crate::actor::{Actor, GRef};
 use crate::chan::Chan;
-use crate::g::{Msg, Wake};
 use crate::mem::Charge;
-
-static EPOCH: OnceLock<Instant> = OnceLock::new();
-
-/// Nanoseconds on the runtime's monotonic clock.
-pub fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
-
-/// Seconds on the runtime's monotonic clock (`time.now()`).
-pub fn now_secs() -> f64 {
-    now_ns() as f64 / 1e9
-}
-
-/// Converts a duration in seconds to nanoseconds, saturating; negative and
-/// NaN durations are zero.
-pub fn secs_to_ns(d: f64) -> u64 {
-    if d.is_nan() || d <= 0.0 {
-        0
-    } else if d >= (u64::MAX / 2) as f64 / 1e9 {
-        u64::MAX / 2
-    } else {
-        (d * 1e9) as u64
-    }
-}
+use crate::wake::{Msg, Wake};
 
 /// What a timer does when it fires.
 #[derive(Clone)]
@@ -64,8 +39,18 @@ pub enum TimerAction {
     Send(Arc<Chan>),
     /// Post a task to an actor (`time.afterfunc`).
     Task(Arc<Actor>, u64),
-    /// A socket operation's deadline.
-    IoDeadline(crate::netpoll::IoWaiter),
+    /// The deadline of a wait another layer completes (a socket
+    /// operation's, `crate::netpoll`).
+    Expire(Arc<dyn Expiring>),
+}
+
+/// A wait with a deadline, completed by whoever comes first: its event
+/// (elsewhere) or its timer ([`TimerAction::Expire`]).
+pub trait Expiring: Send + Sync {
+    /// The deadline passed.
+    fn expire(&self);
+    /// Whether it still waits: expiring would wake a goroutine.
+    fn waiting(&self) -> bool;
 }
 
 impl TimerAction {
@@ -74,7 +59,7 @@ impl TimerAction {
         match self {
             TimerAction::Wake(g) => Some(&g.actor),
             TimerAction::Task(a, _) => Some(a),
-            TimerAction::Send(_) | TimerAction::IoDeadline(_) => None,
+            TimerAction::Send(_) | TimerAction::Expire(_) => None,
         }
     }
 
@@ -85,9 +70,7 @@ impl TimerAction {
                 ch.offer(Msg::Number(now as f64 / 1e9));
             }
             TimerAction::Task(actor, id) => actor.post_task(id),
-            TimerAction::IoDeadline(w) => {
-                w.wake(crate::netpoll::IoWake::Timeout);
-            }
+            TimerAction::Expire(w) => w.expire(),
         }
     }
 }
@@ -296,7 +279,7 @@ impl Timers {
         self.lock().entries.values().any(|e| match &e.action {
             TimerAction::Wake(g) => !g.actor.has_ended(),
             TimerAction::Task(a, _) => !a.has_ended(),
-            TimerAction::IoDeadline(w) => !w.claimed(),
+            TimerAction::Expire(w) => w.waiting(),
             TimerAction::Send(ch) => ch.has_receivers(),
         })
     }

@@ -41,7 +41,7 @@ pub fn format_traceback(tb: &str) -> String {
 }
 
 /// The state word Go prints for a G.
-pub fn state_word(status: GStatus, reason: crate::g::WaitReason) -> &'static str {
+pub fn state_word(status: GStatus, reason: crate::wake::WaitReason) -> &'static str {
     match status {
         GStatus::Running => "running",
         GStatus::Runnable => "runnable",

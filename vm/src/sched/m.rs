@@ -15,37 +15,21 @@
 //! | returned `SCHED, KIND_PANIC, msg, tb`     | ends the program with a panic report      |
 //! | raised an error outside the G's xpcall    | the same                                  |
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::p::SYSCALL;
-use super::{dump, lock, Outcome, Shared, ACTOR_SLICE_NS, GLOBAL_QUEUE_EVERY};
-use crate::actor::{Actor, ActorQueue, Place};
+use super::{dump, lock, Shared, ACTOR_SLICE_NS, GLOBAL_QUEUE_EVERY};
+use crate::actor::{Actor, ActorQueue};
+use crate::clock::now_ns;
 use crate::ffi::{self, Resumed};
-use crate::g::{GKey, GStatus, Wake};
-use crate::timer::now_ns;
+use crate::g::{GKey, GStatus};
+use crate::host::Outcome;
 
 thread_local! {
     static CURRENT_P: Cell<usize> = const { Cell::new(usize::MAX) };
-    static RUNNING_ACTOR: Cell<u64> = const { Cell::new(0) };
-    /// Readies of Gs of the running actor, made on this M, not yet applied.
-    static DEFERRED: RefCell<Vec<(GKey, u64, Wake, Place)>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Records a ready of a G of the actor this M is running; applied by
-/// [`apply_deferred`] at the M's next lock of the actor's queue.
-pub(crate) fn defer_ready(key: GKey, id: u64, wake: Wake, place: Place) {
-    DEFERRED.with_borrow_mut(|d| d.push((key, id, wake, place)));
-}
-
-fn apply_deferred(q: &mut ActorQueue) {
-    DEFERRED.with_borrow_mut(|d| {
-        for (key, id, wake, place) in d.drain(..) {
-            q.make_ready(key, id, wake, place);
-        }
-    });
 }
 
 /// The P held by this thread, if it is an M.
@@ -56,11 +40,6 @@ pub(crate) fn current_p() -> Option<usize> {
 /// Sets the P this thread serves (a spare M taking or leaving one).
 pub(crate) fn set_current_p(p: Option<usize>) {
     CURRENT_P.set(p.unwrap_or(usize::MAX));
-}
-
-/// Id of the actor this thread is running (0 if none).
-pub fn running_actor() -> u64 {
-    RUNNING_ACTOR.get()
 }
 
 /// Body of an M thread.
@@ -195,8 +174,7 @@ impl Shared {
         let next = self.timers.next_deadline();
         let host = &self.host;
         let shutdown = host.shutdown_wait.load(Ordering::Acquire);
-        let all_idle =
-            idle.nidle >= self.nstarted() && (self.started_gs.load(Ordering::Acquire) || shutdown);
+        let all_idle = idle.nidle >= self.nstarted() && (self.census.any_started() || shutdown);
         // No timer, or none that can wake anybody; no socket.
         let quiet = all_idle
             && (next.is_none() || !self.timers.can_wake_anyone())
@@ -205,8 +183,7 @@ impl Shared {
         let no_hope = quiet && !host.holds_any();
         // A host in `shutdown` waits for the goroutines; none is left.
         let program = host.program.load(Ordering::Acquire);
-        let all_done =
-            quiet && shutdown && !program && self.ngoroutines.load(Ordering::Acquire) == 0;
+        let all_done = quiet && shutdown && !program && self.census.goroutines() == 0;
         if no_hope || all_done {
             // In this order: a timer leaves the heap only while `firing`
             // counts it, and its wake-up queues work before the count drops.
@@ -227,7 +204,7 @@ impl Shared {
             idle.nidle -= 1;
             drop(idle);
             if program || shutdown {
-                let outcome = if !program && self.ngoroutines.load(Ordering::Acquire) == 0 {
+                let outcome = if !program && self.census.goroutines() == 0 {
                     Outcome::Exit(0)
                 } else {
                     Outcome::Deadlock(self.deadlock_report())
@@ -291,7 +268,7 @@ impl Shared {
     /// The actor's queue lock is taken once per switch: recording what the
     /// last G did and picking the next happen in one critical section.
     pub(crate) fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
-        RUNNING_ACTOR.set(actor.id);
+        crate::actor::enter(actor.id);
         // This M's own slot (a spare serving the P has its own).
         let slot = crate::preempt::current_slot().expect("an M has a running slot");
         actor.release_slots();
@@ -321,7 +298,7 @@ impl Shared {
                 drop(q);
                 self.run_tasks(actor, tasks);
                 q = actor.lock();
-                apply_deferred(&mut q);
+                q.apply_deferred();
                 continue;
             }
             let Some(picked) = q.pick() else {
@@ -371,7 +348,7 @@ impl Shared {
                 // the budget's, and the actor ends with it.
                 if let Resumed::Panicked(..) | Resumed::Exited = res {
                     let mut q = actor.lock();
-                    apply_deferred(&mut q);
+                    q.apply_deferred();
                     self.remove_g(actor, &mut q, key, gid);
                     drop(q);
                     actor.charge_cpu(&mut mark);
@@ -380,7 +357,7 @@ impl Shared {
                 }
             }
             q = actor.lock();
-            apply_deferred(&mut q);
+            q.apply_deferred();
             let mut preempted = false;
             match res {
                 Resumed::Parked(reason) => {
@@ -400,7 +377,10 @@ impl Shared {
                 Resumed::Preempted => {
                     // To the back of its actor's queue, as Go does.
                     preempted = true;
-                    self.stats.preemptions.fetch_add(1, Ordering::Relaxed);
+                    self.census
+                        .stats
+                        .preemptions
+                        .fetch_add(1, Ordering::Relaxed);
                     q.gs[key].status = GStatus::Runnable;
                     q.push_back(key);
                 }
@@ -443,7 +423,7 @@ impl Shared {
                         }
                     }
                     q = actor.lock();
-                    apply_deferred(&mut q);
+                    q.apply_deferred();
                 }
                 Resumed::Panicked(msg, tb) => {
                     drop(q);
@@ -471,7 +451,7 @@ impl Shared {
                     drop(q);
                     self.timers.run_due(now);
                     q = actor.lock();
-                    apply_deferred(&mut q);
+                    q.apply_deferred();
                 }
             }
             if p.syscall.load(Ordering::Acquire) == SYSCALL::RECLAIM {
@@ -504,16 +484,12 @@ impl Shared {
                 break;
             }
         }
-        debug_assert!(
-            DEFERRED.with_borrow(|d| d.is_empty()),
-            "readies left unapplied"
-        );
         if budget > 0 {
             actor.charge_cpu(&mut mark);
             slot.set_budget_end(u64::MAX);
         }
         actor.publish_heap();
-        RUNNING_ACTOR.set(0);
+        crate::actor::enter(0);
     }
 
     /// Removes a G that has ended from its actor.
@@ -523,7 +499,7 @@ impl Shared {
         // not running, and its reference is released exactly once (the G
         // is gone from the table).
         unsafe { ffi::unref_thread(g.thread, g.thread_ref) };
-        self.ngoroutines.fetch_sub(1, Ordering::AcqRel);
+        self.census.goroutines_ended(1);
         self.host.forget_interrupt(gid);
         actor.account().release(crate::mem::G_BYTES);
     }

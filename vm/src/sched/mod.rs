@@ -34,7 +34,9 @@ use crossbeam_channel::Sender;
 
 use mlua::{Lua, MultiValue};
 
-use crate::actor::Actor;
+use crate::actor::{Actor, Runner};
+use crate::census::Census;
+use crate::host::Outcome;
 use crate::timer::{TimerAction, TimerId, Timers};
 use p::P;
 
@@ -71,7 +73,7 @@ pub enum HostKind {
     Plain,
     /// With the P handed off, as `io.read` is (it may wait long).
     Blocking,
-    /// It starts the call and returns a channel (`crate::host::Endpoint`)
+    /// It starts the call and returns a channel (`crate::endpoint::Endpoint`)
     /// its answer comes on, `{ true, results..., n = }` or
     /// `{ false, message }`: the goroutine parks until a host thread
     /// answers.
@@ -136,48 +138,6 @@ impl Default for Config {
     }
 }
 
-/// How the program ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// The main goroutine returned (0) or the program asked for a status.
-    Exit(i32),
-    /// An uncaught error: the full `panic: ...` report.
-    Panic(String),
-    /// Every goroutine is blocked: the full `fatal error: ...` report.
-    Deadlock(String),
-}
-
-impl Outcome {
-    /// The process exit status (Go's: 2 for panics and deadlocks).
-    pub fn code(&self) -> i32 {
-        match self {
-            Outcome::Exit(c) => *c,
-            Outcome::Panic(_) | Outcome::Deadlock(_) => 2,
-        }
-    }
-
-    /// What to print on stderr, if anything.
-    pub fn report(&self) -> Option<&str> {
-        match self {
-            Outcome::Exit(_) => None,
-            Outcome::Panic(s) | Outcome::Deadlock(s) => Some(s),
-        }
-    }
-}
-
-/// Counters reported by `runtime.stats()`.
-#[derive(Default)]
-pub struct Stats {
-    /// Goroutines preempted by sysmon.
-    pub preemptions: AtomicU64,
-    /// Rounds of the system monitor.
-    pub sysmon_ticks: AtomicU64,
-    /// Ps handed to a spare M while their M was in a blocking call.
-    pub handoffs: AtomicU64,
-    /// Garbage collections, by cause.
-    pub gc: crate::gc::GcCounts,
-}
-
 #[derive(Default)]
 struct Idle {
     /// Parked Ms: their P id and thread handle.
@@ -203,9 +163,7 @@ pub struct Shared {
     global: Mutex<VecDeque<Arc<Actor>>>,
     idle: Mutex<Idle>,
     /// The runtime's timers.
-    pub timers: Timers,
-    pub(crate) next_gid: AtomicU64,
-    pub(crate) ngoroutines: AtomicUsize,
+    pub timers: Arc<Timers>,
     next_actor_id: AtomicU64,
     /// Actors whose state is open, by id (an actor leaves when its state
     /// is closed: spawning without end holds nothing here).
@@ -213,11 +171,8 @@ pub struct Shared {
     outcome: Mutex<Option<Outcome>>,
     outcome_cv: Condvar,
     stopping: AtomicBool,
-    /// Set when the first goroutine is spawned: before that an idle
-    /// runtime is not deadlocked, just not started.
-    pub(crate) started_gs: AtomicBool,
-    /// Counters for `runtime.stats()`.
-    pub stats: Stats,
+    /// Goroutine ids and numbers, counters, errors nobody saw.
+    pub(crate) census: Census,
     /// How the runtime was set up (its `procs` is the start value; the
     /// live one is `nprocs`).
     config: Config,
@@ -237,62 +192,10 @@ pub struct Shared {
     pub netpoll: crate::netpoll::Netpoll,
     /// What the host waits on and holds.
     pub(crate) host: crate::host::Host,
-    /// Errors that ended actors nobody waited for.
-    pub(crate) unobserved: Unobserved,
     /// Whether the states are to be closed (finalizers run) when the
     /// program ends: yes, as `lua.c` closes its state, unless `os.exit`
     /// said otherwise.
     close_at_exit: AtomicBool,
-}
-
-/// Errors that ended actors nobody has waited for: a deadlock or a
-/// SIGQUIT dump lists them (`actor 2 exited: <error>`), since such an
-/// error is often why the rest of the program waits forever. The newest
-/// [`Unobserved::KEEP`] are kept, and how many more there were.
-#[derive(Default)]
-pub(crate) struct Unobserved {
-    errors: Mutex<(VecDeque<(u64, String)>, usize)>,
-}
-
-impl Unobserved {
-    /// Errors kept.
-    const KEEP: usize = 16;
-
-    pub(crate) fn record(&self, id: u64, err: &str) {
-        let mut e = lock(&self.errors);
-        if e.0.len() == Self::KEEP {
-            e.0.pop_front();
-            e.1 += 1;
-        }
-        e.0.push_back((id, err.to_string()));
-    }
-
-    pub(crate) fn forget(&self, id: u64) {
-        lock(&self.errors).0.retain(|(a, _)| *a != id);
-    }
-
-    /// The lines of a dump.
-    fn report(&self) -> String {
-        let e = lock(&self.errors);
-        let mut out = String::new();
-        if e.1 > 0 {
-            out.push_str(&format!("\n({} more actors exited with errors)\n", e.1));
-        }
-        for (id, err) in &e.0 {
-            // The message, then its goroutine's stack indented under it.
-            let mut lines = err.lines().filter(|l| !l.trim().is_empty());
-            out.push_str(&format!(
-                "\nactor {id} exited: {}\n",
-                lines.next().unwrap_or("")
-            ));
-            for l in lines {
-                out.push('\t');
-                out.push_str(l);
-                out.push('\n');
-            }
-        }
-        out
-    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -312,6 +215,11 @@ impl Shared {
 
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
+    }
+
+    /// The counters of `runtime.stats()`.
+    pub fn stats(&self) -> &crate::census::Stats {
+        &self.census.stats
     }
 
     /// Starts the Ms of Ps `0..n` that are not running yet.
@@ -346,7 +254,7 @@ impl Shared {
                     lock(&self.global).extend(overflow);
                 }
                 // This M is busy with another actor: let an idle M steal.
-                if m::running_actor() != 0 {
+                if crate::actor::running() != 0 {
                     self.wake_one();
                 }
             }
@@ -508,7 +416,7 @@ impl Shared {
                 None => out.push_str(&dump::dump_actor_unlocked(&a)),
             }
         }
-        out.push_str(&self.unobserved.report());
+        out.push_str(&self.census.unobserved.report());
         out
     }
 
@@ -520,13 +428,49 @@ impl Shared {
 
     fn deadlock_report(&self) -> String {
         let mut out = String::new();
-        if self.ngoroutines.load(Ordering::Acquire) == 0 {
+        if self.census.goroutines() == 0 {
             out.push_str("fatal error: no goroutines (main called runtime.goexit) - deadlock!\n");
             return out;
         }
         out.push_str("fatal error: all goroutines are asleep - deadlock!\n");
         out.push_str(&self.dump_all(None));
         out
+    }
+}
+
+impl Runner for Shared {
+    fn schedule(&self, actor: Arc<Actor>) {
+        self.schedule_actor(actor);
+    }
+
+    fn ended(&self, actor: &Actor) {
+        self.timers.purge(actor);
+    }
+
+    fn closed(&self, id: u64) {
+        self.forget_actor(id);
+    }
+
+    fn census(&self) -> &Census {
+        &self.census
+    }
+}
+
+impl Actor {
+    /// The runtime that runs this actor.
+    pub fn runtime(&self) -> Runtime {
+        let runner: Arc<dyn std::any::Any + Send + Sync> = self.runner().clone();
+        Runtime {
+            shared: runner.downcast().expect("an actor's runner is a runtime"),
+        }
+    }
+
+    /// The shared state of the runtime that runs this actor.
+    pub fn rt_shared(&self) -> &Shared {
+        let runner: &dyn std::any::Any = &**self.runner();
+        runner
+            .downcast_ref()
+            .expect("an actor's runner is a runtime")
     }
 }
 
@@ -568,6 +512,9 @@ impl Runtime {
     /// [`MAX_PROCS`]).
     pub fn new(config: Config) -> Runtime {
         let procs = config.procs.clamp(1, MAX_PROCS);
+        let timers = Arc::new(Timers::default());
+        let netpoll =
+            crate::netpoll::Netpoll::new(timers.clone()).expect("cannot create the network poller");
         let shared = Arc::new(Shared {
             ps: (0..MAX_PROCS).map(P::new).collect(),
             nprocs: AtomicUsize::new(procs),
@@ -576,16 +523,13 @@ impl Runtime {
             live_ms: AtomicUsize::new(0),
             global: Mutex::new(VecDeque::new()),
             idle: Mutex::new(Idle::default()),
-            timers: Timers::default(),
-            next_gid: AtomicU64::new(1),
-            ngoroutines: AtomicUsize::new(0),
+            timers,
             next_actor_id: AtomicU64::new(1),
             actors: Mutex::new(Default::default()),
             outcome: Mutex::new(None),
             outcome_cv: Condvar::new(),
             stopping: AtomicBool::new(false),
-            started_gs: AtomicBool::new(false),
-            stats: Stats::default(),
+            census: Census::default(),
             cpu_budget_ns: config
                 .cpu_budget
                 .map_or(0, |d| d.as_nanos().clamp(1, u64::MAX as u128) as u64),
@@ -595,16 +539,11 @@ impl Runtime {
             timer_watched: AtomicBool::new(false),
             last_netpoll: AtomicU64::new(0),
             spares: Mutex::new(Vec::new()),
-            netpoll: crate::netpoll::Netpoll::new().expect("cannot create the network poller"),
+            netpoll,
             host: crate::host::Host::default(),
-            unobserved: Unobserved::default(),
             close_at_exit: AtomicBool::new(true),
         });
         shared.ensure_ms(procs);
-        Runtime { shared }
-    }
-
-    pub(crate) fn from_shared(shared: Arc<Shared>) -> Runtime {
         Runtime { shared }
     }
 
@@ -815,7 +754,7 @@ impl Runtime {
 
     /// Records a host thread about to block on a channel (it is woken if
     /// the runtime stops); false if the runtime has stopped already.
-    pub fn park_host(&self, p: &Arc<crate::host::HostPark>) -> bool {
+    pub fn park_host(&self, p: &Arc<crate::chan::HostPark>) -> bool {
         self.shared.host.add_parked(p);
         // After registering: a `finish` that ran before it is seen here.
         !self.stopping()
@@ -871,7 +810,7 @@ impl Runtime {
 
     /// Goroutines alive in the whole program.
     pub fn numgoroutine(&self) -> usize {
-        self.shared.ngoroutines.load(Ordering::Relaxed)
+        self.shared.census.goroutines()
     }
 
     /// Actors alive (not ended).
@@ -1010,6 +949,7 @@ impl Runtime {
     /// Counts one sysmon round (`runtime.stats().sysmon_ticks`).
     pub fn count_sysmon_tick(&self) {
         self.shared
+            .census
             .stats
             .sysmon_ticks
             .fetch_add(1, Ordering::Relaxed);

@@ -191,7 +191,7 @@ impl Runtime {
         };
         *lock(&spare.assigned) = Some(p);
         spare.thread.unpark();
-        shared.stats.handoffs.fetch_add(1, Ordering::Relaxed);
+        shared.census.stats.handoffs.fetch_add(1, Ordering::Relaxed);
         true
     }
 }
