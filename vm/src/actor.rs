@@ -16,7 +16,7 @@
 //! [`Runner`] (put it on a run queue, drop its timers, forget it), which
 //! the scheduler implements, and counts in the runtime's [`Census`].
 //! Readies made by the M running the actor itself are deferred
-//! ([`enter`], [`ActorQueue::apply_deferred`]): one lock per switch.
+//! (`enter`, `ActorQueue::apply_deferred`): one lock per switch.
 
 use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};

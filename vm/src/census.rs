@@ -79,7 +79,7 @@ pub struct Stats {
 /// Errors that ended actors nobody has waited for: a deadlock or a
 /// SIGQUIT dump lists them (`actor 2 exited: <error>`), since such an
 /// error is often why the rest of the program waits forever. The newest
-/// [`Unobserved::KEEP`] are kept, and how many more there were.
+/// `Unobserved::KEEP` are kept, and how many more there were.
 #[derive(Default)]
 pub struct Unobserved {
     errors: Mutex<(VecDeque<(u64, String)>, usize)>,

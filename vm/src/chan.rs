@@ -332,7 +332,7 @@ impl Chan {
     /// releases them.
     pub fn share<E>(
         &self,
-        origin: &Arc<crate::Actor>,
+        origin: &Arc<crate::actor::Actor>,
         values: *const std::ffi::c_void,
         mut copy: impl FnMut(&Msg) -> Result<Portable, E>,
     ) -> Result<(), E> {

@@ -19,6 +19,20 @@
 //! | a blocking call (`io.read`, `os.execute`) | its actor and its M; the P goes to a spare M ([`sched::syscall`]) |
 //! | idle M waiting for work                  | nothing: it parks (one waits in the [`netpoll`]) |
 //!
+//! Layers, bottom first. A module names only modules of layers below
+//! its own (`tests/layers.rs` checks every `crate::` path); the one way
+//! up is a trait the layer below defines and the one above implements:
+//!
+//! | layer | modules | owns |
+//! |-------|---------|------|
+//! | base | [`clock`], [`mem`], [`gc`], [`park`], [`preempt`] | the clock, memory accounts, GC requests, the park sentinels, the hooks that preempt and stop |
+//! | values | [`portable`], [`census`], [`wake`] | values that cross actors, the runtime's counts, what a G waits for and is woken with |
+//! | Lua boundary | [`ffi`] | every raw `lua_State` call of the scheduler |
+//! | records | [`g`], [`actor`] | the G record; actors, their run queues, [`actor::Runner`] (the way up) |
+//! | wait objects | [`chan`], [`sema`], then [`select`], [`timer`], [`host`], then [`netpoll`] | what Gs and host threads park on; they ready Gs with [`actor::GRef::ready`] |
+//! | scheduler | [`sched`] | Ps, Ms, run queues, idle Ms, checkdead, the [`Runtime`] |
+//! | embedder | [`endpoint`] | channel ends a host holds |
+//!
 //! Park/ready protocol: a G that must wait registers a waiter (in a channel,
 //! a timer, a semaphore) and then yields to the M with the private
 //! [`park::sched`] sentinel. Whoever completes the wait calls
