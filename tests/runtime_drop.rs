@@ -1,5 +1,7 @@
 //! A host that makes and drops runtimes gets everything back: threads,
-//! file descriptors (each runtime has a poller) and the actors' Lua states.
+//! file descriptors (each runtime has a poller) and the actors' Lua states,
+//! also after errors raised through blocking calls (a runtime handle held
+//! across such a raise would never be freed).
 //! One test in its own process, so no other test's threads or files count.
 
 fn count(dir: &str) -> usize {
@@ -45,6 +47,23 @@ fn make_and_drop() {
     drop(rt);
 }
 
+/// A runtime whose script raises through the blocking calls (the P is
+/// handed back however the call ends): nothing of it may stay referenced,
+/// or its poller's file descriptor stays open.
+fn raise_through_blocking_calls_and_drop() {
+    let rt = lugo::Runtime::builder().procs(1).build().unwrap();
+    rt.exec(
+        r#"
+        assert(not pcall(io.read, "x"))
+        assert(not pcall(io.lines, "/nonexistent/file"))
+        assert(not pcall(os.execute, {}))
+        assert(not pcall(function() for _ in io.lines("/dev/null", "x") do end end))
+        "#,
+    )
+    .unwrap();
+    drop(rt);
+}
+
 #[test]
 fn dropping_a_runtime_frees_its_threads_files_and_states() {
     let (threads, fds) = (count("/proc/self/task"), count("/proc/self/fd"));
@@ -53,6 +72,9 @@ fn dropping_a_runtime_frees_its_threads_files_and_states() {
     let rss = rss_kb();
     for _ in 0..30 {
         make_and_drop();
+    }
+    for _ in 0..100 {
+        raise_through_blocking_calls_and_drop();
     }
     // A thread that has finished its work may take a moment to be gone
     // (on a loaded machine): wait for the counts, a bounded while.
