@@ -168,6 +168,11 @@ impl Host {
         self.ntasks.load(Ordering::Acquire) > 0
     }
 
+    /// Whether the host waits for goroutine `gid`.
+    pub(crate) fn is_task(&self, gid: u64) -> bool {
+        self.has_tasks() && lock(&self.tasks).contains_key(&gid)
+    }
+
     /// Ends the task of goroutine `gid`, if there is one; false if none.
     pub(crate) fn end_task(&self, gid: u64, end: TaskEnd) -> bool {
         if !self.has_tasks() {

@@ -17,11 +17,14 @@
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::p::SYSCALL;
-use super::{dump, lock, Shared, ACTOR_SLICE_NS, GLOBAL_QUEUE_EVERY};
+use super::policy::{
+    after_turn, checkdead, route_panic, IdleSnapshot, PanicRoute, SliceEnd, Turn, Verdict,
+};
+use super::{dump, lock, Idle, Shared, ACTOR_SLICE_NS, GLOBAL_QUEUE_EVERY};
 use crate::actor::{Actor, ActorQueue};
 use crate::clock::now_ns;
 use crate::ffi::{self, Resumed};
@@ -97,6 +100,75 @@ fn panic_report(gid: u64, msg: &str, tb: &str) -> String {
     )
 }
 
+/// Takes `actor`'s queue lock on the M that runs it, and applies the
+/// readies this M deferred meanwhile.
+fn relock(actor: &Actor) -> MutexGuard<'_, ActorQueue> {
+    let mut q = actor.lock();
+    q.apply_deferred();
+    q
+}
+
+/// What a G's turn leaves to do once the queue lock is let go.
+enum Unlocked {
+    /// The actor's main G returned: the actor (or the program) ends.
+    MainReturned,
+    /// A G raised an uncaught error, to be routed.
+    Panic(PanicRoute, String, String),
+}
+
+/// The time of one run of an actor: its slice, and its CPU budget.
+struct SliceClock {
+    start: Instant,
+    /// Start of the time not yet charged to the actor's budget.
+    mark: Instant,
+    /// The budget in ns (0: none).
+    budget: u64,
+}
+
+impl SliceClock {
+    /// Starts the run; under a budget, tells sysmon when it runs out if
+    /// the actor runs on (it stops the actor then, also inside a C call
+    /// no preemption can yield from).
+    fn new(budget: u64, actor: &Actor, slot: &crate::preempt::Running) -> SliceClock {
+        let start = Instant::now();
+        if budget > 0 {
+            let left = budget.saturating_sub(actor.cpu_used());
+            slot.set_budget_end(now_ns().saturating_add(left));
+        }
+        SliceClock {
+            start,
+            mark: start,
+            budget,
+        }
+    }
+
+    /// Charges the time run so far; whether it is past the budget.
+    fn over_budget(&mut self, actor: &Actor, slot: &crate::preempt::Running) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        let used = actor.charge_cpu(&mut self.mark);
+        if used > self.budget {
+            return true;
+        }
+        slot.set_budget_end(now_ns().saturating_add(self.budget - used));
+        false
+    }
+
+    /// Whether the run is longer than a slice.
+    fn slice_over(&self) -> bool {
+        self.start.elapsed() > Duration::from_nanos(ACTOR_SLICE_NS)
+    }
+
+    /// Charges the rest of the run.
+    fn finish(&mut self, actor: &Actor, slot: &crate::preempt::Running) {
+        if self.budget > 0 {
+            actor.charge_cpu(&mut self.mark);
+            slot.set_budget_end(u64::MAX);
+        }
+    }
+}
+
 impl Shared {
     /// Finds an actor to run, or `None` when the runtime stops.
     fn find_runnable(&self, pid: usize) -> Option<Arc<Actor>> {
@@ -168,54 +240,32 @@ impl Shared {
             return;
         }
         let mut timeout = None;
-        // Every M counts, retired ones too: an M whose P was just retired
-        // may still be finishing an actor's slice.
         idle.nidle += 1;
         let next = self.timers.next_deadline();
-        let host = &self.host;
-        let shutdown = host.shutdown_wait.load(Ordering::Acquire);
-        let all_idle = idle.nidle >= self.nstarted() && (self.census.any_started() || shutdown);
-        // No timer, or none that can wake anybody; no socket.
-        let quiet = all_idle
-            && (next.is_none() || !self.timers.can_wake_anyone())
-            && !self.netpoll.has_waiters();
-        // ... and no host endpoint: nobody outside can wake a goroutine.
-        let no_hope = quiet && !host.holds_any();
-        // A host in `shutdown` waits for the goroutines; none is left.
-        let program = host.program.load(Ordering::Acquire);
-        let all_done = quiet && shutdown && !program && self.census.goroutines() == 0;
-        if no_hope || all_done {
-            // In this order: a timer leaves the heap only while `firing`
-            // counts it, and its wake-up queues work before the count drops.
-            if self.timers.firing() {
-                // A wake-up is on its way (sysmon fires a timer): look again.
+        match checkdead(&self.idle_snapshot(&idle, next)) {
+            Verdict::Park => {}
+            Verdict::LookAgain => {
+                // A wake-up is on its way (sysmon fires a timer).
                 idle.nidle -= 1;
                 drop(idle);
                 std::thread::yield_now();
                 return;
             }
-        }
-        // Somebody to tell: the program (`run`), a host in `shutdown`, or
-        // a host waiting for a task (see the table in `crate::host`).
-        let tell = program || shutdown || host.has_tasks();
-        if (all_done || no_hope && tell) && self.all_queues_empty() {
-            // Every M is idle, nothing is queued and no timer can wake
-            // anybody: checkdead.
-            idle.nidle -= 1;
-            drop(idle);
-            if program || shutdown {
-                let outcome = if !program && self.census.goroutines() == 0 {
-                    Outcome::Exit(0)
-                } else {
-                    Outcome::Deadlock(self.deadlock_report())
-                };
-                self.finish(outcome);
-            } else {
-                // The runtime goes on: the host may start more work.
-                let report = self.deadlock_report();
-                host.end_all(|| crate::host::TaskEnd::Deadlock(report.clone()));
+            verdict => {
+                idle.nidle -= 1;
+                drop(idle);
+                match verdict {
+                    Verdict::Exit => self.finish(Outcome::Exit(0)),
+                    Verdict::Deadlock => self.finish(Outcome::Deadlock(self.deadlock_report())),
+                    _ => {
+                        // The runtime goes on: the host may start more work.
+                        let report = self.deadlock_report();
+                        self.host
+                            .end_all(|| crate::host::TaskEnd::Deadlock(report.clone()));
+                    }
+                }
+                return;
             }
-            return;
         }
         if let (true, Some(when)) = (active, next) {
             if idle.timer_m.is_none() || idle.timer_m == Some(pid) {
@@ -263,10 +313,33 @@ impl Shared {
         }
     }
 
-    /// Runs `actor`'s Gs until it has none runnable or its slice is over.
-    ///
-    /// The actor's queue lock is taken once per switch: recording what the
-    /// last G did and picking the next happen in one critical section.
+    /// What `checkdead` looks at, as this M goes idle (counted in
+    /// `idle`); the costly parts only when every M is idle.
+    fn idle_snapshot(&self, idle: &Idle, next: Option<u64>) -> IdleSnapshot {
+        let host = &self.host;
+        let shutdown = host.shutdown_wait.load(Ordering::Acquire);
+        // Every M counts, retired ones too: an M whose P was just retired
+        // may still be finishing an actor's slice.
+        let all_idle = idle.nidle >= self.nstarted() && (self.census.any_started() || shutdown);
+        if !all_idle {
+            return IdleSnapshot::default();
+        }
+        IdleSnapshot {
+            all_idle,
+            timer_can_wake: next.is_some() && self.timers.can_wake_anyone(),
+            sockets_wait: self.netpoll.has_waiters(),
+            host_holds: host.holds_any(),
+            shutdown,
+            program: host.program.load(Ordering::Acquire),
+            host_tasks: host.has_tasks(),
+            goroutines: self.census.goroutines(),
+            queues_empty: self.all_queues_empty(),
+            timers_firing: self.timers.firing(),
+        }
+    }
+
+    /// Runs `actor`'s Gs until it has none runnable or its slice is over,
+    /// then carries out how the run ended ([`SliceEnd`]).
     pub(crate) fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
         crate::actor::enter(actor.id);
         // This M's own slot (a spare serving the P has its own).
@@ -276,34 +349,53 @@ impl Shared {
         slot.publish(actor.main_thread.0, STATE_GID);
         actor.collect_if_asked();
         slot.clear();
-        let p = &self.ps[pid];
-        let start = Instant::now();
-        // Start of the time not yet charged to the actor's CPU budget.
-        let mut mark = start;
-        let budget = self.cpu_budget_ns;
-        // When the budget runs out if the actor runs on (sysmon stops it
-        // then, also inside a C call that no preemption can yield from).
-        if budget > 0 {
-            let left = budget.saturating_sub(actor.cpu_used());
-            slot.set_budget_end(now_ns().saturating_add(left));
+        let mut clock = SliceClock::new(self.cpu_budget_ns, actor, slot);
+        let end = self.run_gs(pid, actor, slot, &mut clock);
+        match end {
+            SliceEnd::OverBudget => self.stop_over_budget(actor),
+            SliceEnd::Reclaimed | SliceEnd::SliceUsed => {
+                let overflow = self.ps[pid].push(actor.clone());
+                lock(&self.global).extend(overflow);
+            }
+            SliceEnd::Retired => {
+                lock(&self.global).push_back(actor.clone());
+                self.wake_one();
+            }
+            SliceEnd::Stopping | SliceEnd::Idle | SliceEnd::Ended => {}
         }
+        clock.finish(actor, slot);
+        actor.publish_heap();
+        crate::actor::enter(0);
+    }
+
+    /// The loop of [`Shared::run_actor`]: one G's turn after another.
+    ///
+    /// The actor's queue lock is taken once per switch: recording what the
+    /// last G did and picking the next happen in one critical section.
+    fn run_gs(
+        &self,
+        pid: usize,
+        actor: &Arc<Actor>,
+        slot: &crate::preempt::Running,
+        clock: &mut SliceClock,
+    ) -> SliceEnd {
+        let p = &self.ps[pid];
         let mut rounds: u32 = 0;
         let mut q = actor.lock();
         loop {
             if self.stopping() {
-                break;
+                return SliceEnd::Stopping;
             }
             if !q.tasks.is_empty() {
                 let tasks = std::mem::take(&mut q.tasks);
                 drop(q);
                 self.run_tasks(actor, tasks);
-                q = actor.lock();
-                q.apply_deferred();
+                q = relock(actor);
                 continue;
             }
             let Some(picked) = q.pick() else {
                 q.scheduled = false;
-                break;
+                return SliceEnd::Idle;
             };
             drop(q);
             let (key, gid) = (picked.key, picked.id);
@@ -342,154 +434,164 @@ impl Shared {
             let stopped = slot.pending_stop();
             slot.clear();
             actor.set_current(usize::MAX, 0);
-            if stopped == Some(crate::preempt::Stop::Budget) {
+            q = relock(actor);
+            if stopped == Some(crate::preempt::Stop::Budget)
+                && matches!(res, Resumed::Panicked(..) | Resumed::Exited)
+            {
                 // Stopped by sysmon inside its slice: the G's end (its
                 // error, or a host task's, which the task left to us) is
                 // the budget's, and the actor ends with it.
-                if let Resumed::Panicked(..) | Resumed::Exited = res {
-                    let mut q = actor.lock();
-                    q.apply_deferred();
-                    self.remove_g(actor, &mut q, key, gid);
-                    drop(q);
-                    actor.charge_cpu(&mut mark);
-                    self.stop_over_budget(actor);
-                    break;
-                }
+                self.remove_g(actor, &mut q, key, gid);
+                return SliceEnd::OverBudget;
             }
-            q = actor.lock();
-            q.apply_deferred();
-            let mut preempted = false;
-            match res {
-                Resumed::Parked(reason) => {
-                    let g = &mut q.gs[key];
-                    if g.wake.is_some() {
-                        g.status = GStatus::Runnable;
-                        q.push_back(key);
-                    } else {
-                        g.status = GStatus::Waiting;
-                        g.reason = reason;
-                    }
+            let preempted = matches!(res, Resumed::Preempted);
+            if let Some(then) = self.after_resume(actor, &mut q, key, gid, res) {
+                drop(q);
+                if let Some(end) = self.unlocked(actor, gid, then) {
+                    return end;
                 }
-                Resumed::Gosched => {
-                    q.gs[key].status = GStatus::Runnable;
-                    q.push_back(key);
-                }
-                Resumed::Preempted => {
-                    // To the back of its actor's queue, as Go does.
-                    preempted = true;
-                    self.census
-                        .stats
-                        .preemptions
-                        .fetch_add(1, Ordering::Relaxed);
-                    q.gs[key].status = GStatus::Runnable;
-                    q.push_back(key);
-                }
-                Resumed::Exited => {
-                    self.remove_g(actor, &mut q, key, gid);
-                    // A task's results are in already; this ends one that
-                    // called `runtime.goexit`.
-                    let done = crate::host::TaskEnd::Returned(mlua::MultiValue::new());
-                    self.host.end_task(gid, done);
-                    if actor.is_main_g(gid) {
-                        drop(q);
-                        if actor.id == 1 {
-                            self.finish(Outcome::Exit(0));
-                        } else {
-                            // `scheduled` stays set: an ended actor is
-                            // never queued again, and this M closes it.
-                            actor.end(Ok(()));
-                        }
-                        break;
-                    }
-                }
-                Resumed::Panicked(msg, tb) if self.host.has_tasks() || self.on_panic(actor) => {
-                    // Maybe nobody else needs to know: the host's own task
-                    // (an error raised outside the task's xpcall), or the
-                    // host's panic handler takes the report.
-                    self.remove_g(actor, &mut q, key, gid);
-                    drop(q);
-                    let end = crate::host::TaskEnd::Raised {
-                        message: msg.clone(),
-                        traceback: tb.clone(),
-                    };
-                    if !self.host.end_task(gid, end) {
-                        let report = panic_report(gid, &msg, &tb);
-                        match (actor.id, &self.config.on_panic) {
-                            (1, Some(handler)) => handler(&report),
-                            _ => {
-                                self.end_for_panic(actor, report);
-                                break;
-                            }
-                        }
-                    }
-                    q = actor.lock();
-                    q.apply_deferred();
-                }
-                Resumed::Panicked(msg, tb) => {
-                    drop(q);
-                    self.end_for_panic(actor, panic_report(gid, &msg, &tb));
-                    break;
-                }
+                q = relock(actor);
             }
 
             // The CPU budget: looked at when sysmon preempts a goroutine
-            // that runs long, and every 16 switches.
-            if budget > 0 && (preempted || rounds.is_multiple_of(16)) {
-                let used = actor.charge_cpu(&mut mark);
-                if used > budget {
-                    drop(q);
-                    self.stop_over_budget(actor);
-                    break;
-                }
-                slot.set_budget_end(now_ns().saturating_add(budget - used));
+            // that runs long, and every 16 switches; so is the slice.
+            let look = preempted || rounds.is_multiple_of(16);
+            rounds = rounds.wrapping_add(1);
+            let turn = Turn {
+                over_budget: look && clock.over_budget(actor, slot),
+                reclaimed: p.syscall.load(Ordering::Acquire) == SYSCALL::RECLAIM,
+                retired: pid >= self.nprocs(),
+                slice_over: look && clock.slice_over(),
+            };
+            if let Some(end) = after_turn(&turn) {
+                return end;
             }
-
             if let Some(when) = self.timers.next_deadline() {
                 let now = now_ns();
                 if now >= when {
                     // Firing readies Gs, which takes the queue lock.
                     drop(q);
                     self.timers.run_due(now);
-                    q = actor.lock();
-                    q.apply_deferred();
+                    q = relock(actor);
                 }
             }
-            if p.syscall.load(Ordering::Acquire) == SYSCALL::RECLAIM {
-                // A spare serving this P while its home M was in a blocking
-                // call: the home M is back and wants the P.
-                drop(q);
-                let overflow = p.push(actor.clone());
-                lock(&self.global).extend(overflow);
-                break;
+        }
+    }
+
+    /// Records what G `key` did in its turn (`res`), under the actor's
+    /// queue lock; `Some` for what is left to do without it.
+    fn after_resume(
+        &self,
+        actor: &Actor,
+        q: &mut ActorQueue,
+        key: GKey,
+        gid: u64,
+        res: Resumed,
+    ) -> Option<Unlocked> {
+        match res {
+            Resumed::Parked(reason) => {
+                let g = &mut q.gs[key];
+                if g.wake.is_some() {
+                    g.status = GStatus::Runnable;
+                    q.push_back(key);
+                } else {
+                    g.status = GStatus::Waiting;
+                    g.reason = reason;
+                }
+                None
             }
-            if pid >= self.nprocs() {
-                // This P was retired by gomaxprocs: hand the actor over.
-                drop(q);
-                lock(&self.global).push_back(actor.clone());
-                self.wake_one();
-                break;
+            Resumed::Gosched => {
+                q.gs[key].status = GStatus::Runnable;
+                q.push_back(key);
+                None
             }
-            rounds = rounds.wrapping_add(1);
-            if (preempted || rounds.is_multiple_of(16))
-                && start.elapsed() > Duration::from_nanos(ACTOR_SLICE_NS)
-            {
-                // Slice used up: to the back, also when no other actor
-                // waits. That lets go of the state's lock, which is
-                // eventually fair: a host thread waiting for it (to load a
-                // chunk, or to drop a Lua value, while a goroutine spins)
-                // gets it now. (Measured: no cost on streams of values.)
-                drop(q);
-                let overflow = p.push(actor.clone());
-                lock(&self.global).extend(overflow);
-                break;
+            Resumed::Preempted => {
+                // To the back of its actor's queue, as Go does.
+                self.census
+                    .stats
+                    .preemptions
+                    .fetch_add(1, Ordering::Relaxed);
+                q.gs[key].status = GStatus::Runnable;
+                q.push_back(key);
+                None
+            }
+            Resumed::Exited => {
+                self.remove_g(actor, q, key, gid);
+                // A task's results are in already; this ends one that
+                // called `os.exit`.
+                let done = crate::host::TaskEnd::Returned(mlua::MultiValue::new());
+                self.host.end_task(gid, done);
+                actor.is_main_g(gid).then_some(Unlocked::MainReturned)
+            }
+            Resumed::Panicked(message, traceback) => {
+                self.remove_g(actor, q, key, gid);
+                let route = route_panic(
+                    self.host.is_task(gid),
+                    actor.id == 1,
+                    self.config.on_panic.is_some(),
+                );
+                Some(Unlocked::Panic(route, message, traceback))
             }
         }
-        if budget > 0 {
-            actor.charge_cpu(&mut mark);
-            slot.set_budget_end(u64::MAX);
+    }
+
+    /// Carries out what a G's turn left to do without the queue lock;
+    /// `Some` when that ends the run.
+    fn unlocked(&self, actor: &Actor, gid: u64, then: Unlocked) -> Option<SliceEnd> {
+        match then {
+            Unlocked::MainReturned => {
+                if actor.id == 1 {
+                    self.finish(Outcome::Exit(0));
+                } else {
+                    // `scheduled` stays set: an ended actor is never
+                    // queued again, and this M closes it.
+                    actor.end(Ok(()));
+                }
+                Some(SliceEnd::Ended)
+            }
+            Unlocked::Panic(route, message, traceback) => {
+                self.route_panic(actor, gid, route, message, traceback)
+            }
         }
-        actor.publish_heap();
-        crate::actor::enter(0);
+    }
+
+    /// Carries out the route of a goroutine's uncaught error; `Some` when
+    /// that ends the run.
+    fn route_panic(
+        &self,
+        actor: &Actor,
+        gid: u64,
+        route: PanicRoute,
+        message: String,
+        traceback: String,
+    ) -> Option<SliceEnd> {
+        match route {
+            PanicRoute::Task => {
+                let end = crate::host::TaskEnd::Raised { message, traceback };
+                self.host.end_task(gid, end);
+                None
+            }
+            PanicRoute::Handler => {
+                let handler = self
+                    .config
+                    .on_panic
+                    .as_ref()
+                    .expect("routed to the handler");
+                handler(&panic_report(gid, &message, &traceback));
+                None
+            }
+            PanicRoute::Program => {
+                self.finish(Outcome::Panic(panic_report(gid, &message, &traceback)));
+                Some(SliceEnd::Ended)
+            }
+            PanicRoute::Actor => {
+                // An actor's uncaught error ends that actor only.
+                let report = panic_report(gid, &message, &traceback);
+                let err = report.strip_prefix("panic: ").unwrap_or(&report);
+                actor.end(Err(err.trim_end().to_string()));
+                Some(SliceEnd::Ended)
+            }
+        }
     }
 
     /// Removes a G that has ended from its actor.
@@ -502,23 +604,6 @@ impl Shared {
         self.census.goroutines_ended(1);
         self.host.forget_interrupt(gid);
         actor.account().release(crate::mem::G_BYTES);
-    }
-
-    /// Whether a panic in `actor` goes to the host's handler.
-    fn on_panic(&self, actor: &Actor) -> bool {
-        actor.id == 1 && self.config.on_panic.is_some()
-    }
-
-    /// An uncaught error nobody handles: the main actor ends the program,
-    /// another actor ends with the error.
-    fn end_for_panic(&self, actor: &Arc<Actor>, report: String) {
-        if actor.id == 1 {
-            self.finish(Outcome::Panic(report));
-        } else {
-            // An actor's uncaught error ends that actor only.
-            let err = report.strip_prefix("panic: ").unwrap_or(&report);
-            actor.end(Err(err.trim_end().to_string()));
-        }
     }
 
     /// Stops an actor that has used up the CPU budget: the main actor ends

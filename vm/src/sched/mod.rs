@@ -24,6 +24,7 @@
 pub mod dump;
 pub mod m;
 pub mod p;
+mod policy;
 pub mod syscall;
 
 use std::collections::VecDeque;
@@ -139,7 +140,7 @@ impl Default for Config {
 }
 
 #[derive(Default)]
-struct Idle {
+pub(crate) struct Idle {
     /// Parked Ms: their P id and thread handle.
     parked: Vec<(usize, std::thread::Thread)>,
     /// Ms that are idle (parked or about to park), retired ones included.
