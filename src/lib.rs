@@ -46,6 +46,7 @@
 //! # Ok::<(), lugo::Error>(())
 //! ```
 
+#![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 

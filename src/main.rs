@@ -1,6 +1,8 @@
 //! The `lugo` command: run a script, a chunk or standard input, or the
 //! REPL (`src/repl.rs`) on a terminal and with `-i`.
 
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod plain;
 mod repl;
 

@@ -101,32 +101,49 @@ fn load_error(e: mlua::Error) -> String {
 /// # Safety
 /// `l` holds the function and its arguments, and nothing else.
 unsafe fn docall(l: *mut ffi::lua_State) {
-    let nargs = ffi::lua_gettop(l) - 1;
-    ffi::lua_pushcfunction(l, msghandler);
-    ffi::lua_insert(l, 1);
-    let status = ffi::lua_pcall(l, nargs, 0, 1);
-    ffi::lua_remove(l, 1);
-    if status == ffi::LUA_OK {
-        ffi::lua_settop(l, 0);
+    // SAFETY: `l` holds the function and its arguments, and nothing else (the
+    // caller's contract: `exec_raw` pushed them for its closure, which mlua
+    // runs inside a C function, with `LUA_MINSTACK` free slots). The handler
+    // goes at 1, below the function; `lua_pcall` catches every error, leaving
+    // the message where the function was, and the handler is removed: nothing
+    // is owned here.
+    unsafe {
+        let nargs = ffi::lua_gettop(l) - 1;
+        ffi::lua_pushcfunction(l, msghandler);
+        ffi::lua_insert(l, 1);
+        let status = ffi::lua_pcall(l, nargs, 0, 1);
+        ffi::lua_remove(l, 1);
+        if status == ffi::LUA_OK {
+            ffi::lua_settop(l, 0);
+        }
     }
 }
 
 /// `lua.c`'s `msghandler`: the message (an error object's `__tostring`,
 /// or its type) with a traceback.
 unsafe extern "C-unwind" fn msghandler(l: *mut ffi::lua_State) -> c_int {
-    let mut msg = ffi::lua_tostring(l, 1);
-    if msg.is_null() {
-        if ffi::luaL_callmeta(l, 1, c"__tostring".as_ptr()) != 0
-            && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
-        {
-            return 1;
+    // SAFETY: Lua calls this message handler on `l`, the thread where the
+    // error happened, with the error object at 1, as `lua.c` calls its own:
+    // converting a number in place, `__tostring` (any Lua code),
+    // `lua_pushfstring` and `luaL_traceback` may raise (Lua then reports an
+    // error in the handler) while nothing is owned here; `msg`, when not
+    // null, points at a string on the stack, alive while it is used; type
+    // names are static.
+    unsafe {
+        let mut msg = ffi::lua_tostring(l, 1);
+        if msg.is_null() {
+            if ffi::luaL_callmeta(l, 1, c"__tostring".as_ptr()) != 0
+                && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
+            {
+                return 1;
+            }
+            msg = ffi::lua_pushfstring(
+                l,
+                c"(error object is a %s value)".as_ptr(),
+                ffi::luaL_typename(l, 1),
+            );
         }
-        msg = ffi::lua_pushfstring(
-            l,
-            c"(error object is a %s value)".as_ptr(),
-            ffi::luaL_typename(l, 1),
-        );
+        ffi::luaL_traceback(l, l, msg, 1);
+        1
     }
-    ffi::luaL_traceback(l, l, msg, 1);
-    1
 }

@@ -36,9 +36,15 @@ unsafe extern "C-unwind" fn dump_writer(
     sz: usize,
     ud: *mut c_void,
 ) -> c_int {
-    let out = &mut *(ud as *mut Vec<u8>);
-    out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz));
-    0
+    // SAFETY: `lua_dump` in `body_arg` calls this writer with `ud`, the
+    // address of the `Vec<u8>` passed there (alive, and used by nothing else,
+    // until `lua_dump` returns), and `p` pointing at `sz` bytes of the dump
+    // (`sz > 0`: ldump.c calls the writer for no empty block).
+    unsafe {
+        let out = &mut *(ud as *mut Vec<u8>);
+        out.extend_from_slice(std::slice::from_raw_parts(p as *const u8, sz));
+        0
+    }
 }
 
 /// What the new actor runs.
@@ -48,41 +54,50 @@ enum Body {
 }
 
 unsafe fn body_arg(l: *mut ffi::lua_State) -> Result<Body, Ret> {
-    match ffi::lua_type(l, 1) {
-        ffi::LUA_TFUNCTION => {
-            if ffi::lua_iscfunction(l, 1) != 0 {
-                return Err(raise(
-                    "actor.spawn: a C function cannot be moved to an actor",
-                ));
-            }
-            let mut n = 1;
-            loop {
-                let name = ffi::lua_getupvalue(l, 1, n);
-                if name.is_null() {
-                    break;
+    // SAFETY: `l` is the running thread of `actor.spawn`'s closure, with its
+    // argument at 1 (the caller's contract). Upvalues are pushed and popped
+    // (inert); a name is copied at once from its string (alive while the
+    // function is at 1); `lua_dump` of a copy of the function calls
+    // `dump_writer` with `code`, alive for the call, and raises nothing; a
+    // path is copied from its string (`to_display` converts nothing). `code`
+    // and a name are owned across inert calls only.
+    unsafe {
+        match ffi::lua_type(l, 1) {
+            ffi::LUA_TFUNCTION => {
+                if ffi::lua_iscfunction(l, 1) != 0 {
+                    return Err(raise(
+                        "actor.spawn: a C function cannot be moved to an actor",
+                    ));
                 }
+                let mut n = 1;
+                loop {
+                    let name = ffi::lua_getupvalue(l, 1, n);
+                    if name.is_null() {
+                        break;
+                    }
+                    ffi::lua_pop(l, 1);
+                    let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+                    if name != "_ENV" {
+                        return Err(raise(format!(
+                            "actor.spawn: the function captures '{name}'; only _ENV may be \
+                             captured (pass values as arguments)"
+                        )));
+                    }
+                    n += 1;
+                }
+                let mut code: Vec<u8> = Vec::new();
+                ffi::lua_pushvalue(l, 1);
+                ffi::lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0);
                 ffi::lua_pop(l, 1);
-                let name = CStr::from_ptr(name).to_string_lossy().into_owned();
-                if name != "_ENV" {
-                    return Err(raise(format!(
-                        "actor.spawn: the function captures '{name}'; only _ENV may be \
-                         captured (pass values as arguments)"
-                    )));
-                }
-                n += 1;
+                Ok(Body::Bytecode(code))
             }
-            let mut code: Vec<u8> = Vec::new();
-            ffi::lua_pushvalue(l, 1);
-            ffi::lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0);
-            ffi::lua_pop(l, 1);
-            Ok(Body::Bytecode(code))
-        }
-        ffi::LUA_TSTRING => Ok(Body::File(crate::cfn::to_display(l, 1))),
-        _ => {
-            let t = type_name(l, 1);
-            Err(raise(format!(
-                "actor.spawn: function or file path expected, got {t}"
-            )))
+            ffi::LUA_TSTRING => Ok(Body::File(crate::cfn::to_display(l, 1))),
+            _ => {
+                let t = type_name(l, 1);
+                Err(raise(format!(
+                    "actor.spawn: function or file path expected, got {t}"
+                )))
+            }
         }
     }
 }
@@ -91,34 +106,40 @@ unsafe fn body_arg(l: *mut ffi::lua_State) -> Result<Body, Ret> {
 /// replaces it with `f_or_path` at index 1; returns the memory limit.
 /// Reads the table raw (no metamethod runs).
 unsafe fn options_arg(l: *mut ffi::lua_State) -> Result<usize, Ret> {
-    if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
-        return Ok(0);
-    }
-    push_str(l, "memory");
-    ffi::lua_rawget(l, 1);
-    let limit = match ffi::lua_type(l, -1) {
-        ffi::LUA_TNIL => 0,
-        ffi::LUA_TNUMBER => {
-            let mut isint = 0;
-            let n = ffi::lua_tointegerx(l, -1, &mut isint);
-            if isint == 0 || n <= 0 {
-                return Err(raise(
-                    "actor.spawn: memory must be a positive integer (bytes)",
-                ));
+    // SAFETY: `l` is the running thread of `actor.spawn`'s closure, with its
+    // arguments on the stack (the caller's contract). `push_str` may raise
+    // (out of memory) while nothing is owned; the options table is read raw
+    // (no metamethod runs); the other calls are inert.
+    unsafe {
+        if ffi::lua_type(l, 1) != ffi::LUA_TTABLE {
+            return Ok(0);
+        }
+        push_str(l, "memory");
+        ffi::lua_rawget(l, 1);
+        let limit = match ffi::lua_type(l, -1) {
+            ffi::LUA_TNIL => 0,
+            ffi::LUA_TNUMBER => {
+                let mut isint = 0;
+                let n = ffi::lua_tointegerx(l, -1, &mut isint);
+                if isint == 0 || n <= 0 {
+                    return Err(raise(
+                        "actor.spawn: memory must be a positive integer (bytes)",
+                    ));
+                }
+                n as usize
             }
-            n as usize
-        }
-        _ => {
-            let t = type_name(l, -1);
-            return Err(raise(format!(
-                "actor.spawn: memory must be a positive integer, got {t}"
-            )));
-        }
-    };
-    ffi::lua_pop(l, 1);
-    ffi::lua_rawgeti(l, 1, 1);
-    ffi::lua_replace(l, 1);
-    Ok(limit)
+            _ => {
+                let t = type_name(l, -1);
+                return Err(raise(format!(
+                    "actor.spawn: memory must be a positive integer, got {t}"
+                )));
+            }
+        };
+        ffi::lua_pop(l, 1);
+        ffi::lua_rawgeti(l, 1, 1);
+        ffi::lua_replace(l, 1);
+        Ok(limit)
+    }
 }
 
 /// Makes the actor and starts its first goroutine.
@@ -202,74 +223,99 @@ fn run_first(
 }
 
 unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let memory = match options_arg(l) {
-            Ok(m) => m,
-            Err(r) => return r,
-        };
-        let nargs = ffi::lua_gettop(l);
-        // The handle's box first: allocating it may raise, and nothing
-        // may be owned then (ffi rule 2).
-        let handle = new_box::<ActorHandle>(l);
-        let body = match body_arg(l) {
-            Ok(b) => b,
-            Err(r) => return r,
-        };
-        let mut args = Vec::new();
-        let cl = Closure::of(l);
-        for i in 2..=nargs {
-            match to_portable(cl, l, i, &format!("arg{}", i - 1)) {
-                Ok(p) => args.push(p),
-                Err(e) => return raise(format!("actor.spawn: {e}")),
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The handle's box is
+    // allocated (that may raise) while nothing is owned, and filled once: it
+    // stays on the stack, above the arguments. The calls after it are inert:
+    // `body_arg` (see there) and the copies of the arguments (`to_portable`,
+    // with this closure's upvalues); `start` makes and fills the new state,
+    // which nothing else uses yet.
+    unsafe {
+        guard(l, || {
+            let memory = match options_arg(l) {
+                Ok(m) => m,
+                Err(r) => return r,
+            };
+            let nargs = ffi::lua_gettop(l);
+            // The handle's box first: allocating it may raise, and nothing
+            // may be owned then (ffi rule 2).
+            let handle = new_box::<ActorHandle>(l);
+            let body = match body_arg(l) {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let mut args = Vec::new();
+            let cl = Closure::of(l);
+            for i in 2..=nargs {
+                match to_portable(cl, l, i, &format!("arg{}", i - 1)) {
+                    Ok(p) => args.push(p),
+                    Err(e) => return raise(format!("actor.spawn: {e}")),
+                }
             }
-        }
-        match start(actor(l), body, args, memory) {
-            Ok(child) => {
-                fill(handle, Arc::new(ActorHandle(child)));
-                Ret::N(1)
+            match start(actor(l), body, args, memory) {
+                Ok(child) => {
+                    fill(handle, Arc::new(ActorHandle(child)));
+                    Ret::N(1)
+                }
+                Err(e) => raise(format!("actor.spawn: {e}")),
             }
-            Err(e) => raise(format!("actor.spawn: {e}")),
-        }
-    })
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn actor_self(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        push(l, || Arc::new(ActorHandle(actor(l).clone())));
-        Ret::N(1)
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The box is allocated
+    // before the new handle exists (`push`): nothing owned is alive across
+    // the raising allocation.
+    unsafe {
+        guard(l, || {
+            push(l, || Arc::new(ActorHandle(actor(l).clone())));
+            Ret::N(1)
+        })
+    }
 }
 
 unsafe fn wait_body(l: *mut ffi::lua_State) -> Ret {
-    let Some(h) = check::<ActorHandle>(l, 1) else {
-        return expected(l, "actor:wait", "actor", 1);
-    };
-    loop {
-        // Finished: ended, and its state closed (its memory given back).
-        let result = h.0.result().filter(|_| h.0.finished());
-        if result.is_some() {
-            h.0.observe();
-        }
-        match result {
-            Some(Ok(())) => {
-                ffi::lua_pushboolean(l, 1);
-                return Ret::N(1);
-            }
-            Some(Err(e)) => {
-                ffi::lua_pushboolean(l, 0);
-                push_owned(l, e);
-                return Ret::N(2);
-            }
-            None => {}
-        }
-        if Arc::ptr_eq(&h.0, actor(l)) {
-            return raise("actor:wait: an actor cannot wait for itself");
-        }
-        let Some(g) = me(l, actor(l)) else {
-            return raise(CANNOT_PARK);
+    // SAFETY: `l` is the running thread of `actor:wait`'s closure (made by
+    // `Registry`), with the handle at 1 (the callers' contract, `actor_wait`
+    // and `wait_k`). The handle is borrowed from argument 1, on the stack
+    // throughout; an error's message is handed off (`push_owned`), so nothing
+    // owned is alive across the raising push; `me` needs the running thread
+    // of an actor owned by this M: Lua runs an actor's code on its M only.
+    unsafe {
+        let Some(h) = check::<ActorHandle>(l, 1) else {
+            return expected(l, "actor:wait", "actor", 1);
         };
-        if h.0.wait_end(g) {
-            return Ret::ParkK(WaitReason::ActorWait, 0, wait_k);
+        loop {
+            // Finished: ended, and its state closed (its memory given back).
+            let result = h.0.result().filter(|_| h.0.finished());
+            if result.is_some() {
+                h.0.observe();
+            }
+            match result {
+                Some(Ok(())) => {
+                    ffi::lua_pushboolean(l, 1);
+                    return Ret::N(1);
+                }
+                Some(Err(e)) => {
+                    ffi::lua_pushboolean(l, 0);
+                    push_owned(l, e);
+                    return Ret::N(2);
+                }
+                None => {}
+            }
+            if Arc::ptr_eq(&h.0, actor(l)) {
+                return raise("actor:wait: an actor cannot wait for itself");
+            }
+            let Some(g) = me(l, actor(l)) else {
+                return raise(CANNOT_PARK);
+            };
+            if h.0.wait_end(g) {
+                return Ret::ParkK(WaitReason::ActorWait, 0, wait_k);
+            }
         }
     }
 }
@@ -279,25 +325,43 @@ unsafe extern "C-unwind" fn wait_k(
     _status: c_int,
     _ctx: ffi::lua_KContext,
 ) -> c_int {
-    // Woken with no values: the stack is the call's own.
-    guard(l, || wait_body(l))
+    // SAFETY: Lua calls this continuation of `actor:wait` (a closure made by
+    // `Registry`) on its thread, with the call's own stack, the handle at 1,
+    // after a wake with no values; `guard` is its last act. That is
+    // `wait_body`'s contract.
+    unsafe {
+        // Woken with no values: the stack is the call's own.
+        guard(l, || wait_body(l))
+    }
 }
 
 unsafe extern "C-unwind" fn actor_wait(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        ffi::lua_settop(l, 1);
-        wait_body(l)
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. Only the handle stays
+    // on the stack (`lua_settop`, inert), as `wait_body` requires.
+    unsafe {
+        guard(l, || {
+            ffi::lua_settop(l, 1);
+            wait_body(l)
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn actor_id(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || match check::<ActorHandle>(l, 1) {
-        Some(h) => {
-            ffi::lua_pushinteger(l, h.0.id as ffi::lua_Integer);
-            Ret::N(1)
-        }
-        None => expected(l, "actor:id", "actor", 1),
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The handle is borrowed
+    // from argument 1, on the stack throughout; pushing an integer is inert.
+    unsafe {
+        guard(l, || match check::<ActorHandle>(l, 1) {
+            Some(h) => {
+                ffi::lua_pushinteger(l, h.0.id as ffi::lua_Integer);
+                Ret::N(1)
+            }
+            None => expected(l, "actor:id", "actor", 1),
+        })
+    }
 }
 
 /// The actor handle methods.

@@ -30,7 +30,10 @@ use crate::cfn::Registry;
 unsafe fn pcall_released(l: *mut ffi::lua_State, nargs: c_int) -> c_int {
     // The runtime handle lives in this function only: the caller may raise
     // once it has returned (ffi rule 2); lua_pcall itself does not raise.
-    let actor = crate::cfn::actor(l);
+    // SAFETY: `l` runs a closure whose upvalue 1 is the actor (the caller's
+    // contract: `released`, made by `install` or `lines`, and `blocking`,
+    // made by `Registry`, are).
+    let actor = unsafe { crate::cfn::actor(l) };
     let rt = actor.runtime();
     let pid = rt.enter_syscall();
     actor.set_blocking(true);
@@ -38,7 +41,11 @@ unsafe fn pcall_released(l: *mut ffi::lua_State, nargs: c_int) -> c_int {
     // only under a budget: a line of `io.lines` costs little more than a
     // clock.)
     let start = rt.has_cpu_budget().then(std::time::Instant::now);
-    let status = ffi::lua_pcall(l, nargs, ffi::LUA_MULTRET, 0);
+    // SAFETY: `l` is the running thread with the function and `nargs`
+    // arguments on top (the caller's contract). `lua_pcall` catches every
+    // error, and without a continuation a yield inside fails as an error, so
+    // it returns here: `rt` is not skipped.
+    let status = unsafe { ffi::lua_pcall(l, nargs, ffi::LUA_MULTRET, 0) };
     if let Some(start) = start {
         actor.credit_blocked(start.elapsed());
     }
@@ -52,37 +59,56 @@ unsafe fn pcall_released(l: *mut ffi::lua_State, nargs: c_int) -> c_int {
 /// The stand-in for a library function that blocks (upvalue 2; upvalue 1
 /// is the actor, as in every closure of [`crate::cfn`]).
 unsafe extern "C-unwind" fn released(l: *mut ffi::lua_State) -> c_int {
-    let nargs = ffi::lua_gettop(l);
-    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
-    ffi::lua_insert(l, 1);
-    let status = pcall_released(l, nargs);
-    if status != ffi::LUA_OK {
-        as_if_direct(l, status);
-        ffi::lua_error(l);
+    // SAFETY: Lua calls this stand-in (a closure made by `install` or
+    // `lines`: upvalue 1 is the actor, upvalue 2 Lua's function) on `l`, the
+    // running thread, with its arguments on the stack and room for one more
+    // value (a C function starts with `LUA_MINSTACK`). `pcall_released` finds
+    // the function below the arguments; on an error, `as_if_direct` finds the
+    // error on top at level 0, and `lua_error` raises it with nothing owned
+    // in this frame.
+    unsafe {
+        let nargs = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+        ffi::lua_insert(l, 1);
+        let status = pcall_released(l, nargs);
+        if status != ffi::LUA_OK {
+            as_if_direct(l, status);
+            ffi::lua_error(l);
+        }
+        ffi::lua_gettop(l)
     }
-    ffi::lua_gettop(l)
 }
 
 /// The stand-in for `io.lines` or a file's `lines` (upvalue 2): Lua's,
 /// whose iterator (its first result) gets a stand-in of its own. Opening
 /// the file is not counted as blocking.
 unsafe extern "C-unwind" fn lines(l: *mut ffi::lua_State) -> c_int {
-    let nargs = ffi::lua_gettop(l);
-    ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
-    ffi::lua_insert(l, 1);
-    let status = ffi::lua_pcall(l, nargs, ffi::LUA_MULTRET, 0);
-    if status != ffi::LUA_OK {
-        as_if_direct(l, status);
-        ffi::lua_error(l);
+    // SAFETY: Lua calls this stand-in (a closure made by `install`: upvalue 1
+    // is the actor, upvalue 2 Lua's `lines`) on `l`, the running thread, with
+    // its arguments on the stack and room for the function. `lua_pcall`
+    // catches an error, which `as_if_direct` finds on top at level 0 and
+    // `lua_error` raises with nothing owned in this frame. The iterator's
+    // stand-in gets this closure's actor and the iterator as upvalues, as
+    // `released` requires (room checked; the closure's allocation may raise,
+    // nothing owned).
+    unsafe {
+        let nargs = ffi::lua_gettop(l);
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+        ffi::lua_insert(l, 1);
+        let status = ffi::lua_pcall(l, nargs, ffi::LUA_MULTRET, 0);
+        if status != ffi::LUA_OK {
+            as_if_direct(l, status);
+            ffi::lua_error(l);
+        }
+        if ffi::lua_type(l, 1) == ffi::LUA_TFUNCTION {
+            ffi::luaL_checkstack(l, 2, std::ptr::null());
+            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+            ffi::lua_pushvalue(l, 1);
+            ffi::lua_pushcclosure(l, released, 2);
+            ffi::lua_replace(l, 1);
+        }
+        ffi::lua_gettop(l)
     }
-    if ffi::lua_type(l, 1) == ffi::LUA_TFUNCTION {
-        ffi::luaL_checkstack(l, 2, std::ptr::null());
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
-        ffi::lua_pushvalue(l, 1);
-        ffi::lua_pushcclosure(l, released, 2);
-        ffi::lua_replace(l, 1);
-    }
-    ffi::lua_gettop(l)
 }
 
 /// The functions the Lua half gets in `P`.
@@ -92,12 +118,19 @@ pub(crate) const FUNCTIONS: [(&CStr, crate::cfn::CFn); 1] = [(c"blocking", block
 /// Lua wrapper in the prelude, which raises their `ERR` answers): calls
 /// `f(...)` as [`released`] does.
 unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
-    let nargs = ffi::lua_gettop(l) - 2;
-    let status = pcall_released(l, nargs.max(0));
-    if status != ffi::LUA_OK {
-        ffi::lua_error(l);
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor) on `l`, the running thread, with `name, f, args...` (the
+    // prelude's wrapper is the only caller), so `f` is below the `nargs`
+    // arguments, as `pcall_released` requires; an error is raised by
+    // `lua_error` with nothing owned in this frame.
+    unsafe {
+        let nargs = ffi::lua_gettop(l) - 2;
+        let status = pcall_released(l, nargs.max(0));
+        if status != ffi::LUA_OK {
+            ffi::lua_error(l);
+        }
+        ffi::lua_gettop(l) - 1
     }
-    ffi::lua_gettop(l) - 1
 }
 
 /// Gives the error on top, raised by Lua's function called from a
@@ -109,28 +142,41 @@ unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
 /// # Safety
 /// `l` is running a stand-in (level 0), with the error on top.
 unsafe fn as_if_direct(l: *mut ffi::lua_State, status: c_int) {
-    if status != ffi::LUA_ERRRUN || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
-        return;
+    // SAFETY: `l` is running a stand-in (level 0) with the error on top (the
+    // caller's contract); it is a string when read (`top_str` converts
+    // nothing). `own_name` and `top_str` make inert calls only; the owned
+    // names and message are dropped, or handed off (`push_owned`), before the
+    // raising calls (`push_owned`, `luaL_where`, `lua_concat`).
+    unsafe {
+        if status != ffi::LUA_ERRRUN || ffi::lua_type(l, -1) != ffi::LUA_TSTRING {
+            return;
+        }
+        if is_argerror(&top_str(l)) {
+            // Named first: nothing of ours is alive across its Lua calls.
+            let fixed = {
+                let (name, method) = own_name(l);
+                direct_argerror(&top_str(l), name.as_deref(), method)
+            };
+            ffi::lua_pop(l, 1);
+            push_owned(l, fixed);
+        }
+        ffi::luaL_where(l, 1);
+        ffi::lua_insert(l, -2);
+        ffi::lua_concat(l, 2);
     }
-    if is_argerror(&top_str(l)) {
-        // Named first: nothing of ours is alive across its Lua calls.
-        let fixed = {
-            let (name, method) = own_name(l);
-            direct_argerror(&top_str(l), name.as_deref(), method)
-        };
-        ffi::lua_pop(l, 1);
-        push_owned(l, fixed);
-    }
-    ffi::luaL_where(l, 1);
-    ffi::lua_insert(l, -2);
-    ffi::lua_concat(l, 2);
 }
 
 /// The string on top of `l`'s stack (it is one), borrowed from the state.
 unsafe fn top_str<'a>(l: *mut ffi::lua_State) -> std::borrow::Cow<'a, str> {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(l, -1, &mut len);
-    String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len))
+    // SAFETY: the value on top of the valid state `l` is a string (the
+    // caller, `as_if_direct`, checked it), so nothing is converted and `p`
+    // points at its `len` bytes, alive while it stays on the stack; the
+    // callers are done with the result before it is popped.
+    unsafe {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, -1, &mut len);
+        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len))
+    }
 }
 
 /// Whether `msg` is `luaL_argerror`'s, from a function Lua found no name
@@ -167,18 +213,29 @@ fn direct_argerror(msg: &str, name: Option<&str>, method: bool) -> String {
 /// # Safety
 /// `l` is running a C function (level 0).
 unsafe fn own_name(l: *mut ffi::lua_State) -> (Option<String>, bool) {
-    let mut ar: ffi::lua_Debug = std::mem::zeroed();
-    if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_getinfo(l, c"nf".as_ptr(), &mut ar) == 0 {
-        return (None, false);
+    // SAFETY: `l` is running a C function, level 0 (the caller's contract):
+    // `lua_getstack` and `lua_getinfo` fill `ar` (zeroed: a valid
+    // `lua_Debug`) and push the function (room: a C function starts with
+    // `LUA_MINSTACK`); `name` and `namewhat` are null or NUL-terminated
+    // strings alive for this call, copied at once; `loaded_name` finds the
+    // function on top, as it requires; the pop leaves the stack as it was.
+    // All inert.
+    unsafe {
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        if ffi::lua_getstack(l, 0, &mut ar) == 0
+            || ffi::lua_getinfo(l, c"nf".as_ptr(), &mut ar) == 0
+        {
+            return (None, false);
+        }
+        let cstr = |p: *const std::ffi::c_char| {
+            (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
+        };
+        let method = cstr(ar.namewhat).as_deref() == Some("method");
+        // [function]
+        let name = cstr(ar.name).or_else(|| loaded_name(l));
+        ffi::lua_pop(l, 1);
+        (name, method)
     }
-    let cstr = |p: *const std::ffi::c_char| {
-        (!p.is_null()).then(|| CStr::from_ptr(p).to_string_lossy().into_owned())
-    };
-    let method = cstr(ar.namewhat).as_deref() == Some("method");
-    // [function]
-    let name = cstr(ar.name).or_else(|| loaded_name(l));
-    ffi::lua_pop(l, 1);
-    (name, method)
 }
 
 /// Lua's `pushglobalfuncname`, without pushing: the `module.field` under
@@ -187,37 +244,48 @@ unsafe fn own_name(l: *mut ffi::lua_State) -> (Option<String>, bool) {
 /// # Safety
 /// The function is on top of `l`'s stack; leaves the stack as it was.
 unsafe fn loaded_name(l: *mut ffi::lua_State) -> Option<String> {
-    let func = ffi::lua_gettop(l);
-    if ffi::lua_checkstack(l, 6) == 0 {
-        return None;
-    }
-    ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_LOADED".as_ptr());
-    let mut found = None;
-    ffi::lua_pushnil(l);
-    'modules: while ffi::lua_next(l, -2) != 0 {
-        // [loaded, module name, module]
-        if ffi::lua_type(l, -2) == ffi::LUA_TSTRING && ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
-            ffi::lua_pushnil(l);
-            while ffi::lua_next(l, -2) != 0 {
-                // [loaded, module name, module, field, value]
-                if ffi::lua_type(l, -2) == ffi::LUA_TSTRING && ffi::lua_rawequal(l, -1, func) != 0 {
-                    let module = CStr::from_ptr(ffi::lua_tostring(l, -4)).to_string_lossy();
-                    let field = CStr::from_ptr(ffi::lua_tostring(l, -2)).to_string_lossy();
-                    found = Some(if module == "_G" {
-                        field.into_owned()
-                    } else {
-                        format!("{module}.{field}")
-                    });
-                    ffi::lua_pop(l, 2);
-                    break 'modules;
-                }
-                ffi::lua_pop(l, 1);
-            }
+    // SAFETY: the function is on top of `l`'s stack (the caller's contract),
+    // and room is checked for the six values pushed at most. `package.loaded`
+    // is the registry's `_LOADED` table (the package library made it; the
+    // registry has no metatable), walked with `lua_next` and read raw; names
+    // are read from values that are strings (no conversion) and copied before
+    // they are popped; `lua_settop` puts the stack back. All inert: `found`
+    // is owned across no raising call.
+    unsafe {
+        let func = ffi::lua_gettop(l);
+        if ffi::lua_checkstack(l, 6) == 0 {
+            return None;
         }
-        ffi::lua_pop(l, 1);
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, c"_LOADED".as_ptr());
+        let mut found = None;
+        ffi::lua_pushnil(l);
+        'modules: while ffi::lua_next(l, -2) != 0 {
+            // [loaded, module name, module]
+            if ffi::lua_type(l, -2) == ffi::LUA_TSTRING && ffi::lua_type(l, -1) == ffi::LUA_TTABLE {
+                ffi::lua_pushnil(l);
+                while ffi::lua_next(l, -2) != 0 {
+                    // [loaded, module name, module, field, value]
+                    if ffi::lua_type(l, -2) == ffi::LUA_TSTRING
+                        && ffi::lua_rawequal(l, -1, func) != 0
+                    {
+                        let module = CStr::from_ptr(ffi::lua_tostring(l, -4)).to_string_lossy();
+                        let field = CStr::from_ptr(ffi::lua_tostring(l, -2)).to_string_lossy();
+                        found = Some(if module == "_G" {
+                            field.into_owned()
+                        } else {
+                            format!("{module}.{field}")
+                        });
+                        ffi::lua_pop(l, 2);
+                        break 'modules;
+                    }
+                    ffi::lua_pop(l, 1);
+                }
+            }
+            ffi::lua_pop(l, 1);
+        }
+        ffi::lua_settop(l, func);
+        found
     }
-    ffi::lua_settop(l, func);
-    found
 }
 
 /// Puts the stand-ins in place of Lua's `io.read`, `io.lines`,

@@ -72,19 +72,28 @@ pub(crate) struct Boxed<T> {
 /// `l` is a valid state.
 #[inline]
 unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void) -> *mut Boxed<T> {
-    if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
-        return ptr::null_mut();
+    // SAFETY: `l` is a valid state (the caller's contract); the value at
+    // `idx` and its metatable are only read, and what is pushed is popped
+    // (inert calls). A full userdata with `T`'s metatable was made by
+    // `new_box::<T>`, a block the size of a `Boxed<T>` that lives while the
+    // value is on the stack: scripts cannot set a protected metatable
+    // (`__metatable`) but through the `debug` library, which lugo trusts
+    // (`lugo_vm::new_lua`); the magic is a second check.
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
+            return ptr::null_mut();
+        }
+        let found = ffi::lua_topointer(l, -1);
+        ffi::lua_pop(l, 1);
+        if !ptr::eq(found, mt) {
+            return ptr::null_mut();
+        }
+        let p = ffi::lua_touserdata(l, idx) as *mut Boxed<T>;
+        if (*p).magic != T::MAGIC || (*p).ptr.is_null() {
+            return ptr::null_mut();
+        }
+        p
     }
-    let found = ffi::lua_topointer(l, -1);
-    ffi::lua_pop(l, 1);
-    if !ptr::eq(found, mt) {
-        return ptr::null_mut();
-    }
-    let p = ffi::lua_touserdata(l, idx) as *mut Boxed<T>;
-    if (*p).magic != T::MAGIC || (*p).ptr.is_null() {
-        return ptr::null_mut();
-    }
-    p
 }
 
 /// The box at `idx`, if it holds a `T`.
@@ -93,11 +102,16 @@ unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void
 /// `l` is a valid state running a closure made by [`Registry`].
 #[inline]
 unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
-    boxed_mt(
-        l,
-        idx,
-        ffi::lua_touserdata(l, ffi::lua_upvalueindex(T::MT_UPVALUE)),
-    )
+    // SAFETY: `l` is running a closure made by `Registry` (the caller's
+    // contract): its upvalue `T::MT_UPVALUE` is a light userdata holding the
+    // address of `T`'s metatable, and `boxed_mt` needs a valid state.
+    unsafe {
+        boxed_mt(
+            l,
+            idx,
+            ffi::lua_touserdata(l, ffi::lua_upvalueindex(T::MT_UPVALUE)),
+        )
+    }
 }
 
 /// The `T` at `idx`, borrowed while the value stays on the stack (see
@@ -107,8 +121,16 @@ unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
 /// As [`boxed`]; the reference must not outlive the value at `idx`.
 #[inline]
 pub(crate) unsafe fn check<'a, T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a T> {
-    let p = boxed::<T>(l, idx);
-    (!p.is_null()).then(|| &*(*p).ptr)
+    // SAFETY: `l` is running a closure made by `Registry` (the caller's
+    // contract, `boxed`'s). A non-null box holds the pointer `Arc::into_raw`
+    // gave, which its `__gc` has not taken back: the `T` lives at least as
+    // long as the userdata, and the caller keeps the reference no longer than
+    // the value at `idx` (its contract; an explicit `__gc` call frees
+    // nothing).
+    unsafe {
+        let p = boxed::<T>(l, idx);
+        (!p.is_null()).then(|| &*(*p).ptr)
+    }
 }
 
 /// Number of boxed types (their metatables are upvalues 2 and on).
@@ -129,13 +151,19 @@ impl Closure {
     /// # Safety
     /// `l` is running a closure made by [`Registry`].
     pub(crate) unsafe fn of(l: *mut ffi::lua_State) -> Closure {
-        let mut mts = [ptr::null(); NTYPES];
-        for (i, mt) in mts.iter_mut().enumerate() {
-            *mt = ffi::lua_touserdata(l, ffi::lua_upvalueindex(MT_CHAN + i as c_int));
-        }
-        Closure {
-            actor: ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>,
-            mts,
+        // SAFETY: `l` is running a closure made by `Registry` (the caller's
+        // contract): upvalue 1 is the actor and upvalues
+        // `MT_CHAN..MT_CHAN + NTYPES` the metatables, all light userdata;
+        // reading an upvalue is inert.
+        unsafe {
+            let mut mts = [ptr::null(); NTYPES];
+            for (i, mt) in mts.iter_mut().enumerate() {
+                *mt = ffi::lua_touserdata(l, ffi::lua_upvalueindex(MT_CHAN + i as c_int));
+            }
+            Closure {
+                actor: ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>,
+                mts,
+            }
         }
     }
 
@@ -148,9 +176,16 @@ impl Closure {
         l: *mut ffi::lua_State,
         idx: c_int,
     ) -> Option<&'a T> {
-        let mt = self.mts[(T::MT_UPVALUE - MT_CHAN) as usize];
-        let p = boxed_mt::<T>(l, idx, mt);
-        (!p.is_null()).then(|| &*(*p).ptr)
+        // SAFETY: `self.mts` are the metatables of the state `l` belongs to
+        // (the caller's contract: a thread of the closure's state), so
+        // `boxed_mt` knows a `T` box as `check` does; a non-null box holds a
+        // live `Arc::into_raw` pointer, and the caller keeps the reference no
+        // longer than the value at `idx`.
+        unsafe {
+            let mt = self.mts[(T::MT_UPVALUE - MT_CHAN) as usize];
+            let p = boxed_mt::<T>(l, idx, mt);
+            (!p.is_null()).then(|| &*(*p).ptr)
+        }
     }
 
     /// A new reference to the `T` at `idx`.
@@ -158,9 +193,14 @@ impl Closure {
     /// # Safety
     /// As [`Closure::check`].
     pub(crate) unsafe fn arc<T: Raw>(self, l: *mut ffi::lua_State, idx: c_int) -> Option<Arc<T>> {
-        let raw = self.check::<T>(l, idx)? as *const T;
-        Arc::increment_strong_count(raw);
-        Some(Arc::from_raw(raw))
+        // SAFETY: as `Closure::check` (the caller's contract): `raw` is the
+        // pointer a live box got from `Arc::into_raw`, and the box keeps its
+        // own count; one more strong count is the one the new `Arc` owns.
+        unsafe {
+            let raw = self.check::<T>(l, idx)? as *const T;
+            Arc::increment_strong_count(raw);
+            Some(Arc::from_raw(raw))
+        }
     }
 
     /// The closure's actor (lives as long as the state).
@@ -168,7 +208,11 @@ impl Closure {
     /// # Safety
     /// The state the closure came from is alive.
     pub(crate) unsafe fn actor<'a>(self) -> &'a Arc<Actor> {
-        &*self.actor
+        // SAFETY: `self.actor` is upvalue 1 of a `Registry` closure, the
+        // address of the boxed `Arc<Actor>` that the state keeps (as app
+        // data) until it is closed, and the state is alive (the caller's
+        // contract).
+        unsafe { &*self.actor }
     }
 }
 
@@ -181,8 +225,13 @@ impl Closure {
 /// `l` is a valid state with a free stack slot, where `T`'s metatable has
 /// been registered.
 pub(crate) unsafe fn push<T: Raw>(l: *mut ffi::lua_State, make: impl FnOnce() -> Arc<T>) {
-    let p = new_box::<T>(l);
-    fill(p, make());
+    // SAFETY: the caller's contract is `new_box`'s (a valid state with a free
+    // stack slot, `T`'s metatable registered); the new box stays on top of
+    // the stack while `make` (Rust only) runs, and `fill` fills it once.
+    unsafe {
+        let p = new_box::<T>(l);
+        fill(p, make());
+    }
 }
 
 /// Pushes a new, empty userdata for a `T` (its `__gc` has nothing to
@@ -192,13 +241,22 @@ pub(crate) unsafe fn push<T: Raw>(l: *mut ffi::lua_State, make: impl FnOnce() ->
 /// # Safety
 /// As [`push`].
 pub(crate) unsafe fn new_box<T: Raw>(l: *mut ffi::lua_State) -> *mut Boxed<T> {
-    let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<Boxed<T>>(), 0) as *mut Boxed<T>;
-    p.write(Boxed {
-        magic: T::MAGIC,
-        ptr: ptr::null(),
-    });
-    ffi::luaL_setmetatable(l, T::NAME.as_ptr());
-    p
+    // SAFETY: `l` is a valid state with a free stack slot where `T`'s
+    // metatable is registered (the caller's contract). `lua_newuserdatauv`
+    // (it may raise, before anything of ours exists) returns a block of
+    // `size_of::<Boxed<T>>()` bytes aligned for any C type (`LUAI_MAXALIGN`:
+    // `u64` and pointers included); it is written before the metatable, and
+    // with it the `__gc` that reads it, is set (`luaL_setmetatable` reads the
+    // registry and sets it: inert).
+    unsafe {
+        let p = ffi::lua_newuserdatauv(l, std::mem::size_of::<Boxed<T>>(), 0) as *mut Boxed<T>;
+        p.write(Boxed {
+            magic: T::MAGIC,
+            ptr: ptr::null(),
+        });
+        ffi::luaL_setmetatable(l, T::NAME.as_ptr());
+        p
+    }
 }
 
 /// Fills a box made by [`new_box`].
@@ -206,8 +264,13 @@ pub(crate) unsafe fn new_box<T: Raw>(l: *mut ffi::lua_State) -> *mut Boxed<T> {
 /// # Safety
 /// `p` came from [`new_box`], is still on the stack, and is filled once.
 pub(crate) unsafe fn fill<T: Raw>(p: *mut Boxed<T>, v: Arc<T>) {
-    debug_assert!((*p).ptr.is_null(), "a box is filled once");
-    (*p).ptr = Arc::into_raw(v);
+    // SAFETY: `p` came from `new_box` and its userdata is still on the stack
+    // (the caller's contract), so the block is alive; it is filled once, so
+    // no reference is overwritten, and `__gc` releases this one.
+    unsafe {
+        debug_assert!((*p).ptr.is_null(), "a box is filled once");
+        (*p).ptr = Arc::into_raw(v);
+    }
 }
 
 /// Whether the running C function was called by the collector as a
@@ -218,38 +281,64 @@ pub(crate) unsafe fn fill<T: Raw>(p: *mut Boxed<T>, v: Arc<T>) {
 /// # Safety
 /// `l` is the state running the C function.
 unsafe fn called_by_collector(l: *mut ffi::lua_State) -> bool {
-    let mut ar: ffi::lua_Debug = std::mem::zeroed();
-    if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_getinfo(l, c"n".as_ptr(), &mut ar) == 0 {
-        return false;
+    // SAFETY: `l` is the state running the C function (the caller's
+    // contract); `lua_getstack` and `lua_getinfo` fill `ar` (zeroed: a valid
+    // `lua_Debug`) and push nothing, and `name` and `namewhat`, when not
+    // null, point at NUL-terminated strings that live while this call runs
+    // (static ones, or strings of the calling function's prototype or of
+    // the state's metamethod names).
+    unsafe {
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        if ffi::lua_getstack(l, 0, &mut ar) == 0 || ffi::lua_getinfo(l, c"n".as_ptr(), &mut ar) == 0
+        {
+            return false;
+        }
+        !ar.name.is_null()
+            && !ar.namewhat.is_null()
+            && CStr::from_ptr(ar.name) == c"__gc"
+            && CStr::from_ptr(ar.namewhat) == c"metamethod"
     }
-    !ar.name.is_null()
-        && !ar.namewhat.is_null()
-        && CStr::from_ptr(ar.name) == c"__gc"
-        && CStr::from_ptr(ar.namewhat) == c"metamethod"
 }
 
 /// `__gc` of every boxed type: lets go of the box's reference, once, and
 /// only when the collector calls it (a script that reached the function
 /// through `debug.getmetatable` cannot free an object in use).
 unsafe extern "C-unwind" fn collect<T: Raw>(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let p = boxed::<T>(l, 1);
-        if !p.is_null() && called_by_collector(l) {
-            let v = Arc::from_raw((*p).ptr);
-            (*p).ptr = ptr::null();
-            v.on_collect(l);
-        }
-        Ret::N(0)
-    })
+    // SAFETY: Lua calls this `__gc` (a closure made by `Registry`) on `l`,
+    // the running thread, with the userdata at 1; `guard` is its last act. A
+    // box holding a pointer owns one strong count (`Arc::into_raw`): it is
+    // taken back once, the pointer nulled first, and only on the collector's
+    // call, when the value is unreachable, so no borrow from a stack value is
+    // alive. `on_collect` gets the state collecting the box (its contract);
+    // the one implementation that acts (`Chan`'s) makes inert calls only, so
+    // nothing skips the drop of `v`.
+    unsafe {
+        guard(l, || {
+            let p = boxed::<T>(l, 1);
+            if !p.is_null() && called_by_collector(l) {
+                let v = Arc::from_raw((*p).ptr);
+                (*p).ptr = ptr::null();
+                v.on_collect(l);
+            }
+            Ret::N(0)
+        })
+    }
 }
 
 /// `__tostring` of every boxed type: `chan: 0x...`.
 unsafe extern "C-unwind" fn tostring<T: Raw>(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let p = check::<T>(l, 1).map_or(ptr::null(), |v| v as *const T);
-        push_owned(l, format!("{}: {p:p}", T::SHORT));
-        Ret::N(1)
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`) on `l`, the
+    // running thread, with the value at 1; `guard` is its last act. The
+    // borrow from `check` ends at once (only its address is printed), and the
+    // message is handed off (`push_owned`): nothing owned is alive across the
+    // raising push.
+    unsafe {
+        guard(l, || {
+            let p = check::<T>(l, 1).map_or(ptr::null(), |v| v as *const T);
+            push_owned(l, format!("{}: {p:p}", T::SHORT));
+            Ret::N(1)
+        })
+    }
 }
 
 pub(crate) use lugo_vm::ffi::{push_owned, push_str};
@@ -259,9 +348,13 @@ pub(crate) use lugo_vm::ffi::{push_owned, push_str};
 /// # Safety
 /// `l` is a valid state.
 pub(crate) unsafe fn type_name(l: *mut ffi::lua_State, idx: c_int) -> String {
-    CStr::from_ptr(ffi::luaL_typename(l, idx))
-        .to_string_lossy()
-        .into_owned()
+    // SAFETY: `l` is a valid state (the caller's contract); `luaL_typename`
+    // returns one of Lua's static, NUL-terminated type names.
+    unsafe {
+        CStr::from_ptr(ffi::luaL_typename(l, idx))
+            .to_string_lossy()
+            .into_owned()
+    }
 }
 
 /// The string or number at `idx` as a Rust string, without calling a
@@ -270,16 +363,22 @@ pub(crate) unsafe fn type_name(l: *mut ffi::lua_State, idx: c_int) -> String {
 /// # Safety
 /// `l` is a valid state with a free stack slot.
 pub(crate) unsafe fn to_display(l: *mut ffi::lua_State, idx: c_int) -> String {
-    ffi::lua_pushvalue(l, idx);
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(l, -1, &mut len);
-    let s = if p.is_null() {
-        String::new()
-    } else {
-        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
-    };
-    ffi::lua_pop(l, 1);
-    s
+    // SAFETY: `l` is a valid state with a free stack slot (the caller's
+    // contract). Converting the copy of a number allocates and may raise,
+    // while nothing is owned here; `p` points at `len` bytes of the string on
+    // the stack, copied before it is popped.
+    unsafe {
+        ffi::lua_pushvalue(l, idx);
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, -1, &mut len);
+        let s = if p.is_null() {
+            String::new()
+        } else {
+            String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
+        };
+        ffi::lua_pop(l, 1);
+        s
+    }
 }
 
 /// How a C function ends.
@@ -312,7 +411,9 @@ pub(crate) fn raise(msg: impl Into<String>) -> Ret {
 /// # Safety
 /// `l` is a valid state.
 pub(crate) unsafe fn expected(l: *mut ffi::lua_State, fname: &str, what: &str, idx: c_int) -> Ret {
-    let t = type_name(l, idx);
+    // SAFETY: `l` is a valid state (the caller's contract), as `type_name`
+    // requires.
+    let t = unsafe { type_name(l, idx) };
     raise(format!("{fname}: {what} expected, got {t}"))
 }
 
@@ -321,7 +422,11 @@ pub(crate) unsafe fn expected(l: *mut ffi::lua_State, fname: &str, what: &str, i
 /// # Safety
 /// `l` is running a closure made by [`Registry`].
 pub(crate) unsafe fn actor<'a>(l: *mut ffi::lua_State) -> &'a Arc<Actor> {
-    &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>)
+    // SAFETY: `l` is running a closure made by `Registry` (the caller's
+    // contract): upvalue 1 is a light userdata holding the address of the
+    // boxed `Arc<Actor>` that the state keeps (as app data) to the end of
+    // `lua_close`, after the closures' last call.
+    unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>) }
 }
 
 /// The running G, if it can park here: inside a C call (a `string.gsub`
@@ -332,7 +437,9 @@ pub(crate) unsafe fn actor<'a>(l: *mut ffi::lua_State) -> &'a Arc<Actor> {
 /// # Safety
 /// `l` is the running thread of an actor owned by the calling M.
 pub(crate) unsafe fn me(l: *mut ffi::lua_State, a: &Arc<Actor>) -> Option<GRef> {
-    lugo_vm::preempt::can_park(l).then(|| a.current())
+    // SAFETY: `l` is the running thread of an actor owned by the calling M
+    // (the caller's contract), what `can_park` requires.
+    unsafe { lugo_vm::preempt::can_park(l).then(|| a.current()) }
 }
 
 /// Continuation of a parked C function: its results are the values the M
@@ -343,14 +450,23 @@ unsafe extern "C-unwind" fn after_park(
     _status: c_int,
     base: ffi::lua_KContext,
 ) -> c_int {
-    let base = base as c_int;
-    if ffi::lua_gettop(l) > base
-        && ffi::lua_type(l, base + 1) == ffi::LUA_TLIGHTUSERDATA
-        && ffi::lua_touserdata(l, base + 1) == park::err().0
-    {
-        raise_wake_error(l, base + 2)
+    // SAFETY: Lua calls this continuation on `l`, the thread of the parked C
+    // function, with the M's answer above `base` (the height of the stack
+    // when it yielded). Only the M resumes a parked thread (lugo's `resume`,
+    // `wrap` and `close` refuse held coroutines and goroutines' threads);
+    // after `ERR` it puts a `park::StaticMsg` (`park::push_static`) or the
+    // error object of a failed build (a string, or nil), never another light
+    // userdata: `raise_wake_error`'s contract, with nothing owned here.
+    unsafe {
+        let base = base as c_int;
+        if ffi::lua_gettop(l) > base
+            && ffi::lua_type(l, base + 1) == ffi::LUA_TLIGHTUSERDATA
+            && ffi::lua_touserdata(l, base + 1) == park::err().0
+        {
+            raise_wake_error(l, base + 2)
+        }
+        ffi::lua_gettop(l) - base
     }
-    ffi::lua_gettop(l) - base
 }
 
 /// Raises the error a wake carries at `idx` (after `ERR`).
@@ -359,21 +475,28 @@ unsafe extern "C-unwind" fn after_park(
 /// `l` is the running thread; nothing with a destructor is alive in the
 /// caller (this raises).
 pub(crate) unsafe fn raise_wake_error(l: *mut ffi::lua_State, idx: c_int) -> ! {
-    match ffi::lua_type(l, idx) {
-        ffi::LUA_TLIGHTUSERDATA => {
-            let m = &*(ffi::lua_touserdata(l, idx) as *const park::StaticMsg);
-            ffi::luaL_where(l, 1);
-            push_str(l, m.0);
-            ffi::lua_concat(l, 2);
+    // SAFETY: `l` is the running thread and nothing with a destructor is
+    // alive in the caller (its contract): these calls may raise, and
+    // `lua_error` does. A light userdata at `idx` after `ERR` is the address
+    // of a `park::StaticMsg` static: the M pushes no other (see
+    // `after_park`).
+    unsafe {
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TLIGHTUSERDATA => {
+                let m = &*(ffi::lua_touserdata(l, idx) as *const park::StaticMsg);
+                ffi::luaL_where(l, 1);
+                push_str(l, m.0);
+                ffi::lua_concat(l, 2);
+            }
+            ffi::LUA_TSTRING => {
+                ffi::luaL_where(l, 1);
+                ffi::lua_pushvalue(l, idx);
+                ffi::lua_concat(l, 2);
+            }
+            _ => ffi::lua_pushvalue(l, idx),
         }
-        ffi::LUA_TSTRING => {
-            ffi::luaL_where(l, 1);
-            ffi::lua_pushvalue(l, idx);
-            ffi::lua_concat(l, 2);
-        }
-        _ => ffi::lua_pushvalue(l, idx),
+        ffi::lua_error(l)
     }
-    ffi::lua_error(l)
 }
 
 /// Runs a C function body and carries out its [`Ret`]. A Rust panic (a
@@ -385,32 +508,42 @@ pub(crate) unsafe fn raise_wake_error(l: *mut ffi::lua_State, idx: c_int) -> ! {
 pub(crate) unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c_int {
     let ret = catch_unwind(AssertUnwindSafe(f))
         .unwrap_or_else(|_| raise("lugo: internal error (a Rust panic) in the stdlib"));
-    match ret {
-        Ret::N(n) => n,
-        Ret::Raise(level, msg) => {
-            // The message goes to the hand-off buffer: nothing of ours is
-            // alive across the raising calls below.
-            push_owned(l, msg);
-            ffi::luaL_where(l, level);
-            ffi::lua_insert(l, -2);
-            ffi::lua_concat(l, 2);
-            ffi::lua_error(l)
-        }
-        Ret::Rethrow => ffi::lua_error(l),
-        Ret::Park(reason) => {
-            let base = ffi::lua_gettop(l);
-            ffi::lua_pushlightuserdata(l, park::sched().0);
-            ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
-            ffi::lua_yieldk(l, 2, base as ffi::lua_KContext, Some(after_park))
-        }
-        Ret::Retry(ctx, k) => {
-            ffi::lua_pushinteger(l, 1);
-            k(l, ffi::LUA_OK, ctx)
-        }
-        Ret::ParkK(reason, ctx, k) => {
-            ffi::lua_pushlightuserdata(l, park::sched().0);
-            ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
-            ffi::lua_yieldk(l, 2, ctx, Some(k))
+    // SAFETY: `l` is the state the C function was called with, and `guard` is
+    // its last act (the caller's contract): a raise or a yield here skips
+    // only this frame and the C function's, where nothing owned is alive (the
+    // body's values were dropped when `f` returned; a message is handed off
+    // by `push_owned` before the raising calls). A yield names its
+    // continuation, which Lua calls on this function's stack with the wake on
+    // top: `after_park`, or the body's `k`, a continuation of the same C
+    // function; `Retry` calls `k` at once, as a wake with code 1 would.
+    unsafe {
+        match ret {
+            Ret::N(n) => n,
+            Ret::Raise(level, msg) => {
+                // The message goes to the hand-off buffer: nothing of ours is
+                // alive across the raising calls below.
+                push_owned(l, msg);
+                ffi::luaL_where(l, level);
+                ffi::lua_insert(l, -2);
+                ffi::lua_concat(l, 2);
+                ffi::lua_error(l)
+            }
+            Ret::Rethrow => ffi::lua_error(l),
+            Ret::Park(reason) => {
+                let base = ffi::lua_gettop(l);
+                ffi::lua_pushlightuserdata(l, park::sched().0);
+                ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
+                ffi::lua_yieldk(l, 2, base as ffi::lua_KContext, Some(after_park))
+            }
+            Ret::Retry(ctx, k) => {
+                ffi::lua_pushinteger(l, 1);
+                k(l, ffi::LUA_OK, ctx)
+            }
+            Ret::ParkK(reason, ctx, k) => {
+                ffi::lua_pushlightuserdata(l, park::sched().0);
+                ffi::lua_pushinteger(l, park::KIND_PARK + reason.code());
+                ffi::lua_yieldk(l, 2, ctx, Some(k))
+            }
         }
     }
 }

@@ -32,7 +32,11 @@ impl Raw for Chan {
             return;
         }
         for m in self.drain_buffer() {
-            release_msg(l, m);
+            // SAFETY: `l` is the state collecting this channel's last
+            // handle (the contract of `on_collect`): the values an unshared
+            // channel buffers are slots of that state's values table, and
+            // `release_msg` frees each (inert).
+            unsafe { release_msg(l, m) };
         }
     }
 }
@@ -42,147 +46,212 @@ impl Raw for Chan {
 /// reference into this actor's values table otherwise.
 #[inline]
 unsafe fn msg_for(l: *mut ffi::lua_State, ch: &Chan, idx: c_int) -> Result<Msg, String> {
-    if ch.is_shared() {
-        crate::copy::to_portable(Closure::of(l), l, idx, "msg").map(|p| Msg::Copied(Arc::new(p)))
-    } else {
-        Ok(to_msg(l, idx))
+    // SAFETY: `l` is the running thread of a closure made by `Registry`, with
+    // the value at `idx` and two free stack slots (the contract of the
+    // callers, C function bodies of this module): what `Closure::of`,
+    // `to_portable` and `to_msg` require.
+    unsafe {
+        if ch.is_shared() {
+            crate::copy::to_portable(Closure::of(l), l, idx, "msg")
+                .map(|p| Msg::Copied(Arc::new(p)))
+        } else {
+            Ok(to_msg(l, idx))
+        }
     }
 }
 
 unsafe fn check_chan<'a>(l: *mut ffi::lua_State, idx: c_int) -> Option<&'a Chan> {
-    check::<Chan>(l, idx)
+    // SAFETY: the caller's contract is `check`'s: `l` is running a closure
+    // made by `Registry`, and the borrow lives no longer than the value at
+    // `idx`.
+    unsafe { check::<Chan>(l, idx) }
 }
 
 unsafe fn expected_chan(l: *mut ffi::lua_State, fname: &str, idx: c_int) -> Ret {
-    expected(l, fname, "channel", idx)
+    // SAFETY: `l` is a valid state (the caller's contract), what `expected`
+    // requires.
+    unsafe { expected(l, fname, "channel", idx) }
 }
 
 /// `chan([cap])`, the `__call` of the `chan` module: `cap` is argument 2.
 unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let cap = match ffi::lua_type(l, 2) {
-            ffi::LUA_TNIL | ffi::LUA_TNONE => Some(0),
-            ffi::LUA_TNUMBER => {
-                let mut isint = 0;
-                let n = ffi::lua_tointegerx(l, 2, &mut isint);
-                (isint != 0 && n >= 0).then_some(n)
-            }
-            _ => None,
-        };
-        match cap {
-            Some(n) if n <= 1 << 32 => {
-                let n = n as usize;
-                // The box first (ffi rule 2), then the charged channel.
-                let b = new_box::<Chan>(l);
-                match actor(l).account().charge(Chan::bytes(n)) {
-                    Ok(charge) => {
-                        fill(b, Arc::new(Chan::charged(n, charge)));
-                        Ret::N(1)
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The box is allocated
+    // (that may raise) while nothing is owned, and filled once while it is on
+    // top of the stack; converting a number for the message (`to_display`,
+    // which may raise) happens while nothing is owned either.
+    unsafe {
+        guard(l, || {
+            let cap = match ffi::lua_type(l, 2) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => Some(0),
+                ffi::LUA_TNUMBER => {
+                    let mut isint = 0;
+                    let n = ffi::lua_tointegerx(l, 2, &mut isint);
+                    (isint != 0 && n >= 0).then_some(n)
+                }
+                _ => None,
+            };
+            match cap {
+                Some(n) if n <= 1 << 32 => {
+                    let n = n as usize;
+                    // The box first (ffi rule 2), then the charged channel.
+                    let b = new_box::<Chan>(l);
+                    match actor(l).account().charge(Chan::bytes(n)) {
+                        Ok(charge) => {
+                            fill(b, Arc::new(Chan::charged(n, charge)));
+                            Ret::N(1)
+                        }
+                        Err(NoMemory) => raise("chan: not enough memory"),
                     }
-                    Err(NoMemory) => raise("chan: not enough memory"),
+                }
+                Some(_) => raise("chan: capacity too large"),
+                None => {
+                    let what = match ffi::lua_type(l, 2) {
+                        ffi::LUA_TNUMBER => cfn::to_display(l, 2),
+                        _ => type_name(l, 2),
+                    };
+                    raise(format!(
+                        "chan: capacity must be a non-negative integer, got {what}"
+                    ))
                 }
             }
-            Some(_) => raise("chan: capacity too large"),
-            None => {
-                let what = match ffi::lua_type(l, 2) {
-                    ffi::LUA_TNUMBER => cfn::to_display(l, 2),
-                    _ => type_name(l, 2),
-                };
-                raise(format!(
-                    "chan: capacity must be a non-negative integer, got {what}"
-                ))
-            }
-        }
-    })
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let Some(ch) = check_chan(l, 1) else {
-            return expected_chan(l, "ch:send", 1);
-        };
-        let a = actor(l);
-        let m = match msg_for(l, ch, 2) {
-            Ok(m) => m,
-            Err(e) => return raise(format!("ch:send: {e}")),
-        };
-        match ch.send(m, || me(l, a)) {
-            SendResult::Sent => Ret::N(0),
-            SendResult::Park => Ret::Park(WaitReason::ChanSend),
-            SendResult::Closed(m) => {
-                release_msg(l, m);
-                raise(SEND_ON_CLOSED)
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The channel borrowed
+    // from argument 1 stays valid: nothing here removes argument 1. Storing
+    // the value (`msg_for`: a slot, which may raise out of memory) happens
+    // while only borrows are alive; the message then belongs to the channel,
+    // or is released (`release_msg`, inert).
+    unsafe {
+        guard(l, || {
+            let Some(ch) = check_chan(l, 1) else {
+                return expected_chan(l, "ch:send", 1);
+            };
+            let a = actor(l);
+            let m = match msg_for(l, ch, 2) {
+                Ok(m) => m,
+                Err(e) => return raise(format!("ch:send: {e}")),
+            };
+            match ch.send(m, || me(l, a)) {
+                SendResult::Sent => Ret::N(0),
+                SendResult::Park => Ret::Park(WaitReason::ChanSend),
+                SendResult::Closed(m) => {
+                    release_msg(l, m);
+                    raise(SEND_ON_CLOSED)
+                }
+                SendResult::WouldBlock(m) => {
+                    release_msg(l, m);
+                    raise(CANNOT_PARK)
+                }
             }
-            SendResult::WouldBlock(m) => {
-                release_msg(l, m);
-                raise(CANNOT_PARK)
-            }
-        }
-    })
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn chan_recv(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let Some(ch) = check_chan(l, 1) else {
-            return expected_chan(l, "ch:recv", 1);
-        };
-        let a = actor(l);
-        match ch.recv(|| me(l, a)) {
-            RecvResult::Got(m, ok) => {
-                // A copied value is built under `protect`: out of memory
-                // raises here, and the value (taken) is dropped.
-                if push_msg(l, m).is_err() {
-                    return Ret::Rethrow;
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The channel is
+    // borrowed from argument 1, on the stack throughout. The received value
+    // is pushed by inert calls or built under `protect` (`push_msg` does not
+    // raise), with the three free slots it needs (a C function starts with
+    // `LUA_MINSTACK`).
+    unsafe {
+        guard(l, || {
+            let Some(ch) = check_chan(l, 1) else {
+                return expected_chan(l, "ch:recv", 1);
+            };
+            let a = actor(l);
+            match ch.recv(|| me(l, a)) {
+                RecvResult::Got(m, ok) => {
+                    // A copied value is built under `protect`: out of memory
+                    // raises here, and the value (taken) is dropped.
+                    if push_msg(l, m).is_err() {
+                        return Ret::Rethrow;
+                    }
+                    ffi::lua_pushboolean(l, ok as c_int);
+                    Ret::N(2)
                 }
-                ffi::lua_pushboolean(l, ok as c_int);
-                Ret::N(2)
+                RecvResult::Park => Ret::Park(WaitReason::ChanReceive),
+                RecvResult::WouldBlock => raise(CANNOT_PARK),
             }
-            RecvResult::Park => Ret::Park(WaitReason::ChanReceive),
-            RecvResult::WouldBlock => raise(CANNOT_PARK),
-        }
-    })
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn chan_close(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let Some(ch) = check_chan(l, 1) else {
-            return expected_chan(l, "ch:close", 1);
-        };
-        match ch.close() {
-            Ok(()) => Ret::N(0),
-            Err(e) => raise(e),
-        }
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The channel is
+    // borrowed from argument 1, on the stack throughout; the only Lua calls
+    // are `expected`'s inert ones.
+    unsafe {
+        guard(l, || {
+            let Some(ch) = check_chan(l, 1) else {
+                return expected_chan(l, "ch:close", 1);
+            };
+            match ch.close() {
+                Ok(()) => Ret::N(0),
+                Err(e) => raise(e),
+            }
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn chan_len(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || match check_chan(l, 1) {
-        Some(ch) => {
-            ffi::lua_pushinteger(l, ch.len() as ffi::lua_Integer);
-            Ret::N(1)
-        }
-        None => expected_chan(l, "ch:len", 1),
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The channel is
+    // borrowed from argument 1, on the stack throughout; pushing an integer
+    // is inert.
+    unsafe {
+        guard(l, || match check_chan(l, 1) {
+            Some(ch) => {
+                ffi::lua_pushinteger(l, ch.len() as ffi::lua_Integer);
+                Ret::N(1)
+            }
+            None => expected_chan(l, "ch:len", 1),
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn chan_cap(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || match check_chan(l, 1) {
-        Some(ch) => {
-            ffi::lua_pushinteger(l, ch.cap() as ffi::lua_Integer);
-            Ret::N(1)
-        }
-        None => expected_chan(l, "ch:cap", 1),
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The channel is
+    // borrowed from argument 1, on the stack throughout; pushing an integer
+    // is inert.
+    unsafe {
+        guard(l, || match check_chan(l, 1) {
+            Some(ch) => {
+                ffi::lua_pushinteger(l, ch.cap() as ffi::lua_Integer);
+                Ret::N(1)
+            }
+            None => expected_chan(l, "ch:cap", 1),
+        })
+    }
 }
 
 /// `chan.select(case, ...)`: parses the cases and runs the select. It is
 /// called by the Lua half (which runs the handler functions), so its errors
 /// carry the position of that function's caller.
 unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || match select_body(l) {
-        Ret::Raise(_, msg) => Ret::Raise(2, msg),
-        r => r,
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with the cases
+    // as its arguments; `guard` is its last act. That is `select_body`'s
+    // contract.
+    unsafe {
+        guard(l, || match select_body(l) {
+            Ret::Raise(_, msg) => Ret::Raise(2, msg),
+            r => r,
+        })
+    }
 }
 
 /// The parsed arguments of a select.
@@ -211,167 +280,191 @@ enum BadCase {
 /// memory), so this runs inside `ffi::protect` while `out` belongs to the
 /// caller: it owns nothing, and what it made is in `out` either way.
 unsafe fn parse_cases(l: *mut ffi::lua_State, cl: Closure, out: &mut Cases) -> Result<(), BadCase> {
-    let n = ffi::lua_gettop(l);
-    for i in 1..=n {
-        if ffi::lua_type(l, i) != ffi::LUA_TTABLE {
-            return Err(BadCase::NotTable(
-                i,
-                CStr::from_ptr(ffi::luaL_typename(l, i)),
-            ));
-        }
-        ffi::lua_rawgeti(l, i, 1);
-        let kind: &[u8] = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
-            let mut len = 0usize;
-            let k = ffi::lua_tolstring(l, -1, &mut len);
-            std::slice::from_raw_parts(k as *const u8, len)
-        } else {
-            b""
-        };
-        let kind = match kind {
-            b"recv" => 1,
-            b"send" => 2,
-            b"default" => 3,
-            _ => 0,
-        };
-        ffi::lua_pop(l, 1);
-        match kind {
-            0 => return Err(BadCase::BadKind(i)),
-            3 if out.default.is_some() => return Err(BadCase::TwoDefaults),
-            3 => {
-                out.default = Some(i as usize);
-                continue;
+    // SAFETY: `l` runs the protected call of `select_body` (the only caller),
+    // with the cases at `1..=n`, and `cl` holds the upvalues of
+    // `chan.select`'s closure in the same state. The protected call is a C
+    // function (`protect`'s trampoline): it starts with `LUA_MINSTACK` free
+    // slots, and this uses four at most. Reads are raw (no metamethod runs);
+    // a case's kind is read from its string before it is popped; type names
+    // are static strings. The one raising step, `to_msg` (out of memory),
+    // runs while this frame owns nothing: what it makes goes into `out`, the
+    // caller's, which a raise leaves as it is.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        for i in 1..=n {
+            if ffi::lua_type(l, i) != ffi::LUA_TTABLE {
+                return Err(BadCase::NotTable(
+                    i,
+                    CStr::from_ptr(ffi::luaL_typename(l, i)),
+                ));
             }
-            _ => {}
-        }
-        ffi::lua_rawgeti(l, i, 2);
-        let Some(shared) = cl.check::<Chan>(l, -1).map(|ch| ch.is_shared()) else {
-            return Err(BadCase::NotChannel(
-                i,
-                CStr::from_ptr(ffi::luaL_typename(l, -1)),
-            ));
-        };
-        if kind == 1 {
-            out.cases
-                .push(Case::Recv(cl.arc::<Chan>(l, -1).expect("checked")));
-        } else {
-            ffi::lua_rawgeti(l, i, 3);
-            let m = if shared {
-                match crate::copy::to_portable(cl, l, -1, "msg") {
-                    Ok(p) => Msg::Copied(Arc::new(p)),
-                    Err(e) => return Err(BadCase::Uncopyable(i, e)),
-                }
+            ffi::lua_rawgeti(l, i, 1);
+            let kind: &[u8] = if ffi::lua_type(l, -1) == ffi::LUA_TSTRING {
+                let mut len = 0usize;
+                let k = ffi::lua_tolstring(l, -1, &mut len);
+                std::slice::from_raw_parts(k as *const u8, len)
             } else {
-                // May raise: no value of this frame is alive.
-                to_msg(l, -1)
+                b""
+            };
+            let kind = match kind {
+                b"recv" => 1,
+                b"send" => 2,
+                b"default" => 3,
+                _ => 0,
             };
             ffi::lua_pop(l, 1);
-            let ch = cl.arc::<Chan>(l, -1).expect("checked");
-            out.sends.push((out.cases.len() + 1, m.clone()));
-            out.cases.push(Case::Send(ch, m));
+            match kind {
+                0 => return Err(BadCase::BadKind(i)),
+                3 if out.default.is_some() => return Err(BadCase::TwoDefaults),
+                3 => {
+                    out.default = Some(i as usize);
+                    continue;
+                }
+                _ => {}
+            }
+            ffi::lua_rawgeti(l, i, 2);
+            let Some(shared) = cl.check::<Chan>(l, -1).map(|ch| ch.is_shared()) else {
+                return Err(BadCase::NotChannel(
+                    i,
+                    CStr::from_ptr(ffi::luaL_typename(l, -1)),
+                ));
+            };
+            if kind == 1 {
+                out.cases
+                    .push(Case::Recv(cl.arc::<Chan>(l, -1).expect("checked")));
+            } else {
+                ffi::lua_rawgeti(l, i, 3);
+                let m = if shared {
+                    match crate::copy::to_portable(cl, l, -1, "msg") {
+                        Ok(p) => Msg::Copied(Arc::new(p)),
+                        Err(e) => return Err(BadCase::Uncopyable(i, e)),
+                    }
+                } else {
+                    // May raise: no value of this frame is alive.
+                    to_msg(l, -1)
+                };
+                ffi::lua_pop(l, 1);
+                let ch = cl.arc::<Chan>(l, -1).expect("checked");
+                out.sends.push((out.cases.len() + 1, m.clone()));
+                out.cases.push(Case::Send(ch, m));
+            }
+            ffi::lua_pop(l, 1);
+            out.index.push(i as usize);
         }
-        ffi::lua_pop(l, 1);
-        out.index.push(i as usize);
+        Ok(())
     }
-    Ok(())
 }
 
 unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
-    let n = ffi::lua_gettop(l);
-    if ffi::lua_checkstack(l, n + 4) == 0 {
-        return raise("chan.select: too many cases");
-    }
-    let mut c = Cases::default();
-    let mut bad = None;
-    // The cases go into the protected call as its arguments.
-    for i in 1..=n {
-        ffi::lua_pushvalue(l, i);
-    }
-    let cl = Closure::of(l);
-    let parsed = {
-        let (c, bad) = (&mut c, &mut bad);
-        lugo_vm::ffi::protect(l, n, |l| {
-            if let Err(e) = parse_cases(l, cl, c) {
-                *bad = Some(e);
-            }
-            0
-        })
-    };
-    // Releases every send value but the one the select delivered.
-    let release_except = |l, sends: &[(usize, Msg)], won: usize| {
-        for (case, m) in sends {
-            if *case != won {
-                release_msg(l, m.clone());
-            }
+    // SAFETY: `l` is the running thread of `chan.select`'s closure (made by
+    // `Registry`), with the cases as its arguments (the caller's contract).
+    // The stack gets room for the copies of the cases and `protect`'s two
+    // slots. `protect` runs `parse_cases` as a Lua call on `l`, its closure
+    // owning nothing (borrows of `c` and `bad`): a raise in it comes back as
+    // `Err`, and what was made is in `c`, released here. Every later Lua call
+    // is inert (`release_msg`, pushes of integers and booleans) or protected
+    // (`push_msg` builds a copy under `protect`), so nothing skips the drop
+    // of the cases.
+    unsafe {
+        let n = ffi::lua_gettop(l);
+        if ffi::lua_checkstack(l, n + 4) == 0 {
+            return raise("chan.select: too many cases");
         }
-    };
-    if parsed.is_err() {
-        release_except(l, &c.sends, 0);
-        return Ret::Rethrow;
-    }
-    if let Some(bad) = bad {
-        release_except(l, &c.sends, 0);
-        return raise(match bad {
-            BadCase::NotTable(i, t) => format!(
-                "chan.select: case {i} must be a table, got {}",
-                t.to_string_lossy()
-            ),
-            BadCase::BadKind(i) => {
-                format!("chan.select: case {i} must start with \"recv\", \"send\" or \"default\"")
+        let mut c = Cases::default();
+        let mut bad = None;
+        // The cases go into the protected call as its arguments.
+        for i in 1..=n {
+            ffi::lua_pushvalue(l, i);
+        }
+        let cl = Closure::of(l);
+        let parsed = {
+            let (c, bad) = (&mut c, &mut bad);
+            lugo_vm::ffi::protect(l, n, |l| {
+                if let Err(e) = parse_cases(l, cl, c) {
+                    *bad = Some(e);
+                }
+                0
+            })
+        };
+        // Releases every send value but the one the select delivered.
+        let release_except = |l, sends: &[(usize, Msg)], won: usize| {
+            for (case, m) in sends {
+                if *case != won {
+                    release_msg(l, m.clone());
+                }
             }
-            BadCase::TwoDefaults => "chan.select: more than one default case".into(),
-            BadCase::NotChannel(i, t) => format!(
-                "chan.select: case {i}: channel expected, got {}",
-                t.to_string_lossy()
-            ),
-            BadCase::Uncopyable(i, e) => format!("chan.select: case {i}: {e}"),
-        });
-    }
-    let Cases {
-        cases,
-        index,
-        sends,
-        default,
-    } = c;
-    let reason = if cases.is_empty() {
-        WaitReason::SelectNoCases
-    } else {
-        WaitReason::Select
-    };
-    let a = actor(l);
-    match select::select(cases, default.is_none(), || me(l, a)) {
-        SelectResult::Ready { case, recv } => {
-            release_except(l, &sends, case);
-            ffi::lua_pushinteger(l, index[case - 1] as ffi::lua_Integer);
-            match recv {
-                None => Ret::N(1),
-                Some((m, ok)) => {
-                    if push_msg(l, m).is_err() {
-                        return Ret::Rethrow;
+        };
+        if parsed.is_err() {
+            release_except(l, &c.sends, 0);
+            return Ret::Rethrow;
+        }
+        if let Some(bad) = bad {
+            release_except(l, &c.sends, 0);
+            return raise(match bad {
+                BadCase::NotTable(i, t) => format!(
+                    "chan.select: case {i} must be a table, got {}",
+                    t.to_string_lossy()
+                ),
+                BadCase::BadKind(i) => {
+                    format!(
+                        "chan.select: case {i} must start with \"recv\", \"send\" or \"default\""
+                    )
+                }
+                BadCase::TwoDefaults => "chan.select: more than one default case".into(),
+                BadCase::NotChannel(i, t) => format!(
+                    "chan.select: case {i}: channel expected, got {}",
+                    t.to_string_lossy()
+                ),
+                BadCase::Uncopyable(i, e) => format!("chan.select: case {i}: {e}"),
+            });
+        }
+        let Cases {
+            cases,
+            index,
+            sends,
+            default,
+        } = c;
+        let reason = if cases.is_empty() {
+            WaitReason::SelectNoCases
+        } else {
+            WaitReason::Select
+        };
+        let a = actor(l);
+        match select::select(cases, default.is_none(), || me(l, a)) {
+            SelectResult::Ready { case, recv } => {
+                release_except(l, &sends, case);
+                ffi::lua_pushinteger(l, index[case - 1] as ffi::lua_Integer);
+                match recv {
+                    None => Ret::N(1),
+                    Some((m, ok)) => {
+                        if push_msg(l, m).is_err() {
+                            return Ret::Rethrow;
+                        }
+                        ffi::lua_pushboolean(l, ok as c_int);
+                        Ret::N(3)
                     }
-                    ffi::lua_pushboolean(l, ok as c_int);
-                    Ret::N(3)
                 }
             }
-        }
-        SelectResult::SendClosed(_) => {
-            release_except(l, &sends, 0);
-            raise(SEND_ON_CLOSED)
-        }
-        SelectResult::WouldBlock => {
-            release_except(l, &sends, 0);
-            match default {
-                Some(d) => {
-                    ffi::lua_pushinteger(l, d as ffi::lua_Integer);
-                    Ret::N(1)
-                }
-                None => raise(CANNOT_PARK),
+            SelectResult::SendClosed(_) => {
+                release_except(l, &sends, 0);
+                raise(SEND_ON_CLOSED)
             }
-        }
-        // Only a select without default parks, and then every argument
-        // is a case: the vm's case numbers are the argument positions.
-        SelectResult::Park => {
-            a.set_select_sends(sends);
-            Ret::Park(reason)
+            SelectResult::WouldBlock => {
+                release_except(l, &sends, 0);
+                match default {
+                    Some(d) => {
+                        ffi::lua_pushinteger(l, d as ffi::lua_Integer);
+                        Ret::N(1)
+                    }
+                    None => raise(CANNOT_PARK),
+                }
+            }
+            // Only a select without default parks, and then every argument
+            // is a case: the vm's case numbers are the argument positions.
+            SelectResult::Park => {
+                a.set_select_sends(sends);
+                Ret::Park(reason)
+            }
         }
     }
 }
@@ -380,36 +473,51 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
 /// prelude.lua): moves `f` and its arguments onto the thread's stack,
 /// where its first resume finds them.
 unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let th = ffi::lua_tothread(l, 1);
-        if th.is_null() || ffi::lua_status(th) != ffi::LUA_OK || ffi::lua_gettop(th) != 1 {
-            return raise("go: internal error: not a new thread");
-        }
-        let nargs = ffi::lua_gettop(l) - 1;
-        if ffi::lua_checkstack(th, nargs) == 0 {
-            return raise("go: too many arguments");
-        }
-        ffi::lua_xmove(l, th, nargs);
-        let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
-        mark_goroutine(LuaThread(th));
-        match actor(l).spawn(LuaThread(th), r, nargs) {
-            Ok(id) => {
-                ffi::lua_pushinteger(l, id as ffi::lua_Integer);
-                Ret::N(1)
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. `th` is a new thread
+    // (checked) that `go` made in this state (the prelude is the only
+    // caller), so a live thread of the running actor, kept alive by argument
+    // 1 until `luaL_ref` moves it into the registry (that may raise out of
+    // memory, while nothing is owned); its stack gets room for the arguments
+    // before they are moved.
+    unsafe {
+        guard(l, || {
+            let th = ffi::lua_tothread(l, 1);
+            if th.is_null() || ffi::lua_status(th) != ffi::LUA_OK || ffi::lua_gettop(th) != 1 {
+                return raise("go: internal error: not a new thread");
             }
-            Err(NoMemory) => {
-                // Its record was refused: the thread is let go.
-                ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
-                raise("go: not enough memory")
+            let nargs = ffi::lua_gettop(l) - 1;
+            if ffi::lua_checkstack(th, nargs) == 0 {
+                return raise("go: too many arguments");
             }
-        }
-    })
+            ffi::lua_xmove(l, th, nargs);
+            let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
+            mark_goroutine(LuaThread(th));
+            match actor(l).spawn(LuaThread(th), r, nargs) {
+                Ok(id) => {
+                    ffi::lua_pushinteger(l, id as ffi::lua_Integer);
+                    Ret::N(1)
+                }
+                Err(NoMemory) => {
+                    // Its record was refused: the thread is let go.
+                    ffi::luaL_unref(l, ffi::LUA_REGISTRYINDEX, r);
+                    raise("go: not enough memory")
+                }
+            }
+        })
+    }
 }
 
 /// `ischan(v)`: whether `v` is a channel.
 unsafe extern "C-unwind" fn ischan(l: *mut ffi::lua_State) -> c_int {
-    ffi::lua_pushboolean(l, check_chan(l, 1).is_some() as c_int);
-    1
+    // SAFETY: Lua calls this C closure (made by `Registry`) on `l`, the
+    // running thread, with its argument at 1, as `check_chan` requires; the
+    // borrow ends at once, and pushing a boolean is inert.
+    unsafe {
+        ffi::lua_pushboolean(l, check_chan(l, 1).is_some() as c_int);
+        1
+    }
 }
 
 /// The channel methods.

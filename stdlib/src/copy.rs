@@ -44,25 +44,31 @@ pub(crate) unsafe fn to_portable(
     idx: c_int,
     name: &str,
 ) -> Result<Portable, String> {
-    let idx = ffi::lua_absindex(l, idx);
-    let mut c = Copier {
-        seen: HashMap::new(),
-        tables: Vec::new(),
-        keys: Vec::new(),
-        cl,
-        charge: match cl.actor().account().charge(0) {
-            Ok(c) => c,
-            Err(_) => return Err("not enough memory".into()),
-        },
-        uncharged: 0,
-    };
-    match c.value(l, idx).and_then(|root| c.settle().map(|()| root)) {
-        Ok(root) => Ok(Portable {
-            root,
-            tables: c.tables,
-            charge: c.charge,
-        }),
-        Err(e) => Err(c.message(l, e, name)),
+    // SAFETY: `l` is a valid thread of the state of `cl`, the stdlib closure
+    // that copies (the caller's contract): `cl.actor()` is that state's
+    // actor, alive, and the copy reads the value at `idx` with inert calls
+    // only (`Copier::value`), then `message` pops what a refused copy left.
+    unsafe {
+        let idx = ffi::lua_absindex(l, idx);
+        let mut c = Copier {
+            seen: HashMap::new(),
+            tables: Vec::new(),
+            keys: Vec::new(),
+            cl,
+            charge: match cl.actor().account().charge(0) {
+                Ok(c) => c,
+                Err(_) => return Err("not enough memory".into()),
+            },
+            uncharged: 0,
+        };
+        match c.value(l, idx).and_then(|root| c.settle().map(|()| root)) {
+            Ok(root) => Ok(Portable {
+                root,
+                tables: c.tables,
+                charge: c.charge,
+            }),
+            Err(e) => Err(c.message(l, e, name)),
+        }
     }
 }
 
@@ -110,9 +116,15 @@ fn is_ident(s: &[u8]) -> bool {
 
 /// The string at `idx` (it is one), borrowed from the Lua state.
 unsafe fn str_at<'a>(l: *mut ffi::lua_State, idx: c_int) -> &'a [u8] {
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(l, idx, &mut len);
-    std::slice::from_raw_parts(p as *const u8, len)
+    // SAFETY: the value at `idx` of the valid state `l` is a string (the
+    // callers check its type first), so `lua_tolstring` converts nothing and
+    // `p` points at its `len` bytes, alive while the string is on the stack;
+    // the callers copy them at once.
+    unsafe {
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, idx, &mut len);
+        std::slice::from_raw_parts(p as *const u8, len)
+    }
 }
 
 impl Copier {
@@ -132,135 +144,161 @@ impl Copier {
     }
 
     unsafe fn value(&mut self, l: *mut ffi::lua_State, idx: c_int) -> Result<PValue, Refusal> {
-        Ok(match ffi::lua_type(l, idx) {
-            ffi::LUA_TNIL | ffi::LUA_TNONE => PValue::Nil,
-            ffi::LUA_TBOOLEAN => PValue::Boolean(ffi::lua_toboolean(l, idx) != 0),
-            ffi::LUA_TNUMBER => match number_at(l, idx) {
-                Number::Integer(i) => PValue::Integer(i),
-                Number::Float(n) => PValue::Number(n),
-            },
-            ffi::LUA_TSTRING => {
-                let s = str_at(l, idx);
-                self.count(s.len())?;
-                PValue::String(s.into())
-            }
-            ffi::LUA_TTABLE => self.table(l, idx)?,
-            ffi::LUA_TUSERDATA => {
-                if let Some(ch) = self.cl.arc::<Chan>(l, idx) {
-                    share(self.cl, l, &ch).map_err(Refusal::Channel)?;
-                    PValue::Chan(Handle::new(ch))
-                } else if let Some(h) = self.cl.check::<ActorHandle>(l, idx) {
-                    PValue::Actor(Handle::new(h.0.clone()))
-                } else {
-                    return Err(Refusal::Cannot("userdata"));
+        // SAFETY: `l` is a valid thread of the state of `self.cl`, with the
+        // value at `idx` (the contract of `to_portable`, and of `table`
+        // below). Only inert calls: type tests, `number_at` of a number,
+        // `str_at` of a string (copied at once), `Closure::arc` and
+        // `Closure::check` of a userdata with `self.cl`'s metatables, and
+        // `share` (inert); `table` recurses on a table.
+        unsafe {
+            Ok(match ffi::lua_type(l, idx) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => PValue::Nil,
+                ffi::LUA_TBOOLEAN => PValue::Boolean(ffi::lua_toboolean(l, idx) != 0),
+                ffi::LUA_TNUMBER => match number_at(l, idx) {
+                    Number::Integer(i) => PValue::Integer(i),
+                    Number::Float(n) => PValue::Number(n),
+                },
+                ffi::LUA_TSTRING => {
+                    let s = str_at(l, idx);
+                    self.count(s.len())?;
+                    PValue::String(s.into())
                 }
-            }
-            ffi::LUA_TFUNCTION => return Err(Refusal::Cannot("function")),
-            ffi::LUA_TTHREAD => return Err(Refusal::Cannot("coroutine")),
-            _ => return Err(Refusal::Cannot("userdata")),
-        })
+                ffi::LUA_TTABLE => self.table(l, idx)?,
+                ffi::LUA_TUSERDATA => {
+                    if let Some(ch) = self.cl.arc::<Chan>(l, idx) {
+                        share(self.cl, l, &ch).map_err(Refusal::Channel)?;
+                        PValue::Chan(Handle::new(ch))
+                    } else if let Some(h) = self.cl.check::<ActorHandle>(l, idx) {
+                        PValue::Actor(Handle::new(h.0.clone()))
+                    } else {
+                        return Err(Refusal::Cannot("userdata"));
+                    }
+                }
+                ffi::LUA_TFUNCTION => return Err(Refusal::Cannot("function")),
+                ffi::LUA_TTHREAD => return Err(Refusal::Cannot("coroutine")),
+                _ => return Err(Refusal::Cannot("userdata")),
+            })
+        }
     }
 
     unsafe fn table(&mut self, l: *mut ffi::lua_State, idx: c_int) -> Result<PValue, Refusal> {
-        let p = ffi::lua_topointer(l, idx);
-        if let Some(&i) = self.seen.get(&p) {
-            return Ok(PValue::Table(i));
-        }
-        if self.keys.len() >= MAX_DEPTH {
-            return Err(Refusal::TooDeep);
-        }
-        if ffi::lua_checkstack(l, 4) == 0 {
-            return Err(Refusal::NoStack);
-        }
-        self.count(TABLE_BYTES)?;
-        let i = self.tables.len();
-        self.tables.push(Vec::new());
-        self.seen.insert(p, i);
-        let mut entries = Vec::new();
-        ffi::lua_pushnil(l);
-        while ffi::lua_next(l, idx) != 0 {
-            let top = ffi::lua_gettop(l);
-            let (k, v) = (top - 1, top);
-            self.keys.push(None);
-            let key = self.value(l, k).map_err(|e| match e {
-                Refusal::Cannot(t) => Refusal::CannotKey(t),
-                e => e,
-            });
-            let kv = key.and_then(|key| {
-                *self.keys.last_mut().expect("pushed") = Some(k);
-                Ok((key, self.value(l, v)?))
-            });
-            match kv.and_then(|kv| self.count(ENTRY_BYTES).map(|()| kv)) {
-                Ok(kv) => entries.push(kv),
-                // Key and value stay on the stack: the path is made from
-                // them. The caller pops everything.
-                Err(e) => return Err(e),
+        // SAFETY: as `value`, `idx` being a table on `l`'s stack: `lua_next`
+        // walks it raw (no metamethod) with room for the key and the value
+        // (four slots checked); `value` reads them, and reads a string key
+        // without converting it, so the walk goes on. Inert calls only; a
+        // refused copy leaves its keys and values on the stack for `message`.
+        unsafe {
+            let p = ffi::lua_topointer(l, idx);
+            if let Some(&i) = self.seen.get(&p) {
+                return Ok(PValue::Table(i));
             }
-            self.keys.pop();
-            ffi::lua_pop(l, 1);
+            if self.keys.len() >= MAX_DEPTH {
+                return Err(Refusal::TooDeep);
+            }
+            if ffi::lua_checkstack(l, 4) == 0 {
+                return Err(Refusal::NoStack);
+            }
+            self.count(TABLE_BYTES)?;
+            let i = self.tables.len();
+            self.tables.push(Vec::new());
+            self.seen.insert(p, i);
+            let mut entries = Vec::new();
+            ffi::lua_pushnil(l);
+            while ffi::lua_next(l, idx) != 0 {
+                let top = ffi::lua_gettop(l);
+                let (k, v) = (top - 1, top);
+                self.keys.push(None);
+                let key = self.value(l, k).map_err(|e| match e {
+                    Refusal::Cannot(t) => Refusal::CannotKey(t),
+                    e => e,
+                });
+                let kv = key.and_then(|key| {
+                    *self.keys.last_mut().expect("pushed") = Some(k);
+                    Ok((key, self.value(l, v)?))
+                });
+                match kv.and_then(|kv| self.count(ENTRY_BYTES).map(|()| kv)) {
+                    Ok(kv) => entries.push(kv),
+                    // Key and value stay on the stack: the path is made from
+                    // them. The caller pops everything.
+                    Err(e) => return Err(e),
+                }
+                self.keys.pop();
+                ffi::lua_pop(l, 1);
+            }
+            self.tables[i] = entries;
+            Ok(PValue::Table(i))
         }
-        self.tables[i] = entries;
-        Ok(PValue::Table(i))
     }
 
     /// The path of the value where the copy stopped, `name.a[2]["x y"]`:
     /// the keys are still on the stack. Pops what the copy left there.
     unsafe fn path(&self, l: *mut ffi::lua_State, name: &str) -> String {
-        const SHOWN: usize = 12;
-        let keys = &self.keys;
-        let mut out = String::from(name);
-        for (n, &k) in keys.iter().enumerate() {
-            if keys.len() > 2 * SHOWN && n == SHOWN {
-                out.push_str(&format!("...({} more levels)...", keys.len() - 2 * SHOWN));
-            }
-            if keys.len() > 2 * SHOWN && n >= SHOWN && n < keys.len() - SHOWN {
-                continue;
-            }
-            let Some(k) = k else {
-                // Inside a table used as a key.
-                out.push_str("[?]");
-                continue;
-            };
-            match ffi::lua_type(l, k) {
-                ffi::LUA_TSTRING => {
-                    let s = str_at(l, k);
-                    if is_ident(s) {
-                        out.push('.');
-                        out.push_str(&String::from_utf8_lossy(s));
-                    } else {
-                        out.push_str(&format!("[{:?}]", String::from_utf8_lossy(s)));
+        // SAFETY: `l` holds the keys of a stopped copy at the indices in
+        // `self.keys` (the contract of `message`, the only caller); each is
+        // read by its type (inert; a string key is copied at once).
+        unsafe {
+            const SHOWN: usize = 12;
+            let keys = &self.keys;
+            let mut out = String::from(name);
+            for (n, &k) in keys.iter().enumerate() {
+                if keys.len() > 2 * SHOWN && n == SHOWN {
+                    out.push_str(&format!("...({} more levels)...", keys.len() - 2 * SHOWN));
+                }
+                if keys.len() > 2 * SHOWN && n >= SHOWN && n < keys.len() - SHOWN {
+                    continue;
+                }
+                let Some(k) = k else {
+                    // Inside a table used as a key.
+                    out.push_str("[?]");
+                    continue;
+                };
+                match ffi::lua_type(l, k) {
+                    ffi::LUA_TSTRING => {
+                        let s = str_at(l, k);
+                        if is_ident(s) {
+                            out.push('.');
+                            out.push_str(&String::from_utf8_lossy(s));
+                        } else {
+                            out.push_str(&format!("[{:?}]", String::from_utf8_lossy(s)));
+                        }
                     }
+                    ffi::LUA_TNUMBER => match number_at(l, k) {
+                        Number::Integer(i) => out.push_str(&format!("[{i}]")),
+                        Number::Float(f) => out.push_str(&format!("[{f}]")),
+                    },
+                    ffi::LUA_TBOOLEAN => {
+                        out.push_str(&format!("[{}]", ffi::lua_toboolean(l, k) != 0));
+                    }
+                    _ => out.push_str("[?]"),
                 }
-                ffi::LUA_TNUMBER => match number_at(l, k) {
-                    Number::Integer(i) => out.push_str(&format!("[{i}]")),
-                    Number::Float(f) => out.push_str(&format!("[{f}]")),
-                },
-                ffi::LUA_TBOOLEAN => {
-                    out.push_str(&format!("[{}]", ffi::lua_toboolean(l, k) != 0));
-                }
-                _ => out.push_str("[?]"),
             }
+            out
         }
-        out
     }
 
     unsafe fn message(&self, l: *mut ffi::lua_State, e: Refusal, name: &str) -> String {
-        let top = ffi::lua_gettop(l);
-        let path = self.path(l, name);
-        let msg = match e {
-            Refusal::Cannot(t) => format!("cannot send {t} at {path}"),
-            Refusal::CannotKey(t) => format!("cannot send {t} at {path} (a key)"),
-            Refusal::TooDeep => {
-                format!("value too deep at {path} (more than {MAX_DEPTH} nested tables)")
-            }
-            Refusal::NoStack => format!("value too deep at {path} (Lua stack overflow)"),
-            Refusal::NoMemory => "not enough memory".to_string(),
-            Refusal::Channel(e) => format!("cannot send channel at {path}: {e}"),
-        };
-        // Everything the copy left: each level's key and value.
-        let left = 2 * self.keys.len() as c_int;
-        ffi::lua_settop(l, top - left.min(top));
-        msg
+        // SAFETY: `l` is the thread the copy ran on, with what the stopped
+        // copy left on top (the contract of `to_portable`, the only caller):
+        // `path` reads the keys, then `lua_settop` pops them (inert: no
+        // to-be-closed variable is there).
+        unsafe {
+            let top = ffi::lua_gettop(l);
+            let path = self.path(l, name);
+            let msg = match e {
+                Refusal::Cannot(t) => format!("cannot send {t} at {path}"),
+                Refusal::CannotKey(t) => format!("cannot send {t} at {path} (a key)"),
+                Refusal::TooDeep => {
+                    format!("value too deep at {path} (more than {MAX_DEPTH} nested tables)")
+                }
+                Refusal::NoStack => format!("value too deep at {path} (Lua stack overflow)"),
+                Refusal::NoMemory => "not enough memory".to_string(),
+                Refusal::Channel(e) => format!("cannot send channel at {path}: {e}"),
+            };
+            // Everything the copy left: each level's key and value.
+            let left = 2 * self.keys.len() as c_int;
+            ffi::lua_settop(l, top - left.min(top));
+            msg
+        }
     }
 }
 
@@ -269,21 +307,32 @@ impl Copier {
 /// copied for the others. If one cannot be copied, the channel stays as
 /// it was and the sending fails.
 unsafe fn share(cl: Closure, l: *mut ffi::lua_State, ch: &Chan) -> Result<(), String> {
-    if ch.is_shared() {
-        return Ok(());
+    // SAFETY: `l` is a valid thread of the state of `cl` (the contract of
+    // `Copier::value`, the only caller), whose actor `cl.actor()` is. The
+    // closure pushes a slot's value from this state's values table without
+    // freeing the slot (it stays the channel's), copies it (`to_portable`,
+    // inert) and pops both: inert calls only, as the channel's lock requires,
+    // with two free slots (a C function starts with `LUA_MINSTACK`; inside a
+    // table, `table` checked four and uses two).
+    unsafe {
+        if ch.is_shared() {
+            return Ok(());
+        }
+        ch.share(cl.actor(), values_id(l), |m| {
+            // Inert: the slot's value is pushed (without freeing the slot:
+            // the kept value owns it), copied and popped.
+            let Msg::Slot(r) = m else {
+                unreachable!("only slots are copied")
+            };
+            lugo_vm::ffi::push_values(l);
+            ffi::lua_rawgeti(l, -1, *r as ffi::lua_Integer);
+            let p = to_portable(cl, l, -1, "value");
+            ffi::lua_pop(l, 2);
+            p.map_err(|e| {
+                format!("its buffer holds a value of this actor that cannot be copied ({e})")
+            })
+        })
     }
-    ch.share(cl.actor(), values_id(l), |m| {
-        // Inert: the slot's value is pushed (without freeing the slot:
-        // the kept value owns it), copied and popped.
-        let Msg::Slot(r) = m else {
-            unreachable!("only slots are copied")
-        };
-        lugo_vm::ffi::push_values(l);
-        ffi::lua_rawgeti(l, -1, *r as ffi::lua_Integer);
-        let p = to_portable(cl, l, -1, "value");
-        ffi::lua_pop(l, 2);
-        p.map_err(|e| format!("its buffer holds a value of this actor that cannot be copied ({e})"))
-    })
 }
 
 /// Pushes the value `p` rebuilt in `l`. Allocates: call it inside
@@ -293,72 +342,89 @@ unsafe fn share(cl: Closure, l: *mut ffi::lua_State, ch: &Chan) -> Result<(), St
 /// `l` is a valid state of an actor owned by the calling M, with lugo's
 /// stdlib opened (the channel metatable exists), that may raise.
 pub(crate) unsafe fn push_portable(l: *mut ffi::lua_State, p: &Portable) {
-    ffi::luaL_checkstack(l, 6, std::ptr::null());
-    if p.tables.is_empty() {
-        push_value(l, &p.root, 0);
-        return;
-    }
-    // The common message: one flat table. No scratch table needed.
-    if let (PValue::Table(0), [entries]) = (&p.root, &p.tables[..]) {
-        if !entries
-            .iter()
-            .any(|(k, v)| matches!(k, PValue::Table(_)) || matches!(v, PValue::Table(_)))
-        {
-            let narr = entries
-                .iter()
-                .filter(|(k, _)| matches!(k, PValue::Integer(_)))
-                .count();
-            ffi::lua_createtable(l, narr as c_int, (entries.len() - narr) as c_int);
-            for (k, v) in entries {
-                push_value(l, k, 0);
-                push_value(l, v, 0);
-                ffi::lua_rawset(l, -3);
-            }
+    // SAFETY: `l` is a valid state of an actor owned by the calling M, with
+    // lugo's stdlib opened (the box metatables exist), that may raise: the
+    // callers run this inside a protected call (`ffi::protect`, or `exec_raw`
+    // for a new actor's arguments). Only borrows of `p` are alive here, so
+    // allocating (which may raise or run finalizers) skips nothing;
+    // `luaL_checkstack` makes room for the six slots used at most (scratch,
+    // table, key, value, and a box with its metatable).
+    unsafe {
+        ffi::luaL_checkstack(l, 6, std::ptr::null());
+        if p.tables.is_empty() {
+            push_value(l, &p.root, 0);
             return;
         }
-    }
-    // Every table first (index -> table in a scratch table), then fill
-    // them: references, cycles included, resolve through the scratch.
-    ffi::lua_createtable(l, p.tables.len() as c_int, 0);
-    let scratch = ffi::lua_gettop(l);
-    for (i, entries) in p.tables.iter().enumerate() {
-        ffi::lua_createtable(l, 0, entries.len() as c_int);
-        ffi::lua_rawseti(l, scratch, i as ffi::lua_Integer + 1);
-    }
-    for (i, entries) in p.tables.iter().enumerate() {
-        ffi::lua_rawgeti(l, scratch, i as ffi::lua_Integer + 1);
-        let t = ffi::lua_gettop(l);
-        for (k, v) in entries {
-            push_value(l, k, scratch);
-            push_value(l, v, scratch);
-            if ffi::lua_type(l, -2) == ffi::LUA_TNIL {
-                ffi::lua_pop(l, 2);
-                continue;
+        // The common message: one flat table. No scratch table needed.
+        if let (PValue::Table(0), [entries]) = (&p.root, &p.tables[..]) {
+            if !entries
+                .iter()
+                .any(|(k, v)| matches!(k, PValue::Table(_)) || matches!(v, PValue::Table(_)))
+            {
+                let narr = entries
+                    .iter()
+                    .filter(|(k, _)| matches!(k, PValue::Integer(_)))
+                    .count();
+                ffi::lua_createtable(l, narr as c_int, (entries.len() - narr) as c_int);
+                for (k, v) in entries {
+                    push_value(l, k, 0);
+                    push_value(l, v, 0);
+                    ffi::lua_rawset(l, -3);
+                }
+                return;
             }
-            ffi::lua_rawset(l, t);
         }
-        ffi::lua_pop(l, 1);
+        // Every table first (index -> table in a scratch table), then fill
+        // them: references, cycles included, resolve through the scratch.
+        ffi::lua_createtable(l, p.tables.len() as c_int, 0);
+        let scratch = ffi::lua_gettop(l);
+        for (i, entries) in p.tables.iter().enumerate() {
+            ffi::lua_createtable(l, 0, entries.len() as c_int);
+            ffi::lua_rawseti(l, scratch, i as ffi::lua_Integer + 1);
+        }
+        for (i, entries) in p.tables.iter().enumerate() {
+            ffi::lua_rawgeti(l, scratch, i as ffi::lua_Integer + 1);
+            let t = ffi::lua_gettop(l);
+            for (k, v) in entries {
+                push_value(l, k, scratch);
+                push_value(l, v, scratch);
+                if ffi::lua_type(l, -2) == ffi::LUA_TNIL {
+                    ffi::lua_pop(l, 2);
+                    continue;
+                }
+                ffi::lua_rawset(l, t);
+            }
+            ffi::lua_pop(l, 1);
+        }
+        push_value(l, &p.root, scratch);
+        ffi::lua_remove(l, scratch);
     }
-    push_value(l, &p.root, scratch);
-    ffi::lua_remove(l, scratch);
 }
 
 unsafe fn push_value(l: *mut ffi::lua_State, v: &PValue, scratch: c_int) {
-    match v {
-        PValue::Nil => ffi::lua_pushnil(l),
-        PValue::Boolean(b) => ffi::lua_pushboolean(l, *b as c_int),
-        PValue::Integer(i) => ffi::lua_pushinteger(l, *i),
-        PValue::Number(n) => ffi::lua_pushnumber(l, *n),
-        PValue::String(s) => {
-            ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
+    // SAFETY: the contract of `push_portable`, the only caller: `l` may raise
+    // (inside a protected call), has lugo's box metatables and room for two
+    // values, and `scratch`, when a table is referred to, is the index of the
+    // scratch table that holds it. A string is pushed from bytes borrowed
+    // from the `Portable`, nothing owned; a box is allocated before its `Arc`
+    // exists (`push`).
+    unsafe {
+        match v {
+            PValue::Nil => ffi::lua_pushnil(l),
+            PValue::Boolean(b) => ffi::lua_pushboolean(l, *b as c_int),
+            PValue::Integer(i) => ffi::lua_pushinteger(l, *i),
+            PValue::Number(n) => ffi::lua_pushnumber(l, *n),
+            PValue::String(s) => {
+                ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
+            }
+            PValue::Table(i) => {
+                ffi::lua_rawgeti(l, scratch, *i as ffi::lua_Integer + 1);
+            }
+            // The userdata exists before the new reference does (ffi rule 2).
+            PValue::Chan(h) => push(l, || h.get::<Chan>().expect("a channel's handle")),
+            PValue::Actor(h) => push(l, || {
+                Arc::new(ActorHandle(h.get::<Actor>().expect("an actor's handle")))
+            }),
         }
-        PValue::Table(i) => {
-            ffi::lua_rawgeti(l, scratch, *i as ffi::lua_Integer + 1);
-        }
-        // The userdata exists before the new reference does (ffi rule 2).
-        PValue::Chan(h) => push(l, || h.get::<Chan>().expect("a channel's handle")),
-        PValue::Actor(h) => push(l, || {
-            Arc::new(ActorHandle(h.get::<Actor>().expect("an actor's handle")))
-        }),
     }
 }

@@ -16,6 +16,7 @@
 //! Either way every error a script sees is a plain string that names the
 //! function (`chan: capacity must be a non-negative integer, got ...`).
 
+#![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 

@@ -202,9 +202,16 @@ fn err_msg(e: &io::Error) -> String {
 /// `nil, message` (the message handed off: nothing owned stays alive
 /// across the push).
 unsafe fn fail(l: *mut ffi::lua_State, msg: impl Into<Vec<u8>>) -> Ret {
-    ffi::lua_pushnil(l);
-    push_owned(l, msg);
-    Ret::N(2)
+    // SAFETY: `l` is a valid state with room for two values (the callers'
+    // contract, C function bodies): `lua_pushnil` is inert, and the message
+    // is handed off (`push_owned`) before the push, which may raise. So may
+    // this function: its callers must own nothing with a destructor then (ffi
+    // rule 2).
+    unsafe {
+        ffi::lua_pushnil(l);
+        push_owned(l, msg);
+        Ret::N(2)
+    }
 }
 
 unsafe fn string_arg(
@@ -213,11 +220,17 @@ unsafe fn string_arg(
     fname: &str,
     what: &str,
 ) -> Result<String, Ret> {
-    if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
-        let t = type_name(l, idx);
-        return Err(raise(format!("{fname}: {what} must be a string, got {t}")));
+    // SAFETY: `l` is the running thread with argument `idx` (the callers'
+    // contract, C function bodies); it is read, or its type named, and a
+    // string is copied by `to_display` without a conversion (no allocation):
+    // inert.
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
+            let t = type_name(l, idx);
+            return Err(raise(format!("{fname}: {what} must be a string, got {t}")));
+        }
+        Ok(crate::cfn::to_display(l, idx))
     }
-    Ok(crate::cfn::to_display(l, idx))
 }
 
 /// Addresses for "host:port"; a name is resolved as a blocking call.
@@ -242,7 +255,10 @@ fn resolve(rt: &Runtime, addr: &str) -> Result<Vec<SocketAddr>, String> {
 }
 
 unsafe fn sock_arg<'a>(l: *mut ffi::lua_State, fname: &str) -> Result<&'a NetSock, Ret> {
-    check::<NetSock>(l, 1).ok_or_else(|| expected(l, fname, "socket", 1))
+    // SAFETY: the callers' contract is `check`'s: `l` is running a closure
+    // made by `Registry`, with the socket at 1, and the borrow lives no
+    // longer than argument 1.
+    unsafe { check::<NetSock>(l, 1).ok_or_else(|| expected(l, fname, "socket", 1)) }
 }
 
 /// Parks the goroutine until `dir` is ready on `s` (or the deadline),
@@ -254,50 +270,68 @@ unsafe fn park_io(
     deadline: u64,
     k: ffi::lua_KFunction,
 ) -> Ret {
-    let a = actor(l);
-    let Some(g) = me(l, a) else {
-        return raise(CANNOT_PARK);
-    };
-    let w = IoWaiter::new(g);
-    let armed = s.rt.shared().netpoll.arm(s.key, dir, w.clone());
-    match armed {
-        Ok(true) => {}
-        // Ready since the failed attempt: retry at once, as a wake would.
-        Ok(false) => return Ret::Retry(deadline as ffi::lua_KContext, k),
-        Err(e) => {
-            drop(w);
-            return fail(l, err_msg(&e));
+    // SAFETY: `l` is the running thread of a socket function's closure (made
+    // by `Registry`), and `s` is borrowed from a value on its stack (the
+    // callers' contract); `me` needs the running thread of an actor owned by
+    // this M: Lua runs an actor's code on its M only. `w` is dropped before
+    // `fail`, which may raise. FIXME(ffi rule 2): `e`, an `io::Error`, is
+    // alive across `fail`.
+    unsafe {
+        let a = actor(l);
+        let Some(g) = me(l, a) else {
+            return raise(CANNOT_PARK);
+        };
+        let w = IoWaiter::new(g);
+        let armed = s.rt.shared().netpoll.arm(s.key, dir, w.clone());
+        match armed {
+            Ok(true) => {}
+            // Ready since the failed attempt: retry at once, as a wake would.
+            Ok(false) => return Ret::Retry(deadline as ffi::lua_KContext, k),
+            Err(e) => {
+                drop(w);
+                return fail(l, err_msg(&e));
+            }
         }
+        if deadline != 0 {
+            let id = s.rt.shared().add_timer(
+                deadline,
+                0,
+                TimerAction::Expire(Arc::new(w.clone())),
+                Charge::NONE,
+            );
+            w.set_timer(id);
+        }
+        Ret::ParkK(WaitReason::IoWait, deadline as ffi::lua_KContext, k)
     }
-    if deadline != 0 {
-        let id = s.rt.shared().add_timer(
-            deadline,
-            0,
-            TimerAction::Expire(Arc::new(w.clone())),
-            Charge::NONE,
-        );
-        w.set_timer(id);
-    }
-    Ret::ParkK(WaitReason::IoWait, deadline as ffi::lua_KContext, k)
 }
 
 /// The wake a continuation finds on top of the stack (popped).
 unsafe fn take_wake(l: *mut ffi::lua_State) -> IoWake {
-    let code = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
-    ffi::lua_pop(l, 1);
-    match code {
-        2 => IoWake::Timeout,
-        3 => IoWake::Closed,
-        _ => IoWake::Ready,
+    // SAFETY: `l` is the running thread of a socket continuation, with the
+    // wake's code on top (the callers' contract: `after_wake` and `dial_k`,
+    // which Lua calls after a park, or `guard` for a `Retry`); reading and
+    // popping it are inert.
+    unsafe {
+        let code = ffi::lua_tointegerx(l, -1, std::ptr::null_mut());
+        ffi::lua_pop(l, 1);
+        match code {
+            2 => IoWake::Timeout,
+            3 => IoWake::Closed,
+            _ => IoWake::Ready,
+        }
     }
 }
 
 /// Common continuation prologue: `Some(ret)` ends the operation.
 unsafe fn after_wake(l: *mut ffi::lua_State) -> Option<Ret> {
-    match take_wake(l) {
-        IoWake::Ready => None,
-        IoWake::Timeout => Some(fail(l, "timeout")),
-        IoWake::Closed => Some(fail(l, "closed")),
+    // SAFETY: as `take_wake` (the caller's contract); `fail` pushes a result
+    // while nothing is owned (the continuation's body has not started).
+    unsafe {
+        match take_wake(l) {
+            IoWake::Ready => None,
+            IoWake::Timeout => Some(fail(l, "timeout")),
+            IoWake::Closed => Some(fail(l, "closed")),
+        }
     }
 }
 
@@ -308,10 +342,18 @@ macro_rules! continuation {
             _status: c_int,
             ctx: ffi::lua_KContext,
         ) -> c_int {
-            guard(l, || match after_wake(l) {
-                Some(r) => r,
-                None => $body(l, ctx as u64),
-            })
+            // SAFETY: Lua calls this continuation of a socket method (a
+            // closure made by `Registry`) on its thread, with the method's
+            // stack and the wake's code on top (or `guard` calls it for a
+            // `Retry`, with code 1 pushed); `guard` is its last act. That is
+            // the contract of `after_wake` and of `$body`, which finds the
+            // method's arguments where it left them.
+            unsafe {
+                guard(l, || match after_wake(l) {
+                    Some(r) => r,
+                    None => $body(l, ctx as u64),
+                })
+            }
         }
     };
 }
@@ -319,55 +361,77 @@ macro_rules! continuation {
 // ---------------------------------------------------------------- listen
 
 unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let addr = match string_arg(l, 1, "net.listen", "address") {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        let b = new_box::<NetSock>(l);
-        let rt = actor(l).runtime();
-        let addrs = match resolve(&rt, &addr) {
-            Ok(a) => a,
-            Err(e) => return fail(l, e),
-        };
-        match TcpListener::bind(&addrs[..])
-            .and_then(|ls| NetSock::new(rt, actor(l).account(), Sock::Listener(ls)))
-        {
-            Ok(s) => {
-                fill(b, Arc::new(s));
-                Ret::N(1)
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The address is copied
+    // from argument 1 (a string: nothing converted). The listener's box is
+    // allocated on top before the socket exists, and filled once while it is
+    // there. FIXME(ffi rule 2): `addr`, a `String`, is alive across the box's
+    // allocation, which may raise, and `addr` with `rt`, or `addr` with
+    // `addrs` and `e`, across `fail`.
+    unsafe {
+        guard(l, || {
+            let addr = match string_arg(l, 1, "net.listen", "address") {
+                Ok(a) => a,
+                Err(r) => return r,
+            };
+            let b = new_box::<NetSock>(l);
+            let rt = actor(l).runtime();
+            let addrs = match resolve(&rt, &addr) {
+                Ok(a) => a,
+                Err(e) => return fail(l, e),
+            };
+            match TcpListener::bind(&addrs[..])
+                .and_then(|ls| NetSock::new(rt, actor(l).account(), Sock::Listener(ls)))
+            {
+                Ok(s) => {
+                    fill(b, Arc::new(s));
+                    Ret::N(1)
+                }
+                Err(e) => fail(l, err_msg(&e)),
             }
-            Err(e) => fail(l, err_msg(&e)),
-        }
-    })
+        })
+    }
 }
 
 unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
-    let s = match sock_arg(l, "listener:accept") {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    ffi::lua_settop(l, 1);
-    let b = new_box::<NetSock>(l);
-    let r = match &*s.lock() {
-        Some(Sock::Listener(ls)) => Some(ls.accept()),
-        Some(Sock::Stream(_)) => return raise("listener:accept: not a listener"),
-        None => None,
-    };
-    let Some(r) = r else {
-        return fail(l, "closed");
-    };
-    match r.and_then(|(conn, _)| NetSock::new(s.rt.clone(), actor(l).account(), Sock::Stream(conn)))
-    {
-        Ok(c) => {
-            fill(b, Arc::new(c));
-            Ret::N(1)
+    // SAFETY: `l` is the running thread of `listener:accept`'s closure (made
+    // by `Registry`), with the listener at 1 (the callers' contract:
+    // `sock_method` and `accept_k`). The listener is borrowed from argument
+    // 1, which stays (`lua_settop(l, 1)`); the connection's box is allocated
+    // before the connection exists, while nothing is owned, and filled once
+    // while it is at 2; the socket's lock is released before any Lua call (a
+    // temporary of the `let`). FIXME(ffi rule 2): `e`, an `io::Error` (a
+    // boxed one from `NetSock::new`), is alive across `fail` and across
+    // `park_io`, which may `fail`.
+    unsafe {
+        let s = match sock_arg(l, "listener:accept") {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        ffi::lua_settop(l, 1);
+        let b = new_box::<NetSock>(l);
+        let r = match &*s.lock() {
+            Some(Sock::Listener(ls)) => Some(ls.accept()),
+            Some(Sock::Stream(_)) => return raise("listener:accept: not a listener"),
+            None => None,
+        };
+        let Some(r) = r else {
+            return fail(l, "closed");
+        };
+        match r.and_then(|(conn, _)| {
+            NetSock::new(s.rt.clone(), actor(l).account(), Sock::Stream(conn))
+        }) {
+            Ok(c) => {
+                fill(b, Arc::new(c));
+                Ret::N(1)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                ffi::lua_settop(l, 1);
+                park_io(l, s, Dir::Read, deadline, accept_k)
+            }
+            Err(e) => fail(l, err_msg(&e)),
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            ffi::lua_settop(l, 1);
-            park_io(l, s, Dir::Read, deadline, accept_k)
-        }
-        Err(e) => fail(l, err_msg(&e)),
     }
 }
 continuation!(accept_k, accept_body);
@@ -381,43 +445,63 @@ unsafe fn sock_method(
     nargs: c_int,
     body: unsafe fn(*mut ffi::lua_State, u64) -> Ret,
 ) -> c_int {
-    guard(l, || {
-        let d = match sock_arg(l, name) {
-            Ok(s) => s.deadline(),
-            Err(r) => return r,
-        };
-        ffi::lua_settop(l, nargs);
-        body(l, d)
-    })
+    // SAFETY: `l` is the running thread of a socket method's closure (made by
+    // `Registry`), with its arguments on the stack, and this is the C
+    // function's last act (the callers' contract), so `guard` is too. The
+    // borrow of the socket ends with its deadline; `lua_settop` keeps the
+    // `nargs` arguments, and `body`, one of this module's bodies, finds the
+    // socket at 1 as it requires.
+    unsafe {
+        guard(l, || {
+            let d = match sock_arg(l, name) {
+                Ok(s) => s.deadline(),
+                Err(r) => return r,
+            };
+            ffi::lua_settop(l, nargs);
+            body(l, d)
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn sock_accept(l: *mut ffi::lua_State) -> c_int {
-    sock_method(l, "listener:accept", 1, accept_body)
+    // SAFETY: Lua calls this C closure (made by `Registry`) on `l`, the
+    // running thread, with its arguments on the stack, and `sock_method` is
+    // its last act: that is `sock_method`'s contract.
+    unsafe { sock_method(l, "listener:accept", 1, accept_body) }
 }
 
 // ---------------------------------------------------------------- dial
 
 unsafe fn dial_body(l: *mut ffi::lua_State, _deadline: u64) -> Ret {
-    // The connection being made is at index 3.
-    let Some(s) = check::<NetSock>(l, 3) else {
-        return fail(l, "closed");
-    };
-    let r = match &*s.lock() {
-        Some(Sock::Stream(st)) => Some(match st.take_error() {
-            Ok(Some(e)) | Err(e) => Err(e),
-            Ok(None) => st.peer_addr().map(|_| ()),
-        }),
-        _ => None,
-    };
-    match r {
-        None => fail(l, "closed"),
-        Some(Ok(())) => {
-            ffi::lua_pushvalue(l, 3);
-            Ret::N(1)
-        }
-        Some(Err(e)) => {
-            s.close();
-            fail(l, err_msg(&e))
+    // SAFETY: `l` is the running thread of `net.dial`'s closure (made by
+    // `Registry`), with the connection being made at 3 (the caller's
+    // contract: `dial_k`, which Lua calls with `net.dial`'s stack). The
+    // connection is borrowed from index 3, on the stack throughout; its lock
+    // is released before any Lua call (a temporary of the `let`); pushing the
+    // connection is inert. FIXME(ffi rule 2): `e`, an `io::Error`, is alive
+    // across `fail`.
+    unsafe {
+        // The connection being made is at index 3.
+        let Some(s) = check::<NetSock>(l, 3) else {
+            return fail(l, "closed");
+        };
+        let r = match &*s.lock() {
+            Some(Sock::Stream(st)) => Some(match st.take_error() {
+                Ok(Some(e)) | Err(e) => Err(e),
+                Ok(None) => st.peer_addr().map(|_| ()),
+            }),
+            _ => None,
+        };
+        match r {
+            None => fail(l, "closed"),
+            Some(Ok(())) => {
+                ffi::lua_pushvalue(l, 3);
+                Ret::N(1)
+            }
+            Some(Err(e)) => {
+                s.close();
+                fail(l, err_msg(&e))
+            }
         }
     }
 }
@@ -427,82 +511,104 @@ unsafe extern "C-unwind" fn dial_k(
     _status: c_int,
     ctx: ffi::lua_KContext,
 ) -> c_int {
-    guard(l, || match take_wake(l) {
-        IoWake::Ready => dial_body(l, ctx as u64),
-        why => {
-            if let Some(s) = check::<NetSock>(l, 3) {
-                s.close();
+    // SAFETY: Lua calls this continuation of `net.dial` (a closure made by
+    // `Registry`) on its thread, with `net.dial`'s stack (the connection at
+    // 3) and the wake's code on top (or `guard` calls it for a `Retry`);
+    // `guard` is its last act. That is the contract of `take_wake` and
+    // `dial_body`; the borrow of the connection ends with `close`, and `fail`
+    // pushes while nothing is owned.
+    unsafe {
+        guard(l, || match take_wake(l) {
+            IoWake::Ready => dial_body(l, ctx as u64),
+            why => {
+                if let Some(s) = check::<NetSock>(l, 3) {
+                    s.close();
+                }
+                fail(
+                    l,
+                    if why == IoWake::Timeout {
+                        "timeout"
+                    } else {
+                        "closed"
+                    },
+                )
             }
-            fail(
-                l,
-                if why == IoWake::Timeout {
-                    "timeout"
-                } else {
-                    "closed"
-                },
-            )
-        }
-    })
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let addr = match string_arg(l, 1, "net.dial", "address") {
-            Ok(a) => a,
-            Err(r) => return r,
-        };
-        let timeout = match ffi::lua_type(l, 2) {
-            ffi::LUA_TNIL | ffi::LUA_TNONE => 0,
-            ffi::LUA_TNUMBER => secs_to_ns(ffi::lua_tonumber(l, 2)).max(1),
-            _ => {
-                let t = type_name(l, 2);
-                return raise(format!("net.dial: timeout must be a number, got {t}"));
-            }
-        };
-        ffi::lua_settop(l, 2);
-        // The connection's box, at index 3, before the socket exists.
-        let b = new_box::<NetSock>(l);
-        let rt = actor(l).runtime();
-        let addrs = match resolve(&rt, &addr) {
-            Ok(a) => a,
-            Err(e) => return fail(l, e),
-        };
-        let target = addrs[0];
-        let sock = match socket2::Socket::new(
-            socket2::Domain::for_address(target),
-            socket2::Type::STREAM,
-            Some(socket2::Protocol::TCP),
-        )
-        .and_then(|s| s.set_nonblocking(true).map(|()| s))
-        {
-            Ok(s) => s,
-            Err(e) => return fail(l, err_msg(&e)),
-        };
-        let pending = match sock.connect(&target.into()) {
-            Ok(()) => false,
-            Err(e)
-                if e.raw_os_error() == Some(libc::EINPROGRESS)
-                    || e.kind() == io::ErrorKind::WouldBlock =>
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The address is copied
+    // from argument 1 (a string: nothing converted), and argument 2 read. The
+    // connection's box is allocated at 3 before the socket exists, and filled
+    // once while it is there; the connection is then borrowed from index 3
+    // for `park_io`, with `net.dial`'s stack, as `park_io` and `dial_k`
+    // require. FIXME(ffi rule 2): values with destructors are alive across
+    // raising calls: `addr`, a `String`, across the box's allocation; `addr`,
+    // `rt` and `addrs` across `fail`; `sock`, an open socket, across the
+    // `fail` of a failed connect (a raise would leak its descriptor); `addr`
+    // and `addrs` across `park_io`, which may `fail`.
+    unsafe {
+        guard(l, || {
+            let addr = match string_arg(l, 1, "net.dial", "address") {
+                Ok(a) => a,
+                Err(r) => return r,
+            };
+            let timeout = match ffi::lua_type(l, 2) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => 0,
+                ffi::LUA_TNUMBER => secs_to_ns(ffi::lua_tonumber(l, 2)).max(1),
+                _ => {
+                    let t = type_name(l, 2);
+                    return raise(format!("net.dial: timeout must be a number, got {t}"));
+                }
+            };
+            ffi::lua_settop(l, 2);
+            // The connection's box, at index 3, before the socket exists.
+            let b = new_box::<NetSock>(l);
+            let rt = actor(l).runtime();
+            let addrs = match resolve(&rt, &addr) {
+                Ok(a) => a,
+                Err(e) => return fail(l, e),
+            };
+            let target = addrs[0];
+            let sock = match socket2::Socket::new(
+                socket2::Domain::for_address(target),
+                socket2::Type::STREAM,
+                Some(socket2::Protocol::TCP),
+            )
+            .and_then(|s| s.set_nonblocking(true).map(|()| s))
             {
-                true
+                Ok(s) => s,
+                Err(e) => return fail(l, err_msg(&e)),
+            };
+            let pending = match sock.connect(&target.into()) {
+                Ok(()) => false,
+                Err(e)
+                    if e.raw_os_error() == Some(libc::EINPROGRESS)
+                        || e.kind() == io::ErrorKind::WouldBlock =>
+                {
+                    true
+                }
+                Err(e) => return fail(l, err_msg(&e)),
+            };
+            match NetSock::new(rt, actor(l).account(), Sock::Stream(TcpStream::from(sock))) {
+                Ok(c) => fill(b, Arc::new(c)),
+                Err(e) => return fail(l, err_msg(&e)),
+            };
+            if !pending {
+                return Ret::N(1);
             }
-            Err(e) => return fail(l, err_msg(&e)),
-        };
-        match NetSock::new(rt, actor(l).account(), Sock::Stream(TcpStream::from(sock))) {
-            Ok(c) => fill(b, Arc::new(c)),
-            Err(e) => return fail(l, err_msg(&e)),
-        };
-        if !pending {
-            return Ret::N(1);
-        }
-        let deadline = if timeout > 0 {
-            now_ns().saturating_add(timeout)
-        } else {
-            0
-        };
-        let conn = check::<NetSock>(l, 3).expect("just filled");
-        park_io(l, conn, Dir::Write, deadline, dial_k)
-    })
+            let deadline = if timeout > 0 {
+                now_ns().saturating_add(timeout)
+            } else {
+                0
+            };
+            let conn = check::<NetSock>(l, 3).expect("just filled");
+            park_io(l, conn, Dir::Write, deadline, dial_k)
+        })
+    }
 }
 
 // ---------------------------------------------------------------- read
@@ -514,22 +620,26 @@ unsafe fn count_arg(
     what: &str,
     default: usize,
 ) -> Result<usize, Ret> {
-    match ffi::lua_type(l, 2) {
-        ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(default),
-        ffi::LUA_TNUMBER => {
-            let mut isint = 0;
-            let n = ffi::lua_tointegerx(l, 2, &mut isint);
-            if isint != 0 && n > 0 {
-                Ok(n as usize)
-            } else {
-                Err(raise(format!("{fname}: {what} must be a positive integer")))
+    // SAFETY: `l` is the running thread with argument 2 (the callers'
+    // contract, socket method bodies); it is read, or its type named: inert.
+    unsafe {
+        match ffi::lua_type(l, 2) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => Ok(default),
+            ffi::LUA_TNUMBER => {
+                let mut isint = 0;
+                let n = ffi::lua_tointegerx(l, 2, &mut isint);
+                if isint != 0 && n > 0 {
+                    Ok(n as usize)
+                } else {
+                    Err(raise(format!("{fname}: {what} must be a positive integer")))
+                }
             }
-        }
-        _ => {
-            let t = type_name(l, 2);
-            Err(raise(format!(
-                "{fname}: {what} must be a positive integer, got {t}"
-            )))
+            _ => {
+                let t = type_name(l, 2);
+                Err(raise(format!(
+                    "{fname}: {what} must be a positive integer, got {t}"
+                )))
+            }
         }
     }
 }
@@ -547,35 +657,50 @@ fn read_some(s: &NetSock, n: usize) -> io::Result<Vec<u8>> {
 }
 
 unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
-    let s = match sock_arg(l, "conn:read") {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let n = match count_arg(l, "conn:read", "count", 4096) {
-        Ok(n) => n.min(READ_MAX),
-        Err(r) => return r,
-    };
-    let buffered = s.rbuf().take(n);
-    if !buffered.is_empty() {
-        push_owned(l, buffered);
-        return Ret::N(1);
-    }
-    match read_some(s, n) {
-        Ok(b) if b.is_empty() => fail(l, "eof"),
-        Ok(b) => {
-            push_owned(l, b);
-            Ret::N(1)
+    // SAFETY: `l` is the running thread of `conn:read`'s closure (made by
+    // `Registry`), with the connection at 1 and the count at 2 (the callers'
+    // contract: `sock_method` and `read_k`). The connection is borrowed from
+    // argument 1, on the stack throughout; the locks of the socket and its
+    // buffer are released before any Lua call (temporaries of their
+    // statements, or inside `read_some`); bytes read are handed off
+    // (`push_owned`). FIXME(ffi rule 2): `b`, an empty `Vec` with the
+    // capacity of the read, is alive across the `fail` of an end of stream,
+    // and `e`, an `io::Error`, across `fail` and across `park_io`, which may
+    // `fail` (`buffered`, empty, owns no memory).
+    unsafe {
+        let s = match sock_arg(l, "conn:read") {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let n = match count_arg(l, "conn:read", "count", 4096) {
+            Ok(n) => n.min(READ_MAX),
+            Err(r) => return r,
+        };
+        let buffered = s.rbuf().take(n);
+        if !buffered.is_empty() {
+            push_owned(l, buffered);
+            return Ret::N(1);
         }
-        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-            park_io(l, s, Dir::Read, deadline, read_k)
+        match read_some(s, n) {
+            Ok(b) if b.is_empty() => fail(l, "eof"),
+            Ok(b) => {
+                push_owned(l, b);
+                Ret::N(1)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                park_io(l, s, Dir::Read, deadline, read_k)
+            }
+            Err(e) => fail(l, err_msg(&e)),
         }
-        Err(e) => fail(l, err_msg(&e)),
     }
 }
 continuation!(read_k, read_body);
 
 unsafe extern "C-unwind" fn sock_read(l: *mut ffi::lua_State) -> c_int {
-    sock_method(l, "conn:read", 2, read_body)
+    // SAFETY: Lua calls this C closure (made by `Registry`) on `l`, the
+    // running thread, with its arguments on the stack, and `sock_method` is
+    // its last act: that is `sock_method`'s contract.
+    unsafe { sock_method(l, "conn:read", 2, read_body) }
 }
 
 /// What one step of `readline` found.
@@ -622,158 +747,219 @@ fn next_line(s: &NetSock, max: usize) -> Line {
 }
 
 unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
-    let s = match sock_arg(l, "conn:readline") {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let max = match count_arg(l, "conn:readline", "max", LINE_MAX) {
-        Ok(n) => n,
-        Err(r) => return r,
-    };
-    match next_line(s, max) {
-        Line::Done(line) => {
-            push_owned(l, line);
-            Ret::N(1)
+    // SAFETY: `l` is the running thread of `conn:readline`'s closure (made by
+    // `Registry`), with the connection at 1 and the limit at 2 (the callers'
+    // contract: `sock_method` and `readline_k`). The connection is borrowed
+    // from argument 1, on the stack throughout; `next_line` takes and
+    // releases the locks without a Lua call; a line is handed off
+    // (`push_owned`). FIXME(ffi rule 2): `e`, an `io::Error` (a boxed one
+    // when the buffer is past the memory limit), is alive across `fail`.
+    unsafe {
+        let s = match sock_arg(l, "conn:readline") {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let max = match count_arg(l, "conn:readline", "max", LINE_MAX) {
+            Ok(n) => n,
+            Err(r) => return r,
+        };
+        match next_line(s, max) {
+            Line::Done(line) => {
+                push_owned(l, line);
+                Ret::N(1)
+            }
+            Line::Eof => fail(l, "eof"),
+            Line::TooLong => fail(l, "line too long"),
+            Line::Block => park_io(l, s, Dir::Read, deadline, readline_k),
+            Line::Failed(e) => fail(l, err_msg(&e)),
         }
-        Line::Eof => fail(l, "eof"),
-        Line::TooLong => fail(l, "line too long"),
-        Line::Block => park_io(l, s, Dir::Read, deadline, readline_k),
-        Line::Failed(e) => fail(l, err_msg(&e)),
     }
 }
 continuation!(readline_k, readline_body);
 
 unsafe extern "C-unwind" fn sock_readline(l: *mut ffi::lua_State) -> c_int {
-    sock_method(l, "conn:readline", 2, readline_body)
+    // SAFETY: Lua calls this C closure (made by `Registry`) on `l`, the
+    // running thread, with its arguments on the stack, and `sock_method` is
+    // its last act: that is `sock_method`'s contract.
+    unsafe { sock_method(l, "conn:readline", 2, readline_body) }
 }
 
 // ---------------------------------------------------------------- write
 
 /// Writes from the offset kept at stack index 3 until done or blocked.
 unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
-    let s = match sock_arg(l, "conn:write") {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(l, 2, &mut len);
-    let data = std::slice::from_raw_parts(p as *const u8, len);
-    let mut off = ffi::lua_tointegerx(l, 3, std::ptr::null_mut()) as usize;
-    while off < len {
-        let r = {
-            let mut g = s.lock();
-            match &mut *g {
-                Some(Sock::Stream(st)) => st.write(&data[off..]),
-                _ => return fail(l, "closed"),
-            }
+    // SAFETY: `l` is the running thread of `conn:write`'s closure (made by
+    // `Registry`), with the connection at 1, the data at 2 (a string:
+    // `sock_write` converted a number) and the offset at 3 (the callers'
+    // contract: `sock_write` and `write_k`). The connection is borrowed from
+    // argument 1, and `data` from the string at 2: both stay on the stack
+    // throughout (`lua_replace` sets index 3 only, inert). FIXME(ffi rules 1
+    // and 2): on a closed socket, `fail` runs while the lock guard `g` is
+    // alive (a finalizer that uses this socket deadlocks, and a raise leaves
+    // it locked); `e`, an `io::Error`, is alive across `fail` and across
+    // `park_io`, which may `fail`.
+    unsafe {
+        let s = match sock_arg(l, "conn:write") {
+            Ok(s) => s,
+            Err(r) => return r,
         };
-        match r {
-            Ok(0) => return fail(l, "closed"),
-            Ok(k) => {
-                off += k;
-                ffi::lua_pushinteger(l, off as ffi::lua_Integer);
-                ffi::lua_replace(l, 3);
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, 2, &mut len);
+        let data = std::slice::from_raw_parts(p as *const u8, len);
+        let mut off = ffi::lua_tointegerx(l, 3, std::ptr::null_mut()) as usize;
+        while off < len {
+            let r = {
+                let mut g = s.lock();
+                match &mut *g {
+                    Some(Sock::Stream(st)) => st.write(&data[off..]),
+                    _ => return fail(l, "closed"),
+                }
+            };
+            match r {
+                Ok(0) => return fail(l, "closed"),
+                Ok(k) => {
+                    off += k;
+                    ffi::lua_pushinteger(l, off as ffi::lua_Integer);
+                    ffi::lua_replace(l, 3);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return park_io(l, s, Dir::Write, deadline, write_k)
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return fail(l, err_msg(&e)),
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return park_io(l, s, Dir::Write, deadline, write_k)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return fail(l, err_msg(&e)),
         }
+        ffi::lua_pushinteger(l, len as ffi::lua_Integer);
+        Ret::N(1)
     }
-    ffi::lua_pushinteger(l, len as ffi::lua_Integer);
-    Ret::N(1)
 }
 continuation!(write_k, write_body);
 
 unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let d = match sock_arg(l, "conn:write") {
-            Ok(s) => s.deadline(),
-            Err(r) => return r,
-        };
-        if ffi::lua_type(l, 2) != ffi::LUA_TSTRING && ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
-            let t = type_name(l, 2);
-            return raise(format!("conn:write: data must be a string, got {t}"));
-        }
-        ffi::lua_settop(l, 2);
-        // Numbers become strings, as io.write does.
-        ffi::lua_tolstring(l, 2, std::ptr::null_mut());
-        ffi::lua_pushinteger(l, 0);
-        write_body(l, d)
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The borrow of the
+    // connection ends with its deadline; argument 2 is checked, then a number
+    // is converted in place (that allocates and may raise, while nothing is
+    // owned), and the offset pushed: what `write_body` requires.
+    unsafe {
+        guard(l, || {
+            let d = match sock_arg(l, "conn:write") {
+                Ok(s) => s.deadline(),
+                Err(r) => return r,
+            };
+            if ffi::lua_type(l, 2) != ffi::LUA_TSTRING && ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
+                let t = type_name(l, 2);
+                return raise(format!("conn:write: data must be a string, got {t}"));
+            }
+            ffi::lua_settop(l, 2);
+            // Numbers become strings, as io.write does.
+            ffi::lua_tolstring(l, 2, std::ptr::null_mut());
+            ffi::lua_pushinteger(l, 0);
+            write_body(l, d)
+        })
+    }
 }
 
 // ---------------------------------------------------------------- the rest
 
 unsafe extern "C-unwind" fn sock_settimeout(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let s = match sock_arg(l, "conn:settimeout") {
-            Ok(s) => s,
-            Err(r) => return r,
-        };
-        let t = match ffi::lua_type(l, 2) {
-            ffi::LUA_TNIL | ffi::LUA_TNONE => 0,
-            ffi::LUA_TNUMBER => {
-                let d = ffi::lua_tonumber(l, 2);
-                if d > 0.0 {
-                    secs_to_ns(d).max(1)
-                } else {
-                    0
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The socket is borrowed
+    // from argument 1, on the stack throughout; argument 2 is read, or its
+    // type named (inert).
+    unsafe {
+        guard(l, || {
+            let s = match sock_arg(l, "conn:settimeout") {
+                Ok(s) => s,
+                Err(r) => return r,
+            };
+            let t = match ffi::lua_type(l, 2) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => 0,
+                ffi::LUA_TNUMBER => {
+                    let d = ffi::lua_tonumber(l, 2);
+                    if d > 0.0 {
+                        secs_to_ns(d).max(1)
+                    } else {
+                        0
+                    }
                 }
-            }
-            _ => {
-                let t = type_name(l, 2);
-                return raise(format!(
-                    "conn:settimeout: duration must be a number, got {t}"
-                ));
-            }
-        };
-        s.timeout.store(t, Ordering::Relaxed);
-        Ret::N(0)
-    })
+                _ => {
+                    let t = type_name(l, 2);
+                    return raise(format!(
+                        "conn:settimeout: duration must be a number, got {t}"
+                    ));
+                }
+            };
+            s.timeout.store(t, Ordering::Relaxed);
+            Ret::N(0)
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn sock_close(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || match sock_arg(l, "conn:close") {
-        Ok(s) => {
-            s.close();
-            Ret::N(0)
-        }
-        Err(r) => r,
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The socket is borrowed
+    // from argument 1, on the stack throughout; closing it makes no Lua call.
+    unsafe {
+        guard(l, || match sock_arg(l, "conn:close") {
+            Ok(s) => {
+                s.close();
+                Ret::N(0)
+            }
+            Err(r) => r,
+        })
+    }
 }
 
 unsafe fn addr_of(l: *mut ffi::lua_State, fname: &str, peer: bool) -> Ret {
-    let s = match sock_arg(l, fname) {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
-    let a = match &*s.lock() {
-        Some(Sock::Stream(st)) if peer => Some(st.peer_addr()),
-        Some(Sock::Stream(st)) => Some(st.local_addr()),
-        Some(Sock::Listener(_)) if peer => {
-            return raise(format!("{fname}: a listener has no peer"))
+    // SAFETY: `l` is the running thread of a socket method's closure (made by
+    // `Registry`), with the socket at 1 (the callers' contract: `sock_addr`
+    // and `sock_peer`). The socket is borrowed from argument 1, on the stack
+    // throughout; its lock is released before any Lua call (a temporary of
+    // the `let`); the address is handed off (`push_owned`). FIXME(ffi rule
+    // 2): `e`, an `io::Error`, is alive across `fail`.
+    unsafe {
+        let s = match sock_arg(l, fname) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let a = match &*s.lock() {
+            Some(Sock::Stream(st)) if peer => Some(st.peer_addr()),
+            Some(Sock::Stream(st)) => Some(st.local_addr()),
+            Some(Sock::Listener(_)) if peer => {
+                return raise(format!("{fname}: a listener has no peer"))
+            }
+            Some(Sock::Listener(ls)) => Some(ls.local_addr()),
+            None => None,
+        };
+        match a {
+            None => fail(l, "closed"),
+            Some(Ok(a)) => {
+                push_owned(l, a.to_string());
+                Ret::N(1)
+            }
+            Some(Err(e)) => fail(l, err_msg(&e)),
         }
-        Some(Sock::Listener(ls)) => Some(ls.local_addr()),
-        None => None,
-    };
-    match a {
-        None => fail(l, "closed"),
-        Some(Ok(a)) => {
-            push_owned(l, a.to_string());
-            Ret::N(1)
-        }
-        Some(Err(e)) => fail(l, err_msg(&e)),
     }
 }
 
 unsafe extern "C-unwind" fn sock_addr(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || addr_of(l, "conn:addr", false))
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. That is `addr_of`'s
+    // contract.
+    unsafe { guard(l, || addr_of(l, "conn:addr", false)) }
 }
 
 unsafe extern "C-unwind" fn sock_peer(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || addr_of(l, "conn:peer", true))
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. That is `addr_of`'s
+    // contract.
+    unsafe { guard(l, || addr_of(l, "conn:peer", true)) }
 }
 
 /// Socket methods (listeners and connections share one type).

@@ -37,90 +37,147 @@ fn acquired(r: Acquire) -> Ret {
 }
 
 unsafe extern "C-unwind" fn wg_new(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        push(l, || Arc::new(WaitGroup::default()));
-        Ret::N(1)
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The box is allocated
+    // before the wait group exists (`push`): nothing owned is alive across
+    // the raising allocation.
+    unsafe {
+        guard(l, || {
+            push(l, || Arc::new(WaitGroup::default()));
+            Ret::N(1)
+        })
+    }
 }
 
 unsafe fn add(l: *mut ffi::lua_State, fname: &str, delta: Option<i64>) -> Ret {
-    let Some(wg) = check::<WaitGroup>(l, 1) else {
-        return expected(l, fname, "waitgroup", 1);
-    };
-    let delta = match delta {
-        Some(d) => d,
-        None => match ffi::lua_type(l, 2) {
-            ffi::LUA_TNONE | ffi::LUA_TNIL => 1,
-            _ => {
-                let mut isint = 0;
-                let n = ffi::lua_tointegerx(l, 2, &mut isint);
-                if isint == 0 || ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
-                    let t = type_name(l, 2);
-                    return raise(format!("{fname}: delta must be an integer, got {t}"));
+    // SAFETY: `l` is the running thread of a wait group method's closure
+    // (made by `Registry`), with its arguments on the stack (the callers'
+    // contract, `wg_add` and `wg_done`). The wait group is borrowed from
+    // argument 1, on the stack throughout; the other calls read argument 2 or
+    // name its type (inert).
+    unsafe {
+        let Some(wg) = check::<WaitGroup>(l, 1) else {
+            return expected(l, fname, "waitgroup", 1);
+        };
+        let delta = match delta {
+            Some(d) => d,
+            None => match ffi::lua_type(l, 2) {
+                ffi::LUA_TNONE | ffi::LUA_TNIL => 1,
+                _ => {
+                    let mut isint = 0;
+                    let n = ffi::lua_tointegerx(l, 2, &mut isint);
+                    if isint == 0 || ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
+                        let t = type_name(l, 2);
+                        return raise(format!("{fname}: delta must be an integer, got {t}"));
+                    }
+                    n
                 }
-                n
-            }
-        },
-    };
-    match wg.add(delta) {
-        Ok(()) => Ret::N(0),
-        Err(e) => raise(e),
+            },
+        };
+        match wg.add(delta) {
+            Ok(()) => Ret::N(0),
+            Err(e) => raise(e),
+        }
     }
 }
 
 unsafe extern "C-unwind" fn wg_add(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || add(l, "waitgroup:add", None))
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. That is `add`'s
+    // contract.
+    unsafe { guard(l, || add(l, "waitgroup:add", None)) }
 }
 
 unsafe extern "C-unwind" fn wg_done(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || add(l, "waitgroup:done", Some(-1)))
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. That is `add`'s
+    // contract.
+    unsafe { guard(l, || add(l, "waitgroup:done", Some(-1))) }
 }
 
 unsafe extern "C-unwind" fn wg_wait(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let Some(wg) = check::<WaitGroup>(l, 1) else {
-            return expected(l, "waitgroup:wait", "waitgroup", 1);
-        };
-        let a = actor(l);
-        acquired(wg.wait(|| me(l, a)))
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The wait group is
+    // borrowed from argument 1, on the stack throughout; `me` needs the
+    // running thread of an actor owned by this M: Lua runs an actor's code on
+    // its M only.
+    unsafe {
+        guard(l, || {
+            let Some(wg) = check::<WaitGroup>(l, 1) else {
+                return expected(l, "waitgroup:wait", "waitgroup", 1);
+            };
+            let a = actor(l);
+            acquired(wg.wait(|| me(l, a)))
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn mutex_new(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        push(l, || Arc::new(SemMutex::default()));
-        Ret::N(1)
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The box is allocated
+    // before the mutex exists (`push`): nothing owned is alive across the
+    // raising allocation.
+    unsafe {
+        guard(l, || {
+            push(l, || Arc::new(SemMutex::default()));
+            Ret::N(1)
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn mutex_lock(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let Some(m) = check::<SemMutex>(l, 1) else {
-            return expected(l, "mutex:lock", "mutex", 1);
-        };
-        let a = actor(l);
-        acquired(m.lock(|| me(l, a)))
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The mutex is borrowed
+    // from argument 1, on the stack throughout; `me` needs the running thread
+    // of an actor owned by this M: Lua runs an actor's code on its M only.
+    unsafe {
+        guard(l, || {
+            let Some(m) = check::<SemMutex>(l, 1) else {
+                return expected(l, "mutex:lock", "mutex", 1);
+            };
+            let a = actor(l);
+            acquired(m.lock(|| me(l, a)))
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn mutex_trylock(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || match check::<SemMutex>(l, 1) {
-        Some(m) => {
-            ffi::lua_pushboolean(l, m.try_lock() as c_int);
-            Ret::N(1)
-        }
-        None => expected(l, "mutex:trylock", "mutex", 1),
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The mutex is borrowed
+    // from argument 1, on the stack throughout; pushing a boolean is inert.
+    unsafe {
+        guard(l, || match check::<SemMutex>(l, 1) {
+            Some(m) => {
+                ffi::lua_pushboolean(l, m.try_lock() as c_int);
+                Ret::N(1)
+            }
+            None => expected(l, "mutex:trylock", "mutex", 1),
+        })
+    }
 }
 
 unsafe extern "C-unwind" fn mutex_unlock(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || match check::<SemMutex>(l, 1) {
-        Some(m) => match m.unlock() {
-            Ok(()) => Ret::N(0),
-            Err(e) => raise(e),
-        },
-        None => expected(l, "mutex:unlock", "mutex", 1),
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. The mutex is borrowed
+    // from argument 1, on the stack throughout; the only Lua calls are
+    // `expected`'s inert ones.
+    unsafe {
+        guard(l, || match check::<SemMutex>(l, 1) {
+            Some(m) => match m.unlock() {
+                Ok(()) => Ret::N(0),
+                Err(e) => raise(e),
+            },
+            None => expected(l, "mutex:unlock", "mutex", 1),
+        })
+    }
 }
 
 /// The wait group methods.

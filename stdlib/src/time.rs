@@ -77,35 +77,46 @@ fn timer_charge(a: &Arc<Actor>, fname: &str) -> Result<Charge, Raise> {
 
 /// `time.sleep(d)`.
 unsafe extern "C-unwind" fn sleep(l: *mut ffi::lua_State) -> c_int {
-    guard(l, || {
-        let mut isnum = 0;
-        let d = ffi::lua_tonumberx(l, 1, &mut isnum);
-        if isnum == 0 || ffi::lua_type(l, 1) != ffi::LUA_TNUMBER {
-            let t = cfn::type_name(l, 1);
-            return cfn::raise(format!("time.sleep: duration must be a number, got {t}"));
-        }
-        if d.is_nan() {
-            return cfn::raise("time.sleep: duration must not be NaN");
-        }
-        if d <= 0.0 {
-            return Ret::N(0);
-        }
-        let a = actor(l);
-        let Some(me) = cfn::me(l, a) else {
-            return cfn::raise(CANNOT_PARK);
-        };
-        let when = now_ns().saturating_add(secs_to_ns(d));
-        // Not charged: a sleep is part of its goroutine's record.
-        a.rt_shared()
-            .add_timer(when, 0, TimerAction::Wake(me), Charge::NONE);
-        Ret::Park(WaitReason::Sleep)
-    })
+    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
+    // actor, then the metatables) on `l`, the running thread, with its
+    // arguments on the stack; `guard` is its last act. Argument 1 is read, or
+    // its type named (inert); `me` needs the running thread of an actor owned
+    // by this M: Lua runs an actor's code on its M only.
+    unsafe {
+        guard(l, || {
+            let mut isnum = 0;
+            let d = ffi::lua_tonumberx(l, 1, &mut isnum);
+            if isnum == 0 || ffi::lua_type(l, 1) != ffi::LUA_TNUMBER {
+                let t = cfn::type_name(l, 1);
+                return cfn::raise(format!("time.sleep: duration must be a number, got {t}"));
+            }
+            if d.is_nan() {
+                return cfn::raise("time.sleep: duration must not be NaN");
+            }
+            if d <= 0.0 {
+                return Ret::N(0);
+            }
+            let a = actor(l);
+            let Some(me) = cfn::me(l, a) else {
+                return cfn::raise(CANNOT_PARK);
+            };
+            let when = now_ns().saturating_add(secs_to_ns(d));
+            // Not charged: a sleep is part of its goroutine's record.
+            a.rt_shared()
+                .add_timer(when, 0, TimerAction::Wake(me), Charge::NONE);
+            Ret::Park(WaitReason::Sleep)
+        })
+    }
 }
 
 /// `time.now()`.
 unsafe extern "C-unwind" fn now(l: *mut ffi::lua_State) -> c_int {
-    ffi::lua_pushnumber(l, now_secs());
-    1
+    // SAFETY: Lua calls this C function on `l`, the running thread, which has
+    // room for its one result; pushing a number is inert.
+    unsafe {
+        ffi::lua_pushnumber(l, now_secs());
+        1
+    }
 }
 
 /// The functions the Lua half gets in `P`.
