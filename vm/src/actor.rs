@@ -461,7 +461,7 @@ impl Actor {
         };
         for g in &gs {
             // SAFETY: this M owns the actor; no G of it runs now.
-            unsafe { crate::ffi::unref_thread(g.thread, g.thread_ref) };
+            unsafe { crate::ffi::unref_thread(self.main_thread, g.thread_ref) };
         }
         self.rt.census().goroutines_ended(gs.len());
         self.account.release(gs.len() * crate::mem::G_BYTES);

@@ -599,7 +599,13 @@ pub unsafe fn resume(
                     },
                 }
             };
-            ffi::lua_settop(th, base - 1);
+            // Pop what it returned or yielded. Not with `lua_settop` from
+            // the base: a thread yielded by the preemption hook in the
+            // middle of a call with many arguments has its top above its
+            // frame's, which Lua's API checks refuse as a new top.
+            if nres > 0 {
+                ffi::lua_pop(th, nres);
+            }
             r
         }
         _ => {
@@ -636,11 +642,15 @@ pub unsafe fn traceback(scratch: LuaThread, th: LuaThread) -> String {
     s
 }
 
-/// Releases the registry reference that kept a G's thread alive.
+/// Releases the registry reference that kept a G's thread alive, on
+/// `scratch`: not on the G's own thread, which may have been stopped with
+/// its stack full to its frame's top (a hook's raise), where even the
+/// slot `luaL_unref` needs is not there.
 ///
 /// # Safety
-/// `th` is a thread of an actor owned by the calling M; `r` came from
-/// `luaL_ref(.., LUA_REGISTRYINDEX)` and is released once.
-pub unsafe fn unref_thread(th: LuaThread, r: c_int) {
-    ffi::luaL_unref(th.0, ffi::LUA_REGISTRYINDEX, r);
+/// `scratch` is the idle main thread of an actor owned by the calling M;
+/// `r` came from `luaL_ref(.., LUA_REGISTRYINDEX)` in that state and is
+/// released once.
+pub unsafe fn unref_thread(scratch: LuaThread, r: c_int) {
+    ffi::luaL_unref(scratch.0, ffi::LUA_REGISTRYINDEX, r);
 }

@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, MutexGuard};
 use std::time::{Duration, Instant};
 
-use super::p::SYSCALL;
+use super::p::PStatus;
 use super::policy::{
     after_turn, checkdead, route_panic, IdleSnapshot, PanicRoute, SliceEnd, Turn, Verdict,
 };
@@ -284,6 +284,8 @@ impl Shared {
         idle.parked.push((pid, std::thread::current()));
         drop(idle);
 
+        let status = &self.ps[pid].status;
+        status.park();
         if netpoll {
             self.netpoll.poll(timeout);
             self.last_netpoll.store(now_ns(), Ordering::Relaxed);
@@ -294,6 +296,7 @@ impl Shared {
             }
         }
 
+        status.unpark();
         let mut idle = lock(&self.idle);
         idle.parked.retain(|(p, _)| *p != pid);
         idle.nidle -= 1;
@@ -459,7 +462,7 @@ impl Shared {
             rounds = rounds.wrapping_add(1);
             let turn = Turn {
                 over_budget: look && clock.over_budget(actor, slot),
-                reclaimed: p.syscall.load(Ordering::Acquire) == SYSCALL::RECLAIM,
+                reclaimed: p.status.get() == PStatus::Reclaim,
                 retired: pid >= self.nprocs(),
                 slice_over: look && clock.slice_over(),
             };
@@ -600,7 +603,7 @@ impl Shared {
         // SAFETY: this M owns the actor; the G has ended, so its thread is
         // not running, and its reference is released exactly once (the G
         // is gone from the table).
-        unsafe { ffi::unref_thread(g.thread, g.thread_ref) };
+        unsafe { ffi::unref_thread(actor.main_thread, g.thread_ref) };
         self.census.goroutines_ended(1);
         self.host.forget_interrupt(gid);
         actor.account().release(crate::mem::G_BYTES);

@@ -961,7 +961,7 @@ impl Runtime {
         let s = &self.shared;
         let nprocs = self.gomaxprocs();
         let idleprocs = (0..nprocs)
-            .filter(|&p| !s.ps[p].slot().is_running())
+            .filter(|&p| s.ps[p].status.get() == p::PStatus::Idle)
             .count();
         let (idlethreads, threads) = {
             let idle = lock(&s.idle);

@@ -3,8 +3,8 @@
 //! `sysmontick`: counters, not timestamps, on the hot path).
 //!
 //! Each P has a home M (its thread, started with it). While the home M is
-//! in a blocking call, sysmon may hand the P to a spare M ([`SYSCALL`]
-//! states); the home M takes it back when the call returns.
+//! in a blocking call, sysmon may hand the P to a spare M; the home M
+//! takes it back when the call returns ([`PStatus`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
@@ -31,32 +31,133 @@ pub struct P {
     pub home: Running,
     /// The running slot of the M serving the P now; null: the home M's.
     serving: AtomicPtr<Running>,
-    /// The blocking-call state, one of [`SYSCALL`].
-    pub syscall: AtomicU8,
+    /// What it is doing.
+    pub status: PState,
     /// The home M's thread, to wake it when its P comes back.
     pub(crate) home_thread: OnceLock<std::thread::Thread>,
 }
 
-/// States of [`P::syscall`], and who moves between them:
+/// What a P is doing (Go's `_Prunning`, `_Pidle`, `_Psyscall`; `Handed`
+/// and `Reclaim` are the two halves of Go's `handoffp` and `exitsyscall`
+/// slow path). A P at or above `gomaxprocs` is retired whatever its state:
+/// its M hands its queue over and idles.
 ///
-/// | from | to | by |
-/// |---|---|---|
-/// | `NONE` | `IN` | the home M, entering a blocking call |
-/// | `IN` | `NONE` | the home M, leaving it (fast path: P never left) |
-/// | `IN` | `HANDED` | sysmon's handoff: a spare M now serves the P |
-/// | `HANDED` | `RECLAIM` | the home M, back from its call, wants the P |
-/// | `RECLAIM` | `NONE` | the spare, giving the P back (then wakes the home M) |
-pub mod syscall_state {
-    /// Not in a blocking call.
-    pub const NONE: u8 = 0;
-    /// The home M is in a blocking call and still holds the P.
-    pub const IN: u8 = 1;
-    /// A spare M serves the P.
-    pub const HANDED: u8 = 2;
-    /// The home M waits for the spare to give the P back.
-    pub const RECLAIM: u8 = 3;
+/// | from | to | by | method |
+/// |---|---|---|---|
+/// | `Running` | `Idle` | its M, parking with nothing to run | [`PState::park`] |
+/// | `Idle` | `Running` | its M, woken | [`PState::unpark`] |
+/// | `Running` | `Syscall` | its M, entering a blocking call | [`PState::enter_syscall`] |
+/// | `Syscall` | `Running` | its M, leaving it (fast path: the P never left) | [`PState::exit_syscall`] |
+/// | `Syscall` | `Handed` | sysmon's handoff: a spare M now serves the P | [`PState::hand_off`] |
+/// | `Handed` | `Reclaim` | its M, back from its call, wants the P | [`PState::reclaim`] |
+/// | `Reclaim` | `Running` | the spare, giving the P back (then wakes the M) | [`PState::give_back`] |
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum PStatus {
+    /// Its M runs Lua, or looks for work.
+    Running = 0,
+    /// Its M is parked: nothing to run.
+    Idle = 1,
+    /// Its M is in a blocking call and still holds it.
+    Syscall = 2,
+    /// A spare M serves it while its M is in a blocking call.
+    Handed = 3,
+    /// Its M is back from the call and waits for the spare to give it back.
+    Reclaim = 4,
 }
-pub use syscall_state as SYSCALL;
+
+impl PStatus {
+    fn from_u8(v: u8) -> PStatus {
+        match v {
+            0 => PStatus::Running,
+            1 => PStatus::Idle,
+            2 => PStatus::Syscall,
+            3 => PStatus::Handed,
+            4 => PStatus::Reclaim,
+            _ => unreachable!("no P status {v}"),
+        }
+    }
+}
+
+/// Whether a P may go from `from` to `to` (the table of [`PStatus`]).
+pub fn transition_ok(from: PStatus, to: PStatus) -> bool {
+    use PStatus::*;
+    matches!(
+        (from, to),
+        (Running, Idle)
+            | (Idle, Running)
+            | (Running, Syscall)
+            | (Syscall, Running)
+            | (Syscall, Handed)
+            | (Handed, Reclaim)
+            | (Reclaim, Running)
+    )
+}
+
+/// A P's status, changed only through the named transitions (a bad one
+/// fails a debug assertion; the ones that race are compare-and-swaps
+/// that say whether they happened).
+pub struct PState(AtomicU8);
+
+impl PState {
+    fn new() -> PState {
+        PState(AtomicU8::new(PStatus::Running as u8))
+    }
+
+    /// The status now.
+    pub fn get(&self) -> PStatus {
+        PStatus::from_u8(self.0.load(Ordering::Acquire))
+    }
+
+    /// `from` to `to` if the P is in `from`; whether it was.
+    fn cas(&self, from: PStatus, to: PStatus) -> bool {
+        debug_assert!(transition_ok(from, to), "P {from:?} -> {to:?}");
+        self.0
+            .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// `from` to `to`, when only the caller can move the P out of `from`.
+    fn set(&self, from: PStatus, to: PStatus) {
+        let moved = self.cas(from, to);
+        debug_assert!(moved, "P {:?} -> {to:?}: it was not {from:?}", self.get());
+    }
+
+    /// Its M parks with nothing to run.
+    pub(crate) fn park(&self) {
+        self.set(PStatus::Running, PStatus::Idle);
+    }
+
+    /// Its M is awake again.
+    pub(crate) fn unpark(&self) {
+        self.set(PStatus::Idle, PStatus::Running);
+    }
+
+    /// Its M enters a blocking call.
+    pub(crate) fn enter_syscall(&self) {
+        self.set(PStatus::Running, PStatus::Syscall);
+    }
+
+    /// Its M leaves a blocking call; false if the P was handed off meanwhile.
+    pub(crate) fn exit_syscall(&self) -> bool {
+        self.cas(PStatus::Syscall, PStatus::Running)
+    }
+
+    /// sysmon hands the P to a spare; false if the call ended meanwhile.
+    pub(crate) fn hand_off(&self) -> bool {
+        self.cas(PStatus::Syscall, PStatus::Handed)
+    }
+
+    /// Its M, back from the call, asks the spare for the P.
+    pub(crate) fn reclaim(&self) {
+        self.set(PStatus::Handed, PStatus::Reclaim);
+    }
+
+    /// The spare gives the P back; false if nobody asked for it.
+    pub(crate) fn give_back(&self) -> bool {
+        self.cas(PStatus::Reclaim, PStatus::Running)
+    }
+}
 
 impl P {
     pub(crate) fn new(id: usize) -> P {
@@ -67,7 +168,7 @@ impl P {
             syscalltick: AtomicU64::new(0),
             home: Running::default(),
             serving: AtomicPtr::new(std::ptr::null_mut()),
-            syscall: AtomicU8::new(SYSCALL::NONE),
+            status: PState::new(),
             home_thread: OnceLock::new(),
         }
     }
@@ -128,5 +229,47 @@ impl P {
     /// Schedule ticks so far.
     pub fn ticks(&self) -> u64 {
         self.schedtick.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_allows_only_its_transitions() {
+        use PStatus::*;
+        let all = [Running, Idle, Syscall, Handed, Reclaim];
+        let allowed = all
+            .iter()
+            .flat_map(|&f| all.iter().map(move |&t| (f, t)))
+            .filter(|&(f, t)| transition_ok(f, t))
+            .count();
+        assert_eq!(allowed, 7);
+        assert!(!transition_ok(Idle, Syscall), "an idle M makes no call");
+        assert!(
+            !transition_ok(Handed, Running),
+            "the M asks for it back first"
+        );
+    }
+
+    #[test]
+    fn a_handoff_and_its_return() {
+        let s = PState::new();
+        s.enter_syscall();
+        assert!(s.hand_off());
+        assert!(!s.exit_syscall(), "the fast path is gone");
+        s.reclaim();
+        assert!(s.give_back());
+        assert_eq!(s.get(), PStatus::Running);
+    }
+
+    #[test]
+    fn a_call_that_ends_first_wins_the_race_with_sysmon() {
+        let s = PState::new();
+        s.enter_syscall();
+        assert!(s.exit_syscall());
+        assert!(!s.hand_off(), "nothing to hand off");
+        assert_eq!(s.get(), PStatus::Running);
     }
 }

@@ -1,16 +1,16 @@
 //! Blocking calls and P handoff (Go's `entersyscall`, `exitsyscall`,
 //! `handoffp`).
 //!
-//! Protocol (states in [`super::p::SYSCALL`]):
+//! Protocol (the states are [`super::p::PStatus`]):
 //! 1. A goroutine about to block in a call that is not lugo's own parking
-//!    (`io.read` on a pipe, `os.execute`) marks its M's P `IN` and bumps
+//!    (`io.read` on a pipe, `os.execute`) marks its M's P `Syscall` and bumps
 //!    its `syscalltick`. Its M keeps the actor's Lua state: the actor's
 //!    other goroutines wait, as in a Go program whose thread is in C.
-//! 2. sysmon, by the seed's rules, moves a P from `IN` to `HANDED` and
+//! 2. sysmon, by the seed's rules, moves a P from `Syscall` to `Handed` and
 //!    gives it to a spare M, which runs the P's other actors and fires its
 //!    timers meanwhile.
-//! 3. Back from the call, the home M takes the fast path (`IN` to `NONE`)
-//!    or asks for its P back (`RECLAIM`) and waits: the spare gives it back
+//! 3. Back from the call, the home M takes the fast path (`Syscall` to
+//!    `Running`) or asks for its P back (`Reclaim`) and waits: the spare gives it back
 //!    after its current goroutine (at most a preemption slice later).
 //!
 //! A spare M that itself blocks does not hand its borrowed P on: that P
@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::m;
-use super::p::SYSCALL;
+use super::p::PStatus;
 use super::{lock, Runtime, Shared};
 use crate::preempt::Running;
 
@@ -66,7 +66,7 @@ impl Shared {
             let p = &self.ps[pid];
             m::set_current_p(Some(pid));
             p.serve(me.slot);
-            while !self.stopping() && p.syscall.load(Ordering::Acquire) == SYSCALL::HANDED {
+            while !self.stopping() && p.status.get() == PStatus::Handed {
                 match self.try_find(pid) {
                     Some(a) => self.run(pid, &a),
                     None => std::thread::park_timeout(SPARE_POLL),
@@ -74,15 +74,7 @@ impl Shared {
             }
             p.serve(std::ptr::null());
             m::set_current_p(None);
-            if p.syscall
-                .compare_exchange(
-                    SYSCALL::RECLAIM,
-                    SYSCALL::NONE,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                )
-                .is_ok()
-            {
+            if p.status.give_back() {
                 if let Some(t) = p.home_thread.get() {
                     t.unpark();
                 }
@@ -103,7 +95,7 @@ impl Runtime {
         let pid = m::current_p()?;
         let p = &self.shared().ps[pid];
         p.syscalltick.fetch_add(1, Ordering::Relaxed);
-        p.syscall.store(SYSCALL::IN, Ordering::Release);
+        p.status.enter_syscall();
         Some(pid)
     }
 
@@ -111,33 +103,20 @@ impl Runtime {
     /// again.
     pub fn exit_syscall(&self, pid: usize) {
         let p = &self.shared().ps[pid];
-        if p.syscall
-            .compare_exchange(
-                SYSCALL::IN,
-                SYSCALL::NONE,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-        {
+        if p.status.exit_syscall() {
             return;
         }
-        let _ = p.syscall.compare_exchange(
-            SYSCALL::HANDED,
-            SYSCALL::RECLAIM,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        );
+        p.status.reclaim();
         // Preempt whatever the spare runs, so it notices soon.
         p.slot().signal();
-        while p.syscall.load(Ordering::Acquire) != SYSCALL::NONE && !self.stopping() {
+        while p.status.get() != PStatus::Running && !self.stopping() {
             std::thread::park_timeout(SPARE_POLL);
         }
     }
 
     /// Whether P `p` is in a blocking call that sysmon may hand off.
     pub fn in_syscall(&self, p: usize) -> bool {
-        self.shared().ps[p].syscall.load(Ordering::Acquire) == SYSCALL::IN
+        self.shared().ps[p].status.get() == PStatus::Syscall
     }
 
     /// Blocking calls P `p` has entered.
@@ -154,16 +133,7 @@ impl Runtime {
     /// False if the call has ended meanwhile.
     pub fn handoff(&self, p: usize) -> bool {
         let shared = self.shared();
-        if shared.ps[p]
-            .syscall
-            .compare_exchange(
-                SYSCALL::IN,
-                SYSCALL::HANDED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_err()
-        {
+        if !shared.ps[p].status.hand_off() {
             return false;
         }
         let spare = lock(&shared.spares).pop();
