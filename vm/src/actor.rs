@@ -23,7 +23,7 @@ use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use mlua::{Function, Lua};
 use slab::Slab;
@@ -32,6 +32,7 @@ use crate::census::Census;
 use crate::ffi::LuaThread;
 use crate::g::{GKey, GStatus, G};
 use crate::gc::{GcKind, GcState};
+use crate::lockrank::{Guard, Lock, Rank};
 use crate::mem::{Account, NoMemory};
 use crate::portable::SlotOwner;
 use crate::wake::{Msg, SelectSends, WaitReason, Wake};
@@ -218,23 +219,23 @@ pub struct Actor {
     /// What its memory limit covers (`crate::mem`).
     account: Arc<Account>,
     /// lugo's allocator, installed in the state until it closes.
-    mem_token: Mutex<Option<crate::mem::Token>>,
+    mem_token: Lock<Option<crate::mem::Token>>,
     state_closed: AtomicBool,
-    pub(crate) q: Mutex<ActorQueue>,
+    q: Lock<ActorQueue>,
     /// Key and id of the G being run (valid while an M runs this actor).
     current_key: AtomicUsize,
     current_id: AtomicU64,
     /// Called with a task id for each posted task (set by the stdlib).
-    task_fn: Mutex<Option<Function>>,
+    task_fn: Lock<Option<Function>>,
     /// Heap figures for sysmon and its pending GC request.
     pub gc: GcState,
     /// Id of the actor's first G: when it returns, the actor ends.
     main_gid: AtomicU64,
     /// How the actor ended, once it has.
-    ended: Mutex<Option<Result<(), String>>>,
+    ended: Lock<Option<Result<(), String>>>,
     /// Gs waiting for the actor to end; `None` once it has ended and its
     /// state is closed (they were woken).
-    end_waiters: Mutex<Option<Vec<GRef>>>,
+    end_waiters: Lock<Option<Vec<GRef>>>,
     /// Time the actor has run on an M, in ns (kept when the runtime has a
     /// CPU budget; written only by the M that runs the actor).
     cpu_used_ns: AtomicU64,
@@ -334,24 +335,27 @@ impl Actor {
             lua: UnsafeCell::new(ManuallyDrop::new(lua)),
             main_thread,
             account,
-            mem_token: Mutex::new(Some(token)),
+            mem_token: Lock::new(Rank::ActorMemToken, Some(token)),
             state_closed: AtomicBool::new(false),
-            q: Mutex::new(ActorQueue {
-                gs: Slab::new(),
-                runq: VecDeque::new(),
-                runnext: None,
-                runnext_streak: 0,
-                scheduled: false,
-                tasks: Vec::new(),
-                released: Vec::new(),
-            }),
+            q: Lock::new(
+                Rank::ActorQueue,
+                ActorQueue {
+                    gs: Slab::new(),
+                    runq: VecDeque::new(),
+                    runnext: None,
+                    runnext_streak: 0,
+                    scheduled: false,
+                    tasks: Vec::new(),
+                    released: Vec::new(),
+                },
+            ),
             current_key: AtomicUsize::new(usize::MAX),
             current_id: AtomicU64::new(0),
-            task_fn: Mutex::new(None),
+            task_fn: Lock::new(Rank::ActorTaskFn, None),
             gc: GcState::default(),
             main_gid: AtomicU64::new(0),
-            ended: Mutex::new(None),
-            end_waiters: Mutex::new(Some(Vec::new())),
+            ended: Lock::new(Rank::ActorEnded, None),
+            end_waiters: Lock::new(Rank::ActorWaiters, Some(Vec::new())),
             cpu_used_ns: AtomicU64::new(0),
             blocked_ns: AtomicU64::new(0),
             timers: AtomicUsize::new(0),
@@ -381,19 +385,19 @@ impl Actor {
         self.lua().exec_raw_lua(|_| f())
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ActorQueue> {
+    pub(crate) fn lock(&self) -> Guard<'_, ActorQueue> {
         // A poisoned queue means a Rust panic while it was held: the
         // runtime's invariants are gone, so stopping is the only option.
-        self.q.lock().expect("actor queue poisoned")
+        self.q.lock()
     }
 
     /// Sets the function that runs posted tasks.
     pub fn set_task_fn(&self, f: Function) {
-        *self.task_fn.lock().expect("task fn poisoned") = Some(f);
+        *self.task_fn.lock() = Some(f);
     }
 
     pub(crate) fn task_fn(&self) -> Option<Function> {
-        self.task_fn.lock().expect("task fn poisoned").clone()
+        self.task_fn.lock().clone()
     }
 
     /// Whether `gid` is the actor's first G (its end ends the actor).
@@ -408,7 +412,7 @@ impl Actor {
 
     /// How the actor ended, if it has.
     pub fn result(&self) -> Option<Result<(), String>> {
-        self.ended.lock().expect("actor end poisoned").clone()
+        self.ended.lock().clone()
     }
 
     /// Someone has seen how the actor ended (its handle's `wait`): its
@@ -420,7 +424,7 @@ impl Actor {
     /// Queues `g` to be woken when the actor has ended and its state is
     /// closed (its memory given back); false if that is done.
     pub fn wait_end(&self, g: GRef) -> bool {
-        match &mut *self.end_waiters.lock().expect("actor waiters poisoned") {
+        match &mut *self.end_waiters.lock() {
             Some(w) => {
                 w.push(g);
                 true
@@ -431,10 +435,7 @@ impl Actor {
 
     /// Whether the actor has ended and its state is closed.
     pub fn finished(&self) -> bool {
-        self.end_waiters
-            .lock()
-            .expect("actor waiters poisoned")
-            .is_none()
+        self.end_waiters.lock().is_none()
     }
 
     /// Ends the actor (its first G returned, or a G panicked): its other
@@ -442,7 +443,7 @@ impl Actor {
     /// waits for it is woken. Runs on the M that owns the actor.
     pub(crate) fn end(&self, result: Result<(), String>) {
         {
-            let mut ended = self.ended.lock().expect("actor end poisoned");
+            let mut ended = self.ended.lock();
             if ended.is_some() {
                 return;
             }
@@ -470,7 +471,7 @@ impl Actor {
         // Nothing of the state runs again; its M drops it after this run
         // (`close_state`), and wakes whoever waits for the actor then, so
         // that a `wait` that returns finds the actor's memory given back.
-        *self.task_fn.lock().expect("task fn poisoned") = None;
+        *self.task_fn.lock() = None;
     }
 
     /// Adds the time since `*mark` to the actor's running time, moves
@@ -513,7 +514,7 @@ impl Actor {
     /// with the state; nobody is woken (nothing runs any more).
     pub(crate) fn close_for_shutdown(&self) {
         {
-            let mut ended = self.ended.lock().expect("actor end poisoned");
+            let mut ended = self.ended.lock();
             if ended.is_none() {
                 *ended = Some(Ok(()));
             }
@@ -521,7 +522,7 @@ impl Actor {
         let gs = std::mem::take(&mut self.lock().gs);
         self.rt.census().goroutines_ended(gs.len());
         self.account.release(gs.len() * crate::mem::G_BYTES);
-        *self.task_fn.lock().expect("task fn poisoned") = None;
+        *self.task_fn.lock() = None;
         self.close_state();
     }
 
@@ -530,13 +531,13 @@ impl Actor {
     /// Runs on the thread that made it; nothing can schedule it.
     pub fn discard(&self) {
         {
-            let mut ended = self.ended.lock().expect("actor end poisoned");
+            let mut ended = self.ended.lock();
             if ended.is_none() {
                 *ended = Some(Err("not started".into()));
             }
         }
         debug_assert!(self.lock().gs.is_empty(), "a discarded actor has no G");
-        *self.task_fn.lock().expect("task fn poisoned") = None;
+        *self.task_fn.lock() = None;
         self.close_state();
     }
 
@@ -561,11 +562,7 @@ impl Actor {
             ManuallyDrop::drop(&mut *self.lua.get());
         }
         self.rt.closed(self.id);
-        let waiters = self
-            .end_waiters
-            .lock()
-            .expect("actor waiters poisoned")
-            .take();
+        let waiters = self.end_waiters.lock().take();
         for w in waiters.into_iter().flatten() {
             w.ready(Wake::Unit);
         }
@@ -576,7 +573,7 @@ impl Actor {
     /// # Safety
     /// The state is about to be dropped by this thread, which alone uses it.
     unsafe fn uninstall_allocator(&self) {
-        if let Some(token) = self.mem_token.lock().expect("mem token poisoned").take() {
+        if let Some(token) = self.mem_token.lock().take() {
             crate::mem::uninstall(self.main_thread.0, token);
         }
     }
@@ -588,7 +585,7 @@ impl Actor {
 
     /// Whether the actor has ended.
     pub fn has_ended(&self) -> bool {
-        self.ended.lock().expect("actor end poisoned").is_some()
+        self.ended.lock().is_some()
     }
 
     /// Asks the M that next runs this actor to collect (sysmon's GC

@@ -6,7 +6,8 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+
+use crate::lockrank::{Guard, Lock, Rank};
 
 /// The runtime's counts.
 pub struct Census {
@@ -58,9 +59,8 @@ impl Census {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Poisoned only by a panic of the runtime itself.
-    m.lock().expect("census poisoned")
+fn lock<T>(m: &Lock<T>) -> Guard<'_, T> {
+    m.lock()
 }
 
 /// Counters reported by `runtime.stats()`.
@@ -80,9 +80,16 @@ pub struct Stats {
 /// SIGQUIT dump lists them (`actor 2 exited: <error>`), since such an
 /// error is often why the rest of the program waits forever. The newest
 /// `Unobserved::KEEP` are kept, and how many more there were.
-#[derive(Default)]
 pub struct Unobserved {
-    errors: Mutex<(VecDeque<(u64, String)>, usize)>,
+    errors: Lock<(VecDeque<(u64, String)>, usize)>,
+}
+
+impl Default for Unobserved {
+    fn default() -> Unobserved {
+        Unobserved {
+            errors: Lock::new(Rank::Unobserved, Default::default()),
+        }
+    }
 }
 
 impl Unobserved {

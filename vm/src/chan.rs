@@ -16,10 +16,11 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Weak};
 use std::time::Instant;
 
 use crate::actor::GRef;
+use crate::lockrank::{Guard, Lock, Rank};
 use crate::portable::{Kept, Portable, SlotOwner};
 use crate::wake::{Msg, Wake};
 
@@ -54,13 +55,22 @@ impl From<GRef> for Parker {
 }
 
 /// A host thread blocked on a channel operation.
-#[derive(Default)]
 pub struct HostPark {
-    state: Mutex<(Option<Wake>, bool)>,
+    state: Lock<(Option<Wake>, bool)>,
     cv: Condvar,
     /// The select token of the waiter it queued: a host that gives up (a
     /// timeout) claims it, so no value is handed to a waiter nobody reads.
     pub(crate) token: Arc<AtomicBool>,
+}
+
+impl Default for HostPark {
+    fn default() -> HostPark {
+        HostPark {
+            state: Lock::new(Rank::HostPark, (None, false)),
+            cv: Condvar::new(),
+            token: Arc::default(),
+        }
+    }
 }
 
 /// Why a host's wait on a channel ended without a wake.
@@ -74,13 +84,13 @@ pub enum ParkEnd {
 
 impl HostPark {
     pub(crate) fn ready(&self, wake: Wake) {
-        let mut s = self.state.lock().expect("host park poisoned");
+        let mut s = self.state.lock();
         s.0 = Some(wake);
         self.cv.notify_all();
     }
 
     pub(crate) fn stop(&self) {
-        self.state.lock().expect("host park poisoned").1 = true;
+        self.state.lock().1 = true;
         self.cv.notify_all();
     }
 
@@ -89,7 +99,7 @@ impl HostPark {
     /// been completed meanwhile: then its wake is waited for (it is on
     /// its way) and returned.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Wake, ParkEnd> {
-        let mut s = self.state.lock().expect("host park poisoned");
+        let mut s = self.state.lock();
         loop {
             if let Some(w) = s.0.take() {
                 return Ok(w);
@@ -99,15 +109,15 @@ impl HostPark {
                 return Err(ParkEnd::Stopped);
             }
             s = match deadline {
-                None => self.cv.wait(s).expect("host park poisoned"),
+                None => s.wait(&self.cv),
                 Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) => self.cv.wait_timeout(s, left).expect("host park poisoned").0,
+                    Some(left) => s.wait_timeout(&self.cv, left),
                     None => {
                         if !self.token.swap(true, Ordering::AcqRel) {
                             return Err(ParkEnd::Timeout);
                         }
                         // Claimed by a sender or receiver: its wake comes.
-                        self.cv.wait(s).expect("host park poisoned")
+                        s.wait(&self.cv)
                     }
                 },
             };
@@ -264,7 +274,7 @@ pub struct Chan {
     cap: usize,
     /// Held by more than one actor: values sent on it are copied.
     shared: AtomicBool,
-    state: Mutex<ChanState>,
+    state: Lock<ChanState>,
     /// Its capacity's bytes, charged to the actor that made it.
     _charge: crate::mem::Charge,
 }
@@ -289,12 +299,15 @@ impl Chan {
             id: NEXT_CHAN_ID.fetch_add(1, Ordering::Relaxed),
             cap,
             shared: AtomicBool::new(false),
-            state: Mutex::new(ChanState {
-                buf: VecDeque::with_capacity(cap.min(64)),
-                closed: false,
-                recvq: WaitQ::default(),
-                sendq: WaitQ::default(),
-            }),
+            state: Lock::new(
+                Rank::Chan,
+                ChanState {
+                    buf: VecDeque::with_capacity(cap.min(64)),
+                    closed: false,
+                    recvq: WaitQ::default(),
+                    sendq: WaitQ::default(),
+                },
+            ),
             _charge: charge,
         }
     }
@@ -304,8 +317,8 @@ impl Chan {
         crate::mem::CHAN_BYTES.saturating_add(cap.saturating_mul(crate::mem::SLOT_BYTES))
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, ChanState> {
-        self.state.lock().expect("channel poisoned")
+    pub(crate) fn lock(&self) -> Guard<'_, ChanState> {
+        self.state.lock()
     }
 
     /// Whether more than one actor holds the channel.

@@ -23,12 +23,13 @@
 //! 3. When the runtime stops, every task and parked host is woken.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Condvar, Weak};
 use std::time::Instant;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::chan::HostPark;
+use crate::lockrank::{Guard, Lock, Rank};
 
 /// How the program ended.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,15 +78,15 @@ pub enum TaskEnd {
     Stopped(Outcome),
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+fn lock<T>(m: &Lock<T>) -> Guard<'_, T> {
     // Poisoned only by a panic of the runtime itself.
-    m.lock().expect("host state poisoned")
+    m.lock()
 }
 
 /// A goroutine the host waits for.
 pub struct HostTask {
     gid: std::sync::atomic::AtomicU64,
-    end: Mutex<Option<TaskEnd>>,
+    end: Lock<Option<TaskEnd>>,
     cv: Condvar,
 }
 
@@ -93,7 +94,7 @@ impl Default for HostTask {
     fn default() -> Self {
         HostTask {
             gid: std::sync::atomic::AtomicU64::new(0),
-            end: Mutex::new(None),
+            end: Lock::new(Rank::HostTask, None),
             cv: Condvar::new(),
         }
     }
@@ -124,13 +125,10 @@ impl HostTask {
                 return Some(end.clone());
             }
             e = match deadline {
-                None => self.cv.wait(e).expect("host state poisoned"),
+                None => e.wait(&self.cv),
                 Some(d) => {
                     let left = d.checked_duration_since(Instant::now())?;
-                    self.cv
-                        .wait_timeout(e, left)
-                        .expect("host state poisoned")
-                        .0
+                    e.wait_timeout(&self.cv, left)
                 }
             };
         }
@@ -138,21 +136,35 @@ impl HostTask {
 }
 
 /// The host's side of one runtime.
-#[derive(Default)]
 pub struct Host {
-    tasks: Mutex<FxHashMap<u64, Arc<HostTask>>>,
+    tasks: Lock<FxHashMap<u64, Arc<HostTask>>>,
     ntasks: AtomicUsize,
     /// Channel endpoints the host holds.
     holds: AtomicUsize,
     /// Goroutines asked to stop (`Task::interrupt`).
-    interrupts: Mutex<FxHashSet<u64>>,
+    interrupts: Lock<FxHashSet<u64>>,
     ninterrupts: AtomicUsize,
     /// Host threads blocked on a channel.
-    parked: Mutex<Vec<Weak<HostPark>>>,
+    parked: Lock<Vec<Weak<HostPark>>>,
     /// The host waits in `shutdown` for every goroutine to end.
     pub(crate) shutdown_wait: AtomicBool,
     /// `Runtime::run` made the first goroutine the program's main one.
     pub(crate) program: AtomicBool,
+}
+
+impl Default for Host {
+    fn default() -> Host {
+        Host {
+            tasks: Lock::new(Rank::HostTasks, FxHashMap::default()),
+            ntasks: AtomicUsize::new(0),
+            holds: AtomicUsize::new(0),
+            interrupts: Lock::new(Rank::HostInterrupts, FxHashSet::default()),
+            ninterrupts: AtomicUsize::new(0),
+            parked: Lock::new(Rank::HostParked, Vec::new()),
+            shutdown_wait: AtomicBool::new(false),
+            program: AtomicBool::new(false),
+        }
+    }
 }
 
 impl Host {

@@ -52,6 +52,7 @@ pub mod ffi;
 pub mod g;
 pub mod gc;
 pub mod host;
+pub mod lockrank;
 pub mod mem;
 pub mod netpoll;
 pub mod park;

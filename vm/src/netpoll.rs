@@ -22,13 +22,14 @@
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 
 use crate::actor::GRef;
+use crate::lockrank::{Guard, Lock, Rank};
 use crate::timer::{Expiring, Timers};
 use crate::wake::{IoWake, Wake};
 
@@ -118,7 +119,7 @@ pub struct Netpoll {
     /// The runtime's timers: a waiter completed before its deadline
     /// stops its timer.
     timers: Arc<Timers>,
-    sources: Mutex<Slab<Source>>,
+    sources: Lock<Slab<Source>>,
     /// A thread blocks in `wait` now.
     blocked: AtomicBool,
 }
@@ -129,13 +130,13 @@ impl Netpoll {
         Ok(Netpoll {
             poller: Poller::new()?,
             timers,
-            sources: Mutex::new(Slab::new()),
+            sources: Lock::new(Rank::Netpoll, Slab::new()),
             blocked: AtomicBool::new(false),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Slab<Source>> {
-        self.sources.lock().expect("netpoll sources poisoned")
+    fn lock(&self) -> Guard<'_, Slab<Source>> {
+        self.sources.lock()
     }
 
     /// Registers a socket; returns its key.

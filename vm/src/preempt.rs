@@ -524,6 +524,11 @@ unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_
     ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, count);
     let msg = why.message();
     ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
+    // Lua turns hooks off while one runs and turns them back on when it
+    // returns; a raise skips that, and a message handler (`xpcall`'s) runs
+    // before the error unwinds to a protected call that would restore
+    // them. Back on now, or a handler that loops could not be stopped.
+    allow_hooks(l);
     ffi::lua_error(l);
 }
 

@@ -12,10 +12,11 @@
 //!    are skipped or swept by their channels.
 
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 
 use crate::actor::GRef;
 use crate::chan::{wake_one, Chan, ChanState, Parker, Waiter};
+use crate::lockrank::Guard;
 use crate::wake::Msg;
 
 /// One case of a select.
@@ -76,7 +77,7 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) 
         }
         lock_of[i] = chans.len() - 1;
     }
-    let mut guards: Vec<MutexGuard<'_, ChanState>> = chans.iter().map(|c| c.lock()).collect();
+    let mut guards: Vec<Guard<'_, ChanState>> = chans.iter().map(|c| c.lock()).collect();
 
     let mut cases: Vec<Option<Case>> = cases.into_iter().map(Some).collect();
     let mut order: Vec<usize> = (0..cases.len()).collect();

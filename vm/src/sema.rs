@@ -5,8 +5,8 @@
 //! goroutine that loops lock/unlock cannot starve the others (Go's
 //! starvation mode, always on: simple and fair).
 
+use crate::lockrank::{Guard, Lock, Rank};
 use std::collections::VecDeque;
-use std::sync::Mutex;
 
 use crate::actor::GRef;
 use crate::wake::Wake;
@@ -34,15 +34,22 @@ struct WgState {
 }
 
 /// `sync.waitgroup()`.
-#[derive(Default)]
 pub struct WaitGroup {
-    state: Mutex<WgState>,
+    state: Lock<WgState>,
+}
+
+impl Default for WaitGroup {
+    fn default() -> WaitGroup {
+        WaitGroup {
+            state: Lock::new(Rank::Sema, WgState::default()),
+        }
+    }
 }
 
 impl WaitGroup {
     /// Adds `delta`; at zero every waiter is released.
     pub fn add(&self, delta: i64) -> Result<(), &'static str> {
-        let mut s = self.state.lock().expect("waitgroup poisoned");
+        let mut s = self.state.lock();
         let count = s.count.checked_add(delta).ok_or(NEGATIVE_WAITGROUP)?;
         if count < 0 {
             return Err(NEGATIVE_WAITGROUP);
@@ -62,13 +69,13 @@ impl WaitGroup {
 
     /// The counter.
     pub fn count(&self) -> i64 {
-        self.state.lock().expect("waitgroup poisoned").count
+        self.state.lock().count
     }
 
     /// Returns at once if the counter is zero; otherwise queues the G from
     /// `me` (`None`: the caller cannot park).
     pub fn wait(&self, me: impl FnOnce() -> Option<GRef>) -> Acquire {
-        let mut s = self.state.lock().expect("waitgroup poisoned");
+        let mut s = self.state.lock();
         if s.count == 0 {
             return Acquire::Done;
         }
@@ -89,14 +96,21 @@ struct MutexState {
 }
 
 /// `sync.mutex()`.
-#[derive(Default)]
 pub struct SemMutex {
-    state: Mutex<MutexState>,
+    state: Lock<MutexState>,
+}
+
+impl Default for SemMutex {
+    fn default() -> SemMutex {
+        SemMutex {
+            state: Lock::new(Rank::Sema, MutexState::default()),
+        }
+    }
 }
 
 impl SemMutex {
-    fn s(&self) -> std::sync::MutexGuard<'_, MutexState> {
-        self.state.lock().expect("mutex poisoned")
+    fn s(&self) -> Guard<'_, MutexState> {
+        self.state.lock()
     }
 
     /// Takes the lock if free; otherwise queues the G from `me` (`None`:

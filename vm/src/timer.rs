@@ -21,12 +21,13 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustc_hash::FxHashMap;
 
 use crate::actor::{Actor, GRef};
 use crate::chan::Chan;
+use crate::lockrank::{Guard, Lock, Rank};
 use crate::mem::Charge;
 use crate::wake::{Msg, Wake};
 
@@ -146,7 +147,7 @@ impl Heap {
 
 /// The runtime's timers.
 pub struct Timers {
-    heap: Mutex<Heap>,
+    heap: Lock<Heap>,
     /// Earliest live deadline, `u64::MAX` when none: read without the lock
     /// on every schedule round. Written under the lock; a reader that sees a
     /// stale value only looks again slightly early or late by one round.
@@ -158,7 +159,7 @@ pub struct Timers {
 impl Default for Timers {
     fn default() -> Self {
         Timers {
-            heap: Mutex::new(Heap::default()),
+            heap: Lock::new(Rank::Timers, Heap::default()),
             next: AtomicU64::new(u64::MAX),
             firing: AtomicUsize::new(0),
         }
@@ -166,8 +167,8 @@ impl Default for Timers {
 }
 
 impl Timers {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Heap> {
-        self.heap.lock().expect("timer heap poisoned")
+    fn lock(&self) -> Guard<'_, Heap> {
+        self.heap.lock()
     }
 
     fn publish(&self, h: &mut Heap) {
@@ -224,7 +225,7 @@ impl Timers {
 
     /// Drops every timer (the runtime is closing).
     pub(crate) fn clear(&self) {
-        let mut h = self.heap.lock().expect("timer heap poisoned");
+        let mut h = self.lock();
         h.nodes.clear();
         // Dropped outside the lock: an action may hold the last reference
         // to an actor.

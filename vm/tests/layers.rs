@@ -17,6 +17,7 @@ const RANKS: &[(&str, u32)] = &[
     ("gc", 0),
     ("park", 0),
     ("preempt", 0),
+    ("lockrank", 0),
     // values
     ("portable", 1),
     ("census", 1),

@@ -17,7 +17,7 @@
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::p::PStatus;
@@ -30,6 +30,7 @@ use crate::clock::now_ns;
 use crate::ffi::{self, Resumed};
 use crate::g::{GKey, GStatus};
 use crate::host::Outcome;
+use crate::lockrank::Guard;
 
 thread_local! {
     static CURRENT_P: Cell<usize> = const { Cell::new(usize::MAX) };
@@ -102,7 +103,7 @@ fn panic_report(gid: u64, msg: &str, tb: &str) -> String {
 
 /// Takes `actor`'s queue lock on the M that runs it, and applies the
 /// readies this M deferred meanwhile.
-fn relock(actor: &Actor) -> MutexGuard<'_, ActorQueue> {
+fn relock(actor: &Actor) -> Guard<'_, ActorQueue> {
     let mut q = actor.lock();
     q.apply_deferred();
     q

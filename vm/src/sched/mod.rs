@@ -29,7 +29,7 @@ pub mod syscall;
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, OnceLock, Weak};
 
 use crossbeam_channel::Sender;
 
@@ -38,6 +38,7 @@ use mlua::{Lua, MultiValue};
 use crate::actor::{Actor, Runner};
 use crate::census::Census;
 use crate::host::Outcome;
+use crate::lockrank::{Guard, Lock, Rank};
 use crate::timer::{TimerAction, TimerId, Timers};
 use p::P;
 
@@ -157,19 +158,19 @@ pub struct Shared {
     nprocs: AtomicUsize,
     /// Ms started so far; M `i` serves P `i`. Also readable without the
     /// lock (`nstarted`), for the deadlock check.
-    started: Mutex<usize>,
+    started: Lock<usize>,
     nstarted: AtomicUsize,
     /// M threads (spares included) that have not exited yet.
     live_ms: AtomicUsize,
-    global: Mutex<VecDeque<Arc<Actor>>>,
-    idle: Mutex<Idle>,
+    global: Lock<VecDeque<Arc<Actor>>>,
+    idle: Lock<Idle>,
     /// The runtime's timers.
     pub timers: Arc<Timers>,
     next_actor_id: AtomicU64,
     /// Actors whose state is open, by id (an actor leaves when its state
     /// is closed: spawning without end holds nothing here).
-    actors: Mutex<rustc_hash::FxHashMap<u64, Weak<Actor>>>,
-    outcome: Mutex<Option<Outcome>>,
+    actors: Lock<rustc_hash::FxHashMap<u64, Weak<Actor>>>,
+    outcome: Lock<Option<Outcome>>,
     outcome_cv: Condvar,
     stopping: AtomicBool,
     /// Goroutine ids and numbers, counters, errors nobody saw.
@@ -188,7 +189,7 @@ pub struct Shared {
     /// Runtime clock of the last network poll.
     pub(crate) last_netpoll: AtomicU64,
     /// Spare Ms waiting for a P to serve.
-    spares: Mutex<Vec<Arc<syscall::Spare>>>,
+    spares: Lock<Vec<Arc<syscall::Spare>>>,
     /// The network poller.
     pub netpoll: crate::netpoll::Netpoll,
     /// What the host waits on and holds.
@@ -199,10 +200,8 @@ pub struct Shared {
     close_at_exit: AtomicBool,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // Poisoning means a Rust panic inside the scheduler: its invariants are
-    // gone and the process must stop.
-    m.lock().expect("scheduler lock poisoned")
+fn lock<T>(m: &Lock<T>) -> Guard<'_, T> {
+    m.lock()
 }
 
 impl Shared {
@@ -519,15 +518,15 @@ impl Runtime {
         let shared = Arc::new(Shared {
             ps: (0..MAX_PROCS).map(P::new).collect(),
             nprocs: AtomicUsize::new(procs),
-            started: Mutex::new(0),
+            started: Lock::new(Rank::Started, 0),
             nstarted: AtomicUsize::new(0),
             live_ms: AtomicUsize::new(0),
-            global: Mutex::new(VecDeque::new()),
-            idle: Mutex::new(Idle::default()),
+            global: Lock::new(Rank::Global, VecDeque::new()),
+            idle: Lock::new(Rank::Idle, Idle::default()),
             timers,
             next_actor_id: AtomicU64::new(1),
-            actors: Mutex::new(Default::default()),
-            outcome: Mutex::new(None),
+            actors: Lock::new(Rank::Actors, Default::default()),
+            outcome: Lock::new(Rank::Outcome, None),
             outcome_cv: Condvar::new(),
             stopping: AtomicBool::new(false),
             census: Census::default(),
@@ -539,7 +538,7 @@ impl Runtime {
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
             last_netpoll: AtomicU64::new(0),
-            spares: Mutex::new(Vec::new()),
+            spares: Lock::new(Rank::Spares, Vec::new()),
             netpoll,
             host: crate::host::Host::default(),
             close_at_exit: AtomicBool::new(true),
@@ -606,11 +605,7 @@ impl Runtime {
             if let Some(o) = o.as_ref() {
                 return o.clone();
             }
-            o = self
-                .shared
-                .outcome_cv
-                .wait(o)
-                .expect("scheduler lock poisoned");
+            o = o.wait(&self.shared.outcome_cv);
         }
     }
 
@@ -782,12 +777,7 @@ impl Runtime {
                 return Some(o.clone());
             }
             let left = deadline.checked_duration_since(std::time::Instant::now())?;
-            o = self
-                .shared
-                .outcome_cv
-                .wait_timeout(o, left)
-                .expect("scheduler lock poisoned")
-                .0;
+            o = o.wait_timeout(&self.shared.outcome_cv, left);
         }
     }
 
@@ -969,10 +959,10 @@ impl Runtime {
             (idle.parked.len(), s.nstarted() + 2)
         };
         let runqs: Vec<String> = (0..nprocs).map(|p| s.ps[p].len().to_string()).collect();
+        let global = lock(&s.global).len();
         format!(
             "SCHED {ms}ms: gomaxprocs={nprocs} idleprocs={idleprocs} threads={threads} \
-             spinningthreads=0 idlethreads={idlethreads} runqueue={} [{}] goroutines={} actors={}",
-            lock(&s.global).len(),
+             spinningthreads=0 idlethreads={idlethreads} runqueue={global} [{}] goroutines={} actors={}",
             runqs.join(" "),
             self.numgoroutine(),
             self.numactors()

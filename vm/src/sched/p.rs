@@ -8,11 +8,12 @@
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use crate::preempt::Running;
 
 use crate::actor::Actor;
+use crate::lockrank::{Guard, Lock, Rank};
 
 /// Capacity of a P's local run queue; beyond it half the queue moves to the
 /// global queue (Go's `runqputslow`), so no P hoards work.
@@ -22,7 +23,7 @@ pub const RUNQ_CAP: usize = 256;
 pub struct P {
     /// Index in the runtime's P table.
     pub id: usize,
-    runq: Mutex<VecDeque<Arc<Actor>>>,
+    runq: Lock<VecDeque<Arc<Actor>>>,
     /// Bumped each time the P resumes a G.
     pub schedtick: AtomicU64,
     /// Bumped each time the P enters a blocking call.
@@ -44,13 +45,13 @@ pub struct P {
 ///
 /// | from | to | by | method |
 /// |---|---|---|---|
-/// | `Running` | `Idle` | its M, parking with nothing to run | [`PState::park`] |
-/// | `Idle` | `Running` | its M, woken | [`PState::unpark`] |
-/// | `Running` | `Syscall` | its M, entering a blocking call | [`PState::enter_syscall`] |
-/// | `Syscall` | `Running` | its M, leaving it (fast path: the P never left) | [`PState::exit_syscall`] |
-/// | `Syscall` | `Handed` | sysmon's handoff: a spare M now serves the P | [`PState::hand_off`] |
-/// | `Handed` | `Reclaim` | its M, back from its call, wants the P | [`PState::reclaim`] |
-/// | `Reclaim` | `Running` | the spare, giving the P back (then wakes the M) | [`PState::give_back`] |
+/// | `Running` | `Idle` | its M, parking with nothing to run | `PState::park` |
+/// | `Idle` | `Running` | its M, woken | `PState::unpark` |
+/// | `Running` | `Syscall` | its M, entering a blocking call | `PState::enter_syscall` |
+/// | `Syscall` | `Running` | its M, leaving it (fast path: the P never left) | `PState::exit_syscall` |
+/// | `Syscall` | `Handed` | sysmon's handoff: a spare M now serves the P | `PState::hand_off` |
+/// | `Handed` | `Reclaim` | its M, back from its call, wants the P | `PState::reclaim` |
+/// | `Reclaim` | `Running` | the spare, giving the P back (then wakes the M) | `PState::give_back` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum PStatus {
@@ -163,7 +164,7 @@ impl P {
     pub(crate) fn new(id: usize) -> P {
         P {
             id,
-            runq: Mutex::new(VecDeque::new()),
+            runq: Lock::new(Rank::RunQueue, VecDeque::new()),
             schedtick: AtomicU64::new(0),
             syscalltick: AtomicU64::new(0),
             home: Running::default(),
@@ -173,8 +174,8 @@ impl P {
         }
     }
 
-    fn q(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Actor>>> {
-        self.runq.lock().expect("P run queue poisoned")
+    fn q(&self) -> Guard<'_, VecDeque<Arc<Actor>>> {
+        self.runq.lock()
     }
 
     /// Puts `a` at the tail; returns what overflowed (to go to the global queue).

@@ -17,12 +17,13 @@
 //! waits for the call, as a P without handoff would.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::m;
 use super::p::PStatus;
 use super::{lock, Runtime, Shared};
+use crate::lockrank::{Lock, Rank};
 use crate::preempt::Running;
 
 /// How often an idle spare M looks for work and for its P being reclaimed.
@@ -32,7 +33,7 @@ const SPARE_POLL: Duration = Duration::from_millis(1);
 pub(crate) struct Spare {
     thread: std::thread::Thread,
     /// The P it is to serve next.
-    assigned: Mutex<Option<usize>>,
+    assigned: Lock<Option<usize>>,
     /// Its running slot (leaked: Ps point at it while it serves them).
     slot: &'static Running,
 }
@@ -149,7 +150,7 @@ impl Runtime {
                     .spawn(move || {
                         let me = Arc::new(Spare {
                             thread: std::thread::current(),
-                            assigned: Mutex::new(None),
+                            assigned: Lock::new(Rank::SpareAssigned, None),
                             slot: Box::leak(Box::new(Running::default())),
                         });
                         let _ = tx.send(me.clone());
