@@ -119,13 +119,18 @@ pub(crate) const FUNCTIONS: [(&CStr, crate::cfn::CFn); 1] = [(c"blocking", block
 /// `f(...)` as [`released`] does.
 unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
-    // actor) on `l`, the running thread, with `name, f, args...` (the
-    // prelude's wrapper is the only caller), so `f` is below the `nargs`
-    // arguments, as `pcall_released` requires; an error is raised by
-    // `lua_error` with nothing owned in this frame.
+    // actor) on `l`, the running thread, with its arguments on the stack
+    // (the prelude's wrapper passes `name, f, args...`). Fewer than two is
+    // an error, raised by `luaL_error` (a static message without `%`); past
+    // that check `f` is at 2, below the `nargs` arguments, as
+    // `pcall_released` requires (a non-function fails as a call of it
+    // does). Errors are raised with nothing owned in this frame.
     unsafe {
+        if ffi::lua_gettop(l) < 2 {
+            ffi::luaL_error(l, c"blocking: a name and a function expected".as_ptr());
+        }
         let nargs = ffi::lua_gettop(l) - 2;
-        let status = pcall_released(l, nargs.max(0));
+        let status = pcall_released(l, nargs);
         if status != ffi::LUA_OK {
             ffi::lua_error(l);
         }
@@ -321,6 +326,7 @@ pub(crate) fn install(lua: &Lua, reg: &Registry) -> mlua::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mlua::IntoLuaMulti;
 
     #[test]
     fn an_argument_error_gets_the_name_a_direct_call_has() {
@@ -356,5 +362,23 @@ mod tests {
             "cannot open file 'x' (No such file or directory)"
         ));
         assert!(!is_argerror("bad argument #1 to 'read' (invalid format)"));
+    }
+
+    #[test]
+    fn blocking_without_a_name_and_a_function_is_an_error() {
+        let lua = Lua::new();
+        // SAFETY: `blocking` is a C function; with fewer than two arguments
+        // it raises before it reads an upvalue (this one has none).
+        let f = unsafe { lua.create_c_function(blocking) }.unwrap();
+        for args in [
+            mlua::MultiValue::new(),
+            ("name",).into_lua_multi(&lua).unwrap(),
+        ] {
+            let err = f.call::<()>(args).unwrap_err().to_string();
+            assert!(
+                err.contains("blocking: a name and a function expected"),
+                "{err}"
+            );
+        }
     }
 }

@@ -12,11 +12,13 @@
 //! the M resumes it with, raising on `ERR, message`. Errors are raised as
 //! `luaL_error` does, with the caller's position. Raising and yielding
 //! `longjmp` out of the C function, so they happen in `guard`, after every
-//! Rust value of the body has been dropped. Inside the body, the rules of
-//! `lugo_vm::ffi` hold: owned bytes are pushed with [`push_owned`], a
-//! userdata is allocated before the value it holds ([`push`]), and raising
-//! steps taken while the body owns values run in `ffi::protect`, whose
-//! error the body returns as [`Ret::Rethrow`].
+//! Rust value of the body has been dropped; so does the push of an
+//! expected failure's `nil, message` ([`Ret::Fail`]), which may raise and
+//! run finalizers. Inside the body, the rules of `lugo_vm::ffi` hold: owned
+//! bytes are pushed with [`push_owned`], a userdata is allocated before the
+//! value it holds ([`push`]), and raising steps taken while the body owns
+//! values run in `ffi::protect`, whose error the body returns as
+//! [`Ret::Rethrow`].
 //!
 //! lugo's userdata are protected: their metatables answer `getmetatable`
 //! with the type's name (`__metatable`), and `__gc` acts only when the
@@ -74,18 +76,22 @@ pub(crate) struct Boxed<T> {
 unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void) -> *mut Boxed<T> {
     // SAFETY: `l` is a valid state (the caller's contract); the value at
     // `idx` and its metatable are only read, and what is pushed is popped
-    // (inert calls). A full userdata with `T`'s metatable was made by
-    // `new_box::<T>`, a block the size of a `Boxed<T>` that lives while the
-    // value is on the stack: scripts cannot set a protected metatable
-    // (`__metatable`) but through the `debug` library, which lugo trusts
-    // (`lugo_vm::new_lua`); the magic is a second check.
+    // (inert calls). A full userdata with `T`'s metatable is normally one
+    // made by `new_box::<T>`, but the `debug` library (`debug.setmetatable`)
+    // can give that metatable to any userdata: so its block is read only if
+    // it is at least the size of a `Boxed<T>` (`lua_rawlen` gives a full
+    // userdata's size). A full userdata's block is aligned for any C type
+    // (`LUAI_MAXALIGN`) and lives while the value is on the stack. The magic
+    // is a second check; a foreign block large enough that passes it is a
+    // script forging a box through `debug`, which lugo trusts
+    // (`lugo_vm::new_lua`; the sandbox takes `debug` away).
     unsafe {
         if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
             return ptr::null_mut();
         }
         let found = ffi::lua_topointer(l, -1);
         ffi::lua_pop(l, 1);
-        if !ptr::eq(found, mt) {
+        if !ptr::eq(found, mt) || ffi::lua_rawlen(l, idx) < std::mem::size_of::<Boxed<T>>() {
             return ptr::null_mut();
         }
         let p = ffi::lua_touserdata(l, idx) as *mut Boxed<T>;
@@ -399,6 +405,9 @@ pub(crate) enum Ret {
     /// Raise the error object on top of the stack as it is (the error of
     /// an `ffi::protect`).
     Rethrow,
+    /// Return `nil, message`: an expected failure (`nil, "closed"`). The
+    /// message is pushed by [`guard`], once the body's values are dropped.
+    Fail(String),
 }
 
 /// Raise `msg` at the caller.
@@ -511,8 +520,9 @@ pub(crate) unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c
     // SAFETY: `l` is the state the C function was called with, and `guard` is
     // its last act (the caller's contract): a raise or a yield here skips
     // only this frame and the C function's, where nothing owned is alive (the
-    // body's values were dropped when `f` returned; a message is handed off
-    // by `push_owned` before the raising calls). A yield names its
+    // body's values, lock guards included, were dropped when `f` returned; a
+    // message, raised or returned by `Fail`, is handed off by `push_owned`
+    // before the raising calls, and `lua_pushnil` is inert). A yield names its
     // continuation, which Lua calls on this function's stack with the wake on
     // top: `after_park`, or the body's `k`, a continuation of the same C
     // function; `Retry` calls `k` at once, as a wake with code 1 would.
@@ -529,6 +539,13 @@ pub(crate) unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c
                 ffi::lua_error(l)
             }
             Ret::Rethrow => ffi::lua_error(l),
+            Ret::Fail(msg) => {
+                ffi::lua_pushnil(l);
+                // Handed off: nothing of ours is alive across the push,
+                // which may raise or run finalizers.
+                push_owned(l, msg);
+                2
+            }
             Ret::Park(reason) => {
                 let base = ffi::lua_gettop(l);
                 ffi::lua_pushlightuserdata(l, park::sched().0);
@@ -575,7 +592,9 @@ pub(crate) const MT_ACTOR: c_int = 6;
 
 /// The reference to its actor that a state keeps for its C closures. The
 /// closures point at the `Arc` itself, so it is boxed: its address stays.
-#[allow(clippy::redundant_allocation, dead_code)]
+/// It is set once per state and never replaced or removed (closures made
+/// by an earlier [`Registry`] keep pointing at it).
+#[allow(clippy::redundant_allocation)]
 struct StateActor(Box<Arc<Actor>>);
 
 impl Registry {
@@ -584,15 +603,36 @@ impl Registry {
     /// keeps (as app data): it lives as long as the closures may run, to
     /// the end of `lua_close` (mlua drops app data after it), and no
     /// longer, so a closed state lets go of its actor.
-    pub(crate) fn new(lua: &Lua, actor: &Arc<Actor>) -> Registry {
-        let boxed = Box::new(actor.clone());
-        let ptr = &*boxed as *const Arc<Actor> as *mut c_void;
-        lua.set_app_data(StateActor(boxed));
-        Registry {
+    ///
+    /// A state opened before (`lugo_stdlib::open` called again) keeps the
+    /// box it has, which the earlier closures point at: the new closures
+    /// point at it too. A state that belongs to another actor is an error.
+    pub(crate) fn new(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<Registry> {
+        let held = lua.app_data_ref::<StateActor>().map(|held| {
+            (
+                Arc::ptr_eq(&held.0, actor),
+                &*held.0 as *const Arc<Actor> as *mut c_void,
+            )
+        });
+        let ptr = match held {
+            Some((true, ptr)) => ptr,
+            Some((false, _)) => {
+                return Err(mlua::Error::runtime(
+                    "lugo: this Lua state already belongs to another actor",
+                ))
+            }
+            None => {
+                let boxed = Box::new(actor.clone());
+                let ptr = &*boxed as *const Arc<Actor> as *mut c_void;
+                lua.set_app_data(StateActor(boxed));
+                ptr
+            }
+        };
+        Ok(Registry {
             actor: ptr,
             mts: Vec::new(),
             pending: Vec::new(),
-        }
+        })
     }
 
     /// What the closures' first upvalue holds, for closures made elsewhere
@@ -670,5 +710,54 @@ impl Registry {
             t.raw_set(name.to_str().expect("ascii name"), v)?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A boxed type for the tests (no state of lugo's).
+    struct Probe;
+
+    impl Raw for Probe {
+        const NAME: &'static CStr = c"lugo.test.probe";
+        const SHORT: &'static str = "probe";
+        const MAGIC: u64 = 0x7072_6f62_655f_7465;
+        const MT_UPVALUE: c_int = MT_CHAN;
+    }
+
+    #[test]
+    fn a_userdata_smaller_than_a_box_is_not_one() {
+        let lua = Lua::new();
+        let (mut real, mut small) = (false, false);
+        // SAFETY: `exec_raw` runs the closure on the state's stack inside a
+        // protected call, where nothing raises here but an allocation (with
+        // nothing owned then). `Probe`'s metatable is registered before its
+        // box is made, and the box is on top when `boxed_mt` reads it and
+        // when its reference is taken back (the metatable has no `__gc`).
+        // The small block, 8 bytes, is what `boxed_mt` must not read past:
+        // it carries `Probe`'s metatable, as `debug.setmetatable` can give
+        // it, and the magic in its 8 bytes.
+        unsafe {
+            lua.exec_raw::<()>((), |l| {
+                ffi::luaL_newmetatable(l, Probe::NAME.as_ptr());
+                let mt = ffi::lua_topointer(l, -1);
+                ffi::lua_pop(l, 1);
+                let p = new_box::<Probe>(l);
+                fill(p, Arc::new(Probe));
+                real = !boxed_mt::<Probe>(l, -1, mt).is_null();
+                drop(Arc::from_raw((*p).ptr));
+                (*p).ptr = ptr::null();
+                let ud = ffi::lua_newuserdatauv(l, 8, 0) as *mut u64;
+                ud.write(Probe::MAGIC);
+                ffi::luaL_setmetatable(l, Probe::NAME.as_ptr());
+                small = !boxed_mt::<Probe>(l, -1, mt).is_null();
+                ffi::lua_settop(l, 0);
+            })
+            .unwrap();
+        }
+        assert!(real, "a box made by new_box is one");
+        assert!(!small, "an 8-byte userdata with the metatable is not a box");
     }
 }

@@ -144,7 +144,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     p.set("KIND_PANIC", park::KIND_PANIC)?;
     lugo_vm::ffi::set_copied_pusher(copy::push_portable);
     // C functions: first every boxed type, then every closure.
-    let mut reg = cfn::Registry::new(lua, actor);
+    let mut reg = cfn::Registry::new(lua, actor)?;
     p.set(
         "chan_methods",
         reg.add_type::<lugo_vm::Chan>(lua, &chan::METHODS)?,

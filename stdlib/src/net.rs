@@ -12,8 +12,12 @@
 //! Under `lugo_vm::ffi`'s rules: a socket's locks are never held across a
 //! Lua call (what a body reads under a lock it returns as plain data, and
 //! pushes after the guard is gone), bytes read are pushed with
-//! `push_owned`, and a new socket's userdata is allocated before the
-//! socket exists (a raise cannot leak its descriptor).
+//! `push_owned`, a failure is returned as [`Ret::Fail`] (pushed by `guard`
+//! once every value of the body is dropped: an `io::Error`, an address, a
+//! lock guard), the Rust work of opening a socket runs in plain functions
+//! that return plain data ([`listen`], [`dial`]), and a new socket's
+//! userdata is allocated before the socket exists, while nothing is owned
+//! (a raise cannot leak its descriptor).
 //!
 //! Bounded work: `read` returns at most [`READ_MAX`] bytes a call; a
 //! `readline` scans each byte once and fails with `nil, "line too long"`
@@ -32,7 +36,7 @@ use lugo_vm::mem::{Account, Charge, NoMemory};
 use lugo_vm::netpoll::{Dir, IoWaiter};
 use lugo_vm::timer::TimerAction;
 use lugo_vm::wake::IoWake;
-use lugo_vm::{Runtime, WaitReason};
+use lugo_vm::{Actor, Runtime, WaitReason};
 use mlua::ffi;
 
 use crate::cfn::{
@@ -119,7 +123,13 @@ impl Raw for NetSock {
 }
 
 impl NetSock {
+    /// Makes `sock` nonblocking and registers it with the poller. The
+    /// registration is the last step that can fail: a socket dropped on an
+    /// error was never registered (closing it leaves no stale entry).
     fn new(rt: Runtime, account: &Arc<Account>, sock: Sock) -> io::Result<NetSock> {
+        let charge = account
+            .charge(0)
+            .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "not enough memory"))?;
         let fd = match &sock {
             Sock::Listener(l) => {
                 l.set_nonblocking(true)?;
@@ -131,8 +141,10 @@ impl NetSock {
                 s.as_raw_fd()
             }
         };
-        // SAFETY: the descriptor stays open inside `sock` until `close`
-        // (or drop) has deregistered it.
+        // SAFETY: the descriptor stays open inside `sock`, moved into the
+        // `NetSock` below with nothing that can fail in between, until
+        // `close` (or drop) has deregistered it; if the registration fails,
+        // nothing is registered and `sock` is closed on return.
         let key = unsafe { rt.shared().netpoll.register(fd)? };
         Ok(NetSock {
             rt,
@@ -143,9 +155,7 @@ impl NetSock {
             rbuf: Mutex::new(ReadBuf {
                 bytes: Vec::new(),
                 scanned: 0,
-                charge: account
-                    .charge(0)
-                    .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "not enough memory"))?,
+                charge,
             }),
         })
     }
@@ -199,38 +209,38 @@ fn err_msg(e: &io::Error) -> String {
     }
 }
 
-/// `nil, message` (the message handed off: nothing owned stays alive
-/// across the push).
-unsafe fn fail(l: *mut ffi::lua_State, msg: impl Into<Vec<u8>>) -> Ret {
-    // SAFETY: `l` is a valid state with room for two values (the callers'
-    // contract, C function bodies): `lua_pushnil` is inert, and the message
-    // is handed off (`push_owned`) before the push, which may raise. So may
-    // this function: its callers must own nothing with a destructor then (ffi
-    // rule 2).
-    unsafe {
-        ffi::lua_pushnil(l);
-        push_owned(l, msg);
-        Ret::N(2)
-    }
+/// `nil, message`: [`Ret::Fail`], which `guard` pushes once the body has
+/// returned (no Lua call here: a body may return it with a lock guard or an
+/// `io::Error` alive).
+fn fail(msg: impl Into<String>) -> Ret {
+    Ret::Fail(msg.into())
 }
 
-unsafe fn string_arg(
+/// Checks that argument `idx` is a string (copied later, with
+/// [`string_at`], once the raising calls are done).
+unsafe fn string_check(
     l: *mut ffi::lua_State,
     idx: c_int,
     fname: &str,
     what: &str,
-) -> Result<String, Ret> {
+) -> Result<(), Ret> {
     // SAFETY: `l` is the running thread with argument `idx` (the callers'
-    // contract, C function bodies); it is read, or its type named, and a
-    // string is copied by `to_display` without a conversion (no allocation):
-    // inert.
+    // contract, C function bodies); its type is read, or named: inert.
     unsafe {
         if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
             let t = type_name(l, idx);
             return Err(raise(format!("{fname}: {what} must be a string, got {t}")));
         }
-        Ok(crate::cfn::to_display(l, idx))
+        Ok(())
     }
+}
+
+/// A copy of the string at `idx` (checked by [`string_check`]).
+unsafe fn string_at(l: *mut ffi::lua_State, idx: c_int) -> String {
+    // SAFETY: `l` is the running thread with a string at `idx` and a free
+    // stack slot (the callers' contract); `to_display` copies a string
+    // without a conversion (no allocation): inert.
+    unsafe { crate::cfn::to_display(l, idx) }
 }
 
 /// Addresses for "host:port"; a name is resolved as a blocking call.
@@ -273,24 +283,21 @@ unsafe fn park_io(
     // SAFETY: `l` is the running thread of a socket function's closure (made
     // by `Registry`), and `s` is borrowed from a value on its stack (the
     // callers' contract); `me` needs the running thread of an actor owned by
-    // this M: Lua runs an actor's code on its M only. `w` is dropped before
-    // `fail`, which may raise. FIXME(ffi rule 2): `e`, an `io::Error`, is
-    // alive across `fail`.
+    // this M: Lua runs an actor's code on its M only. No Lua call is made
+    // here but inert ones (reading upvalues, `can_park`): the park, the retry
+    // or the failure is returned, for `guard` to carry out once `w`, `e` and
+    // the caller's values are dropped.
     unsafe {
         let a = actor(l);
         let Some(g) = me(l, a) else {
             return raise(CANNOT_PARK);
         };
         let w = IoWaiter::new(g);
-        let armed = s.rt.shared().netpoll.arm(s.key, dir, w.clone());
-        match armed {
+        match s.rt.shared().netpoll.arm(s.key, dir, w.clone()) {
             Ok(true) => {}
             // Ready since the failed attempt: retry at once, as a wake would.
             Ok(false) => return Ret::Retry(deadline as ffi::lua_KContext, k),
-            Err(e) => {
-                drop(w);
-                return fail(l, err_msg(&e));
-            }
+            Err(e) => return fail(err_msg(&e)),
         }
         if deadline != 0 {
             let id = s.rt.shared().add_timer(
@@ -324,13 +331,13 @@ unsafe fn take_wake(l: *mut ffi::lua_State) -> IoWake {
 
 /// Common continuation prologue: `Some(ret)` ends the operation.
 unsafe fn after_wake(l: *mut ffi::lua_State) -> Option<Ret> {
-    // SAFETY: as `take_wake` (the caller's contract); `fail` pushes a result
-    // while nothing is owned (the continuation's body has not started).
+    // SAFETY: as `take_wake` (the caller's contract); a failure is returned,
+    // for `guard` to push.
     unsafe {
         match take_wake(l) {
             IoWake::Ready => None,
-            IoWake::Timeout => Some(fail(l, "timeout")),
-            IoWake::Closed => Some(fail(l, "closed")),
+            IoWake::Timeout => Some(fail("timeout")),
+            IoWake::Closed => Some(fail("closed")),
         }
     }
 }
@@ -360,35 +367,38 @@ macro_rules! continuation {
 
 // ---------------------------------------------------------------- listen
 
+/// A listener on `addr` for actor `a` (plain Rust: no Lua call).
+fn listen(a: &Arc<Actor>, addr: &str) -> Result<NetSock, String> {
+    let rt = a.runtime();
+    let addrs = resolve(&rt, addr)?;
+    TcpListener::bind(&addrs[..])
+        .and_then(|ls| NetSock::new(rt, a.account(), Sock::Listener(ls)))
+        .map_err(|e| err_msg(&e))
+}
+
 unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
     // actor, then the metatables) on `l`, the running thread, with its
-    // arguments on the stack; `guard` is its last act. The address is copied
-    // from argument 1 (a string: nothing converted). The listener's box is
-    // allocated on top before the socket exists, and filled once while it is
-    // there. FIXME(ffi rule 2): `addr`, a `String`, is alive across the box's
-    // allocation, which may raise, and `addr` with `rt`, or `addr` with
-    // `addrs` and `e`, across `fail`.
+    // arguments on the stack; `guard` is its last act. Argument 1 is checked
+    // (inert), then the listener's box is allocated on top (it may raise)
+    // while nothing is owned, before the address is copied (argument 1, a
+    // string: nothing converted) or the socket exists. `listen` makes no Lua
+    // call; the box is filled once while it is on top (inert), and a failure
+    // is returned, for `guard` to push once the address and the error are
+    // dropped.
     unsafe {
         guard(l, || {
-            let addr = match string_arg(l, 1, "net.listen", "address") {
-                Ok(a) => a,
-                Err(r) => return r,
-            };
+            if let Err(r) = string_check(l, 1, "net.listen", "address") {
+                return r;
+            }
             let b = new_box::<NetSock>(l);
-            let rt = actor(l).runtime();
-            let addrs = match resolve(&rt, &addr) {
-                Ok(a) => a,
-                Err(e) => return fail(l, e),
-            };
-            match TcpListener::bind(&addrs[..])
-                .and_then(|ls| NetSock::new(rt, actor(l).account(), Sock::Listener(ls)))
-            {
+            let listener = listen(actor(l), &string_at(l, 1));
+            match listener {
                 Ok(s) => {
                     fill(b, Arc::new(s));
                     Ret::N(1)
                 }
-                Err(e) => fail(l, err_msg(&e)),
+                Err(msg) => fail(msg),
             }
         })
     }
@@ -399,11 +409,12 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // by `Registry`), with the listener at 1 (the callers' contract:
     // `sock_method` and `accept_k`). The listener is borrowed from argument
     // 1, which stays (`lua_settop(l, 1)`); the connection's box is allocated
-    // before the connection exists, while nothing is owned, and filled once
-    // while it is at 2; the socket's lock is released before any Lua call (a
-    // temporary of the `let`). FIXME(ffi rule 2): `e`, an `io::Error` (a
-    // boxed one from `NetSock::new`), is alive across `fail` and across
-    // `park_io`, which may `fail`.
+    // (it may raise) before the connection exists, while nothing is owned,
+    // and filled once while it is at 2. Everything after the allocation is
+    // Rust or inert (`lua_settop`, `fill`, `park_io`, which makes no raising
+    // call): the socket's lock (a temporary of the `let`), the accepted
+    // stream and an `io::Error` are dropped when the body returns, before
+    // `guard` pushes a failure or parks.
     unsafe {
         let s = match sock_arg(l, "listener:accept") {
             Ok(s) => s,
@@ -412,12 +423,9 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
         ffi::lua_settop(l, 1);
         let b = new_box::<NetSock>(l);
         let r = match &*s.lock() {
-            Some(Sock::Listener(ls)) => Some(ls.accept()),
+            Some(Sock::Listener(ls)) => ls.accept(),
             Some(Sock::Stream(_)) => return raise("listener:accept: not a listener"),
-            None => None,
-        };
-        let Some(r) = r else {
-            return fail(l, "closed");
+            None => return fail("closed"),
         };
         match r.and_then(|(conn, _)| {
             NetSock::new(s.rt.clone(), actor(l).account(), Sock::Stream(conn))
@@ -430,7 +438,7 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
                 ffi::lua_settop(l, 1);
                 park_io(l, s, Dir::Read, deadline, accept_k)
             }
-            Err(e) => fail(l, err_msg(&e)),
+            Err(e) => fail(err_msg(&e)),
         }
     }
 }
@@ -477,13 +485,13 @@ unsafe fn dial_body(l: *mut ffi::lua_State, _deadline: u64) -> Ret {
     // `Registry`), with the connection being made at 3 (the caller's
     // contract: `dial_k`, which Lua calls with `net.dial`'s stack). The
     // connection is borrowed from index 3, on the stack throughout; its lock
-    // is released before any Lua call (a temporary of the `let`); pushing the
-    // connection is inert. FIXME(ffi rule 2): `e`, an `io::Error`, is alive
-    // across `fail`.
+    // (a temporary of the `let`) and the `io::Error` are dropped before any
+    // Lua call: pushing the connection is inert, and a failure is returned,
+    // for `guard` to push.
     unsafe {
         // The connection being made is at index 3.
         let Some(s) = check::<NetSock>(l, 3) else {
-            return fail(l, "closed");
+            return fail("closed");
         };
         let r = match &*s.lock() {
             Some(Sock::Stream(st)) => Some(match st.take_error() {
@@ -493,14 +501,14 @@ unsafe fn dial_body(l: *mut ffi::lua_State, _deadline: u64) -> Ret {
             _ => None,
         };
         match r {
-            None => fail(l, "closed"),
+            None => fail("closed"),
             Some(Ok(())) => {
                 ffi::lua_pushvalue(l, 3);
                 Ret::N(1)
             }
             Some(Err(e)) => {
                 s.close();
-                fail(l, err_msg(&e))
+                fail(err_msg(&e))
             }
         }
     }
@@ -515,8 +523,8 @@ unsafe extern "C-unwind" fn dial_k(
     // `Registry`) on its thread, with `net.dial`'s stack (the connection at
     // 3) and the wake's code on top (or `guard` calls it for a `Retry`);
     // `guard` is its last act. That is the contract of `take_wake` and
-    // `dial_body`; the borrow of the connection ends with `close`, and `fail`
-    // pushes while nothing is owned.
+    // `dial_body`; the borrow of the connection ends with `close`, and a
+    // failure is returned, for `guard` to push.
     unsafe {
         guard(l, || match take_wake(l) {
             IoWake::Ready => dial_body(l, ctx as u64),
@@ -524,38 +532,61 @@ unsafe extern "C-unwind" fn dial_k(
                 if let Some(s) = check::<NetSock>(l, 3) {
                     s.close();
                 }
-                fail(
-                    l,
-                    if why == IoWake::Timeout {
-                        "timeout"
-                    } else {
-                        "closed"
-                    },
-                )
+                fail(if why == IoWake::Timeout {
+                    "timeout"
+                } else {
+                    "closed"
+                })
             }
         })
     }
 }
 
+/// A connection to `addr` for actor `a`, and whether its connect is still
+/// in progress (plain Rust: no Lua call; a socket that fails is closed
+/// here).
+fn dial(a: &Arc<Actor>, addr: &str) -> Result<(NetSock, bool), String> {
+    let rt = a.runtime();
+    let target = resolve(&rt, addr)?[0];
+    let sock = socket2::Socket::new(
+        socket2::Domain::for_address(target),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )
+    .and_then(|s| s.set_nonblocking(true).map(|()| s))
+    .map_err(|e| err_msg(&e))?;
+    let pending = match sock.connect(&target.into()) {
+        Ok(()) => false,
+        Err(e)
+            if e.raw_os_error() == Some(libc::EINPROGRESS)
+                || e.kind() == io::ErrorKind::WouldBlock =>
+        {
+            true
+        }
+        Err(e) => return Err(err_msg(&e)),
+    };
+    let conn = NetSock::new(rt, a.account(), Sock::Stream(TcpStream::from(sock)))
+        .map_err(|e| err_msg(&e))?;
+    Ok((conn, pending))
+}
+
 unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
     // actor, then the metatables) on `l`, the running thread, with its
-    // arguments on the stack; `guard` is its last act. The address is copied
-    // from argument 1 (a string: nothing converted), and argument 2 read. The
-    // connection's box is allocated at 3 before the socket exists, and filled
-    // once while it is there; the connection is then borrowed from index 3
-    // for `park_io`, with `net.dial`'s stack, as `park_io` and `dial_k`
-    // require. FIXME(ffi rule 2): values with destructors are alive across
-    // raising calls: `addr`, a `String`, across the box's allocation; `addr`,
-    // `rt` and `addrs` across `fail`; `sock`, an open socket, across the
-    // `fail` of a failed connect (a raise would leak its descriptor); `addr`
-    // and `addrs` across `park_io`, which may `fail`.
+    // arguments on the stack; `guard` is its last act. Argument 1 is checked
+    // and argument 2 read (inert); the connection's box is allocated at 3 (it
+    // may raise) while nothing is owned, before the address is copied
+    // (argument 1, a string: nothing converted) or the socket exists. `dial`
+    // makes no Lua call; the box is filled once while it is at 3 (inert);
+    // the connection is then borrowed from index 3 for `park_io` (which makes
+    // no raising call), with `net.dial`'s stack, as `park_io` and `dial_k`
+    // require. A failure or a park is returned, for `guard` to carry out
+    // once the address and the error are dropped.
     unsafe {
         guard(l, || {
-            let addr = match string_arg(l, 1, "net.dial", "address") {
-                Ok(a) => a,
-                Err(r) => return r,
-            };
+            if let Err(r) = string_check(l, 1, "net.dial", "address") {
+                return r;
+            }
             let timeout = match ffi::lua_type(l, 2) {
                 ffi::LUA_TNIL | ffi::LUA_TNONE => 0,
                 ffi::LUA_TNUMBER => secs_to_ns(ffi::lua_tonumber(l, 2)).max(1),
@@ -567,35 +598,13 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_settop(l, 2);
             // The connection's box, at index 3, before the socket exists.
             let b = new_box::<NetSock>(l);
-            let rt = actor(l).runtime();
-            let addrs = match resolve(&rt, &addr) {
-                Ok(a) => a,
-                Err(e) => return fail(l, e),
-            };
-            let target = addrs[0];
-            let sock = match socket2::Socket::new(
-                socket2::Domain::for_address(target),
-                socket2::Type::STREAM,
-                Some(socket2::Protocol::TCP),
-            )
-            .and_then(|s| s.set_nonblocking(true).map(|()| s))
-            {
-                Ok(s) => s,
-                Err(e) => return fail(l, err_msg(&e)),
-            };
-            let pending = match sock.connect(&target.into()) {
-                Ok(()) => false,
-                Err(e)
-                    if e.raw_os_error() == Some(libc::EINPROGRESS)
-                        || e.kind() == io::ErrorKind::WouldBlock =>
-                {
-                    true
+            let dialed = dial(actor(l), &string_at(l, 1));
+            let pending = match dialed {
+                Ok((c, pending)) => {
+                    fill(b, Arc::new(c));
+                    pending
                 }
-                Err(e) => return fail(l, err_msg(&e)),
-            };
-            match NetSock::new(rt, actor(l).account(), Sock::Stream(TcpStream::from(sock))) {
-                Ok(c) => fill(b, Arc::new(c)),
-                Err(e) => return fail(l, err_msg(&e)),
+                Err(msg) => return fail(msg),
             };
             if !pending {
                 return Ret::N(1);
@@ -663,10 +672,10 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // argument 1, on the stack throughout; the locks of the socket and its
     // buffer are released before any Lua call (temporaries of their
     // statements, or inside `read_some`); bytes read are handed off
-    // (`push_owned`). FIXME(ffi rule 2): `b`, an empty `Vec` with the
-    // capacity of the read, is alive across the `fail` of an end of stream,
-    // and `e`, an `io::Error`, across `fail` and across `park_io`, which may
-    // `fail` (`buffered`, empty, owns no memory).
+    // (`push_owned`, the one raising call, with nothing else owned). An end
+    // of stream, an `io::Error` or a park is returned (`park_io` makes no
+    // raising call), for `guard` to carry out once `b`, `e` and `buffered`
+    // are dropped.
     unsafe {
         let s = match sock_arg(l, "conn:read") {
             Ok(s) => s,
@@ -682,7 +691,7 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
             return Ret::N(1);
         }
         match read_some(s, n) {
-            Ok(b) if b.is_empty() => fail(l, "eof"),
+            Ok(b) if b.is_empty() => fail("eof"),
             Ok(b) => {
                 push_owned(l, b);
                 Ret::N(1)
@@ -690,7 +699,7 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 park_io(l, s, Dir::Read, deadline, read_k)
             }
-            Err(e) => fail(l, err_msg(&e)),
+            Err(e) => fail(err_msg(&e)),
         }
     }
 }
@@ -752,8 +761,9 @@ unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // contract: `sock_method` and `readline_k`). The connection is borrowed
     // from argument 1, on the stack throughout; `next_line` takes and
     // releases the locks without a Lua call; a line is handed off
-    // (`push_owned`). FIXME(ffi rule 2): `e`, an `io::Error` (a boxed one
-    // when the buffer is past the memory limit), is alive across `fail`.
+    // (`push_owned`, the one raising call, with nothing else owned). Any
+    // other end, or a park, is returned (`park_io` makes no raising call),
+    // for `guard` to carry out once `e`, an `io::Error`, is dropped.
     unsafe {
         let s = match sock_arg(l, "conn:readline") {
             Ok(s) => s,
@@ -768,10 +778,10 @@ unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
                 push_owned(l, line);
                 Ret::N(1)
             }
-            Line::Eof => fail(l, "eof"),
-            Line::TooLong => fail(l, "line too long"),
+            Line::Eof => fail("eof"),
+            Line::TooLong => fail("line too long"),
             Line::Block => park_io(l, s, Dir::Read, deadline, readline_k),
-            Line::Failed(e) => fail(l, err_msg(&e)),
+            Line::Failed(e) => fail(err_msg(&e)),
         }
     }
 }
@@ -793,11 +803,12 @@ unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // `sock_write` converted a number) and the offset at 3 (the callers'
     // contract: `sock_write` and `write_k`). The connection is borrowed from
     // argument 1, and `data` from the string at 2: both stay on the stack
-    // throughout (`lua_replace` sets index 3 only, inert). FIXME(ffi rules 1
-    // and 2): on a closed socket, `fail` runs while the lock guard `g` is
-    // alive (a finalizer that uses this socket deadlocks, and a raise leaves
-    // it locked); `e`, an `io::Error`, is alive across `fail` and across
-    // `park_io`, which may `fail`.
+    // throughout (`lua_replace` sets index 3 only, inert). The only Lua calls
+    // are inert (`lua_pushinteger`, `lua_replace`) and made after the lock
+    // guard `g` is gone (a temporary block); a failure or a park is returned
+    // (`park_io` makes no raising call), for `guard` to carry out once `g`
+    // and `e`, an `io::Error`, are dropped: a finalizer that the push of the
+    // message runs may use this socket.
     unsafe {
         let s = match sock_arg(l, "conn:write") {
             Ok(s) => s,
@@ -812,11 +823,11 @@ unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
                 let mut g = s.lock();
                 match &mut *g {
                     Some(Sock::Stream(st)) => st.write(&data[off..]),
-                    _ => return fail(l, "closed"),
+                    _ => return fail("closed"),
                 }
             };
             match r {
-                Ok(0) => return fail(l, "closed"),
+                Ok(0) => return fail("closed"),
                 Ok(k) => {
                     off += k;
                     ffi::lua_pushinteger(l, off as ffi::lua_Integer);
@@ -826,7 +837,7 @@ unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
                     return park_io(l, s, Dir::Write, deadline, write_k)
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return fail(l, err_msg(&e)),
+                Err(e) => return fail(err_msg(&e)),
             }
         }
         ffi::lua_pushinteger(l, len as ffi::lua_Integer);
@@ -919,30 +930,29 @@ unsafe fn addr_of(l: *mut ffi::lua_State, fname: &str, peer: bool) -> Ret {
     // `Registry`), with the socket at 1 (the callers' contract: `sock_addr`
     // and `sock_peer`). The socket is borrowed from argument 1, on the stack
     // throughout; its lock is released before any Lua call (a temporary of
-    // the `let`); the address is handed off (`push_owned`). FIXME(ffi rule
-    // 2): `e`, an `io::Error`, is alive across `fail`.
+    // the `let`). The address, as a string, is handed off (`push_owned`, the
+    // one raising call, with nothing else owned); a failure is returned, for
+    // `guard` to push once `e`, an `io::Error`, is dropped.
     unsafe {
         let s = match sock_arg(l, fname) {
             Ok(s) => s,
             Err(r) => return r,
         };
         let a = match &*s.lock() {
-            Some(Sock::Stream(st)) if peer => Some(st.peer_addr()),
-            Some(Sock::Stream(st)) => Some(st.local_addr()),
+            Some(Sock::Stream(st)) if peer => st.peer_addr(),
+            Some(Sock::Stream(st)) => st.local_addr(),
             Some(Sock::Listener(_)) if peer => {
                 return raise(format!("{fname}: a listener has no peer"))
             }
-            Some(Sock::Listener(ls)) => Some(ls.local_addr()),
-            None => None,
+            Some(Sock::Listener(ls)) => ls.local_addr(),
+            None => return fail("closed"),
         };
-        match a {
-            None => fail(l, "closed"),
-            Some(Ok(a)) => {
-                push_owned(l, a.to_string());
-                Ret::N(1)
-            }
-            Some(Err(e)) => fail(l, err_msg(&e)),
-        }
+        let a = match a {
+            Ok(a) => a,
+            Err(e) => return fail(err_msg(&e)),
+        };
+        push_owned(l, a.to_string());
+        Ret::N(1)
     }
 }
 
