@@ -223,8 +223,8 @@ impl Builder {
         config.cpu_budget = self.cpu_budget;
         config.host_functions = self.host_functions;
         config.on_panic = self.on_panic;
+        config.monitor = lugo_sysmon::Debug::from_env();
         let vm = lugo_vm::Runtime::new(config);
-        lugo_sysmon::start(vm.clone(), lugo_sysmon::Debug::from_env());
         let main = vm.new_actor(lugo_vm::new_lua(), None, self.memory_limit)?;
         // The main actor lives until the host shuts the runtime down: no
         // goroutine's end ends it (`run` names one).

@@ -161,7 +161,7 @@ fn start(
             mlua::Error::MemoryError(_) => "not enough memory".to_string(),
             e => e.to_string(),
         })?;
-    match run_first(&rt, &child, body, args) {
+    match run_first(rt, &child, body, args) {
         Ok(()) => Ok(child),
         Err(e) => {
             // Never scheduled: its state goes now (it keeps its actor

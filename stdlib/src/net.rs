@@ -145,7 +145,7 @@ impl NetSock {
         // `NetSock` below with nothing that can fail in between, until
         // `close` (or drop) has deregistered it; if the registration fails,
         // nothing is registered and `sock` is closed on return.
-        let key = unsafe { rt.shared().netpoll.register(fd)? };
+        let key = unsafe { rt.netpoll().register(fd)? };
         Ok(NetSock {
             rt,
             key,
@@ -167,7 +167,7 @@ impl NetSock {
     /// Deregisters (waking its waiters with "closed"), then closes.
     fn close(&self) {
         if !self.closed.swap(true, Ordering::AcqRel) {
-            self.rt.shared().netpoll.deregister(self.key);
+            self.rt.netpoll().deregister(self.key);
             drop(self.lock().take());
         }
     }
@@ -293,14 +293,14 @@ unsafe fn park_io(
             return raise(CANNOT_PARK);
         };
         let w = IoWaiter::new(g);
-        match s.rt.shared().netpoll.arm(s.key, dir, w.clone()) {
+        match s.rt.netpoll().arm(s.key, dir, w.clone()) {
             Ok(true) => {}
             // Ready since the failed attempt: retry at once, as a wake would.
             Ok(false) => return Ret::Retry(deadline as ffi::lua_KContext, k),
             Err(e) => return fail(err_msg(&e)),
         }
         if deadline != 0 {
-            let id = s.rt.shared().add_timer(
+            let id = s.rt.add_timer(
                 deadline,
                 0,
                 TimerAction::Expire(Arc::new(w.clone())),
@@ -370,9 +370,9 @@ macro_rules! continuation {
 /// A listener on `addr` for actor `a` (plain Rust: no Lua call).
 fn listen(a: &Arc<Actor>, addr: &str) -> Result<NetSock, String> {
     let rt = a.runtime();
-    let addrs = resolve(&rt, addr)?;
+    let addrs = resolve(rt, addr)?;
     TcpListener::bind(&addrs[..])
-        .and_then(|ls| NetSock::new(rt, a.account(), Sock::Listener(ls)))
+        .and_then(|ls| NetSock::new(rt.clone(), a.account(), Sock::Listener(ls)))
         .map_err(|e| err_msg(&e))
 }
 
@@ -547,7 +547,7 @@ unsafe extern "C-unwind" fn dial_k(
 /// here).
 fn dial(a: &Arc<Actor>, addr: &str) -> Result<(NetSock, bool), String> {
     let rt = a.runtime();
-    let target = resolve(&rt, addr)?[0];
+    let target = resolve(rt, addr)?[0];
     let sock = socket2::Socket::new(
         socket2::Domain::for_address(target),
         socket2::Type::STREAM,
@@ -565,7 +565,7 @@ fn dial(a: &Arc<Actor>, addr: &str) -> Result<(NetSock, bool), String> {
         }
         Err(e) => return Err(err_msg(&e)),
     };
-    let conn = NetSock::new(rt, a.account(), Sock::Stream(TcpStream::from(sock)))
+    let conn = NetSock::new(rt.clone(), a.account(), Sock::Stream(TcpStream::from(sock)))
         .map_err(|e| err_msg(&e))?;
     Ok((conn, pending))
 }

@@ -108,7 +108,7 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         "stats",
         lua.create_function(move |lua, ()| {
             let rt = a.runtime();
-            let s = a.rt_shared().stats();
+            let s = rt.stats();
             let t = lua.create_table()?;
             t.set("goroutines", rt.numgoroutine())?;
             t.set("actors", rt.numactors())?;

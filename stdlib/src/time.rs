@@ -63,7 +63,7 @@ fn start_timer(
         action: action.clone(),
     })?;
     let when = now_ns().saturating_add(secs_to_ns(d));
-    let id = a.rt_shared().add_timer(when, period, action, charge);
+    let id = a.runtime().add_timer(when, period, action, charge);
     *ud.borrow::<TimerUd>()?.id.lock().expect("timer poisoned") = id;
     Ok(ud)
 }
@@ -102,7 +102,7 @@ unsafe extern "C-unwind" fn sleep(l: *mut ffi::lua_State) -> c_int {
             };
             let when = now_ns().saturating_add(secs_to_ns(d));
             // Not charged: a sleep is part of its goroutine's record.
-            a.rt_shared()
+            a.runtime()
                 .add_timer(when, 0, TimerAction::Wake(me), Charge::NONE);
             Ret::Park(WaitReason::Sleep)
         })
@@ -173,7 +173,7 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         raw(lua, move |lua, args| {
             let t = timer_arg(arg(&args, 0), "timer:stop")?;
             let id = *t.id.lock().expect("timer poisoned");
-            ret(lua, a.rt_shared().timers.stop(id))
+            ret(lua, a.runtime().stop_timer(id))
         })?,
     )?;
 
@@ -184,7 +184,7 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             let t = timer_arg(arg(&args, 0), "timer:reset")?;
             let d = duration(arg(&args, 1), "timer:reset")?;
             let when = now_ns().saturating_add(secs_to_ns(d));
-            let shared = a.rt_shared();
+            let shared = a.runtime();
             let mut id = t.id.lock().expect("timer poisoned");
             let pending = shared.reset_timer(*id, when);
             if !pending {

@@ -2,10 +2,11 @@
 //!
 //! A thread of its own, without a P, that never touches a Lua state. Each
 //! round it reads the runtime's progress counters and decides (the policy,
-//! [`policy::Monitor`]); the runtime acts (the mechanism, `lugo-vm`, behind
-//! [`policy::Host`]). It sleeps in `recv_timeout` on its mailbox, so the
-//! runtime can wake it early: an earlier timer, work arriving while every P
-//! slept, shutdown.
+//! [`policy::Monitor`]); the runtime acts (the mechanism: the trait
+//! [`policy::Mechanism`], defined here and implemented by `lugo-vm`, which
+//! starts this thread; this crate depends on no runtime). It sleeps in
+//! `recv_timeout` on its mailbox, so the runtime can wake it early: an
+//! earlier timer, work arriving while every P slept, shutdown.
 //!
 //! Duties this crate has today: preemption of goroutines that run too long
 //! (retake), stopping goroutines whose actor is over its CPU budget,
@@ -21,81 +22,8 @@ pub mod policy;
 
 use std::thread::JoinHandle;
 
-use crossbeam_channel::RecvTimeoutError;
-use lugo_vm::clock::now_ns;
-use lugo_vm::Runtime;
-use policy::{Host, Monitor, PState, Sleep};
-
-/// The mechanism, over a real runtime.
-struct VmHost {
-    rt: Runtime,
-}
-
-impl Host for VmHost {
-    fn now(&self) -> u64 {
-        now_ns()
-    }
-
-    fn nprocs(&self) -> usize {
-        self.rt.watched_procs()
-    }
-
-    fn p_state(&self, p: usize) -> PState {
-        let (running, schedtick) = self.rt.p_state(p);
-        PState {
-            running,
-            schedtick,
-            syscall: self.rt.in_syscall(p),
-            syscalltick: self.rt.syscalltick(p),
-            runq: self.rt.runq_len(p),
-            budget_end: Some(self.rt.p_budget_end(p)).filter(|&e| e != u64::MAX),
-        }
-    }
-
-    fn preempt(&self, p: usize) {
-        self.rt.preempt(p);
-    }
-
-    fn stop_over_budget(&self, p: usize) {
-        self.rt.stop_over_budget(p);
-    }
-
-    fn handoff(&self, p: usize) {
-        self.rt.handoff(p);
-    }
-
-    fn next_timer(&self) -> Option<u64> {
-        self.rt.shared().timers.next_deadline()
-    }
-
-    fn timer_watched(&self) -> bool {
-        self.rt.timer_watched()
-    }
-
-    fn run_timers(&self, now: u64) -> usize {
-        self.rt.shared().timers.run_due(now)
-    }
-
-    fn schedtrace(&self, ms: u64) {
-        eprintln!("{}", self.rt.schedtrace_line(ms));
-    }
-
-    fn actor_heaps(&self) -> Vec<policy::ActorHeap> {
-        self.rt.actor_heaps()
-    }
-
-    fn request_gc(&self, id: u64, kind: policy::GcKind) {
-        self.rt.request_gc(id, kind);
-    }
-
-    fn last_netpoll(&self) -> u64 {
-        self.rt.last_netpoll()
-    }
-
-    fn netpoll(&self, now: u64) -> usize {
-        self.rt.netpoll_nonblocking(now)
-    }
-}
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use policy::{Mechanism, Monitor, Sleep};
 
 /// Settings read from `LUGO_DEBUG` (comma-separated `key=value`, like
 /// Go's `GODEBUG`).
@@ -125,32 +53,35 @@ impl Debug {
     }
 }
 
-/// Starts the monitor thread for `rt`.
-pub fn start(rt: Runtime, debug: Debug) -> JoinHandle<()> {
-    let (tx, rx) = crossbeam_channel::bounded::<()>(1);
-    rt.set_monitor(tx);
+/// Starts the monitor thread over `mech`. A message on `wake` ends a
+/// sleep early; the thread exits once `mech` is stopping or every sender
+/// of `wake` is gone.
+pub fn start<M: Mechanism + Send + 'static>(
+    mech: M,
+    wake: Receiver<()>,
+    debug: Debug,
+) -> JoinHandle<()> {
     std::thread::Builder::new()
         .name("lugo-sysmon".into())
         .spawn(move || {
-            let host = VmHost { rt };
-            let mut mon = Monitor::new(now_ns(), debug.schedtrace_ms);
-            while !host.rt.stopping() {
-                let sleep = mon.round(&host);
-                host.rt.count_sysmon_tick();
+            let mut mon = Monitor::new(mech.now(), debug.schedtrace_ms);
+            while !mech.stopping() {
+                let sleep = mon.round(&mech);
+                mech.count_round();
                 let r = match sleep {
-                    Sleep::For(d) => rx.recv_timeout(d),
+                    Sleep::For(d) => wake.recv_timeout(d),
                     Sleep::Deep(until) => {
-                        host.rt.sysmon_sleeping(true);
+                        mech.deep_sleep(true);
                         // Work may have arrived between the round and now.
-                        let r = if host.rt.any_p_running() {
+                        let r = if mech.any_running() {
                             Ok(())
                         } else {
                             match until {
-                                Some(d) => rx.recv_timeout(d),
-                                None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                                Some(d) => wake.recv_timeout(d),
+                                None => wake.recv().map_err(|_| RecvTimeoutError::Disconnected),
                             }
                         };
-                        host.rt.sysmon_sleeping(false);
+                        mech.deep_sleep(false);
                         r
                     }
                 };

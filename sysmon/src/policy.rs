@@ -1,6 +1,6 @@
 //! sysmon's policy: when to preempt, when to fire timers, how long to
-//! sleep. Pure decisions over a [`Host`], so they are tested with a fake
-//! clock and a fake runtime.
+//! sleep. Pure decisions over a [`Mechanism`], so they are tested with a
+//! fake clock and a fake runtime.
 //!
 //! One round (Go's `sysmon` loop body, after its `usleep`):
 //! 1. deep sleep: every P idle and no trace to print: sleep until the next
@@ -16,7 +16,49 @@
 
 use std::time::Duration;
 
-pub use lugo_vm::gc::{ActorHeap, GcKind};
+/// Why a collection runs (`runtime.stats().gc`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum GcKind {
+    /// An incremental step for an idle actor.
+    IdleStep = 1,
+    /// A full cycle forced after two minutes without one (Go's
+    /// `forcegcperiod`).
+    Periodic = 2,
+    /// A full cycle because the actor passed 90% of its memory limit.
+    Limit = 3,
+}
+
+impl GcKind {
+    /// The kind of a `kind as u8` (None for 0 and unknown values).
+    pub fn from_u8(v: u8) -> Option<GcKind> {
+        match v {
+            1 => Some(GcKind::IdleStep),
+            2 => Some(GcKind::Periodic),
+            3 => Some(GcKind::Limit),
+            _ => None,
+        }
+    }
+}
+
+/// One actor's heap as sysmon sees it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ActorHeap {
+    /// Actor id.
+    pub id: u64,
+    /// Not scheduled: no M runs it or will soon.
+    pub idle: bool,
+    /// Heap bytes when an M last left it.
+    pub used: usize,
+    /// Memory limit (0: none).
+    pub limit: usize,
+    /// Runtime clock (ns) of its last full collection (0: never).
+    pub last_full: u64,
+    /// Heap bytes right after its last collection.
+    pub after_last: usize,
+    /// A request is already pending.
+    pub pending: bool,
+}
 
 /// A G running this long without a schedule tick is preempted (Go's
 /// `forcePreemptNS`).
@@ -76,8 +118,10 @@ pub fn over_budget(now: u64, st: &PState) -> bool {
     st.running && st.budget_end.is_some_and(|end| end <= now)
 }
 
-/// The mechanism sysmon drives (implemented over `lugo_vm::Runtime`).
-pub trait Host {
+/// The mechanism sysmon drives: what it reads of the runtime and the
+/// actions it asks for. Defined here, implemented by the runtime (`lugo-vm`
+/// implements it over its scheduler), so the policy is tested with a fake.
+pub trait Mechanism {
     /// Monotonic nanoseconds.
     fn now(&self) -> u64;
     /// Number of Ps.
@@ -108,6 +152,15 @@ pub trait Host {
     /// Polls the network without blocking and readies the goroutines whose
     /// sockets are ready; returns how many.
     fn netpoll(&self, now: u64) -> usize;
+    /// Whether the runtime is shutting down (sysmon exits).
+    fn stopping(&self) -> bool;
+    /// Whether any P's M runs a G now (checked before a deep sleep).
+    fn any_running(&self) -> bool;
+    /// sysmon enters (true) or leaves (false) a deep sleep: new work must
+    /// wake it through its mailbox.
+    fn deep_sleep(&self, sleeping: bool);
+    /// Counts one round (`runtime.stats().sysmon_ticks`).
+    fn count_round(&self);
 }
 
 /// The GC decision for one actor, if any.
@@ -178,7 +231,7 @@ impl Monitor {
     }
 
     /// One round; returns how long to sleep before the next.
-    pub fn round(&mut self, host: &impl Host) -> Sleep {
+    pub fn round(&mut self, host: &impl Mechanism) -> Sleep {
         let now = host.now();
         let n = host.nprocs();
         if self.ticks.len() < n {
@@ -334,7 +387,7 @@ mod tests {
         polled: RefCell<Vec<u64>>,
     }
 
-    impl Host for Fake {
+    impl Mechanism for Fake {
         fn now(&self) -> u64 {
             self.now.get()
         }
@@ -386,6 +439,18 @@ mod tests {
             self.polled.borrow_mut().push(now);
             0
         }
+
+        fn stopping(&self) -> bool {
+            false
+        }
+
+        fn any_running(&self) -> bool {
+            self.ps.borrow().iter().any(|p| p.running)
+        }
+
+        fn deep_sleep(&self, _sleeping: bool) {}
+
+        fn count_round(&self) {}
     }
 
     fn fake(ps: &[PState]) -> Fake {

@@ -209,7 +209,7 @@ pub struct Actor {
     /// Program-wide actor id; the main actor is 1.
     pub id: u64,
     /// The runtime that runs it.
-    rt: Arc<dyn Runner>,
+    rt: Box<dyn Runner>,
     /// The actor's state; dropped by [`Actor::close_state`] once the actor
     /// has ended (see the `Sync` impl below).
     lua: UnsafeCell<ManuallyDrop<Lua>>,
@@ -318,7 +318,7 @@ pub struct GInfo {
 
 impl Actor {
     pub(crate) fn new(
-        rt: Arc<dyn Runner>,
+        rt: Box<dyn Runner>,
         id: u64,
         lua: Lua,
         account: Arc<Account>,
@@ -792,8 +792,8 @@ impl Actor {
     }
 
     /// The runtime that runs this actor.
-    pub(crate) fn runner(&self) -> &Arc<dyn Runner> {
-        &self.rt
+    pub(crate) fn runner(&self) -> &dyn Runner {
+        &*self.rt
     }
 }
 

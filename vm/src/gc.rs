@@ -7,29 +7,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
-/// Why a collection runs (`runtime.stats().gc`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum GcKind {
-    /// An incremental step for an idle actor.
-    IdleStep = 1,
-    /// A full cycle forced after two minutes without one (Go's
-    /// `forcegcperiod`).
-    Periodic = 2,
-    /// A full cycle because the actor passed 90% of its memory limit.
-    Limit = 3,
-}
-
-impl GcKind {
-    fn from_u8(v: u8) -> Option<GcKind> {
-        match v {
-            1 => Some(GcKind::IdleStep),
-            2 => Some(GcKind::Periodic),
-            3 => Some(GcKind::Limit),
-            _ => None,
-        }
-    }
-}
+pub use lugo_sysmon::policy::{ActorHeap, GcKind};
 
 /// What an actor publishes for sysmon, and its pending request.
 #[derive(Default)]
@@ -62,25 +40,6 @@ impl GcState {
     pub fn pending(&self) -> bool {
         self.request.load(Ordering::Acquire) != 0
     }
-}
-
-/// One actor's heap as sysmon sees it.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ActorHeap {
-    /// Actor id.
-    pub id: u64,
-    /// Not scheduled: no M runs it or will soon.
-    pub idle: bool,
-    /// Heap bytes when an M last left it.
-    pub used: usize,
-    /// Memory limit (0: none).
-    pub limit: usize,
-    /// Runtime clock (ns) of its last full collection (0: never).
-    pub last_full: u64,
-    /// Heap bytes right after its last collection.
-    pub after_last: usize,
-    /// A request is already pending.
-    pub pending: bool,
 }
 
 /// Collections run, by cause (`runtime.stats()`).

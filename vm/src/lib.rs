@@ -30,7 +30,7 @@
 //! | Lua boundary | [`ffi`] | every raw `lua_State` call of the scheduler |
 //! | records | [`g`], [`actor`] | the G record; actors, their run queues, [`actor::Runner`] (the way up) |
 //! | wait objects | [`chan`], [`sema`], then [`select`], [`timer`], [`host`], then [`netpoll`] | what Gs and host threads park on; they ready Gs with [`actor::GRef::ready`] |
-//! | scheduler | [`sched`] | Ps, Ms, run queues, idle Ms, checkdead, the [`Runtime`] |
+//! | scheduler | [`sched`] | Ps, Ms, run queues, idle Ms, checkdead, the [`Runtime`], and the mechanism sysmon drives (`lugo_sysmon::policy::Mechanism`, implemented in `sched::monitor`; this crate starts the monitor) |
 //! | embedder | [`endpoint`] | channel ends a host holds |
 //!
 //! Park/ready protocol: a G that must wait registers a waiter (in a channel,

@@ -23,6 +23,7 @@
 
 pub mod dump;
 pub mod m;
+mod monitor;
 pub mod p;
 mod policy;
 pub mod syscall;
@@ -112,6 +113,8 @@ pub struct Config {
     /// handler gets the `panic: ...` report and the runtime goes on;
     /// without, the runtime ends with [`Outcome::Panic`] (Go's rule).
     pub on_panic: Option<PanicHandler>,
+    /// sysmon's debug settings (`LUGO_DEBUG`: schedtrace).
+    pub monitor: lugo_sysmon::Debug,
 }
 
 impl std::fmt::Debug for Config {
@@ -123,6 +126,7 @@ impl std::fmt::Debug for Config {
             .field("cpu_budget", &self.cpu_budget)
             .field("host_functions", &self.host_functions)
             .field("on_panic", &self.on_panic.is_some())
+            .field("monitor", &self.monitor)
             .finish()
     }
 }
@@ -136,6 +140,7 @@ impl Default for Config {
             cpu_budget: None,
             host_functions: Vec::new(),
             on_panic: None,
+            monitor: lugo_sysmon::Debug::default(),
         }
     }
 }
@@ -152,8 +157,9 @@ pub(crate) struct Idle {
     netpoll_m: Option<usize>,
 }
 
-/// State shared by every M, P and actor of one runtime.
-pub struct Shared {
+/// State shared by every M, P and actor of one runtime (behind
+/// [`Runtime`], the one handle of it).
+pub(crate) struct Shared {
     pub(crate) ps: Vec<P>,
     nprocs: AtomicUsize,
     /// Ms started so far; M `i` serves P `i`. Also readable without the
@@ -165,7 +171,7 @@ pub struct Shared {
     global: Lock<VecDeque<Arc<Actor>>>,
     idle: Lock<Idle>,
     /// The runtime's timers.
-    pub timers: Arc<Timers>,
+    pub(crate) timers: Arc<Timers>,
     next_actor_id: AtomicU64,
     /// Actors whose state is open, by id (an actor leaves when its state
     /// is closed: spawning without end holds nothing here).
@@ -191,7 +197,7 @@ pub struct Shared {
     /// Spare Ms waiting for a P to serve.
     spares: Lock<Vec<Arc<syscall::Spare>>>,
     /// The network poller.
-    pub netpoll: crate::netpoll::Netpoll,
+    pub(crate) netpoll: crate::netpoll::Netpoll,
     /// What the host waits on and holds.
     pub(crate) host: crate::host::Host,
     /// Whether the states are to be closed (finalizers run) when the
@@ -215,11 +221,6 @@ impl Shared {
 
     pub(crate) fn stopping(&self) -> bool {
         self.stopping.load(Ordering::Acquire)
-    }
-
-    /// The counters of `runtime.stats()`.
-    pub fn stats(&self) -> &crate::census::Stats {
-        &self.census.stats
     }
 
     /// Starts the Ms of Ps `0..n` that are not running yet.
@@ -281,7 +282,7 @@ impl Shared {
 
     /// Adds a timer (its bytes charged as `charge` while it is pending)
     /// and wakes the M that sleeps until the earliest one.
-    pub fn add_timer(
+    pub(crate) fn add_timer(
         &self,
         when: u64,
         period: u64,
@@ -296,7 +297,7 @@ impl Shared {
     }
 
     /// Moves a pending timer; false if it was not pending.
-    pub fn reset_timer(&self, id: TimerId, when: u64) -> bool {
+    pub(crate) fn reset_timer(&self, id: TimerId, when: u64) -> bool {
         let (pending, earliest) = self.timers.reset(id, when);
         if earliest {
             self.wake_timer_m();
@@ -438,36 +439,29 @@ impl Shared {
     }
 }
 
-impl Runner for Shared {
+/// An actor holds a handle of the runtime that runs it, as its runner.
+impl Runner for Runtime {
     fn schedule(&self, actor: Arc<Actor>) {
-        self.schedule_actor(actor);
+        self.shared.schedule_actor(actor);
     }
 
     fn ended(&self, actor: &Actor) {
-        self.timers.purge(actor);
+        self.shared.timers.purge(actor);
     }
 
     fn closed(&self, id: u64) {
-        self.forget_actor(id);
+        self.shared.forget_actor(id);
     }
 
     fn census(&self) -> &Census {
-        &self.census
+        &self.shared.census
     }
 }
 
 impl Actor {
     /// The runtime that runs this actor.
-    pub fn runtime(&self) -> Runtime {
-        let runner: Arc<dyn std::any::Any + Send + Sync> = self.runner().clone();
-        Runtime {
-            shared: runner.downcast().expect("an actor's runner is a runtime"),
-        }
-    }
-
-    /// The shared state of the runtime that runs this actor.
-    pub fn rt_shared(&self) -> &Shared {
-        let runner: &dyn std::any::Any = &**self.runner();
+    pub fn runtime(&self) -> &Runtime {
+        let runner: &dyn std::any::Any = self.runner();
         runner
             .downcast_ref()
             .expect("an actor's runner is a runtime")
@@ -544,17 +538,44 @@ impl Runtime {
             close_at_exit: AtomicBool::new(true),
         });
         shared.ensure_ms(procs);
+        monitor::start(&shared, shared.config.monitor);
         Runtime { shared }
     }
 
-    /// The runtime of this shared state.
-    pub fn from_arc(shared: Arc<Shared>) -> Runtime {
-        Runtime { shared }
+    // ---- services of the Lua face (lugo-stdlib) ----
+
+    /// Adds a timer that fires at `when` (runtime clock, ns), then every
+    /// `period` ns if `period > 0`; `charge` is what its record costs its
+    /// actor. Returns its id.
+    pub fn add_timer(
+        &self,
+        when: u64,
+        period: u64,
+        action: TimerAction,
+        charge: crate::mem::Charge,
+    ) -> TimerId {
+        self.shared.add_timer(when, period, action, charge)
     }
 
-    /// The shared state (timers, counters).
-    pub fn shared(&self) -> &Arc<Shared> {
-        &self.shared
+    /// Moves pending timer `id` to `when`; false if it is not pending (it
+    /// fired or was stopped: add a new one).
+    pub fn reset_timer(&self, id: TimerId, when: u64) -> bool {
+        self.shared.reset_timer(id, when)
+    }
+
+    /// Stops timer `id`; true if it was pending.
+    pub fn stop_timer(&self, id: TimerId) -> bool {
+        self.shared.timers.stop(id)
+    }
+
+    /// The network poller.
+    pub fn netpoll(&self) -> &crate::netpoll::Netpoll {
+        &self.shared.netpoll
+    }
+
+    /// The runtime's counters (`runtime.stats()`).
+    pub fn stats(&self) -> &crate::census::Stats {
+        &self.shared.census.stats
     }
 
     /// Makes an actor of `lua`; the first actor made is the main actor.
@@ -572,7 +593,7 @@ impl Runtime {
             Some(p) => crate::mem::Account::child(p.account(), limit),
             None => crate::mem::Account::root(limit),
         };
-        let a = Actor::new(self.shared.clone(), id, lua, account)?;
+        let a = Actor::new(Box::new(self.clone()), id, lua, account)?;
         a.gc.limit.store(limit, Ordering::Relaxed);
         lock(&self.shared.actors).insert(id, Arc::downgrade(&a));
         Ok(a)
@@ -631,7 +652,7 @@ impl Runtime {
             }
             // A goroutine that never parks stops at its next instruction
             // (sysmon, which would preempt it, has stopped).
-            self.stop_running();
+            s.stop_running();
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         lock(&s.global).clear();
@@ -698,40 +719,11 @@ impl Runtime {
         // After recording it: an M that starts running `gid` now checks
         // the record after publishing the G (see `run_actor`).
         std::sync::atomic::fence(Ordering::SeqCst);
-        for p in 0..self.watched_procs() {
+        for p in 0..self.shared.watched_procs() {
             self.shared.ps[p]
                 .slot()
                 .request_stop(gid, crate::preempt::Stop::Interrupt);
         }
-    }
-
-    /// Preempts the goroutine every M is running now.
-    fn preempt_running(&self) {
-        for p in 0..self.watched_procs() {
-            let slot = self.shared.ps[p].slot();
-            if slot.is_running() {
-                slot.signal();
-            }
-        }
-    }
-
-    /// Stops the goroutine every M is running now, for good (the runtime
-    /// is closing): it raises at its next instruction, in a C call or a
-    /// finalizer too.
-    fn stop_running(&self) {
-        for p in 0..self.watched_procs() {
-            self.shared.ps[p]
-                .slot()
-                .request_stop(0, crate::preempt::Stop::Shutdown);
-        }
-    }
-
-    /// Stops the goroutine P `p` runs, for good: its actor used up its CPU
-    /// budget (sysmon's decision).
-    pub fn stop_over_budget(&self, p: usize) {
-        self.shared.ps[p]
-            .slot()
-            .request_stop(0, crate::preempt::Stop::Budget);
     }
 
     /// Counts a channel endpoint held by the host: while any is held, no
@@ -813,17 +805,9 @@ impl Runtime {
             .count()
     }
 
-    // ---- the mechanism sysmon drives (see lugo-sysmon's `Host`) ----
-
     /// Whether the runtime is shutting down.
     pub fn stopping(&self) -> bool {
         self.shared.stopping()
-    }
-
-    /// Number of Ps sysmon watches: every P whose M has started, retired
-    /// ones included (an M of a retired P finishes the G it runs).
-    pub fn watched_procs(&self) -> usize {
-        self.shared.nstarted()
     }
 
     /// Stops the world and reports every goroutine, for SIGQUIT (as Go
@@ -836,56 +820,11 @@ impl Runtime {
         let s = &self.shared;
         s.stopping.store(true, Ordering::Release);
         let deadline = std::time::Instant::now() + wait;
-        while self.any_p_running() && std::time::Instant::now() < deadline {
-            self.preempt_running();
+        while s.any_p_running() && std::time::Instant::now() < deadline {
+            s.preempt_running();
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         s.dump_all(Some(std::time::Duration::from_millis(100)))
-    }
-
-    /// When the network poller was last polled. The poller arrives with
-    /// the net module; until then nothing waits on a socket and "never"
-    /// is the truth.
-    pub fn last_netpoll(&self) -> u64 {
-        self.shared.last_netpoll.load(Ordering::Relaxed)
-    }
-
-    /// Polls the network without blocking and readies the goroutines whose
-    /// sockets are ready (sysmon's duty when no M has polled for 10 ms).
-    /// There is no poller yet: records the poll and readies nobody.
-    pub fn netpoll_nonblocking(&self, now: u64) -> usize {
-        self.shared.last_netpoll.store(now, Ordering::Relaxed);
-        let np = &self.shared.netpoll;
-        if np.is_blocked() {
-            // An M blocks in the poller: it gets the events.
-            return 0;
-        }
-        np.poll(Some(std::time::Duration::ZERO))
-    }
-
-    /// Heap figures of every actor, for sysmon's GC policy.
-    pub fn actor_heaps(&self) -> Vec<crate::gc::ActorHeap> {
-        self.shared
-            .live_actors()
-            .iter()
-            .map(|a| crate::gc::ActorHeap {
-                id: a.id,
-                idle: !a.lock().scheduled,
-                used: a.gc.used.load(Ordering::Relaxed),
-                limit: a.gc.limit.load(Ordering::Relaxed),
-                last_full: a.gc.last_full.load(Ordering::Relaxed),
-                after_last: a.gc.after_last.load(Ordering::Relaxed),
-                pending: a.gc.pending(),
-            })
-            .collect()
-    }
-
-    /// Asks actor `id` for a collection (see [`crate::Actor::request_gc`]).
-    pub fn request_gc(&self, id: u64, kind: crate::gc::GcKind) {
-        let a = lock(&self.shared.actors).get(&id).and_then(Weak::upgrade);
-        if let Some(a) = a {
-            a.request_gc(kind);
-        }
     }
 
     /// Actors whose state is open (ended actors are forgotten once their
@@ -893,63 +832,45 @@ impl Runtime {
     pub fn tracked_actors(&self) -> usize {
         lock(&self.shared.actors).len()
     }
+}
 
-    /// Whether P `p`'s M is running a G, and its schedule tick.
-    pub fn p_state(&self, p: usize) -> (bool, u64) {
-        let p = &self.shared.ps[p];
-        (p.slot().is_running(), p.ticks())
-    }
-
-    /// When the CPU budget of the actor P `p` runs out (runtime clock,
-    /// ns; `u64::MAX`: no budget or nothing running).
-    pub fn p_budget_end(&self, p: usize) -> u64 {
-        let slot = self.shared.ps[p].slot();
-        match slot.is_running() {
-            true => slot.budget_end(),
-            false => u64::MAX,
-        }
+impl Shared {
+    /// Number of Ps sysmon watches: every P whose M has started, retired
+    /// ones included (an M of a retired P finishes the G it runs).
+    fn watched_procs(&self) -> usize {
+        self.nstarted()
     }
 
     /// Whether any P's M is running a G.
-    pub fn any_p_running(&self) -> bool {
-        (0..self.watched_procs()).any(|p| self.shared.ps[p].slot().is_running())
+    fn any_p_running(&self) -> bool {
+        (0..self.watched_procs()).any(|p| self.ps[p].slot().is_running())
     }
 
-    /// Asks P `p`'s M to preempt the G it runs (sends it SIGURG).
-    pub fn preempt(&self, p: usize) -> bool {
-        self.shared.ps[p].slot().signal()
+    /// Preempts the goroutine every M is running now.
+    fn preempt_running(&self) {
+        for p in 0..self.watched_procs() {
+            let slot = self.ps[p].slot();
+            if slot.is_running() {
+                slot.signal();
+            }
+        }
     }
 
-    /// Whether an idle M sleeps until the next timer.
-    pub fn timer_watched(&self) -> bool {
-        self.shared.timer_watched.load(Ordering::Acquire)
-    }
-
-    /// Gives the runtime sysmon's mailbox, to wake it.
-    pub fn set_monitor(&self, tx: Sender<()>) {
-        let _ = self.shared.monitor.set(tx);
-    }
-
-    /// sysmon says whether it is in a deep sleep (woken by new work).
-    pub fn sysmon_sleeping(&self, sleeping: bool) {
-        self.shared
-            .sysmon_sleeping
-            .store(sleeping, Ordering::SeqCst);
-    }
-
-    /// Counts one sysmon round (`runtime.stats().sysmon_ticks`).
-    pub fn count_sysmon_tick(&self) {
-        self.shared
-            .census
-            .stats
-            .sysmon_ticks
-            .fetch_add(1, Ordering::Relaxed);
+    /// Stops the goroutine every M is running now, for good (the runtime
+    /// is closing): it raises at its next instruction, in a C call or a
+    /// finalizer too.
+    fn stop_running(&self) {
+        for p in 0..self.watched_procs() {
+            self.ps[p]
+                .slot()
+                .request_stop(0, crate::preempt::Stop::Shutdown);
+        }
     }
 
     /// One schedtrace line, in the shape of Go's `GODEBUG=schedtrace`.
-    pub fn schedtrace_line(&self, ms: u64) -> String {
-        let s = &self.shared;
-        let nprocs = self.gomaxprocs();
+    fn schedtrace_line(&self, ms: u64) -> String {
+        let s = self;
+        let nprocs = s.nprocs();
         let idleprocs = (0..nprocs)
             .filter(|&p| s.ps[p].status.get() == p::PStatus::Idle)
             .count();
@@ -964,8 +885,8 @@ impl Runtime {
             "SCHED {ms}ms: gomaxprocs={nprocs} idleprocs={idleprocs} threads={threads} \
              spinningthreads=0 idlethreads={idlethreads} runqueue={global} [{}] goroutines={} actors={}",
             runqs.join(" "),
-            self.numgoroutine(),
-            self.numactors()
+            s.census.goroutines(),
+            s.live_actors().iter().filter(|a| !a.has_ended()).count()
         )
     }
 }

@@ -94,7 +94,7 @@ impl Runtime {
             return None;
         }
         let pid = m::current_p()?;
-        let p = &self.shared().ps[pid];
+        let p = &self.shared.ps[pid];
         p.syscalltick.fetch_add(1, Ordering::Relaxed);
         p.status.enter_syscall();
         Some(pid)
@@ -103,7 +103,7 @@ impl Runtime {
     /// The blocking call is over (step 3): returns once this M holds its P
     /// again.
     pub fn exit_syscall(&self, pid: usize) {
-        let p = &self.shared().ps[pid];
+        let p = &self.shared.ps[pid];
         if p.status.exit_syscall() {
             return;
         }
@@ -114,26 +114,13 @@ impl Runtime {
             std::thread::park_timeout(SPARE_POLL);
         }
     }
+}
 
-    /// Whether P `p` is in a blocking call that sysmon may hand off.
-    pub fn in_syscall(&self, p: usize) -> bool {
-        self.shared().ps[p].status.get() == PStatus::Syscall
-    }
-
-    /// Blocking calls P `p` has entered.
-    pub fn syscalltick(&self, p: usize) -> u64 {
-        self.shared().ps[p].syscalltick.load(Ordering::Relaxed)
-    }
-
-    /// Actors queued on P `p`.
-    pub fn runq_len(&self, p: usize) -> usize {
-        self.shared().ps[p].len()
-    }
-
-    /// Hands P `p`, whose M is in a blocking call, to a spare M (step 2).
-    /// False if the call has ended meanwhile.
-    pub fn handoff(&self, p: usize) -> bool {
-        let shared = self.shared();
+impl Shared {
+    /// Hands P `p`, whose M is in a blocking call, to a spare M (step 2,
+    /// sysmon's request). False if the call has ended meanwhile.
+    pub(super) fn handoff(self: &Arc<Self>, p: usize) -> bool {
+        let shared = self;
         if !shared.ps[p].status.hand_off() {
             return false;
         }
