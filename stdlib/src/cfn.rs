@@ -597,6 +597,12 @@ pub(crate) const MT_ACTOR: c_int = 6;
 #[allow(clippy::redundant_allocation)]
 struct StateActor(Box<Arc<Actor>>);
 
+/// The actor of a state opened by `crate::open`, if it is one.
+pub(crate) fn state_actor(lua: &Lua) -> Option<Arc<Actor>> {
+    lua.app_data_ref::<StateActor>()
+        .map(|held| (*held.0).clone())
+}
+
 impl Registry {
     /// A registry for `actor`'s state `lua`. The closures' first upvalue
     /// points at a boxed reference to the actor that the state itself

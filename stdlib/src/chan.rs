@@ -537,9 +537,9 @@ pub(crate) const FUNCTIONS: [(&CStr, CFn); 4] = [
     (c"spawn", spawn),
 ];
 
-/// A channel userdata for `ch`, for mlua callbacks (timers) and the
-/// host.
-pub(crate) fn chan_value(lua: &Lua, ch: Arc<Chan>) -> mlua::Result<Value> {
+/// The Lua value of channel `ch` in `lua` (an ordinary lugo channel), for
+/// mlua callbacks (timers) and the host.
+pub fn chan_value(lua: &Lua, ch: Arc<Chan>) -> mlua::Result<Value> {
     // The closure borrows `ch`: a raise inside `exec_raw` skips nothing
     // that needs dropping (ffi rule 2).
     let ch = &ch;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use lugo_vm::host::{HostTask, TaskEnd};
 use lugo_vm::preempt::Stop;
-use lugo_vm::{Actor, Chan};
+use lugo_vm::Actor;
 use mlua::{Function, Lua, MultiValue, Value};
 
 /// Registry key of the prelude's `task`.
@@ -71,14 +71,11 @@ fn raised(message: Option<Value>, traceback: Option<Value>) -> TaskEnd {
     TaskEnd::Raised { message, traceback }
 }
 
-/// The Lua value of channel `ch` in `lua` (an ordinary lugo channel).
-pub fn chan_value(lua: &Lua, ch: Arc<Chan>) -> mlua::Result<Value> {
-    crate::chan::chan_value(lua, ch)
-}
+pub use crate::chan::chan_value;
 
-/// The runtime a state made by `crate::open` belongs to.
+/// The runtime a state opened by `crate::open` belongs to.
 pub fn runtime_of(lua: &Lua) -> mlua::Result<lugo_vm::Runtime> {
-    lua.app_data_ref::<lugo_vm::Runtime>()
-        .map(|rt| rt.clone())
+    crate::cfn::state_actor(lua)
+        .map(|a| a.runtime().clone())
         .ok_or_else(|| mlua::Error::runtime("this Lua state is not a lugo actor"))
 }

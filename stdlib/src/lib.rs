@@ -189,8 +189,6 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
     lua.set_named_registry_value(host::TASK_KEY, exports.get::<Function>("task")?)?;
     let rt = actor.runtime();
-    // Not the actor itself: the state would keep its own actor alive.
-    lua.set_app_data(rt.clone());
     set_default_paths(lua)?;
     if rt.is_sandbox() {
         lua.load(SANDBOX).set_name("=[lugo sandbox]").exec()?;

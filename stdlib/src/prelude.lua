@@ -102,7 +102,7 @@ end
 ---------------------------------------------------------------- time
 
 local time = { sleep = P.sleep, now = P.now }
-local timer_new, timer_stop, timer_reset = P.timer_new, P.timer_stop, P.timer_reset
+local timer_stop, timer_reset = P.timer_stop, P.timer_reset
 local UD = {}  -- key of the timer userdata inside a timer object
 
 -- time.afterfunc callbacks by task id, until they fire or are stopped.
@@ -134,14 +134,15 @@ function Timer:reset(d)
 end
 
 -- Called in tail position by time.timer/ticker, and by time.after.
-local function new_timer(d, kind, level)
-  local ud, ch = checked(level or 2, timer_new(d, kind))
+local function new_timer(d, new, level)
+  local ud, ch = checked(level or 2, new(d))
   return setmetatable({ c = ch, [UD] = ud }, Timer)
 end
 
-function time.timer(d) return new_timer(d, "timer") end
-function time.ticker(d) return new_timer(d, "ticker") end
-function time.after(d) return new_timer(d, "after", 3).c end
+local timer_new, ticker_new, after_new = P.timer_new, P.ticker_new, P.after_new
+function time.timer(d) return new_timer(d, timer_new) end
+function time.ticker(d) return new_timer(d, ticker_new) end
+function time.after(d) return new_timer(d, after_new, 3).c end
 
 function time.afterfunc(d, f)
   if type(f) ~= "function" then

@@ -119,39 +119,67 @@ unsafe extern "C-unwind" fn now(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// The timers that send on a channel when they fire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChanTimer {
+    /// `time.timer(d)`: fires once; `reset` arms it again.
+    Timer,
+    /// `time.ticker(d)`: fires every `d`.
+    Ticker,
+    /// `time.after(d)`: fires once; Lua gets only its channel.
+    After,
+}
+
+impl ChanTimer {
+    /// The Lua function's name, for errors.
+    fn name(self) -> &'static str {
+        match self {
+            ChanTimer::Timer => "time.timer",
+            ChanTimer::Ticker => "time.ticker",
+            ChanTimer::After => "time.after",
+        }
+    }
+
+    /// The raw function's name in `P`.
+    fn raw_name(self) -> &'static str {
+        match self {
+            ChanTimer::Timer => "timer_new",
+            ChanTimer::Ticker => "ticker_new",
+            ChanTimer::After => "after_new",
+        }
+    }
+}
+
 /// The functions the Lua half gets in `P`.
 pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] = [(c"sleep", sleep), (c"now", now)];
 
 pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result<()> {
-    // timer_new(d, kind): kind "timer" | "ticker" | "after"; returns the
-    // timer userdata and its channel.
-    let a = actor.clone();
-    p.set(
-        "timer_new",
-        raw(lua, move |lua, args| {
-            let kind = match arg(&args, 1) {
-                Value::String(s) => s.to_string_lossy(),
-                _ => String::new(),
-            };
-            let fname = format!("time.{kind}");
-            let d = duration(arg(&args, 0), &fname)?;
-            let period = if kind == "ticker" {
-                if d <= 0.0 {
-                    return raise("time.ticker: non-positive interval");
-                }
-                secs_to_ns(d).max(1)
-            } else {
-                0
-            };
-            let ch = a
-                .account()
-                .charge(Chan::bytes(1))
-                .map(|c| Arc::new(Chan::charged(1, c)))
-                .or_else(|_| raise(format!("{fname}: not enough memory")))?;
-            let ud = start_timer(lua, &a, &fname, d, period, TimerAction::Send(ch.clone()))?;
-            ret(lua, (ud, chan_value(lua, ch)?))
-        })?,
-    )?;
+    // timer_new(d), ticker_new(d), after_new(d): each returns the timer
+    // userdata and its channel.
+    for kind in [ChanTimer::Timer, ChanTimer::Ticker, ChanTimer::After] {
+        let a = actor.clone();
+        p.set(
+            kind.raw_name(),
+            raw(lua, move |lua, args| {
+                let fname = kind.name();
+                let d = duration(arg(&args, 0), fname)?;
+                let period = match kind {
+                    ChanTimer::Ticker if d <= 0.0 => {
+                        return raise("time.ticker: non-positive interval")
+                    }
+                    ChanTimer::Ticker => secs_to_ns(d).max(1),
+                    ChanTimer::Timer | ChanTimer::After => 0,
+                };
+                let ch = a
+                    .account()
+                    .charge(Chan::bytes(1))
+                    .map(|c| Arc::new(Chan::charged(1, c)))
+                    .or_else(|_| raise(format!("{fname}: not enough memory")))?;
+                let ud = start_timer(lua, &a, fname, d, period, TimerAction::Send(ch.clone()))?;
+                ret(lua, (ud, chan_value(lua, ch)?))
+            })?,
+        )?;
+    }
 
     // afterfunc_new(d): returns the timer userdata and the task id that the
     // actor's task function will receive when it fires.

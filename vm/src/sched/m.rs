@@ -11,9 +11,9 @@
 //! | returned                                  | removes the G (the main G: program exits) |
 //! | yielded `SCHED, KIND_PARK + reason`       | marks it `Waiting`, or re-queues it if it was woken meanwhile |
 //! | yielded `SCHED, KIND_GOSCHED`             | puts it at the back of the actor's queue  |
-//! | yielded `SCHED, KIND_EXIT`                | removes the G (`runtime.goexit`)          |
+//! | yielded `SCHED, KIND_EXIT`                | removes the G (it called `os.exit`)       |
 //! | returned `SCHED, KIND_PANIC, msg, tb`     | ends the program with a panic report      |
-//! | raised an error outside the G's xpcall    | the same                                  |
+//! | raised past its body's protected call     | the same, without a traceback (out of memory in the handler) |
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;

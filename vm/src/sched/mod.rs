@@ -51,8 +51,13 @@ pub const MAX_PROCS: usize = 256;
 /// prime, so it does not beat with other periodic work).
 pub const GLOBAL_QUEUE_EVERY: u64 = 61;
 
-/// How long an actor may run while other actors wait (Go's `forcePreemptNS`).
-pub const ACTOR_SLICE_NS: u64 = 10_000_000;
+/// How long an actor may run while other actors wait: the slice sysmon
+/// gives a G before it preempts it (Go's `forcePreemptNS`).
+pub const ACTOR_SLICE_NS: u64 = lugo_sysmon::policy::FORCE_PREEMPT_NS;
+
+/// Stack size of an M's thread (Ms and spare Ms): Lua's C stack for deep
+/// recursion (`LUAI_MAXCCALLS` C levels) and C modules that use a lot.
+const M_STACK_BYTES: usize = 16 << 20;
 
 /// A Rust function that the host gives every actor, called with the
 /// calling actor's state and the Lua arguments.
@@ -239,7 +244,7 @@ impl Shared {
                 // As much C stack as a main thread has: deep Lua recursion
                 // through C functions (nested coroutines, metamethods) runs
                 // on it until Lua's own C-call limit stops it.
-                .stack_size(16 << 20)
+                .stack_size(M_STACK_BYTES)
                 .spawn(move || m::m_main(shared, pid))
                 .expect("cannot start an M thread");
         }

@@ -133,7 +133,7 @@ impl Shared {
                 shared.live_ms.fetch_add(1, Ordering::AcqRel);
                 std::thread::Builder::new()
                     .name("lugo-spare-m".into())
-                    .stack_size(16 << 20)
+                    .stack_size(super::M_STACK_BYTES)
                     .spawn(move || {
                         let me = Arc::new(Spare {
                             thread: std::thread::current(),
