@@ -15,6 +15,7 @@
 //! schedtrace (`LUGO_DEBUG=schedtrace=1000`). Deadlock detection runs in
 //! the vm, where the last M to go idle knows it at once.
 
+#![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 

@@ -328,6 +328,12 @@ impl Actor {
             .hold(crate::mem::ACTOR_BYTES)
             .map_err(|_| mlua::Error::MemoryError("not enough memory".into()))?;
         // SAFETY: the state is new; only this thread uses it.
+        // FIXME(soundness): nothing makes it so. `Runtime::new_actor` is
+        // safe and public and takes any `Lua`: a caller could pass a handle
+        // to a state it keeps using from another thread, or one already
+        // made an actor (installed twice, the second `uninstall` puts back
+        // an allocator whose `Installed` the first has freed). Every caller
+        // in the workspace passes a fresh `new_lua()`.
         let token = unsafe { crate::mem::install(&lua, main_thread.0, account.clone()) };
         Ok(Arc::new(Actor {
             id,
@@ -574,7 +580,13 @@ impl Actor {
     /// The state is about to be dropped by this thread, which alone uses it.
     unsafe fn uninstall_allocator(&self) {
         if let Some(token) = self.mem_token.lock().take() {
-            crate::mem::uninstall(self.main_thread.0, token);
+            // SAFETY: `token` came from `install` for this state's main
+            // thread (`Actor::new`) and is taken out of `mem_token`, so it
+            // is uninstalled once; the state is used by this thread alone
+            // and about to be dropped (the caller's contract). The guard of
+            // `mem_token` is held across the call, which makes only an
+            // inert Lua call (`lua_setallocf`) and runs no Lua code (rule 1).
+            unsafe { crate::mem::uninstall(self.main_thread.0, token) };
         }
     }
 
@@ -657,8 +669,10 @@ impl Actor {
     pub(crate) fn release_slots(&self) {
         let slots = std::mem::take(&mut self.lock().released);
         if !slots.is_empty() {
-            // SAFETY: this M owns the actor; its main thread is idle, and
-            // releasing a slot is inert.
+            // SAFETY: this M owns the actor; its main thread is idle (with
+            // the two free stack slots needed), the slots are of its values
+            // table (`release_later` queues the actor's own), and releasing
+            // a slot is inert.
             unsafe { crate::ffi::release_slots(self.main_thread.0, &slots) };
         }
     }

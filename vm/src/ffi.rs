@@ -76,9 +76,13 @@ unsafe impl Sync for LuaThread {}
 pub fn init_state(lua: &mlua::Lua) -> mlua::Result<LuaThread> {
     // SAFETY: `exec_raw` runs the closure on the state's own stack under
     // mlua's lock, inside a protected call; we push one table and pop it
-    // into the registry, leaving the stack balanced. The extra space is
+    // into the registry, leaving the stack balanced. The table's creation
+    // and store may raise: the closure owns nothing but a borrow of `main`,
+    // and `exec_raw` returns the error. The extra space is
     // LUA_EXTRASPACE (pointer-sized, aligned) bytes that Lua reserves for
-    // the embedder and mlua does not use.
+    // the embedder and mlua does not use. `main` is the state's main
+    // thread (maybe the one running the closure): valid, status `LUA_OK`,
+    // hooks allowed, as `check_layout` expects.
     unsafe {
         let mut main = ptr::null_mut();
         lua.exec_raw::<()>((), |l| {
@@ -123,9 +127,18 @@ impl Held {
     }
 }
 
+/// The mark word of `th`: its `LUA_EXTRASPACE` bytes, as a `usize`.
+///
+/// # Safety
+/// `th` is a live thread.
 #[inline]
 unsafe fn mark(th: *mut ffi::lua_State) -> *mut usize {
-    ffi::lua_getextraspace(th) as *mut usize
+    // SAFETY: `th` is a live thread (the caller's contract), and
+    // `lua_getextraspace` is pointer arithmetic on it: the `LUA_EXTRASPACE`
+    // bytes (one pointer's worth) in front of the `lua_State`, at the start
+    // of the block Lua allocated for it (lstate.c's `LX`), so aligned for a
+    // `usize`. Lua reserves them for the embedder; mlua does not use them.
+    unsafe { ffi::lua_getextraspace(th) as *mut usize }
 }
 
 /// Marks `th` as a goroutine's own thread.
@@ -133,7 +146,10 @@ unsafe fn mark(th: *mut ffi::lua_State) -> *mut usize {
 /// # Safety
 /// `th` is a live thread of an actor owned by the calling M.
 pub unsafe fn mark_goroutine(th: LuaThread) {
-    *mark(th.0) |= MARK_GOROUTINE;
+    // SAFETY: `th` is live (the caller's contract), so its mark word is
+    // valid to read and write; only the M that owns its actor touches it
+    // (the contract again), so no other thread reads or writes it now.
+    unsafe { *mark(th.0) |= MARK_GOROUTINE };
 }
 
 /// Whether `th` is a goroutine's own thread.
@@ -142,7 +158,9 @@ pub unsafe fn mark_goroutine(th: LuaThread) {
 /// As [`mark_goroutine`].
 #[inline]
 pub unsafe fn is_goroutine(th: *mut ffi::lua_State) -> bool {
-    *mark(th) & MARK_GOROUTINE != 0
+    // SAFETY: as in `mark_goroutine`: a live thread's mark word, read by
+    // the M that owns its actor (the caller's contract).
+    unsafe { *mark(th) & MARK_GOROUTINE != 0 }
 }
 
 /// Records that the scheduler holds the user's coroutine `th` (`Some`:
@@ -158,7 +176,9 @@ pub unsafe fn set_held(th: *mut ffi::lua_State, held: Option<Held>) {
         Some(Held::Park(r)) => r.code() as usize + 1,
         Some(Held::Suspended) => HELD_SUSPENDED,
     };
-    *mark(th) = (*mark(th) & !HELD_MASK) | (code << HELD_SHIFT);
+    // SAFETY: as in `mark_goroutine`: a live thread's mark word, read and
+    // written by the M that owns its actor (the caller's contract).
+    unsafe { *mark(th) = (*mark(th) & !HELD_MASK) | (code << HELD_SHIFT) };
 }
 
 /// Whether, and why, the scheduler holds the user's coroutine `th`.
@@ -167,7 +187,10 @@ pub unsafe fn set_held(th: *mut ffi::lua_State, held: Option<Held>) {
 /// As [`mark_goroutine`].
 #[inline]
 pub unsafe fn held(th: *mut ffi::lua_State) -> Option<Held> {
-    match (*mark(th) & HELD_MASK) >> HELD_SHIFT {
+    // SAFETY: as in `mark_goroutine`: a live thread's mark word, read by
+    // the M that owns its actor (the caller's contract).
+    let word = unsafe { *mark(th) };
+    match (word & HELD_MASK) >> HELD_SHIFT {
         0 => None,
         HELD_SUSPENDED => Some(Held::Suspended),
         code => WaitReason::from_code(code as i64 - 1).map(Held::Park),
@@ -184,7 +207,11 @@ fn values_key() -> *const c_void {
 /// `l` is a valid state (or thread) of an actor owned by the calling M, with
 /// one free stack slot.
 pub unsafe fn push_values(l: *mut ffi::lua_State) {
-    ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, values_key());
+    // SAFETY: `l` is a valid thread with a free stack slot, on the M that
+    // owns its actor (the caller's contract); `lua_rawgetp` on the registry
+    // is inert (a raw read, one value pushed: the values table that
+    // `init_state` stored, or nil in a state it did not prepare).
+    unsafe { ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, values_key()) };
 }
 
 /// A Lua number with its subtype.
@@ -201,10 +228,14 @@ pub enum Number {
 /// # Safety
 /// `l` is a valid state and the value at `idx` is a number.
 pub unsafe fn number_at(l: *mut ffi::lua_State, idx: c_int) -> Number {
-    if ffi::lua_isinteger(l, idx) != 0 {
-        Number::Integer(ffi::lua_tointeger(l, idx))
-    } else {
-        Number::Float(ffi::lua_tonumber(l, idx))
+    // SAFETY: `l` is a valid state and `idx` holds a number (the caller's
+    // contract); reading a number's subtype and value is inert.
+    unsafe {
+        if ffi::lua_isinteger(l, idx) != 0 {
+            Number::Integer(ffi::lua_tointeger(l, idx))
+        } else {
+            Number::Float(ffi::lua_tonumber(l, idx))
+        }
     }
 }
 
@@ -213,22 +244,34 @@ pub unsafe fn number_at(l: *mut ffi::lua_State, idx: c_int) -> Number {
 /// with a destructor may be alive in the caller).
 ///
 /// # Safety
-/// As [`push_values`], with two free stack slots and a valid `idx`.
+/// As [`push_values`], with a valid `idx` and four free stack slots (the
+/// values table and the value's copy, and two for `luaL_ref`, the first
+/// time it makes the table's free list); nothing with a destructor is
+/// alive in the caller's frames up to the nearest protected call.
 pub unsafe fn to_msg(l: *mut ffi::lua_State, idx: c_int) -> Msg {
-    match ffi::lua_type(l, idx) {
-        ffi::LUA_TNIL | ffi::LUA_TNONE => Msg::Nil,
-        ffi::LUA_TBOOLEAN => Msg::Boolean(ffi::lua_toboolean(l, idx) != 0),
-        ffi::LUA_TNUMBER => match number_at(l, idx) {
-            Number::Integer(i) => Msg::Integer(i),
-            Number::Float(n) => Msg::Number(n),
-        },
-        _ => {
-            let idx = ffi::lua_absindex(l, idx);
-            push_values(l);
-            ffi::lua_pushvalue(l, idx);
-            let r = ffi::luaL_ref(l, -2);
-            ffi::lua_pop(l, 1);
-            Msg::Slot(r)
+    // SAFETY: `l` is a valid thread on the M that owns its actor, `idx` a
+    // valid index and four stack slots free (the caller's contract, enough
+    // for the values table, the copy and `luaL_ref`'s own two). Everything
+    // here is inert but `luaL_ref`, which may raise "not enough memory"
+    // when the values table grows: this frame owns nothing then (plain
+    // integers), and the caller's frames nothing with a destructor (the
+    // contract). The `Msg` is made after it returns.
+    unsafe {
+        match ffi::lua_type(l, idx) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => Msg::Nil,
+            ffi::LUA_TBOOLEAN => Msg::Boolean(ffi::lua_toboolean(l, idx) != 0),
+            ffi::LUA_TNUMBER => match number_at(l, idx) {
+                Number::Integer(i) => Msg::Integer(i),
+                Number::Float(n) => Msg::Number(n),
+            },
+            _ => {
+                let idx = ffi::lua_absindex(l, idx);
+                push_values(l);
+                ffi::lua_pushvalue(l, idx);
+                let r = ffi::luaL_ref(l, -2);
+                ffi::lua_pop(l, 1);
+                Msg::Slot(r)
+            }
         }
     }
 }
@@ -238,30 +281,42 @@ pub unsafe fn to_msg(l: *mut ffi::lua_State, idx: c_int) -> Msg {
 /// the error object pushed instead.
 ///
 /// # Safety
-/// As [`push_values`], with three free stack slots.
+/// As [`push_values`], with three free stack slots; for a `Copied` or
+/// `Kept` message, `l` may run Lua code now (see [`protect`]).
 pub unsafe fn push_msg(l: *mut ffi::lua_State, msg: Msg) -> Result<(), Raised> {
-    match msg {
-        Msg::Nil => ffi::lua_pushnil(l),
-        Msg::Boolean(b) => ffi::lua_pushboolean(l, b as c_int),
-        Msg::Integer(i) => ffi::lua_pushinteger(l, i),
-        Msg::Number(n) => ffi::lua_pushnumber(l, n),
-        Msg::Slot(r) => {
-            push_values(l);
-            ffi::lua_rawgeti(l, -1, r as ffi::lua_Integer);
-            ffi::luaL_unref(l, -2, r);
-            ffi::lua_remove(l, -2);
-        }
-        Msg::Copied(p) => return push_copied(l, &p),
-        Msg::Kept(k) => {
-            push_values(l);
-            if let Some(r) = k.take_slot(ffi::lua_topointer(l, -1)) {
-                // The sender receives its own value back.
+    // SAFETY: `l` is a valid thread on the M that owns its actor, with three
+    // free stack slots (the caller's contract): the values table, the value
+    // and `luaL_unref`'s one; it may run Lua code when `push_copied` is
+    // called (the contract again). A slot is one of this state's values
+    // table (a `Msg::Slot` is delivered in the state that made it; a `Kept`
+    // slot is taken only when the values table is the sender's), so it
+    // holds the value and is freed once. Every call here is inert but those of
+    // `push_copied`, which builds inside `protect`: a raise there is caught,
+    // so `msg` (a `Copied` or `Kept`, alive across it) is dropped as usual.
+    unsafe {
+        match msg {
+            Msg::Nil => ffi::lua_pushnil(l),
+            Msg::Boolean(b) => ffi::lua_pushboolean(l, b as c_int),
+            Msg::Integer(i) => ffi::lua_pushinteger(l, i),
+            Msg::Number(n) => ffi::lua_pushnumber(l, n),
+            Msg::Slot(r) => {
+                push_values(l);
                 ffi::lua_rawgeti(l, -1, r as ffi::lua_Integer);
                 ffi::luaL_unref(l, -2, r);
                 ffi::lua_remove(l, -2);
-            } else {
-                ffi::lua_pop(l, 1);
-                return push_copied(l, &k.copy);
+            }
+            Msg::Copied(p) => return push_copied(l, &p),
+            Msg::Kept(k) => {
+                push_values(l);
+                if let Some(r) = k.take_slot(ffi::lua_topointer(l, -1)) {
+                    // The sender receives its own value back.
+                    ffi::lua_rawgeti(l, -1, r as ffi::lua_Integer);
+                    ffi::luaL_unref(l, -2, r);
+                    ffi::lua_remove(l, -2);
+                } else {
+                    ffi::lua_pop(l, 1);
+                    return push_copied(l, &k.copy);
+                }
             }
         }
     }
@@ -274,23 +329,36 @@ pub unsafe fn push_msg(l: *mut ffi::lua_State, msg: Msg) -> Result<(), Raised> {
 /// # Safety
 /// As [`push_values`].
 pub unsafe fn values_id(l: *mut ffi::lua_State) -> *const c_void {
-    push_values(l);
-    let p = ffi::lua_topointer(l, -1);
-    ffi::lua_pop(l, 1);
-    p
+    // SAFETY: `l` is a valid thread with a free stack slot (the caller's
+    // contract, `push_values`'s); reading the table's address and popping
+    // it are inert.
+    unsafe {
+        push_values(l);
+        let p = ffi::lua_topointer(l, -1);
+        ffi::lua_pop(l, 1);
+        p
+    }
 }
 
 /// Releases slots of `l`'s values table let go of from other threads
 /// ([`crate::portable::SlotOwner::release_later`]).
 ///
 /// # Safety
-/// As [`push_values`].
+/// As [`push_values`], with two free stack slots (one for `luaL_unref`);
+/// `slots` are slots of `l`'s values table.
 pub unsafe fn release_slots(l: *mut ffi::lua_State, slots: &[c_int]) {
-    push_values(l);
-    for &r in slots {
-        ffi::luaL_unref(l, -1, r);
+    // SAFETY: `l` is a valid thread on the M that owns its actor, with two
+    // free stack slots (the caller's contract: the values table and
+    // `luaL_unref`'s one). The slots are the table's (the contract), so
+    // `luaL_unref` writes only keys the table has: inert, nothing can raise
+    // while `slots` is borrowed.
+    unsafe {
+        push_values(l);
+        for &r in slots {
+            ffi::luaL_unref(l, -1, r);
+        }
+        ffi::lua_pop(l, 1);
     }
-    ffi::lua_pop(l, 1);
 }
 
 /// Builds the copied value `p` in `l`, inside [`protect`].
@@ -302,13 +370,24 @@ pub unsafe fn push_copied(
     p: &crate::portable::Portable,
 ) -> Result<(), Raised> {
     let Some(&push) = COPIED_PUSHER.get() else {
-        ffi::lua_pushnil(l);
+        // SAFETY: a free stack slot on a valid thread (the caller's
+        // contract); pushing nil is inert.
+        unsafe { ffi::lua_pushnil(l) };
         return Ok(());
     };
-    protect(l, 0, |l| {
-        push(l, p);
-        1
-    })
+    // SAFETY: `l` is a thread of an actor owned by this M that may run Lua
+    // code now (the caller's contract, `push_msg`'s): what `protect` needs.
+    // The closure holds the pusher (a function pointer) and a borrow of `p`,
+    // nothing to drop (`protect` checks). The pusher (the stdlib's, set once
+    // per process) is called as its type says: on that state, inside a
+    // protected C function, where it may raise; `p` stays alive in the
+    // caller across it, and the raise is caught by `protect`.
+    unsafe {
+        protect(l, 0, |l| {
+            push(l, p);
+            1
+        })
+    }
     .map(|_| ())
 }
 
@@ -337,13 +416,19 @@ where
             "a protected closure owns nothing"
         )
     };
+    /// Runs the closure whose `Option<F>` is at argument 1.
+    ///
+    /// # Safety
+    /// Called only by `protect`'s `lua_pcall`, with the address of a live
+    /// `Some(F)` as a light userdata at argument 1.
     unsafe extern "C-unwind" fn trampoline<F>(l: *mut ffi::lua_State) -> c_int
     where
         F: FnOnce(*mut ffi::lua_State) -> c_int,
     {
         // SAFETY: `protect` passed the address of its `Option<F>` as the
         // first argument, alive until `lua_pcall` returns; the closure is
-        // taken exactly once.
+        // taken exactly once. `f` owns nothing to drop, so a raise in it
+        // (caught by `lua_pcall`) skips no destructor of this frame.
         unsafe {
             let slot = ffi::lua_touserdata(l, 1) as *mut Option<F>;
             ffi::lua_remove(l, 1);
@@ -351,24 +436,34 @@ where
             f(l)
         }
     }
-    if ffi::lua_checkstack(l, 2) == 0 {
-        // The stack is full (a C function starts with 20 free slots, so
-        // this is a Lua stack overflow): the error is a nil in place of
-        // the arguments (with none, the caller's top value stands in).
-        if nargs > 0 {
-            ffi::lua_pop(l, nargs);
-            ffi::lua_pushnil(l);
+    // SAFETY: `l` is a valid thread that may run Lua code now, with `nargs`
+    // values on its stack (the caller's contract), so `base + 1` is a valid
+    // index. `lua_checkstack` makes room for the two values pushed, and it,
+    // the pushes (a C function without upvalues allocates nothing), the
+    // rotation and the pops are inert. `lua_pcall` does not raise: a raise
+    // inside comes back as its status. `slot` (nothing to drop: `F` owns
+    // nothing, checked above) outlives the call, so the trampoline's
+    // pointer to it is valid while it runs.
+    unsafe {
+        if ffi::lua_checkstack(l, 2) == 0 {
+            // The stack is full (a C function starts with 20 free slots, so
+            // this is a Lua stack overflow): the error is a nil in place of
+            // the arguments (with none, the caller's top value stands in).
+            if nargs > 0 {
+                ffi::lua_pop(l, nargs);
+                ffi::lua_pushnil(l);
+            }
+            return Err(Raised);
         }
-        return Err(Raised);
-    }
-    let mut slot = Some(f);
-    let base = ffi::lua_gettop(l) - nargs;
-    ffi::lua_pushcfunction(l, trampoline::<F>);
-    ffi::lua_pushlightuserdata(l, &mut slot as *mut Option<F> as *mut c_void);
-    ffi::lua_rotate(l, base + 1, 2);
-    match ffi::lua_pcall(l, nargs + 1, ffi::LUA_MULTRET, 0) {
-        ffi::LUA_OK => Ok(ffi::lua_gettop(l) - base),
-        _ => Err(Raised),
+        let mut slot = Some(f);
+        let base = ffi::lua_gettop(l) - nargs;
+        ffi::lua_pushcfunction(l, trampoline::<F>);
+        ffi::lua_pushlightuserdata(l, &mut slot as *mut Option<F> as *mut c_void);
+        ffi::lua_rotate(l, base + 1, 2);
+        match ffi::lua_pcall(l, nargs + 1, ffi::LUA_MULTRET, 0) {
+            ffi::LUA_OK => Ok(ffi::lua_gettop(l) - base),
+            _ => Err(Raised),
+        }
     }
 }
 
@@ -390,7 +485,15 @@ pub unsafe fn push_owned(l: *mut ffi::lua_State, bytes: impl Into<Vec<u8>>) {
         *h = bytes.into();
         (h.as_ptr(), h.len())
     });
-    ffi::lua_pushlstring(l, p as *const _, n);
+    // SAFETY: `l` is a valid state with a free stack slot, where the push
+    // may raise (the caller's contract). `bytes` has moved into `HANDOFF`,
+    // so this frame owns nothing a raise would skip, and no `RefCell`
+    // borrow is held. `p..p + n` is `HANDOFF`'s buffer: nothing replaces it
+    // before Lua has copied it, since the copy comes before the collection
+    // step that ends the push, the first point where a finalizer (maybe
+    // one that calls `push_owned`) can run; an emergency collection on a
+    // failed allocation runs none.
+    unsafe { ffi::lua_pushlstring(l, p as *const _, n) };
     HANDOFF.with_borrow_mut(|h| *h = Vec::new());
 }
 
@@ -400,7 +503,10 @@ pub unsafe fn push_owned(l: *mut ffi::lua_State, bytes: impl Into<Vec<u8>>) {
 /// # Safety
 /// `l` is a valid state with a free stack slot; the push may raise.
 pub unsafe fn push_str(l: *mut ffi::lua_State, s: &str) {
-    ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len());
+    // SAFETY: `l` is a valid state with a free stack slot, where the push
+    // may raise (the caller's contract); `s` is borrowed, alive until the
+    // push returns, and Lua copies it before anything else can run.
+    unsafe { ffi::lua_pushlstring(l, s.as_ptr() as *const _, s.len()) };
 }
 
 /// A Lua error was raised inside [`protect`]: its error object is on top
@@ -409,7 +515,8 @@ pub unsafe fn push_str(l: *mut ffi::lua_State, s: &str) {
 pub struct Raised;
 
 /// Rebuilds a copied value in a state (the stdlib knows its userdata).
-/// It may raise: it is called inside [`protect`] only.
+/// It may raise: it is called inside [`protect`] only, on a thread of an
+/// actor owned by the calling M.
 pub type CopiedPusher = unsafe fn(*mut ffi::lua_State, &crate::portable::Portable);
 
 static COPIED_PUSHER: std::sync::OnceLock<CopiedPusher> = std::sync::OnceLock::new();
@@ -422,14 +529,22 @@ pub fn set_copied_pusher(f: CopiedPusher) {
 /// Frees the slot of a message that will not be delivered.
 ///
 /// # Safety
-/// As [`push_values`].
+/// As [`push_values`], with two free stack slots (one for `luaL_unref`);
+/// a `Msg::Slot` is a slot of `l`'s values table.
 pub unsafe fn release_msg(l: *mut ffi::lua_State, msg: Msg) {
     // A `Kept` lets go of its slot when dropped, through its sender's
     // deferred releases.
     if let Msg::Slot(r) = msg {
-        push_values(l);
-        ffi::luaL_unref(l, -1, r);
-        ffi::lua_pop(l, 1);
+        // SAFETY: `l` is a valid thread on the M that owns its actor, with
+        // two free stack slots, and `r` a slot of its values table (the
+        // caller's contract): `luaL_unref` writes only keys the table has,
+        // so every call here is inert and nothing can raise while `msg`
+        // is alive.
+        unsafe {
+            push_values(l);
+            ffi::luaL_unref(l, -1, r);
+            ffi::lua_pop(l, 1);
+        }
     }
 }
 
@@ -450,13 +565,24 @@ pub enum Resumed {
 
 /// The string at `idx`, or "" for any other value (inert: a number is
 /// not converted).
+///
+/// # Safety
+/// `l` is a valid thread of an actor owned by the calling M, and `idx` a
+/// valid index.
 unsafe fn string_at(l: *mut ffi::lua_State, idx: c_int) -> String {
-    if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
-        return String::new();
+    // SAFETY: `l` is a valid thread and `idx` a valid index (the caller's
+    // contract). `lua_tolstring` of a string (checked first) converts
+    // nothing: inert, and it returns the string's `len` bytes, which live
+    // while the string is on the stack, through the copy made here (no Lua
+    // call in between).
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TSTRING {
+            return String::new();
+        }
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, idx, &mut len);
+        String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
     }
-    let mut len = 0usize;
-    let p = ffi::lua_tolstring(l, idx, &mut len);
-    String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, len)).into_owned()
 }
 
 /// Pushes the results `wake` describes on the suspended thread `th`;
@@ -466,71 +592,102 @@ unsafe fn string_at(l: *mut ffi::lua_State, idx: c_int) -> String {
 /// receive raises the error instead (`ERR, error`), and the value is
 /// dropped: the receiver was told. A send on a closed channel raises a
 /// message with a static address (pushing a string could fail here).
+///
+/// # Safety
+/// `th` is a live, suspended thread of an actor owned by the calling M,
+/// with four free stack slots; `scratch` is that actor's main thread, not
+/// running, and may run Lua code now. The messages in `wake` are of
+/// `th`'s state (their slots are its values table's).
 unsafe fn push_wake(th: *mut ffi::lua_State, scratch: LuaThread, wake: Option<Wake>) -> c_int {
-    // The value of a receive: pushed on `th`, or the error raised instead.
+    /// The value of a receive: pushed on `th`, or the error raised instead.
+    ///
+    /// # Safety
+    /// As [`push_wake`], with three free stack slots on `th` (`m` is of
+    /// `th`'s state).
     unsafe fn value(th: *mut ffi::lua_State, scratch: LuaThread, m: Msg) -> bool {
-        match m {
-            // Built elsewhere: a copy, or a kept value whose slot is this
-            // state's (`push_msg` takes it, inert) or another's. The
-            // building may run finalizers: the running slot names the
-            // scratch thread meanwhile, so that a stop reaches them.
-            Msg::Copied(_) | Msg::Kept(_) => {
-                if ffi::lua_checkstack(scratch.0, 4) == 0 {
-                    ffi::lua_pushlightuserdata(th, park::err().0);
-                    park::push_static(th, &park::STACK_OVERFLOW_MSG);
-                    return false;
+        // SAFETY: `th` is suspended, with three free slots, and `scratch`, a
+        // thread of the same state, may run Lua code (the caller's
+        // contract). On `th` only inert calls: pushes of light userdata and
+        // `push_msg` of a scalar or of a slot of its values table (inert
+        // too); `lua_xmove` between two threads of one state is inert. A
+        // copied or kept value goes to `scratch` after `lua_checkstack`
+        // made the three slots `push_msg` needs (plus one): a copy is built
+        // inside `protect`, so its raise is caught and `m`'s parts are
+        // dropped as usual (a kept value's own slot is taken inertly); the
+        // running slot names `scratch` meanwhile and is put back after.
+        unsafe {
+            match m {
+                // Built elsewhere: a copy, or a kept value whose slot is this
+                // state's (`push_msg` takes it, inert) or another's. The
+                // building may run finalizers: the running slot names the
+                // scratch thread meanwhile, so that a stop reaches them.
+                Msg::Copied(_) | Msg::Kept(_) => {
+                    if ffi::lua_checkstack(scratch.0, 4) == 0 {
+                        ffi::lua_pushlightuserdata(th, park::err().0);
+                        park::push_static(th, &park::STACK_OVERFLOW_MSG);
+                        return false;
+                    }
+                    let slot = preempt::current_slot();
+                    let outer = slot.map(|s| s.swap(scratch.0));
+                    let built = push_msg(scratch.0, m).is_ok();
+                    if let (Some(s), Some(outer)) = (slot, outer) {
+                        s.swap(outer);
+                    }
+                    if !built {
+                        ffi::lua_pushlightuserdata(th, park::err().0);
+                    }
+                    ffi::lua_xmove(scratch.0, th, 1);
+                    built
                 }
-                let slot = preempt::current_slot();
-                let outer = slot.map(|s| s.swap(scratch.0));
-                let built = push_msg(scratch.0, m).is_ok();
-                if let (Some(s), Some(outer)) = (slot, outer) {
-                    s.swap(outer);
-                }
-                if !built {
-                    ffi::lua_pushlightuserdata(th, park::err().0);
-                }
-                ffi::lua_xmove(scratch.0, th, 1);
-                built
+                // Inert: scalars and a slot of this state's values table.
+                m => push_msg(th, m).is_ok(),
             }
-            // Inert: scalars and a slot of this state's values table.
-            m => push_msg(th, m).is_ok(),
         }
     }
-    match wake {
-        None | Some(Wake::Unit) => 0,
-        Some(Wake::Recv(m, ok)) => {
-            if !value(th, scratch, m) {
-                return 2;
-            }
-            ffi::lua_pushboolean(th, ok as c_int);
-            2
-        }
-        Some(Wake::Select { case, recv }) => match recv {
-            None => {
-                ffi::lua_pushinteger(th, case as ffi::lua_Integer);
-                1
-            }
-            Some((m, ok)) => {
-                ffi::lua_pushinteger(th, case as ffi::lua_Integer);
+    // SAFETY: `th` is suspended with four free stack slots, `scratch` may
+    // run Lua code, and the messages are of `th`'s state (the caller's
+    // contract). On `th` only inert pushes, at most four values at a time:
+    // an integer, then `value` (three slots, one kept), then a boolean; or
+    // `release_msg` (two slots, inert for a slot of `th`'s values table)
+    // then two light userdata. `wake`, alive throughout, is dropped as usual:
+    // nothing here raises (a copy's raise is caught inside `value`).
+    unsafe {
+        match wake {
+            None | Some(Wake::Unit) => 0,
+            Some(Wake::Recv(m, ok)) => {
                 if !value(th, scratch, m) {
-                    ffi::lua_remove(th, -3);
                     return 2;
                 }
                 ffi::lua_pushboolean(th, ok as c_int);
-                3
+                2
             }
-        },
-        Some(Wake::Io(why)) => {
-            ffi::lua_pushinteger(th, why as ffi::lua_Integer);
-            1
-        }
-        Some(Wake::SendClosed(unsent)) => {
-            if let Some(m) = unsent {
-                release_msg(th, m);
+            Some(Wake::Select { case, recv }) => match recv {
+                None => {
+                    ffi::lua_pushinteger(th, case as ffi::lua_Integer);
+                    1
+                }
+                Some((m, ok)) => {
+                    ffi::lua_pushinteger(th, case as ffi::lua_Integer);
+                    if !value(th, scratch, m) {
+                        ffi::lua_remove(th, -3);
+                        return 2;
+                    }
+                    ffi::lua_pushboolean(th, ok as c_int);
+                    3
+                }
+            },
+            Some(Wake::Io(why)) => {
+                ffi::lua_pushinteger(th, why as ffi::lua_Integer);
+                1
             }
-            ffi::lua_pushlightuserdata(th, park::err().0);
-            park::push_static(th, &park::SEND_ON_CLOSED_MSG);
-            2
+            Some(Wake::SendClosed(unsent)) => {
+                if let Some(m) = unsent {
+                    release_msg(th, m);
+                }
+                ffi::lua_pushlightuserdata(th, park::err().0);
+                park::push_static(th, &park::SEND_ON_CLOSED_MSG);
+                2
+            }
         }
     }
 }
@@ -543,7 +700,8 @@ unsafe fn push_wake(th: *mut ffi::lua_State, scratch: LuaThread, wake: Option<Wa
 ///
 /// # Safety
 /// `th` is a live, suspended thread of an actor owned by the calling M;
-/// `scratch` is that actor's main thread, not running.
+/// `scratch` is that actor's main thread, not running. A `Msg::Slot` in
+/// `wake` or `sel_sends` is a slot of that actor's values table.
 pub unsafe fn resume(
     th: LuaThread,
     scratch: LuaThread,
@@ -551,71 +709,90 @@ pub unsafe fn resume(
     wake: Option<Wake>,
     sel_sends: Option<Box<SelectSends>>,
 ) -> Resumed {
-    let th = th.0;
-    if ffi::lua_checkstack(th, 8) == 0 {
-        return Resumed::Panicked("stack overflow (resuming goroutine)".into(), String::new());
-    }
-    let won = match &wake {
-        Some(Wake::Select { case, .. }) => *case,
-        _ => 0,
-    };
-    for (case, m) in sel_sends.into_iter().flat_map(|b| *b) {
-        if case != won {
-            release_msg(th, m);
+    // SAFETY: `th` is a live, suspended thread of an actor owned by this M,
+    // `scratch` that actor's main thread, not running, and the slots in
+    // `wake` and `sel_sends` are of its values table (the caller's
+    // contract). `lua_checkstack` (inert) makes room for `release_msg` (two
+    // slots, inert for the G's own slots) and `push_wake` (four), whose
+    // contracts then hold. `lua_resume` runs the G and returns whatever it
+    // does: its raises and yields come back as the status, never as a
+    // `longjmp` through this frame, so `wake` (alive here when a new G
+    // does not take it) is dropped as usual. After it `th` is not running,
+    // as `disarm` needs, and only inert calls follow: reads of the values
+    // it left (`lua_tointegerx` converts into a local, `string_at` copies
+    // a string), and a pop of them (no slot of lugo's is to-be-closed: it
+    // never calls `lua_toclose`, and a Lua function's to-be-closed
+    // variables lie below what it yields or returns).
+    unsafe {
+        let th = th.0;
+        if ffi::lua_checkstack(th, 8) == 0 {
+            return Resumed::Panicked("stack overflow (resuming goroutine)".into(), String::new());
         }
-    }
-    // A new G's function arguments are on its stack already.
-    let nargs = if nstart > 0 {
-        nstart
-    } else {
-        push_wake(th, scratch, wake)
-    };
-    let mut nres: c_int = 0;
-    let status = ffi::lua_resume(th, ptr::null_mut(), nargs, &mut nres);
-    preempt::disarm(th);
-    match status {
-        ffi::LUA_OK | ffi::LUA_YIELD => {
-            let base = ffi::lua_gettop(th) - nres + 1;
-            let sched = nres >= 2
-                && ffi::lua_type(th, base) == ffi::LUA_TLIGHTUSERDATA
-                && ffi::lua_touserdata(th, base) == park::sched().0;
-            let r = if !sched && status == ffi::LUA_YIELD {
-                // A yield without SCHED at the top of a G is the hook's.
-                preempt::take_preempted();
-                Resumed::Preempted
-            } else if !sched {
-                Resumed::Exited
-            } else {
-                match ffi::lua_tointegerx(th, base + 1, ptr::null_mut()) {
-                    park::KIND_GOSCHED => Resumed::Gosched,
-                    park::KIND_PREEMPT => Resumed::Preempted,
-                    park::KIND_EXIT => Resumed::Exited,
-                    park::KIND_PANIC => {
-                        Resumed::Panicked(string_at(th, base + 2), string_at(th, base + 3))
-                    }
-                    k => match WaitReason::from_code(k - park::KIND_PARK) {
-                        Some(r) if k >= park::KIND_PARK => Resumed::Parked(r),
-                        _ => Resumed::Panicked("lugo: bad scheduler request".into(), String::new()),
-                    },
-                }
-            };
-            // Pop what it returned or yielded. Not with `lua_settop` from
-            // the base: a thread yielded by the preemption hook in the
-            // middle of a call with many arguments has its top above its
-            // frame's, which Lua's API checks refuse as a new top.
-            if nres > 0 {
-                ffi::lua_pop(th, nres);
+        let won = match &wake {
+            Some(Wake::Select { case, .. }) => *case,
+            _ => 0,
+        };
+        for (case, m) in sel_sends.into_iter().flat_map(|b| *b) {
+            if case != won {
+                release_msg(th, m);
             }
-            r
         }
-        _ => {
-            // Raised outside the goroutine's xpcall (out of memory in the
-            // message handler): no traceback to be had.
-            let msg = match ffi::lua_type(th, -1) {
-                ffi::LUA_TSTRING => string_at(th, -1),
-                _ => "(error object is not a string)".into(),
-            };
-            Resumed::Panicked(msg, String::new())
+        // A new G's function arguments are on its stack already.
+        let nargs = if nstart > 0 {
+            nstart
+        } else {
+            push_wake(th, scratch, wake)
+        };
+        let mut nres: c_int = 0;
+        let status = ffi::lua_resume(th, ptr::null_mut(), nargs, &mut nres);
+        preempt::disarm(th);
+        match status {
+            ffi::LUA_OK | ffi::LUA_YIELD => {
+                let base = ffi::lua_gettop(th) - nres + 1;
+                let sched = nres >= 2
+                    && ffi::lua_type(th, base) == ffi::LUA_TLIGHTUSERDATA
+                    && ffi::lua_touserdata(th, base) == park::sched().0;
+                let r = if !sched && status == ffi::LUA_YIELD {
+                    // A yield without SCHED at the top of a G is the hook's.
+                    preempt::take_preempted();
+                    Resumed::Preempted
+                } else if !sched {
+                    Resumed::Exited
+                } else {
+                    match ffi::lua_tointegerx(th, base + 1, ptr::null_mut()) {
+                        park::KIND_GOSCHED => Resumed::Gosched,
+                        park::KIND_PREEMPT => Resumed::Preempted,
+                        park::KIND_EXIT => Resumed::Exited,
+                        park::KIND_PANIC => {
+                            Resumed::Panicked(string_at(th, base + 2), string_at(th, base + 3))
+                        }
+                        k => match WaitReason::from_code(k - park::KIND_PARK) {
+                            Some(r) if k >= park::KIND_PARK => Resumed::Parked(r),
+                            _ => Resumed::Panicked(
+                                "lugo: bad scheduler request".into(),
+                                String::new(),
+                            ),
+                        },
+                    }
+                };
+                // Pop what it returned or yielded. Not with `lua_settop` from
+                // the base: a thread yielded by the preemption hook in the
+                // middle of a call with many arguments has its top above its
+                // frame's, which Lua's API checks refuse as a new top.
+                if nres > 0 {
+                    ffi::lua_pop(th, nres);
+                }
+                r
+            }
+            _ => {
+                // Raised outside the goroutine's xpcall (out of memory in the
+                // message handler): no traceback to be had.
+                let msg = match ffi::lua_type(th, -1) {
+                    ffi::LUA_TSTRING => string_at(th, -1),
+                    _ => "(error object is not a string)".into(),
+                };
+                Resumed::Panicked(msg, String::new())
+            }
         }
     }
 }
@@ -630,16 +807,26 @@ pub unsafe fn resume(
 /// actor's main thread, or the running thread).
 pub unsafe fn traceback(scratch: LuaThread, th: LuaThread) -> String {
     let (l, th) = (scratch.0, th.0);
-    let top = ffi::lua_gettop(l);
-    let s = match protect(l, 0, |l| {
-        ffi::luaL_traceback(l, th, ptr::null(), 0);
-        1
-    }) {
-        Ok(_) => string_at(l, -1),
-        Err(Raised) => String::new(),
-    };
-    ffi::lua_settop(l, top);
-    s
+    // SAFETY: `scratch` may run Lua code now and `th`, of the same state,
+    // is not running (the caller's contract). `protect` holds only `th`
+    // (an address); inside it `luaL_traceback` reads `th`'s frames and
+    // builds the string on `l`, in a protected C function (its stack has
+    // room), where a raise is caught. After `Ok` the string is on top for
+    // `string_at` (inert); `lua_settop` back to `top` drops it, or the
+    // error object, and is inert too: `s` is alive across nothing that
+    // raises.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let s = match protect(l, 0, |l| {
+            ffi::luaL_traceback(l, th, ptr::null(), 0);
+            1
+        }) {
+            Ok(_) => string_at(l, -1),
+            Err(Raised) => String::new(),
+        };
+        ffi::lua_settop(l, top);
+        s
+    }
 }
 
 /// Releases the registry reference that kept a G's thread alive, on
@@ -652,5 +839,9 @@ pub unsafe fn traceback(scratch: LuaThread, th: LuaThread) -> String {
 /// `r` came from `luaL_ref(.., LUA_REGISTRYINDEX)` in that state and is
 /// released once.
 pub unsafe fn unref_thread(scratch: LuaThread, r: c_int) {
-    ffi::luaL_unref(scratch.0, ffi::LUA_REGISTRYINDEX, r);
+    // SAFETY: `scratch` is an idle main thread of this M's actor, with the
+    // free slot `luaL_unref` uses (a thread at rest has `LUA_MINSTACK`), and
+    // `r` a live reference of that state's registry (the caller's
+    // contract): the registry has the key, so the writes are inert.
+    unsafe { ffi::luaL_unref(scratch.0, ffi::LUA_REGISTRYINDEX, r) };
 }

@@ -40,6 +40,7 @@
 //! resumes the G with them. A wake may arrive before the G has finished
 //! yielding (a timer on another thread); the M then re-queues it at once.
 
+#![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 

@@ -356,16 +356,26 @@ struct Installed {
 pub unsafe fn install(lua: &mlua::Lua, l: *mut ffi::lua_State, account: Arc<Account>) -> Token {
     let _ = lua.set_memory_limit(isize::MAX as usize);
     let mut mlua_ud = std::ptr::null_mut();
-    let mlua_alloc = ffi::lua_getallocf(l, &mut mlua_ud);
-    let now = ffi::lua_gc(l, ffi::LUA_GCCOUNT, 0) as usize * 1024
-        + ffi::lua_gc(l, ffi::LUA_GCCOUNTB, 0) as usize;
+    // SAFETY: `l` is a valid state used by no other thread (the caller's
+    // contract); reading its allocator and its heap size is inert.
+    let (mlua_alloc, now) = unsafe {
+        let mlua_alloc = ffi::lua_getallocf(l, &mut mlua_ud);
+        let now = ffi::lua_gc(l, ffi::LUA_GCCOUNT, 0) as usize * 1024
+            + ffi::lua_gc(l, ffi::LUA_GCCOUNTB, 0) as usize;
+        (mlua_alloc, now)
+    };
     account.lua.store(now, Ordering::Relaxed);
     let installed = Box::into_raw(Box::new(Installed {
         account,
         mlua_alloc,
         mlua_ud,
     }));
-    ffi::lua_setallocf(l, lugo_alloc, installed as *mut c_void);
+    // SAFETY: no other thread uses `l` (the caller's contract), so no
+    // allocation runs while the allocator changes (`lua_setallocf` is
+    // inert). `installed` stays alive until `uninstall` takes it back,
+    // so `lugo_alloc`'s `ud` is valid whenever Lua calls it; the blocks
+    // mlua's allocator made have `ALIGN`, as `lugo_alloc` assumes.
+    unsafe { ffi::lua_setallocf(l, lugo_alloc, installed as *mut c_void) };
     Token(installed)
 }
 
@@ -386,34 +396,50 @@ unsafe impl Sync for Token {}
 /// `l` is the state `token` came from, used by no other thread, and about
 /// to be closed.
 pub unsafe fn uninstall(l: *mut ffi::lua_State, token: Token) {
-    let installed = Box::from_raw(token.0);
-    ffi::lua_setallocf(l, installed.mlua_alloc, installed.mlua_ud);
-    installed.account.state_closed();
+    // SAFETY: `token` came from `install` for `l` (the caller's contract)
+    // and is consumed here, so its `Installed` is taken back once, and no
+    // other thread uses `l`: no allocation runs while mlua's allocator is
+    // put back (inert), and none reaches `lugo_alloc` with the freed `ud`
+    // after it (the blocks it made have `ALIGN`, as mlua's allocator
+    // assumes).
+    unsafe {
+        let installed = Box::from_raw(token.0);
+        ffi::lua_setallocf(l, installed.mlua_alloc, installed.mlua_ud);
+        installed.account.state_closed();
+    }
 }
 
 /// lugo's `lua_Alloc` (see the Lua manual, `lua_Alloc`): the system
 /// allocator with mlua's layout, counting into the state's account and
 /// refusing growth past its limit. A failed system allocation is also a
 /// refusal (Lua raises "not enough memory") rather than an abort.
+///
+/// # Safety
+/// Called by Lua only, as the allocator `install` set, with the `ud` it
+/// set and the arguments the `lua_Alloc` contract describes.
 unsafe extern "C" fn lugo_alloc(
     ud: *mut c_void,
     ptr: *mut c_void,
     osize: usize,
     nsize: usize,
 ) -> *mut c_void {
-    // SAFETY (whole body): `ud` is the `Installed` that `install` leaked
-    // for this state, alive until `uninstall`; Lua calls this on the
-    // state's thread; blocks of a state all have `ALIGN` (mlua's and
-    // ours); for a new block (`ptr` null) `osize` is a type tag, not a
-    // size.
-    let account = &(*(ud as *const Installed)).account;
+    // SAFETY: `ud` is the `Installed` that `install` leaked for this state,
+    // alive until `uninstall` (which puts mlua's allocator back first);
+    // Lua calls this on the state's thread, and only reads `account` here.
+    let account = unsafe { &(*(ud as *const Installed)).account };
     let old = if ptr.is_null() { 0 } else { osize };
     if nsize == 0 {
         if !ptr.is_null() {
-            dealloc(
-                ptr as *mut u8,
-                Layout::from_size_align_unchecked(osize, ALIGN),
-            );
+            // SAFETY: a non-null `ptr` is a live block of this state, of
+            // `osize` bytes (the `lua_Alloc` contract), made by this
+            // allocator or mlua's, both with the global allocator and
+            // `ALIGN`; so the layout is the one it was made with.
+            unsafe {
+                dealloc(
+                    ptr as *mut u8,
+                    Layout::from_size_align_unchecked(osize, ALIGN),
+                )
+            };
             account.lua_shrink(osize);
         }
         return std::ptr::null_mut();
@@ -424,14 +450,21 @@ unsafe extern "C" fn lugo_alloc(
     if nsize > old && !account.lua_grow(nsize - old) {
         return std::ptr::null_mut();
     }
-    let p = if ptr.is_null() {
-        alloc(Layout::from_size_align_unchecked(nsize, ALIGN))
-    } else {
-        realloc(
-            ptr as *mut u8,
-            Layout::from_size_align_unchecked(osize, ALIGN),
-            nsize,
-        )
+    // SAFETY: `nsize` is not zero and, checked above, rounds up to
+    // `ALIGN` (a power of two) without passing `isize::MAX`: a valid
+    // layout. For a new block (`ptr` null) `osize` is a type tag, unused;
+    // otherwise `ptr` is a live block of `osize` bytes made with `ALIGN`
+    // by the global allocator (as for `dealloc` above).
+    let p = unsafe {
+        if ptr.is_null() {
+            alloc(Layout::from_size_align_unchecked(nsize, ALIGN))
+        } else {
+            realloc(
+                ptr as *mut u8,
+                Layout::from_size_align_unchecked(osize, ALIGN),
+                nsize,
+            )
+        }
     };
     if p.is_null() {
         if nsize > old {

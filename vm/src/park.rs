@@ -61,5 +61,8 @@ pub static STACK_OVERFLOW_MSG: StaticMsg = StaticMsg("stack overflow (receiving 
 /// # Safety
 /// `l` is a valid thread with a free stack slot.
 pub unsafe fn push_static(l: *mut ffi::lua_State, m: &'static StaticMsg) {
-    ffi::lua_pushlightuserdata(l, m as *const StaticMsg as *mut std::ffi::c_void);
+    // SAFETY: `l` is a valid thread with a free stack slot (the caller's
+    // contract); pushing a light userdata is inert. The address is of a
+    // `'static` message, valid whenever the continuation reads it.
+    unsafe { ffi::lua_pushlightuserdata(l, m as *const StaticMsg as *mut std::ffi::c_void) };
 }

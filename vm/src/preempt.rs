@@ -82,35 +82,68 @@ type UserHook = (*mut ffi::lua_State, ffi::lua_Hook, c_int, c_int);
 /// the user's is set aside and its events still reach it (the mask keeps
 /// them), and it is put back when ours fires. (Async-signal-safe: hook
 /// getters and setters, and a thread-local store.)
+///
+/// # Safety
+/// `l` is a live thread that this OS thread runs: from a hook Lua called
+/// on it, or from the signal handler that interrupted it (the thread its
+/// M's running slot names).
 unsafe fn arm_preempt(l: *mut ffi::lua_State, count: c_int) {
     let mut mask = ffi::LUA_MASKCOUNT;
-    match ffi::lua_gethook(l) {
-        Some(h) if !is_ours(h) => {
-            let user_mask = ffi::lua_gethookmask(l);
-            USER_HOOK.set(Some((l, h, user_mask, ffi::lua_gethookcount(l))));
-            mask |= user_mask;
-        }
-        Some(_) => {
-            // Ours already: keep the user's events, if any are set aside.
-            if let Some((_, _, user_mask, _)) = USER_HOOK.get().filter(|u| u.0 == l) {
+    // SAFETY: `l` is live and run by this OS thread (the caller's
+    // contract). The hook getters read, and `lua_sethook` writes, fields of
+    // `l` that ldebug.c allows a signal handler to set ("reasonable
+    // assumptions": word-sized stores, `hook` checked before each call).
+    // `USER_HOOK` is a const-initialized thread-local without a destructor
+    // (no lazy initialization: a plain access, as a signal handler needs),
+    // and its writes do not interleave: the handler writes it only while
+    // `l`'s hook is not ours, the code it interrupts only while it is
+    // (`restore_user_hook` writes before its `lua_sethook` ends that). The
+    // exception, a user's hook that replaced ours from inside
+    // `preempt_hook`, has both write word by word values of one kind: a
+    // mixed value still holds a hook that some write stored.
+    unsafe {
+        match ffi::lua_gethook(l) {
+            Some(h) if !is_ours(h) => {
+                let user_mask = ffi::lua_gethookmask(l);
+                USER_HOOK.set(Some((l, h, user_mask, ffi::lua_gethookcount(l))));
                 mask |= user_mask;
             }
+            Some(_) => {
+                // Ours already: keep the user's events, if any are set aside.
+                if let Some((_, _, user_mask, _)) = USER_HOOK.get().filter(|u| u.0 == l) {
+                    mask |= user_mask;
+                }
+            }
+            None => USER_HOOK.set(None),
         }
-        None => USER_HOOK.set(None),
+        ffi::lua_sethook(l, Some(preempt_hook), mask, count);
     }
-    ffi::lua_sethook(l, Some(preempt_hook), mask, count);
 }
 
 /// Puts back the user's hook set aside for `l` (or none).
+///
+/// # Safety
+/// `l` is a live thread that this OS thread runs now (from lugo's hook)
+/// or owns while it is not running.
 unsafe fn restore_user_hook(l: *mut ffi::lua_State) {
     DUE.set(false);
-    match USER_HOOK.get().filter(|u| u.0 == l) {
-        Some((_, h, mask, count)) => {
-            USER_HOOK.set(None);
-            ffi::lua_sethook(l, Some(h), mask, count);
-        }
-        None => {
-            ffi::lua_sethook(l, None, 0, 0);
+    // SAFETY: `l` is live and only this OS thread touches it (the caller's
+    // contract); `lua_sethook` is the write a signal handler may also make
+    // (see `arm_preempt`). Our hook is set until that call (`disarm`
+    // checks; in `preempt_hook`, unless the user's hook replaced it), so a
+    // SIGURG handler that runs in between only reads `USER_HOOK`; in the
+    // one exception both writes are whole-word stores of hooks Lua may
+    // call. The hook put back is one `arm_preempt` set aside, a function
+    // Lua was already calling.
+    unsafe {
+        match USER_HOOK.get().filter(|u| u.0 == l) {
+            Some((_, h, mask, count)) => {
+                USER_HOOK.set(None);
+                ffi::lua_sethook(l, Some(h), mask, count);
+            }
+            None => {
+                ffi::lua_sethook(l, None, 0, 0);
+            }
         }
     }
 }
@@ -131,7 +164,9 @@ fn is_ours(h: unsafe extern "C-unwind" fn(*mut ffi::lua_State, *mut ffi::lua_Deb
 /// `l` is the running thread.
 #[inline]
 pub unsafe fn can_park(l: *mut ffi::lua_State) -> bool {
-    ffi::lua_isyieldable(l) != 0 && FORWARD.get()
+    // SAFETY: `l` is the running thread (the caller's contract);
+    // `lua_isyieldable` reads one of its fields (inert).
+    unsafe { ffi::lua_isyieldable(l) != 0 && FORWARD.get() }
 }
 
 /// Sets whether yields of the coroutine about to run can be forwarded to
@@ -406,41 +441,64 @@ extern "C" fn on_sigurg(_sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_vo
 /// the count hook, then the line hook, for one instruction, and a count
 /// hook that yielded would have the user's line hook run in a yielding
 /// thread (and the suite's exact hook counts change).
+///
+/// # Safety
+/// Called by Lua only, as the hook of the running thread `l`, with the
+/// event's record `ar`.
 unsafe extern "C-unwind" fn preempt_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
-    // SAFETY (whole body): Lua calls the hook on the running thread `l`
-    // with the event's record, which the user's hook may read as its own.
     let user = USER_HOOK.get().filter(|u| u.0 == l);
-    if (*ar).event != ffi::LUA_HOOKCOUNT {
-        if let Some((_, h, _, _)) = user {
-            h(l, ar);
+    // SAFETY: Lua calls the hook on the running thread `l` with the event's
+    // record `ar`, valid during the call (the contract), which the user's
+    // hook may read as its own: it is called as Lua would call it, and may
+    // raise (a Lua hook function's error), which skips nothing here (`user`
+    // and the rest are plain data). A count or line event comes from a Lua
+    // function, where `yield_or_rearm` may yield (its contract).
+    unsafe {
+        if (*ar).event != ffi::LUA_HOOKCOUNT {
+            if let Some((_, h, _, _)) = user {
+                h(l, ar);
+            }
+            if (*ar).event == ffi::LUA_HOOKLINE && DUE.replace(false) {
+                yield_or_rearm(l);
+            }
+            return;
         }
-        if (*ar).event == ffi::LUA_HOOKLINE && DUE.replace(false) {
-            yield_or_rearm(l);
+        if user.is_some_and(|u| u.2 & ffi::LUA_MASKLINE != 0) {
+            DUE.set(true);
+            return;
         }
-        return;
+        yield_or_rearm(l);
     }
-    if user.is_some_and(|u| u.2 & ffi::LUA_MASKLINE != 0) {
-        DUE.set(true);
-        return;
-    }
-    yield_or_rearm(l);
 }
 
 /// The preemption proper: yield now if the thread can (the user's hook
 /// back in place), else try again later.
+///
+/// # Safety
+/// Called from [`preempt_hook`] for a count or line event: `l` is the
+/// running thread, in a Lua function.
 unsafe fn yield_or_rearm(l: *mut ffi::lua_State) {
-    if can_park(l) {
-        restore_user_hook(l);
-        PREEMPTED.set(true);
-        // Inside a hook, lua_yield returns normally and the interpreter
-        // yields once the hook has returned: no longjmp crosses this frame.
-        ffi::lua_yield(l, 0);
-    } else {
-        let n = ffi::lua_gethookcount(l)
-            .max(1)
-            .saturating_mul(2)
-            .min(MAX_REARM);
-        arm_preempt(l, n);
+    // SAFETY: `l` is the running thread, inside our hook called for a Lua
+    // function (the caller's contract): what `can_park`, `restore_user_hook`
+    // and `arm_preempt` need. `lua_yield` is called only when `can_park`
+    // says the thread can yield, so it does not raise; inside a hook of a
+    // Lua function it returns normally (ldo.c, `lua_yieldk`), and the
+    // interpreter yields once the hook has returned: no `longjmp` crosses
+    // this frame. `lua_gethookcount` reads a field (inert).
+    unsafe {
+        if can_park(l) {
+            restore_user_hook(l);
+            PREEMPTED.set(true);
+            // Inside a hook, lua_yield returns normally and the interpreter
+            // yields once the hook has returned: no longjmp crosses this frame.
+            ffi::lua_yield(l, 0);
+        } else {
+            let n = ffi::lua_gethookcount(l)
+                .max(1)
+                .saturating_mul(2)
+                .min(MAX_REARM);
+            arm_preempt(l, n);
+        }
     }
 }
 
@@ -458,8 +516,15 @@ pub unsafe fn arm_stop(l: *mut ffi::lua_State) {
         return;
     }
     let count = stop_hook_count(slot.stop_raises.load(Ordering::Relaxed));
-    ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, count);
-    allow_hooks(l);
+    // SAFETY: `l` is a live thread of an actor this M owns, running on this
+    // OS thread or about to (the caller's contract; from the signal
+    // handler, the one it interrupted): `lua_sethook` may be called then,
+    // in a signal handler too (see `arm_preempt`), and `allow_hooks`'s
+    // contract holds.
+    unsafe {
+        ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, count);
+        allow_hooks(l);
+    }
 }
 
 /// The stop hook's instruction count after `raises` raises of the stop's
@@ -484,7 +549,8 @@ fn stop_hook_count(raises: u8) -> c_int {
 #[inline]
 pub unsafe fn arm_stop_if_pending(slot: &Running, l: *mut ffi::lua_State) {
     if slot.pending_stop().is_some() {
-        arm_stop(l);
+        // SAFETY: the caller's contract is `arm_stop`'s.
+        unsafe { arm_stop(l) };
     }
 }
 
@@ -495,19 +561,27 @@ pub const STOP_GRACE: c_int = 1 << 20;
 /// Raises the pending stop's error in the stopped G (but not in lugo's
 /// own chunk), and again every [`STOP_GRACE`] instructions while the G
 /// runs on (see the module comment).
+///
+/// # Safety
+/// Called by Lua only, as the hook of the running thread `l`, with the
+/// event's record `ar`.
 unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_Debug) {
-    // SAFETY (whole body): Lua calls the hook on the running thread `l`
-    // with the activation record of the running function; a hook may
-    // raise (lua.c's SIGINT hook does). Nothing here has a destructor.
     let Some(why) = current_slot().and_then(Running::pending_stop) else {
         // Not for this G (the M moved on): nothing to do any more.
-        ffi::lua_sethook(l, None, 0, 0);
+        // SAFETY: `l` is the running thread (the contract); removing its
+        // hook from the hook itself is allowed.
+        unsafe { ffi::lua_sethook(l, None, 0, 0) };
         return;
     };
-    if ffi::lua_getinfo(l, c"S".as_ptr(), ar) != 0 && is_lugo_chunk(ar) {
+    // SAFETY: Lua calls the hook on the running thread `l` with the
+    // activation record `ar` of the running function (the contract):
+    // `lua_getinfo` fills its "S" part (inert), after which `is_lugo_chunk`
+    // may read it; `in_finalizer` needs the running thread.
+    if unsafe { ffi::lua_getinfo(l, c"S".as_ptr(), ar) != 0 && is_lugo_chunk(ar) } {
         return;
     }
-    let count = if in_finalizer(l) {
+    // SAFETY: as above.
+    let count = if unsafe { in_finalizer(l) } {
         // Lua turns a finalizer's error into a warning: this raise ends
         // the finalizer, and the next instruction after it raises again.
         1
@@ -521,15 +595,23 @@ unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_
         slot.stop_raises.store(raises, Ordering::Relaxed);
         stop_hook_count(raises)
     };
-    ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, count);
     let msg = why.message();
-    ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
-    // Lua turns hooks off while one runs and turns them back on when it
-    // returns; a raise skips that, and a message handler (`xpcall`'s) runs
-    // before the error unwinds to a protected call that would restore
-    // them. Back on now, or a handler that loops could not be stopped.
-    allow_hooks(l);
-    ffi::lua_error(l);
+    // SAFETY: `l` is the running thread, in a hook, which Lua gives
+    // `LUA_MINSTACK` free stack slots, and a hook may raise (lua.c's SIGINT
+    // hook does). Nothing of this frame has a destructor (`why`, `msg`,
+    // `slot` and `count` are plain data), so the push (which may raise "not
+    // enough memory" instead) and `lua_error` skip nothing; `msg` is
+    // static. `allow_hooks` gets the running thread.
+    unsafe {
+        ffi::lua_sethook(l, Some(stop_hook), ffi::LUA_MASKCOUNT, count);
+        ffi::lua_pushlstring(l, msg.as_ptr() as *const _, msg.len());
+        // Lua turns hooks off while one runs and turns them back on when it
+        // returns; a raise skips that, and a message handler (`xpcall`'s) runs
+        // before the error unwinds to a protected call that would restore
+        // them. Back on now, or a handler that loops could not be stopped.
+        allow_hooks(l);
+        ffi::lua_error(l);
+    }
 }
 
 /// Whether a finalizer (`__gc`) is on `l`'s call stack: Lua names its
@@ -538,20 +620,26 @@ unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_
 /// # Safety
 /// `l` is the running thread (a hook's, or a C function's).
 pub unsafe fn in_finalizer(l: *mut ffi::lua_State) -> bool {
-    // SAFETY: `l` is the running thread; `ar` is ours, filled by Lua for
-    // each level the stack has.
-    let mut ar: ffi::lua_Debug = std::mem::zeroed();
-    let mut level = 0;
-    while ffi::lua_getstack(l, level, &mut ar) != 0 {
-        if ffi::lua_getinfo(l, c"n".as_ptr(), &mut ar) != 0
-            && !ar.name.is_null()
-            && std::ffi::CStr::from_ptr(ar.name).to_bytes() == b"__gc"
-        {
-            return true;
+    // SAFETY: `l` is the running thread (the caller's contract); `ar` is
+    // ours (a zeroed `lua_Debug` is a valid one), filled by Lua for each
+    // level the stack has; `lua_getstack` and `lua_getinfo` with "n" push
+    // nothing and allocate nothing (inert). A non-null `name` points at a
+    // NUL-terminated string of the state (a prototype's, or a metamethod's
+    // name) that lives while the frame does, through this read.
+    unsafe {
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        let mut level = 0;
+        while ffi::lua_getstack(l, level, &mut ar) != 0 {
+            if ffi::lua_getinfo(l, c"n".as_ptr(), &mut ar) != 0
+                && !ar.name.is_null()
+                && std::ffi::CStr::from_ptr(ar.name).to_bytes() == b"__gc"
+            {
+                return true;
+            }
+            level += 1;
         }
-        level += 1;
+        false
     }
-    false
 }
 
 /// Stops the G this M runs now, for `why` (`runtime.goexit`: the G asks
@@ -577,9 +665,19 @@ pub fn stopping_g() -> Option<Stop> {
 
 /// Whether the function of `ar` (its "S" part read) is lugo's own Lua
 /// code, the prelude (chunk `[lugo]`).
+///
+/// # Safety
+/// `ar` is a valid `lua_Debug` whose "S" part `lua_getinfo` has filled,
+/// for a function still on its thread's stack.
 unsafe fn is_lugo_chunk(ar: *const ffi::lua_Debug) -> bool {
-    let src = (*ar).source;
-    !src.is_null() && std::ffi::CStr::from_ptr(src).to_bytes() == b"=[lugo]"
+    // SAFETY: `ar` is valid and its "S" part filled (the caller's
+    // contract): a non-null `source` points at the NUL-terminated source
+    // name of a function on the stack (a static string, or one its
+    // prototype keeps alive), valid through this read.
+    unsafe {
+        let src = (*ar).source;
+        !src.is_null() && std::ffi::CStr::from_ptr(src).to_bytes() == b"=[lugo]"
+    }
 }
 
 /// Disarms a preemption or stop hook left on `l` (armed, then the thread
@@ -589,8 +687,14 @@ unsafe fn is_lugo_chunk(ar: *const ffi::lua_Debug) -> bool {
 /// # Safety
 /// `l` is a live thread of an actor owned by the calling M, not running.
 pub unsafe fn disarm(l: *mut ffi::lua_State) {
-    if ffi::lua_gethook(l).is_some_and(is_ours) {
-        restore_user_hook(l);
+    // SAFETY: `l` is a live thread of an actor this M owns, not running
+    // (the caller's contract): `lua_gethook` reads a field, and
+    // `restore_user_hook` may act on a thread its OS thread owns, with
+    // lugo's hook set (checked here).
+    unsafe {
+        if ffi::lua_gethook(l).is_some_and(is_ours) {
+            restore_user_hook(l);
+        }
     }
 }
 
@@ -615,9 +719,18 @@ static LAYOUT: AtomicU8 = AtomicU8::new(0);
 /// `l` is a valid, idle thread.
 pub(crate) unsafe fn check_layout(l: *mut ffi::lua_State) {
     let b = l as *const u8;
-    let ok = *b.add(TT_OFFSET) == VTHREAD
-        && *b.add(STATUS_OFFSET) == ffi::LUA_OK as u8
-        && *b.add(ALLOWHOOK_OFFSET) == 1;
+    // SAFETY: `l` is a valid thread (the caller's contract), and the bytes
+    // read lie inside its `lua_State` (its header alone is larger). In the
+    // layout of the Lua this crate is built with (5.4, mlua's `lua54`) they
+    // are the fields `tt`, `status` and `allowhook`, all set before a
+    // thread is handed out, so no byte read is uninitialized; the check
+    // guards `allow_hooks` against another layout. Nothing else writes
+    // them now: the thread is idle and on this OS thread.
+    let ok = unsafe {
+        *b.add(TT_OFFSET) == VTHREAD
+            && *b.add(STATUS_OFFSET) == ffi::LUA_OK as u8
+            && *b.add(ALLOWHOOK_OFFSET) == 1
+    };
     let _ = LAYOUT.compare_exchange(
         0,
         if ok { 1 } else { 2 },
@@ -636,12 +749,19 @@ pub(crate) unsafe fn check_layout(l: *mut ffi::lua_State) {
 ///
 /// # Safety
 /// `l` is a live thread running on this OS thread (or interrupted by this
-/// signal handler).
+/// signal handler), or a thread of an actor this M owns, about to run.
 unsafe fn allow_hooks(l: *mut ffi::lua_State) {
     if LAYOUT.load(Ordering::Acquire) == 1 {
         // A byte store to a field the interpreter reads before each hook
         // call, on the thread that runs it.
-        std::ptr::write_volatile((l as *mut u8).add(ALLOWHOOK_OFFSET), 1);
+        // SAFETY: `l` is live (the caller's contract), and `check_layout`
+        // found `allowhook` at this offset of a thread of this Lua, so the
+        // store stays inside `l`'s `lua_State` and hits that byte field.
+        // Only this OS thread touches `l` (the contract); from a signal
+        // handler the store is a byte store, of the kind Lua accepts of
+        // `lua_sethook` there; the interrupted code that saves and restores
+        // `allowhook` (a finalizer's call) puts its own value back after.
+        unsafe { std::ptr::write_volatile((l as *mut u8).add(ALLOWHOOK_OFFSET), 1) };
     }
 }
 

@@ -425,7 +425,10 @@ impl Shared {
             // At the top of a G every yield reaches this M.
             crate::preempt::set_forward(true);
             // SAFETY: this M owns the actor (its `scheduled` flag got it
-            // here) and the picked G is suspended: it was Runnable.
+            // here) and the picked G is suspended: it was Runnable. The
+            // actor's main thread is idle while its M runs Gs. The slots in
+            // its wake and select sends are this actor's: a channel carries
+            // slots only while one actor uses it (`Chan::share`).
             let res = unsafe {
                 ffi::resume(
                     picked.thread,
