@@ -224,6 +224,7 @@ impl Builder {
         config.host_functions = self.host_functions;
         config.on_panic = self.on_panic;
         config.monitor = lugo_sysmon::Debug::from_env();
+        config.face = &lugo_stdlib::FACE;
         let vm = lugo_vm::Runtime::new(config);
         let main = vm.new_actor(lugo_vm::new_lua(), None, self.memory_limit)?;
         // The main actor lives until the host shuts the runtime down: no

@@ -238,7 +238,7 @@ fn run() -> Result<ExitCode, String> {
                return chunks[#chunks](...)\n\
              end",
         )
-        .set_name("=[lugo]")
+        .set_name(lugo_stdlib::FACE.hidden_source)
         .call(lua.create_sequence_from(chunks)?)
     };
     let main = setup().map_err(|e| e.to_string())?;

@@ -63,7 +63,7 @@ fn raised(message: Option<Value>, traceback: Option<Value>) -> TaskEnd {
     let text = |v: Option<Value>| v.and_then(|v| v.to_string().ok()).unwrap_or_default();
     let (message, traceback) = (text(message), text(traceback));
     // Lua's traceback without lugo's own frames, in lua.c's layout.
-    let frames = lugo_vm::sched::dump::format_traceback(&traceback);
+    let frames = lugo_vm::sched::dump::format_traceback(&traceback, crate::FACE.hidden_chunk());
     let traceback = match frames.is_empty() {
         true => String::new(),
         false => format!("stack traceback:\n{}", frames.trim_end()),

@@ -125,8 +125,21 @@ pub(crate) fn arg(args: &MultiValue, i: usize) -> &Value {
     args.get(i).unwrap_or(&Value::Nil)
 }
 
+/// lugo's Lua face, for the runtime's `Config::face`: copied values are
+/// rebuilt with this crate's userdata, and the prelude's chunk (`[lugo]`)
+/// is hidden from goroutine tracebacks.
+pub static FACE: lugo_vm::ffi::Face = lugo_vm::ffi::Face {
+    push_copied: copy::push_portable,
+    hidden_source: "=[lugo]",
+};
+
 /// Installs the lugo modules in `lua`, the state of `actor`.
 pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
+    if !std::ptr::eq(actor.runtime().face(), &FACE) {
+        return Err(mlua::Error::runtime(
+            "lugo_stdlib::open: the runtime was not built with lugo_stdlib::FACE (Config::face)",
+        ));
+    }
     // Everything made here lives as long as the state: collecting while
     // making it is wasted work (actors are spawned often).
     lua.gc_stop();
@@ -142,7 +155,6 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     p.set("KIND_GOSCHED", park::KIND_GOSCHED)?;
     p.set("KIND_EXIT", park::KIND_EXIT)?;
     p.set("KIND_PANIC", park::KIND_PANIC)?;
-    lugo_vm::ffi::set_copied_pusher(copy::push_portable);
     // C functions: first every boxed type, then every closure.
     let mut reg = cfn::Registry::new(lua, actor)?;
     p.set(
@@ -285,7 +297,7 @@ fn prelude(lua: &Lua) -> mlua::Result<Function> {
     }
     let f = lua
         .load(PRELUDE)
-        .set_name(format!("={}", lugo_vm::sched::dump::LUGO_CHUNK))
+        .set_name(FACE.hidden_source)
         .into_function()?;
     let _ = BYTECODE.set(f.dump(false));
     Ok(f)

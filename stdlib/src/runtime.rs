@@ -97,7 +97,7 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             } else {
                 Ok(format!(
                     "goroutine {id} [running]:\n{}",
-                    dump::format_traceback(&tb)
+                    dump::format_traceback(&tb, crate::FACE.hidden_chunk())
                 ))
             }
         })?,

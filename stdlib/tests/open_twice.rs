@@ -13,6 +13,7 @@ use mlua::{MultiValue, Value};
 fn opening_a_state_twice_keeps_the_first_closures_working() {
     let vm = Runtime::new(Config {
         procs: 1,
+        face: &lugo_stdlib::FACE,
         ..Config::default()
     });
     let actor = vm.new_actor(lugo_vm::new_lua(), None, 0).unwrap();
@@ -75,6 +76,24 @@ fn opening_a_state_twice_keeps_the_first_closures_working() {
             Some(TaskEnd::Returned(_))
         ),
         "the first closures still work"
+    );
+    assert!(vm.close(Duration::from_secs(5)));
+}
+
+#[test]
+fn opening_a_state_of_a_runtime_without_lugos_face_is_an_error() {
+    // The face is handed to the runtime when it is built; no process
+    // global stands in for it.
+    let vm = Runtime::new(Config {
+        procs: 1,
+        ..Config::default()
+    });
+    let actor = vm.new_actor(lugo_vm::new_lua(), None, 0).unwrap();
+    actor.set_main_g(lugo_vm::actor::NO_MAIN_G);
+    let err = lugo_stdlib::open(actor.lua(), &actor).unwrap_err();
+    assert!(
+        err.to_string().contains("lugo_stdlib::FACE"),
+        "the error says what is missing: {err}"
     );
     assert!(vm.close(Duration::from_secs(5)));
 }

@@ -322,8 +322,9 @@ impl Actor {
         id: u64,
         lua: Lua,
         account: Arc<Account>,
+        face: &'static crate::ffi::Face,
     ) -> mlua::Result<Arc<Actor>> {
-        let main_thread = crate::ffi::init_state(&lua)?;
+        let main_thread = crate::ffi::init_state(&lua, face)?;
         account
             .hold(crate::mem::ACTOR_BYTES)
             .map_err(|_| mlua::Error::MemoryError("not enough memory".into()))?;

@@ -70,15 +70,18 @@ unsafe impl Send for LuaThread {}
 // SAFETY: as above: sharing the address does not touch the state.
 unsafe impl Sync for LuaThread {}
 
-/// Prepares a new state: the values table, and a zero mark in the main
+/// Prepares a new state: the values table, the runtime's [`Face`] (in
+/// the registry, for [`push_copied`]), and a zero mark in the main
 /// thread's extra space (new threads copy it from there). Returns the
 /// state's main thread, where the scheduler builds values ([`resume`]).
-pub fn init_state(lua: &mlua::Lua) -> mlua::Result<LuaThread> {
+pub fn init_state(lua: &mlua::Lua, face: &'static Face) -> mlua::Result<LuaThread> {
     // SAFETY: `exec_raw` runs the closure on the state's own stack under
     // mlua's lock, inside a protected call; we push one table and pop it
-    // into the registry, leaving the stack balanced. The table's creation
-    // and store may raise: the closure owns nothing but a borrow of `main`,
-    // and `exec_raw` returns the error. The extra space is
+    // into the registry, then the face's address (a light userdata: no
+    // allocation but the registry's, which may raise like the table's),
+    // leaving the stack balanced. The closure owns nothing but a borrow of
+    // `main`, and `exec_raw` returns the error. The face is `'static`: the
+    // address stays valid as long as the state. The extra space is
     // LUA_EXTRASPACE (pointer-sized, aligned) bytes that Lua reserves for
     // the embedder and mlua does not use. `main` is the state's main
     // thread (maybe the one running the closure): valid, status `LUA_OK`,
@@ -88,6 +91,8 @@ pub fn init_state(lua: &mlua::Lua) -> mlua::Result<LuaThread> {
         lua.exec_raw::<()>((), |l| {
             ffi::lua_createtable(l, 0, 0);
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, values_key());
+            ffi::lua_pushlightuserdata(l, face as *const Face as *mut c_void);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, face_key());
             ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, ffi::LUA_RIDX_MAINTHREAD);
             main = ffi::lua_tothread(l, -1);
             *(ffi::lua_getextraspace(main) as *mut usize) = 0;
@@ -96,6 +101,59 @@ pub fn init_state(lua: &mlua::Lua) -> mlua::Result<LuaThread> {
         })?;
         Ok(LuaThread(main))
     }
+}
+
+/// The bridge to the Lua face: what the scheduler needs from the library
+/// that gives Lua its API (`lugo-stdlib`), handed to the runtime when it
+/// is built (`Config::face`) and kept in each state's registry. No
+/// process global: two runtimes may have two faces.
+#[derive(Clone, Copy, Debug)]
+pub struct Face {
+    /// Rebuilds a copied value ([`Msg::Copied`]) in a state: only the
+    /// face knows its userdata (channels, actor handles).
+    pub push_copied: CopiedPusher,
+    /// The chunk name of the face's own Lua code as given to `load`
+    /// (lugo's: `=[lugo]`; empty: none): its frames are left out of
+    /// goroutine tracebacks, and a stop is raised after it, in the user's
+    /// code.
+    pub hidden_source: &'static str,
+}
+
+impl Face {
+    /// How tracebacks name the face's chunk (`[lugo]`): the source
+    /// without its `=`.
+    pub fn hidden_chunk(&self) -> &'static str {
+        self.hidden_source
+            .strip_prefix('=')
+            .unwrap_or(self.hidden_source)
+    }
+
+    /// No face: a runtime that runs plain Lua and copies no values
+    /// between actors (a copied value cannot be rebuilt: an error).
+    pub const NONE: Face = Face {
+        push_copied: no_face,
+        hidden_source: "",
+    };
+}
+
+/// [`Face::NONE`]'s pusher: raises.
+///
+/// # Safety
+/// A [`CopiedPusher`]: called inside [`protect`] on a valid thread.
+unsafe fn no_face(l: *mut ffi::lua_State, _: &crate::portable::Portable) {
+    const MSG: &str = "lugo: this runtime has no Lua face to rebuild a copied value";
+    // SAFETY: inside `protect` (the contract): the push and the raise are
+    // caught there; nothing here has a destructor.
+    unsafe {
+        ffi::lua_pushlstring(l, MSG.as_ptr() as *const _, MSG.len());
+        ffi::lua_error(l);
+    }
+}
+
+/// The registry key of a state's [`Face`].
+fn face_key() -> *const c_void {
+    static KEY: u8 = 0;
+    &KEY as *const u8 as *const c_void
 }
 
 /// The extra space of a thread: bit 0 marks a goroutine's own thread;
@@ -369,17 +427,21 @@ pub unsafe fn push_copied(
     l: *mut ffi::lua_State,
     p: &crate::portable::Portable,
 ) -> Result<(), Raised> {
-    let Some(&push) = COPIED_PUSHER.get() else {
-        // SAFETY: a free stack slot on a valid thread (the caller's
-        // contract); pushing nil is inert.
-        unsafe { ffi::lua_pushnil(l) };
-        return Ok(());
+    // SAFETY: a free stack slot on a valid thread of a state that
+    // `init_state` prepared (the caller's contract): reading the registry
+    // with `rawgetp` and popping are inert; the value is the address of a
+    // `'static` face.
+    let push = unsafe {
+        ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, face_key());
+        let face = ffi::lua_touserdata(l, -1) as *const Face;
+        ffi::lua_pop(l, 1);
+        face.as_ref().unwrap_or(&Face::NONE).push_copied
     };
     // SAFETY: `l` is a thread of an actor owned by this M that may run Lua
     // code now (the caller's contract, `push_msg`'s): what `protect` needs.
     // The closure holds the pusher (a function pointer) and a borrow of `p`,
-    // nothing to drop (`protect` checks). The pusher (the stdlib's, set once
-    // per process) is called as its type says: on that state, inside a
+    // nothing to drop (`protect` checks). The pusher (the state's face's)
+    // is called as its type says: on that state, inside a
     // protected C function, where it may raise; `p` stays alive in the
     // caller across it, and the raise is caught by `protect`.
     unsafe {
@@ -518,13 +580,6 @@ pub struct Raised;
 /// It may raise: it is called inside [`protect`] only, on a thread of an
 /// actor owned by the calling M.
 pub type CopiedPusher = unsafe fn(*mut ffi::lua_State, &crate::portable::Portable);
-
-static COPIED_PUSHER: std::sync::OnceLock<CopiedPusher> = std::sync::OnceLock::new();
-
-/// Sets how [`Msg::Copied`] values are rebuilt (once per process).
-pub fn set_copied_pusher(f: CopiedPusher) {
-    let _ = COPIED_PUSHER.set(f);
-}
 
 /// Frees the slot of a message that will not be delivered.
 ///

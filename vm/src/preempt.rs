@@ -60,6 +60,10 @@ thread_local! {
     static PREEMPTED: Cell<bool> = const { Cell::new(false) };
     /// The running slot of the M on this thread (null elsewhere).
     static SLOT: Cell<*const Running> = const { Cell::new(ptr::null()) };
+    /// The source name (`=` and the chunk name) of the Lua face's own code
+    /// in the runtime this M serves (`Face::hidden_source`): a stop is not
+    /// raised inside it. Empty: none.
+    static HIDDEN_SOURCE: Cell<&'static [u8]> = const { Cell::new(b"") };
     /// Whether a yield of the running coroutine can reach the M: true at
     /// the top of a G; lugo's `coroutine.resume` clears it for a coroutine
     /// it resumes from where no yield can pass (inside a C call), since Lua
@@ -259,8 +263,11 @@ impl Default for Running {
 }
 
 impl Running {
-    /// Binds the slot to the calling thread (the M's).
-    pub(crate) fn bind(&self) {
+    /// Binds the slot to the calling thread (the M's), an M of a runtime
+    /// whose Lua face's own code has the source name `hidden_source`
+    /// (`Face::hidden_source`; empty: none).
+    pub(crate) fn bind(&self, hidden_source: &'static [u8]) {
+        HIDDEN_SOURCE.set(hidden_source);
         install();
         // SAFETY: pthread_self has no preconditions.
         let me = unsafe { libc::pthread_self() };
@@ -273,6 +280,7 @@ impl Running {
     pub(crate) fn unbind(&self) {
         if std::ptr::eq(SLOT.get(), self) {
             SLOT.set(ptr::null());
+            HIDDEN_SOURCE.set(b"");
         }
     }
 
@@ -575,9 +583,9 @@ unsafe extern "C-unwind" fn stop_hook(l: *mut ffi::lua_State, ar: *mut ffi::lua_
     };
     // SAFETY: Lua calls the hook on the running thread `l` with the
     // activation record `ar` of the running function (the contract):
-    // `lua_getinfo` fills its "S" part (inert), after which `is_lugo_chunk`
+    // `lua_getinfo` fills its "S" part (inert), after which `is_face_chunk`
     // may read it; `in_finalizer` needs the running thread.
-    if unsafe { ffi::lua_getinfo(l, c"S".as_ptr(), ar) != 0 && is_lugo_chunk(ar) } {
+    if unsafe { ffi::lua_getinfo(l, c"S".as_ptr(), ar) != 0 && is_face_chunk(ar) } {
         return;
     }
     // SAFETY: as above.
@@ -663,20 +671,21 @@ pub fn stopping_g() -> Option<Stop> {
     current_slot().and_then(Running::pending_stop)
 }
 
-/// Whether the function of `ar` (its "S" part read) is lugo's own Lua
-/// code, the prelude (chunk `[lugo]`).
+/// Whether the function of `ar` (its "S" part read) is the Lua face's own
+/// code (lugo's prelude, chunk `[lugo]`), as this M was bound with.
 ///
 /// # Safety
 /// `ar` is a valid `lua_Debug` whose "S" part `lua_getinfo` has filled,
 /// for a function still on its thread's stack.
-unsafe fn is_lugo_chunk(ar: *const ffi::lua_Debug) -> bool {
+unsafe fn is_face_chunk(ar: *const ffi::lua_Debug) -> bool {
     // SAFETY: `ar` is valid and its "S" part filled (the caller's
     // contract): a non-null `source` points at the NUL-terminated source
     // name of a function on the stack (a static string, or one its
     // prototype keeps alive), valid through this read.
     unsafe {
         let src = (*ar).source;
-        !src.is_null() && std::ffi::CStr::from_ptr(src).to_bytes() == b"=[lugo]"
+        let hidden = HIDDEN_SOURCE.get();
+        !hidden.is_empty() && !src.is_null() && std::ffi::CStr::from_ptr(src).to_bytes() == hidden
     }
 }
 

@@ -1,34 +1,31 @@
 //! Goroutine dumps in Go's format: `goroutine N [state]:` and a traceback.
 //!
-//! Lua tracebacks of goroutines include lugo's own frames (the `[lugo]`
-//! chunk of the stdlib, the `xpcall` at the base of every goroutine, the
-//! `yield` that parks it); they are removed so users see their own code.
+//! Lua tracebacks of goroutines include lugo's own frames (the chunk of
+//! the Lua face's own code, `Face::hidden_source`: `[lugo]` for the
+//! stdlib; the C function at the base of every goroutine; the `yield`
+//! that parks it); they are removed so users see their own code.
 
 use crate::actor::Actor;
 use crate::g::GStatus;
 
-/// Name of the chunk that holds lugo's Lua-side code; its frames are hidden.
-pub const LUGO_CHUNK: &str = "[lugo]";
-
-/// Keeps the user's frames of a Lua traceback, one per line, tab-indented.
-pub fn format_traceback(tb: &str) -> String {
+/// Keeps the user's frames of a Lua traceback, one per line, tab-indented:
+/// drops those of the chunk `hidden` (the face's, `Face::hidden_chunk`;
+/// empty: none).
+pub fn format_traceback(tb: &str, hidden: &str) -> String {
     let mut lines: Vec<&str> = tb
         .lines()
         .filter(|l| !l.starts_with("stack traceback:"))
-        .filter(|l| !l.contains(LUGO_CHUNK) && !l.contains("(...tail calls...)"))
+        .filter(|l| (hidden.is_empty() || !l.contains(hidden)) && !l.contains("(...tail calls...)"))
         .collect();
-    // The park's own yield on top, the goroutine's body (a C function,
-    // or the `xpcall` of older bodies) at the bottom.
+    // The park's own yield on top, the goroutine's body (a C function) at
+    // the bottom.
     if lines
         .first()
         .is_some_and(|l| l.trim_start().starts_with("[C]: in"))
     {
         lines.remove(0);
     }
-    if lines
-        .last()
-        .is_some_and(|l| matches!(l.trim(), "[C]: in ?" | "[C]: in function 'xpcall'"))
-    {
+    if lines.last().is_some_and(|l| l.trim() == "[C]: in ?") {
         lines.pop();
     }
     let mut out = String::new();
@@ -54,6 +51,7 @@ pub fn state_word(status: GStatus, reason: crate::wake::WaitReason) -> &'static 
 /// traceback `current_tb` taken by the caller. Must run on the M that owns
 /// the actor (or while no M runs it).
 pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<String> {
+    let hidden = actor.runtime().shared.config.face.hidden_chunk();
     let mut out = String::new();
     // Goroutines of actors other than the main one say whose they are.
     let whose = if actor.id == 1 {
@@ -64,7 +62,7 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
     if let Some((id, tb)) = current {
         out.push_str(&format!(
             "goroutine {id} [running]{whose}:\n{}",
-            format_traceback(tb)
+            format_traceback(tb, hidden)
         ));
     }
     for g in actor.goroutines() {
@@ -81,7 +79,7 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
             "goroutine {} [{}]{whose}:\n{}",
             g.id,
             state_word(g.status, g.reason),
-            format_traceback(&tb)
+            format_traceback(&tb, hidden)
         ));
     }
     Ok(out)
@@ -123,7 +121,16 @@ mod tests {
 
     #[test]
     fn hides_lugo_frames() {
-        let tb = "stack traceback:\n\t[C]: in function 'coroutine.yield'\n\t[lugo]:40: in function 'recv'\n\t(...tail calls...)\n\tt.lua:3: in main chunk\n\t[C]: in function 'xpcall'\n\t[lugo]:12: in function <[lugo]:10>";
-        assert_eq!(format_traceback(tb), "\tt.lua:3: in main chunk\n");
+        let tb = "stack traceback:\n\t[C]: in function 'coroutine.yield'\n\t[lugo]:40: in function 'recv'\n\t(...tail calls...)\n\tt.lua:3: in main chunk\n\t[lugo]:12: in function <[lugo]:10>\n\t[C]: in ?";
+        assert_eq!(format_traceback(tb, "[lugo]"), "\tt.lua:3: in main chunk\n");
+        // A user's own xpcall at the bottom of the goroutine stays.
+        let tb = "stack traceback:\n\tt.lua:3: in function <t.lua:2>\n\t[C]: in function 'xpcall'\n\t[C]: in ?";
+        assert_eq!(
+            format_traceback(tb, "[lugo]"),
+            "\tt.lua:3: in function <t.lua:2>\n\t[C]: in function 'xpcall'\n"
+        );
+        // No face: nothing hidden but lugo's C frames.
+        let tb = "stack traceback:\n\t[lugo]:1: in main chunk\n\t[C]: in ?";
+        assert_eq!(format_traceback(tb, ""), "\t[lugo]:1: in main chunk\n");
     }
 }

@@ -50,7 +50,7 @@ pub(crate) fn set_current_p(p: Option<usize>) {
 pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
     CURRENT_P.set(pid);
     let p = &shared.ps[pid];
-    p.home.bind();
+    p.home.bind(shared.config.face.hidden_source.as_bytes());
     let _ = p.home_thread.set(std::thread::current());
     while let Some(actor) = shared.find_runnable(pid) {
         shared.run(pid, &actor);
@@ -88,16 +88,17 @@ impl Shared {
 }
 
 /// Go's panic report: message, blank line, the goroutine and its stack.
-fn panic_report(gid: u64, msg: &str, tb: &str) -> String {
-    // An error raised outside the goroutine's xpcall carries its traceback
-    // in the message (mlua appends it).
+/// `hidden`: the Lua face's chunk, whose frames are left out.
+fn panic_report(gid: u64, msg: &str, tb: &str, hidden: &str) -> String {
+    // An error raised past the goroutine's protected call carries its
+    // traceback in the message (mlua appends it).
     let (msg, tb) = match (tb.is_empty(), msg.split_once("\nstack traceback:\n")) {
         (true, Some((m, t))) => (m, t),
         _ => (msg, tb),
     };
     format!(
         "panic: {msg}\n\ngoroutine {gid} [running]:\n{}",
-        dump::format_traceback(tb)
+        dump::format_traceback(tb, hidden)
     )
 }
 
@@ -584,16 +585,27 @@ impl Shared {
                     .on_panic
                     .as_ref()
                     .expect("routed to the handler");
-                handler(&panic_report(gid, &message, &traceback));
+                handler(&panic_report(
+                    gid,
+                    &message,
+                    &traceback,
+                    self.config.face.hidden_chunk(),
+                ));
                 None
             }
             PanicRoute::Program => {
-                self.finish(Outcome::Panic(panic_report(gid, &message, &traceback)));
+                self.finish(Outcome::Panic(panic_report(
+                    gid,
+                    &message,
+                    &traceback,
+                    self.config.face.hidden_chunk(),
+                )));
                 Some(SliceEnd::Ended)
             }
             PanicRoute::Actor => {
                 // An actor's uncaught error ends that actor only.
-                let report = panic_report(gid, &message, &traceback);
+                let report =
+                    panic_report(gid, &message, &traceback, self.config.face.hidden_chunk());
                 let err = report.strip_prefix("panic: ").unwrap_or(&report);
                 actor.end(Err(err.trim_end().to_string()));
                 Some(SliceEnd::Ended)
@@ -636,7 +648,12 @@ impl Shared {
         for id in tasks {
             if let Err(e) = f.call::<()>(id) {
                 slot.clear();
-                self.finish(Outcome::Panic(panic_report(0, &e.to_string(), "")));
+                self.finish(Outcome::Panic(panic_report(
+                    0,
+                    &e.to_string(),
+                    "",
+                    self.config.face.hidden_chunk(),
+                )));
                 return;
             }
         }

@@ -120,6 +120,10 @@ pub struct Config {
     pub on_panic: Option<PanicHandler>,
     /// sysmon's debug settings (`LUGO_DEBUG`: schedtrace).
     pub monitor: lugo_sysmon::Debug,
+    /// The Lua face the actors' states are opened with (lugo's stdlib
+    /// gives `lugo_stdlib::FACE`): how a copied value is rebuilt, which
+    /// chunk tracebacks hide.
+    pub face: &'static crate::ffi::Face,
 }
 
 impl std::fmt::Debug for Config {
@@ -132,6 +136,7 @@ impl std::fmt::Debug for Config {
             .field("host_functions", &self.host_functions)
             .field("on_panic", &self.on_panic.is_some())
             .field("monitor", &self.monitor)
+            .field("face", &self.face.hidden_source)
             .finish()
     }
 }
@@ -146,6 +151,7 @@ impl Default for Config {
             host_functions: Vec::new(),
             on_panic: None,
             monitor: lugo_sysmon::Debug::default(),
+            face: &crate::ffi::Face::NONE,
         }
     }
 }
@@ -477,9 +483,9 @@ impl Actor {
 /// exited). Their finalizers run, watched: one still running at
 /// `deadline` is stopped (it raises, and Lua goes on with the next), so a
 /// script cannot keep its host from dropping a runtime.
-fn close_states(actors: Vec<Arc<Actor>>, deadline: std::time::Instant) {
+fn close_states(actors: Vec<Arc<Actor>>, deadline: std::time::Instant, face: &crate::ffi::Face) {
     let slot = crate::preempt::Running::default();
-    slot.bind();
+    slot.bind(face.hidden_source.as_bytes());
     let done = AtomicBool::new(false);
     std::thread::scope(|scope| {
         scope.spawn(|| {
@@ -578,6 +584,11 @@ impl Runtime {
         &self.shared.netpoll
     }
 
+    /// The Lua face the runtime was built with (`Config::face`).
+    pub fn face(&self) -> &'static crate::ffi::Face {
+        self.shared.config.face
+    }
+
     /// The runtime's counters (`runtime.stats()`).
     pub fn stats(&self) -> &crate::census::Stats {
         &self.shared.census.stats
@@ -598,7 +609,13 @@ impl Runtime {
             Some(p) => crate::mem::Account::child(p.account(), limit),
             None => crate::mem::Account::root(limit),
         };
-        let a = Actor::new(Box::new(self.clone()), id, lua, account)?;
+        let a = Actor::new(
+            Box::new(self.clone()),
+            id,
+            lua,
+            account,
+            self.shared.config.face,
+        )?;
         a.gc.limit.store(limit, Ordering::Relaxed);
         lock(&self.shared.actors).insert(id, Arc::downgrade(&a));
         Ok(a)
@@ -665,7 +682,7 @@ impl Runtime {
             drop(p.drain());
         }
         s.timers.clear();
-        close_states(s.live_actors(), deadline);
+        close_states(s.live_actors(), deadline, s.config.face);
         true
     }
 

@@ -52,7 +52,7 @@ thread_local! {
 impl Shared {
     fn spare_main(self: &Arc<Self>, me: &Arc<Spare>) {
         IS_SPARE.set(true);
-        me.slot.bind();
+        me.slot.bind(self.config.face.hidden_source.as_bytes());
         loop {
             let pid = loop {
                 if self.stopping() {
