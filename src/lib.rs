@@ -226,7 +226,7 @@ impl Builder {
         config.monitor = lugo_sysmon::Debug::from_env();
         config.face = &lugo_stdlib::FACE;
         let vm = lugo_vm::Runtime::new(config);
-        let main = vm.new_actor(lugo_vm::new_lua(), None, self.memory_limit)?;
+        let main = vm.new_actor(None, self.memory_limit)?;
         // The main actor lives until the host shuts the runtime down: no
         // goroutine's end ends it (`run` names one).
         main.set_main_g(NO_MAIN_G);

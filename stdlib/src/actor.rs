@@ -155,12 +155,10 @@ fn start(
     } else {
         rt.actor_memory()
     };
-    let child = rt
-        .new_actor(lugo_vm::new_lua(), Some(parent), memory)
-        .map_err(|e| match e {
-            mlua::Error::MemoryError(_) => "not enough memory".to_string(),
-            e => e.to_string(),
-        })?;
+    let child = rt.new_actor(Some(parent), memory).map_err(|e| match e {
+        mlua::Error::MemoryError(_) => "not enough memory".to_string(),
+        e => e.to_string(),
+    })?;
     match run_first(rt, &child, body, args) {
         Ok(()) => Ok(child),
         Err(e) => {

@@ -16,7 +16,7 @@ fn opening_a_state_twice_keeps_the_first_closures_working() {
         face: &lugo_stdlib::FACE,
         ..Config::default()
     });
-    let actor = vm.new_actor(lugo_vm::new_lua(), None, 0).unwrap();
+    let actor = vm.new_actor(None, 0).unwrap();
     actor.set_main_g(lugo_vm::actor::NO_MAIN_G);
     let lua = actor.lua();
     lugo_stdlib::open(lua, &actor).unwrap();
@@ -65,7 +65,7 @@ fn opening_a_state_twice_keeps_the_first_closures_working() {
 
     // A state that belongs to another actor is refused, and the first
     // actor's state goes on working.
-    let other = vm.new_actor(lugo_vm::new_lua(), None, 0).unwrap();
+    let other = vm.new_actor(None, 0).unwrap();
     let err = lugo_stdlib::open(lua, &other).expect_err("another actor's state");
     assert!(err.to_string().contains("another actor"), "{err}");
     let again = lua.load("return FIRST.ch:send(7)").into_function().unwrap();
@@ -88,7 +88,7 @@ fn opening_a_state_of_a_runtime_without_lugos_face_is_an_error() {
         procs: 1,
         ..Config::default()
     });
-    let actor = vm.new_actor(lugo_vm::new_lua(), None, 0).unwrap();
+    let actor = vm.new_actor(None, 0).unwrap();
     actor.set_main_g(lugo_vm::actor::NO_MAIN_G);
     let err = lugo_stdlib::open(actor.lua(), &actor).unwrap_err();
     assert!(

@@ -320,21 +320,17 @@ impl Actor {
     pub(crate) fn new(
         rt: Box<dyn Runner>,
         id: u64,
-        lua: Lua,
         account: Arc<Account>,
         face: &'static crate::ffi::Face,
     ) -> mlua::Result<Arc<Actor>> {
+        // Made here: no one else has a handle of the state (`mem::install`).
+        let lua = new_lua();
         let main_thread = crate::ffi::init_state(&lua, face)?;
         account
             .hold(crate::mem::ACTOR_BYTES)
             .map_err(|_| mlua::Error::MemoryError("not enough memory".into()))?;
-        // SAFETY: the state is new; only this thread uses it.
-        // FIXME(soundness): nothing makes it so. `Runtime::new_actor` is
-        // safe and public and takes any `Lua`: a caller could pass a handle
-        // to a state it keeps using from another thread, or one already
-        // made an actor (installed twice, the second `uninstall` puts back
-        // an allocator whose `Installed` the first has freed). Every caller
-        // in the workspace passes a fresh `new_lua()`.
+        // SAFETY: the state is new, made above; only this thread has a
+        // handle of it (it is installed once, and no one else uses it).
         let token = unsafe { crate::mem::install(&lua, main_thread.0, account.clone()) };
         Ok(Arc::new(Actor {
             id,

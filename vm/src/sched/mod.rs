@@ -594,28 +594,18 @@ impl Runtime {
         &self.shared.census.stats
     }
 
-    /// Makes an actor of `lua`; the first actor made is the main actor.
+    /// Makes an actor with a new Lua state (`new_lua`: the full standard
+    /// library); the first actor made is the main actor.
     /// Its memory limit is `limit` bytes (0: none of its own; the main
     /// actor's default is the runtime's `actor_memory`); an actor spawned
     /// by `parent` stays within the parent's limit too (`crate::mem`).
-    pub fn new_actor(
-        &self,
-        lua: Lua,
-        parent: Option<&Actor>,
-        limit: usize,
-    ) -> mlua::Result<Arc<Actor>> {
+    pub fn new_actor(&self, parent: Option<&Actor>, limit: usize) -> mlua::Result<Arc<Actor>> {
         let id = self.shared.next_actor_id.fetch_add(1, Ordering::Relaxed);
         let account = match parent {
             Some(p) => crate::mem::Account::child(p.account(), limit),
             None => crate::mem::Account::root(limit),
         };
-        let a = Actor::new(
-            Box::new(self.clone()),
-            id,
-            lua,
-            account,
-            self.shared.config.face,
-        )?;
+        let a = Actor::new(Box::new(self.clone()), id, account, self.shared.config.face)?;
         a.gc.limit.store(limit, Ordering::Relaxed);
         lock(&self.shared.actors).insert(id, Arc::downgrade(&a));
         Ok(a)
