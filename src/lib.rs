@@ -340,7 +340,10 @@ impl Runtime {
 
     /// Starts a new actor (an isolated Lua state, in parallel with the
     /// others) running `chunk` with copies of `args`, as
-    /// `actor.spawn(f, ...)` does; the chunk may capture nothing.
+    /// `actor.spawn(f, ...)` in the main actor does; the chunk may capture
+    /// nothing. Its refusals ([`Error::Raised`]) are `actor.spawn`'s:
+    /// a chunk of bytecode whose function captures more than `_ENV`, an
+    /// argument that cannot be copied (a function, a coroutine).
     #[track_caller]
     pub fn spawn_actor(
         &self,
@@ -348,15 +351,17 @@ impl Runtime {
         args: impl IntoLuaMulti,
     ) -> Result<ActorHandle<'_>> {
         let body = self.lua().load(chunk).into_function()?;
-        let spawn: Function = self
-            .lua()
-            .load("local f = ... return actor.spawn(f, select(2, ...))")
-            .set_name("=[lugo host]")
-            .into_function()?;
-        let mut a = MultiValue::from_vec(vec![mlua::Value::Function(body)]);
-        a.extend(args.into_lua_multi(self.lua())?);
-        let handle: mlua::Value = self.call(&spawn, a)?;
-        Ok(ActorHandle { handle, rt: self })
+        let args = args.into_lua_multi(self.lua())?;
+        if let Some(o) = self.vm.outcome() {
+            return Err(Error::Stopped(o));
+        }
+        let actor = lugo_stdlib::host::spawn_actor(self.lua(), &self.main, &body, args).map_err(
+            |message| Error::Raised {
+                message,
+                traceback: String::new(),
+            },
+        )?;
+        Ok(ActorHandle { actor, rt: self })
     }
 
     /// A new channel with room for `cap` values (0: unbuffered), and the
@@ -482,40 +487,25 @@ fn result(end: TaskEnd) -> Result<MultiValue> {
 }
 
 /// An actor started by the host ([`Runtime::spawn_actor`]); it borrows
-/// the runtime, whose main actor holds the actor's handle.
+/// the runtime and holds the actor, as a handle in Lua does.
 pub struct ActorHandle<'rt> {
-    /// The actor's handle as the main actor holds it.
-    handle: mlua::Value,
+    actor: Arc<Actor>,
     rt: &'rt Runtime,
 }
 
 impl ActorHandle<'_> {
-    /// Waits until the actor ends: `Ok` when its first goroutine
-    /// returned, [`Error::Raised`] with its error and stack when it
-    /// raised (or was stopped by its memory limit or CPU budget).
+    /// Waits until the actor ends and its state is closed (its memory
+    /// given back): `Ok` when its first goroutine returned,
+    /// [`Error::Raised`] with its error when it raised (or was stopped by
+    /// its memory limit or CPU budget). No Lua runs for it: the host's
+    /// thread blocks. [`Error::Deadlock`] if every goroutine is blocked
+    /// for good meanwhile, [`Error::Stopped`] if the runtime ends first.
     pub fn wait(&self) -> Result<()> {
-        let lua = self.rt.main.lua();
-        let wait: Function = lua
-            .load("local h = ... return h:wait()")
-            .set_name("=[lugo host]")
-            .into_function()?;
-        let args = MultiValue::from_vec(vec![self.handle.clone()]);
-        let task = lugo_stdlib::host::start_task(lua, &self.rt.main, wait, args)?;
-        let (ok, err): (bool, Option<String>) =
-            FromLuaMulti::from_lua_multi(result(task.wait(None).expect("no deadline"))?, lua)?;
-        match ok {
-            true => Ok(()),
-            false => Err(Error::Raised {
-                message: err.unwrap_or_default(),
-                traceback: String::new(),
-            }),
-        }
+        result(self.rt.vm.wait_actor(&self.actor)).map(|_| ())
     }
 
     /// The actor's id (`actor.self()` inside it).
     pub fn id(&self) -> Result<u64> {
-        let lua = self.rt.main.lua();
-        let id: Function = lua.load("local h = ... return h:id()").into_function()?;
-        Ok(id.call(self.handle.clone())?)
+        Ok(self.actor.id)
     }
 }

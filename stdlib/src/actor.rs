@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use lugo_vm::{Actor, WaitReason};
 use mlua::chunk::ChunkMode;
-use mlua::{ffi, MultiValue};
+use mlua::{ffi, Function, Lua, MultiValue};
 
 use crate::cfn::{
     actor, check, expected, fill, guard, me, new_box, push, push_owned, push_str, raise, type_name,
@@ -53,44 +53,56 @@ enum Body {
     File(String),
 }
 
+/// The bytecode of the function at `idx`, to be moved to a new actor; a
+/// C function, or one that captures anything but `_ENV`, is refused with
+/// `actor.spawn`'s message. Inert.
+///
+/// # Safety
+/// `l` is a valid state with a function at `idx` and a free stack slot.
+unsafe fn dump_body(l: *mut ffi::lua_State, idx: c_int) -> Result<Vec<u8>, String> {
+    // SAFETY: `l` is a valid state with a function at `idx` and a free slot
+    // (the caller's contract). Upvalues are pushed and popped (inert); a name
+    // is copied at once from its string (alive while the function is at
+    // `idx`); `lua_dump` of a copy of the function calls `dump_writer` with
+    // `code`, alive for the call, and raises nothing. `code` and a name are
+    // owned across inert calls only.
+    unsafe {
+        let idx = ffi::lua_absindex(l, idx);
+        if ffi::lua_iscfunction(l, idx) != 0 {
+            return Err("actor.spawn: a C function cannot be moved to an actor".into());
+        }
+        let mut n = 1;
+        loop {
+            let name = ffi::lua_getupvalue(l, idx, n);
+            if name.is_null() {
+                break;
+            }
+            ffi::lua_pop(l, 1);
+            let name = CStr::from_ptr(name).to_string_lossy().into_owned();
+            if name != "_ENV" {
+                return Err(format!(
+                    "actor.spawn: the function captures '{name}'; only _ENV may be \
+                     captured (pass values as arguments)"
+                ));
+            }
+            n += 1;
+        }
+        let mut code: Vec<u8> = Vec::new();
+        ffi::lua_pushvalue(l, idx);
+        ffi::lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0);
+        ffi::lua_pop(l, 1);
+        Ok(code)
+    }
+}
+
 unsafe fn body_arg(l: *mut ffi::lua_State) -> Result<Body, Ret> {
     // SAFETY: `l` is the running thread of `actor.spawn`'s closure, with its
-    // argument at 1 (the caller's contract). Upvalues are pushed and popped
-    // (inert); a name is copied at once from its string (alive while the
-    // function is at 1); `lua_dump` of a copy of the function calls
-    // `dump_writer` with `code`, alive for the call, and raises nothing; a
-    // path is copied from its string (`to_display` converts nothing). `code`
-    // and a name are owned across inert calls only.
+    // argument at 1 and free slots (the caller's contract): `dump_body`'s
+    // contract for a function; a path is copied from its string
+    // (`to_display` converts nothing). Only inert calls.
     unsafe {
         match ffi::lua_type(l, 1) {
-            ffi::LUA_TFUNCTION => {
-                if ffi::lua_iscfunction(l, 1) != 0 {
-                    return Err(raise(
-                        "actor.spawn: a C function cannot be moved to an actor",
-                    ));
-                }
-                let mut n = 1;
-                loop {
-                    let name = ffi::lua_getupvalue(l, 1, n);
-                    if name.is_null() {
-                        break;
-                    }
-                    ffi::lua_pop(l, 1);
-                    let name = CStr::from_ptr(name).to_string_lossy().into_owned();
-                    if name != "_ENV" {
-                        return Err(raise(format!(
-                            "actor.spawn: the function captures '{name}'; only _ENV may be \
-                             captured (pass values as arguments)"
-                        )));
-                    }
-                    n += 1;
-                }
-                let mut code: Vec<u8> = Vec::new();
-                ffi::lua_pushvalue(l, 1);
-                ffi::lua_dump(l, dump_writer, &mut code as *mut Vec<u8> as *mut c_void, 0);
-                ffi::lua_pop(l, 1);
-                Ok(Body::Bytecode(code))
-            }
+            ffi::LUA_TFUNCTION => dump_body(l, 1).map(Body::Bytecode).map_err(raise),
             ffi::LUA_TSTRING => Ok(Body::File(crate::cfn::to_display(l, 1))),
             _ => {
                 let t = type_name(l, 1);
@@ -140,6 +152,64 @@ unsafe fn options_arg(l: *mut ffi::lua_State) -> Result<usize, Ret> {
         ffi::lua_replace(l, 1);
         Ok(limit)
     }
+}
+
+/// Copies the arguments at `first..=last` of `l` for a new actor, named
+/// `arg1`, `arg2`... in errors, with `actor.spawn`'s messages. Inert.
+///
+/// # Safety
+/// As [`to_portable`]'s.
+unsafe fn copy_args(
+    cl: Closure,
+    l: *mut ffi::lua_State,
+    first: c_int,
+    last: c_int,
+) -> Result<Vec<lugo_vm::portable::Portable>, String> {
+    // SAFETY: `to_portable`'s contract is the caller's.
+    unsafe {
+        let mut args = Vec::new();
+        for i in first..=last {
+            match to_portable(cl, l, i, &format!("arg{}", i - first + 1)) {
+                Ok(p) => args.push(p),
+                Err(e) => return Err(format!("actor.spawn: {e}")),
+            }
+        }
+        Ok(args)
+    }
+}
+
+/// Starts a new actor for the host, as `actor.spawn(f, args...)` called
+/// in `parent` (whose state is `lua`) does: `f` is moved as bytecode (it
+/// may capture nothing but `_ENV`), the arguments are copied; the error
+/// is `actor.spawn`'s message. Runs on a host thread, outside any
+/// goroutine; it holds `lua`'s lock while it reads `f` and `args`.
+pub(crate) fn spawn_for_host(
+    lua: &Lua,
+    parent: &Arc<Actor>,
+    f: &Function,
+    args: MultiValue,
+) -> Result<Arc<Actor>, String> {
+    let cl = Closure::of_state(lua).map_err(|e| e.to_string())?;
+    let mut all = args;
+    all.push_front(mlua::Value::Function(f.clone()));
+    let mut moved = Err(String::new());
+    // SAFETY: `exec_raw` runs the closure under the state's lock, inside a
+    // protected call, with `f` at 1 and the arguments above it, the only
+    // values on its stack: a thread of the state whose upvalues `cl` holds
+    // (`Closure::of_state`), alive while the runtime is. `dump_body` and
+    // `copy_args` make inert calls only, so nothing owned is skipped by a
+    // raise; `moved` outlives the call. The closure empties its stack
+    // (`lua_settop`, inert: no to-be-closed value): no results.
+    let done = unsafe {
+        lua.exec_raw::<()>(all, |l| {
+            let top = ffi::lua_gettop(l);
+            moved = dump_body(l, 1).and_then(|code| Ok((code, copy_args(cl, l, 2, top)?)));
+            ffi::lua_settop(l, 0);
+        })
+    };
+    done.map_err(|e| e.to_string())?;
+    let (code, args) = moved?;
+    start(parent, Body::Bytecode(code), args, 0).map_err(|e| format!("actor.spawn: {e}"))
 }
 
 /// Makes the actor and starts its first goroutine.
@@ -216,7 +286,11 @@ fn run_first(
         })
     }
     .map_err(|e| e.to_string())?;
-    crate::go_main(lua, child, f, values).map_err(|e| e.to_string())?;
+    // Under the state's lock, as `go_main` requires: once scheduled, the
+    // new actor may be run by another M (a spawning M lets an idle one
+    // steal it; a host thread puts it on the global queue).
+    lua.exec_raw_lua(|_| crate::go_main(lua, child, f, values))
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -243,14 +317,10 @@ unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
                 Ok(b) => b,
                 Err(r) => return r,
             };
-            let mut args = Vec::new();
-            let cl = Closure::of(l);
-            for i in 2..=nargs {
-                match to_portable(cl, l, i, &format!("arg{}", i - 1)) {
-                    Ok(p) => args.push(p),
-                    Err(e) => return raise(format!("actor.spawn: {e}")),
-                }
-            }
+            let args = match copy_args(Closure::of(l), l, 2, nargs) {
+                Ok(a) => a,
+                Err(e) => return raise(e),
+            };
             match start(actor(l), body, args, memory) {
                 Ok(child) => {
                     fill(handle, Arc::new(ActorHandle(child)));

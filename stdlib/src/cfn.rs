@@ -173,6 +173,34 @@ impl Closure {
         }
     }
 
+    /// The upvalues that the closures [`Registry`] made for `lua`'s state
+    /// have, for Rust code working on the state outside any C function (a
+    /// host thread that holds the state's lock). An error if lugo was not
+    /// opened in `lua`.
+    pub(crate) fn of_state(lua: &Lua) -> mlua::Result<Closure> {
+        let actor = lua
+            .app_data_ref::<StateActor>()
+            .map(|held| &*held.0 as *const Arc<Actor>)
+            .ok_or_else(|| mlua::Error::runtime("this Lua state is not a lugo actor"))?;
+        let mut cl = Closure {
+            actor,
+            mts: [ptr::null(); NTYPES],
+        };
+        cl.find_mt::<lugo_vm::Chan>(lua)?;
+        cl.find_mt::<lugo_vm::sema::WaitGroup>(lua)?;
+        cl.find_mt::<lugo_vm::sema::SemMutex>(lua)?;
+        cl.find_mt::<crate::net::NetSock>(lua)?;
+        cl.find_mt::<crate::actor::ActorHandle>(lua)?;
+        Ok(cl)
+    }
+
+    /// Records the address of `T`'s metatable in `lua`'s registry.
+    fn find_mt<T: Raw>(&mut self, lua: &Lua) -> mlua::Result<()> {
+        let mt: Value = lua.named_registry_value(T::NAME.to_str().expect("ascii name"))?;
+        self.mts[(T::MT_UPVALUE - MT_CHAN) as usize] = mt.to_pointer();
+        Ok(())
+    }
+
     /// As [`check`].
     ///
     /// # Safety

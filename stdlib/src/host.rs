@@ -1,6 +1,7 @@
 //! What the `lugo` crate needs from the stdlib to serve an embedding host:
-//! starting a goroutine the host waits for (a task), and handing a
-//! host-held channel to Lua.
+//! starting a goroutine the host waits for (a task), starting an actor
+//! ([`spawn_actor`], in Rust: no goroutine of the host's actor runs), and
+//! handing a host-held channel to Lua.
 //!
 //! A task runs `f(args...)` under the prelude's `hostmain`, which passes
 //! `xpcall`'s results to a `done` callback made here: the values, or the
@@ -55,6 +56,22 @@ pub fn start_task(
         rt.add_task(gid, task.clone());
         Ok(task)
     })
+}
+
+/// Starts a new actor running `f(args...)`, as `actor.spawn(f, ...)`
+/// called by a goroutine of `parent` (whose state is `lua`) does: `f` may
+/// capture nothing but `_ENV` (it is moved as bytecode), the arguments
+/// are copied (channels shared), and the actor draws from `parent`'s
+/// memory limit. The error is `actor.spawn`'s message
+/// (`actor.spawn: the function captures 'x'; ...`). Call it from a host
+/// thread: it takes `lua`'s lock while it reads `f` and `args`.
+pub fn spawn_actor(
+    lua: &Lua,
+    parent: &Arc<Actor>,
+    f: &Function,
+    args: MultiValue,
+) -> Result<Arc<Actor>, String> {
+    crate::actor::spawn_for_host(lua, parent, f, args)
 }
 
 /// The end of a task that raised: its message and the Lua traceback

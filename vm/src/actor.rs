@@ -233,9 +233,9 @@ pub struct Actor {
     main_gid: AtomicU64,
     /// How the actor ended, once it has.
     ended: Lock<Option<Result<(), String>>>,
-    /// Gs waiting for the actor to end; `None` once it has ended and its
-    /// state is closed (they were woken).
-    end_waiters: Lock<Option<Vec<GRef>>>,
+    /// Who waits for the actor to end; `None` once it has ended and its
+    /// state is closed (they were told).
+    end_waiters: Lock<Option<Vec<EndWaiter>>>,
     /// Time the actor has run on an M, in ns (kept when the runtime has a
     /// CPU budget; written only by the M that runs the actor).
     cpu_used_ns: AtomicU64,
@@ -247,6 +247,14 @@ pub struct Actor {
     /// The G now in a blocking call (`io.read`, a blocking host function),
     /// 0 if none: its M holds the state meanwhile.
     blocking_gid: AtomicU64,
+}
+
+/// Who waits for an actor to end and its state to close.
+enum EndWaiter {
+    /// A goroutine (`actor:wait`), readied with no values.
+    G(GRef),
+    /// A host thread (`crate::host`), told by this call.
+    Host(Box<dyn FnOnce() + Send>),
 }
 
 /// The main G id of an actor that has none: the main actor of a runtime
@@ -427,9 +435,22 @@ impl Actor {
     /// Queues `g` to be woken when the actor has ended and its state is
     /// closed (its memory given back); false if that is done.
     pub fn wait_end(&self, g: GRef) -> bool {
+        self.add_end_waiter(EndWaiter::G(g))
+    }
+
+    /// As [`Actor::wait_end`], for a host thread: `told` is called once
+    /// the actor has ended and its state is closed, on the thread that
+    /// closed it, holding no lock (it must only wake the host: set a flag,
+    /// notify a condition variable). False, and `told` is dropped
+    /// uncalled, if that is done.
+    pub fn on_finished(&self, told: Box<dyn FnOnce() + Send>) -> bool {
+        self.add_end_waiter(EndWaiter::Host(told))
+    }
+
+    fn add_end_waiter(&self, w: EndWaiter) -> bool {
         match &mut *self.end_waiters.lock() {
-            Some(w) => {
-                w.push(g);
+            Some(waiters) => {
+                waiters.push(w);
                 true
             }
             None => false,
@@ -564,10 +585,17 @@ impl Actor {
             self.uninstall_allocator();
             ManuallyDrop::drop(&mut *self.lua.get());
         }
+        // Its main thread is freed: the M's slot, which published it while
+        // finalizers ran, lets go of it before anyone is told (a host told
+        // may stop the runtime at once, which signals every slot).
+        crate::preempt::unpublish(self.main_thread.0);
         self.rt.closed(self.id);
         let waiters = self.end_waiters.lock().take();
         for w in waiters.into_iter().flatten() {
-            w.ready(Wake::Unit);
+            match w {
+                EndWaiter::G(g) => g.ready(Wake::Unit),
+                EndWaiter::Host(told) => told(),
+            }
         }
     }
 

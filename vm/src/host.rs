@@ -1,14 +1,14 @@
 //! The host: what an embedding program waits on and holds.
 //!
 //! A runtime built by the `lugo` crate outlives its goroutines: the host
-//! starts goroutines and waits for them ([`HostTask`]), blocks on channels
+//! starts goroutines and waits for them ([`HostTask`]), waits for actors
+//! to end ([`crate::sched::Runtime::wait_actor`]), blocks on channels
 //! from its own threads ([`HostPark`]) and holds channel endpoints
-//! ([`crate::endpoint`]). The
-//! deadlock check must know about all three:
+//! ([`crate::endpoint`]). The deadlock check must know about all of them:
 //!
 //! | the host...                         | checkdead, when every M is idle            |
 //! |-------------------------------------|--------------------------------------------|
-//! | waits for a task (a goroutine)      | fails every waiting task with the report; the runtime goes on |
+//! | waits for a task (a goroutine) or an actor | fails every waiting task with the report; the runtime goes on |
 //! | holds a channel endpoint            | reports nothing: the host may still send or receive (but `shutdown` still ends once no goroutine is left) |
 //! | waits in `shutdown` (wait mode)     | ends the runtime: `Exit(0)` if no goroutine is left, else the deadlock |
 //! | does none of these                  | reports nothing: the host may start more work |
@@ -21,6 +21,9 @@
 //!    a host that gives up (a timeout) claims it and no value is handed
 //!    to a waiter nobody reads.
 //! 3. When the runtime stops, every task and parked host is woken.
+//! 4. A host thread waiting for an actor waits on a task of its own, with
+//!    no goroutine, in `actor_waits` while it waits: the actor's end (its
+//!    state closed), a deadlock or the stop ends it, the first end winning.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Weak};
@@ -28,6 +31,7 @@ use std::time::Instant;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
+use crate::actor::Actor;
 use crate::chan::HostPark;
 use crate::lockrank::{Guard, Lock, Rank};
 
@@ -138,6 +142,9 @@ impl HostTask {
 /// The host's side of one runtime.
 pub struct Host {
     tasks: Lock<FxHashMap<u64, Arc<HostTask>>>,
+    /// The tasks of host threads waiting for an actor (invariant 4).
+    actor_waits: Lock<Vec<Arc<HostTask>>>,
+    /// Tasks in `tasks` and in `actor_waits`.
     ntasks: AtomicUsize,
     /// Channel endpoints the host holds.
     holds: AtomicUsize,
@@ -156,6 +163,7 @@ impl Default for Host {
     fn default() -> Host {
         Host {
             tasks: Lock::new(Rank::HostTasks, FxHashMap::default()),
+            actor_waits: Lock::new(Rank::HostActorWaits, Vec::new()),
             ntasks: AtomicUsize::new(0),
             holds: AtomicUsize::new(0),
             interrupts: Lock::new(Rank::HostInterrupts, FxHashSet::default()),
@@ -175,7 +183,7 @@ impl Host {
         self.ntasks.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Whether the host waits for any goroutine.
+    /// Whether the host waits for any goroutine or actor.
     pub(crate) fn has_tasks(&self) -> bool {
         self.ntasks.load(Ordering::Acquire) > 0
     }
@@ -198,12 +206,69 @@ impl Host {
         true
     }
 
-    /// Ends every task with `end(...)` (a deadlock, or the runtime stopped).
+    /// Ends every task, those of host threads waiting for an actor too,
+    /// with `end(...)` (a deadlock, or the runtime stopped).
     pub(crate) fn end_all(&self, end: impl Fn() -> TaskEnd) {
-        let tasks: Vec<_> = lock(&self.tasks).drain().map(|(_, t)| t).collect();
+        let mut tasks: Vec<_> = lock(&self.tasks).drain().map(|(_, t)| t).collect();
+        tasks.append(&mut lock(&self.actor_waits));
         self.ntasks.fetch_sub(tasks.len(), Ordering::AcqRel);
         for t in tasks {
             t.set_end(end());
+        }
+    }
+
+    /// Blocks the calling host thread until `actor` has finished, or
+    /// every goroutine is blocked, or the runtime stops (see
+    /// `Runtime::wait_actor`). Once the wait counts as a task, `look`
+    /// makes an idle M look for a deadlock again; `stopped` is the
+    /// runtime's outcome if it is stopping, asked after that (a `finish`
+    /// that ran before is seen then; one that runs after ends the wait).
+    pub(crate) fn wait_actor(
+        &self,
+        actor: &Actor,
+        look: impl FnOnce(),
+        stopped: impl FnOnce() -> Option<Outcome>,
+    ) -> TaskEnd {
+        let returned = || TaskEnd::Returned(mlua::MultiValue::new());
+        let task = Arc::new(HostTask::default());
+        let told = task.clone();
+        // Told before the wait counts as a task, if the actor ends now.
+        let waiting = actor.on_finished(Box::new(move || {
+            told.set_end(returned());
+        }));
+        // A finished actor is no task: a deadlock check must not end it.
+        if waiting {
+            lock(&self.actor_waits).push(task.clone());
+            self.ntasks.fetch_add(1, Ordering::AcqRel);
+            look();
+        }
+        if let Some(o) = stopped() {
+            task.set_end(TaskEnd::Stopped(o));
+        }
+        if !waiting {
+            task.set_end(returned());
+        }
+        let end = task.wait(None).expect("no deadline");
+        {
+            let mut waits = lock(&self.actor_waits);
+            // Gone if `end_all` ended it.
+            if let Some(i) = waits.iter().position(|t| Arc::ptr_eq(t, &task)) {
+                waits.swap_remove(i);
+                self.ntasks.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        match end {
+            TaskEnd::Returned(_) => {
+                actor.observe();
+                match actor.result() {
+                    Some(Err(message)) => TaskEnd::Raised {
+                        message,
+                        traceback: String::new(),
+                    },
+                    _ => TaskEnd::Returned(mlua::MultiValue::new()),
+                }
+            }
+            other => other,
         }
     }
 

@@ -22,7 +22,7 @@
 //! | `Chan` | a channel's state; several at once in id order (`select`) | `Timers` (checkdead asks whether a ticker's channel has receivers) |
 //! | `HostPark` | one host thread's wait | `HostParked` (the runtime stops) |
 //! | `ActorQueue` | an actor's run queue and G table | nothing (Gs are readied after other locks are let go) |
-//! | `HostTasks`, `HostTask`, `HostInterrupts` | the host's tasks and interrupts | `ActorQueue` (a G ends) |
+//! | `HostTasks`, `HostActorWaits`, `HostTask`, `HostInterrupts` | the host's tasks, its waits for actors, one task's end, interrupts | `ActorQueue` (a G ends) |
 //! | `ActorEnded` | how an actor ended | `Timers` (checkdead) |
 //! | `Unobserved` | errors nobody waited for | `ActorEnded` |
 //! | `ActorWaiters`, `ActorTaskFn`, `ActorMemToken` | an actor's end waiters, task function, allocator token | nothing |
@@ -66,6 +66,8 @@ pub enum Rank {
     ActorQueue,
     /// The goroutines the host waits for.
     HostTasks,
+    /// The actors the host waits for.
+    HostActorWaits,
     /// One task's end.
     HostTask,
     /// Goroutines asked to stop.
@@ -74,7 +76,7 @@ pub enum Rank {
     ActorEnded,
     /// Errors of actors nobody waited for.
     Unobserved,
-    /// Goroutines waiting for an actor to end.
+    /// Goroutines and host threads waiting for an actor to end.
     ActorWaiters,
     /// An actor's task function.
     ActorTaskFn,

@@ -395,6 +395,18 @@ pub fn current_slot() -> Option<&'static Running> {
     (!p.is_null()).then(|| unsafe { &*p })
 }
 
+/// The calling M's slot stops publishing `l`, if it publishes it: `l` is
+/// freed (its state was closed while the slot watched its finalizers),
+/// and a signal must not arm a hook on it.
+pub(crate) fn unpublish(l: *mut ffi::lua_State) {
+    if let Some(slot) = current_slot() {
+        // Only this thread writes the slot, and the handler runs on it.
+        let _ = slot
+            .lua
+            .compare_exchange(l, ptr::null_mut(), Ordering::SeqCst, Ordering::Relaxed);
+    }
+}
+
 /// Installs the SIGURG handler, once per process.
 fn install() {
     static INSTALL: Once = Once::new();

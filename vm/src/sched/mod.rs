@@ -760,6 +760,21 @@ impl Runtime {
         !self.stopping()
     }
 
+    /// Blocks the calling host thread until `actor` has ended and its
+    /// state is closed (its memory given back), as `actor:wait` does but
+    /// without a goroutine: `Returned` (no values) if its first goroutine
+    /// returned, `Raised` with its error (no traceback) if it failed,
+    /// `Deadlock` if every goroutine is blocked for good meanwhile (the
+    /// runtime goes on), `Stopped` if the runtime has stopped. Seeing the
+    /// end counts as observing it ([`Actor::observe`]).
+    pub fn wait_actor(&self, actor: &Actor) -> crate::host::TaskEnd {
+        // Every goroutine may be blocked already: an idle M looks again,
+        // now that somebody is to be told.
+        let look = || self.shared.wake_one();
+        let stopped = || self.stopping().then(|| self.outcome()).flatten();
+        self.shared.host.wait_actor(actor, look, stopped)
+    }
+
     /// Waits until no goroutine is left (`Exit(0)`), or every one left is
     /// blocked for good (`Deadlock`), or the program ends otherwise.
     pub fn wait_all(&self) -> Outcome {
