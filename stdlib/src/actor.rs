@@ -16,19 +16,9 @@ use mlua::{ffi, Function, Lua, MultiValue};
 
 use crate::cfn::{
     actor, check, expected, fill, guard, me, new_box, push, push_owned, push_str, raise, type_name,
-    CFn, Closure, Raw, Ret, CANNOT_PARK, MT_ACTOR,
+    CFn, Closure, Ret, CANNOT_PARK,
 };
-use crate::copy::{push_portable, to_portable};
-
-/// An actor as Lua holds it.
-pub struct ActorHandle(pub Arc<Actor>);
-
-impl Raw for ActorHandle {
-    const NAME: &'static CStr = c"lugo.actor";
-    const SHORT: &'static str = "actor";
-    const MAGIC: u64 = 0x6c75_676f_6163_746f;
-    const MT_UPVALUE: c_int = MT_ACTOR;
-}
+use crate::copy::{push_portable, to_portable, ActorHandle};
 
 unsafe extern "C-unwind" fn dump_writer(
     _l: *mut ffi::lua_State,

@@ -178,27 +178,13 @@ impl Closure {
     /// host thread that holds the state's lock). An error if lugo was not
     /// opened in `lua`.
     pub(crate) fn of_state(lua: &Lua) -> mlua::Result<Closure> {
-        let actor = lua
+        let held = lua
             .app_data_ref::<StateActor>()
-            .map(|held| &*held.0 as *const Arc<Actor>)
             .ok_or_else(|| mlua::Error::runtime("this Lua state is not a lugo actor"))?;
-        let mut cl = Closure {
-            actor,
-            mts: [ptr::null(); NTYPES],
-        };
-        cl.find_mt::<lugo_vm::Chan>(lua)?;
-        cl.find_mt::<lugo_vm::sema::WaitGroup>(lua)?;
-        cl.find_mt::<lugo_vm::sema::SemMutex>(lua)?;
-        cl.find_mt::<crate::net::NetSock>(lua)?;
-        cl.find_mt::<crate::actor::ActorHandle>(lua)?;
-        Ok(cl)
-    }
-
-    /// Records the address of `T`'s metatable in `lua`'s registry.
-    fn find_mt<T: Raw>(&mut self, lua: &Lua) -> mlua::Result<()> {
-        let mt: Value = lua.named_registry_value(T::NAME.to_str().expect("ascii name"))?;
-        self.mts[(T::MT_UPVALUE - MT_CHAN) as usize] = mt.to_pointer();
-        Ok(())
+        Ok(Closure {
+            actor: &*held.actor as *const Arc<Actor>,
+            mts: held.mts.map(|mt| mt as *const c_void),
+        })
     }
 
     /// As [`check`].
@@ -622,13 +608,19 @@ pub(crate) const MT_ACTOR: c_int = 6;
 /// closures point at the `Arc` itself, so it is boxed: its address stays.
 /// It is set once per state and never replaced or removed (closures made
 /// by an earlier [`Registry`] keep pointing at it).
+///
+/// It also records the addresses of the boxed types' metatables, in
+/// upvalue order, for [`Closure::of_state`] (set by [`Registry::add_type`]).
 #[allow(clippy::redundant_allocation)]
-struct StateActor(Box<Arc<Actor>>);
+struct StateActor {
+    actor: Box<Arc<Actor>>,
+    mts: [usize; NTYPES],
+}
 
 /// The actor of a state opened by `crate::open`, if it is one.
 pub(crate) fn state_actor(lua: &Lua) -> Option<Arc<Actor>> {
     lua.app_data_ref::<StateActor>()
-        .map(|held| (*held.0).clone())
+        .map(|held| (*held.actor).clone())
 }
 
 impl Registry {
@@ -644,8 +636,8 @@ impl Registry {
     pub(crate) fn new(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<Registry> {
         let held = lua.app_data_ref::<StateActor>().map(|held| {
             (
-                Arc::ptr_eq(&held.0, actor),
-                &*held.0 as *const Arc<Actor> as *mut c_void,
+                Arc::ptr_eq(&held.actor, actor),
+                &*held.actor as *const Arc<Actor> as *mut c_void,
             )
         });
         let ptr = match held {
@@ -658,7 +650,10 @@ impl Registry {
             None => {
                 let boxed = Box::new(actor.clone());
                 let ptr = &*boxed as *const Arc<Actor> as *mut c_void;
-                lua.set_app_data(StateActor(boxed));
+                lua.set_app_data(StateActor {
+                    actor: boxed,
+                    mts: [0; NTYPES],
+                });
                 ptr
             }
         };
@@ -710,6 +705,9 @@ impl Registry {
             (mt, table)
         };
         self.mts.push(mt);
+        if let Some(mut held) = lua.app_data_mut::<StateActor>() {
+            held.mts[(T::MT_UPVALUE - MT_CHAN) as usize] = mt as usize;
+        }
         let metatable: Table = lua.named_registry_value(T::NAME.to_str().expect("ascii name"))?;
         self.pending.push((table.clone(), methods.to_vec()));
         self.pending.push((

@@ -16,7 +16,7 @@
 //! `ffi::protect` only.
 
 use std::collections::HashMap;
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_int, c_void, CStr};
 use std::sync::Arc;
 
 use lugo_vm::ffi::{number_at, values_id, Number};
@@ -25,8 +25,18 @@ use lugo_vm::portable::{Handle, PValue, Portable};
 use lugo_vm::{Actor, Chan, Msg};
 use mlua::ffi;
 
-use crate::actor::ActorHandle;
-use crate::cfn::{push, Closure};
+use crate::cfn::{push, Closure, Raw, MT_ACTOR};
+
+/// An actor as Lua holds it: a handle, shared (not copied) when it
+/// crosses to another actor. Its methods are `crate::actor`'s.
+pub struct ActorHandle(pub Arc<Actor>);
+
+impl Raw for ActorHandle {
+    const NAME: &'static CStr = c"lugo.actor";
+    const SHORT: &'static str = "actor";
+    const MAGIC: u64 = 0x6c75_676f_6163_746f;
+    const MT_UPVALUE: c_int = MT_ACTOR;
+}
 
 /// How many tables deep a copied value may be (a deeper one is refused,
 /// as JSON encoders refuse one: lua-cjson's default is 1000).

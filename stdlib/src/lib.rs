@@ -164,7 +164,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     reg.add_type::<lugo_vm::sema::WaitGroup>(lua, &sync::WG_METHODS)?;
     reg.add_type::<lugo_vm::sema::SemMutex>(lua, &sync::MUTEX_METHODS)?;
     reg.add_type::<net::NetSock>(lua, &net::METHODS)?;
-    reg.add_type::<actor::ActorHandle>(lua, &actor::METHODS)?;
+    reg.add_type::<copy::ActorHandle>(lua, &actor::METHODS)?;
     for fns in [
         &chan::FUNCTIONS[..],
         &sync::FUNCTIONS,
