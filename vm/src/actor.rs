@@ -116,6 +116,19 @@ pub(crate) struct ActorQueue {
 }
 
 impl ActorQueue {
+    /// An empty queue of an idle actor.
+    fn new() -> ActorQueue {
+        ActorQueue {
+            gs: Slab::new(),
+            runq: VecDeque::new(),
+            runnext: None,
+            runnext_streak: 0,
+            scheduled: false,
+            tasks: Vec::new(),
+            released: Vec::new(),
+        }
+    }
+
     /// Applies the readies this M deferred while it ran the actor
     /// ([`Actor::ready`]); called by the M each time it takes the lock.
     pub(crate) fn apply_deferred(&mut self) {
@@ -348,18 +361,7 @@ impl Actor {
             account,
             mem_token: Lock::new(Rank::ActorMemToken, Some(token)),
             state_closed: AtomicBool::new(false),
-            q: Lock::new(
-                Rank::ActorQueue,
-                ActorQueue {
-                    gs: Slab::new(),
-                    runq: VecDeque::new(),
-                    runnext: None,
-                    runnext_streak: 0,
-                    scheduled: false,
-                    tasks: Vec::new(),
-                    released: Vec::new(),
-                },
-            ),
+            q: Lock::new(Rank::ActorQueue, ActorQueue::new()),
             current_key: AtomicUsize::new(usize::MAX),
             current_id: AtomicU64::new(0),
             task_fn: Lock::new(Rank::ActorTaskFn, None),
@@ -895,15 +897,7 @@ mod tests {
     use super::*;
 
     fn queue() -> ActorQueue {
-        ActorQueue {
-            gs: Slab::new(),
-            runq: VecDeque::new(),
-            runnext: None,
-            runnext_streak: 0,
-            scheduled: false,
-            tasks: Vec::new(),
-            released: Vec::new(),
-        }
+        ActorQueue::new()
     }
 
     /// A G whose thread is never resumed here (a null state is not touched).
