@@ -7,7 +7,7 @@
 //! plain string error at the caller's level (mlua would otherwise raise a
 //! userdata error that `string.find` cannot read).
 
-use mlua::{ffi, LightUserData, Value};
+use mlua::{ffi, LightUserData};
 
 static SCHED_TAG: u8 = 0;
 static ERR_TAG: u8 = 0;
@@ -22,17 +22,11 @@ pub fn err() -> LightUserData {
     LightUserData(&ERR_TAG as *const u8 as *mut _)
 }
 
-/// Whether `v` is the scheduler sentinel.
-#[inline]
-pub fn is_sched(v: &Value) -> bool {
-    matches!(v, Value::LightUserData(p) if std::ptr::eq(p.0 as *const u8, &SCHED_TAG))
-}
-
 /// Kinds of scheduler request, the second value of a `SCHED` yield.
 /// Values at or above [`KIND_PARK`] are parks; the wait reason is
 /// `kind - KIND_PARK` (see [`crate::wake::WaitReason::from_code`]).
 pub const KIND_GOSCHED: i64 = 1;
-/// End the goroutine (`runtime.goexit`).
+/// End the goroutine (it called `os.exit`).
 pub const KIND_EXIT: i64 = 2;
 /// A goroutine finished with an uncaught error: the second value is the
 /// formatted message and traceback.

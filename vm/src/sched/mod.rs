@@ -17,6 +17,13 @@
 //!    one idle M (the timer M). Before parking, the last M to go idle
 //!    checks for deadlock.
 //!
+//! Locks: every mutex of the scheduler and of the layers below is a
+//! [`crate::lockrank::Lock`] with a rank; a thread takes locks only in
+//! the order of `lockrank::Rank` (the table there, Go's `lockrank.go`),
+//! checked in debug builds. The P states and their transitions are
+//! [`p::PStatus`]'s table; the decisions (checkdead, the end of a slice,
+//! where a panic goes) are pure functions in `policy`.
+//!
 //! Rejected: a spinning M (Go's `spinning`) — with one M per P and work
 //! mostly arriving on the running M's own queue, parking is simpler and the
 //! wake-up cost is paid only when an actor moves between threads.
