@@ -160,6 +160,34 @@ fn a_stop_runs_the_close_handlers_and_cuts_one_that_loops() {
 }
 
 #[test]
+fn a_close_handler_that_changes_its_hooks_is_still_cut() {
+    let rt = Runtime::builder().procs(1).build().unwrap();
+    // `debug.sethook` in a stopped G's handler replaces the stop's hook:
+    // lugo's `debug.sethook` arms it again (at once: the grace is cut
+    // short), so a loop that keeps taking it off is still cut.
+    let f = rt
+        .lua()
+        .load(
+            r#"
+            local looping <close> = setmetatable({}, { __close = function()
+              debug.sethook(function() end, "l")
+              while true do debug.sethook() end
+            end })
+            while true do end
+            "#,
+        )
+        .into_function()
+        .unwrap();
+    let task = rt.go(f, ()).unwrap();
+    assert!(task.wait_timeout(Duration::from_millis(30)).is_none());
+    task.interrupt();
+    match task.wait_timeout(Duration::from_secs(20)) {
+        Some(Err(Error::Raised { message, .. })) => assert_eq!(message, "interrupted"),
+        other => panic!("expected interrupted, got {other:?}"),
+    }
+}
+
+#[test]
 fn an_actor_stopped_by_its_budget_runs_its_close_handlers() {
     let rt = Runtime::builder()
         .procs(1)

@@ -62,8 +62,10 @@ unsafe fn resume_co(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int
     // gets room before the values move; `lua_resume` runs `co` with `l` as
     // its resumer and catches its errors. The running slot names `co` while
     // it runs (the stop hook armed on it if a stop is pending), `l` again
-    // after. Results and errors move with room checked; `push_str` may raise,
-    // with nothing owned and the slot and flag put back.
+    // after; then `co` is not running, as `disarm` needs, and `l` is, as
+    // `preempt_running` needs. Results and errors move with room checked;
+    // `push_str` may raise, with nothing owned and the slot and flag put
+    // back.
     unsafe {
         if ffi::lua_checkstack(co, narg) == 0 {
             ffi::lua_pop(l, narg);
@@ -88,6 +90,12 @@ unsafe fn resume_co(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int
         if let (Some(s), Some(outer)) = (slot, outer) {
             s.swap(outer);
             preempt::arm_stop_if_pending(s, l);
+        }
+        // A preemption armed in `co` that it did not take (it yielded or
+        // ended first) is taken off, the user's hook set aside on this M
+        // put back (`co` may be resumed next on another), and goes on here.
+        if preempt::disarm(co) {
+            preempt::preempt_running(l);
         }
         match status {
             ffi::LUA_OK | ffi::LUA_YIELD => {

@@ -26,6 +26,7 @@ mod cfn;
 mod chan;
 mod copy;
 mod coroutine;
+mod hooks;
 pub mod host;
 mod net;
 mod print;
@@ -197,6 +198,9 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
         })?
     };
     lua.globals().set("load", load)?;
+    // `debug.gethook` and `debug.sethook` that do not show lugo's hooks
+    // (the sandbox below takes `debug` away).
+    hooks::install(lua)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
     lua.set_named_registry_value(host::TASK_KEY, exports.get::<Function>("task")?)?;

@@ -21,6 +21,29 @@
 //! 5. A hook yield carries no values, so the hook also sets this thread's
 //!    [`take_preempted`] flag: that is how the M (or `coroutine.resume`)
 //!    tells a preemption from an ordinary yield.
+//! 6. Lua marks the frame of a hook that yielded (`CIST_HOOKYIELD`) and
+//!    clears the mark at the next instruction that finds a line hook set
+//!    or a count hook due (ldebug.c, `luaG_traceexec`), which it traces
+//!    no further: the instruction re-run after the yield is not reported
+//!    twice. With no hook at all after the yield the mark would stay, and
+//!    swallow the first event of a line or count hook the script sets
+//!    later in that function (`debug.sethook(f, "l")`: its first line).
+//!    So a preemption that puts no user's hook back leaves the
+//!    *post-yield hook* instead (`post_yield_hook`: count 1), whose due
+//!    count clears the mark at the first instruction after the resume and
+//!    which then takes itself off. It is the thread's own hook: it needs
+//!    nothing of the M that set it, and a goroutine may be resumed by
+//!    another. A user's hook with line or count events clears the mark by
+//!    itself. Left over: a user's hook with only call and return events,
+//!    put back as it was, does not; a line or count hook the script adds
+//!    later in the preempted function then misses its first event (as it
+//!    does when set from outside on a coroutine suspended by a
+//!    preemption).
+//!
+//! What a script sees of hooks (`debug.gethook`, `debug.sethook`) is its
+//! own: lugo's `debug` functions (lugo-stdlib) take lugo's hook off for
+//! the look ([`take_off`]) and put it back after ([`put_back`]),
+//! chaining whatever hook the script has set meanwhile.
 //!
 //! Stop requests ([`Stop`]: the host's interrupt, the CPU budget, the
 //! runtime's shutdown, `runtime.goexit`) must not wait: a stop is
@@ -34,6 +57,8 @@
 //! so a script cannot keep the G alive. Its handlers get one grace of
 //! [`STOP_GRACE`] instructions; should the G still run after it (a
 //! `<close>` handler that loops), the hook raises at every instruction.
+//! A `debug.sethook` in the stopped G puts the stop's hook back at once,
+//! the grace cut short ([`put_back`]).
 //! A raise inside a finalizer, whose error Lua turns into a warning, is
 //! followed by another at the next instruction. Only lugo's own chunk
 //! (`[lugo]`) runs on. `runtime.goexit` is a stop the G asks of itself:
@@ -84,13 +109,14 @@ type UserHook = (*mut ffi::lua_State, ffi::lua_Hook, c_int, c_int);
 
 /// Arms the preemption hook on `l` with `count`, chaining a user's hook:
 /// the user's is set aside and its events still reach it (the mask keeps
-/// them), and it is put back when ours fires. (Async-signal-safe: hook
-/// getters and setters, and a thread-local store.)
+/// them), and it is put back when ours fires. It replaces the post-yield
+/// hook, whose work its count does. (Async-signal-safe: hook getters and
+/// setters, and a thread-local store.)
 ///
 /// # Safety
-/// `l` is a live thread that this OS thread runs: from a hook Lua called
-/// on it, or from the signal handler that interrupted it (the thread its
-/// M's running slot names).
+/// `l` is a live thread that this OS thread runs: from a hook or a C
+/// function Lua called on it, or from the signal handler that interrupted
+/// it (the thread its M's running slot names).
 unsafe fn arm_preempt(l: *mut ffi::lua_State, count: c_int) {
     let mut mask = ffi::LUA_MASKCOUNT;
     // SAFETY: `l` is live and run by this OS thread (the caller's
@@ -102,11 +128,15 @@ unsafe fn arm_preempt(l: *mut ffi::lua_State, count: c_int) {
     // and its writes do not interleave: the handler writes it only while
     // `l`'s hook is not ours, the code it interrupts only while it is
     // (`restore_user_hook` writes before its `lua_sethook` ends that). The
-    // exception, a user's hook that replaced ours from inside
-    // `preempt_hook`, has both write word by word values of one kind: a
-    // mixed value still holds a hook that some write stored.
+    // exceptions: a user's hook that replaced ours from inside
+    // `preempt_hook`, where both write word by word values of one kind (a
+    // mixed value still holds a hook that some write stored); and the
+    // calls of `put_back` and `preempt_running`, made from a C function
+    // while the user's hook may be set, which the handler may interrupt
+    // only to store the same value (both arm the running thread, whose
+    // hook neither has changed yet).
     unsafe {
-        match ffi::lua_gethook(l) {
+        match ffi::lua_gethook(l).filter(|&h| !is_post_yield(h)) {
             Some(h) if !is_ours(h) => {
                 let user_mask = ffi::lua_gethookmask(l);
                 USER_HOOK.set(Some((l, h, user_mask, ffi::lua_gethookcount(l))));
@@ -124,12 +154,14 @@ unsafe fn arm_preempt(l: *mut ffi::lua_State, count: c_int) {
     }
 }
 
-/// Puts back the user's hook set aside for `l` (or none).
+/// Puts back the user's hook set aside for `l` (or none; just before a
+/// preemption's yield, `after_yield`, the post-yield hook instead: see
+/// the module comment, step 6).
 ///
 /// # Safety
 /// `l` is a live thread that this OS thread runs now (from lugo's hook)
 /// or owns while it is not running.
-unsafe fn restore_user_hook(l: *mut ffi::lua_State) {
+unsafe fn restore_user_hook(l: *mut ffi::lua_State, after_yield: bool) {
     DUE.set(false);
     // SAFETY: `l` is live and only this OS thread touches it (the caller's
     // contract); `lua_sethook` is the write a signal handler may also make
@@ -145,6 +177,9 @@ unsafe fn restore_user_hook(l: *mut ffi::lua_State) {
                 USER_HOOK.set(None);
                 ffi::lua_sethook(l, Some(h), mask, count);
             }
+            None if after_yield => {
+                ffi::lua_sethook(l, Some(post_yield_hook), ffi::LUA_MASKCOUNT, 1);
+            }
             None => {
                 ffi::lua_sethook(l, None, 0, 0);
             }
@@ -152,10 +187,173 @@ unsafe fn restore_user_hook(l: *mut ffi::lua_State) {
     }
 }
 
-/// Whether `h` is one of lugo's hooks.
-fn is_ours(h: unsafe extern "C-unwind" fn(*mut ffi::lua_State, *mut ffi::lua_Debug)) -> bool {
-    std::ptr::fn_addr_eq(h, preempt_hook as unsafe extern "C-unwind" fn(_, _))
-        || std::ptr::fn_addr_eq(h, stop_hook as unsafe extern "C-unwind" fn(_, _))
+/// The hook a preemption's yield leaves when it puts no user's hook back
+/// (module comment, step 6). Lua does not call it at the first
+/// instruction after the resume (its count, due, clears the yield's mark
+/// instead), but at the second: it takes itself off, leaving no hook. The
+/// preemption hook, armed meanwhile, replaces it, and does its work.
+///
+/// # Safety
+/// Called by Lua only, as the hook of the running thread `l`.
+unsafe extern "C-unwind" fn post_yield_hook(l: *mut ffi::lua_State, _ar: *mut ffi::lua_Debug) {
+    // SAFETY: `l` is the running thread (the contract); a hook may remove
+    // itself (`lua_sethook` is the write a signal handler may also make,
+    // and a handler that interrupts it arms the preemption hook, before or
+    // after: either way a hook Lua may call is left).
+    unsafe { ffi::lua_sethook(l, None, 0, 0) };
+}
+
+/// Whether `h` is one of lugo's armed hooks: the preemption hook or the
+/// stop hook (not the post-yield hook, which has nothing left to do but
+/// take itself off).
+fn is_ours(h: ffi::lua_Hook) -> bool {
+    std::ptr::fn_addr_eq(h, preempt_hook as ffi::lua_Hook)
+        || std::ptr::fn_addr_eq(h, stop_hook as ffi::lua_Hook)
+}
+
+/// Whether `h` is the post-yield hook.
+fn is_post_yield(h: ffi::lua_Hook) -> bool {
+    std::ptr::fn_addr_eq(h, post_yield_hook as ffi::lua_Hook)
+}
+
+/// Which of lugo's hooks a thread has (see [`take_off`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LugoHook {
+    /// None: the user's own hook, or no hook.
+    None,
+    /// The preemption hook, armed with this count: a preemption is due.
+    Preempt(c_int),
+    /// The stop hook.
+    Stop,
+    /// The post-yield hook (module comment, step 6).
+    PostYield,
+}
+
+/// Which of lugo's hooks `h` (a thread's hook, with its count) is.
+fn classify(h: Option<ffi::lua_Hook>, count: c_int) -> LugoHook {
+    match h {
+        Some(h) if std::ptr::fn_addr_eq(h, preempt_hook as ffi::lua_Hook) => {
+            LugoHook::Preempt(count)
+        }
+        Some(h) if std::ptr::fn_addr_eq(h, stop_hook as ffi::lua_Hook) => LugoHook::Stop,
+        Some(h) if is_post_yield(h) => LugoHook::PostYield,
+        _ => LugoHook::None,
+    }
+}
+
+/// Which of lugo's hooks `l` has now.
+///
+/// # Safety
+/// `l` is a live thread of an actor owned by the calling M.
+pub unsafe fn lugo_hook(l: *mut ffi::lua_State) -> LugoHook {
+    // SAFETY: `l` is live (the caller's contract); the getters read two of
+    // its fields (inert).
+    unsafe { classify(ffi::lua_gethook(l), ffi::lua_gethookcount(l)) }
+}
+
+/// For a script's look at `l`'s hook (`debug.gethook`): takes lugo's
+/// preemption or post-yield hook off `l` and sets the user's own in its
+/// place (the one set aside on this M, or none), so that Lua's function
+/// answers as if lugo had none. A stop's hook stays. Returns what `l` had,
+/// for [`put_back`], which the caller must call after the look (unless it
+/// raised: then a preemption is lost, and sysmon asks again).
+///
+/// # Safety
+/// `l` is a live thread of an actor owned by the calling M, the running
+/// thread or one that is not running.
+pub unsafe fn take_off(l: *mut ffi::lua_State) -> LugoHook {
+    // SAFETY: `l` is live and touched by this OS thread only (the caller's
+    // contract): `lua_sethook` may be called on it, also while it runs (a
+    // C function runs now); a signal handler that interrupts the call arms
+    // the preemption hook before or after it, and `put_back`'s caller then
+    // sees it. The hook put back is one Lua was already calling on `l`.
+    unsafe {
+        let before = lugo_hook(l);
+        match before {
+            LugoHook::Preempt(_) => match USER_HOOK.get().filter(|u| u.0 == l) {
+                Some((_, h, mask, count)) => ffi::lua_sethook(l, Some(h), mask, count),
+                None => ffi::lua_sethook(l, None, 0, 0),
+            },
+            LugoHook::PostYield => ffi::lua_sethook(l, None, 0, 0),
+            LugoHook::Stop | LugoHook::None => {}
+        }
+        before
+    }
+}
+
+/// What [`put_back`] does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Again {
+    /// Nothing.
+    Nothing,
+    /// Arm the preemption hook with this count (chaining the user's).
+    Preempt(c_int),
+    /// Arm the stop hook, if the stop is still pending, to raise at the
+    /// next instruction (a stopped G's handler that replaced it has its
+    /// grace cut short).
+    Stop,
+    /// Set the post-yield hook again.
+    PostYield,
+}
+
+/// The decision of [`put_back`]: `before` is what `l` had, `now` what it
+/// has, `running` whether `l` is the thread running the script,
+/// `suspended` whether it is a suspended coroutine (`LUA_YIELD`), and
+/// `user_hook` whether a user's hook is set on it now.
+fn again(
+    before: LugoHook,
+    now: LugoHook,
+    running: bool,
+    suspended: bool,
+    user_hook: bool,
+) -> Again {
+    match before {
+        // A preemption due in another thread was due when it ran: dropped
+        // (sysmon asks again), as is one a signal has armed again by now.
+        LugoHook::Preempt(count) if running && now == LugoHook::None => Again::Preempt(count),
+        // A stop goes on in the running thread (a coroutine gets the stop
+        // hook again when it is resumed).
+        LugoHook::Stop if running && now != LugoHook::Stop => Again::Stop,
+        // Only a preempted coroutine not yet resumed may have the yield's
+        // mark still (the running thread has run an instruction since).
+        LugoHook::PostYield if suspended && !user_hook && now == LugoHook::None => Again::PostYield,
+        _ => Again::Nothing,
+    }
+}
+
+/// After a script's look at or change of `l`'s hook (`debug.gethook`,
+/// `debug.sethook`, made while `before` was lugo's hook on it): re-arms
+/// what lugo had there, chaining the hook the script has now set. `me`
+/// is the thread running the script.
+///
+/// # Safety
+/// `me` is the running thread; `l` is a live thread of the same actor,
+/// `me` or one that is not running.
+pub unsafe fn put_back(me: *mut ffi::lua_State, l: *mut ffi::lua_State, before: LugoHook) {
+    // SAFETY: `l` is live, of an actor this M owns, and run by this OS
+    // thread or by none (the caller's contract). The getters are inert;
+    // `arm_preempt` and `arm_stop_with` are called only for the running
+    // thread `me` (a C function runs on it now), as they require; `lua_sethook`
+    // may set a hook on a thread of this M's actor that is not running.
+    unsafe {
+        let now = lugo_hook(l);
+        let user_hook = now == LugoHook::None && ffi::lua_gethook(l).is_some();
+        let suspended = ffi::lua_status(l) == ffi::LUA_YIELD;
+        match again(before, now, l == me, suspended, user_hook) {
+            Again::Nothing => {}
+            Again::Preempt(count) => arm_preempt(l, count),
+            // At once: a fresh grace each time would let a handler that
+            // calls `debug.sethook` in a loop run for ever.
+            Again::Stop => {
+                if current_slot().and_then(Running::pending_stop).is_some() {
+                    arm_stop_with(l, true);
+                }
+            }
+            Again::PostYield => {
+                ffi::lua_sethook(l, Some(post_yield_hook), ffi::LUA_MASKCOUNT, 1);
+            }
+        }
+    }
 }
 
 /// Whether a park or a preemption in the running Lua thread can reach its
@@ -507,7 +705,7 @@ unsafe fn yield_or_rearm(l: *mut ffi::lua_State) {
     // this frame. `lua_gethookcount` reads a field (inert).
     unsafe {
         if can_park(l) {
-            restore_user_hook(l);
+            restore_user_hook(l, true);
             PREEMPTED.set(true);
             // Inside a hook, lua_yield returns normally and the interpreter
             // yields once the hook has returned: no longjmp crosses this frame.
@@ -531,11 +729,24 @@ unsafe fn yield_or_rearm(l: *mut ffi::lua_State) {
 /// `l` is a live thread of an actor owned by the calling M (running, or
 /// about to run); also called from the signal handler.
 pub unsafe fn arm_stop(l: *mut ffi::lua_State) {
+    // SAFETY: the same contract.
+    unsafe { arm_stop_with(l, false) };
+}
+
+/// [`arm_stop`], or with `at_once` at the next instruction, grace or not.
+///
+/// # Safety
+/// As [`arm_stop`].
+unsafe fn arm_stop_with(l: *mut ffi::lua_State, at_once: bool) {
     let Some(slot) = current_slot() else { return };
     if slot.pending_stop() == Some(Stop::Exit) {
         return;
     }
-    let count = stop_hook_count(slot.stop_raises.load(Ordering::Relaxed));
+    let count = if at_once {
+        1
+    } else {
+        stop_hook_count(slot.stop_raises.load(Ordering::Relaxed))
+    };
     // SAFETY: `l` is a live thread of an actor this M owns, running on this
     // OS thread or about to (the caller's contract; from the signal
     // handler, the one it interrupted): `lua_sethook` may be called then,
@@ -703,20 +914,36 @@ unsafe fn is_face_chunk(ar: *const ffi::lua_Debug) -> bool {
 
 /// Disarms a preemption or stop hook left on `l` (armed, then the thread
 /// stopped running before it fired), so it does not act on the next run
-/// for nothing, and puts back the user's own hook it set aside.
+/// for nothing, and puts back the user's own hook it set aside (on this
+/// M: the thread may run next on another). The post-yield hook of a
+/// thread just preempted stays. Returns whether a preemption was due.
 ///
 /// # Safety
 /// `l` is a live thread of an actor owned by the calling M, not running.
-pub unsafe fn disarm(l: *mut ffi::lua_State) {
+pub unsafe fn disarm(l: *mut ffi::lua_State) -> bool {
     // SAFETY: `l` is a live thread of an actor this M owns, not running
     // (the caller's contract): `lua_gethook` reads a field, and
     // `restore_user_hook` may act on a thread its OS thread owns, with
     // lugo's hook set (checked here).
     unsafe {
-        if ffi::lua_gethook(l).is_some_and(is_ours) {
-            restore_user_hook(l);
+        let before = lugo_hook(l);
+        if matches!(before, LugoHook::Preempt(_) | LugoHook::Stop) {
+            restore_user_hook(l, false);
         }
+        matches!(before, LugoHook::Preempt(_))
     }
+}
+
+/// Arms the preemption hook on the running thread `l`: a preemption that
+/// was due in a coroutine which has just stopped running goes on in its
+/// resumer.
+///
+/// # Safety
+/// `l` is the running thread (a C function of it runs now).
+pub unsafe fn preempt_running(l: *mut ffi::lua_State) {
+    // SAFETY: `l` is the running thread, run by this OS thread (the
+    // caller's contract), as `arm_preempt` requires.
+    unsafe { arm_preempt(l, 1) };
 }
 
 /// Layout of `lua_State` in Lua 5.4 (lstate.h): `CommonHeader` (a
@@ -789,6 +1016,84 @@ unsafe fn allow_hooks(l: *mut ffi::lua_State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hooks_are_told_apart() {
+        assert_eq!(classify(None, 0), LugoHook::None);
+        assert_eq!(classify(Some(preempt_hook), 8), LugoHook::Preempt(8));
+        assert_eq!(classify(Some(stop_hook), 1), LugoHook::Stop);
+        assert_eq!(classify(Some(post_yield_hook), 1), LugoHook::PostYield);
+        unsafe extern "C-unwind" fn user(_: *mut ffi::lua_State, _: *mut ffi::lua_Debug) {}
+        assert_eq!(classify(Some(user), 1), LugoHook::None);
+        assert!(is_ours(preempt_hook) && is_ours(stop_hook));
+        assert!(!is_ours(post_yield_hook) && !is_ours(user));
+    }
+
+    #[test]
+    fn what_is_put_back_after_a_look_at_hooks() {
+        use LugoHook as H;
+        // A preemption due in the running thread is armed again, with its
+        // count, unless a signal already did (or a stop came).
+        assert_eq!(
+            again(H::Preempt(4), H::None, true, false, true),
+            Again::Preempt(4)
+        );
+        assert_eq!(
+            again(H::Preempt(1), H::None, true, false, false),
+            Again::Preempt(1)
+        );
+        assert_eq!(
+            again(H::Preempt(1), H::Preempt(1), true, false, false),
+            Again::Nothing
+        );
+        assert_eq!(
+            again(H::Preempt(1), H::Stop, true, false, false),
+            Again::Nothing
+        );
+        // In another thread it is stale: dropped.
+        assert_eq!(
+            again(H::Preempt(1), H::None, false, true, false),
+            Again::Nothing
+        );
+        assert_eq!(
+            again(H::Preempt(1), H::None, false, false, true),
+            Again::Nothing
+        );
+        // A stop's hook is set again on the running thread whatever
+        // replaced it; a coroutine gets it when resumed.
+        assert_eq!(again(H::Stop, H::None, true, false, true), Again::Stop);
+        assert_eq!(again(H::Stop, H::None, true, false, false), Again::Stop);
+        assert_eq!(again(H::Stop, H::None, false, true, false), Again::Nothing);
+        assert_eq!(again(H::Stop, H::Stop, true, false, false), Again::Nothing);
+        // The post-yield hook, only on a preempted coroutine not resumed
+        // since, left without a hook.
+        assert_eq!(
+            again(H::PostYield, H::None, false, true, false),
+            Again::PostYield
+        );
+        assert_eq!(
+            again(H::PostYield, H::None, false, true, true),
+            Again::Nothing
+        );
+        assert_eq!(
+            again(H::PostYield, H::None, true, false, false),
+            Again::Nothing
+        );
+        assert_eq!(
+            again(H::PostYield, H::None, false, false, false),
+            Again::Nothing
+        );
+        assert_eq!(
+            again(H::PostYield, H::Preempt(1), false, true, false),
+            Again::Nothing
+        );
+        // Nothing of lugo's: nothing.
+        assert_eq!(again(H::None, H::None, true, false, true), Again::Nothing);
+        assert_eq!(
+            again(H::None, H::Preempt(1), true, false, true),
+            Again::Nothing
+        );
+    }
 
     #[test]
     fn a_stop_raises_at_once_then_gives_one_grace_then_none() {
