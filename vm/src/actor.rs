@@ -590,6 +590,11 @@ impl Actor {
         // Its main thread is freed: the M's slot, which published it while
         // finalizers ran, lets go of it before anyone is told (a host told
         // may stop the runtime at once, which signals every slot).
+        // FIXME(soundness): a SIGURG handled between `lua_close`'s last
+        // free (the main block, through mlua's allocator, which we may not
+        // wrap: mlua reads the allocator's data as its own) and this line
+        // arms a hook in freed memory; a window of a few instructions,
+        // open only when sysmon signals this M (finalizers ran 10 ms).
         crate::preempt::unpublish(self.main_thread.0);
         self.rt.closed(self.id);
         let waiters = self.end_waiters.lock().take();
