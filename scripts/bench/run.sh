@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # run.sh: run lugo's benchmark suite and print one table.
 #
-#   scripts/bench/run.sh [--quick] [--procs N] [--no-build] [WORKLOAD...]
+#   scripts/bench/run.sh [--quick] [--procs N] [--no-build] [--peers] [WORKLOAD...]
 #
 #   --quick       smaller N everywhere (a smoke test in seconds; the targets
 #                 are stated for the full sizes)
 #   --procs N     passed to lugo as `lugo --procs N script.lua`
 #   --no-build    do not run `cargo build --release` first
+#   --peers       lugo beside its peers instead (peers/peers.sh): Go with
+#                 GOMAXPROCS=1 and 2, and a plain-Lua scheduler under
+#                 lua5.4 and luajit (installed with apt-get if missing), on
+#                 spawn parked pingpong fanin sleepers_100k sleepers_1k
 #   WORKLOAD      run only these: spawn parked pingpong fanin sleepers_100k
 #                 sleepers_1k (default: all)
 #
@@ -33,10 +37,12 @@ set -u -o pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 ALL=(spawn parked pingpong fanin sleepers_100k sleepers_1k preempt_latency sysmon_idle deadlock_latency cpu lua net actors)
+PEERS=(pingpong spawn parked fanin sleepers_100k sleepers_1k)
 
 quick=0
 procs=""
 build=1
+peers=0
 only=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -45,6 +51,7 @@ while [ $# -gt 0 ]; do
              procs="$2"; shift ;;
     --procs=*) procs="${1#--procs=}" ;;
     --no-build) build=0 ;;
+    --peers) peers=1 ;;
     -h|--help) sed -n '2,/^$/p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "run.sh: unknown option $1" >&2; exit 2 ;;
     *) only+=("${1%.lua}") ;;
@@ -53,6 +60,12 @@ while [ $# -gt 0 ]; do
 done
 if [ -n "$procs" ] && ! [[ "$procs" =~ ^[0-9]+$ ]]; then
   echo "run.sh: --procs wants a number, got '$procs'" >&2; exit 2
+fi
+if [ "$peers" = 1 ]; then
+  [ ${#only[@]} -gt 0 ] || only=("${PEERS[@]}")
+  for w in "${only[@]}"; do
+    [[ " ${PEERS[*]} " == *" $w "* ]] || { echo "run.sh: no peers for '$w' (have: ${PEERS[*]})" >&2; exit 2; }
+  done
 fi
 [ ${#only[@]} -gt 0 ] || only=("${ALL[@]}")
 for w in "${only[@]}"; do
@@ -86,6 +99,12 @@ limit="${BENCH_TIMEOUT:-$([ "$quick" = 1 ] && echo 120 || echo 600)}"
 out="${BENCH_OUT:-$(mktemp -d "${TMPDIR:-/tmp}/lugo-bench.XXXXXX")}"
 mkdir -p "$out"
 : > "$out/results.txt"
+
+if [ "$peers" = 1 ]; then
+  echo "lugo bench --peers: $(printf '%s ' "${lugo_cmd[@]}")| $(nproc) CPUs | $([ "$quick" = 1 ] && echo quick || echo full) sizes | $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
+  PEERS_OUT="$out" PEERS_LIMIT="$limit" PEERS_QUICK="$quick" PEERS_WORKLOADS="${only[*]}" \
+    exec bash "$HERE/peers/peers.sh"
+fi
 
 echo "lugo bench: $(printf '%s ' "${lugo_cmd[@]}")| $(nproc) CPUs | $([ "$quick" = 1 ] && echo quick || echo full) sizes | $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
 
