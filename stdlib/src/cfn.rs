@@ -35,7 +35,7 @@ use std::ptr;
 use std::sync::Arc;
 
 use lugo_vm::{park, Actor, GRef, WaitReason};
-use mlua::{ffi, Lua, Table, Value};
+use mlua::{ffi, Lua, Table};
 
 /// A C function.
 pub(crate) type CFn = unsafe extern "C-unwind" fn(*mut ffi::lua_State) -> c_int;
@@ -86,7 +86,10 @@ unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void
     // script forging a box through `debug`, which lugo trusts
     // (`lugo_vm::new_lua`; the sandbox takes `debug` away).
     unsafe {
-        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA || ffi::lua_getmetatable(l, idx) == 0 {
+        // Null for anything but a userdata; a light userdata (no block) has
+        // no metatable of ours but through `debug`, and its length is 0.
+        let p = ffi::lua_touserdata(l, idx) as *mut Boxed<T>;
+        if p.is_null() || ffi::lua_getmetatable(l, idx) == 0 {
             return ptr::null_mut();
         }
         let found = ffi::lua_topointer(l, -1);
@@ -94,7 +97,6 @@ unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void
         if !ptr::eq(found, mt) || ffi::lua_rawlen(l, idx) < std::mem::size_of::<Boxed<T>>() {
             return ptr::null_mut();
         }
-        let p = ffi::lua_touserdata(l, idx) as *mut Boxed<T>;
         if (*p).magic != T::MAGIC || (*p).ptr.is_null() {
             return ptr::null_mut();
         }
@@ -726,20 +728,26 @@ impl Registry {
         for (table, fns) in std::mem::take(&mut self.pending) {
             self.fill(lua, &table, &fns)?;
         }
-        for &(name, f) in fns {
-            // SAFETY: pushes one closure with the upvalues this module's
-            // functions expect (see the module comment), returned as the
-            // result.
-            let v: Value = unsafe {
-                lua.exec_raw((), |l| {
+        // One protected call for the whole table (not one per function: a
+        // state is opened for every actor spawned).
+        // SAFETY: `exec_raw` runs the closure on the state's stack inside a
+        // protected call, with `t` at index 1; each step pushes a closure
+        // with the upvalues this module's functions expect (see the module
+        // comment) and its name, and `lua_rawset` pops both into `t`. The
+        // pushes and the set may raise (out of memory): the closure owns
+        // nothing but borrows, and `exec_raw` returns the error.
+        unsafe {
+            lua.exec_raw::<()>(t, |l| {
+                for &(name, f) in fns {
+                    ffi::lua_pushstring(l, name.as_ptr());
                     ffi::lua_pushlightuserdata(l, self.actor);
                     for &mt in &self.mts {
                         ffi::lua_pushlightuserdata(l, mt);
                     }
                     ffi::lua_pushcclosure(l, f, 1 + self.mts.len() as c_int);
-                })?
-            };
-            t.raw_set(name.to_str().expect("ascii name"), v)?;
+                    ffi::lua_rawset(l, 1);
+                }
+            })?;
         }
         Ok(())
     }

@@ -290,21 +290,26 @@ fn set_default_paths(lua: &Lua) -> mlua::Result<()> {
 }
 
 /// The prelude's function in `lua`. It is compiled once per process and
-/// loaded as bytecode in every later state (actors are spawned often).
+/// loaded as stripped bytecode in every state (actors are spawned often).
 fn prelude(lua: &Lua) -> mlua::Result<Function> {
     static BYTECODE: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
-    if let Some(code) = BYTECODE.get() {
-        return lua
-            .load(&code[..])
-            .set_mode(mlua::chunk::ChunkMode::Binary)
-            .into_function();
-    }
-    let f = lua
-        .load(PRELUDE)
+    let code = match BYTECODE.get() {
+        Some(code) => code,
+        None => {
+            let f = lua
+                .load(PRELUDE)
+                .set_name(FACE.hidden_source)
+                .into_function()?;
+            // Stripped: no line numbers or local names to load for every
+            // state (its frames are hidden anyway). A stripped chunk takes
+            // the name it is loaded with as its source: the face's.
+            BYTECODE.get_or_init(|| f.dump(true))
+        }
+    };
+    lua.load(&code[..])
+        .set_mode(mlua::chunk::ChunkMode::Binary)
         .set_name(FACE.hidden_source)
-        .into_function()?;
-    let _ = BYTECODE.set(f.dump(false));
-    Ok(f)
+        .into_function()
 }
 
 /// Registry key of lugo's own `go` (the global may be replaced by a script).
