@@ -686,31 +686,30 @@ impl Registry {
             "types in upvalue order"
         );
         // SAFETY: `exec_raw` runs the closure on the state's stack inside a
-        // protected call; it leaves the metatable in the registry and only
-        // the methods table on the stack, returned as the result.
-        let (mt, table) = unsafe {
+        // protected call; it leaves the metatable in the registry, and the
+        // methods table and the metatable on the stack, returned as the
+        // result.
+        let (mt, (table, metatable)) = unsafe {
             let mut mt = ptr::null_mut();
-            let table: Table = lua.exec_raw((), |l| {
+            let tables: (Table, Table) = lua.exec_raw((), |l| {
+                ffi::lua_createtable(l, 0, methods.len() as c_int);
                 ffi::luaL_newmetatable(l, T::NAME.as_ptr());
                 mt = ffi::lua_topointer(l, -1) as *mut c_void;
-                ffi::lua_createtable(l, 0, methods.len() as c_int);
-                ffi::lua_pushvalue(l, -1);
-                ffi::lua_setfield(l, -3, c"__index".as_ptr());
+                ffi::lua_pushvalue(l, -2);
+                ffi::lua_setfield(l, -2, c"__index".as_ptr());
                 push_str(l, T::SHORT);
-                ffi::lua_setfield(l, -3, c"__name".as_ptr());
+                ffi::lua_setfield(l, -2, c"__name".as_ptr());
                 // Protected: `getmetatable(v)` gives the type's name, so
                 // a script cannot reach `__gc` or replace a method.
                 push_str(l, T::SHORT);
-                ffi::lua_setfield(l, -3, c"__metatable".as_ptr());
-                ffi::lua_remove(l, -2);
+                ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
             })?;
-            (mt, table)
+            (mt, tables)
         };
         self.mts.push(mt);
         if let Some(mut held) = lua.app_data_mut::<StateActor>() {
             held.mts[(T::MT_UPVALUE - MT_CHAN) as usize] = mt as usize;
         }
-        let metatable: Table = lua.named_registry_value(T::NAME.to_str().expect("ascii name"))?;
         self.pending.push((table.clone(), methods.to_vec()));
         self.pending.push((
             metatable,
