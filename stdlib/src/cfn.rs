@@ -25,13 +25,14 @@
 //! collector calls it ([`collect`]), so a borrow of a userdata on the
 //! stack stays valid whatever Lua code runs meanwhile.
 //!
-//! Every closure made by [`Registry`] has these upvalues: 1 = its actor
-//! (a light userdata to an `Arc<Actor>` that lives as long as the state),
-//! then one light userdata per [`Raw`] type: the address of its metatable.
+//! Every closure made by [`Registry`] has one upvalue: a light userdata
+//! pointing at its state's [`StateInner`] (the actor, and the address of
+//! each [`Raw`] type's metatable), which lives as long as the state.
 
 use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
 use lugo_vm::{park, Actor, GRef, WaitReason};
@@ -51,7 +52,8 @@ pub(crate) trait Raw: Send + Sync + 'static {
     const SHORT: &'static str;
     /// Marks its boxes, a second check after the metatable.
     const MAGIC: u64;
-    /// Upvalue holding its metatable's address.
+    /// Its number among the boxed types (from [`MT_CHAN`]): where its
+    /// metatable's address is in [`StateInner`].
     const MT_UPVALUE: c_int;
     /// Called by `__gc` before the box lets go of its reference.
     ///
@@ -111,15 +113,9 @@ unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void
 #[inline]
 unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
     // SAFETY: `l` is running a closure made by `Registry` (the caller's
-    // contract): its upvalue `T::MT_UPVALUE` is a light userdata holding the
-    // address of `T`'s metatable, and `boxed_mt` needs a valid state.
-    unsafe {
-        boxed_mt(
-            l,
-            idx,
-            ffi::lua_touserdata(l, ffi::lua_upvalueindex(T::MT_UPVALUE)),
-        )
-    }
+    // contract): `Closure::of` reads its state's record, which holds the
+    // address of `T`'s metatable; `boxed_mt` needs a valid state.
+    unsafe { boxed_mt(l, idx, Closure::of(l).mt::<T>()) }
 }
 
 /// The `T` at `idx`, borrowed while the value stays on the stack (see
@@ -141,16 +137,27 @@ pub(crate) unsafe fn check<'a, T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Op
     }
 }
 
-/// Number of boxed types (their metatables are upvalues 2 and on).
+/// Number of boxed types.
 const NTYPES: usize = 5;
 
-/// The upvalues of the running lugo closure, read once. Code that runs
-/// inside `ffi::protect` (whose trampoline has no upvalues) gets them from
-/// the C function that called it.
+/// What every lugo closure of a state points at (its one upvalue): the
+/// state's actor and its boxed types' metatables. Boxed and kept by the
+/// state ([`StateActor`]) to the end of `lua_close`, after the closures'
+/// last call; never replaced (a state opened twice keeps its record).
+pub(crate) struct StateInner {
+    actor: Arc<Actor>,
+    /// The metatables' addresses, by type number (`MT_UPVALUE - MT_CHAN`):
+    /// set by [`Registry::add_type`] before any closure is made, read by
+    /// the closures (all on the thread that runs the state).
+    mts: [AtomicPtr<c_void>; NTYPES],
+}
+
+/// The upvalue of the running lugo closure: its state's record. Code that
+/// runs inside `ffi::protect` (whose trampoline has no upvalues) gets it
+/// from the C function that called it.
 #[derive(Clone, Copy)]
 pub(crate) struct Closure {
-    actor: *const Arc<Actor>,
-    mts: [*const c_void; NTYPES],
+    state: *const StateInner,
 }
 
 impl Closure {
@@ -158,21 +165,25 @@ impl Closure {
     ///
     /// # Safety
     /// `l` is running a closure made by [`Registry`].
+    #[inline]
     pub(crate) unsafe fn of(l: *mut ffi::lua_State) -> Closure {
         // SAFETY: `l` is running a closure made by `Registry` (the caller's
-        // contract): upvalue 1 is the actor and upvalues
-        // `MT_CHAN..MT_CHAN + NTYPES` the metatables, all light userdata;
-        // reading an upvalue is inert.
+        // contract): upvalue 1 is a light userdata, the address of its
+        // state's `StateInner`; reading an upvalue is inert.
         unsafe {
-            let mut mts = [ptr::null(); NTYPES];
-            for (i, mt) in mts.iter_mut().enumerate() {
-                *mt = ffi::lua_touserdata(l, ffi::lua_upvalueindex(MT_CHAN + i as c_int));
-            }
             Closure {
-                actor: ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>,
-                mts,
+                state: ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const StateInner,
             }
         }
+    }
+
+    /// The address of `T`'s metatable in the closure's state.
+    #[inline]
+    fn mt<T: Raw>(self) -> *const c_void {
+        // SAFETY: `self.state` is the record a `Registry` closure points at,
+        // alive while the state is (a closure runs only then).
+        let inner = unsafe { &*self.state };
+        inner.mts[(T::MT_UPVALUE - MT_CHAN) as usize].load(Ordering::Relaxed)
     }
 
     /// The upvalues that the closures [`Registry`] made for `lua`'s state
@@ -184,8 +195,7 @@ impl Closure {
             .app_data_ref::<StateActor>()
             .ok_or_else(|| mlua::Error::runtime("this Lua state is not a lugo actor"))?;
         Ok(Closure {
-            actor: &*held.actor as *const Arc<Actor>,
-            mts: held.mts.map(|mt| mt as *const c_void),
+            state: &*held.0 as *const StateInner,
         })
     }
 
@@ -198,14 +208,13 @@ impl Closure {
         l: *mut ffi::lua_State,
         idx: c_int,
     ) -> Option<&'a T> {
-        // SAFETY: `self.mts` are the metatables of the state `l` belongs to
-        // (the caller's contract: a thread of the closure's state), so
+        // SAFETY: `self.mt` is a metatable of the state `l` belongs to (the
+        // caller's contract: a thread of the closure's state), so
         // `boxed_mt` knows a `T` box as `check` does; a non-null box holds a
         // live `Arc::into_raw` pointer, and the caller keeps the reference no
         // longer than the value at `idx`.
         unsafe {
-            let mt = self.mts[(T::MT_UPVALUE - MT_CHAN) as usize];
-            let p = boxed_mt::<T>(l, idx, mt);
+            let p = boxed_mt::<T>(l, idx, self.mt::<T>());
             (!p.is_null()).then(|| &*(*p).ptr)
         }
     }
@@ -230,11 +239,11 @@ impl Closure {
     /// # Safety
     /// The state the closure came from is alive.
     pub(crate) unsafe fn actor<'a>(self) -> &'a Arc<Actor> {
-        // SAFETY: `self.actor` is upvalue 1 of a `Registry` closure, the
-        // address of the boxed `Arc<Actor>` that the state keeps (as app
-        // data) until it is closed, and the state is alive (the caller's
+        // SAFETY: `self.state` is upvalue 1 of a `Registry` closure, the
+        // address of the boxed record that the state keeps (as app data)
+        // until it is closed, and the state is alive (the caller's
         // contract).
-        unsafe { &*self.actor }
+        unsafe { &(*self.state).actor }
     }
 }
 
@@ -448,10 +457,9 @@ pub(crate) unsafe fn expected(l: *mut ffi::lua_State, fname: &str, what: &str, i
 /// `l` is running a closure made by [`Registry`].
 pub(crate) unsafe fn actor<'a>(l: *mut ffi::lua_State) -> &'a Arc<Actor> {
     // SAFETY: `l` is running a closure made by `Registry` (the caller's
-    // contract): upvalue 1 is a light userdata holding the address of the
-    // boxed `Arc<Actor>` that the state keeps (as app data) to the end of
-    // `lua_close`, after the closures' last call.
-    unsafe { &*(ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const Arc<Actor>) }
+    // contract), whose record the state keeps to the end of `lua_close`,
+    // after the closures' last call.
+    unsafe { Closure::of(l).actor() }
 }
 
 /// The running G, if it can park here: inside a C call (a `string.gsub`
@@ -588,14 +596,15 @@ type Pending = (Table, Vec<(&'static CStr, CFn)>);
 /// metatable ([`Registry::add_type`]), then every closure
 /// ([`Registry::fill`]), so each closure sees every metatable.
 pub(crate) struct Registry {
-    actor: *mut c_void,
-    /// Metatable addresses, in upvalue order (2, 3, ...).
-    mts: Vec<*mut c_void>,
+    /// The state's record, every closure's one upvalue.
+    state: *mut c_void,
+    /// Types added so far (they go in `MT_*` order).
+    ntypes: usize,
     /// Methods and metamethods to fill once every type is known.
     pending: Vec<Pending>,
 }
 
-/// Upvalue numbers of the boxed types' metatables.
+/// The numbers of the boxed types ([`Raw::MT_UPVALUE`]), from 2.
 pub(crate) const MT_CHAN: c_int = 2;
 /// See [`MT_CHAN`].
 pub(crate) const MT_WAITGROUP: c_int = 3;
@@ -606,28 +615,21 @@ pub(crate) const MT_NET: c_int = 5;
 /// See [`MT_CHAN`].
 pub(crate) const MT_ACTOR: c_int = 6;
 
-/// The reference to its actor that a state keeps for its C closures. The
-/// closures point at the `Arc` itself, so it is boxed: its address stays.
-/// It is set once per state and never replaced or removed (closures made
-/// by an earlier [`Registry`] keep pointing at it).
-///
-/// It also records the addresses of the boxed types' metatables, in
-/// upvalue order, for [`Closure::of_state`] (set by [`Registry::add_type`]).
-#[allow(clippy::redundant_allocation)]
-struct StateActor {
-    actor: Box<Arc<Actor>>,
-    mts: [usize; NTYPES],
-}
+/// The record its C closures point at, kept by the state (as app data).
+/// The closures point at the record itself, so it is boxed: its address
+/// stays. It is set once per state and never replaced or removed (closures
+/// made by an earlier [`Registry`] keep pointing at it).
+struct StateActor(Box<StateInner>);
 
 /// The actor of a state opened by `crate::open`, if it is one.
 pub(crate) fn state_actor(lua: &Lua) -> Option<Arc<Actor>> {
     lua.app_data_ref::<StateActor>()
-        .map(|held| (*held.actor).clone())
+        .map(|held| held.0.actor.clone())
 }
 
 impl Registry {
-    /// A registry for `actor`'s state `lua`. The closures' first upvalue
-    /// points at a boxed reference to the actor that the state itself
+    /// A registry for `actor`'s state `lua`. The closures' upvalue points
+    /// at a boxed record (the actor, the metatables) that the state itself
     /// keeps (as app data): it lives as long as the closures may run, to
     /// the end of `lua_close` (mlua drops app data after it), and no
     /// longer, so a closed state lets go of its actor.
@@ -638,8 +640,8 @@ impl Registry {
     pub(crate) fn new(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<Registry> {
         let held = lua.app_data_ref::<StateActor>().map(|held| {
             (
-                Arc::ptr_eq(&held.actor, actor),
-                &*held.actor as *const Arc<Actor> as *mut c_void,
+                Arc::ptr_eq(&held.0.actor, actor),
+                &*held.0 as *const StateInner as *mut c_void,
             )
         });
         let ptr = match held {
@@ -650,18 +652,18 @@ impl Registry {
                 ))
             }
             None => {
-                let boxed = Box::new(actor.clone());
-                let ptr = &*boxed as *const Arc<Actor> as *mut c_void;
-                lua.set_app_data(StateActor {
-                    actor: boxed,
-                    mts: [0; NTYPES],
+                let boxed = Box::new(StateInner {
+                    actor: actor.clone(),
+                    mts: Default::default(),
                 });
+                let ptr = &*boxed as *const StateInner as *mut c_void;
+                lua.set_app_data(StateActor(boxed));
                 ptr
             }
         };
         Ok(Registry {
-            actor: ptr,
-            mts: Vec::new(),
+            state: ptr,
+            ntypes: 0,
             pending: Vec::new(),
         })
     }
@@ -669,7 +671,7 @@ impl Registry {
     /// What the closures' first upvalue holds, for closures made elsewhere
     /// ([`actor`] reads it).
     pub(crate) fn actor_upvalue(&self) -> *mut c_void {
-        self.actor
+        self.state
     }
 
     /// Creates `T`'s metatable with a table of `methods` (C functions, put
@@ -681,9 +683,9 @@ impl Registry {
         methods: &[(&'static CStr, CFn)],
     ) -> mlua::Result<Table> {
         assert_eq!(
-            T::MT_UPVALUE as usize,
-            self.mts.len() + 2,
-            "types in upvalue order"
+            T::MT_UPVALUE,
+            MT_CHAN + self.ntypes as c_int,
+            "types in MT_ order"
         );
         // SAFETY: `exec_raw` runs the closure on the state's stack inside a
         // protected call; it leaves the metatable in the registry, and the
@@ -706,9 +708,9 @@ impl Registry {
             })?;
             (mt, tables)
         };
-        self.mts.push(mt);
-        if let Some(mut held) = lua.app_data_mut::<StateActor>() {
-            held.mts[(T::MT_UPVALUE - MT_CHAN) as usize] = mt as usize;
+        self.ntypes += 1;
+        if let Some(held) = lua.app_data_ref::<StateActor>() {
+            held.0.mts[(T::MT_UPVALUE - MT_CHAN) as usize].store(mt, Ordering::Relaxed);
         }
         self.pending.push((table.clone(), methods.to_vec()));
         self.pending.push((
@@ -732,18 +734,16 @@ impl Registry {
         // SAFETY: `exec_raw` runs the closure on the state's stack inside a
         // protected call, with `t` at index 1; each step pushes a closure
         // with the upvalues this module's functions expect (see the module
-        // comment) and its name, and `lua_rawset` pops both into `t`. The
+        // comment: its state's record) and its name, and `lua_rawset` pops
+        // both into `t`. The
         // pushes and the set may raise (out of memory): the closure owns
         // nothing but borrows, and `exec_raw` returns the error.
         unsafe {
             lua.exec_raw::<()>(t, |l| {
                 for &(name, f) in fns {
                     ffi::lua_pushstring(l, name.as_ptr());
-                    ffi::lua_pushlightuserdata(l, self.actor);
-                    for &mt in &self.mts {
-                        ffi::lua_pushlightuserdata(l, mt);
-                    }
-                    ffi::lua_pushcclosure(l, f, 1 + self.mts.len() as c_int);
+                    ffi::lua_pushlightuserdata(l, self.state);
+                    ffi::lua_pushcclosure(l, f, 1);
                     ffi::lua_rawset(l, 1);
                 }
             })?;
