@@ -7,7 +7,7 @@
 -- this goroutine"), or ERR, message ("raise this"), which `call` below
 -- acts on. The coroutine library and the bodies of goroutines are C
 -- (stdlib/src/coroutine.rs).
-local P = ...
+local P = ...   -- read at the top level only: no function keeps P alive
 
 local SCHED, ERR = P.SCHED, P.ERR
 local KIND_GOSCHED, KIND_EXIT, KIND_PANIC = P.KIND_GOSCHED, P.KIND_EXIT, P.KIND_PANIC
@@ -144,11 +144,12 @@ function time.timer(d) return new_timer(d, timer_new) end
 function time.ticker(d) return new_timer(d, ticker_new) end
 function time.after(d) return new_timer(d, after_new, 3).c end
 
+local afterfunc_new = P.afterfunc_new
 function time.afterfunc(d, f)
   if type(f) ~= "function" then
     error("time.afterfunc: function expected, got " .. type(f), 2)
   end
-  local ud, task = checked(2, P.afterfunc_new(d))
+  local ud, task = checked(2, afterfunc_new(d))
   pending[task] = f
   return setmetatable({ [UD] = ud, task = task, f = f }, Timer)
 end
