@@ -345,7 +345,16 @@ impl Actor {
         face: &'static crate::ffi::Face,
     ) -> mlua::Result<Arc<Actor>> {
         // Made here: no one else has a handle of the state (`mem::install`).
-        let lua = new_lua();
+        // The actor keeps a clone: mlua's first handle runs a full
+        // collection when it is dropped, a clone does not. That collection
+        // runs now, on an empty state, instead of marking the actor's whole
+        // heap at close, just before `lua_close` frees it all.
+        let lua = {
+            let made = new_lua();
+            let handle = made.clone();
+            drop(made);
+            handle
+        };
         let main_thread = crate::ffi::init_state(&lua, face)?;
         account
             .hold(crate::mem::ACTOR_BYTES)
