@@ -30,7 +30,7 @@ use crate::cfn::Registry;
 unsafe fn pcall_released(l: *mut ffi::lua_State, nargs: c_int) -> c_int {
     // The runtime handle lives in this function only: the caller may raise
     // once it has returned (ffi rule 2); lua_pcall itself does not raise.
-    // SAFETY: `l` runs a closure whose upvalue 1 is the actor (the caller's
+    // SAFETY: `l` runs a closure whose upvalue 1 is its state's record (the caller's
     // contract: `released`, made by `install` or `lines`, and `blocking`,
     // made by `Registry`, are).
     let actor = unsafe { crate::cfn::actor(l) };
@@ -57,10 +57,10 @@ unsafe fn pcall_released(l: *mut ffi::lua_State, nargs: c_int) -> c_int {
 }
 
 /// The stand-in for a library function that blocks (upvalue 2; upvalue 1
-/// is the actor, as in every closure of [`crate::cfn`]).
+/// is its state's record, as in every closure of [`crate::cfn`]).
 unsafe extern "C-unwind" fn released(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this stand-in (a closure made by `install` or
-    // `lines`: upvalue 1 is the actor, upvalue 2 Lua's function) on `l`, the
+    // `lines`: upvalue 1 is the state's record, upvalue 2 Lua's function) on `l`, the
     // running thread, with its arguments on the stack and room for one more
     // value (a C function starts with `LUA_MINSTACK`). `pcall_released` finds
     // the function below the arguments; on an error, `as_if_direct` finds the
@@ -84,7 +84,7 @@ unsafe extern "C-unwind" fn released(l: *mut ffi::lua_State) -> c_int {
 /// the file is not counted as blocking.
 unsafe extern "C-unwind" fn lines(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this stand-in (a closure made by `install`: upvalue 1
-    // is the actor, upvalue 2 Lua's `lines`) on `l`, the running thread, with
+    // is the state's record, upvalue 2 Lua's `lines`) on `l`, the running thread, with
     // its arguments on the stack and room for the function. `lua_pcall`
     // catches an error, which `as_if_direct` finds on top at level 0 and
     // `lua_error` raises with nothing owned in this frame. The iterator's
@@ -118,8 +118,8 @@ pub(crate) const FUNCTIONS: [(&CStr, crate::cfn::CFn); 1] = [(c"blocking", block
 /// Lua wrapper in the prelude, which raises their `ERR` answers): calls
 /// `f(...)` as [`released`] does.
 unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
-    // actor) on `l`, the running thread, with its arguments on the stack
+    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
+    // its state's record) on `l`, the running thread, with its arguments on the stack
     // (the prelude's wrapper passes `name, f, args...`). Fewer than two is
     // an error, raised by `luaL_error` (a static message without `%`); past
     // that check `f` is at 2, below the `nargs` arguments, as
@@ -299,7 +299,7 @@ pub(crate) fn install(lua: &Lua, reg: &Registry) -> mlua::Result<()> {
     let actor = reg.actor_upvalue();
     // SAFETY: exec_raw runs this as a protected call on the state; each
     // step takes a library table, wraps one of its functions in a closure
-    // (with the actor first, as `Registry` makes them) and stores it back,
+    // (with the state's record first, as `Registry` makes them) and stores it back,
     // leaving the stack balanced.
     unsafe {
         lua.exec_raw::<()>((), |l| {

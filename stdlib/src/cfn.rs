@@ -451,7 +451,7 @@ pub(crate) unsafe fn expected(l: *mut ffi::lua_State, fname: &str, what: &str, i
     raise(format!("{fname}: {what} expected, got {t}"))
 }
 
-/// The actor in upvalue 1.
+/// The actor of the running closure (its upvalue: its state's record).
 ///
 /// # Safety
 /// `l` is running a closure made by [`Registry`].

@@ -377,8 +377,8 @@ fn listen(a: &Arc<Actor>, addr: &str) -> Result<NetSock, String> {
 }
 
 unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
-    // actor, then the metatables) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
+    // its state's record) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. Argument 1 is checked
     // (inert), then the listener's box is allocated on top (it may raise)
     // while nothing is owned, before the address is copied (argument 1, a
@@ -571,8 +571,8 @@ fn dial(a: &Arc<Actor>, addr: &str) -> Result<(NetSock, bool), String> {
 }
 
 unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
-    // actor, then the metatables) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
+    // its state's record) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. Argument 1 is checked
     // and argument 2 read (inert); the connection's box is allocated at 3 (it
     // may raise) while nothing is owned, before the address is copied
@@ -847,8 +847,8 @@ unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
 continuation!(write_k, write_body);
 
 unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
-    // actor, then the metatables) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
+    // its state's record) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The borrow of the
     // connection ends with its deadline; argument 2 is checked, then a number
     // is converted in place (that allocates and may raise, while nothing is
@@ -875,8 +875,8 @@ unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
 // ---------------------------------------------------------------- the rest
 
 unsafe extern "C-unwind" fn sock_settimeout(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
-    // actor, then the metatables) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
+    // its state's record) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The socket is borrowed
     // from argument 1, on the stack throughout; argument 2 is read, or its
     // type named (inert).
@@ -910,8 +910,8 @@ unsafe extern "C-unwind" fn sock_settimeout(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn sock_close(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
-    // actor, then the metatables) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
+    // its state's record) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The socket is borrowed
     // from argument 1, on the stack throughout; closing it makes no Lua call.
     unsafe {
@@ -957,16 +957,16 @@ unsafe fn addr_of(l: *mut ffi::lua_State, fname: &str, peer: bool) -> Ret {
 }
 
 unsafe extern "C-unwind" fn sock_addr(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
-    // actor, then the metatables) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
+    // its state's record) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. That is `addr_of`'s
     // contract.
     unsafe { guard(l, || addr_of(l, "conn:addr", false)) }
 }
 
 unsafe extern "C-unwind" fn sock_peer(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: upvalue 1 is the
-    // actor, then the metatables) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
+    // its state's record) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. That is `addr_of`'s
     // contract.
     unsafe { guard(l, || addr_of(l, "conn:peer", true)) }
