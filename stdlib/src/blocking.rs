@@ -88,7 +88,7 @@ unsafe extern "C-unwind" fn lines(l: *mut ffi::lua_State) -> c_int {
     // its arguments on the stack and room for the function. `lua_pcall`
     // catches an error, which `as_if_direct` finds on top at level 0 and
     // `lua_error` raises with nothing owned in this frame. The iterator's
-    // stand-in gets this closure's actor and the iterator as upvalues, as
+    // stand-in gets this closure's record and the iterator as upvalues, as
     // `released` requires (room checked; the closure's allocation may raise,
     // nothing owned).
     unsafe {
