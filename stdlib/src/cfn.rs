@@ -113,9 +113,9 @@ unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void
 #[inline]
 unsafe fn boxed<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
     // SAFETY: `l` is running a closure made by `Registry` (the caller's
-    // contract): `Closure::of` reads its state's record, which holds the
-    // address of `T`'s metatable; `boxed_mt` needs a valid state.
-    unsafe { boxed_mt(l, idx, Closure::of(l).mt::<T>()) }
+    // contract): `Closure::of` reads its state's record, what
+    // `Closure::boxed` needs with a valid state.
+    unsafe { Closure::of(l).boxed::<T>(l, idx) }
 }
 
 /// The `T` at `idx`, borrowed while the value stays on the stack (see
@@ -150,6 +150,14 @@ pub(crate) struct StateInner {
     /// set by [`Registry::add_type`] before any closure is made, read by
     /// the closures (all on the thread that runs the state).
     mts: [AtomicPtr<c_void>; NTYPES],
+    /// By type number, the last two blocks found to be live boxes of that
+    /// type ([`Closure::boxed`]): a value checked again (the channel of a
+    /// loop) is known by its address, without the metatable's check. A
+    /// box's `__gc` forgets it ([`collect`]) before its block can be freed
+    /// and its address reused. (A script that takes a box's metatable away
+    /// with `debug.setmetatable` skips that `__gc`; lugo trusts `debug`,
+    /// as `boxed_mt` says, and the sandbox has none.)
+    seen: [[AtomicPtr<c_void>; 2]; NTYPES],
 }
 
 /// The upvalue of the running lugo closure: its state's record. Code that
@@ -174,6 +182,52 @@ impl Closure {
             Closure {
                 state: ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const StateInner,
             }
+        }
+    }
+
+    /// The box at `idx`, if it holds a `T` (see [`StateInner::seen`]).
+    ///
+    /// # Safety
+    /// `l` is a valid thread of the closure's state, running, or held by
+    /// the thread that runs the state.
+    #[inline]
+    pub(crate) unsafe fn boxed<T: Raw>(self, l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
+        // SAFETY: `self.state` is the record a `Registry` closure points at,
+        // alive while the state is, and `l` a thread of that state (the
+        // caller's contract). `lua_touserdata` is inert. An address in
+        // `seen` is a live box of `T` (its `__gc` has not run: it would
+        // have forgotten it), so reading its magic and pointer reads a box;
+        // a light userdata with the same address names the same box. Other
+        // values take `boxed_mt`'s full check.
+        unsafe {
+            let inner = &*self.state;
+            let seen = &inner.seen[(T::MT_UPVALUE - MT_CHAN) as usize];
+            let p = ffi::lua_touserdata(l, idx);
+            if !p.is_null()
+                && (seen[0].load(Ordering::Relaxed) == p || seen[1].load(Ordering::Relaxed) == p)
+            {
+                let b = p as *mut Boxed<T>;
+                return match (*b).magic == T::MAGIC && !(*b).ptr.is_null() {
+                    true => b,
+                    false => ptr::null_mut(),
+                };
+            }
+            let b = boxed_mt::<T>(l, idx, self.mt::<T>());
+            if !b.is_null() {
+                seen[1].store(seen[0].load(Ordering::Relaxed), Ordering::Relaxed);
+                seen[0].store(b as *mut c_void, Ordering::Relaxed);
+            }
+            b
+        }
+    }
+
+    /// Forgets the block of a box of `T` being collected (see
+    /// [`StateInner::seen`]).
+    fn forget<T: Raw>(self, p: *mut c_void) {
+        // SAFETY: as in `mt`.
+        let inner = unsafe { &*self.state };
+        for s in &inner.seen[(T::MT_UPVALUE - MT_CHAN) as usize] {
+            let _ = s.compare_exchange(p, ptr::null_mut(), Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
@@ -208,13 +262,12 @@ impl Closure {
         l: *mut ffi::lua_State,
         idx: c_int,
     ) -> Option<&'a T> {
-        // SAFETY: `self.mt` is a metatable of the state `l` belongs to (the
-        // caller's contract: a thread of the closure's state), so
-        // `boxed_mt` knows a `T` box as `check` does; a non-null box holds a
-        // live `Arc::into_raw` pointer, and the caller keeps the reference no
-        // longer than the value at `idx`.
+        // SAFETY: `l` is a thread of the closure's state (the caller's
+        // contract), so `boxed` knows a `T` box as `check` does; a non-null
+        // box holds a live `Arc::into_raw` pointer, and the caller keeps the
+        // reference no longer than the value at `idx`.
         unsafe {
-            let p = boxed_mt::<T>(l, idx, self.mt::<T>());
+            let p = self.boxed::<T>(l, idx);
             (!p.is_null()).then(|| &*(*p).ptr)
         }
     }
@@ -346,6 +399,10 @@ unsafe extern "C-unwind" fn collect<T: Raw>(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         guard(l, || {
             let p = boxed::<T>(l, 1);
+            if !p.is_null() {
+                // Its block may be freed after this: no longer a known box.
+                Closure::of(l).forget::<T>(p as *mut c_void);
+            }
             if !p.is_null() && called_by_collector(l) {
                 let v = Arc::from_raw((*p).ptr);
                 (*p).ptr = ptr::null();
@@ -655,6 +712,7 @@ impl Registry {
                 let boxed = Box::new(StateInner {
                     actor: actor.clone(),
                     mts: Default::default(),
+                    seen: Default::default(),
                 });
                 let ptr = &*boxed as *const StateInner as *mut c_void;
                 lua.set_app_data(StateActor(boxed));
