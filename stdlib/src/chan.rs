@@ -130,10 +130,11 @@ unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
     // or is released (`release_msg`, inert).
     unsafe {
         guard(l, || {
-            let Some(ch) = check_chan(l, 1) else {
+            let cl = Closure::of(l);
+            let Some(ch) = cl.check::<Chan>(l, 1) else {
                 return expected_chan(l, "ch:send", 1);
             };
-            let a = actor(l);
+            let a = cl.actor();
             let m = match msg_for(l, ch, 2) {
                 Ok(m) => m,
                 Err(e) => return raise(format!("ch:send: {e}")),
@@ -164,10 +165,11 @@ unsafe extern "C-unwind" fn chan_recv(l: *mut ffi::lua_State) -> c_int {
     // `LUA_MINSTACK`).
     unsafe {
         guard(l, || {
-            let Some(ch) = check_chan(l, 1) else {
+            let cl = Closure::of(l);
+            let Some(ch) = cl.check::<Chan>(l, 1) else {
                 return expected_chan(l, "ch:recv", 1);
             };
-            let a = actor(l);
+            let a = cl.actor();
             match ch.recv(|| me(l, a)) {
                 RecvResult::Got(m, ok) => {
                     // A copied value is built under `protect`: out of memory

@@ -10,7 +10,7 @@ use lugo_vm::WaitReason;
 use mlua::ffi;
 
 use crate::cfn::{
-    actor, check, expected, guard, me, push, raise, type_name, CFn, Raw, Ret, CANNOT_PARK,
+    check, expected, guard, me, push, raise, type_name, CFn, Closure, Raw, Ret, CANNOT_PARK,
     MT_MUTEX, MT_WAITGROUP,
 };
 
@@ -107,10 +107,11 @@ unsafe extern "C-unwind" fn wg_wait(l: *mut ffi::lua_State) -> c_int {
     // its M only.
     unsafe {
         guard(l, || {
-            let Some(wg) = check::<WaitGroup>(l, 1) else {
+            let cl = Closure::of(l);
+            let Some(wg) = cl.check::<WaitGroup>(l, 1) else {
                 return expected(l, "waitgroup:wait", "waitgroup", 1);
             };
-            let a = actor(l);
+            let a = cl.actor();
             acquired(wg.wait(|| me(l, a)))
         })
     }
@@ -138,10 +139,11 @@ unsafe extern "C-unwind" fn mutex_lock(l: *mut ffi::lua_State) -> c_int {
     // of an actor owned by this M: Lua runs an actor's code on its M only.
     unsafe {
         guard(l, || {
-            let Some(m) = check::<SemMutex>(l, 1) else {
+            let cl = Closure::of(l);
+            let Some(m) = cl.check::<SemMutex>(l, 1) else {
                 return expected(l, "mutex:lock", "mutex", 1);
             };
-            let a = actor(l);
+            let a = cl.actor();
             acquired(m.lock(|| me(l, a)))
         })
     }
