@@ -787,9 +787,11 @@ pub unsafe fn resume(
             Some(Wake::Select { case, .. }) => *case,
             _ => 0,
         };
-        for (case, m) in sel_sends.into_iter().flat_map(|b| *b) {
-            if case != won {
-                release_msg(th, m);
+        if let Some(sends) = sel_sends {
+            for (case, m) in *sends {
+                if case != won {
+                    release_msg(th, m);
+                }
             }
         }
         // A new G's function arguments are on its stack already.
