@@ -56,10 +56,8 @@ fn sigquit_dumps_at_once_while_a_goroutine_is_in_a_blocking_read() {
     std::thread::sleep(Duration::from_millis(50));
     let asked = std::time::Instant::now();
     // SAFETY: kill(2) on our own child's pid.
-    assert_eq!(
-        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGQUIT) },
-        0
-    );
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGQUIT) };
+    assert_eq!(sent, 0);
     let err = read_stderr(&mut child);
     let status = child.wait().unwrap();
     assert!(

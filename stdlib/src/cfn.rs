@@ -76,17 +76,13 @@ pub(crate) struct Boxed<T> {
 /// `l` is a valid state.
 #[inline]
 unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void) -> *mut Boxed<T> {
-    // SAFETY: `l` is a valid state (the caller's contract); the value at
-    // `idx` and its metatable are only read, and what is pushed is popped
-    // (inert calls). A full userdata with `T`'s metatable is normally one
-    // made by `new_box::<T>`, but the `debug` library (`debug.setmetatable`)
-    // can give that metatable to any userdata: so its block is read only if
-    // it is at least the size of a `Boxed<T>` (`lua_rawlen` gives a full
-    // userdata's size). A full userdata's block is aligned for any C type
-    // (`LUAI_MAXALIGN`) and lives while the value is on the stack. The magic
-    // is a second check; a foreign block large enough that passes it is a
-    // script forging a box through `debug`, which lugo trusts
-    // (`lugo_vm::new_lua`; the sandbox takes `debug` away).
+    // `debug.setmetatable` can give `T`'s metatable to any userdata, so a
+    // block is read only if it is at least a `Boxed<T>` (`lua_rawlen`); the
+    // magic is a second check, and a block that passes both is a box forged
+    // through `debug`, which lugo trusts (the sandbox has no `debug`).
+    // SAFETY: `l` is a valid state (the caller's contract); the value and
+    // its metatable are only read, what is pushed is popped (inert). A full
+    // userdata's block is aligned for any C type and lives while on the stack.
     unsafe {
         // Null for anything but a userdata; a light userdata (no block) has
         // no metatable of ours but through `debug`, and its length is 0.
@@ -598,15 +594,13 @@ pub(crate) unsafe fn raise_wake_error(l: *mut ffi::lua_State, idx: c_int) -> ! {
 pub(crate) unsafe fn guard(l: *mut ffi::lua_State, f: impl FnOnce() -> Ret) -> c_int {
     let ret = catch_unwind(AssertUnwindSafe(f))
         .unwrap_or_else(|_| raise("lugo: internal error (a Rust panic) in the stdlib"));
-    // SAFETY: `l` is the state the C function was called with, and `guard` is
-    // its last act (the caller's contract): a raise or a yield here skips
-    // only this frame and the C function's, where nothing owned is alive (the
-    // body's values, lock guards included, were dropped when `f` returned; a
-    // message, raised or returned by `Fail`, is handed off by `push_owned`
-    // before the raising calls, and `lua_pushnil` is inert). A yield names its
-    // continuation, which Lua calls on this function's stack with the wake on
-    // top: `after_park`, or the body's `k`, a continuation of the same C
-    // function; `Retry` calls `k` at once, as a wake with code 1 would.
+    // A yield names its continuation (`after_park`, or the body's `k`, of
+    // the same C function), which Lua calls on this stack with the wake on
+    // top; `Retry` calls `k` at once, as a wake with code 1 would.
+    // SAFETY: `l` is the C function's state and `guard` its last act (the
+    // contract): a raise or yield skips only frames where nothing owned is
+    // alive (the body's values were dropped when `f` returned; a message is
+    // handed off by `push_owned` before the raising calls).
     unsafe {
         match ret {
             Ret::N(n) => n,

@@ -282,15 +282,13 @@ enum BadCase {
 /// memory), so this runs inside `ffi::protect` while `out` belongs to the
 /// caller: it owns nothing, and what it made is in `out` either way.
 unsafe fn parse_cases(l: *mut ffi::lua_State, cl: Closure, out: &mut Cases) -> Result<(), BadCase> {
-    // SAFETY: `l` runs the protected call of `select_body` (the only caller),
-    // with the cases at `1..=n`, and `cl` holds the upvalues of
-    // `chan.select`'s closure in the same state. The protected call is a C
-    // function (`protect`'s trampoline): it starts with `LUA_MINSTACK` free
-    // slots, and this uses four at most. Reads are raw (no metamethod runs);
-    // a case's kind is read from its string before it is popped; type names
-    // are static strings. The one raising step, `to_msg` (out of memory),
-    // runs while this frame owns nothing: what it makes goes into `out`, the
-    // caller's, which a raise leaves as it is.
+    // Reads are raw (no metamethod runs); a case's kind is read from its
+    // string before it is popped; type names are static strings.
+    // SAFETY: `l` runs `select_body`'s protected call (a C function: at
+    // least `LUA_MINSTACK` slots; this uses four), with the cases at `1..=n`;
+    // `cl` is `chan.select`'s closure of this state. The one raising step,
+    // `to_msg`, runs while this frame owns nothing: what it makes is in
+    // `out`, the caller's, which a raise leaves as it is.
     unsafe {
         let n = ffi::lua_gettop(l);
         for i in 1..=n {
@@ -358,15 +356,13 @@ unsafe fn parse_cases(l: *mut ffi::lua_State, cl: Closure, out: &mut Cases) -> R
 }
 
 unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
-    // SAFETY: `l` is the running thread of `chan.select`'s closure (made by
-    // `Registry`), with the cases as its arguments (the caller's contract).
-    // The stack gets room for the copies of the cases and `protect`'s two
-    // slots. `protect` runs `parse_cases` as a Lua call on `l`, its closure
-    // owning nothing (borrows of `c` and `bad`): a raise in it comes back as
-    // `Err`, and what was made is in `c`, released here. Every later Lua call
-    // is inert (`release_msg`, pushes of integers and booleans) or protected
-    // (`push_msg` builds a copy under `protect`), so nothing skips the drop
-    // of the cases.
+    // `protect` runs `parse_cases` (its closure borrows `c` and `bad`): a
+    // raise comes back as `Err`, and what was made is in `c`, released here.
+    // SAFETY: `l` runs `chan.select`'s closure with the cases as arguments
+    // (the contract); the stack gets room for their copies and `protect`'s
+    // two slots. Every later Lua call is inert (`release_msg`, pushes of
+    // integers and booleans) or protected (`push_msg` copies under
+    // `protect`), so nothing skips the drop of the cases.
     unsafe {
         let n = ffi::lua_gettop(l);
         if ffi::lua_checkstack(l, n + 4) == 0 {

@@ -55,17 +55,13 @@ enum Resumed {
 /// `auxresume`, with the scheduler's bookkeeping).
 #[inline]
 unsafe fn resume_co(l: *mut ffi::lua_State, co: *mut ffi::lua_State, narg: c_int) -> Resumed {
-    // SAFETY: `l` is the running thread with `narg` values to pass on top,
-    // and `co` a thread of the same state that the caller's stack or upvalue
-    // keeps alive (the contract of `finish_resume` and `finish_wrapped`, the
-    // callers), so a live thread of an actor owned by this M. `co`'s stack
-    // gets room before the values move; `lua_resume` runs `co` with `l` as
-    // its resumer and catches its errors. The running slot names `co` while
-    // it runs (the stop hook armed on it if a stop is pending), `l` again
-    // after; then `co` is not running, as `disarm` needs, and `l` is, as
-    // `preempt_running` needs. Results and errors move with room checked;
-    // `push_str` may raise, with nothing owned and the slot and flag put
-    // back.
+    // The running slot names `co` while it runs (its stop hook armed if a
+    // stop is pending) and `l` again after: `co` is then not running, as
+    // `disarm` needs, and `l` is, as `preempt_running` needs.
+    // SAFETY: `l` runs with `narg` values on top; `co`, kept alive by the
+    // caller's stack or upvalue, is a thread of this M's actor (the callers'
+    // contract). Stacks get room before values move; `lua_resume` catches
+    // `co`'s errors; `push_str` may raise with nothing owned, slot put back.
     unsafe {
         if ffi::lua_checkstack(co, narg) == 0 {
             ffi::lua_pop(l, narg);

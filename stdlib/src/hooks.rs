@@ -52,16 +52,13 @@ static SETHOOK: OnceLock<ffi::lua_CFunction> = OnceLock::new();
 
 /// `debug.gethook([thread])`: Lua's, answered with lugo's hook off.
 unsafe extern "C-unwind" fn gethook(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this function (set by `install`) on the running
-    // thread `l`, with its arguments; `orig` is Lua's, a plain C function
-    // that uses no upvalue (checked by `install`). The target is a thread of this
-    // state, kept alive by the stack (argument 1) or running: a live thread
-    // of this M's actor, running or not, as `take_off` and `put_back`
-    // need. The original runs in this frame as Lua would run it, with the
-    // same arguments; it raises only for lack of memory or stack, with
-    // nothing owned here (a preemption taken off is then lost: sysmon asks
-    // again). Its results are on top; popping them (inert) leaves the
-    // arguments as they were.
+    // A raise of the original (memory, stack) loses a preemption taken
+    // off: sysmon asks again.
+    // SAFETY: Lua calls this (set by `install`) on the running thread `l`;
+    // `orig` is Lua's plain C function without upvalues, run in this frame
+    // as Lua would, owning nothing. The target, kept alive by argument 1 or
+    // running, is a thread of this M's actor, as `take_off`/`put_back` need.
+    // Popping the original's results (inert) leaves the arguments as they were.
     unsafe {
         let Some(&orig) = GETHOOK.get() else {
             return 0; // not installed without it

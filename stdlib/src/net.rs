@@ -377,15 +377,12 @@ fn listen(a: &Arc<Actor>, addr: &str) -> Result<NetSock, String> {
 }
 
 unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
-    // arguments on the stack; `guard` is its last act. Argument 1 is checked
-    // (inert), then the listener's box is allocated on top (it may raise)
-    // while nothing is owned, before the address is copied (argument 1, a
-    // string: nothing converted) or the socket exists. `listen` makes no Lua
-    // call; the box is filled once while it is on top (inert), and a failure
-    // is returned, for `guard` to push once the address and the error are
-    // dropped.
+    // SAFETY: Lua calls this `Registry` closure on the running thread `l`;
+    // `guard` is its last act. The listener's box is allocated (may raise)
+    // while nothing is owned, before the address (argument 1, a string) is
+    // copied or the socket exists; `listen` makes no Lua call; the box is
+    // filled once on top (inert); a failure goes to `guard`, pushed once the
+    // address and the error are dropped.
     unsafe {
         guard(l, || {
             if let Err(r) = string_check(l, 1, "net.listen", "address") {
@@ -405,16 +402,12 @@ unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
-    // SAFETY: `l` is the running thread of `listener:accept`'s closure (made
-    // by `Registry`), with the listener at 1 (the callers' contract:
-    // `sock_method` and `accept_k`). The listener is borrowed from argument
-    // 1, which stays (`lua_settop(l, 1)`); the connection's box is allocated
-    // (it may raise) before the connection exists, while nothing is owned,
-    // and filled once while it is at 2. Everything after the allocation is
-    // Rust or inert (`lua_settop`, `fill`, `park_io`, which makes no raising
-    // call): the socket's lock (a temporary of the `let`), the accepted
-    // stream and an `io::Error` are dropped when the body returns, before
-    // `guard` pushes a failure or parks.
+    // SAFETY: `l` runs `listener:accept`'s closure with the listener at 1,
+    // which stays (the callers' contract). The connection's box is allocated
+    // (may raise) while nothing is owned, and filled once at 2; after that
+    // only Rust or inert calls (`lua_settop`, `fill`, `park_io`). The lock,
+    // the stream and an `io::Error` are dropped when the body returns,
+    // before `guard` pushes a failure or parks.
     unsafe {
         let s = match sock_arg(l, "listener:accept") {
             Ok(s) => s,
@@ -571,17 +564,12 @@ fn dial(a: &Arc<Actor>, addr: &str) -> Result<(NetSock, bool), String> {
 }
 
 unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
-    // arguments on the stack; `guard` is its last act. Argument 1 is checked
-    // and argument 2 read (inert); the connection's box is allocated at 3 (it
-    // may raise) while nothing is owned, before the address is copied
-    // (argument 1, a string: nothing converted) or the socket exists. `dial`
-    // makes no Lua call; the box is filled once while it is at 3 (inert);
-    // the connection is then borrowed from index 3 for `park_io` (which makes
-    // no raising call), with `net.dial`'s stack, as `park_io` and `dial_k`
-    // require. A failure or a park is returned, for `guard` to carry out
-    // once the address and the error are dropped.
+    // SAFETY: Lua calls this `Registry` closure on the running thread `l`;
+    // `guard` is its last act. The connection's box is allocated at 3 (may
+    // raise) while nothing is owned, before the address is copied or the
+    // socket exists; `dial` makes no Lua call; the box is filled once at 3
+    // and borrowed from there for `park_io` (no raising call), with the stack
+    // `dial_k` expects. `guard` acts once the address and error are dropped.
     unsafe {
         guard(l, || {
             if let Err(r) = string_check(l, 1, "net.dial", "address") {
@@ -666,16 +654,12 @@ fn read_some(s: &NetSock, n: usize) -> io::Result<Vec<u8>> {
 }
 
 unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
-    // SAFETY: `l` is the running thread of `conn:read`'s closure (made by
-    // `Registry`), with the connection at 1 and the count at 2 (the callers'
-    // contract: `sock_method` and `read_k`). The connection is borrowed from
-    // argument 1, on the stack throughout; the locks of the socket and its
-    // buffer are released before any Lua call (temporaries of their
-    // statements, or inside `read_some`); bytes read are handed off
-    // (`push_owned`, the one raising call, with nothing else owned). An end
-    // of stream, an `io::Error` or a park is returned (`park_io` makes no
-    // raising call), for `guard` to carry out once `b`, `e` and `buffered`
-    // are dropped.
+    // SAFETY: `l` runs `conn:read`'s closure with the connection at 1 (on
+    // the stack throughout) and the count at 2 (the callers' contract). The
+    // socket's and buffer's locks are gone before any Lua call; bytes read
+    // are handed off (`push_owned`, the one raising call, nothing else
+    // owned); an end, an error or a park goes to `guard` once `b`, `e` and
+    // `buffered` are dropped (`park_io` makes no raising call).
     unsafe {
         let s = match sock_arg(l, "conn:read") {
             Ok(s) => s,
@@ -798,17 +782,13 @@ unsafe extern "C-unwind" fn sock_readline(l: *mut ffi::lua_State) -> c_int {
 
 /// Writes from the offset kept at stack index 3 until done or blocked.
 unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
-    // SAFETY: `l` is the running thread of `conn:write`'s closure (made by
-    // `Registry`), with the connection at 1, the data at 2 (a string:
-    // `sock_write` converted a number) and the offset at 3 (the callers'
-    // contract: `sock_write` and `write_k`). The connection is borrowed from
-    // argument 1, and `data` from the string at 2: both stay on the stack
-    // throughout (`lua_replace` sets index 3 only, inert). The only Lua calls
-    // are inert (`lua_pushinteger`, `lua_replace`) and made after the lock
-    // guard `g` is gone (a temporary block); a failure or a park is returned
-    // (`park_io` makes no raising call), for `guard` to carry out once `g`
-    // and `e`, an `io::Error`, are dropped: a finalizer that the push of the
-    // message runs may use this socket.
+    // A finalizer run by the push of a failure's message may use this
+    // socket: its lock must be gone by then.
+    // SAFETY: `l` runs `conn:write`'s closure with the connection at 1, the
+    // data string at 2 (both borrowed, on the stack throughout) and the
+    // offset at 3 (the callers' contract). The only Lua calls are inert
+    // (`lua_pushinteger`, `lua_replace` of index 3) and made after the lock
+    // guard `g` is gone; `guard` acts once `g` and `e` are dropped.
     unsafe {
         let s = match sock_arg(l, "conn:write") {
             Ok(s) => s,

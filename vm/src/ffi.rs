@@ -75,17 +75,13 @@ unsafe impl Sync for LuaThread {}
 /// thread's extra space (new threads copy it from there). Returns the
 /// state's main thread, where the scheduler builds values ([`resume`]).
 pub fn init_state(lua: &mlua::Lua, face: &'static Face) -> mlua::Result<LuaThread> {
-    // SAFETY: `exec_raw` runs the closure on the state's own stack under
-    // mlua's lock, inside a protected call; we push one table and pop it
-    // into the registry, then the face's address (a light userdata: no
-    // allocation but the registry's, which may raise like the table's),
-    // leaving the stack balanced. The closure owns nothing but a borrow of
-    // `main`, and `exec_raw` returns the error. The face is `'static`: the
-    // address stays valid as long as the state. The extra space is
-    // LUA_EXTRASPACE (pointer-sized, aligned) bytes that Lua reserves for
-    // the embedder and mlua does not use. `main` is the state's main
-    // thread (maybe the one running the closure): valid, status `LUA_OK`,
-    // hooks allowed, as `check_layout` expects.
+    // The extra space is LUA_EXTRASPACE (pointer-sized, aligned) bytes that
+    // Lua reserves for the embedder and mlua does not use; `main` (maybe the
+    // thread running the closure) is valid, `LUA_OK`, hooks allowed, as
+    // `check_layout` expects. The face is `'static`, as long as the state.
+    // SAFETY: `exec_raw` runs the closure under mlua's lock inside a
+    // protected call; the two registry stores may raise (memory), the stack
+    // is left balanced, and the closure owns nothing but a borrow of `main`.
     unsafe {
         let mut main = ptr::null_mut();
         lua.exec_raw::<()>((), |l| {
@@ -342,15 +338,13 @@ pub unsafe fn to_msg(l: *mut ffi::lua_State, idx: c_int) -> Msg {
 /// As [`push_values`], with three free stack slots; for a `Copied` or
 /// `Kept` message, `l` may run Lua code now (see [`protect`]).
 pub unsafe fn push_msg(l: *mut ffi::lua_State, msg: Msg) -> Result<(), Raised> {
-    // SAFETY: `l` is a valid thread on the M that owns its actor, with three
-    // free stack slots (the caller's contract): the values table, the value
-    // and `luaL_unref`'s one; it may run Lua code when `push_copied` is
-    // called (the contract again). A slot is one of this state's values
-    // table (a `Msg::Slot` is delivered in the state that made it; a `Kept`
-    // slot is taken only when the values table is the sender's), so it
-    // holds the value and is freed once. Every call here is inert but those of
-    // `push_copied`, which builds inside `protect`: a raise there is caught,
-    // so `msg` (a `Copied` or `Kept`, alive across it) is dropped as usual.
+    // A `Msg::Slot` is delivered in the state that made it, and a `Kept`
+    // slot is taken only when the values table is the sender's.
+    // SAFETY: `l` is a thread of this M's actor with three free slots (the
+    // values table, the value, `luaL_unref`'s), and may run Lua code for
+    // `push_copied` (the caller's contract). Every call is inert but
+    // `push_copied`'s, which builds inside `protect`: its raise is caught, so
+    // `msg`, alive across it, is dropped as usual.
     unsafe {
         match msg {
             Msg::Nil => ffi::lua_pushnil(l),
@@ -660,16 +654,13 @@ unsafe fn push_wake(th: *mut ffi::lua_State, scratch: LuaThread, wake: Option<Wa
     /// As [`push_wake`], with three free stack slots on `th` (`m` is of
     /// `th`'s state).
     unsafe fn value(th: *mut ffi::lua_State, scratch: LuaThread, m: Msg) -> bool {
-        // SAFETY: `th` is suspended, with three free slots, and `scratch`, a
-        // thread of the same state, may run Lua code (the caller's
-        // contract). On `th` only inert calls: pushes of light userdata and
-        // `push_msg` of a scalar or of a slot of its values table (inert
-        // too); `lua_xmove` between two threads of one state is inert. A
-        // copied or kept value goes to `scratch` after `lua_checkstack`
-        // made the three slots `push_msg` needs (plus one): a copy is built
-        // inside `protect`, so its raise is caught and `m`'s parts are
-        // dropped as usual (a kept value's own slot is taken inertly); the
-        // running slot names `scratch` meanwhile and is put back after.
+        // A copied or kept value is built on `scratch`, which the running
+        // slot names meanwhile, and moved over (`lua_xmove`, inert).
+        // SAFETY: `th` is suspended with three free slots; `scratch`, of the
+        // same state, may run Lua code (the caller's contract). On `th` only
+        // inert calls. On `scratch`, `lua_checkstack` makes `push_msg`'s room
+        // first; a copy is built inside `protect`, so its raise is caught and
+        // `m`'s parts are dropped as usual.
         unsafe {
             match m {
                 // Built elsewhere: a copy, or a kept value whose slot is this
@@ -764,20 +755,14 @@ pub unsafe fn resume(
     wake: Option<Wake>,
     sel_sends: Option<Box<SelectSends>>,
 ) -> Resumed {
-    // SAFETY: `th` is a live, suspended thread of an actor owned by this M,
-    // `scratch` that actor's main thread, not running, and the slots in
-    // `wake` and `sel_sends` are of its values table (the caller's
-    // contract). `lua_checkstack` (inert) makes room for `release_msg` (two
-    // slots, inert for the G's own slots) and `push_wake` (four), whose
-    // contracts then hold. `lua_resume` runs the G and returns whatever it
-    // does: its raises and yields come back as the status, never as a
-    // `longjmp` through this frame, so `wake` (alive here when a new G
-    // does not take it) is dropped as usual. After it `th` is not running,
-    // as `disarm` needs, and only inert calls follow: reads of the values
-    // it left (`lua_tointegerx` converts into a local, `string_at` copies
-    // a string), and a pop of them (no slot of lugo's is to-be-closed: it
-    // never calls `lua_toclose`, and a Lua function's to-be-closed
-    // variables lie below what it yields or returns).
+    // After `lua_resume` only inert calls: reads of what the G left, and a
+    // pop of them (lugo never calls `lua_toclose`, and a Lua function's
+    // to-be-closed variables lie below what it yields or returns).
+    // SAFETY: `th` is a suspended thread of this M's actor, `scratch` its
+    // idle main thread, the slots in `wake`/`sel_sends` its own (the
+    // caller's contract); `lua_checkstack` makes `release_msg`'s and
+    // `push_wake`'s room. `lua_resume` returns raises and yields as a status,
+    // never by `longjmp` through this frame; `th` is then not running.
     unsafe {
         let th = th.0;
         if ffi::lua_checkstack(th, 8) == 0 {

@@ -168,9 +168,8 @@ impl Netpoll {
             let mut s = self.lock();
             let Some(src) = s.try_remove(key) else { return };
             // SAFETY: the fd is still open: the caller closes it after this.
-            let _ = self
-                .poller
-                .delete(unsafe { BorrowedFd::borrow_raw(src.fd) });
+            let fd = unsafe { BorrowedFd::borrow_raw(src.fd) };
+            let _ = self.poller.delete(fd);
             src
         };
         for w in src.readers.iter().chain(src.writers.iter()) {

@@ -119,22 +119,16 @@ type UserHook = (*mut ffi::lua_State, ffi::lua_Hook, c_int, c_int);
 /// it (the thread its M's running slot names).
 unsafe fn arm_preempt(l: *mut ffi::lua_State, count: c_int) {
     let mut mask = ffi::LUA_MASKCOUNT;
-    // SAFETY: `l` is live and run by this OS thread (the caller's
-    // contract). The hook getters read, and `lua_sethook` writes, fields of
-    // `l` that ldebug.c allows a signal handler to set ("reasonable
-    // assumptions": word-sized stores, `hook` checked before each call).
-    // `USER_HOOK` is a const-initialized thread-local without a destructor
-    // (no lazy initialization: a plain access, as a signal handler needs),
-    // and its writes do not interleave: the handler writes it only while
-    // `l`'s hook is not ours, the code it interrupts only while it is
-    // (`restore_user_hook` writes before its `lua_sethook` ends that). The
-    // exceptions: a user's hook that replaced ours from inside
-    // `preempt_hook`, where both write word by word values of one kind (a
-    // mixed value still holds a hook that some write stored); and the
-    // calls of `put_back` and `preempt_running`, made from a C function
-    // while the user's hook may be set, which the handler may interrupt
-    // only to store the same value (both arm the running thread, whose
-    // hook neither has changed yet).
+    // `USER_HOOK`'s writes do not interleave: the handler writes it only
+    // while `l`'s hook is not ours, the code it interrupts only while it is
+    // (`restore_user_hook` writes before its `lua_sethook`). Exceptions: a
+    // user's hook set from inside `preempt_hook` (both sides write values of
+    // one kind word by word: a mix still holds a stored hook), and `put_back`
+    // and `preempt_running`, which the handler interrupts only to store the
+    // same value (both arm the running thread, whose hook is unchanged).
+    // SAFETY: `l` is live and run by this OS thread (the caller's contract);
+    // the hook getters and `lua_sethook` touch fields ldebug.c lets a signal
+    // handler set; `USER_HOOK` is a const thread-local without a destructor.
     unsafe {
         match ffi::lua_gethook(l).filter(|&h| !is_post_yield(h)) {
             Some(h) if !is_ours(h) => {
