@@ -8,11 +8,30 @@
 use std::time::{Duration, Instant};
 
 use lugo::mlua::MultiValue;
-use lugo::{Error, Outcome, Runtime};
+use lugo::{Error, Outcome, Runtime, Task};
 
 #[path = "common/spinners.rs"]
 mod spinners;
 use spinners::SPINNERS;
+
+/// A runtime of `procs` Ps whose actors have a CPU budget of `ms`.
+fn budgeted(procs: usize, ms: u64) -> Runtime {
+    Runtime::builder()
+        .procs(procs)
+        .cpu_budget(Duration::from_millis(ms))
+        .build()
+        .unwrap()
+}
+
+/// Lets `task` get into its loop (a wait that ends means it did not spin),
+/// then interrupts it.
+fn interrupt_spinning(task: &Task, name: &str) {
+    assert!(
+        task.wait_timeout(Duration::from_millis(30)).is_none(),
+        "{name}"
+    );
+    task.interrupt();
+}
 
 fn run(rt: &Runtime, src: &str) -> Outcome {
     let main = rt
@@ -26,11 +45,7 @@ fn run(rt: &Runtime, src: &str) -> Outcome {
 
 #[test]
 fn the_cpu_budget_stops_lua_inside_every_kind_of_c_call() {
-    let rt = Runtime::builder()
-        .procs(2)
-        .cpu_budget(Duration::from_millis(150))
-        .build()
-        .unwrap();
+    let rt = budgeted(2, 150);
     // One actor per spinner, all at once; each must end with the budget's
     // error while the main actor (which only waits) goes on.
     let mut src = String::from("local hs = {}\n");
@@ -60,12 +75,7 @@ fn an_interrupt_stops_lua_inside_c_calls() {
     for (name, body) in SPINNERS {
         let f = rt.lua().load(body).into_function().unwrap();
         let task = rt.go(f, ()).unwrap();
-        // Let it get into its loop; a wait that ends means it did not spin.
-        assert!(
-            task.wait_timeout(Duration::from_millis(30)).is_none(),
-            "{name}"
-        );
-        task.interrupt();
+        interrupt_spinning(&task, name);
         match task.wait() {
             Err(Error::Raised { message, .. }) => {
                 assert_eq!(message, "interrupted", "{name}")
@@ -79,11 +89,7 @@ fn an_interrupt_stops_lua_inside_c_calls() {
 
 #[test]
 fn an_actor_whose_finalizer_spins_is_stopped_by_its_budget_when_it_ends() {
-    let rt = Runtime::builder()
-        .procs(1)
-        .cpu_budget(Duration::from_millis(150))
-        .build()
-        .unwrap();
+    let rt = budgeted(1, 150);
     // The actor returns; closing its state runs the finalizer, which the
     // budget stops, and the P is free for the next actor.
     let src = r#"
@@ -99,11 +105,7 @@ fn an_actor_whose_finalizer_spins_is_stopped_by_its_budget_when_it_ends() {
 
 #[test]
 fn a_finalizer_that_spins_in_a_collection_is_stopped_by_the_budget() {
-    let rt = Runtime::builder()
-        .procs(1)
-        .cpu_budget(Duration::from_millis(150))
-        .build()
-        .unwrap();
+    let rt = budgeted(1, 150);
     // The collection runs outside any goroutine's code (between slices,
     // or in the actor's own call): its finalizers are watched all the same.
     let src = r#"
@@ -145,8 +147,7 @@ fn a_stop_runs_the_close_handlers_and_cuts_one_that_loops() {
         .into_function()
         .unwrap();
     let task = rt.go(f, ()).unwrap();
-    assert!(task.wait_timeout(Duration::from_millis(30)).is_none());
-    task.interrupt();
+    interrupt_spinning(&task, "the loop");
     match task.wait() {
         Err(Error::Raised { message, .. }) => assert_eq!(message, "interrupted"),
         other => panic!("expected interrupted, got {other:?}"),
@@ -179,8 +180,7 @@ fn a_close_handler_that_changes_its_hooks_is_still_cut() {
         .into_function()
         .unwrap();
     let task = rt.go(f, ()).unwrap();
-    assert!(task.wait_timeout(Duration::from_millis(30)).is_none());
-    task.interrupt();
+    interrupt_spinning(&task, "the loop");
     match task.wait_timeout(Duration::from_secs(20)) {
         Some(Err(Error::Raised { message, .. })) => assert_eq!(message, "interrupted"),
         other => panic!("expected interrupted, got {other:?}"),
@@ -189,11 +189,7 @@ fn a_close_handler_that_changes_its_hooks_is_still_cut() {
 
 #[test]
 fn an_actor_stopped_by_its_budget_runs_its_close_handlers() {
-    let rt = Runtime::builder()
-        .procs(1)
-        .cpu_budget(Duration::from_millis(100))
-        .build()
-        .unwrap();
+    let rt = budgeted(1, 100);
     let src = r#"
         local seen = chan(1)
         local h = actor.spawn(function(seen)

@@ -394,10 +394,12 @@ unsafe extern "C-unwind" fn collect<T: Raw>(l: *mut ffi::lua_State) -> c_int {
     // nothing skips the drop of `v`.
     unsafe {
         guard(l, || {
-            let p = boxed::<T>(l, 1);
+            // The full check (a dying box is not one to remember), then
+            // forgotten: its block may be freed after this.
+            let cl = Closure::of(l);
+            let p = boxed_mt::<T>(l, 1, cl.mt::<T>());
             if !p.is_null() {
-                // Its block may be freed after this: no longer a known box.
-                Closure::of(l).forget::<T>(p as *mut c_void);
+                cl.forget::<T>(p as *mut c_void);
             }
             if !p.is_null() && called_by_collector(l) {
                 let v = Arc::from_raw((*p).ptr);
@@ -671,12 +673,6 @@ pub(crate) const MT_ACTOR: c_int = 6;
 /// stays. It is set once per state and never replaced or removed (closures
 /// made by an earlier [`Registry`] keep pointing at it).
 struct StateActor(Box<StateInner>);
-
-/// The actor of a state opened by `crate::open`, if it is one.
-pub(crate) fn state_actor(lua: &Lua) -> Option<Arc<Actor>> {
-    lua.app_data_ref::<StateActor>()
-        .map(|held| held.0.actor.clone())
-}
 
 impl Registry {
     /// A registry for `actor`'s state `lua`. The closures' upvalue points

@@ -45,15 +45,19 @@ impl Raw for Chan {
 /// that several actors hold (its receiver may live in another state), a
 /// reference into this actor's values table otherwise.
 #[inline]
-unsafe fn msg_for(l: *mut ffi::lua_State, ch: &Chan, idx: c_int) -> Result<Msg, String> {
-    // SAFETY: `l` is the running thread of a closure made by `Registry`, with
-    // the value at `idx` and two free stack slots (the contract of the
-    // callers, C function bodies of this module): what `Closure::of`,
-    // `to_portable` and `to_msg` require.
+unsafe fn msg_for(
+    l: *mut ffi::lua_State,
+    cl: Closure,
+    ch: &Chan,
+    idx: c_int,
+) -> Result<Msg, String> {
+    // SAFETY: `l` is the running thread of `cl`, a closure made by
+    // `Registry`, with the value at `idx` and four free stack slots (the
+    // callers are C function bodies of this module, which start with
+    // `LUA_MINSTACK`): what `to_portable` and `to_msg` require.
     unsafe {
         if ch.is_shared() {
-            crate::copy::to_portable(Closure::of(l), l, idx, "msg")
-                .map(|p| Msg::Copied(Arc::new(p)))
+            crate::copy::to_portable(cl, l, idx, "msg").map(|p| Msg::Copied(Arc::new(p)))
         } else {
             Ok(to_msg(l, idx))
         }
@@ -135,7 +139,7 @@ unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
                 return expected_chan(l, "ch:send", 1);
             };
             let a = cl.actor();
-            let m = match msg_for(l, ch, 2) {
+            let m = match msg_for(l, cl, ch, 2) {
                 Ok(m) => m,
                 Err(e) => return raise(format!("ch:send: {e}")),
             };

@@ -718,15 +718,41 @@ unsafe fn error_message(l: *mut ffi::lua_State, idx: c_int) {
 /// the M.
 unsafe extern "C-unwind" fn gomain(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function as the body of a goroutine's thread,
-    // on it, with `f, args...`: the handler goes below `f` (room:
-    // `LUA_MINSTACK`), and `gomain_k` continues the protected call (after a
-    // yield, or when called here with its status), with nothing owned.
+    // on it, with `f, args...`: `f` is at 1, and `gomain_k` takes the stack
+    // `run_body` leaves.
+    unsafe { run_body(l, 1, gomain_k) }
+}
+
+/// Runs the function at `at` on `l` (its arguments above it) under the
+/// message handler, which goes at `at`; `k` continues the protected call
+/// (after a yield, or called here with its status).
+///
+/// # Safety
+/// `l` is the running thread of a goroutine's body (a C function: room for
+/// the handler), with the function at `at`.
+unsafe fn run_body(l: *mut ffi::lua_State, at: c_int, k: ffi::lua_KFunction) -> c_int {
+    // SAFETY: as the contract says; the pushes have room, and nothing owned
+    // is alive across `lua_pcallk` (it may yield into `k`).
     unsafe {
         let n = ffi::lua_gettop(l);
         ffi::lua_pushcfunction(l, msgh);
-        ffi::lua_insert(l, 1);
-        let status = ffi::lua_pcallk(l, n - 1, ffi::LUA_MULTRET, 1, 0, Some(gomain_k));
-        gomain_k(l, status, 0)
+        ffi::lua_insert(l, at);
+        let status = ffi::lua_pcallk(l, n - at, ffi::LUA_MULTRET, at, 0, Some(k));
+        k(l, status, 0)
+    }
+}
+
+/// Pushes the message of the error object at `idx` and the traceback the
+/// handler kept: how an uncaught error is reported.
+///
+/// # Safety
+/// As [`error_message`], with room for two more values.
+unsafe fn push_uncaught(l: *mut ffi::lua_State, idx: c_int) {
+    // SAFETY: the contract is `error_message`'s; the traceback is handed off
+    // (`push_owned`): nothing owned is alive across the raising push.
+    unsafe {
+        error_message(l, idx);
+        push_owned(l, TRACEBACK.with_borrow_mut(std::mem::take));
     }
 }
 
@@ -752,9 +778,7 @@ unsafe extern "C-unwind" fn gomain_k(
         // An uncaught error: the panic, with the traceback the handler kept.
         ffi::lua_pushlightuserdata(l, park::sched().0);
         ffi::lua_pushinteger(l, park::KIND_PANIC);
-        error_message(l, -3);
-        let tb = TRACEBACK.with_borrow_mut(std::mem::take);
-        push_owned(l, tb);
+        push_uncaught(l, -3);
         4
     }
 }
@@ -764,18 +788,9 @@ unsafe extern "C-unwind" fn gomain_k(
 /// traceback)`.
 unsafe extern "C-unwind" fn taskmain(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function as the body of a task's goroutine
-    // thread, on it, with `done, f, args...`: the handler goes between `done`
-    // and `f` (room: `LUA_MINSTACK`), and `taskmain_k` continues the
-    // protected call (after a yield, or when called here with its status),
-    // with nothing owned.
-    unsafe {
-        let n = ffi::lua_gettop(l);
-        ffi::lua_pushcfunction(l, msgh);
-        ffi::lua_insert(l, 2);
-        // [done, msgh, f, args...]
-        let status = ffi::lua_pcallk(l, n - 2, ffi::LUA_MULTRET, 2, 0, Some(taskmain_k));
-        taskmain_k(l, status, 0)
-    }
+    // thread, on it, with `done, f, args...`: `f` is at 2, and `taskmain_k`
+    // takes the stack `run_body` leaves, `[done, msgh, ...]`.
+    unsafe { run_body(l, 2, taskmain_k) }
 }
 
 unsafe extern "C-unwind" fn taskmain_k(
@@ -807,9 +822,7 @@ unsafe extern "C-unwind" fn taskmain_k(
             return 0;
         }
         // [done, msgh, error]
-        error_message(l, -1);
-        let tb = TRACEBACK.with_borrow_mut(std::mem::take);
-        push_owned(l, tb);
+        push_uncaught(l, -1);
         // [done, msgh, error, message, traceback]
         ffi::lua_remove(l, -3);
         ffi::lua_pushboolean(l, 0);

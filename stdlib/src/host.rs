@@ -92,7 +92,7 @@ pub use crate::chan::chan_value;
 
 /// The runtime a state opened by `crate::open` belongs to.
 pub fn runtime_of(lua: &Lua) -> mlua::Result<lugo_vm::Runtime> {
-    crate::cfn::state_actor(lua)
-        .map(|a| a.runtime().clone())
-        .ok_or_else(|| mlua::Error::runtime("this Lua state is not a lugo actor"))
+    let cl = crate::cfn::Closure::of_state(lua)?;
+    // SAFETY: the closure's state is `lua`, alive while borrowed here.
+    Ok(unsafe { cl.actor() }.runtime().clone())
 }

@@ -298,31 +298,6 @@ impl Shared {
         }
     }
 
-    /// Adds a timer (its bytes charged as `charge` while it is pending)
-    /// and wakes the M that sleeps until the earliest one.
-    pub(crate) fn add_timer(
-        &self,
-        when: u64,
-        period: u64,
-        action: TimerAction,
-        charge: crate::mem::Charge,
-    ) -> TimerId {
-        let (id, earliest) = self.timers.add(when, period, action, charge);
-        if earliest {
-            self.wake_timer_m();
-        }
-        id
-    }
-
-    /// Moves a pending timer; false if it was not pending.
-    pub(crate) fn reset_timer(&self, id: TimerId, when: u64) -> bool {
-        let (pending, earliest) = self.timers.reset(id, when);
-        if earliest {
-            self.wake_timer_m();
-        }
-        pending
-    }
-
     /// Wakes sysmon if it is asleep (it drops a wake-up that finds its
     /// mailbox full: one pending wake-up is enough).
     pub(crate) fn wake_sysmon(&self) {
@@ -572,13 +547,22 @@ impl Runtime {
         action: TimerAction,
         charge: crate::mem::Charge,
     ) -> TimerId {
-        self.shared.add_timer(when, period, action, charge)
+        let (id, earliest) = self.shared.timers.add(when, period, action, charge);
+        if earliest {
+            // The M that sleeps until the earliest timer must look again.
+            self.shared.wake_timer_m();
+        }
+        id
     }
 
     /// Moves pending timer `id` to `when`; false if it is not pending (it
     /// fired or was stopped: add a new one).
     pub fn reset_timer(&self, id: TimerId, when: u64) -> bool {
-        self.shared.reset_timer(id, when)
+        let (pending, earliest) = self.shared.timers.reset(id, when);
+        if earliest {
+            self.shared.wake_timer_m();
+        }
+        pending
     }
 
     /// Stops timer `id`; true if it was pending.
