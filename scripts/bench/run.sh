@@ -10,7 +10,9 @@
 #   --peers       lugo beside its peers instead (peers/peers.sh): Go with
 #                 GOMAXPROCS=1 and 2, and a plain-Lua scheduler under
 #                 lua5.4 and luajit (installed with apt-get if missing), on
-#                 spawn parked pingpong fanin sleepers_100k sleepers_1k
+#                 spawn parked pingpong fanin sleepers_100k sleepers_1k;
+#                 then actors and preempt_latency, lugo alone (no peer runs
+#                 them), each figure against its own target
 #   WORKLOAD      run only these: spawn parked pingpong fanin sleepers_100k
 #                 sleepers_1k (default: all)
 #
@@ -38,6 +40,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 ALL=(spawn parked pingpong fanin sleepers_100k sleepers_1k preempt_latency sysmon_idle deadlock_latency cpu lua net actors)
 PEERS=(pingpong spawn parked fanin sleepers_100k sleepers_1k)
+# Rows of issue 13's table that no peer runs: lugo alone, held to its target.
+LUGO_ONLY=(actors preempt_latency)
 
 quick=0
 procs=""
@@ -62,9 +66,9 @@ if [ -n "$procs" ] && ! [[ "$procs" =~ ^[0-9]+$ ]]; then
   echo "run.sh: --procs wants a number, got '$procs'" >&2; exit 2
 fi
 if [ "$peers" = 1 ]; then
-  [ ${#only[@]} -gt 0 ] || only=("${PEERS[@]}")
+  [ ${#only[@]} -gt 0 ] || only=("${PEERS[@]}" "${LUGO_ONLY[@]}")
   for w in "${only[@]}"; do
-    [[ " ${PEERS[*]} " == *" $w "* ]] || { echo "run.sh: no peers for '$w' (have: ${PEERS[*]})" >&2; exit 2; }
+    [[ " ${PEERS[*]} ${LUGO_ONLY[*]} " == *" $w "* ]] || { echo "run.sh: no peers for '$w' (have: ${PEERS[*]} ${LUGO_ONLY[*]})" >&2; exit 2; }
   done
 fi
 [ ${#only[@]} -gt 0 ] || only=("${ALL[@]}")
@@ -102,7 +106,7 @@ mkdir -p "$out"
 
 if [ "$peers" = 1 ]; then
   echo "lugo bench --peers: $(printf '%s ' "${lugo_cmd[@]}")| $(nproc) CPUs | $([ "$quick" = 1 ] && echo quick || echo full) sizes | $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo 'no commit')"
-  PEERS_OUT="$out" PEERS_LIMIT="$limit" PEERS_QUICK="$quick" PEERS_WORKLOADS="${only[*]}" \
+  LUGO_ONLY="${LUGO_ONLY[*]}" PEERS_OUT="$out" PEERS_LIMIT="$limit" PEERS_QUICK="$quick" PEERS_WORKLOADS="${only[*]}" \
     exec bash "$HERE/peers/peers.sh"
 fi
 
