@@ -151,6 +151,15 @@ assert(okm == false and em:find("not enough memory", 1, true), em)
 local small = actor.spawn({ function(c) c:send("fine") end, memory = 4 * 1024 * 1024 }, out)
 assert(out:recv() == "fine")
 assert(small:wait() == true)
+-- a limit below an actor's charge (16 KB) is refused by spawn; one too small
+-- for lugo's library ends the actor before its function runs, and its
+-- arguments (a channel here) are let go of
+assert(select(2, pcall(actor.spawn, { function() end, memory = 1000 })):find("actor.spawn: not enough memory", 1, true))
+local unopened = chan(1)
+local tiny = actor.spawn({ function(c) c:send("ran") end, memory = 40000 }, unopened)
+local okt, et = tiny:wait()
+assert(okt == false and et == "not enough memory to start the actor (limit 40000 bytes)", et)
+assert(unopened:len() == 0)
 assert(not pcall(actor.spawn, { function() end, memory = -1 }))
 assert(not pcall(actor.spawn, { function() end, memory = "lots" }))
 

@@ -219,6 +219,23 @@ fn start(
         mlua::Error::MemoryError(_) => "not enough memory".to_string(),
         e => e.to_string(),
     })?;
+    if let Body::Bytecode(_) = body {
+        // Its first M opens it: the spawner pays for the state only.
+        child.post_start(Box::new(move |child| {
+            run_first(child.runtime(), child, body, args).map_err(|e| {
+                if e == "not enough memory" && memory > 0 {
+                    format!("not enough memory to start the actor (limit {memory} bytes)")
+                } else if e == "not enough memory" {
+                    "not enough memory to start the actor".to_string()
+                } else {
+                    e
+                }
+            })
+        }));
+        return Ok(child);
+    }
+    // A file is read and compiled now: `actor.spawn` reports what is wrong
+    // with it.
     match run_first(rt, &child, body, args) {
         Ok(()) => Ok(child),
         Err(e) => {
@@ -266,8 +283,9 @@ fn run_first(
         mlua::Error::SyntaxError { message, .. } => message,
         e => e.to_string(),
     })?;
-    // SAFETY: the new state is not scheduled yet; only this thread uses it,
-    // through its own stack; the values pushed are the results.
+    // SAFETY: only this thread uses the new state (it is not scheduled
+    // yet, or this is the M running it: `Actor::post_start`), through its
+    // own stack; the values pushed are the results.
     let values: MultiValue = unsafe {
         lua.exec_raw((), |l| {
             for p in &args {

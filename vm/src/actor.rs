@@ -113,7 +113,15 @@ pub(crate) struct ActorQueue {
     /// Slots of the values table let go of on other threads
     /// ([`SlotOwner::release_later`]), released by the M at its next run.
     pub(crate) released: Vec<std::ffi::c_int>,
+    /// What opens the state and starts the first G, run by the first M
+    /// that runs the actor ([`Actor::post_start`]).
+    pub(crate) start: Option<StartFn>,
 }
+
+/// Opens a new actor's state and starts its first G; run once, by the
+/// first M that runs the actor, which owns it then. An error ends the
+/// actor with that message (what its handle's `wait` returns).
+pub type StartFn = Box<dyn FnOnce(&Arc<Actor>) -> Result<(), String> + Send>;
 
 impl ActorQueue {
     /// An empty queue of an idle actor.
@@ -126,6 +134,7 @@ impl ActorQueue {
             scheduled: false,
             tasks: Vec::new(),
             released: Vec::new(),
+            start: None,
         }
     }
 
@@ -488,13 +497,16 @@ impl Actor {
             }
             *ended = Some(result);
         }
-        let gs: Vec<G> = {
+        let (gs, start): (Vec<G>, _) = {
             let mut q = self.lock();
             q.runq.clear();
             q.runnext = None;
             q.tasks.clear();
-            q.gs.drain().collect()
+            (q.gs.drain().collect(), q.start.take())
         };
+        // Its values (copies of the spawner's arguments) let go of slots of
+        // other actors, under their locks: not under this one's.
+        drop(start);
         for g in &gs {
             // SAFETY: this M owns the actor; no G of it runs now.
             unsafe { crate::ffi::unref_thread(self.main_thread, g.thread_ref) };
@@ -715,6 +727,21 @@ impl Actor {
             // table (`release_later` queues the actor's own), and releasing
             // a slot is inert.
             unsafe { crate::ffi::release_slots(self.main_thread.0, &slots) };
+        }
+    }
+
+    /// Has the first M that runs the actor open its state and start its
+    /// first G (`start`), instead of the spawning thread: a spawn costs
+    /// the spawner a state, and the rest of the work goes to an M that
+    /// can take it (`actor.spawn` in a loop keeps every P busy).
+    pub fn post_start(self: &Arc<Self>, start: StartFn) {
+        let schedule = {
+            let mut q = self.lock();
+            q.start = Some(start);
+            !std::mem::replace(&mut q.scheduled, true)
+        };
+        if schedule {
+            self.rt.schedule(self.clone());
         }
     }
 

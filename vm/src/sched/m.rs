@@ -391,6 +391,15 @@ impl Shared {
             if self.stopping() {
                 return SliceEnd::Stopping;
             }
+            if let Some(start) = q.start.take() {
+                drop(q);
+                if let Err(e) = self.run_start(actor, start) {
+                    actor.end(Err(e));
+                    return SliceEnd::Ended;
+                }
+                q = relock(actor);
+                continue;
+            }
             if !q.tasks.is_empty() {
                 let tasks = std::mem::take(&mut q.tasks);
                 drop(q);
@@ -635,6 +644,16 @@ impl Shared {
         } else {
             actor.end(Err(msg));
         }
+    }
+
+    /// Opens a new actor's state and starts its first G (`Actor::post_start`).
+    fn run_start(&self, actor: &Arc<Actor>, start: crate::actor::StartFn) -> Result<(), String> {
+        // Lua on the main thread (and finalizers): watched as a G is.
+        let slot = crate::preempt::current_slot().expect("an M has a running slot");
+        slot.publish(actor.main_thread.0, STATE_GID);
+        let r = start(actor);
+        slot.clear();
+        r
     }
 
     fn run_tasks(&self, actor: &Arc<Actor>, tasks: Vec<u64>) {
