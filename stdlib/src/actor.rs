@@ -294,10 +294,12 @@ fn run_first(
         })
     }
     .map_err(|e| e.to_string())?;
-    // Under the state's lock, as `go_main` requires: once scheduled, the
-    // new actor may be run by another M (a spawning M lets an idle one
-    // steal it; a host thread puts it on the global queue).
-    lua.exec_raw_lua(|_| crate::go_main(lua, child, f, values))
+    // Under the state's lock, as `go` requires: once scheduled, the new
+    // actor may be run by another M (a spawning M lets an idle one steal
+    // it; a host thread puts it on the global queue). An actor's body is a
+    // goroutine's: its stack starts small and grows as Lua's do (an idle
+    // actor holds no main chunk's reserve, `go_main`).
+    lua.exec_raw_lua(|_| crate::go(lua, f, values))
         .map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -150,7 +150,7 @@ pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
 }
 
 fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
-    let p = lua.create_table()?;
+    let p = lua.create_table_with_capacity(0, 128)?;
     p.set("SCHED", park::sched())?;
     p.set("ERR", park::err())?;
     p.set("KIND_GOSCHED", park::KIND_GOSCHED)?;
