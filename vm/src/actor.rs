@@ -353,24 +353,36 @@ impl Actor {
         account: Arc<Account>,
         face: &'static crate::ffi::Face,
     ) -> mlua::Result<Arc<Actor>> {
-        // Made here: no one else has a handle of the state (`mem::install`).
-        // The actor keeps a clone: mlua's first handle runs a full
-        // collection when it is dropped, a clone does not. That collection
-        // runs now, on an empty state, instead of marking the actor's whole
-        // heap at close, just before `lua_close` frees it all.
-        let lua = {
-            let made = new_lua();
-            let handle = made.clone();
-            drop(made);
-            handle
-        };
-        let main_thread = crate::ffi::init_state(&lua, face)?;
         account
             .hold(crate::mem::ACTOR_BYTES)
             .map_err(|_| mlua::Error::MemoryError("not enough memory".into()))?;
-        // SAFETY: the state is new, made above; only this thread has a
-        // handle of it (it is installed once, and no one else uses it).
-        let token = unsafe { crate::mem::install(&lua, main_thread.0, account.clone()) };
+        let (lua, l, token) = match crate::mem::new_state(account.clone()) {
+            Ok(made) => made,
+            Err(e) => {
+                account.release(crate::mem::ACTOR_BYTES);
+                return Err(e);
+            }
+        };
+        let main_thread = match crate::ffi::init_state(&lua, face) {
+            Ok(main) => main,
+            Err(e) => {
+                // SAFETY: the state is new and this thread's alone.
+                unsafe { crate::mem::close_state(Some(lua), l, token) };
+                account.release(crate::mem::ACTOR_BYTES);
+                return Err(e);
+            }
+        };
+        // Once `lua_close` has run the finalizers, the M's slot lets go of
+        // the main thread before its block is freed: a preemption signal
+        // handled then finds no thread to arm a hook in.
+        crate::mem::before_last_free(
+            &token,
+            Box::new(move || crate::preempt::unpublish(main_thread.0)),
+        );
+        crate::mem::arm(&token);
+        // Made with its collector stopped (`mem::new_state`): running now.
+        // SAFETY: inert (the state is this thread's alone).
+        unsafe { mlua::ffi::lua_gc(l, mlua::ffi::LUA_GCRESTART, 0) };
         Ok(Arc::new(Actor {
             id,
             rt,
@@ -603,20 +615,13 @@ impl Actor {
         }
         // SAFETY: see `lua`: the actor has ended and this M is the only
         // one that can reach its state; `state_closed` makes this the one
-        // drop, and no `lua()` borrow is alive (we are outside `with_state`).
-        unsafe {
-            self.uninstall_allocator();
-            ManuallyDrop::drop(&mut *self.lua.get());
-        }
-        // Its main thread is freed: the M's slot, which published it while
-        // finalizers ran, lets go of it before anyone is told (a host told
-        // may stop the runtime at once, which signals every slot).
-        // FIXME(soundness): a SIGURG handled between `lua_close`'s last
-        // free (the main block, through mlua's allocator, which we may not
-        // wrap: mlua reads the allocator's data as its own) and this line
-        // arms a hook in freed memory; a window of a few instructions,
-        // open only when sysmon signals this M (finalizers ran 10 ms).
-        crate::preempt::unpublish(self.main_thread.0);
+        // close, and no `lua()` borrow is alive (we are outside
+        // `with_state`). The M's slot, which published the main thread
+        // while finalizers ran, lets go of it before its block is freed
+        // (`mem::before_last_free`, set in `new`), and before anyone is
+        // told (a host told may stop the runtime at once, which signals
+        // every slot).
+        unsafe { self.close_lua() };
         self.rt.closed(self.id);
         let waiters = self.end_waiters.lock().take();
         for w in waiters.into_iter().flatten() {
@@ -627,19 +632,24 @@ impl Actor {
         }
     }
 
-    /// Gives mlua its allocator back before the state closes.
+    /// Closes the state: mlua's handle goes, then `lua_close` frees it all.
     ///
     /// # Safety
-    /// The state is about to be dropped by this thread, which alone uses it.
-    unsafe fn uninstall_allocator(&self) {
-        if let Some(token) = self.mem_token.lock().take() {
-            // SAFETY: `token` came from `install` for this state's main
-            // thread (`Actor::new`) and is taken out of `mem_token`, so it
-            // is uninstalled once; the state is used by this thread alone
-            // and about to be dropped (the caller's contract). The guard of
-            // `mem_token` is held across the call, which makes only an
-            // inert Lua call (`lua_setallocf`) and runs no Lua code (rule 1).
-            unsafe { crate::mem::uninstall(self.main_thread.0, token) };
+    /// The state is closed once (`state_closed`), by this thread, which
+    /// alone uses it, and nothing of it is used after.
+    unsafe fn close_lua(&self) {
+        // The guard of `mem_token` goes before `lua_close` runs finalizers
+        // (rule 1).
+        let token = self.mem_token.lock().take();
+        if let Some(token) = token {
+            // SAFETY: the caller's contract; `token` came from `new_state`
+            // for this state and is taken out of `mem_token`, so it is
+            // given back once. The handle is taken out of its cell once
+            // (`state_closed`).
+            unsafe {
+                let lua = ManuallyDrop::take(&mut *self.lua.get());
+                crate::mem::close_state(Some(lua), self.main_thread.0, token);
+            }
         }
     }
 
@@ -879,24 +889,6 @@ impl Actor {
     }
 }
 
-/// A new Lua state with the full standard library, `debug` included
-/// (lugo runs scripts as `lua` does).
-pub fn new_lua() -> Lua {
-    // SAFETY: an unsafe state may load the `debug` library, which lets a
-    // script break invariants mlua relies on (for example by replacing a
-    // userdata's metatable). lugo runs trusted scripts with the full
-    // standard library, as the `lua` command does; a sandboxed runtime
-    // (`Config::sandbox`) takes `debug` away from untrusted code.
-    let lua = unsafe { Lua::unsafe_new_with(mlua::StdLib::NONE, mlua::LuaOptions::default()) };
-    // A fresh state holds no garbage: collecting while the libraries are
-    // made is wasted work (actors are spawned often).
-    lua.gc_stop();
-    let libs = lua.load_std_libs(mlua::StdLib::ALL);
-    lua.gc_restart();
-    libs.expect("the standard library loads into a fresh state");
-    lua
-}
-
 // SAFETY: every field but `lua` is Sync. `lua` (an mlua state, itself
 // Send + Sync) sits in an UnsafeCell only so that `close_state` can drop it
 // in place; that happens once, on the one M that can reach the ended
@@ -907,10 +899,7 @@ impl Drop for Actor {
     fn drop(&mut self) {
         if !self.state_closed.swap(true, Ordering::AcqRel) {
             // SAFETY: `&mut self`: nothing else can use the state.
-            unsafe {
-                self.uninstall_allocator();
-                ManuallyDrop::drop(self.lua.get_mut());
-            }
+            unsafe { self.close_lua() };
             self.rt.closed(self.id);
         }
     }

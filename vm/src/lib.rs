@@ -65,7 +65,7 @@ pub mod sema;
 pub mod timer;
 pub mod wake;
 
-pub use actor::{new_lua, Actor, GRef};
+pub use actor::{Actor, GRef};
 pub use chan::Chan;
 pub use g::GStatus;
 pub use host::Outcome;

@@ -1,8 +1,9 @@
 //! Memory accounts: what each actor's memory limit covers.
 //!
 //! An actor's [`Account`] counts its Lua heap (lugo's allocator is the
-//! state's allocator, [`install`]) and what the runtime holds for it
-//! ([`Account::charge`]): buffered channel slots, copies of its values on
+//! state's allocator from its first block, [`new_state`]) and what the
+//! runtime holds for it ([`Account::charge`]): buffered channel slots,
+//! copies of its values on
 //! their way to other actors, pending timers, goroutine records, socket
 //! buffers, and the actors it spawned. Past its limit an allocation fails:
 //! Lua raises `not enough memory` (catchable; the state stays usable), and
@@ -32,7 +33,7 @@
 //! Without a limit anywhere up the tree (`limited` false), nothing is
 //! refused and the allocator only counts (a load and a store).
 
-use std::alloc::{alloc, dealloc, realloc, Layout};
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -54,11 +55,6 @@ pub const CHAN_BYTES: usize = 256;
 pub const SLOT_BYTES: usize = 16;
 /// Bytes charged for a pending timer.
 pub const TIMER_BYTES: usize = 128;
-
-/// The alignment of every Lua block (mlua's `SYS_MIN_ALIGN`: blocks made
-/// by mlua's allocator before [`install`] are freed by lugo's, and the
-/// other way round after [`uninstall`]).
-const ALIGN: usize = ffi::SYS_MIN_ALIGN;
 
 /// Refused: past the limit.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -259,6 +255,14 @@ impl Account {
         true
     }
 
+    /// The Lua heap grows by `n` bytes, not refused (the state is being
+    /// made: [`arm`]).
+    #[inline]
+    fn lua_count(&self, n: usize) {
+        let lua = self.lua.load(Ordering::Relaxed);
+        self.lua.store(lua + n, Ordering::Relaxed);
+    }
+
     /// The Lua heap shrinks by `n` bytes (on the state's thread).
     #[inline]
     fn lua_shrink(&self, n: usize) {
@@ -336,86 +340,178 @@ impl Drop for Charge {
     }
 }
 
-/// What lugo's allocator needs of a state: its account and mlua's
-/// allocator, to put back before mlua closes the state.
+/// What lugo's allocator knows of its state. Made by [`new_state`] before
+/// the state, freed by [`close_state`] after `lua_close` has freed the
+/// state's last block: alive whenever Lua calls the allocator.
 struct Installed {
     account: Arc<Account>,
-    mlua_alloc: ffi::lua_Alloc,
-    mlua_ud: *mut c_void,
+    /// The limit is enforced (from [`arm`]); while the state, mlua's
+    /// records and the standard library are made, blocks are only counted.
+    armed: Cell<bool>,
+    /// The state's first block, `lua_newstate`'s: its main thread and
+    /// global state, the last block `lua_close` frees.
+    main_block: Cell<*mut c_void>,
+    /// Run just before the main block is freed ([`close_state`]).
+    before_last_free: Cell<Option<Box<dyn FnOnce()>>>,
+    /// A pointer the library that gives Lua its API keeps for the state
+    /// ([`set_face_data`]), alive as long as the state.
+    face_data: Cell<*mut c_void>,
 }
 
-/// Makes lugo's allocator the allocator of the state `l` (its main
-/// thread), counting into `account`; returns what [`uninstall`] needs.
-/// The heap the state has already is counted from now on.
-///
-/// mlua is told first that memory errors can happen (a limit it never
-/// reaches), so it protects every call that may allocate.
-///
-/// # Safety
-/// `l` is a state of `lua`, used by no other thread now.
-pub unsafe fn install(lua: &mlua::Lua, l: *mut ffi::lua_State, account: Arc<Account>) -> Token {
-    let _ = lua.set_memory_limit(isize::MAX as usize);
-    let mut mlua_ud = std::ptr::null_mut();
-    // SAFETY: `l` is a valid state used by no other thread (the caller's
-    // contract); reading its allocator and its heap size is inert.
-    let (mlua_alloc, now) = unsafe {
-        let mlua_alloc = ffi::lua_getallocf(l, &mut mlua_ud);
-        let now = ffi::lua_gc(l, ffi::LUA_GCCOUNT, 0) as usize * 1024
-            + ffi::lua_gc(l, ffi::LUA_GCCOUNTB, 0) as usize;
-        (mlua_alloc, now)
-    };
-    account.lua.store(now, Ordering::Relaxed);
-    let installed = Box::into_raw(Box::new(Installed {
-        account,
-        mlua_alloc,
-        mlua_ud,
-    }));
-    // SAFETY: no other thread uses `l` (the caller's contract), so no
-    // allocation runs while the allocator changes (`lua_setallocf` is
-    // inert). `installed` stays alive until `uninstall` takes it back,
-    // so `lugo_alloc`'s `ud` is valid whenever Lua calls it; the blocks
-    // mlua's allocator made have `ALIGN`, as `lugo_alloc` assumes.
-    unsafe { ffi::lua_setallocf(l, lugo_alloc, installed as *mut c_void) };
-    Token(installed)
-}
-
-/// What [`install`] changed, to undo it.
+/// A state's allocator record ([`new_state`]), to give back to
+/// [`close_state`].
 pub struct Token(*mut Installed);
 
-// SAFETY: the token is an address, used by the one thread that closes
-// the state (actor invariant 2).
+// SAFETY: the token is an address, used by the one thread that runs or
+// closes the state (actor invariant 2).
 unsafe impl Send for Token {}
 // SAFETY: as above.
 unsafe impl Sync for Token {}
 
-/// Puts mlua's allocator back before mlua closes the state (mlua frees
-/// its own bookkeeping only when it finds its allocator), and tells the
-/// account the heap is gone.
+/// A new Lua state whose allocator is lugo's from its first block, with
+/// Lua's whole standard library (`debug` included: lugo runs scripts as
+/// `lua` does; a sandboxed runtime takes it away) and mlua's records.
+/// Every block of the state is counted into `account`; the limit is
+/// enforced once the caller calls [`arm`]. The collector is stopped (a
+/// fresh state holds no garbage): the caller restarts it when the state
+/// is ready.
+///
+/// mlua sees the state as made elsewhere: it never closes it
+/// ([`close_state`] does), and expects memory errors from every call
+/// that allocates (it protects them).
+pub fn new_state(account: Arc<Account>) -> mlua::Result<(mlua::Lua, *mut ffi::lua_State, Token)> {
+    let installed = Box::into_raw(Box::new(Installed {
+        account,
+        armed: Cell::new(false),
+        main_block: Cell::new(std::ptr::null_mut()),
+        before_last_free: Cell::new(None),
+        face_data: Cell::new(std::ptr::null_mut()),
+    }));
+    let token = Token(installed);
+    // SAFETY: `lugo_alloc` is a `lua_Alloc` and `installed` its record,
+    // alive until `close_state` (or the failure below) takes it back.
+    let l = unsafe { ffi::lua_newstate(lugo_alloc, installed as *mut c_void) };
+    if l.is_null() {
+        // SAFETY: no state uses the record (none was made).
+        drop(unsafe { Box::from_raw(installed) });
+        return Err(mlua::Error::MemoryError("not enough memory".into()));
+    }
+    // SAFETY: `l` is the new state, used by this thread alone. Stopping the
+    // collector is inert; `open_base` runs under `lua_pcall` (a light C
+    // function is pushed without allocating), so a memory error is
+    // returned, not raised; mlua then records the state (it allocates its
+    // records, unprotected as for a state it makes itself: the limit is
+    // not armed, so only the system running out of memory fails there),
+    // and the handle is a clone of mlua's, which `close_state` drops before
+    // it closes the state.
+    unsafe {
+        ffi::lua_gc(l, ffi::LUA_GCSTOP, 0);
+        ffi::lua_pushcfunction(l, open_base);
+        if ffi::lua_pcall(l, 0, 0, 0) != ffi::LUA_OK {
+            close_state(None, l, token);
+            return Err(mlua::Error::MemoryError("not enough memory".into()));
+        }
+        let lua = mlua::Lua::get_or_init_from_ptr(l).clone();
+        if let Err(e) = lua.load_std_libs(mlua::StdLib::ALL) {
+            close_state(Some(lua), l, token);
+            return Err(e);
+        }
+        // mlua's loader restarts the collector: stopped again, as said.
+        ffi::lua_gc(l, ffi::LUA_GCSTOP, 0);
+        Ok((lua, l, token))
+    }
+}
+
+/// Lua's base library, as `luaL_openlibs` opens it (`_G`).
+unsafe extern "C-unwind" fn open_base(l: *mut ffi::lua_State) -> std::ffi::c_int {
+    // SAFETY: called by `lua_pcall` on `l`, with room for the two values
+    // `luaL_requiref` pushes and pops.
+    unsafe {
+        ffi::luaL_requiref(l, c"_G".as_ptr(), ffi::luaopen_base, 1);
+        ffi::lua_pop(l, 1);
+    }
+    0
+}
+
+/// From now on the state's heap is held to its account's limit.
+pub fn arm(token: &Token) {
+    // SAFETY: the record lives until `close_state` consumes the token.
+    unsafe { (*token.0).armed.set(true) };
+}
+
+/// Keeps `data` for the state of `token`, for [`face_data`].
+pub fn set_face_data(token: &Token, data: *mut c_void) {
+    // SAFETY: the record lives until `close_state` consumes the token.
+    unsafe { (*token.0).face_data.set(data) };
+}
+
+/// What [`set_face_data`] kept for the state `l` (null if nothing).
 ///
 /// # Safety
-/// `l` is the state `token` came from, used by no other thread, and about
-/// to be closed.
-pub unsafe fn uninstall(l: *mut ffi::lua_State, token: Token) {
-    // SAFETY: `token` came from `install` for `l` (the caller's contract)
-    // and is consumed here, so its `Installed` is taken back once, and no
-    // other thread uses `l`: no allocation runs while mlua's allocator is
-    // put back (inert), and none reaches `lugo_alloc` with the freed `ud`
-    // after it (the blocks it made have `ALIGN`, as mlua's allocator
-    // assumes).
+/// `l` is a thread of a state made by [`new_state`], not closed yet (or
+/// being closed by `lua_close`), used by this thread.
+#[inline]
+pub unsafe fn face_data(l: *mut ffi::lua_State) -> *mut c_void {
+    let mut ud = std::ptr::null_mut();
+    // SAFETY: `l` is a live thread (the caller's contract); reading its
+    // allocator is inert. The state was made by `new_state`: its allocator
+    // data is its `Installed`, alive until after `lua_close` returns.
     unsafe {
+        ffi::lua_getallocf(l, &mut ud);
+        (*(ud as *const Installed)).face_data.get()
+    }
+}
+
+/// Closes the state `l` made by [`new_state`] with `token`: drops `lua`
+/// (lugo's handle), then `lua_close` runs the finalizers and frees every
+/// block; `before_last_free` runs just before the state's main block is
+/// freed, after every finalizer. The account no longer counts the heap.
+///
+/// # Safety
+/// `l` is the state `token` came from, used by no other thread, and no
+/// mlua handle or value of it is used after this.
+pub unsafe fn close_state(lua: Option<mlua::Lua>, l: *mut ffi::lua_State, token: Token) {
+    drop(lua);
+    // SAFETY: `token` came from `new_state` for `l` (the caller's contract)
+    // and is consumed here, so its record is taken back once, after
+    // `lua_close` has made the state's last call to `lugo_alloc`.
+    unsafe {
+        ffi::lua_close(l);
         let installed = Box::from_raw(token.0);
-        ffi::lua_setallocf(l, installed.mlua_alloc, installed.mlua_ud);
         installed.account.state_closed();
     }
 }
 
-/// lugo's `lua_Alloc` (see the Lua manual, `lua_Alloc`): the system
-/// allocator with mlua's layout, counting into the state's account and
-/// refusing growth past its limit. A failed system allocation is also a
-/// refusal (Lua raises "not enough memory") rather than an abort.
+/// Has `f` run just before the state of `token` frees its main block,
+/// inside `lua_close` (after its finalizers).
+pub fn before_last_free(token: &Token, f: Box<dyn FnOnce()>) {
+    // SAFETY: the record lives until `close_state` consumes the token.
+    unsafe { (*token.0).before_last_free.set(Some(f)) };
+}
+
+/// The alignment of a block Lua asks for with type tag `tag` (its `osize`
+/// for a new block): a full userdata's payload starts 32 bytes into its
+/// block when it has no user values, and Rust values put there (mlua's,
+/// a host's) may need 16; everything else Lua makes needs 8
+/// (`LUAI_MAXALIGN`), which `mi_malloc` gives without the aligned path's
+/// padding.
+fn align_for(tag: usize) -> usize {
+    if tag == ffi::LUA_TUSERDATA as usize {
+        16
+    } else {
+        8
+    }
+}
+
+/// lugo's `lua_Alloc` (see the Lua manual, `lua_Alloc`): mimalloc,
+/// counting into the state's account and refusing growth past its limit
+/// once armed. A failed system allocation is also a refusal (Lua raises
+/// "not enough memory") rather than an abort. Every block of a state
+/// comes from here (`new_state`), so `mi_free` and `mi_realloc` get only
+/// blocks of `mi_malloc`/`mi_malloc_aligned`.
 ///
 /// # Safety
-/// Called by Lua only, as the allocator `install` set, with the `ud` it
+/// Called by Lua only, as the allocator `new_state` set, with the `ud` it
 /// set and the arguments the `lua_Alloc` contract describes.
 unsafe extern "C" fn lugo_alloc(
     ud: *mut c_void,
@@ -423,47 +519,51 @@ unsafe extern "C" fn lugo_alloc(
     osize: usize,
     nsize: usize,
 ) -> *mut c_void {
-    // SAFETY: `ud` is the `Installed` that `install` leaked for this state,
-    // alive until `uninstall` (which puts mlua's allocator back first);
-    // Lua calls this on the state's thread, and only reads `account` here.
-    let account = unsafe { &(*(ud as *const Installed)).account };
+    // SAFETY: `ud` is the `Installed` that `new_state` leaked for this
+    // state, alive until `close_state` takes it back after `lua_close`;
+    // Lua calls this on the state's thread, the only one using the record.
+    let installed = unsafe { &*(ud as *const Installed) };
+    let account = &installed.account;
     let old = if ptr.is_null() { 0 } else { osize };
     if nsize == 0 {
         if !ptr.is_null() {
-            // SAFETY: a non-null `ptr` is a live block of this state, of
-            // `osize` bytes (the `lua_Alloc` contract), made by this
-            // allocator or mlua's, both with the global allocator and
-            // `ALIGN`; so the layout is the one it was made with.
-            unsafe {
-                dealloc(
-                    ptr as *mut u8,
-                    Layout::from_size_align_unchecked(osize, ALIGN),
-                )
-            };
+            if ptr == installed.main_block.get() {
+                if let Some(f) = installed.before_last_free.take() {
+                    f();
+                }
+            }
+            // SAFETY: a non-null `ptr` is a live block of this state (the
+            // `lua_Alloc` contract), made here by mimalloc.
+            unsafe { libmimalloc_sys::mi_free(ptr) };
             account.lua_shrink(osize);
         }
         return std::ptr::null_mut();
     }
-    if nsize > isize::MAX as usize - ALIGN {
-        return std::ptr::null_mut();
+    if nsize > old {
+        let grow = nsize - old;
+        if installed.armed.get() {
+            if !account.lua_grow(grow) {
+                return std::ptr::null_mut();
+            }
+        } else {
+            account.lua_count(grow);
+        }
     }
-    if nsize > old && !account.lua_grow(nsize - old) {
-        return std::ptr::null_mut();
-    }
-    // SAFETY: `nsize` is not zero and, checked above, rounds up to
-    // `ALIGN` (a power of two) without passing `isize::MAX`: a valid
-    // layout. For a new block (`ptr` null) `osize` is a type tag, unused;
-    // otherwise `ptr` is a live block of `osize` bytes made with `ALIGN`
-    // by the global allocator (as for `dealloc` above).
+    // SAFETY: for a new block (`ptr` null) `osize` is its type tag;
+    // otherwise `ptr` is a live block of this state, made here by mimalloc
+    // (the `lua_Alloc` contract), and a userdata block is never resized
+    // (Lua resizes only strings being built, tables' parts, stacks and
+    // arrays of prototypes), so `mi_realloc` keeps what it needs.
     let p = unsafe {
         if ptr.is_null() {
-            alloc(Layout::from_size_align_unchecked(nsize, ALIGN))
+            let align = align_for(osize);
+            if align > 8 {
+                libmimalloc_sys::mi_malloc_aligned(nsize, align)
+            } else {
+                libmimalloc_sys::mi_malloc(nsize)
+            }
         } else {
-            realloc(
-                ptr as *mut u8,
-                Layout::from_size_align_unchecked(osize, ALIGN),
-                nsize,
-            )
+            libmimalloc_sys::mi_realloc(ptr, nsize)
         }
     };
     if p.is_null() {
@@ -472,10 +572,13 @@ unsafe extern "C" fn lugo_alloc(
         }
         return std::ptr::null_mut();
     }
+    if ptr.is_null() && installed.main_block.get().is_null() {
+        installed.main_block.set(p);
+    }
     if nsize < old {
         account.lua_shrink(old - nsize);
     }
-    p as *mut c_void
+    p
 }
 
 #[cfg(test)]

@@ -585,8 +585,8 @@ impl Runtime {
         &self.shared.census.stats
     }
 
-    /// Makes an actor with a new Lua state (`new_lua`: the full standard
-    /// library); the first actor made is the main actor.
+    /// Makes an actor with a new Lua state (`mem::new_state`: the full
+    /// standard library); the first actor made is the main actor.
     /// Its memory limit is `limit` bytes (0: none of its own; the main
     /// actor's default is the runtime's `actor_memory`); an actor spawned
     /// by `parent` stays within the parent's limit too (`crate::mem`).
