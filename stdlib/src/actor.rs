@@ -305,8 +305,8 @@ fn run_first(
 }
 
 unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The handle's box is
     // allocated (that may raise) while nothing is owned, and filled once: it
     // stays on the stack, above the arguments. The calls after it are inert:
@@ -343,8 +343,8 @@ unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn actor_self(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The box is allocated
     // before the new handle exists (`push`): nothing owned is alive across
     // the raising allocation.
@@ -414,8 +414,8 @@ unsafe extern "C-unwind" fn wait_k(
 }
 
 unsafe extern "C-unwind" fn actor_wait(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. Only the handle stays
     // on the stack (`lua_settop`, inert), as `wait_body` requires.
     unsafe {
@@ -427,8 +427,8 @@ unsafe extern "C-unwind" fn actor_wait(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn actor_id(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The handle is borrowed
     // from argument 1, on the stack throughout; pushing an integer is inert.
     unsafe {

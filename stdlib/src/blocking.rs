@@ -19,8 +19,6 @@ use std::ffi::{c_int, CStr};
 use lugo_vm::ffi::push_owned;
 use mlua::{ffi, Lua};
 
-use crate::cfn::Registry;
-
 /// Calls the function below the top `nargs` values as `lua_pcall` does
 /// (all its results), with the M's P marked as in a blocking call.
 ///
@@ -30,9 +28,9 @@ use crate::cfn::Registry;
 unsafe fn pcall_released(l: *mut ffi::lua_State, nargs: c_int) -> c_int {
     // The runtime handle lives in this function only: the caller may raise
     // once it has returned (ffi rule 2); lua_pcall itself does not raise.
-    // SAFETY: `l` runs a closure whose upvalue 1 is its state's record (the caller's
-    // contract: `released`, made by `install` or `lines`, and `blocking`,
-    // made by `Registry`, are).
+    // SAFETY: `l` runs a lugo C function of an opened actor's state (the
+    // caller's contract: `released`, made by `install` or `lines`, and
+    // `blocking`, made by `Registry`, are).
     let actor = unsafe { crate::cfn::actor(l) };
     let rt = actor.runtime();
     let pid = rt.enter_syscall();
@@ -56,19 +54,18 @@ unsafe fn pcall_released(l: *mut ffi::lua_State, nargs: c_int) -> c_int {
     status
 }
 
-/// The stand-in for a library function that blocks (upvalue 2; upvalue 1
-/// is its state's record, as in every closure of [`crate::cfn`]).
+/// The stand-in for a library function that blocks (its upvalue).
 unsafe extern "C-unwind" fn released(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this stand-in (a closure made by `install` or
-    // `lines`: upvalue 1 is the state's record, upvalue 2 Lua's function) on `l`, the
-    // running thread, with its arguments on the stack and room for one more
-    // value (a C function starts with `LUA_MINSTACK`). `pcall_released` finds
+    // `lines`: its upvalue is Lua's function) on `l`, the running thread,
+    // with its arguments on the stack and room for one more value (a C
+    // function starts with `LUA_MINSTACK`). `pcall_released` finds
     // the function below the arguments; on an error, `as_if_direct` finds the
     // error on top at level 0, and `lua_error` raises it with nothing owned
     // in this frame.
     unsafe {
         let nargs = ffi::lua_gettop(l);
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
         ffi::lua_insert(l, 1);
         let status = pcall_released(l, nargs);
         if status != ffi::LUA_OK {
@@ -79,21 +76,20 @@ unsafe extern "C-unwind" fn released(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// The stand-in for `io.lines` or a file's `lines` (upvalue 2): Lua's,
+/// The stand-in for `io.lines` or a file's `lines` (its upvalue): Lua's,
 /// whose iterator (its first result) gets a stand-in of its own. Opening
 /// the file is not counted as blocking.
 unsafe extern "C-unwind" fn lines(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this stand-in (a closure made by `install`: upvalue 1
-    // is the state's record, upvalue 2 Lua's `lines`) on `l`, the running thread, with
+    // SAFETY: Lua calls this stand-in (a closure made by `install`: its
+    // upvalue is Lua's `lines`) on `l`, the running thread, with
     // its arguments on the stack and room for the function. `lua_pcall`
     // catches an error, which `as_if_direct` finds on top at level 0 and
     // `lua_error` raises with nothing owned in this frame. The iterator's
-    // stand-in gets this closure's record and the iterator as upvalues, as
-    // `released` requires (room checked; the closure's allocation may raise,
-    // nothing owned).
+    // stand-in gets the iterator as its upvalue, as `released` requires
+    // (room checked; the closure's allocation may raise, nothing owned).
     unsafe {
         let nargs = ffi::lua_gettop(l);
-        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(2));
+        ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
         ffi::lua_insert(l, 1);
         let status = ffi::lua_pcall(l, nargs, ffi::LUA_MULTRET, 0);
         if status != ffi::LUA_OK {
@@ -101,10 +97,9 @@ unsafe extern "C-unwind" fn lines(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_error(l);
         }
         if ffi::lua_type(l, 1) == ffi::LUA_TFUNCTION {
-            ffi::luaL_checkstack(l, 2, std::ptr::null());
-            ffi::lua_pushvalue(l, ffi::lua_upvalueindex(1));
+            ffi::luaL_checkstack(l, 1, std::ptr::null());
             ffi::lua_pushvalue(l, 1);
-            ffi::lua_pushcclosure(l, released, 2);
+            ffi::lua_pushcclosure(l, released, 1);
             ffi::lua_replace(l, 1);
         }
         ffi::lua_gettop(l)
@@ -118,8 +113,8 @@ pub(crate) const FUNCTIONS: [(&CStr, crate::cfn::CFn); 1] = [(c"blocking", block
 /// Lua wrapper in the prelude, which raises their `ERR` answers): calls
 /// `f(...)` as [`released`] does.
 unsafe extern "C-unwind" fn blocking(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its arguments on the stack
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its arguments on the stack
     // (the prelude's wrapper passes `name, f, args...`). Fewer than two is
     // an error, raised by `luaL_error` (a static message without `%`); past
     // that check `f` is at 2, below the `nargs` arguments, as
@@ -295,18 +290,16 @@ unsafe fn loaded_name(l: *mut ffi::lua_State) -> Option<String> {
 
 /// Puts the stand-ins in place of Lua's `io.read`, `io.lines`,
 /// `os.execute`, and a file's `read` and `lines`.
-pub(crate) fn install(lua: &Lua, reg: &Registry) -> mlua::Result<()> {
-    let actor = reg.actor_upvalue();
+pub(crate) fn install(lua: &Lua) -> mlua::Result<()> {
     // SAFETY: exec_raw runs this as a protected call on the state; each
     // step takes a library table, wraps one of its functions in a closure
-    // (with the state's record first, as `Registry` makes them) and stores it back,
-    // leaving the stack balanced.
+    // (the function its upvalue) and stores it back, leaving the stack
+    // balanced.
     unsafe {
         lua.exec_raw::<()>((), |l| {
             let wrap = |table: c_int, field: &CStr, body: ffi::lua_CFunction| {
-                ffi::lua_pushlightuserdata(l, actor);
-                ffi::lua_getfield(l, table - 1, field.as_ptr());
-                ffi::lua_pushcclosure(l, body, 2);
+                ffi::lua_getfield(l, table, field.as_ptr());
+                ffi::lua_pushcclosure(l, body, 1);
                 ffi::lua_setfield(l, table - 1, field.as_ptr());
             };
             ffi::lua_getglobal(l, c"io".as_ptr());

@@ -25,9 +25,11 @@
 //! collector calls it ([`collect`]), so a borrow of a userdata on the
 //! stack stays valid whatever Lua code runs meanwhile.
 //!
-//! Every closure made by [`Registry`] has one upvalue: a light userdata
-//! pointing at its state's [`StateInner`] (the actor, and the address of
-//! each [`Raw`] type's metatable), which lives as long as the state.
+//! The functions [`Registry`] makes are light C functions (no closure, no
+//! allocation): one finds its state's [`StateInner`] (the actor, and the
+//! address of each [`Raw`] type's metatable), which lives as long as the
+//! state, through the state's allocator record (`lugo_vm::mem::face_data`,
+//! set by [`Registry::new`]).
 
 use std::ffi::{c_int, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -136,10 +138,11 @@ pub(crate) unsafe fn check<'a, T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Op
 /// Number of boxed types.
 const NTYPES: usize = 5;
 
-/// What every lugo closure of a state points at (its one upvalue): the
+/// What every lugo C function of a state finds (`mem::face_data`): the
 /// state's actor and its boxed types' metatables. Boxed and kept by the
-/// state ([`StateActor`]) to the end of `lua_close`, after the closures'
-/// last call; never replaced (a state opened twice keeps its record).
+/// state ([`StateActor`]) until mlua's records go, inside `lua_close` after
+/// the finalizers of lugo's boxes (made later, finalized first); never
+/// replaced (a state opened twice keeps its record).
 pub(crate) struct StateInner {
     actor: Arc<Actor>,
     /// The metatables' addresses, by type number (`MT_UPVALUE - MT_CHAN`):
@@ -156,27 +159,28 @@ pub(crate) struct StateInner {
     seen: [[AtomicPtr<c_void>; 2]; NTYPES],
 }
 
-/// The upvalue of the running lugo closure: its state's record. Code that
-/// runs inside `ffi::protect` (whose trampoline has no upvalues) gets it
-/// from the C function that called it.
+/// The running lugo C function's state record. Code that runs inside
+/// `ffi::protect` gets it from the C function that called it.
 #[derive(Clone, Copy)]
 pub(crate) struct Closure {
     state: *const StateInner,
 }
 
 impl Closure {
-    /// The upvalues of the closure running on `l`.
+    /// The record of the state of `l`, which runs a function made by
+    /// [`Registry`].
     ///
     /// # Safety
-    /// `l` is running a closure made by [`Registry`].
+    /// `l` is a thread of a state where [`Registry::new`] has run (so it
+    /// is a lugo actor's: made by `lugo_vm::mem::new_state`), not closed.
     #[inline]
     pub(crate) unsafe fn of(l: *mut ffi::lua_State) -> Closure {
-        // SAFETY: `l` is running a closure made by `Registry` (the caller's
-        // contract): upvalue 1 is a light userdata, the address of its
-        // state's `StateInner`; reading an upvalue is inert.
+        // SAFETY: `l` is a live thread of a state made by `mem::new_state`
+        // (the caller's contract); `Registry::new` kept its `StateInner`'s
+        // address there, and reading it is inert.
         unsafe {
             Closure {
-                state: ffi::lua_touserdata(l, ffi::lua_upvalueindex(1)) as *const StateInner,
+                state: lugo_vm::mem::face_data(l) as *const StateInner,
             }
         }
     }
@@ -188,7 +192,7 @@ impl Closure {
     /// the thread that runs the state.
     #[inline]
     pub(crate) unsafe fn boxed<T: Raw>(self, l: *mut ffi::lua_State, idx: c_int) -> *mut Boxed<T> {
-        // SAFETY: `self.state` is the record a `Registry` closure points at,
+        // SAFETY: `self.state` is the record `Registry` functions find,
         // alive while the state is, and `l` a thread of that state (the
         // caller's contract). `lua_touserdata` is inert. An address in
         // `seen` is a live box of `T` (its `__gc` has not run: it would
@@ -230,16 +234,16 @@ impl Closure {
     /// The address of `T`'s metatable in the closure's state.
     #[inline]
     fn mt<T: Raw>(self) -> *const c_void {
-        // SAFETY: `self.state` is the record a `Registry` closure points at,
-        // alive while the state is (a closure runs only then).
+        // SAFETY: `self.state` is the record `Registry` functions find,
+        // alive while the state is (its functions run only then).
         let inner = unsafe { &*self.state };
         inner.mts[(T::MT_UPVALUE - MT_CHAN) as usize].load(Ordering::Relaxed)
     }
 
-    /// The upvalues that the closures [`Registry`] made for `lua`'s state
-    /// have, for Rust code working on the state outside any C function (a
-    /// host thread that holds the state's lock). An error if lugo was not
-    /// opened in `lua`.
+    /// The record the functions [`Registry`] made for `lua`'s state find,
+    /// for Rust code working on the state outside any C function (a host
+    /// thread that holds the state's lock). An error if lugo was not opened
+    /// in `lua`.
     pub(crate) fn of_state(lua: &Lua) -> mlua::Result<Closure> {
         let held = lua
             .app_data_ref::<StateActor>()
@@ -288,10 +292,9 @@ impl Closure {
     /// # Safety
     /// The state the closure came from is alive.
     pub(crate) unsafe fn actor<'a>(self) -> &'a Arc<Actor> {
-        // SAFETY: `self.state` is upvalue 1 of a `Registry` closure, the
-        // address of the boxed record that the state keeps (as app data)
-        // until it is closed, and the state is alive (the caller's
-        // contract).
+        // SAFETY: `self.state` is the address of the boxed record that the
+        // state keeps (as app data) until it is closed, and the state is
+        // alive (the caller's contract).
         unsafe { &(*self.state).actor }
     }
 }
@@ -506,7 +509,7 @@ pub(crate) unsafe fn expected(l: *mut ffi::lua_State, fname: &str, what: &str, i
     raise(format!("{fname}: {what} expected, got {t}"))
 }
 
-/// The actor of the running closure (its upvalue: its state's record).
+/// The actor of the running lugo C function (its state's record).
 ///
 /// # Safety
 /// `l` is running a closure made by [`Registry`].
@@ -649,8 +652,6 @@ type Pending = (Table, Vec<(&'static CStr, CFn)>);
 /// metatable ([`Registry::add_type`]), then every closure
 /// ([`Registry::fill`]), so each closure sees every metatable.
 pub(crate) struct Registry {
-    /// The state's record, every closure's one upvalue.
-    state: *mut c_void,
     /// Types added so far (they go in `MT_*` order).
     ntypes: usize,
     /// Methods and metamethods to fill once every type is known.
@@ -668,32 +669,29 @@ pub(crate) const MT_NET: c_int = 5;
 /// See [`MT_CHAN`].
 pub(crate) const MT_ACTOR: c_int = 6;
 
-/// The record its C closures point at, kept by the state (as app data).
-/// The closures point at the record itself, so it is boxed: its address
-/// stays. It is set once per state and never replaced or removed (closures
-/// made by an earlier [`Registry`] keep pointing at it).
+/// The record its C functions find, kept by the state (as app data).
+/// Its address is kept for them (`mem::face_data`), so it is boxed: its
+/// address stays. It is set once per state and never replaced or removed.
 struct StateActor(Box<StateInner>);
 
 impl Registry {
-    /// A registry for `actor`'s state `lua`. The closures' upvalue points
-    /// at a boxed record (the actor, the metatables) that the state itself
-    /// keeps (as app data): it lives as long as the closures may run, to
-    /// the end of `lua_close` (mlua drops app data after it), and no
-    /// longer, so a closed state lets go of its actor.
+    /// A registry for `actor`'s state `lua`. The functions find a boxed
+    /// record (the actor, the metatables) that the state itself keeps (as
+    /// app data), its address kept with the state's allocator record
+    /// (`Actor::set_face_data`): it lives as long as the functions may run,
+    /// into `lua_close` (mlua's records, with the app data, are made before
+    /// any of lugo's boxes and so finalized after them), and no longer, so
+    /// a closed state lets go of its actor.
     ///
     /// A state opened before (`lugo_stdlib::open` called again) keeps the
-    /// box it has, which the earlier closures point at: the new closures
-    /// point at it too. A state that belongs to another actor is an error.
+    /// box it has. A state that belongs to another actor is an error.
     pub(crate) fn new(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<Registry> {
-        let held = lua.app_data_ref::<StateActor>().map(|held| {
-            (
-                Arc::ptr_eq(&held.0.actor, actor),
-                &*held.0 as *const StateInner as *mut c_void,
-            )
-        });
-        let ptr = match held {
-            Some((true, ptr)) => ptr,
-            Some((false, _)) => {
+        let held = lua
+            .app_data_ref::<StateActor>()
+            .map(|held| Arc::ptr_eq(&held.0.actor, actor));
+        match held {
+            Some(true) => {}
+            Some(false) => {
                 return Err(mlua::Error::runtime(
                     "lugo: this Lua state already belongs to another actor",
                 ))
@@ -706,20 +704,13 @@ impl Registry {
                 });
                 let ptr = &*boxed as *const StateInner as *mut c_void;
                 lua.set_app_data(StateActor(boxed));
-                ptr
+                actor.set_face_data(ptr);
             }
-        };
+        }
         Ok(Registry {
-            state: ptr,
             ntypes: 0,
             pending: Vec::new(),
         })
-    }
-
-    /// What the closures' first upvalue holds, for closures made elsewhere
-    /// ([`actor`] reads it).
-    pub(crate) fn actor_upvalue(&self) -> *mut c_void {
-        self.state
     }
 
     /// Creates `T`'s metatable with a table of `methods` (C functions, put
@@ -771,8 +762,8 @@ impl Registry {
         Ok(table)
     }
 
-    /// Puts closures of `fns` in `t`, and those of every type added so far
-    /// in their tables. Call after every type is added.
+    /// Puts the functions `fns` in `t`, and those of every type added so
+    /// far in their tables. Call after every type is added.
     pub(crate) fn fill(&mut self, lua: &Lua, t: &Table, fns: &[(&CStr, CFn)]) -> mlua::Result<()> {
         for (table, fns) in std::mem::take(&mut self.pending) {
             self.fill(lua, &table, &fns)?;
@@ -780,18 +771,17 @@ impl Registry {
         // One protected call for the whole table (not one per function: a
         // state is opened for every actor spawned).
         // SAFETY: `exec_raw` runs the closure on the state's stack inside a
-        // protected call, with `t` at index 1; each step pushes a closure
-        // with the upvalues this module's functions expect (see the module
-        // comment: its state's record) and its name, and `lua_rawset` pops
-        // both into `t`. The
-        // pushes and the set may raise (out of memory): the closure owns
-        // nothing but borrows, and `exec_raw` returns the error.
+        // protected call, with `t` at index 1; each step pushes a function's
+        // name and the light C function (no allocation: it finds its state's
+        // record by itself, see the module comment), and `lua_rawset` pops
+        // both into `t`. The name's push and the set may raise (out of
+        // memory): the closure owns nothing but borrows, and `exec_raw`
+        // returns the error.
         unsafe {
             lua.exec_raw::<()>(t, |l| {
                 for &(name, f) in fns {
                     ffi::lua_pushstring(l, name.as_ptr());
-                    ffi::lua_pushlightuserdata(l, self.state);
-                    ffi::lua_pushcclosure(l, f, 1);
+                    ffi::lua_pushcfunction(l, f);
                     ffi::lua_rawset(l, 1);
                 }
             })?;

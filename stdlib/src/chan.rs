@@ -79,8 +79,8 @@ unsafe fn expected_chan(l: *mut ffi::lua_State, fname: &str, idx: c_int) -> Ret 
 
 /// `chan([cap])`, the `__call` of the `chan` module: `cap` is argument 2.
 unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The box is allocated
     // (that may raise) while nothing is owned, and filled once while it is on
     // top of the stack; converting a number for the message (`to_display`,
@@ -125,8 +125,8 @@ unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The channel borrowed
     // from argument 1 stays valid: nothing here removes argument 1. Storing
     // the value (`msg_for`: a slot, which may raise out of memory) happens
@@ -160,8 +160,8 @@ unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn chan_recv(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The channel is
     // borrowed from argument 1, on the stack throughout. The received value
     // is pushed by inert calls or built under `protect` (`push_msg` does not
@@ -192,8 +192,8 @@ unsafe extern "C-unwind" fn chan_recv(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn chan_close(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The channel is
     // borrowed from argument 1, on the stack throughout; the only Lua calls
     // are `expected`'s inert ones.
@@ -211,8 +211,8 @@ unsafe extern "C-unwind" fn chan_close(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn chan_len(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The channel is
     // borrowed from argument 1, on the stack throughout; pushing an integer
     // is inert.
@@ -228,8 +228,8 @@ unsafe extern "C-unwind" fn chan_len(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn chan_cap(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The channel is
     // borrowed from argument 1, on the stack throughout; pushing an integer
     // is inert.
@@ -248,8 +248,8 @@ unsafe extern "C-unwind" fn chan_cap(l: *mut ffi::lua_State) -> c_int {
 /// called by the Lua half (which runs the handler functions), so its errors
 /// carry the position of that function's caller.
 unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with the cases
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with the cases
     // as its arguments; `guard` is its last act. That is `select_body`'s
     // contract.
     unsafe {
@@ -475,8 +475,8 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
 /// prelude.lua): moves `f` and its arguments onto the thread's stack,
 /// where its first resume finds them.
 unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. `th` is a new thread
     // (checked) that `go` made in this state (the prelude is the only
     // caller), so a live thread of the running actor, kept alive by argument

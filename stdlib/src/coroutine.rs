@@ -263,8 +263,8 @@ unsafe extern "C-unwind" fn resume_k(
 
 /// `coroutine.wrap(f)`.
 unsafe extern "C-unwind" fn wrap(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The new thread gets
     // the function (room: a new thread has `LUA_MINSTACK` slots); the
     // allocations may raise while nothing is owned (a message is made only
@@ -404,8 +404,8 @@ unsafe extern "C-unwind" fn running(l: *mut ffi::lua_State) -> c_int {
 
 /// `coroutine.isyieldable([co])`.
 unsafe extern "C-unwind" fn isyieldable(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. `co` is the running
     // thread or the thread at 1 (kept alive there), a thread of this state
     // whose mark `is_goroutine` reads; the other calls are inert.
@@ -461,8 +461,8 @@ unsafe fn status_of(l: *mut ffi::lua_State, co: *mut ffi::lua_State) -> &'static
 
 /// `coroutine.status(co)`.
 unsafe extern "C-unwind" fn status(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. `co` is the thread at
     // 1, kept alive there, as `status_of` requires; pushing a static name may
     // raise (out of memory) while nothing is owned.
@@ -481,8 +481,8 @@ unsafe extern "C-unwind" fn status(l: *mut ffi::lua_State) -> c_int {
 /// `coroutine.close(co)` (Lua's `luaB_close`): a held coroutine or
 /// another goroutine's thread is not closed.
 unsafe extern "C-unwind" fn close(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. `co` is the thread at
     // 1, kept alive there, as `held` and `status_of` require.
     // `lua_closethread` closes a dead or suspended coroutine (one that runs,

@@ -180,7 +180,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     // SAFETY: pushes one C function, returned as the result.
     let print: Function = unsafe { lua.exec_raw((), |l| ffi::lua_pushcfunction(l, print::print))? };
     lua.globals().set("print", print)?;
-    blocking::install(lua, &reg)?;
+    blocking::install(lua)?;
     time::register(lua, actor, &p)?;
     runtime::register(lua, actor, &p)?;
     let exports: Table = prelude(lua)?.call(p)?;

@@ -827,8 +827,8 @@ unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
 continuation!(write_k, write_body);
 
 unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The borrow of the
     // connection ends with its deadline; argument 2 is checked, then a number
     // is converted in place (that allocates and may raise, while nothing is
@@ -855,8 +855,8 @@ unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
 // ---------------------------------------------------------------- the rest
 
 unsafe extern "C-unwind" fn sock_settimeout(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The socket is borrowed
     // from argument 1, on the stack throughout; argument 2 is read, or its
     // type named (inert).
@@ -890,8 +890,8 @@ unsafe extern "C-unwind" fn sock_settimeout(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn sock_close(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The socket is borrowed
     // from argument 1, on the stack throughout; closing it makes no Lua call.
     unsafe {
@@ -937,16 +937,16 @@ unsafe fn addr_of(l: *mut ffi::lua_State, fname: &str, peer: bool) -> Ret {
 }
 
 unsafe extern "C-unwind" fn sock_addr(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. That is `addr_of`'s
     // contract.
     unsafe { guard(l, || addr_of(l, "conn:addr", false)) }
 }
 
 unsafe extern "C-unwind" fn sock_peer(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. That is `addr_of`'s
     // contract.
     unsafe { guard(l, || addr_of(l, "conn:peer", true)) }

@@ -37,8 +37,8 @@ fn acquired(r: Acquire) -> Ret {
 }
 
 unsafe extern "C-unwind" fn wg_new(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The box is allocated
     // before the wait group exists (`push`): nothing owned is alive across
     // the raising allocation.
@@ -83,24 +83,24 @@ unsafe fn add(l: *mut ffi::lua_State, fname: &str, delta: Option<i64>) -> Ret {
 }
 
 unsafe extern "C-unwind" fn wg_add(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. That is `add`'s
     // contract.
     unsafe { guard(l, || add(l, "waitgroup:add", None)) }
 }
 
 unsafe extern "C-unwind" fn wg_done(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. That is `add`'s
     // contract.
     unsafe { guard(l, || add(l, "waitgroup:done", Some(-1))) }
 }
 
 unsafe extern "C-unwind" fn wg_wait(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The wait group is
     // borrowed from argument 1, on the stack throughout; `me` needs the
     // running thread of an actor owned by this M: Lua runs an actor's code on
@@ -118,8 +118,8 @@ unsafe extern "C-unwind" fn wg_wait(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mutex_new(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The box is allocated
     // before the mutex exists (`push`): nothing owned is alive across the
     // raising allocation.
@@ -132,8 +132,8 @@ unsafe extern "C-unwind" fn mutex_new(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mutex_lock(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The mutex is borrowed
     // from argument 1, on the stack throughout; `me` needs the running thread
     // of an actor owned by this M: Lua runs an actor's code on its M only.
@@ -150,8 +150,8 @@ unsafe extern "C-unwind" fn mutex_lock(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mutex_trylock(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The mutex is borrowed
     // from argument 1, on the stack throughout; pushing a boolean is inert.
     unsafe {
@@ -166,8 +166,8 @@ unsafe extern "C-unwind" fn mutex_trylock(l: *mut ffi::lua_State) -> c_int {
 }
 
 unsafe extern "C-unwind" fn mutex_unlock(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. The mutex is borrowed
     // from argument 1, on the stack throughout; the only Lua calls are
     // `expected`'s inert ones.

@@ -77,8 +77,8 @@ fn timer_charge(a: &Arc<Actor>, fname: &str) -> Result<Charge, Raise> {
 
 /// `time.sleep(d)`.
 unsafe extern "C-unwind" fn sleep(l: *mut ffi::lua_State) -> c_int {
-    // SAFETY: Lua calls this C closure (made by `Registry`: its upvalue is
-    // its state's record) on `l`, the running thread, with its
+    // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
+    // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. Argument 1 is read, or
     // its type named (inert); `me` needs the running thread of an actor owned
     // by this M: Lua runs an actor's code on its M only.

@@ -653,6 +653,15 @@ impl Actor {
         }
     }
 
+    /// Keeps `data` for the library that gives Lua its API, found again
+    /// from any thread of the state with [`crate::mem::face_data`] (lugo's
+    /// C functions find their state's record so, without an upvalue).
+    pub fn set_face_data(&self, data: *mut std::ffi::c_void) {
+        if let Some(token) = &*self.mem_token.lock() {
+            crate::mem::set_face_data(token, data);
+        }
+    }
+
     /// What the actor's memory limit covers.
     pub fn account(&self) -> &Arc<Account> {
         &self.account

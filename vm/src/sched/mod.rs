@@ -658,7 +658,10 @@ impl Runtime {
             s.stop_running();
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
-        lock(&s.global).clear();
+        // Dropped after the lock: an actor never run (its state not yet
+        // opened, `Actor::post_start`) may go with its queue entry, and
+        // forgetting it takes the actors lock.
+        drop(std::mem::take(&mut *lock(&s.global)));
         for p in &s.ps[..s.nstarted()] {
             drop(p.drain());
         }
