@@ -255,7 +255,24 @@ fn run_first(
     args: Vec<lugo_vm::portable::Portable>,
 ) -> Result<(), String> {
     let lua = child.lua();
-    crate::open(lua, child).map_err(|e| match e {
+    // The collector stays stopped until the first goroutine is made: a
+    // step taken now would mark the whole new heap (Lua's first step after
+    // a restart does a cycle's marking) for garbage that is not there; an
+    // actor that allocates nothing (returns, or waits) never collects.
+    let started = start_stopped(rt, lua, child, body, args);
+    lua.gc_restart();
+    started
+}
+
+/// As [`run_first`], with the state's collector stopped.
+fn start_stopped(
+    rt: &lugo_vm::Runtime,
+    lua: &mlua::Lua,
+    child: &Arc<Actor>,
+    body: Body,
+    args: Vec<lugo_vm::portable::Portable>,
+) -> Result<(), String> {
+    crate::open_stopped(lua, child).map_err(|e| match e {
         mlua::Error::MemoryError(_) => "not enough memory".to_string(),
         e => e.to_string(),
     })?;
@@ -311,7 +328,7 @@ unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
     // allocated (that may raise) while nothing is owned, and filled once: it
     // stays on the stack, above the arguments. The calls after it are inert:
     // `body_arg` (see there) and the copies of the arguments (`to_portable`,
-    // with this closure's upvalues); `start` makes and fills the new state,
+    // with this function's state record); `start` makes and fills the new state,
     // which nothing else uses yet.
     unsafe {
         guard(l, || {

@@ -136,17 +136,23 @@ pub static FACE: lugo_vm::ffi::Face = lugo_vm::ffi::Face {
 
 /// Installs the lugo modules in `lua`, the state of `actor`.
 pub fn open(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
+    // Everything made here lives as long as the state: collecting while
+    // making it is wasted work (actors are spawned often).
+    lua.gc_stop();
+    let r = open_stopped(lua, actor);
+    lua.gc_restart();
+    r
+}
+
+/// As [`open`], in a state whose collector is stopped (the caller
+/// restarts it).
+pub(crate) fn open_stopped(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     if !std::ptr::eq(actor.runtime().face(), &FACE) {
         return Err(mlua::Error::runtime(
             "lugo_stdlib::open: the runtime was not built with lugo_stdlib::FACE (Config::face)",
         ));
     }
-    // Everything made here lives as long as the state: collecting while
-    // making it is wasted work (actors are spawned often).
-    lua.gc_stop();
-    let r = open_modules(lua, actor);
-    lua.gc_restart();
-    r
+    open_modules(lua, actor)
 }
 
 fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {

@@ -661,7 +661,8 @@ impl Runtime {
         // Dropped after the lock: an actor never run (its state not yet
         // opened, `Actor::post_start`) may go with its queue entry, and
         // forgetting it takes the actors lock.
-        drop(std::mem::take(&mut *lock(&s.global)));
+        let global = std::mem::take(&mut *lock(&s.global));
+        drop(global);
         for p in &s.ps[..s.nstarted()] {
             drop(p.drain());
         }
