@@ -12,7 +12,9 @@
 #                 lua5.4 and luajit (installed with apt-get if missing), on
 #                 spawn parked pingpong fanin sleepers_100k sleepers_1k;
 #                 then actors and preempt_latency, lugo alone (no peer runs
-#                 them), each figure against its own target
+#                 them), each figure against its own target; beside an
+#                 actor spawn, plain Lua states made and closed in C
+#                 (peers/state_floor.c, gcc and liblua5.4-dev installed)
 #   WORKLOAD      run only these: spawn parked pingpong fanin sleepers_100k
 #                 sleepers_1k (default: all)
 #

@@ -33,6 +33,22 @@ need() {
     || { echo "run.sh: cannot install $2" >&2; return 1; }
 }
 need go golang-go && need lua5.4 lua5.4 && need luajit luajit || exit 2
+# The floor of an actor's spawn: plain Lua states made and closed in C.
+# needh HEADER PACKAGE: apt-get install PACKAGE unless HEADER exists.
+needh() {
+  [ -f "$1" ] && return 0
+  echo "run.sh: installing $2" >&2
+  (apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$2" >/dev/null 2>&1; }) \
+    || { echo "run.sh: cannot install $2" >&2; return 1; }
+}
+statefloor=""
+if [[ " ${only[*]} " == *" actors "* ]]; then
+  needh /usr/include/lua5.4/lua.h liblua5.4-dev && need cc gcc || exit 2
+  statefloor="$out/state_floor"
+  if ! cc -O2 -I/usr/include/lua5.4 "$HERE/state_floor.c" -o "$statefloor" -llua5.4 -lpthread 2> "$out/statefloor.err"; then
+    echo "run.sh: building state_floor.c failed:" >&2; cat "$out/statefloor.err" >&2; exit 2
+  fi
+fi
 
 gobin="$out/gopeers"
 if ! (cd "$HERE/go" && GOCACHE="$out/gocache" GO111MODULE=off go build -o "$gobin" .) 2> "$out/gobuild.err"; then
@@ -82,7 +98,12 @@ run() {
 for w in "${only[@]}"; do
   pw=${w//_/}                       # sleepers_100k.lua -> sleepers100k
   run lugo "$w" "${lugo_cmd[@]}" "$BENCH/$w.lua"
-  # Workloads no peer can run (actors, preemption): lugo and its target.
+  # Workloads no peer can run (actors, preemption): lugo and its target;
+  # beside an actor's spawn, plain Lua states made and closed in C on as
+  # many threads as CPUs (state_floor.c, Debian's lua5.4 library).
+  if [ "$w" = actors ] && [ -n "$statefloor" ]; then
+    run lua54 actors "$statefloor" "$(nproc)" 20000
+  fi
   [[ " ${LUGO_ONLY:-} " == *" $w "* ]] && continue
   run go1 "$w" env GOMAXPROCS=1 "$gobin" "$pw"
   run go2 "$w" env GOMAXPROCS=2 "$gobin" "$pw"
@@ -158,6 +179,9 @@ END {
       if (tv ~ /x$/) {
         if (base[key] == "" || base[key] == "na") x = ""
         else { x = (l + 0) / (base[key] + 0); ratio = sprintf("%.2fx", x); row[r, 9] = "its serial run" }
+      } else if (b == "" && val[key, "lua54"] != "") {
+        # A floor measured beside it (state_floor.c): the ratio to it.
+        ratio = sprintf("%.2fx", (l + 0) / (val[key, "lua54"] + 0)); row[r, 9] = "plain C states"
       } else if (b == "") row[r, 9] = "-"
       row[r, 8] = ratio
       if (x == "") met = "?"
