@@ -24,6 +24,8 @@
 #   BENCH_OUT=dir keep the raw output of each script there (default: a
 #                 fresh temporary directory, printed at the end)
 #   BENCH_TIMEOUT=s  per-script time limit (default 600, 120 with --quick)
+#   BENCH_SETTLE=s   rest before each script (default 3; the kernel reclaims
+#                 an exited process's memory meanwhile; --peers: PEERS_SETTLE)
 #
 # Each script prints lines `RESULT name=.. metric=.. lugo=.. baseline=..
 # unit=.. target=<=X|>=X`; this script gathers them and computes
@@ -116,6 +118,9 @@ echo "lugo bench: $(printf '%s ' "${lugo_cmd[@]}")| $(nproc) CPUs | $([ "$quick"
 
 failed=()
 for w in "${only[@]}"; do
+  # Rest first: after a big process exits the kernel reclaims its memory
+  # for seconds, and a run that starts meanwhile is late on its timers.
+  sleep "${BENCH_SETTLE:-3}"
   printf '  %-14s ' "$w" >&2
   t0=$(date +%s.%N)
   if [ -f "$HERE/$w.sh" ]; then

@@ -14,7 +14,8 @@
 #
 # Environment (set by run.sh): LUGO_BENCH_BIN (the lugo command, shell-
 # quoted words), PEERS_OUT (output directory), PEERS_LIMIT (per-run time
-# limit, s), PEERS_QUICK (1 or 0), PEERS_WORKLOADS (script names).
+# limit, s), PEERS_QUICK (1 or 0), PEERS_WORKLOADS (script names);
+# PEERS_SETTLE (seconds of rest before each run, default 3).
 set -u -o pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BENCH="$(cd "$HERE/.." && pwd)"
@@ -65,6 +66,11 @@ failed=()
 run() {
   local side=$1 w=$2; shift 2
   local log="$out/$w.$side"
+  # Let the machine settle: the kernel reclaims a big process's memory for
+  # a few seconds after it exits (sleepers100k: 150 MB), and a run that
+  # starts meanwhile wakes its sleepers milliseconds late (measured: the
+  # p99 of sleepers1k 0.13 ms alone, 4.7 ms right after sleepers100k).
+  sleep "${PEERS_SETTLE:-3}"
   printf '  %-14s %-7s ' "$w" "$side" >&2
   local t0 t1 rc n
   t0=$(date +%s.%N)
