@@ -116,6 +116,9 @@ pub(crate) struct ActorQueue {
     /// What opens the state and starts the first G, run by the first M
     /// that runs the actor ([`Actor::post_start`]).
     pub(crate) start: Option<StartFn>,
+    /// The state was opened and has not been idle since: the garbage of
+    /// its opening (lugo's library made it) is still there.
+    pub(crate) fresh: bool,
 }
 
 /// Opens a new actor's state and starts its first G; run once, by the
@@ -135,6 +138,7 @@ impl ActorQueue {
             tasks: Vec::new(),
             released: Vec::new(),
             start: None,
+            fresh: false,
         }
     }
 
@@ -708,6 +712,21 @@ impl Actor {
             }
         }
         self.publish_heap();
+    }
+
+    /// Collects the garbage its opening left, once, when the actor first
+    /// has nothing to run (on its M): an actor that waits from the start
+    /// (a server, a worker of a pool) holds only what it uses; one that
+    /// returns at once never pays for it (its state is closed).
+    pub(crate) fn collect_opening(&self) {
+        if self.lua().gc_collect().is_ok() {
+            self.gc
+                .last_full
+                .store(crate::clock::now_ns(), Ordering::Relaxed);
+            self.gc
+                .after_last
+                .store(self.account.used(), Ordering::Relaxed);
+        }
     }
 
     /// Publishes the memory the actor uses for sysmon (on the M running

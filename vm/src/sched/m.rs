@@ -398,6 +398,7 @@ impl Shared {
                     return SliceEnd::Ended;
                 }
                 q = relock(actor);
+                q.fresh = true;
                 continue;
             }
             if !q.tasks.is_empty() {
@@ -408,6 +409,17 @@ impl Shared {
                 continue;
             }
             let Some(picked) = q.pick() else {
+                if std::mem::take(&mut q.fresh) {
+                    // Still this M's (`scheduled` stays set): collecting
+                    // runs finalizers, watched as a G is; what they ready
+                    // runs next.
+                    drop(q);
+                    slot.publish(actor.main_thread.0, STATE_GID);
+                    actor.collect_opening();
+                    slot.clear();
+                    q = relock(actor);
+                    continue;
+                }
                 q.scheduled = false;
                 return SliceEnd::Idle;
             };
