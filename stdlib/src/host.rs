@@ -51,9 +51,15 @@ pub fn start_task(
     let start: Function = lua.named_registry_value(TASK_KEY)?;
     let mut a = MultiValue::from_vec(vec![Value::Function(done), Value::Function(f)]);
     a.extend(args);
-    lua.exec_raw_lua(|_| {
-        let gid: u64 = start.call(a)?;
-        rt.add_task(gid, task.clone());
+    // Every mlua value of this call goes before the state's lock is let
+    // go: dropping one takes the lock, and once the goroutine runs, its M
+    // may hold the lock for good (a goroutine spinning inside a C call
+    // cannot be preempted, only stopped), so a drop after it would block
+    // this thread, the one that could stop it (tests/stop.rs, a hang).
+    lua.exec_raw_lua(move |_| {
+        let gid = start.call::<u64>(a);
+        drop(start);
+        rt.add_task(gid?, task.clone());
         Ok(task)
     })
 }
