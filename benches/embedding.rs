@@ -8,7 +8,9 @@
 //! | goroutines send N ints, the host receives | `Receiver::recv` | as above |
 //! | N calls of a deferred function answered by a host thread | `Reply::ok` | a round trip to a Rust thread over `std::sync::mpsc` (and a plain host function) |
 //!
-//! Run: `cargo bench --bench embedding` (prints one line per workload).
+//! Run: `cargo bench --bench embedding` (prints one line per workload);
+//! `cargo bench --bench embedding -- to_host` runs only the workloads
+//! named (call, to_goroutine, to_host, deferred).
 
 use std::time::{Duration, Instant};
 
@@ -204,12 +206,34 @@ fn deferred_calls(threads: f64) {
 
 fn main() {
     // `cargo test --benches` runs this with `--bench` absent: keep it quick.
-    if !std::env::args().any(|a| a == "--bench") {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
         return;
     }
-    let threads = thread_round_trip();
-    call_round_trip(threads);
-    host_to_goroutines();
-    goroutines_to_host();
-    deferred_calls(threads);
+    // `cargo bench --bench embedding -- NAME...`: only those workloads
+    // (call, to_goroutine, to_host, deferred).
+    let only: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let want = |name: &str| only.is_empty() || only.contains(&name);
+    // The thread round trip is the baseline of the calls only.
+    let threads = if want("call") || want("deferred") {
+        thread_round_trip()
+    } else {
+        0.0
+    };
+    if want("call") {
+        call_round_trip(threads);
+    }
+    if want("to_goroutine") {
+        host_to_goroutines();
+    }
+    if want("to_host") {
+        goroutines_to_host();
+    }
+    if want("deferred") {
+        deferred_calls(threads);
+    }
 }

@@ -17,7 +17,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::actor::GRef;
 use crate::lockrank::{Guard, Lock, Rank};
@@ -54,10 +54,16 @@ impl From<GRef> for Parker {
     }
 }
 
+/// How long a host thread about to block on a channel spins first.
+const HOST_SPIN: Duration = Duration::from_micros(50);
+
 /// A host thread blocked on a channel operation.
 pub struct HostPark {
     state: Lock<(Option<Wake>, bool)>,
     cv: Condvar,
+    /// Set with the wake (or the stop), read by a host spinning before it
+    /// blocks ([`HostPark::wait`]).
+    woken: AtomicBool,
     /// The select token of the waiter it queued: a host that gives up (a
     /// timeout) claims it, so no value is handed to a waiter nobody reads.
     pub(crate) token: Arc<AtomicBool>,
@@ -68,6 +74,7 @@ impl Default for HostPark {
         HostPark {
             state: Lock::new(Rank::HostPark, (None, false)),
             cv: Condvar::new(),
+            woken: AtomicBool::new(false),
             token: Arc::default(),
         }
     }
@@ -86,12 +93,26 @@ impl HostPark {
     pub(crate) fn ready(&self, wake: Wake) {
         let mut s = self.state.lock();
         s.0 = Some(wake);
+        self.woken.store(true, Ordering::Release);
         self.cv.notify_all();
     }
 
     pub(crate) fn stop(&self) {
         self.state.lock().1 = true;
+        self.woken.store(true, Ordering::Release);
         self.cv.notify_all();
+    }
+
+    /// Spins for up to [`HOST_SPIN`] until the wake or a stop comes: a
+    /// host streaming with a goroutine on another core gets the next value
+    /// without sleeping (an M spins so too before it parks).
+    fn spin(&self) {
+        let start = Instant::now();
+        while !self.woken.load(Ordering::Acquire) && start.elapsed() < HOST_SPIN {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+        }
     }
 
     /// Waits for the wake of the waiter this park queued, until
@@ -99,6 +120,9 @@ impl HostPark {
     /// been completed meanwhile: then its wake is waited for (it is on
     /// its way) and returned.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Wake, ParkEnd> {
+        if deadline.is_none_or(|d| d > Instant::now() + HOST_SPIN) {
+            self.spin();
+        }
         let mut s = self.state.lock();
         loop {
             if let Some(w) = s.0.take() {

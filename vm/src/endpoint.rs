@@ -4,6 +4,7 @@
 //! of the channel, so goroutines waiting on it are not deadlocked
 //! ([`crate::host`]). The embedder's face: it sits on the scheduler.
 
+use std::cell::OnceCell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,14 +57,12 @@ impl Endpoint {
     /// Sends `msg`, waiting until `deadline` (`None`: for as long as it
     /// takes; a past deadline: only if it can be done at once).
     pub fn send(&self, msg: Msg, deadline: Option<Instant>) -> Result<(), ChanError> {
-        let park = Arc::new(HostPark::default());
-        let now = deadline.is_some_and(|d| d <= Instant::now());
-        let me = || (!now).then(|| Parker::Host(park.clone()));
-        match self.chan.send(msg, me) {
+        let park = OnceCell::new();
+        match self.chan.send(msg, || parker(&park, deadline)) {
             SendResult::Sent => Ok(()),
             SendResult::Closed(_) => Err(ChanError::Closed),
             SendResult::WouldBlock(_) => Err(ChanError::Timeout),
-            SendResult::Park => match self.wait(&park, deadline)? {
+            SendResult::Park => match self.wait(parked(&park), deadline)? {
                 Wake::SendClosed(_) => Err(ChanError::Closed),
                 _ => Ok(()),
             },
@@ -73,13 +72,11 @@ impl Endpoint {
     /// Receives a value and whether it was sent (`false`: the channel is
     /// closed and drained), waiting until `deadline` as [`Endpoint::send`].
     pub fn recv(&self, deadline: Option<Instant>) -> Result<(Msg, bool), ChanError> {
-        let park = Arc::new(HostPark::default());
-        let now = deadline.is_some_and(|d| d <= Instant::now());
-        let me = || (!now).then(|| Parker::Host(park.clone()));
-        match self.chan.recv(me) {
+        let park = OnceCell::new();
+        match self.chan.recv(|| parker(&park, deadline)) {
             RecvResult::Got(m, ok) => Ok((m, ok)),
             RecvResult::WouldBlock => Err(ChanError::Timeout),
-            RecvResult::Park => match self.wait(&park, deadline)? {
+            RecvResult::Park => match self.wait(parked(&park), deadline)? {
                 Wake::Recv(m, ok)
                 | Wake::Select {
                     recv: Some((m, ok)),
@@ -105,6 +102,22 @@ impl Endpoint {
     pub fn close(&self) -> bool {
         self.chan.close().is_ok()
     }
+}
+
+/// The host's parker for an operation that must wait, made only then (a
+/// value that is there at once costs no allocation); none for a deadline
+/// already past (only what can be done at once is done).
+fn parker(park: &OnceCell<Arc<HostPark>>, deadline: Option<Instant>) -> Option<Parker> {
+    if deadline.is_some_and(|d| d <= Instant::now()) {
+        return None;
+    }
+    Some(Parker::Host(park.get_or_init(Arc::default).clone()))
+}
+
+/// The parker [`parker`] made for an operation that parked.
+fn parked(park: &OnceCell<Arc<HostPark>>) -> &Arc<HostPark> {
+    park.get()
+        .expect("an operation parks only with the parker it was given")
 }
 
 impl Clone for Endpoint {

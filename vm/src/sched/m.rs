@@ -58,6 +58,9 @@ pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
     shared.live_ms.fetch_sub(1, Ordering::AcqRel);
 }
 
+/// How long an M that finds no work looks again before it parks.
+const SPIN: Duration = Duration::from_micros(50);
+
 /// The G id a running slot shows while its M runs Lua of an actor's own
 /// on the state's main thread, outside any G: a collection and the
 /// finalizers it runs, posted tasks, closing the state. It is watched as a
@@ -192,8 +195,44 @@ impl Shared {
             if let Some(a) = self.try_find(pid) {
                 return Some(a);
             }
+            if let Some(a) = self.spin(pid) {
+                return Some(a);
+            }
             self.park_idle(pid, true);
         }
+    }
+
+    /// Looks for work for up to [`SPIN`] before the M parks, if no other M
+    /// does (Go's spinning M): work that comes soon, a goroutine readied
+    /// by a host thread or another M streaming with this one, is taken
+    /// without a wake-up on either side.
+    fn spin(&self, pid: usize) -> Option<Arc<Actor>> {
+        if self
+            .spinning
+            .compare_exchange(0, 1, Ordering::SeqCst, Ordering::Relaxed)
+            .is_err()
+        {
+            return None;
+        }
+        let start = Instant::now();
+        let found = loop {
+            for _ in 0..64 {
+                std::hint::spin_loop();
+            }
+            if self.stopping() {
+                break None;
+            }
+            if let Some(a) = self.try_find(pid) {
+                break Some(a);
+            }
+            if start.elapsed() >= SPIN {
+                break None;
+            }
+        };
+        // Before `park_idle` looks at the global queue again (see
+        // `Shared::an_m_spins`).
+        self.spinning.store(0, Ordering::SeqCst);
+        found
     }
 
     /// One look for work for P `pid`, without parking: due timers, the

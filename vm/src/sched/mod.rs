@@ -188,6 +188,9 @@ pub(crate) struct Shared {
     live_ms: AtomicUsize,
     global: Lock<VecDeque<Arc<Actor>>>,
     idle: Lock<Idle>,
+    /// Ms looking for work before they park (at most one: `m::SPIN`): work
+    /// queued meanwhile needs no wake-up, the spinning M takes it.
+    pub(crate) spinning: AtomicUsize,
     /// The runtime's timers.
     pub(crate) timers: Arc<Timers>,
     next_actor_id: AtomicU64,
@@ -272,16 +275,27 @@ impl Shared {
                 if !overflow.is_empty() {
                     lock(&self.global).extend(overflow);
                 }
-                // This M is busy with another actor: let an idle M steal.
-                if crate::actor::running() != 0 {
+                // This M is busy with another actor: let an idle M steal
+                // (a spinning one will).
+                if crate::actor::running() != 0 && !self.an_m_spins() {
                     self.wake_one();
                 }
             }
             None => {
                 lock(&self.global).push_back(a);
-                self.wake_one();
+                if !self.an_m_spins() {
+                    self.wake_one();
+                }
             }
         }
+    }
+
+    /// Whether an M is spinning for work: it will find what was just
+    /// queued. Read after the queueing, against the M's stop of spinning
+    /// before it looks at the global queue once more (`park_idle`): one of
+    /// the two sees the other (both sequentially consistent).
+    fn an_m_spins(&self) -> bool {
+        self.spinning.load(Ordering::SeqCst) > 0
     }
 
     /// Unparks one idle M of an active P, if any (an M of a retired P
@@ -524,6 +538,7 @@ impl Runtime {
             monitor: OnceLock::new(),
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
+            spinning: AtomicUsize::new(0),
             last_netpoll: AtomicU64::new(0),
             spares: Lock::new(Rank::Spares, Vec::new()),
             netpoll,
