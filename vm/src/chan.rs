@@ -54,8 +54,32 @@ impl From<GRef> for Parker {
     }
 }
 
-/// How long a host thread about to block on a channel spins first.
+/// How long a host thread about to block (on a channel, for a task) spins
+/// first.
 const HOST_SPIN: Duration = Duration::from_micros(50);
+
+/// Spins for up to [`HOST_SPIN`], unless `deadline` comes sooner, until
+/// `flag` is set (a wake, a stop, a task's end): a host streaming with a
+/// goroutine on another core, or calling one that returns at once, gets
+/// its answer without sleeping and without being woken (an M spins so too
+/// before it parks). True if the flag was set.
+pub(crate) fn host_spin(flag: &AtomicBool, deadline: Option<Instant>) -> bool {
+    let start = Instant::now();
+    if deadline.is_some_and(|d| d <= start + HOST_SPIN) {
+        return flag.load(Ordering::Acquire);
+    }
+    loop {
+        if flag.load(Ordering::Acquire) {
+            return true;
+        }
+        if start.elapsed() >= HOST_SPIN {
+            return false;
+        }
+        for _ in 0..64 {
+            std::hint::spin_loop();
+        }
+    }
+}
 
 /// A host thread blocked on a channel operation.
 pub struct HostPark {
@@ -103,26 +127,12 @@ impl HostPark {
         self.cv.notify_all();
     }
 
-    /// Spins for up to [`HOST_SPIN`] until the wake or a stop comes: a
-    /// host streaming with a goroutine on another core gets the next value
-    /// without sleeping (an M spins so too before it parks).
-    fn spin(&self) {
-        let start = Instant::now();
-        while !self.woken.load(Ordering::Acquire) && start.elapsed() < HOST_SPIN {
-            for _ in 0..64 {
-                std::hint::spin_loop();
-            }
-        }
-    }
-
     /// Waits for the wake of the waiter this park queued, until
     /// `deadline`. On a timeout the waiter is withdrawn, unless it has
     /// been completed meanwhile: then its wake is waited for (it is on
     /// its way) and returned.
     pub fn wait(&self, deadline: Option<Instant>) -> Result<Wake, ParkEnd> {
-        if deadline.is_none_or(|d| d > Instant::now() + HOST_SPIN) {
-            self.spin();
-        }
+        host_spin(&self.woken, deadline);
         let mut s = self.state.lock();
         loop {
             if let Some(w) = s.0.take() {

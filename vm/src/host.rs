@@ -92,6 +92,8 @@ pub struct HostTask {
     gid: std::sync::atomic::AtomicU64,
     end: Lock<Option<TaskEnd>>,
     cv: Condvar,
+    /// Set with `end`, read by a host spinning before it blocks.
+    ended: AtomicBool,
 }
 
 impl Default for HostTask {
@@ -100,6 +102,7 @@ impl Default for HostTask {
             gid: std::sync::atomic::AtomicU64::new(0),
             end: Lock::new(Rank::HostTask, None),
             cv: Condvar::new(),
+            ended: AtomicBool::new(false),
         }
     }
 }
@@ -117,12 +120,14 @@ impl HostTask {
             return false;
         }
         *e = Some(end);
+        self.ended.store(true, Ordering::Release);
         self.cv.notify_all();
         true
     }
 
     /// Waits until the task ends or `deadline` passes (`None` then).
     pub fn wait(&self, deadline: Option<Instant>) -> Option<TaskEnd> {
+        crate::chan::host_spin(&self.ended, deadline);
         let mut e = lock(&self.end);
         loop {
             if let Some(end) = e.as_ref() {
