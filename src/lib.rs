@@ -280,6 +280,7 @@ impl Runtime {
         Ok(Task {
             task,
             vm: self.vm.clone(),
+            actor: self.main.id,
         })
     }
 
@@ -444,6 +445,8 @@ impl Drop for Runtime {
 pub struct Task {
     task: Arc<HostTask>,
     vm: lugo_vm::Runtime,
+    /// Its actor's id (the main actor's).
+    actor: u64,
 }
 
 impl Task {
@@ -455,16 +458,36 @@ impl Task {
     /// Waits until the goroutine returns (its values), raises
     /// ([`Error::Raised`]), is one of a deadlock ([`Error::Deadlock`]), or
     /// the runtime ends ([`Error::Stopped`]).
+    ///
+    /// Waiting from inside a host function that a goroutine of the same
+    /// actor called (a re-entry: the goroutine would wait for itself, its
+    /// M holding the actor) is refused with an error saying so; call the
+    /// Lua function directly there (`Function::call`).
     pub fn wait(self) -> Result<MultiValue> {
+        self.refuse_reentry()?;
         result(self.task.wait(None).expect("no deadline"))
     }
 
     /// As [`Task::wait`], for at most `d`; `None` if the goroutine is
     /// still running or parked.
     pub fn wait_timeout(&self, d: Duration) -> Option<Result<MultiValue>> {
+        if let Err(e) = self.refuse_reentry() {
+            return Some(Err(e));
+        }
         self.task
             .wait(Some(std::time::Instant::now() + d))
             .map(result)
+    }
+
+    /// An error if the calling thread is the M running this task's actor.
+    fn refuse_reentry(&self) -> Result<()> {
+        if lugo_vm::actor::running() == self.actor {
+            return Err(Error::Lua(mlua::Error::runtime(
+                "lugo: a host function waits for a goroutine of its own actor, which cannot run \
+                 until the function returns (call the Lua function directly: Function::call)",
+            )));
+        }
+        Ok(())
     }
 
     /// Asks the goroutine to stop: a running goroutine raises

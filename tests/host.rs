@@ -619,3 +619,62 @@ fn host_threads_with_timeouts_lose_and_duplicate_nothing() {
     assert_eq!(got, sent);
     drop(quiet_tx);
 }
+
+#[test]
+fn host_threads_calling_at_once_each_get_their_own_results() {
+    // 8 host threads, 2 Ps: each call is a goroutine of the main actor,
+    // and each thread gets back what it asked for (no crossed answers, no
+    // deadlock report while every thread waits).
+    let rt = Arc::new(runtime(2));
+    rt.exec("function twice(x) return x * 2 end").unwrap();
+    let threads: Vec<_> = (0..8i64)
+        .map(|t| {
+            let rt = rt.clone();
+            std::thread::spawn(move || {
+                let twice = global(&rt, "twice");
+                for i in 0..200i64 {
+                    let x = t * 1000 + i;
+                    let got: i64 = rt.call(&twice, x).unwrap();
+                    assert_eq!(got, 2 * x);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+#[test]
+fn waiting_from_inside_a_host_function_for_its_own_actor_is_refused() {
+    // A host function that calls back into the runtime and waits: its
+    // goroutine's M holds the main actor, so the call could never run.
+    // The wait is refused with an error saying so, instead of a hang.
+    let cell: Arc<std::sync::OnceLock<Runtime>> = Arc::new(std::sync::OnceLock::new());
+    let inner = cell.clone();
+    let rt = Runtime::builder()
+        .procs(2)
+        .function("reenter", move |_, ()| {
+            let rt = inner.get().expect("set before any script runs");
+            match rt.exec("return 1") {
+                Ok(_) => Ok("ran".to_string()),
+                Err(e) => Ok(e.to_string()),
+            }
+        })
+        .build()
+        .unwrap();
+    assert!(cell.set(rt).is_ok());
+    let rt = cell.get().unwrap();
+    let v = rt.exec("return reenter()").unwrap();
+    let msg = v
+        .into_iter()
+        .next()
+        .and_then(|v| v.as_string().map(|s| s.to_string_lossy()));
+    let msg = msg.expect("a string");
+    assert!(
+        msg.contains("waits for a goroutine of its own actor"),
+        "{msg}"
+    );
+    // The runtime goes on.
+    assert_eq!(first_int(rt.exec("return 41 + 1").unwrap()), Some(42));
+}
