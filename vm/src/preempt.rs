@@ -588,8 +588,9 @@ pub fn current_slot() -> Option<&'static Running> {
 }
 
 /// The calling M's slot stops publishing `l`, if it publishes it: `l` is
-/// freed (its state was closed while the slot watched its finalizers),
-/// and a signal must not arm a hook on it.
+/// about to be freed (its state is being closed while the slot watched its
+/// finalizers; lugo's allocator calls this just before it frees the
+/// state's main block), and a signal must not arm a hook on it.
 pub(crate) fn unpublish(l: *mut ffi::lua_State) {
     if let Some(slot) = current_slot() {
         // Only this thread writes the slot, and the handler runs on it.
