@@ -4,13 +4,14 @@
 //! | workload | lugo | baseline |
 //! |---|---|---|
 //! | `rt.call(f, i)`: a goroutine per call, the host waits | `Runtime::call` | a round trip to a Rust thread over `std::sync::mpsc` (and `f.call(i)` through mlua, no thread) |
+//! | `rt.call(ask, i)`, which parks once: a server goroutine answers over a channel | `Runtime::call` | a round trip to a Rust thread over `std::sync::mpsc` |
 //! | host sends N ints, a goroutine sums them | `Sender::send` into a lugo channel | a goroutine sends them to another over a lugo channel |
 //! | goroutines send N ints, the host receives | `Receiver::recv` | as above |
 //! | N calls of a deferred function answered by a host thread | `Reply::ok` | a round trip to a Rust thread over `std::sync::mpsc` (and a plain host function) |
 //!
 //! Run: `cargo bench --bench embedding` (prints one line per workload);
 //! `cargo bench --bench embedding -- to_host` runs only the workloads
-//! named (call, to_goroutine, to_host, deferred).
+//! named (call, call_park, to_goroutine, to_host, deferred).
 
 use std::time::{Duration, Instant};
 
@@ -83,6 +84,31 @@ fn call_round_trip(threads: f64) {
         lugo,
         direct,
         "inc.call (mlua, no thread)",
+    );
+}
+
+/// `rt.call` of a function that parks once: it asks a server goroutine
+/// over an unbuffered channel and returns its answer.
+fn call_that_parks(threads: f64) {
+    let rt = Runtime::builder().procs(2).build().unwrap();
+    rt.exec(
+        "local req, resp = chan(), chan()
+         go(function() for x in req:range() do resp:send(x + 1) end end)
+         function ask(x) req:send(x) return resp:recv() end",
+    )
+    .unwrap();
+    let ask: Function = rt.lua().globals().get("ask").unwrap();
+    let n = 20_000u64;
+    let t = Instant::now();
+    for i in 0..n as i64 {
+        let r: i64 = rt.call(&ask, i).unwrap();
+        assert_eq!(r, i + 1);
+    }
+    report(
+        "rt.call, parks once (a server G)",
+        per_op(t.elapsed(), n),
+        threads,
+        "thread round trip (mpsc)",
     );
 }
 
@@ -211,7 +237,7 @@ fn main() {
         return;
     }
     // `cargo bench --bench embedding -- NAME...`: only those workloads
-    // (call, to_goroutine, to_host, deferred).
+    // (call, call_park, to_goroutine, to_host, deferred).
     let only: Vec<&str> = args
         .iter()
         .map(String::as_str)
@@ -219,13 +245,16 @@ fn main() {
         .collect();
     let want = |name: &str| only.is_empty() || only.contains(&name);
     // The thread round trip is the baseline of the calls only.
-    let threads = if want("call") || want("deferred") {
+    let threads = if want("call") || want("call_park") || want("deferred") {
         thread_round_trip()
     } else {
         0.0
     };
     if want("call") {
         call_round_trip(threads);
+    }
+    if want("call_park") {
+        call_that_parks(threads);
     }
     if want("to_goroutine") {
         host_to_goroutines();
