@@ -149,8 +149,8 @@ function time.afterfunc(d, f)
   if type(f) ~= "function" then
     error("time.afterfunc: function expected, got " .. type(f), 2)
   end
-  local ud, task = checked(2, afterfunc_new(d))
-  pending[task] = f
+  -- afterfunc_new records f in pending before its timer can fire
+  local ud, task = checked(2, afterfunc_new(d, pending, f))
   return setmetatable({ [UD] = ud, task = task, f = f }, Timer)
 end
 

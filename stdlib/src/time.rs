@@ -188,10 +188,26 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         "afterfunc_new",
         raw(lua, move |lua, args| {
             let d = duration(arg(&args, 0), "time.afterfunc")?;
+            // (pending, f): the prelude's table of callbacks by task id, and
+            // the callback. It is recorded before the timer exists: a timer
+            // that fires at once posts its task, which may run as soon as
+            // this goroutine is preempted, before the Lua half would have
+            // recorded it (the task then found nothing and f never ran).
+            let (Value::Table(pending), Value::Function(f)) = (arg(&args, 1), arg(&args, 2)) else {
+                return raise("time.afterfunc: internal: pending table and function expected");
+            };
             let task = NEXT_TASK.fetch_add(1, Ordering::Relaxed);
+            pending.raw_set(task, f).map_err(crate::Raise::Lua)?;
             let action = TimerAction::Task(a.clone(), task);
-            let ud = start_timer(lua, &a, "time.afterfunc", d, 0, action)?;
-            ret(lua, (ud, task))
+            match start_timer(lua, &a, "time.afterfunc", d, 0, action) {
+                Ok(ud) => ret(lua, (ud, task)),
+                Err(e) => {
+                    pending
+                        .raw_set(task, Value::Nil)
+                        .map_err(crate::Raise::Lua)?;
+                    Err(e)
+                }
+            }
         })?,
     )?;
 
