@@ -56,23 +56,22 @@ fn thread_round_trip() -> f64 {
     d
 }
 
+/// ns per call of `call(i)`, which must answer `i + 1`, over 20k calls.
+fn time_calls(call: impl Fn(i64) -> i64) -> f64 {
+    let n = 20_000u64;
+    let t = Instant::now();
+    for i in 0..n as i64 {
+        assert_eq!(call(i), i + 1);
+    }
+    per_op(t.elapsed(), n)
+}
+
 fn call_round_trip(threads: f64) {
     let rt = Runtime::builder().procs(2).build().unwrap();
     rt.exec("function inc(x) return x + 1 end").unwrap();
     let inc: Function = rt.lua().globals().get("inc").unwrap();
-    let n = 20_000u64;
-    let t = Instant::now();
-    for i in 0..n as i64 {
-        let r: i64 = rt.call(&inc, i).unwrap();
-        assert_eq!(r, i + 1);
-    }
-    let lugo = per_op(t.elapsed(), n);
-    let t = Instant::now();
-    for i in 0..n as i64 {
-        let r: i64 = inc.call(i).unwrap();
-        assert_eq!(r, i + 1);
-    }
-    let direct = per_op(t.elapsed(), n);
+    let lugo = time_calls(|i| rt.call(&inc, i).unwrap());
+    let direct = time_calls(|i| inc.call(i).unwrap());
     report(
         "rt.call (goroutine per call)",
         lugo,
@@ -98,15 +97,10 @@ fn call_that_parks(threads: f64) {
     )
     .unwrap();
     let ask: Function = rt.lua().globals().get("ask").unwrap();
-    let n = 20_000u64;
-    let t = Instant::now();
-    for i in 0..n as i64 {
-        let r: i64 = rt.call(&ask, i).unwrap();
-        assert_eq!(r, i + 1);
-    }
+    let lugo = time_calls(|i| rt.call(&ask, i).unwrap());
     report(
         "rt.call, parks once (a server G)",
-        per_op(t.elapsed(), n),
+        lugo,
         threads,
         "thread round trip (mpsc)",
     );

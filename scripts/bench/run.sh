@@ -41,6 +41,8 @@
 set -u -o pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=runs.sh
+. "$HERE/runs.sh"
 ROOT="$(cd "$HERE/../.." && pwd)"
 ALL=(spawn parked pingpong fanin sleepers_100k sleepers_1k preempt_latency sysmon_idle deadlock_latency cpu lua net actors)
 PEERS=(pingpong spawn parked fanin sleepers_100k sleepers_1k)
@@ -118,9 +120,7 @@ echo "lugo bench: $(printf '%s ' "${lugo_cmd[@]}")| $(nproc) CPUs | $([ "$quick"
 
 failed=()
 for w in "${only[@]}"; do
-  # Rest first: after a big process exits the kernel reclaims its memory
-  # for seconds, and a run that starts meanwhile is late on its timers.
-  sleep "${BENCH_SETTLE:-3}"
+  settle "${BENCH_SETTLE:-3}"
   printf '  %-14s ' "$w" >&2
   t0=$(date +%s.%N)
   if [ -f "$HERE/$w.sh" ]; then
@@ -133,18 +133,10 @@ for w in "${only[@]}"; do
   fi
   rc=$?
   t1=$(date +%s.%N)
-  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
   nres=$(grep -c '^RESULT ' "$out/$w.out")
-  if [ "$rc" -ne 0 ] || [ "$nres" -eq 0 ]; then
-    why="exit $rc"
-    [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && why="timed out after ${limit}s"
-    [ "$rc" -eq 0 ] && why="no RESULT line"
-    echo "FAILED ($why, ${secs}s)" >&2
-    sed 's/^/      | /' "$out/$w.err" | tail -n 15 >&2
+  if ! outcome "$t0" "$t1" "$rc" "$nres" "$out/$w.err" "no RESULT line"; then
     failed+=("$w")
-    echo "FAILED name=$w why=${why// /_}" >> "$out/results.txt"
-  else
-    echo "ok (${secs}s)" >&2
+    echo "FAILED name=$w why=${WHY// /_}" >> "$out/results.txt"
   fi
   grep '^RESULT ' "$out/$w.out" >> "$out/results.txt"
 done

@@ -215,21 +215,16 @@ fn start(
     } else {
         rt.actor_memory()
     };
-    let child = rt.new_actor(Some(parent), memory).map_err(|e| match e {
-        mlua::Error::MemoryError(_) => "not enough memory".to_string(),
-        e => e.to_string(),
-    })?;
+    let child = rt.new_actor(Some(parent), memory).map_err(state_error)?;
     if let Body::Bytecode(_) = body {
         // Its first M opens it: the spawner pays for the state only.
         child.post_start(Box::new(move |child| {
-            run_first(child.runtime(), child, body, args).map_err(|e| {
-                if e == "not enough memory" && memory > 0 {
+            run_first(child.runtime(), child, body, args).map_err(|e| match e {
+                e if e != NO_MEMORY => e,
+                _ if memory > 0 => {
                     format!("not enough memory to start the actor (limit {memory} bytes)")
-                } else if e == "not enough memory" {
-                    "not enough memory to start the actor".to_string()
-                } else {
-                    e
                 }
+                _ => "not enough memory to start the actor".to_string(),
             })
         }));
         return Ok(child);
@@ -244,6 +239,17 @@ fn start(
             child.discard();
             Err(e)
         }
+    }
+}
+
+/// What a new actor's state could not be made or opened for.
+const NO_MEMORY: &str = "not enough memory";
+
+/// The message of a failure to make or open a new actor's state.
+fn state_error(e: mlua::Error) -> String {
+    match e {
+        mlua::Error::MemoryError(_) => NO_MEMORY.to_string(),
+        e => e.to_string(),
     }
 }
 
@@ -272,10 +278,7 @@ fn start_stopped(
     body: Body,
     args: Vec<lugo_vm::portable::Portable>,
 ) -> Result<(), String> {
-    crate::open_stopped(lua, child).map_err(|e| match e {
-        mlua::Error::MemoryError(_) => "not enough memory".to_string(),
-        e => e.to_string(),
-    })?;
+    crate::open_stopped(lua, child).map_err(state_error)?;
     let f = match body {
         Body::Bytecode(code) => lua
             .load(&code[..])

@@ -379,11 +379,8 @@ impl Actor {
         // Once `lua_close` has run the finalizers, the M's slot lets go of
         // the main thread before its block is freed: a preemption signal
         // handled then finds no thread to arm a hook in.
-        crate::mem::before_last_free(
-            &token,
-            Box::new(move || crate::preempt::unpublish(main_thread.0)),
-        );
-        crate::mem::arm(&token);
+        token.before_last_free(Box::new(move || crate::preempt::unpublish(main_thread.0)));
+        token.arm();
         // Made with its collector stopped (`mem::new_state`): running now.
         // SAFETY: inert (the state is this thread's alone).
         unsafe { mlua::ffi::lua_gc(l, mlua::ffi::LUA_GCRESTART, 0) };
@@ -617,14 +614,13 @@ impl Actor {
         if self.state_closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        // SAFETY: see `lua`: the actor has ended and this M is the only
-        // one that can reach its state; `state_closed` makes this the one
-        // close, and no `lua()` borrow is alive (we are outside
-        // `with_state`). The M's slot, which published the main thread
-        // while finalizers ran, lets go of it before its block is freed
-        // (`mem::before_last_free`, set in `new`), and before anyone is
-        // told (a host told may stop the runtime at once, which signals
-        // every slot).
+        // The M's slot, which published the main thread while finalizers
+        // ran, lets go of it before its block is freed (`before_last_free`,
+        // set in `new`), so before anyone is told below (a host told may
+        // stop the runtime at once, which signals every slot).
+        // SAFETY: see `lua`: the actor has ended and this M is the only one
+        // that can reach its state; `state_closed` makes this the one close,
+        // and no `lua()` borrow is alive (we are outside `with_state`).
         unsafe { self.close_lua() };
         self.rt.closed(self.id);
         let waiters = self.end_waiters.lock().take();
@@ -662,7 +658,7 @@ impl Actor {
     /// C functions find their state's record so, without an upvalue).
     pub fn set_face_data(&self, data: *mut std::ffi::c_void) {
         if let Some(token) = &*self.mem_token.lock() {
-            crate::mem::set_face_data(token, data);
+            token.set_face_data(data);
         }
     }
 
@@ -679,12 +675,8 @@ impl Actor {
     /// Asks the M that next runs this actor to collect (sysmon's GC
     /// policy); an idle actor is scheduled for it.
     pub fn request_gc(self: &Arc<Self>, kind: GcKind) {
-        if !self.gc.request(kind) {
-            return;
-        }
-        let schedule = !std::mem::replace(&mut self.lock().scheduled, true);
-        if schedule {
-            self.rt.schedule(self.clone());
+        if self.gc.request(kind) {
+            self.post(|_| {});
         }
     }
 
@@ -702,13 +694,8 @@ impl Actor {
             // A collection that fails (an error in a __gc) is not retried.
             if done.is_ok() {
                 self.rt.census().stats.gc.count(kind);
-                let now = crate::clock::now_ns();
-                if kind != GcKind::IdleStep {
-                    self.gc.last_full.store(now, Ordering::Relaxed);
-                }
-                self.gc
-                    .after_last
-                    .store(self.account.used(), Ordering::Relaxed);
+                let full = (kind != GcKind::IdleStep).then(crate::clock::now_ns);
+                self.gc.collected(full, self.account.used());
             }
         }
         self.publish_heap();
@@ -721,11 +708,7 @@ impl Actor {
     pub(crate) fn collect_opening(&self) {
         if self.lua().gc_collect().is_ok() {
             self.gc
-                .last_full
-                .store(crate::clock::now_ns(), Ordering::Relaxed);
-            self.gc
-                .after_last
-                .store(self.account.used(), Ordering::Relaxed);
+                .collected(Some(crate::clock::now_ns()), self.account.used());
         }
     }
 
@@ -749,11 +732,7 @@ impl Actor {
             .user
             .fetch_add(1, Ordering::Relaxed);
         self.gc
-            .last_full
-            .store(crate::clock::now_ns(), Ordering::Relaxed);
-        self.gc
-            .after_last
-            .store(self.account.used(), Ordering::Relaxed);
+            .collected(Some(crate::clock::now_ns()), self.account.used());
     }
 
     /// Releases the slots let go of on other threads (on the actor's M).
@@ -773,21 +752,21 @@ impl Actor {
     /// the spawner a state, and the rest of the work goes to an M that
     /// can take it (`actor.spawn` in a loop keeps every P busy).
     pub fn post_start(self: &Arc<Self>, start: StartFn) {
-        let schedule = {
-            let mut q = self.lock();
-            q.start = Some(start);
-            !std::mem::replace(&mut q.scheduled, true)
-        };
-        if schedule {
-            self.rt.schedule(self.clone());
-        }
+        self.post(|q| q.start = Some(start));
     }
 
     /// Posts task `id` to be run by the actor's task function on its M.
     pub fn post_task(self: &Arc<Self>, id: u64) {
+        self.post(|q| q.tasks.push(id));
+    }
+
+    /// Adds work for the M that next runs the actor (`add`, under the
+    /// queue's lock), and queues the actor unless it is queued or running
+    /// (invariant 1).
+    fn post(self: &Arc<Self>, add: impl FnOnce(&mut ActorQueue)) {
         let schedule = {
             let mut q = self.lock();
-            q.tasks.push(id);
+            add(&mut q);
             !std::mem::replace(&mut q.scheduled, true)
         };
         if schedule {

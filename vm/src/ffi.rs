@@ -492,14 +492,13 @@ where
             f(l)
         }
     }
+    // `lua_pcall` does not raise: a raise inside comes back as its status.
     // SAFETY: `l` is a valid thread that may run Lua code now, with `nargs`
-    // values on its stack (the caller's contract), so `base + 1` is a valid
-    // index. `lua_checkstack` makes room for the two values pushed, and it,
-    // the pushes (a C function without upvalues allocates nothing), the
-    // rotation and the pops are inert. `lua_pcall` does not raise: a raise
-    // inside comes back as its status. `slot` (nothing to drop: `F` owns
-    // nothing, checked above) outlives the call, so the trampoline's
-    // pointer to it is valid while it runs.
+    // values on its stack (the caller's contract): `base + 1` is an index.
+    // `lua_checkstack` makes room for the two values pushed; it, the pushes
+    // (a C function without upvalues allocates nothing), the rotation and
+    // the pops are inert. `slot` (`F` owns nothing, checked above) outlives
+    // the call: the trampoline's pointer to it is valid while it runs.
     unsafe {
         if ffi::lua_checkstack(l, 2) == 0 {
             // The stack is full (a C function starts with 20 free slots, so
@@ -541,14 +540,13 @@ pub unsafe fn push_owned(l: *mut ffi::lua_State, bytes: impl Into<Vec<u8>>) {
         *h = bytes.into();
         (h.as_ptr(), h.len())
     });
+    // Lua copies `p..p + n` before the collection step that ends the push,
+    // the first point where a finalizer (maybe one that calls `push_owned`)
+    // can run; an emergency collection on a failed allocation runs none.
     // SAFETY: `l` is a valid state with a free stack slot, where the push
-    // may raise (the caller's contract). `bytes` has moved into `HANDOFF`,
-    // so this frame owns nothing a raise would skip, and no `RefCell`
-    // borrow is held. `p..p + n` is `HANDOFF`'s buffer: nothing replaces it
-    // before Lua has copied it, since the copy comes before the collection
-    // step that ends the push, the first point where a finalizer (maybe
-    // one that calls `push_owned`) can run; an emergency collection on a
-    // failed allocation runs none.
+    // may raise (the caller's contract). `bytes` has moved into `HANDOFF`:
+    // this frame owns nothing a raise would skip, no `RefCell` borrow is
+    // held, and `HANDOFF`'s buffer stays until Lua has copied it (above).
     unsafe { ffi::lua_pushlstring(l, p as *const _, n) };
     HANDOFF.with_borrow_mut(|h| *h = Vec::new());
 }
@@ -849,14 +847,13 @@ pub unsafe fn resume(
 /// actor's main thread, or the running thread).
 pub unsafe fn traceback(scratch: LuaThread, th: LuaThread) -> String {
     let (l, th) = (scratch.0, th.0);
+    // After `Ok` the string is on top for `string_at` (inert); `lua_settop`
+    // back to `top` drops it, or the error object, and is inert too.
     // SAFETY: `scratch` may run Lua code now and `th`, of the same state,
     // is not running (the caller's contract). `protect` holds only `th`
     // (an address); inside it `luaL_traceback` reads `th`'s frames and
-    // builds the string on `l`, in a protected C function (its stack has
-    // room), where a raise is caught. After `Ok` the string is on top for
-    // `string_at` (inert); `lua_settop` back to `top` drops it, or the
-    // error object, and is inert too: `s` is alive across nothing that
-    // raises.
+    // builds the string on `l` in a protected C function (its stack has
+    // room), where a raise is caught; `s` is alive across nothing that raises.
     unsafe {
         let top = ffi::lua_gettop(l);
         let s = match protect(l, 0, |l| {

@@ -40,6 +40,16 @@ impl GcState {
     pub fn pending(&self) -> bool {
         self.request.load(Ordering::Acquire) != 0
     }
+
+    /// Records a collection that just ended, leaving `heap` bytes: a full
+    /// one (ended at `full_at`, runtime clock) also restarts the clock of
+    /// the periodic collection.
+    pub(crate) fn collected(&self, full_at: Option<u64>, heap: usize) {
+        if let Some(t) = full_at {
+            self.last_full.store(t, Ordering::Relaxed);
+        }
+        self.after_last.store(heap, Ordering::Relaxed);
+    }
 }
 
 /// Collections run, by cause (`runtime.stats()`).

@@ -256,7 +256,7 @@ impl Account {
     }
 
     /// The Lua heap grows by `n` bytes, not refused (the state is being
-    /// made: [`arm`]).
+    /// made: [`Token::arm`]).
     #[inline]
     fn lua_count(&self, n: usize) {
         let lua = self.lua.load(Ordering::Relaxed);
@@ -345,7 +345,7 @@ impl Drop for Charge {
 /// state's last block: alive whenever Lua calls the allocator.
 struct Installed {
     account: Arc<Account>,
-    /// The limit is enforced (from [`arm`]); while the state, mlua's
+    /// The limit is enforced (from [`Token::arm`]); while the state, mlua's
     /// records and the standard library are made, blocks are only counted.
     armed: Cell<bool>,
     /// The state's first block, `lua_newstate`'s: its main thread and
@@ -354,7 +354,7 @@ struct Installed {
     /// Run just before the main block is freed ([`close_state`]).
     before_last_free: Cell<Option<Box<dyn FnOnce()>>>,
     /// A pointer the library that gives Lua its API keeps for the state
-    /// ([`set_face_data`]), alive as long as the state.
+    /// ([`Token::set_face_data`]), alive as long as the state.
     face_data: Cell<*mut c_void>,
 }
 
@@ -372,7 +372,7 @@ unsafe impl Sync for Token {}
 /// Lua's whole standard library (`debug` included: lugo runs scripts as
 /// `lua` does; a sandboxed runtime takes it away) and mlua's records.
 /// Every block of the state is counted into `account`; the limit is
-/// enforced once the caller calls [`arm`]. The collector is stopped (a
+/// enforced once the caller calls [`Token::arm`]. The collector is stopped (a
 /// fresh state holds no garbage): the caller restarts it when the state
 /// is ready.
 ///
@@ -396,14 +396,13 @@ pub fn new_state(account: Arc<Account>) -> mlua::Result<(mlua::Lua, *mut ffi::lu
         drop(unsafe { Box::from_raw(installed) });
         return Err(mlua::Error::MemoryError("not enough memory".into()));
     }
+    // mlua records the state unprotected, as one it makes itself: the limit
+    // is not armed yet, so only the system running out of memory fails.
     // SAFETY: `l` is the new state, used by this thread alone. Stopping the
-    // collector is inert; `open_base` runs under `lua_pcall` (a light C
-    // function is pushed without allocating), so a memory error is
-    // returned, not raised; mlua then records the state (it allocates its
-    // records, unprotected as for a state it makes itself: the limit is
-    // not armed, so only the system running out of memory fails there),
-    // and the handle is a clone of mlua's, which `close_state` drops before
-    // it closes the state.
+    // collector is inert; `open_base` runs under `lua_pcall` (pushing a
+    // light C function allocates nothing), so a memory error is returned,
+    // not raised. The handle is a clone of mlua's, which `close_state`
+    // drops before it closes the state.
     unsafe {
         ffi::lua_gc(l, ffi::LUA_GCSTOP, 0);
         ffi::lua_pushcfunction(l, open_base);
@@ -433,19 +432,32 @@ unsafe extern "C-unwind" fn open_base(l: *mut ffi::lua_State) -> std::ffi::c_int
     0
 }
 
-/// From now on the state's heap is held to its account's limit.
-pub fn arm(token: &Token) {
-    // SAFETY: the record lives until `close_state` consumes the token.
-    unsafe { (*token.0).armed.set(true) };
+impl Token {
+    /// The allocator record of the state.
+    fn record(&self) -> &Installed {
+        // SAFETY: the record lives until `close_state` consumes the token,
+        // and only the thread that runs or closes the state uses it.
+        unsafe { &*self.0 }
+    }
+
+    /// From now on the state's heap is held to its account's limit.
+    pub fn arm(&self) {
+        self.record().armed.set(true);
+    }
+
+    /// Keeps `data` for the state, for [`face_data`].
+    pub fn set_face_data(&self, data: *mut c_void) {
+        self.record().face_data.set(data);
+    }
+
+    /// Has `f` run just before the state frees its main block, inside
+    /// `lua_close` (after its finalizers).
+    pub fn before_last_free(&self, f: Box<dyn FnOnce()>) {
+        self.record().before_last_free.set(Some(f));
+    }
 }
 
-/// Keeps `data` for the state of `token`, for [`face_data`].
-pub fn set_face_data(token: &Token, data: *mut c_void) {
-    // SAFETY: the record lives until `close_state` consumes the token.
-    unsafe { (*token.0).face_data.set(data) };
-}
-
-/// What [`set_face_data`] kept for the state `l` (null if nothing).
+/// What [`Token::set_face_data`] kept for the state `l` (null if nothing).
 ///
 /// # Safety
 /// `l` is a thread of a state made by [`new_state`], not closed yet (or
@@ -464,7 +476,7 @@ pub unsafe fn face_data(l: *mut ffi::lua_State) -> *mut c_void {
 
 /// Closes the state `l` made by [`new_state`] with `token`: drops `lua`
 /// (lugo's handle), then `lua_close` runs the finalizers and frees every
-/// block; `before_last_free` runs just before the state's main block is
+/// block; [`Token::before_last_free`] runs just before the state's main block is
 /// freed, after every finalizer. The account no longer counts the heap.
 ///
 /// # Safety
@@ -480,13 +492,6 @@ pub unsafe fn close_state(lua: Option<mlua::Lua>, l: *mut ffi::lua_State, token:
         let installed = Box::from_raw(token.0);
         installed.account.state_closed();
     }
-}
-
-/// Has `f` run just before the state of `token` frees its main block,
-/// inside `lua_close` (after its finalizers).
-pub fn before_last_free(token: &Token, f: Box<dyn FnOnce()>) {
-    // SAFETY: the record lives until `close_state` consumes the token.
-    unsafe { (*token.0).before_last_free.set(Some(f)) };
 }
 
 /// The alignment of a block Lua asks for with type tag `tag` (its `osize`

@@ -157,14 +157,13 @@ unsafe fn arm_preempt(l: *mut ffi::lua_State, count: c_int) {
 /// or owns while it is not running.
 unsafe fn restore_user_hook(l: *mut ffi::lua_State, after_yield: bool) {
     DUE.set(false);
+    // Our hook is set until the `lua_sethook` below (`disarm` checks; in
+    // `preempt_hook`, unless the user's hook replaced it), so a SIGURG
+    // handler that runs before it only reads `USER_HOOK`.
     // SAFETY: `l` is live and only this OS thread touches it (the caller's
     // contract); `lua_sethook` is the write a signal handler may also make
-    // (see `arm_preempt`). Our hook is set until that call (`disarm`
-    // checks; in `preempt_hook`, unless the user's hook replaced it), so a
-    // SIGURG handler that runs in between only reads `USER_HOOK`; in the
-    // one exception both writes are whole-word stores of hooks Lua may
-    // call. The hook put back is one `arm_preempt` set aside, a function
-    // Lua was already calling.
+    // (`arm_preempt`): both are whole-word stores of hooks Lua may call, and
+    // the hook put back is one `arm_preempt` set aside, one Lua called.
     unsafe {
         match USER_HOOK.get().filter(|u| u.0 == l) {
             Some((_, h, mask, count)) => {

@@ -19,6 +19,8 @@
 set -u -o pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 BENCH="$(cd "$HERE/.." && pwd)"
+# shellcheck source=../runs.sh
+. "$BENCH/runs.sh"
 eval "lugo_cmd=(${LUGO_BENCH_BIN:?peers.sh: LUGO_BENCH_BIN is not set})"
 out="${PEERS_OUT:?}"
 limit="${PEERS_LIMIT:-600}"
@@ -66,11 +68,7 @@ failed=()
 run() {
   local side=$1 w=$2; shift 2
   local log="$out/$w.$side"
-  # Let the machine settle: the kernel reclaims a big process's memory for
-  # a few seconds after it exits (sleepers100k: 150 MB), and a run that
-  # starts meanwhile wakes its sleepers milliseconds late (measured: the
-  # p99 of sleepers1k 0.13 ms alone, 4.7 ms right after sleepers100k).
-  sleep "${PEERS_SETTLE:-3}"
+  settle "${PEERS_SETTLE:-3}"
   printf '  %-14s %-7s ' "$w" "$side" >&2
   local t0 t1 rc n
   t0=$(date +%s.%N)
@@ -85,18 +83,9 @@ run() {
     grep '^PEER ' "$log.out" > "$log.peer"
   fi
   n=$(wc -l < "$log.peer")
-  local secs
-  secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-  if [ "$rc" -ne 0 ] || [ "$n" -eq 0 ]; then
-    local why="exit $rc"
-    { [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; } && why="timed out after ${limit}s"
-    [ "$rc" -eq 0 ] && why="no result line"
-    echo "FAILED ($why, ${secs}s)" >&2
-    sed 's/^/      | /' "$log.err" | tail -n 15 >&2
+  if ! outcome "$t0" "$t1" "$rc" "$n" "$log.err" "no result line"; then
     failed+=("$w/$side")
-    echo "FAILED side=$side name=${w//_/} why=${why// /_}" >> "$out/results.txt"
-  else
-    echo "ok (${secs}s)" >&2
+    echo "FAILED side=$side name=${w//_/} why=${WHY// /_}" >> "$out/results.txt"
   fi
   sed "s/^PEER /PEER side=$side /" "$log.peer" >> "$out/results.txt"
 }
