@@ -2,7 +2,7 @@
 # peers.sh: lugo beside its peers on the scheduler workloads; the body of
 # `run.sh --peers` (run.sh parses the options, builds lugo and calls this
 # with the environment below). For each workload it runs lugo's own script
-# (floors skipped: LUGO_BENCH_NO_FLOOR=1), then
+# (with its floor: the same work in a plain Lua state, `lugo --plain`), then
 #   Go P=1, Go P=2   peers/go (one binary, one workload per run) with
 #                    GOMAXPROCS=1 and GOMAXPROCS=2
 #   lua5.4, LuaJIT   peers/lua_peers.lua on peers/sched.lua, a plain-Lua
@@ -25,7 +25,6 @@ eval "lugo_cmd=(${LUGO_BENCH_BIN:?peers.sh: LUGO_BENCH_BIN is not set})"
 out="${PEERS_OUT:?}"
 limit="${PEERS_LIMIT:-600}"
 read -r -a only <<< "${PEERS_WORKLOADS:?}"
-export LUGO_BENCH_NO_FLOOR=1
 if [ "${PEERS_QUICK:-0}" = 1 ]; then export LUGO_BENCH_QUICK=1; else unset LUGO_BENCH_QUICK; fi
 
 # need CMD PACKAGE: apt-get install PACKAGE unless CMD is on PATH.
@@ -142,8 +141,8 @@ $1 == "PEER" {
   if (f["side"] == "lugo") { own[key] = f["target"]; base[key] = f["base"] }
 }
 END {
-  split("workload|metric|lugo|Go P=1|Go P=2|lua5.4 sched|LuaJIT sched|lugo/peer|peer|target|met?", head, "|")
-  nc = 11
+  split("workload|metric|lugo|Go P=1|Go P=2|lua5.4 sched|LuaJIT sched|lugo/peer|peer|target|met?|vs floor", head, "|")
+  nc = 12
   r = 0
   for (i = 1; i <= n; i++) {
     key = order[i]; r++
@@ -184,10 +183,15 @@ END {
       nfig++; if (met == "yes") nmet++
     }
     row[r, 10] = tgt; row[r, 11] = met
+    # How many times the cost of the plain-Lua floor lugo pays (the ratio
+    # run.sh shows): floor/lugo for rates, lugo/floor for times and sizes.
+    fl = base[key]; row[r, 12] = "-"
+    if (l != "" && l != "na" && fl != "" && fl != "na" && l + 0 != 0 && fl + 0 != 0)
+      row[r, 12] = sprintf("%.2fx", (unit[key] ~ /\/s$/) ? (fl + 0) / (l + 0) : (l + 0) / (fl + 0))
   }
   for (c = 1; c <= nc; c++) w[c] = length(head[c])
   for (i = 1; i <= r; i++) for (c = 1; c <= nc; c++) if (length(row[i, c]) > w[c]) w[c] = length(row[i, c])
-  for (c = 1; c <= nc; c++) fm[c] = (c >= 3 && c <= 8) ? "%" w[c] "s" : "%-" w[c] "s"
+  for (c = 1; c <= nc; c++) fm[c] = (c >= 3 && c <= 8 || c == 12) ? "%" w[c] "s" : "%-" w[c] "s"
   line = ""
   for (c = 1; c <= nc; c++) line = line sprintf(fm[c], head[c]) (c < nc ? " | " : "")
   sub(/ +$/, "", line); print line
@@ -202,6 +206,8 @@ END {
   printf "\nlugo/peer = lugo figure / the peer named in column \"peer\" (Go P=1 where no target names one);\n"
   printf "for rates (/s) above 1 is better, for times and sizes below 1. Rows no peer runs are held\n"
   printf "to their script'"'"'s own target (issue 13'"'"'s). %d of %d targets met\n", nmet, nfig
+  printf "vs floor = how many times the cost of the same work in a plain Lua state (lugo --plain,\n"
+  printf "the script'"'"'s baseline) lugo pays: 1.00x = as cheap; - = no floor (timers, actors)\n"
 }' "$out/results.txt"
 
 echo "raw output: $out"
