@@ -287,9 +287,33 @@ impl Runtime {
     /// Calls `f(args...)` as a goroutine of the main actor and waits for
     /// its results: `f` may park (channels, `time.sleep`), and other
     /// goroutines run meanwhile.
+    ///
+    /// The calling thread runs the goroutine itself while a P is free (Go's
+    /// cgocallback: no other thread is woken), until it parks; then
+    /// an M runs it and this thread waits. Its C stack must have
+    /// [`lugo_vm::sched::callin::INLINE_STACK_MIN`] left for that; a
+    /// smaller one hands every call to an M.
     pub fn call<R: FromLuaMulti>(&self, f: &Function, args: impl IntoLuaMulti) -> Result<R> {
-        let values = self.go(f.clone(), args)?.wait()?;
+        let args = args.into_lua_multi(self.lua())?;
+        let values = self.call_values(f.clone(), args)?;
         Ok(R::from_lua_multi(values, self.lua())?)
+    }
+
+    /// Runs `f(args...)` as a goroutine of the main actor, inline when it
+    /// can be ([`Runtime::call`]), and waits for its results.
+    fn call_values(&self, f: Function, args: MultiValue) -> Result<MultiValue> {
+        // Before the goroutine exists: the claimed actor is not queued.
+        let inline = self.vm.host_call(&self.main);
+        let task = lugo_stdlib::host::start_task(self.lua(), &self.main, f, args)?;
+        if let Some(call) = inline {
+            call.run(task.gid());
+        }
+        Task {
+            task,
+            vm: self.vm.clone(),
+            actor: self.main.id,
+        }
+        .wait()
     }
 
     /// Runs a chunk as a goroutine of the main actor and returns what it
@@ -301,7 +325,7 @@ impl Runtime {
     #[track_caller]
     pub fn exec(&self, chunk: impl AsChunk) -> Result<MultiValue> {
         let f = self.lua().load(chunk).into_function()?;
-        self.go(f, ())?.wait()
+        self.call_values(f, MultiValue::new())
     }
 
     /// Loads the file at `path` as a function of the main actor (chunk
@@ -336,7 +360,7 @@ impl Runtime {
     /// Runs the file at `path` as [`Runtime::exec`] runs a chunk.
     pub fn run_file(&self, path: impl AsRef<Path>) -> Result<MultiValue> {
         let f = self.load_file(path)?;
-        self.go(f, ())?.wait()
+        self.call_values(f, MultiValue::new())
     }
 
     /// Starts a new actor (an isolated Lua state, in parallel with the
@@ -465,7 +489,7 @@ impl Task {
     /// Lua function directly there (`Function::call`).
     pub fn wait(self) -> Result<MultiValue> {
         self.refuse_reentry()?;
-        result(self.task.wait(None).expect("no deadline"))
+        result(self.task.take())
     }
 
     /// As [`Task::wait`], for at most `d`; `None` if the goroutine is

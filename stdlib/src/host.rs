@@ -18,7 +18,33 @@ use lugo_vm::Actor;
 use mlua::{Function, Lua, MultiValue, Value};
 
 /// Registry key of the prelude's `task`.
-pub(crate) const TASK_KEY: &str = "lugo.task";
+pub(crate) const TASK_KEY: &std::ffi::CStr = c"lugo.task";
+
+/// The `done` every task of a state ends with (the prelude's `task`
+/// passes it to `taskmain`): `done(true, results...)` or `done(false,
+/// message, traceback)` ends the running goroutine's task. One function
+/// per state: the task is the one the host registered for the goroutine
+/// that calls it.
+pub(crate) fn task_done(lua: &Lua) -> mlua::Result<Function> {
+    lua.create_function(|lua, results: MultiValue| {
+        // Stopped by the CPU budget or the shutdown: the M ends the
+        // runtime, or the actor, and the task with it.
+        let stop = lugo_vm::preempt::current_slot().and_then(|s| s.pending_stop());
+        if matches!(stop, Some(Stop::Budget | Stop::Shutdown)) {
+            return Ok(());
+        }
+        let cl = crate::cfn::Closure::of_state(lua)?;
+        // SAFETY: the closure's state is `lua`, alive while borrowed here.
+        let actor = unsafe { cl.actor() };
+        let mut it = results.into_iter();
+        let end = match it.next() {
+            Some(Value::Boolean(true)) => TaskEnd::Returned(it.collect()),
+            _ => raised(it.next(), it.next()),
+        };
+        actor.runtime().end_task(actor.current_id(), end);
+        Ok(())
+    })
+}
 
 /// Starts `f(args...)` as a goroutine of `actor` (whose state is `lua`)
 /// that the host waits for; its end arrives in the returned task.
@@ -30,38 +56,27 @@ pub fn start_task(
 ) -> mlua::Result<Arc<HostTask>> {
     let task = Arc::new(HostTask::default());
     let rt = actor.runtime();
-    let done = {
-        let (rt, task) = (rt.clone(), task.clone());
-        lua.create_function(move |_, results: MultiValue| {
-            // Stopped by the CPU budget or the shutdown: the M ends the
-            // runtime, or the actor, and the task with it.
-            let stop = lugo_vm::preempt::current_slot().and_then(|s| s.pending_stop());
-            if matches!(stop, Some(Stop::Budget | Stop::Shutdown)) {
-                return Ok(());
-            }
-            let mut it = results.into_iter();
-            let end = match it.next() {
-                Some(Value::Boolean(true)) => TaskEnd::Returned(it.collect()),
-                _ => raised(it.next(), it.next()),
-            };
-            rt.end_task(task.gid(), end);
-            Ok(())
-        })?
-    };
-    let start: Function = lua.named_registry_value(TASK_KEY)?;
-    let mut a = MultiValue::from_vec(vec![Value::Function(done), Value::Function(f)]);
-    a.extend(args);
-    // Every mlua value of this call goes before the state's lock is let
-    // go: dropping one takes the lock, and once the goroutine runs, its M
-    // may hold the lock for good (a goroutine spinning inside a C call
-    // cannot be preempted, only stopped), so a drop after it would block
-    // this thread, the one that could stop it (tests/stop.rs, a hang).
-    lua.exec_raw_lua(move |_| {
-        let gid = start.call::<u64>(a);
-        drop(start);
-        rt.add_task(gid?, task.clone());
-        Ok(task)
-    })
+    // The values go before the state's lock is let go (`exec_raw` drops
+    // them under it): dropping one takes the lock, and once the goroutine
+    // runs, its M may hold the lock for good (a goroutine spinning inside
+    // a C call cannot be preempted, only stopped), so a drop after it
+    // would block this thread, the one that could stop it (tests/stop.rs,
+    // a hang). The task is registered under the lock too (invariant 1).
+    // SAFETY: `exec_raw` runs the closure as a C function (protected) with
+    // `f, args...` on its stack and room for three more; it pushes the
+    // prelude's `task` under them and calls it (which may raise: nothing
+    // owned is alive then), then reads the id it returns (inert).
+    unsafe {
+        lua.exec_raw::<()>((f, args), |l| {
+            mlua::ffi::lua_getfield(l, mlua::ffi::LUA_REGISTRYINDEX, TASK_KEY.as_ptr());
+            mlua::ffi::lua_insert(l, 1);
+            mlua::ffi::lua_call(l, mlua::ffi::lua_gettop(l) - 1, 1);
+            let gid = mlua::ffi::lua_tointeger(l, -1) as u64;
+            mlua::ffi::lua_pop(l, 1);
+            rt.add_task(gid, task.clone());
+        })?;
+    }
+    Ok(task)
 }
 
 /// Starts a new actor running `f(args...)`, as `actor.spawn(f, ...)`

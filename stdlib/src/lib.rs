@@ -189,6 +189,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     blocking::install(lua)?;
     time::register(lua, actor, &p)?;
     runtime::register(lua, actor, &p)?;
+    p.set("taskdone", host::task_done(lua)?)?;
     let exports: Table = prelude(lua)?.call(p)?;
     // lugo's coroutine library, in place of Lua's (the prelude has kept
     // Lua's own `yield` for the scheduler's requests).
@@ -209,7 +210,14 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     hooks::install(lua)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
-    lua.set_named_registry_value(host::TASK_KEY, exports.get::<Function>("task")?)?;
+    let task: Function = exports.get("task")?;
+    // SAFETY: pushes the function at its key in the registry (raw: no
+    // metamethod runs).
+    unsafe {
+        lua.exec_raw::<()>(task, |l| {
+            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, host::TASK_KEY.as_ptr())
+        })?;
+    }
     let rt = actor.runtime();
     set_default_paths(lua)?;
     if rt.is_sandbox() {

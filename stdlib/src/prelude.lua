@@ -249,11 +249,11 @@ package.loaded.runtime = runtime
 ---------------------------------------------------------------- the host
 
 -- A goroutine the host waits for (a task): its results, or its error's
--- message and traceback, go to `done` instead of the panic path (the
+-- message and traceback, go to `taskdone` instead of the panic path (the
 -- body, taskmain, is C as gomain is).
-local taskmain = P.taskmain
-local function task(done, f, ...)
-  return spawn(co_create(taskmain), done, f, ...)
+local taskmain, taskdone = P.taskmain, P.taskdone
+local function task(f, ...)
+  return spawn(co_create(taskmain), taskdone, f, ...)
 end
 
 -- A host function that answers later, from a host thread: `start` hands

@@ -194,6 +194,20 @@ impl ActorQueue {
         }
     }
 
+    /// Whether G `key` is still G `id` (it has not ended).
+    pub(crate) fn is_alive(&self, key: GKey, id: u64) -> bool {
+        self.gs.get(key).is_some_and(|g| g.id == id)
+    }
+
+    /// Whether an M running the actor would find something to do: a
+    /// runnable G, a posted task, a state to open.
+    pub(crate) fn has_work(&self) -> bool {
+        self.runnext.is_some()
+            || !self.runq.is_empty()
+            || !self.tasks.is_empty()
+            || self.start.is_some()
+    }
+
     /// The next G to run, marked `Running`.
     pub(crate) fn pick(&mut self) -> Option<Picked> {
         let key = match self.runnext.take() {
@@ -758,6 +772,26 @@ impl Actor {
     /// Posts task `id` to be run by the actor's task function on its M.
     pub fn post_task(self: &Arc<Self>, id: u64) {
         self.post(|q| q.tasks.push(id));
+    }
+
+    /// Takes the actor for the calling thread, as an M takes it off a run
+    /// queue, if it is idle (invariant 1): a host thread about to run a
+    /// call inline. It is given back by a run, or by [`Actor::unclaim`].
+    pub(crate) fn claim(&self) -> bool {
+        !std::mem::replace(&mut self.lock().scheduled, true)
+    }
+
+    /// Gives back an actor taken by [`Actor::claim`] and not run: work that
+    /// came meanwhile goes to an M.
+    pub(crate) fn unclaim(self: &Arc<Self>) {
+        let schedule = {
+            let mut q = self.lock();
+            q.scheduled = q.has_work();
+            q.scheduled
+        };
+        if schedule {
+            self.rt.schedule(self.clone());
+        }
     }
 
     /// Adds work for the M that next runs the actor (`add`, under the

@@ -90,17 +90,26 @@ fn lock<T>(m: &Lock<T>) -> Guard<'_, T> {
 /// A goroutine the host waits for.
 pub struct HostTask {
     gid: std::sync::atomic::AtomicU64,
-    end: Lock<Option<TaskEnd>>,
+    end: Lock<TaskSlot>,
     cv: Condvar,
     /// Set with `end`, read by a host spinning before it blocks.
     ended: AtomicBool,
+}
+
+/// A task's end, and how many host threads sleep on it (an end that
+/// finds none wakes nobody: no system call when the host waits inline or
+/// spins).
+#[derive(Default)]
+struct TaskSlot {
+    end: Option<TaskEnd>,
+    sleepers: usize,
 }
 
 impl Default for HostTask {
     fn default() -> Self {
         HostTask {
             gid: std::sync::atomic::AtomicU64::new(0),
-            end: Lock::new(Rank::HostTask, None),
+            end: Lock::new(Rank::HostTask, TaskSlot::default()),
             cv: Condvar::new(),
             ended: AtomicBool::new(false),
         }
@@ -116,30 +125,54 @@ impl HostTask {
     /// Records how the task ended (the first end wins) and wakes the host.
     fn set_end(&self, end: TaskEnd) -> bool {
         let mut e = lock(&self.end);
-        if e.is_some() {
+        if e.end.is_some() {
             return false;
         }
-        *e = Some(end);
+        e.end = Some(end);
         self.ended.store(true, Ordering::Release);
-        self.cv.notify_all();
+        if e.sleepers > 0 {
+            self.cv.notify_all();
+        }
         true
+    }
+
+    /// As [`HostTask::wait`] without a deadline, for the task's last
+    /// waiter: its values are taken, not copied (copying takes the state's
+    /// lock); it keeps an end without values.
+    pub fn take(&self) -> TaskEnd {
+        let taken = self.wait_then(None, |end| {
+            std::mem::replace(end, TaskEnd::Returned(mlua::MultiValue::new()))
+        });
+        taken.expect("no deadline")
     }
 
     /// Waits until the task ends or `deadline` passes (`None` then).
     pub fn wait(&self, deadline: Option<Instant>) -> Option<TaskEnd> {
+        self.wait_then(deadline, |end| end.clone())
+    }
+
+    /// Waits as [`HostTask::wait`] and reads the end with `read`.
+    fn wait_then(
+        &self,
+        deadline: Option<Instant>,
+        read: impl FnOnce(&mut TaskEnd) -> TaskEnd,
+    ) -> Option<TaskEnd> {
         crate::chan::host_spin(&self.ended, deadline);
         let mut e = lock(&self.end);
         loop {
-            if let Some(end) = e.as_ref() {
-                return Some(end.clone());
+            if let Some(end) = e.end.as_mut() {
+                return Some(read(end));
             }
-            e = match deadline {
-                None => e.wait(&self.cv),
-                Some(d) => {
-                    let left = d.checked_duration_since(Instant::now())?;
-                    e.wait_timeout(&self.cv, left)
-                }
+            let left = match deadline {
+                None => None,
+                Some(d) => Some(d.checked_duration_since(Instant::now())?),
             };
+            e.sleepers += 1;
+            e = match left {
+                None => e.wait(&self.cv),
+                Some(left) => e.wait_timeout(&self.cv, left),
+            };
+            e.sleepers -= 1;
         }
     }
 }

@@ -75,7 +75,7 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Once;
 
 use mlua::ffi;
@@ -438,6 +438,12 @@ pub struct Running {
     /// How often the stop hook has raised the pending stop's error
     /// (saturating at 2): see [`stop_hook_count`].
     stop_raises: AtomicU8,
+    /// Signals being queued now ([`Running::signal`]), and signals queued
+    /// since the slot was bound: a host thread that unbinds waits for the
+    /// first and takes delivery of the second before it goes on
+    /// ([`Running::unbind_host`]).
+    signalling: AtomicU32,
+    signalled: AtomicU32,
 }
 
 impl Default for Running {
@@ -449,6 +455,8 @@ impl Default for Running {
             stop: AtomicU64::new(0),
             budget_end: AtomicU64::new(u64::MAX),
             stop_raises: AtomicU8::new(0),
+            signalling: AtomicU32::new(0),
+            signalled: AtomicU32::new(0),
         }
     }
 }
@@ -473,6 +481,26 @@ impl Running {
             SLOT.set(ptr::null());
             HIDDEN_SOURCE.set(b"");
         }
+    }
+
+    /// Unbinds the slot from the calling host thread, which borrowed it to
+    /// run a call inline (`sched::callin`) and may exit once this returns:
+    /// no signal is being queued to it any more, and one queued before was
+    /// delivered (it finds no Lua thread published and does nothing).
+    pub(crate) fn unbind_host(&self) {
+        debug_assert!(self.lua.load(Ordering::Relaxed).is_null());
+        self.thread.store(0, Ordering::SeqCst);
+        while self.signalling.load(Ordering::SeqCst) > 0 {
+            std::hint::spin_loop();
+        }
+        if self.signalled.swap(0, Ordering::SeqCst) > 0 {
+            // A signal queued to this thread is pending now, or was
+            // delivered: a system call's return delivers a pending one.
+            let mut set = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+            // SAFETY: sigpending writes the set it is given; nothing else.
+            unsafe { libc::sigpending(set.as_mut_ptr()) };
+        }
+        self.unbind();
     }
 
     /// Publishes the Lua thread now running (null: none); returns the
@@ -563,17 +591,24 @@ impl Running {
     /// Asks the M to preempt whatever Lua thread it runs (step 2).
     /// Returns false if the M has not started.
     pub fn signal(&self) -> bool {
-        let thread = self.thread.load(Ordering::Acquire);
-        if thread == 0 {
-            return false;
-        }
-        let value = libc::sigval {
-            sival_ptr: self as *const Running as *mut c_void,
+        // Counted from before the thread is read until the signal is
+        // queued: a host thread unbinding waits for it (`unbind_host`).
+        self.signalling.fetch_add(1, Ordering::SeqCst);
+        let thread = self.thread.load(Ordering::SeqCst);
+        let queued = thread != 0 && {
+            self.signalled.fetch_add(1, Ordering::SeqCst);
+            let value = libc::sigval {
+                sival_ptr: self as *const Running as *mut c_void,
+            };
+            // SAFETY: `thread` is the pthread_t of a live thread: an M (Ms
+            // never exit while their runtime can be signalled), or a host
+            // thread bound to the slot, which does not unbind while this
+            // call is counted in `signalling`. The value points at this
+            // slot, which lives as long as the runtime's P table.
+            unsafe { libc::pthread_sigqueue(thread as libc::pthread_t, libc::SIGURG, value) == 0 }
         };
-        // SAFETY: `thread` is the pthread_t of a live M (Ms never exit
-        // while their runtime can be signalled), and the value points at
-        // this slot, which lives as long as the runtime's P table.
-        unsafe { libc::pthread_sigqueue(thread as libc::pthread_t, libc::SIGURG, value) == 0 }
+        self.signalling.fetch_sub(1, Ordering::SeqCst);
+        queued
     }
 }
 

@@ -74,7 +74,7 @@ impl Shared {
         if actor.is_closed() {
             return;
         }
-        actor.with_state(|| self.run_actor(pid, actor));
+        actor.with_state(|| self.run_actor(pid, actor, 0));
         if actor.has_ended() {
             // Outside `with_state`: the state's own lock is released.
             let slot = crate::preempt::current_slot().expect("an M has a running slot");
@@ -337,7 +337,11 @@ impl Shared {
             }
         }
 
-        status.unpark();
+        while !status.unpark() {
+            // Lent to a host thread (`super::callin`), which took this M
+            // off `parked` and puts it back with the P.
+            std::thread::park();
+        }
         let mut idle = lock(&self.idle);
         idle.parked.retain(|(p, _)| *p != pid);
         idle.nidle -= 1;
@@ -383,8 +387,11 @@ impl Shared {
     }
 
     /// Runs `actor`'s Gs until it has none runnable or its slice is over,
-    /// then carries out how the run ended ([`SliceEnd`]).
-    pub(crate) fn run_actor(&self, pid: usize, actor: &Arc<Actor>) {
+    /// then carries out how the run ended ([`SliceEnd`]). A host thread
+    /// running a call inline (`super::callin`) passes the call's G as
+    /// `host_gid` (else 0): the run also ends when that G has ended, and
+    /// the actor's other work goes to an M.
+    pub(crate) fn run_actor(&self, pid: usize, actor: &Arc<Actor>, host_gid: u64) {
         crate::actor::enter(actor.id);
         // This M's own slot (a spare serving the P has its own).
         let slot = crate::preempt::current_slot().expect("an M has a running slot");
@@ -394,7 +401,7 @@ impl Shared {
         actor.collect_if_asked();
         slot.clear();
         let mut clock = SliceClock::new(self.cpu_budget_ns, actor, slot);
-        let end = self.run_gs(pid, actor, slot, &mut clock);
+        let end = self.run_gs(pid, actor, slot, &mut clock, host_gid);
         match end {
             SliceEnd::OverBudget => self.stop_over_budget(actor),
             SliceEnd::Reclaimed | SliceEnd::SliceUsed => {
@@ -422,6 +429,7 @@ impl Shared {
         actor: &Arc<Actor>,
         slot: &crate::preempt::Running,
         clock: &mut SliceClock,
+        host_gid: u64,
     ) -> SliceEnd {
         let p = &self.ps[pid];
         let mut rounds: u32 = 0;
@@ -519,6 +527,17 @@ impl Shared {
                     return end;
                 }
                 q = relock(actor);
+            }
+            if gid == host_gid && !q.is_alive(key, gid) {
+                // The host's call has ended: its thread goes back to the
+                // host, an M takes what else the actor has to do. (A call
+                // that parks lets the host run the actor's other Gs, which
+                // may wake it, until the actor is idle.)
+                if q.has_work() {
+                    return SliceEnd::SliceUsed;
+                }
+                q.scheduled = false;
+                return SliceEnd::Idle;
             }
 
             // The CPU budget: looked at when sysmon preempts a goroutine

@@ -28,6 +28,7 @@
 //! mostly arriving on the running M's own queue, parking is simpler and the
 //! wake-up cost is paid only when an actor moves between threads.
 
+pub mod callin;
 pub mod dump;
 pub mod m;
 mod monitor;

@@ -4,7 +4,10 @@
 //!
 //! Each P has a home M (its thread, started with it). While the home M is
 //! in a blocking call, sysmon may hand the P to a spare M; the home M
-//! takes it back when the call returns ([`PStatus`]).
+//! takes it back when the call returns ([`PStatus`]). While the home M is
+//! parked, a host thread may borrow the P to run a call inline (Go's
+//! cgocallback; `super::callin`), watched through the P's `borrower`
+//! slot.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
@@ -30,6 +33,8 @@ pub struct P {
     pub syscalltick: AtomicU64,
     /// The home M's running slot (the Lua thread it runs, for preemption).
     pub home: Running,
+    /// The slot of a host thread that borrows the P (`PStatus::Lent`).
+    pub(crate) borrower: Running,
     /// The running slot of the M serving the P now; null: the home M's.
     serving: AtomicPtr<Running>,
     /// What it is doing.
@@ -52,6 +57,8 @@ pub struct P {
 /// | `Syscall` | `Handed` | sysmon's handoff: a spare M now serves the P | `PState::hand_off` |
 /// | `Handed` | `Reclaim` | its M, back from its call, wants the P | `PState::reclaim` |
 /// | `Reclaim` | `Running` | the spare, giving the P back (then wakes the M) | `PState::give_back` |
+/// | `Idle` | `Lent` | a host thread running a call inline, its M parked | `PState::lend` |
+/// | `Lent` | `Idle` | the host thread, done (then its M may be woken) | `PState::take_back` |
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum PStatus {
@@ -65,6 +72,9 @@ pub enum PStatus {
     Handed = 3,
     /// Its M is back from the call and waits for the spare to give it back.
     Reclaim = 4,
+    /// Its M is parked and a host thread runs a call on it (the host thread
+    /// is the P's M meanwhile; the parked M stays parked until it is back).
+    Lent = 5,
 }
 
 impl PStatus {
@@ -75,6 +85,7 @@ impl PStatus {
             2 => PStatus::Syscall,
             3 => PStatus::Handed,
             4 => PStatus::Reclaim,
+            5 => PStatus::Lent,
             _ => unreachable!("no P status {v}"),
         }
     }
@@ -92,6 +103,8 @@ pub fn transition_ok(from: PStatus, to: PStatus) -> bool {
             | (Syscall, Handed)
             | (Handed, Reclaim)
             | (Reclaim, Running)
+            | (Idle, Lent)
+            | (Lent, Idle)
     )
 }
 
@@ -129,9 +142,20 @@ impl PState {
         self.set(PStatus::Running, PStatus::Idle);
     }
 
-    /// Its M is awake again.
-    pub(crate) fn unpark(&self) {
-        self.set(PStatus::Idle, PStatus::Running);
+    /// Its M is awake again; false while the P is lent to a host thread
+    /// (the M parks on until it is back).
+    pub(crate) fn unpark(&self) -> bool {
+        self.cas(PStatus::Idle, PStatus::Running)
+    }
+
+    /// A host thread borrows the P of a parked M; false if it is not idle.
+    pub(crate) fn lend(&self) -> bool {
+        self.cas(PStatus::Idle, PStatus::Lent)
+    }
+
+    /// The host thread gives the P back: idle again.
+    pub(crate) fn take_back(&self) {
+        self.set(PStatus::Lent, PStatus::Idle);
     }
 
     /// Its M enters a blocking call.
@@ -168,6 +192,7 @@ impl P {
             schedtick: AtomicU64::new(0),
             syscalltick: AtomicU64::new(0),
             home: Running::default(),
+            borrower: Running::default(),
             serving: AtomicPtr::new(std::ptr::null_mut()),
             status: PState::new(),
             home_thread: OnceLock::new(),
@@ -217,12 +242,14 @@ impl P {
             &self.home
         } else {
             // SAFETY: `serving` only ever holds the address of a spare M's
-            // slot, which is leaked (`'static`) when the spare starts.
+            // slot, which is leaked (`'static`) when the spare starts, or
+            // of this P's own `borrower`.
             unsafe { &*p }
         }
     }
 
-    /// Makes `slot` (a spare's; null: the home M's) the one serving the P.
+    /// Makes `slot` (a spare's or the borrower's; null: the home M's) the
+    /// one serving the P.
     pub(crate) fn serve(&self, slot: *const Running) {
         self.serving.store(slot as *mut Running, Ordering::Release);
     }
@@ -240,13 +267,18 @@ mod tests {
     #[test]
     fn the_table_allows_only_its_transitions() {
         use PStatus::*;
-        let all = [Running, Idle, Syscall, Handed, Reclaim];
+        let all = [Running, Idle, Syscall, Handed, Reclaim, Lent];
         let allowed = all
             .iter()
             .flat_map(|&f| all.iter().map(move |&t| (f, t)))
             .filter(|&(f, t)| transition_ok(f, t))
             .count();
-        assert_eq!(allowed, 7);
+        assert_eq!(allowed, 9);
+        assert!(!transition_ok(Running, Lent), "only an idle P is lent");
+        assert!(
+            !transition_ok(Lent, Syscall),
+            "a borrowed P is not handed off"
+        );
         assert!(!transition_ok(Idle, Syscall), "an idle M makes no call");
         assert!(
             !transition_ok(Handed, Running),
@@ -263,6 +295,18 @@ mod tests {
         s.reclaim();
         assert!(s.give_back());
         assert_eq!(s.get(), PStatus::Running);
+    }
+
+    #[test]
+    fn a_lent_p_keeps_its_parked_m_parked() {
+        let s = PState::new();
+        s.park();
+        assert!(s.lend());
+        assert!(!s.unpark(), "the M parks on while the P is lent");
+        assert!(!s.lend(), "lent once");
+        s.take_back();
+        assert!(s.unpark());
+        assert!(!s.lend(), "a running P is not lent");
     }
 
     #[test]

@@ -1,0 +1,205 @@
+//! Host calls run inline (Go's `cgocallback`): a host thread that calls a
+//! Lua function of an actor and waits for it runs the goroutine itself,
+//! as that actor's M, when a P is free. No thread is woken unless the
+//! goroutine parks or leaves other work behind.
+//!
+//! A call inline ([`HostCall`]):
+//! 1. borrows the P of a parked M (`Shared::lend_p`: `Idle` to `Lent`,
+//!    the M taken off `parked` and out of `nidle`, so the host thread
+//!    counts as that P's running M for checkdead);
+//! 2. claims the actor as an M takes it off a run queue (its `scheduled`
+//!    flag), so the call's new G is not queued for an M;
+//! 3. binds the P's `borrower` slot, which the P then shows to sysmon:
+//!    the call is preempted after its slice, stopped by a CPU budget or an
+//!    interrupt, exactly as on an M;
+//! 4. runs the actor (`Shared::run_actor` with the call's G) until that G
+//!    has ended, or the actor has nothing runnable (the G parked on
+//!    something outside it: the host then waits for it as for any task),
+//!    or its slice is over. The actor's other Gs run meanwhile, as on an
+//!    M (a call that asks a server goroutine of its own actor runs both);
+//!    what is left when the call ends goes on the P's queue, for an M;
+//! 5. gives the P back (`Shared::return_p`) and wakes an M if the P's
+//!    queue or the global one has work, or if every M is idle now with
+//!    goroutines left (one of them checks for deadlock).
+//!
+//! Not inline (today's hand-off to an M): no P is free, the actor is
+//! queued or running elsewhere, the calling thread is an M or already
+//! inside a call, or its stack is too small for Lua's deepest C
+//! recursion ([`INLINE_STACK_MIN`]). A blocking call made inline keeps the
+//! borrowed P (it is not handed off, as a spare's is not).
+
+use std::cell::Cell;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::{lock, m, Runtime, Shared};
+use crate::actor::Actor;
+
+/// The C stack a host thread must have left to run a call inline: as deep
+/// as Lua's C-call limit (`LUAI_MAXCCALLS`) lets a script recurse through
+/// C functions (nested `coroutine.resume`, `string.gsub` callbacks,
+/// metamethods), with room to spare. A smaller thread hands the call off.
+pub const INLINE_STACK_MIN: usize = 1 << 20;
+
+thread_local! {
+    /// The lowest address of this thread's stack (0: not looked up yet;
+    /// 1: unknown).
+    static STACK_LOW: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many bytes of C stack the calling thread has left below this
+/// frame (0 if that cannot be told).
+fn stack_left() -> usize {
+    let mut low = STACK_LOW.get();
+    if low == 0 {
+        low = stack_low().unwrap_or(1);
+        STACK_LOW.set(low);
+    }
+    let here = &low as *const usize as usize;
+    if low == 1 {
+        return 0;
+    }
+    here.saturating_sub(low)
+}
+
+/// The lowest address of the calling thread's stack.
+fn stack_low() -> Option<usize> {
+    let mut attr = std::mem::MaybeUninit::<libc::pthread_attr_t>::uninit();
+    let (mut addr, mut size) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: pthread_getattr_np initialises `attr` for the calling thread
+    // when it returns 0; it is read only then, and destroyed after.
+    unsafe {
+        if libc::pthread_getattr_np(libc::pthread_self(), attr.as_mut_ptr()) != 0 {
+            return None;
+        }
+        let got = libc::pthread_attr_getstack(attr.as_ptr(), &mut addr, &mut size);
+        libc::pthread_attr_destroy(attr.as_mut_ptr());
+        (got == 0).then_some(addr as usize)
+    }
+}
+
+/// A call the calling host thread runs inline: it holds a borrowed P and
+/// the claimed actor until it is run or dropped.
+pub struct HostCall {
+    shared: Arc<Shared>,
+    /// Not `Send`: the P and its slot are bound to this thread.
+    _thread: std::marker::PhantomData<*const ()>,
+    pid: usize,
+    actor: Arc<Actor>,
+    /// Run: the run gave the actor back.
+    ran: bool,
+}
+
+impl Runtime {
+    /// Prepares a call into `actor` that the calling host thread will run
+    /// itself ([`HostCall::run`]); `None` when it cannot (see the module's
+    /// "Not inline"): the caller starts its goroutine as usual and waits.
+    /// Start the call's goroutine after this, before running it.
+    pub fn host_call(&self, actor: &Arc<Actor>) -> Option<HostCall> {
+        let shared = &self.shared;
+        if crate::preempt::current_slot().is_some()
+            || shared.stopping()
+            || actor.is_closed()
+            || stack_left() < INLINE_STACK_MIN
+        {
+            return None;
+        }
+        let pid = shared.lend_p()?;
+        if !actor.claim() {
+            shared.return_p(pid);
+            return None;
+        }
+        let p = &shared.ps[pid];
+        m::set_current_p(Some(pid));
+        p.borrower.bind(shared.config.face.hidden_source.as_bytes());
+        p.serve(&p.borrower);
+        Some(HostCall {
+            shared: shared.clone(),
+            _thread: std::marker::PhantomData,
+            pid,
+            actor: actor.clone(),
+            ran: false,
+        })
+    }
+}
+
+impl HostCall {
+    /// Runs the actor on this thread until G `gid` (the call's, started
+    /// since [`Runtime::host_call`]) has ended or the actor has nothing
+    /// runnable, then gives the P back. Call it without holding any lock
+    /// of the runtime.
+    pub fn run(mut self, gid: u64) {
+        let (shared, actor) = (&self.shared, &self.actor);
+        actor.with_state(|| shared.run_actor(self.pid, actor, gid));
+        self.ran = true;
+    }
+}
+
+impl Drop for HostCall {
+    fn drop(&mut self) {
+        if !self.ran {
+            // Its goroutine never started (an error before): give the
+            // actor back, to the borrowed P's queue if work came meanwhile.
+            self.actor.unclaim();
+        }
+        let p = &self.shared.ps[self.pid];
+        p.serve(std::ptr::null());
+        p.borrower.unbind_host();
+        m::set_current_p(None);
+        self.shared.return_p(self.pid);
+    }
+}
+
+impl Shared {
+    /// Borrows the P of a parked M for a host thread (step 1): not the
+    /// timer M's nor the poller's, which sleep for everyone.
+    fn lend_p(&self) -> Option<usize> {
+        let mut idle = lock(&self.idle);
+        let nprocs = self.nprocs();
+        let i = idle.parked.iter().rposition(|&(pid, _)| {
+            pid < nprocs
+                && idle.timer_m != Some(pid)
+                && idle.netpoll_m != Some(pid)
+                && self.ps[pid].status.lend()
+        })?;
+        let (pid, _) = idle.parked.remove(i);
+        idle.nidle -= 1;
+        Some(pid)
+    }
+
+    /// Gives back a P borrowed by `lend_p` (step 5): its M is parked and
+    /// idle again, and an M is woken if there is work, or a deadlock to
+    /// look for.
+    fn return_p(&self, pid: usize) {
+        let p = &self.ps[pid];
+        let home = p
+            .home_thread
+            .get()
+            .expect("a lent P's M has started")
+            .clone();
+        let mut idle = lock(&self.idle);
+        p.status.take_back();
+        if self.stopping() {
+            // `finish` has woken the parked Ms: this one must see it too.
+            drop(idle);
+            home.unpark();
+            return;
+        }
+        idle.parked.push((pid, home));
+        idle.nidle += 1;
+        let all_idle = idle.nidle >= self.nstarted();
+        drop(idle);
+        let work = p.len() > 0 || !self.global_is_empty();
+        if work || (all_idle && self.may_deadlock()) {
+            self.wake_one();
+        }
+    }
+
+    /// Whether a deadlock check could report something now: goroutines
+    /// are left, or the host waits.
+    fn may_deadlock(&self) -> bool {
+        self.census.goroutines() > 0
+            || self.host.has_tasks()
+            || self.host.shutdown_wait.load(Ordering::Acquire)
+    }
+}
