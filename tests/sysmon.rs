@@ -89,7 +89,7 @@ fn schedtrace_prints_go_shaped_lines() {
             "ms: gomaxprocs=2 ",
             " idleprocs=",
             " threads=",
-            " spinningthreads=0 ",
+            " spinningthreads=",
             " idlethreads=",
             " runqueue=",
             " goroutines=",

@@ -116,6 +116,7 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             t.set("preemptions", s.preemptions.load(Ordering::Relaxed))?;
             t.set("sysmon_ticks", s.sysmon_ticks.load(Ordering::Relaxed))?;
             t.set("handoffs", s.handoffs.load(Ordering::Relaxed))?;
+            t.set("inline_calls", s.inline_calls.load(Ordering::Relaxed))?;
             t.set("gc_cycles", s.gc.full_cycles())?;
             let by = lua.create_table()?;
             by.set("user", s.gc.user.load(Ordering::Relaxed))?;

@@ -72,6 +72,8 @@ pub struct Stats {
     pub sysmon_ticks: AtomicU64,
     /// Ps handed to a spare M while their M was in a blocking call.
     pub handoffs: AtomicU64,
+    /// Host calls run inline, on the calling host thread (`sched::callin`).
+    pub inline_calls: AtomicU64,
     /// Garbage collections, by cause.
     pub gc: crate::gc::GcCounts,
 }

@@ -816,6 +816,12 @@ impl Runtime {
         self.shared.nprocs()
     }
 
+    /// Ps whose M is parked with nothing to run and not being woken (Go's
+    /// `idleprocs`): a host call runs inline while there is one.
+    pub fn idle_procs(&self) -> usize {
+        self.shared.idle_procs()
+    }
+
     /// Sets the number of Ps (clamped to 1..=[`MAX_PROCS`]); returns the
     /// previous number.
     pub fn set_gomaxprocs(&self, n: usize) -> usize {
@@ -879,6 +885,16 @@ impl Shared {
         self.nstarted()
     }
 
+    /// Active Ps whose M is parked (not one being woken).
+    fn idle_procs(&self) -> usize {
+        let nprocs = self.nprocs();
+        lock(&self.idle)
+            .parked
+            .iter()
+            .filter(|&&(p, _)| p < nprocs && self.ps[p].status.get() == p::PStatus::Idle)
+            .count()
+    }
+
     /// Whether any P's M is running a G.
     fn any_p_running(&self) -> bool {
         (0..self.watched_procs()).any(|p| self.ps[p].slot().is_running())
@@ -909,9 +925,7 @@ impl Shared {
     fn schedtrace_line(&self, ms: u64) -> String {
         let s = self;
         let nprocs = s.nprocs();
-        let idleprocs = (0..nprocs)
-            .filter(|&p| s.ps[p].status.get() == p::PStatus::Idle)
-            .count();
+        let idleprocs = s.idle_procs();
         let (idlethreads, threads) = {
             let idle = lock(&s.idle);
             // Ms, plus sysmon and the thread that waits for the program.
@@ -921,7 +935,8 @@ impl Shared {
         let global = lock(&s.global).len();
         format!(
             "SCHED {ms}ms: gomaxprocs={nprocs} idleprocs={idleprocs} threads={threads} \
-             spinningthreads=0 idlethreads={idlethreads} runqueue={global} [{}] goroutines={} actors={}",
+             spinningthreads={} idlethreads={idlethreads} runqueue={global} [{}] goroutines={} actors={}",
+            s.spinning.load(Ordering::Relaxed),
             runqs.join(" "),
             s.census.goroutines(),
             s.live_actors().iter().filter(|a| !a.has_ended()).count()
