@@ -18,10 +18,15 @@
 //!    close race for its claim flag; the loser does nothing.
 //! 4. At most one thread blocks in `wait` (the poller itself returns at
 //!    once to a second caller); `notify` wakes it.
+//! 5. A waiter taken off its source to be woken counts in `delivering`
+//!    until its goroutine is readied: until then [`Netpoll::has_waiters`]
+//!    still sees it, so a deadlock check that finds neither a waiter nor
+//!    a queued goroutine cannot fall between the two (Go's sysmon holds
+//!    off checkdead with `incidlelocked` while it injects the same way).
 
 use std::io;
 use std::os::fd::{BorrowedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,6 +127,8 @@ pub struct Netpoll {
     sources: Lock<Slab<Source>>,
     /// A thread blocks in `wait` now.
     blocked: AtomicBool,
+    /// Waiters taken off their sources, not yet readied (invariant 5).
+    delivering: AtomicUsize,
 }
 
 impl Netpoll {
@@ -132,6 +139,7 @@ impl Netpoll {
             timers,
             sources: Lock::new(Rank::Netpoll, Slab::new()),
             blocked: AtomicBool::new(false),
+            delivering: AtomicUsize::new(0),
         })
     }
 
@@ -170,11 +178,13 @@ impl Netpoll {
             // SAFETY: the fd is still open: the caller closes it after this.
             let fd = unsafe { BorrowedFd::borrow_raw(src.fd) };
             let _ = self.poller.delete(fd);
+            self.delivering.fetch_add(1, Ordering::SeqCst);
             src
         };
         for w in src.readers.iter().chain(src.writers.iter()) {
             w.wake(IoWake::Closed, &self.timers);
         }
+        self.delivering.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Adds a waiter for `dir` on socket `key`: `Ok(true)` when it is
@@ -201,12 +211,16 @@ impl Netpoll {
     /// Whether a goroutine waits on a socket (checkdead: such a goroutine
     /// is alive, the network may wake it).
     pub fn has_waiters(&self) -> bool {
-        self.lock().iter().any(|(_, src)| {
-            src.readers
-                .iter()
-                .chain(src.writers.iter())
-                .any(|w| !w.claimed())
-        })
+        let s = self.lock();
+        // Under the lock: a waiter taken off is counted in the same
+        // critical section (invariant 5).
+        self.delivering.load(Ordering::SeqCst) > 0
+            || s.iter().any(|(_, src)| {
+                src.readers
+                    .iter()
+                    .chain(src.writers.iter())
+                    .any(|w| !w.claimed())
+            })
     }
 
     /// Whether a thread blocks in [`Netpoll::poll`] now.
@@ -232,6 +246,7 @@ impl Netpoll {
         let mut woken = Vec::new();
         {
             let mut s = self.lock();
+            self.delivering.fetch_add(1, Ordering::SeqCst);
             for ev in events.iter() {
                 let Some(src) = s.get_mut(ev.key) else {
                     continue;
@@ -248,10 +263,12 @@ impl Netpoll {
                 }
             }
         }
-        woken
+        let n = woken
             .iter()
             .filter(|w| w.wake(IoWake::Ready, &self.timers))
-            .count()
+            .count();
+        self.delivering.fetch_sub(1, Ordering::SeqCst);
+        n
     }
 
     /// Wakes the thread blocked in [`Netpoll::poll`], if any.
