@@ -4,9 +4,11 @@
 //! goroutine parks or leaves other work behind.
 //!
 //! A call inline ([`HostCall`]):
-//! 1. borrows the P of a parked M (`Shared::lend_p`: `Idle` to `Lent`,
+//! 1. borrows the P of an idle M (`Shared::lend_p`: `Idle` to `Lent`,
 //!    the M taken off `parked` and out of `nidle`, so the host thread
-//!    counts as that P's running M for checkdead);
+//!    counts as that P's running M for checkdead). An M woken but not yet
+//!    running counts as idle: on a busy machine it may wait long for a
+//!    core, and its P is free meanwhile;
 //! 2. claims the actor as an M takes it off a run queue (its `scheduled`
 //!    flag), so the call's new G is not queued for an M;
 //! 3. binds the P's `borrower` slot, which the P then shows to sysmon:
@@ -160,18 +162,16 @@ impl Drop for HostCall {
 }
 
 impl Shared {
-    /// Borrows the P of a parked M for a host thread (step 1): not the
-    /// timer M's nor the poller's, which sleep for everyone.
+    /// Borrows the P of an idle M for a host thread (step 1): one parked,
+    /// or woken and not yet running (it parks again until the P is back),
+    /// but not the timer M's nor the poller's, which sleep for everyone.
     fn lend_p(&self) -> Option<usize> {
         let mut idle = lock(&self.idle);
-        let nprocs = self.nprocs();
-        let i = idle.parked.iter().rposition(|&(pid, _)| {
-            pid < nprocs
-                && idle.timer_m != Some(pid)
-                && idle.netpoll_m != Some(pid)
-                && self.ps[pid].status.lend()
+        let nprocs = self.nprocs().min(self.nstarted());
+        let pid = (0..nprocs).rev().find(|&pid| {
+            idle.timer_m != Some(pid) && idle.netpoll_m != Some(pid) && self.ps[pid].status.lend()
         })?;
-        let (pid, _) = idle.parked.remove(i);
+        idle.parked.retain(|&(p, _)| p != pid);
         idle.nidle -= 1;
         Some(pid)
     }
