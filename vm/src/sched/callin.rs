@@ -21,8 +21,12 @@
 //!    M (a call that asks a server goroutine of its own actor runs both);
 //!    what is left when the call ends goes on the P's queue, for an M;
 //! 5. gives the P back (`Shared::return_p`) and wakes an M if the P's
-//!    queue or the global one has work, or if every M is idle now with
-//!    goroutines left (one of them checks for deadlock).
+//!    queue or the global one has work, or if every M is idle now and a
+//!    deadlock would have someone to tell (one of them checks).
+//!
+//! An M spinning for work holds its P while it runs nothing: a call that
+//! finds no idle P asks it to stop (`host_wants_p`) and waits a moment
+//! for its P.
 //!
 //! Not inline (today's hand-off to an M): no P is free, the actor is
 //! queued or running elsewhere, the calling thread is an M or already
@@ -33,6 +37,7 @@
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use super::{lock, m, Runtime, Shared};
 use crate::actor::Actor;
@@ -49,6 +54,10 @@ pub const INLINE_STACK_MIN: usize = if cfg!(debug_assertions) {
 } else {
     1 << 20
 };
+
+/// How long a host call waits for a spinning M to park and free its P
+/// before it hands the call off: about what a hand-off costs the host.
+const SPINNER_WAIT: Duration = Duration::from_micros(10);
 
 thread_local! {
     /// The lowest address of this thread's stack (0: not looked up yet;
@@ -113,7 +122,7 @@ impl Runtime {
         {
             return None;
         }
-        let pid = shared.lend_p()?;
+        let pid = shared.lend_p().or_else(|| shared.lend_p_from_spinner())?;
         if !actor.claim() {
             shared.return_p(pid);
             return None;
@@ -176,6 +185,28 @@ impl Shared {
         Some(pid)
     }
 
+    /// When no P is idle but an M spins for work (it holds its P, runs
+    /// nothing, and spins for up to `m::SPIN`): asks it to park now and
+    /// borrows its P, waiting at most [`SPINNER_WAIT`] for it.
+    fn lend_p_from_spinner(&self) -> Option<usize> {
+        if self.spinning.load(Ordering::SeqCst) == 0 {
+            return None;
+        }
+        self.host_wants_p.fetch_add(1, Ordering::SeqCst);
+        let start = Instant::now();
+        let pid = loop {
+            if let Some(pid) = self.lend_p() {
+                break Some(pid);
+            }
+            if start.elapsed() >= SPINNER_WAIT {
+                break None;
+            }
+            std::hint::spin_loop();
+        };
+        self.host_wants_p.fetch_sub(1, Ordering::SeqCst);
+        pid
+    }
+
     /// Gives back a P borrowed by `lend_p` (step 5): its M is parked and
     /// idle again, and an M is woken if there is work, or a deadlock to
     /// look for.
@@ -204,11 +235,12 @@ impl Shared {
         }
     }
 
-    /// Whether a deadlock check could report something now: goroutines
-    /// are left, or the host waits.
+    /// Whether a deadlock check could tell anyone now (`checkdead`'s
+    /// `tell`): the host waits for a task (the call's own, if it parked)
+    /// or in `shutdown`, or a program runs.
     fn may_deadlock(&self) -> bool {
-        self.census.goroutines() > 0
-            || self.host.has_tasks()
+        self.host.has_tasks()
             || self.host.shutdown_wait.load(Ordering::Acquire)
+            || self.host.program.load(Ordering::Acquire)
     }
 }

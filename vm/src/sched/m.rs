@@ -225,7 +225,8 @@ impl Shared {
             if let Some(a) = self.try_find(pid) {
                 break Some(a);
             }
-            if start.elapsed() >= SPIN {
+            if start.elapsed() >= SPIN || self.host_wants_p.load(Ordering::Relaxed) > 0 {
+                // Long enough, or a host thread wants the P for a call.
                 break None;
             }
         };

@@ -192,6 +192,9 @@ pub(crate) struct Shared {
     /// Ms looking for work before they park (at most one: `m::SPIN`): work
     /// queued meanwhile needs no wake-up, the spinning M takes it.
     pub(crate) spinning: AtomicUsize,
+    /// Host threads waiting for a spinning M to park and free its P for
+    /// a call inline (`callin`): the spinning M stops at once.
+    host_wants_p: AtomicUsize,
     /// The runtime's timers.
     pub(crate) timers: Arc<Timers>,
     next_actor_id: AtomicU64,
@@ -540,6 +543,7 @@ impl Runtime {
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
             spinning: AtomicUsize::new(0),
+            host_wants_p: AtomicUsize::new(0),
             last_netpoll: AtomicU64::new(0),
             spares: Lock::new(Rank::Spares, Vec::new()),
             netpoll,
