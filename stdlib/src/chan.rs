@@ -56,9 +56,14 @@ unsafe fn msg_for(
     // callers are C function bodies of this module, which start with
     // `LUA_MINSTACK`): what `to_portable` and `to_msg` require.
     unsafe {
-        if ch.is_shared() {
+        let scalar = matches!(
+            ffi::lua_type(l, idx),
+            ffi::LUA_TNIL | ffi::LUA_TNONE | ffi::LUA_TBOOLEAN | ffi::LUA_TNUMBER
+        );
+        if ch.is_shared() && !scalar {
             crate::copy::to_portable(cl, l, idx, "msg").map(|p| Msg::Copied(Arc::new(p)))
         } else {
+            // A scalar crosses as itself (nothing to copy, nothing stored).
             Ok(to_msg(l, idx))
         }
     }

@@ -83,7 +83,7 @@ pub(crate) fn host_spin(flag: &AtomicBool, deadline: Option<Instant>) -> bool {
 
 /// A host thread blocked on a channel operation.
 pub struct HostPark {
-    state: Lock<(Option<Wake>, bool)>,
+    state: Lock<ParkState>,
     cv: Condvar,
     /// Set with the wake (or the stop), read by a host spinning before it
     /// blocks ([`HostPark::wait`]).
@@ -93,10 +93,20 @@ pub struct HostPark {
     pub(crate) token: Arc<AtomicBool>,
 }
 
+/// What a host's park has received, and whether its thread sleeps on
+/// the condition variable (a wake that finds it spinning makes no system
+/// call).
+#[derive(Default)]
+struct ParkState {
+    wake: Option<Wake>,
+    stopped: bool,
+    sleeping: bool,
+}
+
 impl Default for HostPark {
     fn default() -> HostPark {
         HostPark {
-            state: Lock::new(Rank::HostPark, (None, false)),
+            state: Lock::new(Rank::HostPark, ParkState::default()),
             cv: Condvar::new(),
             woken: AtomicBool::new(false),
             token: Arc::default(),
@@ -116,15 +126,20 @@ pub enum ParkEnd {
 impl HostPark {
     pub(crate) fn ready(&self, wake: Wake) {
         let mut s = self.state.lock();
-        s.0 = Some(wake);
+        s.wake = Some(wake);
         self.woken.store(true, Ordering::Release);
-        self.cv.notify_all();
+        if s.sleeping {
+            self.cv.notify_all();
+        }
     }
 
     pub(crate) fn stop(&self) {
-        self.state.lock().1 = true;
+        let mut s = self.state.lock();
+        s.stopped = true;
         self.woken.store(true, Ordering::Release);
-        self.cv.notify_all();
+        if s.sleeping {
+            self.cv.notify_all();
+        }
     }
 
     /// Waits for the wake of the waiter this park queued, until
@@ -135,26 +150,32 @@ impl HostPark {
         host_spin(&self.woken, deadline);
         let mut s = self.state.lock();
         loop {
-            if let Some(w) = s.0.take() {
+            if let Some(w) = s.wake.take() {
                 return Ok(w);
             }
-            if s.1 {
+            if s.stopped {
                 self.token.store(true, Ordering::Release);
                 return Err(ParkEnd::Stopped);
             }
-            s = match deadline {
-                None => s.wait(&self.cv),
+            let left = match deadline {
+                None => None,
                 Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) => s.wait_timeout(&self.cv, left),
+                    Some(left) => Some(left),
                     None => {
                         if !self.token.swap(true, Ordering::AcqRel) {
                             return Err(ParkEnd::Timeout);
                         }
                         // Claimed by a sender or receiver: its wake comes.
-                        s.wait(&self.cv)
+                        None
                     }
                 },
             };
+            s.sleeping = true;
+            s = match left {
+                None => s.wait(&self.cv),
+                Some(left) => s.wait_timeout(&self.cv, left),
+            };
+            s.sleeping = false;
         }
     }
 }
