@@ -9,9 +9,11 @@
 //! | goroutines send N ints, the host receives | `Receiver::recv` | as above |
 //! | N calls of a deferred function answered by a host thread | `Reply::ok` | a round trip to a Rust thread over `std::sync::mpsc` (and a plain host function) |
 //!
-//! Run: `cargo bench --bench embedding` (prints one line per workload);
-//! `cargo bench --bench embedding -- to_host` runs only the workloads
-//! named (call, call_park, to_goroutine, to_host, deferred).
+//! Run: `cargo bench --bench embedding` (prints one line per workload:
+//! medians over 5 interleaved rounds, `-- --rounds N` for N, and the range
+//! of the per-round ratios); `cargo bench --bench embedding -- to_host`
+//! runs only the workloads named (call, call_park, to_goroutine, to_host,
+//! deferred).
 
 use std::time::{Duration, Instant};
 
@@ -27,11 +29,47 @@ fn first_int(v: lugo::mlua::MultiValue) -> Option<i64> {
     v.into_iter().next().and_then(|x| x.as_i64())
 }
 
+thread_local! {
+    /// Each row measured so far: (workload, baseline) -> (lugo, baseline) ns per round.
+    static ROWS: std::cell::RefCell<Vec<((String, String), Vec<(f64, f64)>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Records one round of a row: lugo's ns/op beside the baseline's, measured
+/// in the same round.
 fn report(name: &str, lugo_ns: f64, base_ns: f64, base: &str) {
-    println!(
-        "{name:<34} {lugo_ns:>9.0} ns/op   {base:<28} {base_ns:>7.0} ns/op   ratio {:>5.1}x",
-        lugo_ns / base_ns
-    );
+    ROWS.with_borrow_mut(|rows| {
+        let key = (name.to_string(), base.to_string());
+        match rows.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => v.push((lugo_ns, base_ns)),
+            None => rows.push((key, vec![(lugo_ns, base_ns)])),
+        }
+    });
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Prints each row: the medians over the rounds, and the median and range
+/// of the per-round ratios (each round's two figures come from one run).
+fn print_rows() {
+    ROWS.with_borrow(|rows| {
+        for ((name, base), v) in rows {
+            let ratios: Vec<f64> = v.iter().map(|(l, b)| l / b).collect();
+            let (lo, hi) = ratios
+                .iter()
+                .fold((f64::MAX, 0f64), |(lo, hi), &r| (lo.min(r), hi.max(r)));
+            println!(
+                "{name:<34} {:>9.0} ns/op   {base:<28} {:>7.0} ns/op   ratio {:>6.2}x ({lo:.2}-{hi:.2}x, {} rounds)",
+                median(v.iter().map(|x| x.0).collect()),
+                median(v.iter().map(|x| x.1).collect()),
+                median(ratios.clone()),
+                v.len(),
+            );
+        }
+    });
 }
 
 /// ns per round trip between two Rust threads over `std::sync::mpsc`: the
@@ -235,28 +273,38 @@ fn main() {
     let only: Vec<&str> = args
         .iter()
         .map(String::as_str)
-        .filter(|a| !a.starts_with("--"))
+        .filter(|a| !a.starts_with("--") && a.parse::<usize>().is_err())
         .collect();
     let want = |name: &str| only.is_empty() || only.contains(&name);
-    // The thread round trip is the baseline of the calls only.
-    let threads = if want("call") || want("call_park") || want("deferred") {
-        thread_round_trip()
-    } else {
-        0.0
-    };
-    if want("call") {
-        call_round_trip(threads);
+    // `--rounds N` (default 5): each workload N times, interleaved.
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(5usize);
+    for _ in 0..rounds {
+        // The thread round trip is the baseline of the calls only.
+        let threads = if want("call") || want("call_park") || want("deferred") {
+            thread_round_trip()
+        } else {
+            0.0
+        };
+        if want("call") {
+            call_round_trip(threads);
+        }
+        if want("call_park") {
+            call_that_parks(threads);
+        }
+        if want("to_goroutine") {
+            host_to_goroutines();
+        }
+        if want("to_host") {
+            goroutines_to_host();
+        }
+        if want("deferred") {
+            deferred_calls(threads);
+        }
     }
-    if want("call_park") {
-        call_that_parks(threads);
-    }
-    if want("to_goroutine") {
-        host_to_goroutines();
-    }
-    if want("to_host") {
-        goroutines_to_host();
-    }
-    if want("deferred") {
-        deferred_calls(threads);
-    }
+    print_rows();
 }

@@ -308,12 +308,8 @@ impl Runtime {
         if let Some(call) = inline {
             call.run(task.gid());
         }
-        Task {
-            task,
-            vm: self.vm.clone(),
-            actor: self.main.id,
-        }
-        .wait()
+        refuse_reentry(self.main.id)?;
+        result(task.take())
     }
 
     /// Runs a chunk as a goroutine of the main actor and returns what it
@@ -503,15 +499,8 @@ impl Task {
             .map(result)
     }
 
-    /// An error if the calling thread is the M running this task's actor.
     fn refuse_reentry(&self) -> Result<()> {
-        if lugo_vm::actor::running() == self.actor {
-            return Err(Error::Lua(mlua::Error::runtime(
-                "lugo: a host function waits for a goroutine of its own actor, which cannot run \
-                 until the function returns (call the Lua function directly: Function::call)",
-            )));
-        }
-        Ok(())
+        refuse_reentry(self.actor)
     }
 
     /// Asks the goroutine to stop: a running goroutine raises
@@ -522,6 +511,18 @@ impl Task {
     pub fn interrupt(&self) {
         self.vm.interrupt(self.task.gid());
     }
+}
+
+/// An error if the calling thread is the M running actor `actor` (it
+/// would wait for a goroutine of that actor, which cannot run meanwhile).
+fn refuse_reentry(actor: u64) -> Result<()> {
+    if lugo_vm::actor::running() == actor {
+        return Err(Error::Lua(mlua::Error::runtime(
+            "lugo: a host function waits for a goroutine of its own actor, which cannot run \
+             until the function returns (call the Lua function directly: Function::call)",
+        )));
+    }
+    Ok(())
 }
 
 fn result(end: TaskEnd) -> Result<MultiValue> {
