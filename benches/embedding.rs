@@ -29,10 +29,13 @@ fn first_int(v: lugo::mlua::MultiValue) -> Option<i64> {
     v.into_iter().next().and_then(|x| x.as_i64())
 }
 
+/// One row: its (workload, baseline) names and, per round, lugo's and the
+/// baseline's ns/op.
+type Row = ((String, String), Vec<(f64, f64)>);
+
 thread_local! {
-    /// Each row measured so far: (workload, baseline) -> (lugo, baseline) ns per round.
-    static ROWS: std::cell::RefCell<Vec<((String, String), Vec<(f64, f64)>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    /// Each row measured so far.
+    static ROWS: std::cell::RefCell<Vec<Row>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Records one round of a row: lugo's ns/op beside the baseline's, measured
