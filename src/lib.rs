@@ -302,6 +302,13 @@ impl Runtime {
     /// Runs `f(args...)` as a goroutine of the main actor, inline when it
     /// can be ([`Runtime::call`]), and waits for its results.
     fn call_values(&self, f: Function, args: MultiValue) -> Result<MultiValue> {
+        if self.lua().exec_raw_lua(|_| self.main.main_thread_busy()) {
+            return Err(Error::Lua(mlua::Error::runtime(
+                "lugo: Runtime::call from inside a Lua call of the main actor's state on this \
+                 thread (Function::call): its goroutine could run nowhere until that call returns \
+                 (call the Lua function directly: Function::call)",
+            )));
+        }
         // Before the goroutine exists: the claimed actor is not queued.
         let inline = self.vm.host_call(&self.main);
         let task = lugo_stdlib::host::start_task(self.lua(), &self.main, f, args)?;

@@ -207,3 +207,27 @@ fn deep_c_recursion_in_an_inline_call_stops_at_lua_s_limit() {
         });
     }
 }
+
+#[test]
+fn a_call_from_inside_a_lua_call_on_the_host_thread_is_refused() {
+    // The host thread runs a function of the main state itself (through
+    // mlua), which calls `Runtime::call`: its goroutine could run neither
+    // on an M (the state is held) nor here. An error, not a hang.
+    let rt = runtime(2);
+    rt.exec("function inc(x) return x + 1 end").unwrap();
+    let inc = global(&rt, "inc");
+    let r: lugo::mlua::Result<String> = rt.lua().scope(|scope| {
+        let f = scope.create_function(|_, ()| match rt.call::<i64>(&inc, 1) {
+            Ok(_) => Ok("ran".to_string()),
+            Err(e) => Ok(e.to_string()),
+        })?;
+        f.call(())
+    });
+    let message = r.unwrap();
+    assert!(
+        message.contains("from inside a Lua call of the main actor's state"),
+        "{message}"
+    );
+    // Outside it, the same call runs.
+    assert_eq!(rt.call::<i64>(&inc, 1).unwrap(), 2);
+}

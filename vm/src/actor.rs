@@ -615,6 +615,19 @@ impl Actor {
         self.close_state();
     }
 
+    /// Whether Lua code runs on the state's main thread now, below the
+    /// caller: a host thread that holds the state's lock is inside a call
+    /// of its own (`Function::call` through mlua). Its Gs can run neither
+    /// on an M (the lock is held) nor on that thread (the main thread, the
+    /// scheduler's, is not idle). Call it holding the state's lock.
+    pub fn main_thread_busy(&self) -> bool {
+        let mut ar = std::mem::MaybeUninit::<mlua::ffi::lua_Debug>::zeroed();
+        // SAFETY: the caller holds the state's lock, so no other thread
+        // runs the main thread; `lua_getstack` only reads its call info
+        // into `ar`, zeroed, which it may write.
+        unsafe { mlua::ffi::lua_getstack(self.main_thread.0, 0, ar.as_mut_ptr()) != 0 }
+    }
+
     /// Whether the actor's state has been dropped.
     pub fn is_closed(&self) -> bool {
         self.state_closed.load(Ordering::Acquire)
