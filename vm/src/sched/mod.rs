@@ -24,9 +24,10 @@
 //! [`p::PStatus`]'s table; the decisions (checkdead, the end of a slice,
 //! where a panic goes) are pure functions in `policy`.
 //!
-//! Rejected: a spinning M (Go's `spinning`) — with one M per P and work
-//! mostly arriving on the running M's own queue, parking is simpler and the
-//! wake-up cost is paid only when an actor moves between threads.
+//! An M that finds no work spins for it a moment before it parks (one at
+//! a time, Go's `spinning`: `m::SPIN`). A host thread that calls into the
+//! main actor borrows an idle P and runs the call itself ([`callin`], Go's
+//! cgocallback).
 
 pub mod callin;
 pub mod dump;
