@@ -231,3 +231,38 @@ fn a_call_from_inside_a_lua_call_on_the_host_thread_is_refused() {
     // Outside it, the same call runs.
     assert_eq!(rt.call::<i64>(&inc, 1).unwrap(), 2);
 }
+
+#[test]
+fn a_blocking_call_made_inline_hands_the_p_off() {
+    // One P, borrowed by the host: the blocking call waits for another
+    // actor, which can run only on that P, handed to a spare M by sysmon.
+    let flag = std::sync::Arc::new((std::sync::Mutex::new(false), std::sync::Condvar::new()));
+    let (set, wait) = (flag.clone(), flag);
+    let rt = Runtime::builder()
+        .procs(1)
+        .function("set_flag", move |_, ()| {
+            *set.0.lock().unwrap() = true;
+            set.1.notify_all();
+            Ok(())
+        })
+        .blocking_function("wait_for_flag", move |_, ()| {
+            let (m, cv) = &*wait;
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let mut set = m.lock().unwrap();
+            while !*set && Instant::now() < deadline {
+                set = cv.wait_timeout(set, Duration::from_millis(100)).unwrap().0;
+            }
+            Ok(*set)
+        })
+        .build()
+        .unwrap();
+    let (before, v) = on_big_stack(|| {
+        settle(&rt);
+        let before = inline_calls(&rt);
+        let v = rt.exec("actor.spawn(function() set_flag() end) return wait_for_flag()");
+        (before, v.unwrap())
+    });
+    let set = v.into_iter().next().and_then(|x| x.as_boolean());
+    assert_eq!(set, Some(true), "the other actor ran during the call");
+    assert_eq!(inline_calls(&rt), before + 1);
+}

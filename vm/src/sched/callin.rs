@@ -31,8 +31,9 @@
 //! Not inline (today's hand-off to an M): no P is free, the actor is
 //! queued or running elsewhere, the calling thread is an M or already
 //! inside a call, or its stack is too small for Lua's deepest C
-//! recursion ([`INLINE_STACK_MIN`]). A blocking call made inline keeps the
-//! borrowed P (it is not handed off, as a spare's is not).
+//! recursion ([`INLINE_STACK_MIN`]). A blocking call made inline hands
+//! the borrowed P off as an M's does (`super::syscall`): the host thread
+//! gets it back lent.
 
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
@@ -180,8 +181,16 @@ impl Shared {
         let pid = (0..nprocs).rev().find(|&pid| {
             idle.timer_m != Some(pid) && idle.netpoll_m != Some(pid) && self.ps[pid].status.lend()
         })?;
+        let parked = idle.parked.len();
         idle.parked.retain(|&(p, _)| p != pid);
+        let woken = idle.parked.len() == parked;
         idle.nidle -= 1;
+        drop(idle);
+        if woken {
+            // It was woken for work it will not do now: pass the wake-up
+            // on to another idle M.
+            self.wake_one();
+        }
         Some(pid)
     }
 
@@ -201,7 +210,9 @@ impl Shared {
             if start.elapsed() >= SPINNER_WAIT {
                 break None;
             }
-            std::hint::spin_loop();
+            for _ in 0..32 {
+                std::hint::spin_loop();
+            }
         };
         self.host_wants_p.fetch_sub(1, Ordering::SeqCst);
         pid

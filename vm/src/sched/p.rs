@@ -10,7 +10,7 @@
 //! slot.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicPtr, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use crate::preempt::Running;
@@ -59,6 +59,11 @@ pub struct P {
 /// | `Reclaim` | `Running` | the spare, giving the P back (then wakes the M) | `PState::give_back` |
 /// | `Idle` | `Lent` | a host thread running a call inline, its M parked | `PState::lend` |
 /// | `Lent` | `Idle` | the host thread, done (then its M may be woken) | `PState::take_back` |
+///
+/// A lent P goes through the blocking-call states as a P of an M does,
+/// with `Lent` in place of `Running` (`PState::held`): its host thread
+/// enters a blocking call (`Lent` to `Syscall`), leaves it (`Syscall` to
+/// `Lent`), or a spare gives it back (`Reclaim` to `Lent`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
 pub enum PStatus {
@@ -105,28 +110,47 @@ pub fn transition_ok(from: PStatus, to: PStatus) -> bool {
             | (Reclaim, Running)
             | (Idle, Lent)
             | (Lent, Idle)
+            | (Lent, Syscall)
+            | (Syscall, Lent)
+            | (Reclaim, Lent)
     )
 }
 
 /// A P's status, changed only through the named transitions (a bad one
 /// fails a debug assertion; the ones that race are compare-and-swaps
 /// that say whether they happened).
-pub struct PState(AtomicU8);
+pub struct PState {
+    status: AtomicU8,
+    /// Lent to a host thread (from `lend` to `take_back`).
+    lent: AtomicBool,
+}
 
 impl PState {
     fn new() -> PState {
-        PState(AtomicU8::new(PStatus::Running as u8))
+        PState {
+            status: AtomicU8::new(PStatus::Running as u8),
+            lent: AtomicBool::new(false),
+        }
     }
 
     /// The status now.
     pub fn get(&self) -> PStatus {
-        PStatus::from_u8(self.0.load(Ordering::Acquire))
+        PStatus::from_u8(self.status.load(Ordering::Acquire))
+    }
+
+    /// The status of the P while its holder runs on it: `Lent` for a host
+    /// thread, else `Running`.
+    pub(crate) fn held(&self) -> PStatus {
+        match self.lent.load(Ordering::Acquire) {
+            true => PStatus::Lent,
+            false => PStatus::Running,
+        }
     }
 
     /// `from` to `to` if the P is in `from`; whether it was.
     fn cas(&self, from: PStatus, to: PStatus) -> bool {
         debug_assert!(transition_ok(from, to), "P {from:?} -> {to:?}");
-        self.0
+        self.status
             .compare_exchange(from as u8, to as u8, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     }
@@ -150,22 +174,27 @@ impl PState {
 
     /// A host thread borrows the P of a parked M; false if it is not idle.
     pub(crate) fn lend(&self) -> bool {
-        self.cas(PStatus::Idle, PStatus::Lent)
+        let lent = self.cas(PStatus::Idle, PStatus::Lent);
+        if lent {
+            self.lent.store(true, Ordering::Release);
+        }
+        lent
     }
 
     /// The host thread gives the P back: idle again.
     pub(crate) fn take_back(&self) {
+        self.lent.store(false, Ordering::Release);
         self.set(PStatus::Lent, PStatus::Idle);
     }
 
-    /// Its M enters a blocking call.
+    /// Its M (or the host thread it is lent to) enters a blocking call.
     pub(crate) fn enter_syscall(&self) {
-        self.set(PStatus::Running, PStatus::Syscall);
+        self.set(self.held(), PStatus::Syscall);
     }
 
     /// Its M leaves a blocking call; false if the P was handed off meanwhile.
     pub(crate) fn exit_syscall(&self) -> bool {
-        self.cas(PStatus::Syscall, PStatus::Running)
+        self.cas(PStatus::Syscall, self.held())
     }
 
     /// sysmon hands the P to a spare; false if the call ended meanwhile.
@@ -180,7 +209,7 @@ impl PState {
 
     /// The spare gives the P back; false if nobody asked for it.
     pub(crate) fn give_back(&self) -> bool {
-        self.cas(PStatus::Reclaim, PStatus::Running)
+        self.cas(PStatus::Reclaim, self.held())
     }
 }
 
@@ -254,6 +283,15 @@ impl P {
         self.serving.store(slot as *mut Running, Ordering::Release);
     }
 
+    /// Makes the P's holder's slot the one serving it again (a spare gives
+    /// it back): the borrower's while it is lent, else the home M's.
+    pub(crate) fn serve_holder(&self) {
+        match self.status.held() {
+            PStatus::Lent => self.serve(&self.borrower),
+            _ => self.serve(std::ptr::null()),
+        }
+    }
+
     /// Schedule ticks so far.
     pub fn ticks(&self) -> u64 {
         self.schedtick.load(Ordering::Relaxed)
@@ -273,12 +311,9 @@ mod tests {
             .flat_map(|&f| all.iter().map(move |&t| (f, t)))
             .filter(|&(f, t)| transition_ok(f, t))
             .count();
-        assert_eq!(allowed, 9);
+        assert_eq!(allowed, 12);
         assert!(!transition_ok(Running, Lent), "only an idle P is lent");
-        assert!(
-            !transition_ok(Lent, Syscall),
-            "a borrowed P is not handed off"
-        );
+        assert!(!transition_ok(Lent, Running), "a lent P goes back idle");
         assert!(!transition_ok(Idle, Syscall), "an idle M makes no call");
         assert!(
             !transition_ok(Handed, Running),
@@ -307,6 +342,23 @@ mod tests {
         s.take_back();
         assert!(s.unpark());
         assert!(!s.lend(), "a running P is not lent");
+    }
+
+    #[test]
+    fn a_lent_p_is_handed_off_and_comes_back_lent() {
+        let s = PState::new();
+        s.park();
+        assert!(s.lend());
+        s.enter_syscall();
+        assert!(s.hand_off());
+        s.reclaim();
+        assert!(s.give_back());
+        assert_eq!(s.get(), PStatus::Lent);
+        s.enter_syscall();
+        assert!(s.exit_syscall(), "the fast path");
+        s.take_back();
+        assert_eq!(s.get(), PStatus::Idle);
+        assert_eq!(s.held(), PStatus::Running);
     }
 
     #[test]

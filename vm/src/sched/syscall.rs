@@ -14,7 +14,9 @@
 //!    after its current goroutine (at most a preemption slice later).
 //!
 //! A spare M that itself blocks does not hand its borrowed P on: that P
-//! waits for the call, as a P without handoff would.
+//! waits for the call, as a P without handoff would. A host thread running
+//! a call inline (`super::callin`) is the M of its borrowed P here: its
+//! blocking calls hand the P off the same way, and it gets it back lent.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -73,7 +75,7 @@ impl Shared {
                     None => std::thread::park_timeout(SPARE_POLL),
                 }
             }
-            p.serve(std::ptr::null());
+            p.serve_holder();
             m::set_current_p(None);
             if p.status.give_back() {
                 if let Some(t) = p.home_thread.get() {
@@ -110,7 +112,7 @@ impl Runtime {
         p.status.reclaim();
         // Preempt whatever the spare runs, so it notices soon.
         p.slot().signal();
-        while p.status.get() != PStatus::Running && !self.stopping() {
+        while p.status.get() != p.status.held() && !self.stopping() {
             std::thread::park_timeout(SPARE_POLL);
         }
     }
