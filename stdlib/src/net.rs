@@ -60,6 +60,8 @@ enum Sock {
 pub struct NetSock {
     rt: Runtime,
     key: usize,
+    /// A listener (else a connection), for good: a closed one still is.
+    listener: bool,
     /// `None` once closed (the descriptor is closed with it).
     sock: Mutex<Option<Sock>>,
     closed: AtomicBool,
@@ -149,6 +151,7 @@ impl NetSock {
         Ok(NetSock {
             rt,
             key,
+            listener: matches!(sock, Sock::Listener(_)),
             sock: Mutex::new(Some(sock)),
             closed: AtomicBool::new(false),
             timeout: AtomicU64::new(0),
@@ -271,6 +274,21 @@ unsafe fn sock_arg<'a>(l: *mut ffi::lua_State, fname: &str) -> Result<&'a NetSoc
     unsafe { check::<NetSock>(l, 1).ok_or_else(|| expected(l, fname, "socket", 1)) }
 }
 
+/// The connection at argument 1: a listener there is a caller's mistake,
+/// `fname: what on a listener`.
+unsafe fn conn_arg<'a>(
+    l: *mut ffi::lua_State,
+    fname: &str,
+    what: &str,
+) -> Result<&'a NetSock, Ret> {
+    // SAFETY: as `sock_arg` (the callers' contract).
+    let s = unsafe { sock_arg(l, fname)? };
+    if s.listener {
+        return Err(raise(format!("{fname}: {what} on a listener")));
+    }
+    Ok(s)
+}
+
 /// Parks the goroutine until `dir` is ready on `s` (or the deadline),
 /// then continues in `k` with `deadline` as context.
 unsafe fn park_io(
@@ -367,13 +385,121 @@ macro_rules! continuation {
 
 // ---------------------------------------------------------------- listen
 
-/// A listener on `addr` for actor `a` (plain Rust: no Lua call).
-fn listen(a: &Arc<Actor>, addr: &str) -> Result<NetSock, String> {
+/// The options of `net.listen(addr, { reuseport = true, backlog = n })`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct ListenOpts {
+    /// `SO_REUSEPORT`: listeners of several actors (or processes) on one
+    /// port, the kernel spreading connections among them.
+    reuseport: bool,
+    /// The accept queue's length (the kernel caps it at `somaxconn`).
+    backlog: i32,
+}
+
+impl Default for ListenOpts {
+    fn default() -> ListenOpts {
+        // Go's default: as long a queue as the system allows.
+        ListenOpts {
+            reuseport: false,
+            backlog: libc::SOMAXCONN,
+        }
+    }
+}
+
+/// Reads `net.listen`'s options table at argument 2 (nil: the defaults).
+unsafe fn listen_opts(l: *mut ffi::lua_State) -> Result<ListenOpts, Ret> {
+    const F: &str = "net.listen";
+    // SAFETY: `l` is the running thread of `net.listen`'s closure with its
+    // arguments on the stack and `LUA_MINSTACK` free slots (the caller's
+    // contract). The table is walked raw (`lua_next`, no metamethod: no
+    // Lua code runs) with the key and value popped in turn; a string key
+    // is borrowed in place while it is on the stack (no conversion), and
+    // type names are read (inert). The one call that may raise, showing
+    // an unknown key (`to_display` converts a number on a copy), runs
+    // with nothing owned; the errors are returned, raised by `guard`.
+    unsafe {
+        let mut o = ListenOpts::default();
+        match ffi::lua_type(l, 2) {
+            ffi::LUA_TNIL | ffi::LUA_TNONE => return Ok(o),
+            ffi::LUA_TTABLE => {}
+            _ => {
+                let t = type_name(l, 2);
+                return Err(raise(format!("{F}: options must be a table, got {t}")));
+            }
+        }
+        ffi::lua_settop(l, 2);
+        ffi::lua_pushnil(l);
+        while ffi::lua_next(l, 2) != 0 {
+            // [addr, opts, key, value]; a string key is read in place
+            // (`lua_next` needs it unconverted).
+            let mut len = 0usize;
+            let key: &[u8] = match ffi::lua_type(l, 3) {
+                ffi::LUA_TSTRING => {
+                    let p = ffi::lua_tolstring(l, 3, &mut len);
+                    std::slice::from_raw_parts(p as *const u8, len)
+                }
+                _ => b"",
+            };
+            match key {
+                b"reuseport" if ffi::lua_type(l, 4) == ffi::LUA_TBOOLEAN => {
+                    o.reuseport = ffi::lua_toboolean(l, 4) != 0;
+                }
+                b"backlog" if ffi::lua_isinteger(l, 4) != 0 => {
+                    let n = ffi::lua_tointegerx(l, 4, std::ptr::null_mut());
+                    if !(1..=65535).contains(&n) {
+                        return Err(raise(format!("{F}: backlog must be 1 to 65535, got {n}")));
+                    }
+                    o.backlog = n as i32;
+                }
+                b"reuseport" | b"backlog" => {
+                    let (key, want) = match key {
+                        b"reuseport" => ("reuseport", "a boolean"),
+                        _ => ("backlog", "an integer"),
+                    };
+                    let t = type_name(l, 4);
+                    return Err(raise(format!("{F}: {key} must be {want}, got {t}")));
+                }
+                _ => {
+                    let shown = crate::cfn::to_display(l, 3);
+                    return Err(raise(format!(
+                        "{F}: unknown option '{shown}' (reuseport, backlog)"
+                    )));
+                }
+            }
+            ffi::lua_pop(l, 1);
+        }
+        Ok(o)
+    }
+}
+
+/// Binds a listening socket on `at` with `o`.
+fn bind_listener(at: SocketAddr, o: ListenOpts) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(at), Type::STREAM, Some(Protocol::TCP))?;
+    // As std's and Go's listeners: a restarted server binds at once.
+    sock.set_reuse_address(true)?;
+    if o.reuseport {
+        sock.set_reuse_port(true)?;
+    }
+    sock.bind(&at.into())?;
+    sock.listen(o.backlog)?;
+    Ok(sock.into())
+}
+
+/// A listener on `addr` for actor `a` (plain Rust: no Lua call): the
+/// first of its addresses that binds.
+fn listen(a: &Arc<Actor>, addr: &str, o: ListenOpts) -> Result<NetSock, String> {
     let rt = a.runtime();
-    let addrs = resolve(rt, addr)?;
-    TcpListener::bind(&addrs[..])
-        .and_then(|ls| NetSock::new(rt.clone(), a.account(), Sock::Listener(ls)))
-        .map_err(|e| err_msg(&e))
+    let mut last = None;
+    for at in resolve(rt, addr)? {
+        match bind_listener(at, o) {
+            Ok(ls) => {
+                return NetSock::new(rt.clone(), a.account(), Sock::Listener(ls))
+                    .map_err(|e| err_msg(&e))
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| "no address".into(), |e| err_msg(&e)))
 }
 
 unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
@@ -388,8 +514,13 @@ unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
             if let Err(r) = string_check(l, 1, "net.listen", "address") {
                 return r;
             }
+            let opts = match listen_opts(l) {
+                Ok(o) => o,
+                Err(r) => return r,
+            };
+            ffi::lua_settop(l, 1);
             let b = new_box::<NetSock>(l);
-            let listener = listen(actor(l), &string_at(l, 1));
+            let listener = listen(actor(l), &string_at(l, 1), opts);
             match listener {
                 Ok(s) => {
                     fill(b, Arc::new(s));
@@ -410,6 +541,7 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // before `guard` pushes a failure or parks.
     unsafe {
         let s = match sock_arg(l, "listener:accept") {
+            Ok(s) if !s.listener => return raise("listener:accept: accept on a connection"),
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -417,7 +549,7 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
         let b = new_box::<NetSock>(l);
         let r = match &*s.lock() {
             Some(Sock::Listener(ls)) => ls.accept(),
-            Some(Sock::Stream(_)) => return raise("listener:accept: not a listener"),
+            Some(Sock::Stream(_)) => unreachable!("checked: a listener"),
             None => return fail("closed"),
         };
         match r.and_then(|(conn, _)| {
@@ -661,7 +793,7 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // owned); an end, an error or a park goes to `guard` once `b`, `e` and
     // `buffered` are dropped (`park_io` makes no raising call).
     unsafe {
-        let s = match sock_arg(l, "conn:read") {
+        let s = match conn_arg(l, "conn:read", "read") {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -749,7 +881,7 @@ unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // other end, or a park, is returned (`park_io` makes no raising call),
     // for `guard` to carry out once `e`, an `io::Error`, is dropped.
     unsafe {
-        let s = match sock_arg(l, "conn:readline") {
+        let s = match conn_arg(l, "conn:readline", "read") {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -790,7 +922,7 @@ unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // (`lua_pushinteger`, `lua_replace` of index 3) and made after the lock
     // guard `g` is gone; `guard` acts once `g` and `e` are dropped.
     unsafe {
-        let s = match sock_arg(l, "conn:write") {
+        let s = match conn_arg(l, "conn:write", "write") {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -835,7 +967,7 @@ unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
     // owned), and the offset pushed: what `write_body` requires.
     unsafe {
         guard(l, || {
-            let d = match sock_arg(l, "conn:write") {
+            let d = match conn_arg(l, "conn:write", "write") {
                 Ok(s) => s.deadline(),
                 Err(r) => return r,
             };
@@ -905,6 +1037,132 @@ unsafe extern "C-unwind" fn sock_close(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// Applies `op` to the connection at argument 1, a socket option or a
+/// shutdown that never blocks: `true`, or `nil, message`.
+unsafe fn stream_op(
+    l: *mut ffi::lua_State,
+    fname: &str,
+    what: &str,
+    op: impl FnOnce(&TcpStream) -> io::Result<()>,
+) -> Ret {
+    // SAFETY: `l` is the running thread of a socket method's closure (made
+    // by `Registry`), with the socket at 1 (the callers' contract). The
+    // socket is borrowed from argument 1, on the stack throughout; its lock
+    // is released before the one Lua call (a temporary of the `match`), a
+    // push of a boolean (inert); a failure goes to `guard`, pushed once the
+    // `io::Error` is dropped.
+    unsafe {
+        let s = match conn_arg(l, fname, what) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let r = match &*s.lock() {
+            Some(Sock::Stream(st)) => op(st),
+            _ => return fail("closed"),
+        };
+        match r {
+            Ok(()) => {
+                ffi::lua_pushboolean(l, 1);
+                Ret::N(1)
+            }
+            Err(e) => fail(err_msg(&e)),
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn sock_setnodelay(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C function (put in place by `Registry`) on `l`,
+    // the running thread, with its arguments on the stack; `guard` is its
+    // last act. Argument 2's type is read or named (inert); then
+    // `stream_op`'s contract holds.
+    unsafe {
+        guard(l, || {
+            if ffi::lua_type(l, 2) != ffi::LUA_TBOOLEAN {
+                let t = type_name(l, 2);
+                return raise(format!("conn:setnodelay: on must be a boolean, got {t}"));
+            }
+            let on = ffi::lua_toboolean(l, 2) != 0;
+            stream_op(l, "conn:setnodelay", "setnodelay", |st| st.set_nodelay(on))
+        })
+    }
+}
+
+/// What `conn:setkeepalive` asks for: off, on with the system's timing,
+/// or on with probes after (and every) this long.
+fn keepalive(st: &TcpStream, every: Option<Option<std::time::Duration>>) -> io::Result<()> {
+    let sock = socket2::SockRef::from(st);
+    match every {
+        None => sock.set_keepalive(false),
+        Some(None) => sock.set_keepalive(true),
+        Some(Some(d)) => {
+            let ka = socket2::TcpKeepalive::new().with_time(d).with_interval(d);
+            sock.set_tcp_keepalive(&ka)
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn sock_setkeepalive(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C function (put in place by `Registry`) on `l`,
+    // the running thread, with its arguments on the stack; `guard` is its
+    // last act. Argument 2 is read, or its type named (inert); then
+    // `stream_op`'s contract holds.
+    unsafe {
+        guard(l, || {
+            let every = match ffi::lua_type(l, 2) {
+                ffi::LUA_TBOOLEAN => (ffi::lua_toboolean(l, 2) != 0).then_some(None),
+                ffi::LUA_TNUMBER => {
+                    let secs = ffi::lua_tonumber(l, 2);
+                    // Whole seconds, as TCP_KEEPIDLE takes them.
+                    if !(1.0..=86400.0 * 365.0).contains(&secs) {
+                        return raise(
+                            "conn:setkeepalive: period must be at least 1 second and at most a year",
+                        );
+                    }
+                    Some(Some(std::time::Duration::from_secs(secs as u64)))
+                }
+                _ => {
+                    let t = type_name(l, 2);
+                    return raise(format!(
+                        "conn:setkeepalive: on must be a boolean or a period in seconds, got {t}"
+                    ));
+                }
+            };
+            stream_op(l, "conn:setkeepalive", "setkeepalive", |st| {
+                keepalive(st, every)
+            })
+        })
+    }
+}
+
+unsafe extern "C-unwind" fn sock_shutdown(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C function (put in place by `Registry`) on `l`,
+    // the running thread, with its arguments on the stack; `guard` is its
+    // last act. Argument 2 is compared as a string or its type named
+    // (inert); then `stream_op`'s contract holds.
+    unsafe {
+        guard(l, || {
+            let how = match ffi::lua_type(l, 2) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => std::net::Shutdown::Both,
+                ffi::LUA_TSTRING => match string_at(l, 2).as_str() {
+                    "r" => std::net::Shutdown::Read,
+                    "w" => std::net::Shutdown::Write,
+                    "rw" => std::net::Shutdown::Both,
+                    other => {
+                        return raise(format!(
+                            "conn:shutdown: how must be \"r\", \"w\" or \"rw\", got \"{other}\""
+                        ))
+                    }
+                },
+                _ => {
+                    let t = type_name(l, 2);
+                    return raise(format!("conn:shutdown: how must be a string, got {t}"));
+                }
+            };
+            stream_op(l, "conn:shutdown", "shutdown", |st| st.shutdown(how))
+        })
+    }
+}
+
 unsafe fn addr_of(l: *mut ffi::lua_State, fname: &str, peer: bool) -> Ret {
     // SAFETY: `l` is the running thread of a socket method's closure (made by
     // `Registry`), with the socket at 1 (the callers' contract: `sock_addr`
@@ -952,8 +1210,9 @@ unsafe extern "C-unwind" fn sock_peer(l: *mut ffi::lua_State) -> c_int {
     unsafe { guard(l, || addr_of(l, "conn:peer", true)) }
 }
 
-/// Socket methods (listeners and connections share one type).
-pub(crate) const METHODS: [(&CStr, CFn); 8] = [
+/// Socket methods (listeners and connections share one type; a
+/// connection's method used on a listener raises `... on a listener`).
+pub(crate) const METHODS: [(&CStr, CFn); 11] = [
     (c"accept", sock_accept),
     (c"read", sock_read),
     (c"readline", sock_readline),
@@ -962,6 +1221,9 @@ pub(crate) const METHODS: [(&CStr, CFn); 8] = [
     (c"close", sock_close),
     (c"addr", sock_addr),
     (c"peer", sock_peer),
+    (c"setnodelay", sock_setnodelay),
+    (c"setkeepalive", sock_setkeepalive),
+    (c"shutdown", sock_shutdown),
 ];
 
 /// The functions the Lua half gets in `P`.
