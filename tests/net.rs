@@ -56,6 +56,33 @@ fn echo_server_serves_clients() {
 }
 
 #[test]
+fn an_echo_server_on_every_core_serves_all_its_clients() {
+    // Two actors, each with its own listener on one port (reuseport):
+    // every connection is served, whichever listener the kernel gives it.
+    let (mut server, line, _) =
+        spawn_ready(lugo().args(["scripts/examples/echo_server_cores.lua", "0", "2"]));
+    assert!(line.ends_with("(2 actors)"), "{line}");
+    let port: u16 = line
+        .split(':')
+        .nth(1)
+        .and_then(|p| p.split(' ').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {line:?}"));
+    std::thread::scope(|s| {
+        for t in 0..8 {
+            s.spawn(move || {
+                for i in 0..10 {
+                    let msg = format!("client {t} line {i}");
+                    assert_eq!(echo_once(port, &msg), msg);
+                }
+            });
+        }
+    });
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
 fn a_peer_that_resets_hurts_only_its_connection() {
     let (mut server, port) = echo_server();
     for _ in 0..20 {

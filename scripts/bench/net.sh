@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# net.sh: lugo's echo server (scripts/examples/echo_server.lua) against a Go
-# echo server (go_echo/main.go) in the same run, driven by the Rust load
+# net.sh: lugo's echo server (scripts/examples/echo_server.lua, one actor;
+# and echo_server_cores.lua, an actor per P on one port with reuseport)
+# against a Go echo server (go_echo/main.go, every core) in the same run, driven by the Rust load
 # client (examples/echo_load.rs): C=100 connections x R=2000 round trips of
 # 64-byte lines, client and server sharing the machine's cores; then the
 # server's RSS holding 1,000 idle connections.
@@ -53,11 +54,15 @@ measure() { # name cmd... -> rps p50 p99 rss_kb
 }
 
 lugo_res=$(measure lugo "${LUGO[@]}" "$ROOT/scripts/examples/echo_server.lua" 0)
+cores_res=$(measure cores "${LUGO[@]}" "$ROOT/scripts/examples/echo_server_cores.lua" 0)
 go_res=$(measure go "$TMP/go_echo" 0)
 echo "# lugo: $lugo_res" >&2
+echo "# lugo, an actor per P (reuseport): $cores_res" >&2
 echo "# go:   $go_res" >&2
 get() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 printf 'RESULT name=echo metric=rps lugo=%s baseline=%s unit=rt/s target=>=0.9x\n' "$(get rps "$lugo_res")" "$(get rps "$go_res")"
 printf 'RESULT name=echo metric=p99 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p99_us "$lugo_res")" "$(get p99_us "$go_res")"
 printf 'RESULT name=echo metric=p50 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p50_us "$lugo_res")" "$(get p50_us "$go_res")"
+printf 'RESULT name=echo_cores metric=rps lugo=%s baseline=%s unit=rt/s target=>=1.0x\n' "$(get rps "$cores_res")" "$(get rps "$go_res")"
+printf 'RESULT name=echo_cores metric=p99 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p99_us "$cores_res")" "$(get p99_us "$go_res")"
 awk -v l="$(get rss_kb "$lugo_res")" -v g="$(get rss_kb "$go_res")" 'BEGIN { printf "RESULT name=echo metric=rss_1000_idle lugo=%.1f baseline=%.1f unit=MB target=<=16\n", l / 1024, g / 1024 }'

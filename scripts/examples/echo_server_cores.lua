@@ -1,0 +1,45 @@
+-- An echo server on every core: one actor per P, each with a listener of
+-- its own on the same port (net.listen's `reuseport`); the kernel spreads
+-- the connections among them. One goroutine per connection, as in
+-- echo_server.lua.
+--   lugo scripts/examples/echo_server_cores.lua [port] [actors]
+--   (default 7000; 0 = any. Actors: default one per P.)
+
+-- An actor's body captures nothing: it gets the port, the channel it
+-- says "listening" on, and its listener (the first actor's is made
+-- before, to learn the port).
+local function serve(port, ready, l)
+  l = l or assert(net.listen("127.0.0.1:" .. port, { reuseport = true }))
+  ready:send(true)
+  while true do
+    local c, err = l:accept()
+    if not c then
+      print("accept: " .. err)
+      return
+    end
+    go(function()
+      while true do
+        local line = c:readline()
+        if not line then break end
+        if not c:write(line .. "\n") then break end
+      end
+      c:close()
+    end)
+  end
+end
+
+local port = tonumber(arg and arg[1]) or 7000
+local n = tonumber(arg and arg[2]) or runtime.gomaxprocs()
+local first = assert(net.listen("127.0.0.1:" .. port, { reuseport = true }))
+local addr = first:addr()
+port = tonumber(addr:match(":(%d+)$"))
+local ready = chan(n)
+for _ = 2, n do
+  actor.spawn(serve, port, ready)
+end
+for _ = 2, n do
+  ready:recv()
+end
+print(("echo server on %s (%d actors)"):format(addr, n))
+io.stdout:flush()
+serve(port, ready, first)
