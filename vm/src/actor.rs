@@ -202,10 +202,12 @@ impl ActorQueue {
     /// Whether an M running the actor would find something to do: a
     /// runnable G, a posted task, a state to open.
     pub(crate) fn has_work(&self) -> bool {
-        self.runnext.is_some()
-            || !self.runq.is_empty()
-            || !self.tasks.is_empty()
-            || self.start.is_some()
+        self.has_runnable() || !self.tasks.is_empty() || self.start.is_some()
+    }
+
+    /// Whether a G is runnable.
+    pub(crate) fn has_runnable(&self) -> bool {
+        self.runnext.is_some() || !self.runq.is_empty()
     }
 
     /// The next G to run, marked `Running`.

@@ -434,6 +434,8 @@ impl Shared {
     ) -> SliceEnd {
         let p = &self.ps[pid];
         let mut rounds: u32 = 0;
+        // Over its CPU budget: every G picked is stopped (`after_turn`).
+        let mut budget_stop = false;
         let mut q = actor.lock();
         loop {
             if self.stopping() {
@@ -468,6 +470,10 @@ impl Shared {
                     q = relock(actor);
                     continue;
                 }
+                if budget_stop {
+                    // The Gs left are parked: the actor ends now.
+                    return SliceEnd::OverBudget;
+                }
                 q.scheduled = false;
                 return SliceEnd::Idle;
             };
@@ -487,8 +493,15 @@ impl Shared {
             // After publishing: the host records an interrupt before it
             // looks at the slots (`Runtime::interrupt`), so one of the two
             // sees the other.
-            if self.host.is_interrupted(gid) {
-                slot.stop_current(crate::preempt::Stop::Interrupt);
+            let stop = if budget_stop {
+                Some(crate::preempt::Stop::Budget)
+            } else {
+                self.host
+                    .is_interrupted(gid)
+                    .then_some(crate::preempt::Stop::Interrupt)
+            };
+            if let Some(why) = stop {
+                slot.stop_current(why);
                 // SAFETY: this M owns the actor; the G is suspended.
                 unsafe { crate::preempt::arm_stop(picked.thread.0) };
             }
@@ -547,10 +560,12 @@ impl Shared {
             rounds = rounds.wrapping_add(1);
             let turn = Turn {
                 over_budget: look && clock.over_budget(actor, slot),
+                runnable: q.has_runnable(),
                 reclaimed: p.status.get() == PStatus::Reclaim,
                 retired: pid >= self.nprocs(),
                 slice_over: look && clock.slice_over(),
             };
+            budget_stop |= turn.over_budget;
             if let Some(end) = after_turn(&turn) {
                 return end;
             }

@@ -111,6 +111,8 @@ pub(crate) enum SliceEnd {
 pub(crate) struct Turn {
     /// The actor's CPU time is past its budget (looked at now and then).
     pub over_budget: bool,
+    /// A G of the actor is runnable (one to stop and unwind first).
+    pub runnable: bool,
     /// The P's own M wants it back.
     pub reclaimed: bool,
     /// The P is retired.
@@ -121,8 +123,13 @@ pub(crate) struct Turn {
 }
 
 /// Whether the run goes on after a turn (`None`), or how it ends.
+///
+/// An actor over its budget with a G runnable goes on: the M stops each
+/// G it picks from then on (it raises at once and unwinds, its `<close>`
+/// handlers run, as when sysmon stops the running G), and the first to
+/// end ends the actor; with none runnable, it ends now.
 pub(crate) fn after_turn(t: &Turn) -> Option<SliceEnd> {
-    if t.over_budget {
+    if t.over_budget && !t.runnable {
         Some(SliceEnd::OverBudget)
     } else if t.reclaimed {
         Some(SliceEnd::Reclaimed)
@@ -278,11 +285,27 @@ mod tests {
         assert_eq!(after_turn(&Turn::default()), None);
         let all = Turn {
             over_budget: true,
+            runnable: false,
             reclaimed: true,
             retired: true,
             slice_over: true,
         };
         assert_eq!(after_turn(&all), Some(SliceEnd::OverBudget));
+        // Over its budget with a G left to unwind: the run goes on (as
+        // far as the P allows).
+        let unwinding = Turn {
+            runnable: true,
+            ..all
+        };
+        assert_eq!(after_turn(&unwinding), Some(SliceEnd::Reclaimed));
+        assert_eq!(
+            after_turn(&Turn {
+                over_budget: true,
+                runnable: true,
+                ..Turn::default()
+            }),
+            None
+        );
         let t = Turn {
             over_budget: false,
             ..all
