@@ -1,7 +1,7 @@
 -- net.listen's options (reuseport, backlog), a connection's options
--- (setnodelay, setkeepalive), a half close (shutdown), and a listener
--- used as a connection: each checked here, with the error a bad argument
--- raises.
+-- (setnodelay, setkeepalive), a half close (shutdown), a listener used as
+-- a connection, and net.lookup: each checked here, with the error a bad
+-- argument raises.
 
 local function fails(f, want)
   local ok, e = pcall(f)
@@ -82,5 +82,42 @@ assert(served:recv())
 c:close()
 local r, e = c:setnodelay(true)
 assert(r == nil and e == "closed", tostring(e))
+
+-- readall(n): exactly n bytes; read("a") / readall(): all up to the end;
+-- a stream that ends first gives nil, "eof" and what came.
+go(function()
+  local c = assert(l:accept())
+  assert(c:write("0123"))
+  time.sleep(0.01) -- the reader waits for the rest
+  assert(c:write("456789"))
+  c:close()
+end)
+c = assert(net.dial(addr))
+assert(c:readall(6) == "012345")
+assert(c:read("a") == "6789")
+local none, why, partial = c:readall(1)
+assert(none == nil and why == "eof" and partial == "", tostring(why))
+c:close()
+go(function()
+  local c = assert(l:accept())
+  assert(c:write("abc"))
+  c:close()
+end)
+c = assert(net.dial(addr))
+none, why, partial = c:readall(20)
+assert(none == nil and why == "eof" and partial == "abc", tostring(partial))
+c:close()
+fails(function() c:read("l") end, 'conn:read: format must be "a" or a count, got "l"')
+fails(function() c:readall(-1) end, "conn:readall: count must be a positive integer")
+fails(function() l:readall() end, "conn:readall: read on a listener")
 l:close()
+
+-- net.lookup: a name's addresses (a blocking call), an address as itself.
+local ips = assert(net.lookup("localhost"))
+local has = false
+for _, ip in ipairs(ips) do has = has or ip == "127.0.0.1" or ip == "::1" end
+assert(has, table.concat(ips, " "))
+assert(net.lookup("127.0.0.1")[1] == "127.0.0.1")
+assert(#net.lookup("::1") == 1)
+fails(function() net.lookup(5) end, "net.lookup: host must be a string, got number")
 print("ok")

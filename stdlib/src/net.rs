@@ -787,12 +787,26 @@ fn read_some(s: &NetSock, n: usize) -> io::Result<Vec<u8>> {
 
 unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // SAFETY: `l` runs `conn:read`'s closure with the connection at 1 (on
-    // the stack throughout) and the count at 2 (the callers' contract). The
+    // the stack throughout) and the count at 2 (the callers' contract); a
+    // string there is read in place (no conversion) and shown with nothing
+    // owned, or the call is `readall_body`'s, whose contract is the same. The
     // socket's and buffer's locks are gone before any Lua call; bytes read
     // are handed off (`push_owned`, the one raising call, nothing else
     // owned); an end, an error or a park goes to `guard` once `b`, `e` and
     // `buffered` are dropped (`park_io` makes no raising call).
     unsafe {
+        if ffi::lua_type(l, 2) == ffi::LUA_TSTRING {
+            // `read("a")`: everything up to the end, as `readall()`.
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(l, 2, &mut len);
+            if std::slice::from_raw_parts(p as *const u8, len) != b"a" {
+                let shown = crate::cfn::to_display(l, 2);
+                return raise(format!(
+                    "conn:read: format must be \"a\" or a count, got \"{shown}\""
+                ));
+            }
+            return readall_body(l, deadline);
+        }
         let s = match conn_arg(l, "conn:read", "read") {
             Ok(s) => s,
             Err(r) => return r,
@@ -902,6 +916,97 @@ unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     }
 }
 continuation!(readline_k, readline_body);
+
+/// What one step of `readall` found.
+enum All {
+    /// `n` bytes, or everything up to the end when no `n` was asked.
+    Done(Vec<u8>),
+    /// The stream ended first: what came.
+    Short(Vec<u8>),
+    Block,
+    Failed(io::Error),
+}
+
+/// Reads until `n` bytes are buffered (`None`: until the end of the
+/// stream) or it would block; the buffer is charged to the actor.
+fn next_all(s: &NetSock, n: Option<usize>) -> All {
+    loop {
+        if let Some(n) = n {
+            let mut rb = s.rbuf();
+            if rb.bytes.len() >= n {
+                return All::Done(rb.take(n));
+            }
+        }
+        match read_some(s, READ_MAX) {
+            Ok(b) if b.is_empty() => {
+                let mut rb = s.rbuf();
+                let rest = std::mem::take(&mut rb.bytes);
+                rb.scanned = 0;
+                return match n {
+                    None => All::Done(rest),
+                    Some(_) => All::Short(rest),
+                };
+            }
+            Ok(b) => {
+                if s.rbuf().append(&b).is_err() {
+                    let e = io::Error::new(io::ErrorKind::OutOfMemory, "not enough memory");
+                    return All::Failed(e);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return All::Block,
+            Err(e) => return All::Failed(e),
+        }
+    }
+}
+
+unsafe fn readall_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
+    // SAFETY: `l` is the running thread of `conn:readall`'s closure (or of
+    // `conn:read("a")`'s), with the connection at 1 and the count at 2 (the
+    // callers' contract: `sock_method`, `read_body` and `readall_k`). The
+    // connection is borrowed from argument 1, on the stack throughout;
+    // `next_all` takes and releases the locks without a Lua call; bytes
+    // are handed off (`push_owned`) before the pushes of a short read's
+    // `nil, "eof"` (which may raise with nothing owned). Any other end, or
+    // a park, is returned for `guard` to carry out once `e` is dropped.
+    unsafe {
+        let s = match conn_arg(l, "conn:readall", "read") {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let n = match ffi::lua_type(l, 2) {
+            ffi::LUA_TSTRING => None,
+            _ => match count_arg(l, "conn:readall", "count", 0) {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(r) => return r,
+            },
+        };
+        match next_all(s, n) {
+            All::Done(b) => {
+                push_owned(l, b);
+                Ret::N(1)
+            }
+            All::Short(b) => {
+                push_owned(l, b);
+                ffi::lua_pushnil(l);
+                ffi::lua_insert(l, -2);
+                ffi::lua_pushstring(l, c"eof".as_ptr());
+                ffi::lua_insert(l, -2);
+                Ret::N(3)
+            }
+            All::Block => park_io(l, s, Dir::Read, deadline, readall_k),
+            All::Failed(e) => fail(err_msg(&e)),
+        }
+    }
+}
+continuation!(readall_k, readall_body);
+
+unsafe extern "C-unwind" fn sock_readall(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C closure (made by `Registry`) on `l`, the
+    // running thread, with its arguments on the stack, and `sock_method` is
+    // its last act: that is `sock_method`'s contract.
+    unsafe { sock_method(l, "conn:readall", 2, readall_body) }
+}
 
 unsafe extern "C-unwind" fn sock_readline(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C closure (made by `Registry`) on `l`, the
@@ -1210,11 +1315,77 @@ unsafe extern "C-unwind" fn sock_peer(l: *mut ffi::lua_State) -> c_int {
     unsafe { guard(l, || addr_of(l, "conn:peer", true)) }
 }
 
+/// The addresses of `host`, space-separated, IPv4 first, each once; the
+/// resolution is a blocking call (its P may be handed off).
+fn lookup(rt: &Runtime, host: &str) -> Result<String, String> {
+    let token = rt.enter_syscall();
+    let r = (host, 0u16).to_socket_addrs();
+    if let Some(p) = token {
+        rt.exit_syscall(p);
+    }
+    let mut ips: Vec<std::net::IpAddr> = match r {
+        Ok(addrs) => addrs.map(|a| a.ip()).collect(),
+        Err(_) => return Err("no such host".into()),
+    };
+    ips.sort_by_key(|ip| ip.is_ipv6());
+    let mut seen = Vec::with_capacity(ips.len());
+    for ip in ips {
+        if !seen.contains(&ip) {
+            seen.push(ip);
+        }
+    }
+    if seen.is_empty() {
+        return Err("no such host".into());
+    }
+    let all: Vec<String> = seen.iter().map(|ip| ip.to_string()).collect();
+    Ok(all.join(" "))
+}
+
+/// `net.lookup(host)`: a table of its addresses (strings, IPv4 first), or
+/// `nil, "no such host"`.
+unsafe extern "C-unwind" fn net_lookup(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this `Registry` closure on the running thread `l`;
+    // `guard` is its last act. The host (argument 1, a string) is copied,
+    // and resolved in plain Rust; the addresses are handed off as one
+    // string (`push_owned`, nothing else owned), then split into a new
+    // table with pushes that may raise while nothing is owned: the pieces
+    // are read in place from that string, which stays on the stack.
+    unsafe {
+        guard(l, || {
+            if let Err(r) = string_check(l, 1, "net.lookup", "host") {
+                return r;
+            }
+            let found = lookup(actor(l).runtime(), &string_at(l, 1));
+            let joined = match found {
+                Ok(j) => j,
+                Err(msg) => return fail(msg),
+            };
+            ffi::lua_settop(l, 1);
+            push_owned(l, joined);
+            ffi::lua_createtable(l, 4, 0);
+            let mut len = 0usize;
+            let p = ffi::lua_tolstring(l, 2, &mut len) as *const u8;
+            let mut n = 0;
+            let mut start = 0usize;
+            for i in 0..=len {
+                if i == len || *p.add(i) == b' ' {
+                    ffi::lua_pushlstring(l, p.add(start) as *const _, i - start);
+                    n += 1;
+                    ffi::lua_rawseti(l, 3, n);
+                    start = i + 1;
+                }
+            }
+            Ret::N(1)
+        })
+    }
+}
+
 /// Socket methods (listeners and connections share one type; a
 /// connection's method used on a listener raises `... on a listener`).
-pub(crate) const METHODS: [(&CStr, CFn); 11] = [
+pub(crate) const METHODS: [(&CStr, CFn); 12] = [
     (c"accept", sock_accept),
     (c"read", sock_read),
+    (c"readall", sock_readall),
     (c"readline", sock_readline),
     (c"write", sock_write),
     (c"settimeout", sock_settimeout),
@@ -1227,5 +1398,8 @@ pub(crate) const METHODS: [(&CStr, CFn); 11] = [
 ];
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] =
-    [(c"net_listen", net_listen), (c"net_dial", net_dial)];
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 3] = [
+    (c"net_listen", net_listen),
+    (c"net_dial", net_dial),
+    (c"net_lookup", net_lookup),
+];
