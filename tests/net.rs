@@ -173,3 +173,115 @@ print("accepted " .. c:readline())
     assert_eq!(status.code(), Some(0), "stderr: {err}");
     assert_eq!(rest.trim(), "accepted hi");
 }
+
+/// Raises this process's open-file limit to its hard limit (children
+/// inherit it); returns the soft limit now.
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        let wanted = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+            return lim.rlim_max;
+        }
+    }
+    lim.rlim_cur
+}
+
+#[test]
+fn soak_many_connections_at_once_every_byte_echoed_nothing_left_behind() {
+    // 2,000 connections open at once (fewer if the system allows fewer
+    // descriptors), each echoing lines, three rounds: every line comes
+    // back, the descriptors return to their count before, and the
+    // resident memory of the third round is that of the second.
+    let n = 2000.min((raise_fd_limit().saturating_sub(200) / 2) as usize);
+    assert!(n >= 200, "too few descriptors for a soak test: {n}");
+    let script = r#"
+local N, LINES = N_CONNS, 3
+local stat = io.open("/proc/self/stat")
+local pid = stat:read("l"):match("^(%d+)")
+stat:close()
+local function fds()
+  local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
+  local k = p:read("n")
+  p:close()
+  return k
+end
+local function rss()
+  for line in io.lines("/proc/self/status") do
+    local kb = line:match("^VmRSS:%s*(%d+)")
+    if kb then return tonumber(kb) end
+  end
+end
+local l = assert(net.listen("127.0.0.1:0", { backlog = 4096 }))
+go(function()
+  while true do
+    local c = l:accept()
+    if not c then return end
+    go(function()
+      while true do
+        local line = c:readline()
+        if not line then break end
+        if not c:write(line .. "\n") then break end
+      end
+      c:close()
+    end)
+  end
+end)
+runtime.gc()
+local before, sizes = fds(), {}
+for round = 1, 3 do
+  local conns, done = {}, chan(N)
+  for i = 1, N do conns[i] = assert(net.dial(l:addr())) end
+  for i = 1, N do
+    go(function()
+      local c = conns[i]
+      for j = 1, LINES do
+        local msg = ("round %d conn %d line %d"):format(round, i, j)
+        assert(c:write(msg .. "\n"))
+        assert(c:readline() == msg)
+      end
+      c:close()
+      done:send(true)
+    end)
+  end
+  for _ = 1, N do done:recv() end
+  conns = nil
+  -- The server closes its ends as it reads their end: wait (bounded).
+  local deadline = time.now() + 10
+  repeat runtime.gc() time.sleep(0.01) until fds() == before or time.now() > deadline
+  sizes[round] = rss()
+end
+print(before, fds(), sizes[2], sizes[3])
+"#
+    .replace("N_CONNS", &n.to_string());
+    let out = run(lugo().args(["-e", &script]), None, TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let v: Vec<i64> = out
+        .stdout
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(v.len(), 4, "{}", out.describe());
+    assert_eq!(
+        v[0], v[1],
+        "descriptors before and after {n} x 3 connections"
+    );
+    // Flat: the third round holds no more than the second, with slack for
+    // the allocator's own caching (10% and 2 MB).
+    assert!(
+        v[3] <= v[2] + v[2] / 10 + 2048,
+        "RSS grew from {} KB to {} KB in a round of {n} connections",
+        v[2],
+        v[3]
+    );
+}
