@@ -78,6 +78,8 @@ impl Shared {
             p.serve_holder();
             m::set_current_p(None);
             if p.status.give_back() {
+                // A lent P's holder is a host thread, which polls for it
+                // (`exit_syscall`); its parked home M parks on.
                 if let Some(t) = p.home_thread.get() {
                     t.unpark();
                 }
