@@ -172,6 +172,7 @@ fn from_pvalue(
         PValue::String(s) => Value::String(s.to_vec()),
         PValue::Chan(_) => return refuse("a channel"),
         PValue::Actor(_) => return refuse("an actor"),
+        PValue::Moved(_) => return refuse("a socket"),
         PValue::Table(t) => {
             if open.contains(t) {
                 return refuse("a table that contains itself");

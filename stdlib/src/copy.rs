@@ -180,6 +180,9 @@ impl Copier {
                         PValue::Chan(Handle::new(ch))
                     } else if let Some(h) = self.cl.check::<ActorHandle>(l, idx) {
                         PValue::Actor(Handle::new(h.0.clone()))
+                    } else if let Some(s) = self.cl.arc::<crate::net::NetSock>(l, idx) {
+                        // Moved, not copied, when it is received.
+                        PValue::Moved(Handle::new(s))
                     } else {
                         return Err(Refusal::Cannot("userdata"));
                     }
@@ -434,6 +437,11 @@ unsafe fn push_value(l: *mut ffi::lua_State, v: &PValue, scratch: c_int) {
             PValue::Chan(h) => push(l, || h.get::<Chan>().expect("a channel's handle")),
             PValue::Actor(h) => push(l, || {
                 Arc::new(ActorHandle(h.get::<Actor>().expect("an actor's handle")))
+            }),
+            // The receiving actor takes the socket (`NetSock::move_to`).
+            PValue::Moved(h) => push(l, || {
+                let s = h.get::<crate::net::NetSock>().expect("a socket's handle");
+                s.move_to(Closure::of(l).actor())
             }),
         }
     }

@@ -62,6 +62,7 @@ pub struct NetSock {
     key: usize,
     /// A listener (else a connection), for good: a closed one still is.
     listener: bool,
+    moved: AtomicBool,
     /// `None` once closed (the descriptor is closed with it).
     sock: Mutex<Option<Sock>>,
     closed: AtomicBool,
@@ -152,6 +153,7 @@ impl NetSock {
             rt,
             key,
             listener: matches!(sock, Sock::Listener(_)),
+            moved: AtomicBool::new(false),
             sock: Mutex::new(Some(sock)),
             closed: AtomicBool::new(false),
             timeout: AtomicU64::new(0),
@@ -161,6 +163,57 @@ impl NetSock {
                 charge,
             }),
         })
+    }
+
+    /// A socket that is closed from the start (one moved whose descriptor
+    /// was gone by then): its methods find it closed.
+    fn closed(rt: Runtime, listener: bool) -> NetSock {
+        NetSock {
+            rt,
+            key: usize::MAX,
+            listener,
+            moved: AtomicBool::new(false),
+            sock: Mutex::new(None),
+            closed: AtomicBool::new(true),
+            timeout: AtomicU64::new(0),
+            rbuf: Mutex::new(ReadBuf {
+                bytes: Vec::new(),
+                scanned: 0,
+                charge: Charge::NONE,
+            }),
+        }
+    }
+
+    /// Moves the socket to actor `to` (it was sent over a channel or given
+    /// to a spawned actor, and is received there): this handle is left
+    /// moved (goroutines waiting on it wake as by a close; its methods
+    /// raise), and the returned one owns the descriptor, registered anew,
+    /// with what was read but not returned and the timeout. A socket
+    /// closed or moved by then arrives closed.
+    pub(crate) fn move_to(&self, to: &Arc<Actor>) -> Arc<NetSock> {
+        let rt = to.runtime().clone();
+        let taken = match self.closed.swap(true, Ordering::AcqRel) {
+            true => None,
+            false => {
+                self.moved.store(true, Ordering::Release);
+                self.rt.netpoll().deregister(self.key);
+                self.lock().take()
+            }
+        };
+        let Some(sock) = taken else {
+            return Arc::new(NetSock::closed(rt, self.listener));
+        };
+        let bytes = std::mem::take(&mut self.rbuf().bytes);
+        let moved = NetSock::new(rt.clone(), to.account(), sock).and_then(|s| {
+            s.timeout
+                .store(self.timeout.load(Ordering::Relaxed), Ordering::Relaxed);
+            s.rbuf()
+                .append(&bytes)
+                .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "not enough memory"))?;
+            Ok(s)
+        });
+        // Refused (the receiver's memory limit): the descriptor is closed.
+        Arc::new(moved.unwrap_or_else(|_| NetSock::closed(rt, self.listener)))
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Sock>> {
@@ -271,7 +324,11 @@ unsafe fn sock_arg<'a>(l: *mut ffi::lua_State, fname: &str) -> Result<&'a NetSoc
     // SAFETY: the callers' contract is `check`'s: `l` is running a closure
     // made by `Registry`, with the socket at 1, and the borrow lives no
     // longer than argument 1.
-    unsafe { check::<NetSock>(l, 1).ok_or_else(|| expected(l, fname, "socket", 1)) }
+    let s = unsafe { check::<NetSock>(l, 1).ok_or_else(|| expected(l, fname, "socket", 1))? };
+    if s.moved.load(Ordering::Acquire) {
+        return Err(raise(format!("{fname}: use of a moved connection")));
+    }
+    Ok(s)
 }
 
 /// The connection at argument 1: a listener there is a caller's mistake,

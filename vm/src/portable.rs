@@ -38,6 +38,10 @@ pub enum PValue {
     Chan(Handle),
     /// An actor handle: a `Handle` of a `crate::Actor`.
     Actor(Handle),
+    /// An object of the face that moves rather than being shared (a
+    /// socket): the actor that rebuilds the value takes it, and the
+    /// sender's handle is left moved.
+    Moved(Handle),
 }
 
 /// A reference to a runtime object that travels by reference, held
