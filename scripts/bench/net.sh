@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # net.sh: lugo's echo server (scripts/examples/echo_server.lua, one actor;
 # and echo_server_cores.lua, an actor per P on one port with reuseport)
-# against a Go echo server (go_echo/main.go, every core) in the same run, driven by the Rust load
+# against a Go echo server (go_echo/main.go, every core) and the Lua
+# event-loop peers (peers/echo_cqueues.lua on LuaJIT and Lua 5.4,
+# peers/echo_copas.lua on LuaJIT; Debian's packages, installed if missing)
+# in the same run, driven by the Rust load
 # client (examples/echo_load.rs): C=100 connections x R=2000 round trips of
 # 64-byte lines, client and server sharing the machine's cores; then the
 # server's RSS holding 1,000 idle connections.
@@ -19,6 +22,14 @@ if ! command -v go >/dev/null 2>&1; then
   echo "net.sh: installing golang-go" >&2
   (apt-get install -y -qq golang-go >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq golang-go >/dev/null 2>&1; }) \
     || { echo "net.sh: cannot install golang-go" >&2; exit 1; }
+fi
+# The Lua event-loop peers: cqueues (on LuaJIT and Lua 5.4) and copas.
+if ! luajit -e 'require "cqueues" require "copas"' >/dev/null 2>&1 \
+  || ! lua5.4 -e 'require "cqueues"' >/dev/null 2>&1; then
+  echo "net.sh: installing luajit lua5.4 lua-cqueues lua-copas" >&2
+  (apt-get install -y -qq luajit lua5.4 lua-cqueues lua-copas >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq luajit lua5.4 lua-cqueues lua-copas >/dev/null 2>&1; }) \
+    || echo "net.sh: cannot install the Lua peers; they are left out" >&2
 fi
 (cd "$HERE/go_echo" && GOCACHE="$TMP/gocache" GO111MODULE=off go build -o "$TMP/go_echo" main.go)
 (cd "$ROOT" && cargo build --release --quiet --example echo_load)
@@ -53,7 +64,26 @@ measure() { # name cmd... -> rps p50 p99 rss_kb
   echo "$line rss_kb=$rss"
 }
 
+load_only() { # name cmd... -> rps p50 p99 (no idle measurement)
+  local name=$1; shift
+  start_server "$name" "$@"
+  local line
+  line=$("$LOAD" "$ADDR" 100 "$ROUNDS")
+  kill "$PID"; wait "$PID" 2>/dev/null || true
+  echo "$line"
+}
+
 lugo_res=$(measure lugo "${LUGO[@]}" "$ROOT/scripts/examples/echo_server.lua" 0)
+# Each Lua peer that runs here: its rps, and the best of them.
+best_lua=0 best_name=none
+for peer in "luajit cqueues" "lua5.4 cqueues" "luajit copas"; do
+  read -r vm lib <<< "$peer"
+  command -v "$vm" >/dev/null 2>&1 && "$vm" -e "require '$lib'" >/dev/null 2>&1 || continue
+  res=$(load_only "$lib-$vm" "$vm" "$HERE/peers/echo_$lib.lua" 0)
+  echo "# $lib on $vm: $res" >&2
+  rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$res")
+  if [ "${rps%.*}" -gt "${best_lua%.*}" ]; then best_lua=$rps best_name="$lib-$vm"; fi
+done
 cores_res=$(measure cores "${LUGO[@]}" "$ROOT/scripts/examples/echo_server_cores.lua" 0)
 go_res=$(measure go "$TMP/go_echo" 0)
 echo "# lugo: $lugo_res" >&2
@@ -63,6 +93,10 @@ get() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
 printf 'RESULT name=echo metric=rps lugo=%s baseline=%s unit=rt/s target=>=0.9x\n' "$(get rps "$lugo_res")" "$(get rps "$go_res")"
 printf 'RESULT name=echo metric=p99 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p99_us "$lugo_res")" "$(get p99_us "$go_res")"
 printf 'RESULT name=echo metric=p50 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p50_us "$lugo_res")" "$(get p50_us "$go_res")"
+if [ "$best_name" != none ]; then
+  echo "# best Lua peer: $best_name" >&2
+  printf 'RESULT name=echo metric=rps_vs_lua lugo=%s baseline=%s unit=rt/s target=>=1.0x\n' "$(get rps "$lugo_res")" "$best_lua"
+fi
 printf 'RESULT name=echo_cores metric=rps lugo=%s baseline=%s unit=rt/s target=>=1.0x\n' "$(get rps "$cores_res")" "$(get rps "$go_res")"
 printf 'RESULT name=echo_cores metric=p99 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p99_us "$cores_res")" "$(get p99_us "$go_res")"
 awk -v l="$(get rss_kb "$lugo_res")" -v g="$(get rss_kb "$go_res")" 'BEGIN { printf "RESULT name=echo metric=rss_1000_idle lugo=%.1f baseline=%.1f unit=MB target=<=16\n", l / 1024, g / 1024 }'
