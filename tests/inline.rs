@@ -58,6 +58,16 @@ fn on_big_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     })
 }
 
+/// Runs `src` with `Runtime::exec` from a thread with room enough, once
+/// every P is idle (so it starts inline); returns how many calls had run
+/// inline before it, and what it returned.
+fn exec_when_idle(rt: &Runtime, src: &str) -> (i64, lugo::Result<MultiValue>) {
+    on_big_stack(|| {
+        settle(rt);
+        (inline_calls(rt), rt.exec(src))
+    })
+}
+
 /// A call that took less than a slice (10 ms) was not preempted nor
 /// handed to an M: it ran on the calling thread from start to end.
 /// (A longer one may have been: the thread was descheduled.)
@@ -87,19 +97,16 @@ fn a_spinning_inline_call_is_preempted_and_other_goroutines_run() {
     // One P, which the host borrows: the goroutine the call starts can run
     // only once sysmon preempts the call, after its slice.
     let rt = runtime(1);
-    let (before, v) = on_big_stack(|| {
-        settle(&rt);
-        let before = inline_calls(&rt);
-        let v = rt.exec(
-            r#"
+    let (before, v) = exec_when_idle(
+        &rt,
+        r#"
             local flag = false
             go(function() flag = true end)
             while not flag do end
             return runtime.stats().preemptions
             "#,
-        );
-        (before, v.unwrap())
-    });
+    );
+    let v = v.unwrap();
     let preemptions = v.into_iter().next().and_then(|x| x.as_i64());
     assert!(preemptions >= Some(1), "{preemptions:?}");
     assert_eq!(inline_calls(&rt), before + 1);
@@ -110,18 +117,15 @@ fn a_call_that_parks_frees_the_p_for_another_actor() {
     // One P: the actor the call spawns can only run once the call's
     // goroutine has parked and the host has given the P back.
     let rt = runtime(1);
-    let (before, v) = on_big_stack(|| {
-        settle(&rt);
-        let before = inline_calls(&rt);
-        let v = rt.exec(
-            r#"
+    let (before, v) = exec_when_idle(
+        &rt,
+        r#"
             local c = chan()
             actor.spawn(function(c) c:send(thread_name()) end, c)
             return c:recv(), thread_name()
             "#,
-        );
-        (before, v.unwrap())
-    });
+    );
+    let v = v.unwrap();
     let names: Vec<String> = v.into_iter().map(|x| x.to_string().unwrap()).collect();
     assert_eq!(names[0], "lugo-m0", "the actor ran on the P's M");
     // The call's goroutine, woken by the other actor, ends on an M.
@@ -159,10 +163,7 @@ fn a_call_that_asks_a_goroutine_of_its_own_actor_runs_both_inline() {
 #[test]
 fn a_call_that_parks_for_good_is_reported_as_a_deadlock() {
     let rt = runtime(2);
-    let r = on_big_stack(|| {
-        settle(&rt);
-        rt.exec("local c = chan() c:recv()")
-    });
+    let (_, r) = exec_when_idle(&rt, "local c = chan() c:recv()");
     let Err(Error::Deadlock(report)) = r else {
         panic!("expected a deadlock, got {r:?}")
     };
@@ -256,12 +257,11 @@ fn a_blocking_call_made_inline_hands_the_p_off() {
         })
         .build()
         .unwrap();
-    let (before, v) = on_big_stack(|| {
-        settle(&rt);
-        let before = inline_calls(&rt);
-        let v = rt.exec("actor.spawn(function() set_flag() end) return wait_for_flag()");
-        (before, v.unwrap())
-    });
+    let (before, v) = exec_when_idle(
+        &rt,
+        "actor.spawn(function() set_flag() end) return wait_for_flag()",
+    );
+    let v = v.unwrap();
     let set = v.into_iter().next().and_then(|x| x.as_boolean());
     assert_eq!(set, Some(true), "the other actor ran during the call");
     assert_eq!(inline_calls(&rt), before + 1);

@@ -99,12 +99,9 @@ fn a_peer_that_resets_hurts_only_its_connection() {
     server.wait().unwrap();
 }
 
-#[test]
-fn connect_close_cycles_leave_no_descriptor_behind() {
-    let out = run(
-        lugo().args([
-            "-e",
-            r#"
+/// Lua that defines `fds()`: how many descriptors the lugo process has
+/// open (the pipe of the `ls` that counts them included).
+const FDS: &str = r#"
 local stat = io.open("/proc/self/stat")
 local pid = stat:read("l"):match("^(%d+)")
 stat:close()
@@ -114,6 +111,13 @@ local function fds()
   p:close()
   return n
 end
+"#;
+
+#[test]
+fn connect_close_cycles_leave_no_descriptor_behind() {
+    let script = [
+        FDS,
+        r#"
 local l = assert(net.listen("127.0.0.1:0"))
 go(function()
   while true do
@@ -137,10 +141,9 @@ while after ~= before and time.now() < deadline do
 end
 print(before, after)
 "#,
-        ]),
-        None,
-        TIMEOUT,
-    );
+    ]
+    .concat();
+    let out = run(lugo().args(["-e", &script]), None, TIMEOUT);
     assert_eq!(out.code(), Some(0), "{}", out.describe());
     let v: Vec<i64> = out
         .stdout
@@ -206,17 +209,10 @@ fn soak_many_connections_at_once_every_byte_echoed_nothing_left_behind() {
     // resident memory stays about flat.
     let n = 2000.min((raise_fd_limit().saturating_sub(200) / 2) as usize);
     assert!(n >= 200, "too few descriptors for a soak test: {n}");
-    let script = r#"
+    let script = [
+        FDS,
+        r#"
 local N, LINES = N_CONNS, 3
-local stat = io.open("/proc/self/stat")
-local pid = stat:read("l"):match("^(%d+)")
-stat:close()
-local function fds()
-  local p = io.popen("ls /proc/" .. pid .. "/fd | wc -l")
-  local k = p:read("n")
-  p:close()
-  return k
-end
 local function rss()
   for line in io.lines("/proc/self/status") do
     local kb = line:match("^VmRSS:%s*(%d+)")
@@ -224,20 +220,7 @@ local function rss()
   end
 end
 local l = assert(net.listen("127.0.0.1:0", { backlog = 4096 }))
-go(function()
-  while true do
-    local c = l:accept()
-    if not c then return end
-    go(function()
-      while true do
-        local line = c:readline()
-        if not line then break end
-        if not c:write(line .. "\n") then break end
-      end
-      c:close()
-    end)
-  end
-end)
+go(dofile("scripts/examples/echo.lua").serve, l)
 runtime.gc()
 -- The fewest descriptors over a moment (one may still be closing).
 local before, sizes, held = fds(), {}, {}
@@ -276,7 +259,9 @@ for round = 1, 3 do
   held[round] = runtime.stats().memory
 end
 print(before, fds(), sizes[2], sizes[3], held[1], held[3])
-"#
+"#,
+    ]
+    .concat()
     .replace("N_CONNS", &n.to_string());
     let out = run(lugo().args(["-e", &script]), None, TIMEOUT);
     assert_eq!(out.code(), Some(0), "{}", out.describe());

@@ -12,24 +12,19 @@
 # Prints RESULT lines; baseline = the Go server.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=runs.sh
+. "$HERE/runs.sh"
 ROOT="$(cd "$HERE/../.." && pwd)"
 read -r -a LUGO <<< "${LUGO:-$ROOT/target/release/lugo}"
 ROUNDS=$([ "${LUGO_BENCH_QUICK:-}" = 1 ] && echo 200 || echo 2000)
 TMP=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "net.sh: installing golang-go" >&2
-  (apt-get install -y -qq golang-go >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq golang-go >/dev/null 2>&1; }) \
-    || { echo "net.sh: cannot install golang-go" >&2; exit 1; }
-fi
+command -v go >/dev/null 2>&1 || install_peer golang-go || exit 1
 # The Lua event-loop peers: cqueues (on LuaJIT and Lua 5.4) and copas.
 if ! luajit -e 'require "cqueues" require "copas"' >/dev/null 2>&1 \
   || ! lua5.4 -e 'require "cqueues"' >/dev/null 2>&1; then
-  echo "net.sh: installing luajit lua5.4 lua-cqueues lua-copas" >&2
-  (apt-get install -y -qq luajit lua5.4 lua-cqueues lua-copas >/dev/null 2>&1 \
-    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq luajit lua5.4 lua-cqueues lua-copas >/dev/null 2>&1; }) \
-    || echo "net.sh: cannot install the Lua peers; they are left out" >&2
+  install_peer luajit lua5.4 lua-cqueues lua-copas || echo "net.sh: the Lua peers are left out" >&2
 fi
 (cd "$HERE/go_echo" && GOCACHE="$TMP/gocache" GO111MODULE=off go build -o "$TMP/go_echo" main.go)
 (cd "$ROOT" && cargo build --release --quiet --example echo_load)
@@ -48,44 +43,36 @@ start_server() {
   echo "net.sh: $name server did not start" >&2; cat "$TMP/$name.err" >&2; exit 1
 }
 
-measure() { # name cmd... -> rps p50 p99 rss_kb
-  local name=$1; shift
+measure() { # idle|load NAME CMD... -> rps p50 p99 [rss_kb: with idle]
+  local mode=$1 name=$2; shift 2
   start_server "$name" "$@"
   local line
   line=$("$LOAD" "$ADDR" 100 "$ROUNDS")
-  "$LOAD" "$ADDR" --idle 1000 3 > "$TMP/idle.out" &
-  local idle=$!
-  for _ in $(seq 100); do grep -q idle= "$TMP/idle.out" 2>/dev/null && break; sleep 0.05; done
-  sleep 0.5
-  local rss
-  rss=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PID/status")
-  kill "$idle" 2>/dev/null || true; wait "$idle" 2>/dev/null || true
-  kill "$PID"; wait "$PID" 2>/dev/null || true
-  echo "$line rss_kb=$rss"
-}
-
-load_only() { # name cmd... -> rps p50 p99 (no idle measurement)
-  local name=$1; shift
-  start_server "$name" "$@"
-  local line
-  line=$("$LOAD" "$ADDR" 100 "$ROUNDS")
+  if [ "$mode" = idle ]; then
+    "$LOAD" "$ADDR" --idle 1000 3 > "$TMP/idle.out" &
+    local idle=$!
+    for _ in $(seq 100); do grep -q idle= "$TMP/idle.out" 2>/dev/null && break; sleep 0.05; done
+    sleep 0.5
+    line="$line rss_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PID/status")"
+    kill "$idle" 2>/dev/null || true; wait "$idle" 2>/dev/null || true
+  fi
   kill "$PID"; wait "$PID" 2>/dev/null || true
   echo "$line"
 }
 
-lugo_res=$(measure lugo "${LUGO[@]}" "$ROOT/scripts/examples/echo_server.lua" 0)
+lugo_res=$(measure idle lugo "${LUGO[@]}" "$ROOT/scripts/examples/echo_server.lua" 0)
 # Each Lua peer that runs here: its rps, and the best of them.
 best_lua=0 best_name=none
 for peer in "luajit cqueues" "lua5.4 cqueues" "luajit copas"; do
   read -r vm lib <<< "$peer"
   command -v "$vm" >/dev/null 2>&1 && "$vm" -e "require '$lib'" >/dev/null 2>&1 || continue
-  res=$(load_only "$lib-$vm" "$vm" "$HERE/peers/echo_$lib.lua" 0)
+  res=$(measure load "$lib-$vm" "$vm" "$HERE/peers/echo_$lib.lua" 0)
   echo "# $lib on $vm: $res" >&2
   rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$res")
   if [ "${rps%.*}" -gt "${best_lua%.*}" ]; then best_lua=$rps best_name="$lib-$vm"; fi
 done
-cores_res=$(measure cores "${LUGO[@]}" "$ROOT/scripts/examples/echo_server_cores.lua" 0)
-go_res=$(measure go "$TMP/go_echo" 0)
+cores_res=$(measure idle cores "${LUGO[@]}" "$ROOT/scripts/examples/echo_server_cores.lua" 0)
+go_res=$(measure idle go "$TMP/go_echo" 0)
 echo "# lugo: $lugo_res" >&2
 echo "# lugo, an actor per P (reuseport): $cores_res" >&2
 echo "# go:   $go_res" >&2

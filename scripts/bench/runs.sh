@@ -1,5 +1,6 @@
-# runs.sh: what run.sh and peers/peers.sh share (sourced, not run): the rest
-# before a run, and the report of how a run went.
+# runs.sh: what run.sh, peers/peers.sh and net.sh share (sourced, not run):
+# the rest before a run, the report of how a run went, and installing a
+# benchmark peer.
 
 # settle SECONDS: rest before a run. After a big process exits the kernel
 # reclaims its memory for seconds, and a run that starts meanwhile is late
@@ -25,4 +26,13 @@ outcome() {
     return 1
   fi
   echo "ok (${secs}s)" >&2
+}
+
+# install_peer PACKAGE...: apt-get installs them (benchmark peers only, never a
+# test dependency), updating the package lists once if the first try fails.
+install_peer() {
+  echo "bench: installing $*" >&2
+  apt-get install -y -qq "$@" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$@" >/dev/null 2>&1; } \
+    || { echo "bench: cannot install $*" >&2; return 1; }
 }

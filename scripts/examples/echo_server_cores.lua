@@ -1,33 +1,20 @@
 -- An echo server on every core: one actor per P, each with a listener of
 -- its own on the same port (net.listen's `reuseport`); the kernel spreads
--- the connections among them. One goroutine per connection, as in
--- echo_server.lua.
+-- the connections among them. Each serves as echo_server.lua does
+-- (echo.lua: one goroutine per connection).
 --   lugo scripts/examples/echo_server_cores.lua [port] [actors]
 --   (default 7000; 0 = any. Actors: default one per P.)
 
--- An actor's body captures nothing: it gets the port, the channel it
--- says "listening" on, and its listener (the first actor's is made
--- before, to learn the port).
-local function serve(port, ready, l)
+-- An actor's body captures nothing: it gets the folder of echo.lua, the
+-- port, the channel it says "listening" on, and its listener (the first
+-- actor's is made before, to learn the port).
+local function serve(dir, port, ready, l)
   l = l or assert(net.listen("127.0.0.1:" .. port, { reuseport = true }))
   ready:send(true)
-  while true do
-    local c, err = l:accept()
-    if not c then
-      print("accept: " .. err)
-      return
-    end
-    go(function()
-      while true do
-        local line = c:readline()
-        if not line then break end
-        if not c:write(line .. "\n") then break end
-      end
-      c:close()
-    end)
-  end
+  dofile(dir .. "echo.lua").serve(l)
 end
 
+local dir = arg[0]:match("^(.*/)") or "./"
 local port = tonumber(arg and arg[1]) or 7000
 local n = tonumber(arg and arg[2]) or runtime.gomaxprocs()
 local first = assert(net.listen("127.0.0.1:" .. port, { reuseport = true }))
@@ -35,11 +22,11 @@ local addr = first:addr()
 port = tonumber(addr:match(":(%d+)$"))
 local ready = chan(n)
 for _ = 2, n do
-  actor.spawn(serve, port, ready)
+  actor.spawn(serve, dir, port, ready)
 end
 for _ = 2, n do
   ready:recv()
 end
 print(("echo server on %s (%d actors)"):format(addr, n))
 io.stdout:flush()
-serve(port, ready, first)
+serve(dir, port, ready, first)

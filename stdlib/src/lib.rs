@@ -210,14 +210,8 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     hooks::install(lua)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
-    let task: Function = exports.get("task")?;
-    // SAFETY: pushes the function at its key in the registry (raw: no
-    // metamethod runs).
-    unsafe {
-        lua.exec_raw::<()>(task, |l| {
-            ffi::lua_setfield(l, ffi::LUA_REGISTRYINDEX, host::TASK_KEY.as_ptr())
-        })?;
-    }
+    let task_key = host::TASK_KEY.to_str().expect("an ASCII key");
+    lua.set_named_registry_value(task_key, exports.get::<Function>("task")?)?;
     let rt = actor.runtime();
     set_default_paths(lua)?;
     if rt.is_sandbox() {

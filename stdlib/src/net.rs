@@ -62,6 +62,7 @@ pub struct NetSock {
     key: usize,
     /// A listener (else a connection), for good: a closed one still is.
     listener: bool,
+    /// Moved to another actor ([`NetSock::move_to`]): its methods raise.
     moved: AtomicBool,
     /// `None` once closed (the descriptor is closed with it).
     sock: Mutex<Option<Sock>>,
@@ -149,37 +150,36 @@ impl NetSock {
         // `close` (or drop) has deregistered it; if the registration fails,
         // nothing is registered and `sock` is closed on return.
         let key = unsafe { rt.netpoll().register(fd)? };
-        Ok(NetSock {
-            rt,
-            key,
-            listener: matches!(sock, Sock::Listener(_)),
-            moved: AtomicBool::new(false),
-            sock: Mutex::new(Some(sock)),
-            closed: AtomicBool::new(false),
-            timeout: AtomicU64::new(0),
-            rbuf: Mutex::new(ReadBuf {
-                bytes: Vec::new(),
-                scanned: 0,
-                charge,
-            }),
-        })
+        let listener = matches!(sock, Sock::Listener(_));
+        Ok(NetSock::record(rt, key, listener, Some(sock), charge))
     }
 
     /// A socket that is closed from the start (one moved whose descriptor
     /// was gone by then): its methods find it closed.
     fn closed(rt: Runtime, listener: bool) -> NetSock {
+        NetSock::record(rt, usize::MAX, listener, None, Charge::NONE)
+    }
+
+    /// The record of a socket registered as `key` (`sock`: `None`, closed).
+    fn record(
+        rt: Runtime,
+        key: usize,
+        listener: bool,
+        sock: Option<Sock>,
+        charge: Charge,
+    ) -> NetSock {
         NetSock {
             rt,
-            key: usize::MAX,
+            key,
             listener,
             moved: AtomicBool::new(false),
-            sock: Mutex::new(None),
-            closed: AtomicBool::new(true),
+            closed: AtomicBool::new(sock.is_none()),
+            sock: Mutex::new(sock),
             timeout: AtomicU64::new(0),
             rbuf: Mutex::new(ReadBuf {
                 bytes: Vec::new(),
                 scanned: 0,
-                charge: Charge::NONE,
+                charge,
             }),
         }
     }
@@ -304,19 +304,24 @@ fn resolve(rt: &Runtime, addr: &str) -> Result<Vec<SocketAddr>, String> {
     if let Ok(a) = addr.parse::<SocketAddr>() {
         return Ok(vec![a]);
     }
-    let token = rt.enter_syscall();
-    let r = addr.to_socket_addrs();
-    if let Some(p) = token {
-        rt.exit_syscall(p);
-    }
-    let mut v: Vec<SocketAddr> = r
-        .map_err(|e| format!("invalid address '{addr}': {}", err_msg(&e)))?
-        .collect();
-    // IPv4 first: "localhost" listeners are usually 127.0.0.1.
-    v.sort_by_key(|a| a.is_ipv6());
+    let v = resolve_blocking(rt, addr)
+        .map_err(|e| format!("invalid address '{addr}': {}", err_msg(&e)))?;
     if v.is_empty() {
         return Err(format!("invalid address '{addr}': no such host"));
     }
+    Ok(v)
+}
+
+/// The addresses of `at`, IPv4 first ("localhost" listeners are usually
+/// 127.0.0.1), resolved as a blocking call (the P may be handed off).
+fn resolve_blocking(rt: &Runtime, at: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
+    let token = rt.enter_syscall();
+    let r = at.to_socket_addrs();
+    if let Some(p) = token {
+        rt.exit_syscall(p);
+    }
+    let mut v: Vec<SocketAddr> = r?.collect();
+    v.sort_by_key(|a| a.is_ipv6());
     Ok(v)
 }
 
@@ -496,24 +501,26 @@ unsafe fn listen_opts(l: *mut ffi::lua_State) -> Result<ListenOpts, Ret> {
                 }
                 _ => b"",
             };
+            let wrong = |key: &str, want: &str| {
+                let t = type_name(l, 4);
+                Err(raise(format!("{F}: {key} must be {want}, got {t}")))
+            };
             match key {
-                b"reuseport" if ffi::lua_type(l, 4) == ffi::LUA_TBOOLEAN => {
+                b"reuseport" => {
+                    if ffi::lua_type(l, 4) != ffi::LUA_TBOOLEAN {
+                        return wrong("reuseport", "a boolean");
+                    }
                     o.reuseport = ffi::lua_toboolean(l, 4) != 0;
                 }
-                b"backlog" if ffi::lua_isinteger(l, 4) != 0 => {
+                b"backlog" => {
+                    if ffi::lua_isinteger(l, 4) == 0 {
+                        return wrong("backlog", "an integer");
+                    }
                     let n = ffi::lua_tointegerx(l, 4, std::ptr::null_mut());
                     if !(1..=65535).contains(&n) {
                         return Err(raise(format!("{F}: backlog must be 1 to 65535, got {n}")));
                     }
                     o.backlog = n as i32;
-                }
-                b"reuseport" | b"backlog" => {
-                    let (key, want) = match key {
-                        b"reuseport" => ("reuseport", "a boolean"),
-                        _ => ("backlog", "an integer"),
-                    };
-                    let t = type_name(l, 4);
-                    return Err(raise(format!("{F}: {key} must be {want}, got {t}")));
                 }
                 _ => {
                     let shown = crate::cfn::to_display(l, 3);
@@ -606,8 +613,8 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
         let b = new_box::<NetSock>(l);
         let r = match &*s.lock() {
             Some(Sock::Listener(ls)) => ls.accept(),
-            Some(Sock::Stream(_)) => unreachable!("checked: a listener"),
-            None => return fail("closed"),
+            // A listener's record holds a listener, or nothing once closed.
+            _ => return fail("closed"),
         };
         match r.and_then(|(conn, _)| {
             NetSock::new(s.rt.clone(), actor(l).account(), Sock::Stream(conn))
@@ -846,7 +853,8 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // SAFETY: `l` runs `conn:read`'s closure with the connection at 1 (on
     // the stack throughout) and the count at 2 (the callers' contract); a
     // string there is read in place (no conversion) and shown with nothing
-    // owned, or the call is `readall_body`'s, whose contract is the same. The
+    // owned, or replaced by nil (inert) for `readall_body`, whose contract
+    // is the same. The
     // socket's and buffer's locks are gone before any Lua call; bytes read
     // are handed off (`push_owned`, the one raising call, nothing else
     // owned); an end, an error or a park goes to `guard` once `b`, `e` and
@@ -862,6 +870,9 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
                     "conn:read: format must be \"a\" or a count, got \"{shown}\""
                 ));
             }
+            // As `readall()`: no count (its continuation finds none too).
+            ffi::lua_pushnil(l);
+            ffi::lua_replace(l, 2);
             return readall_body(l, deadline);
         }
         let s = match conn_arg(l, "conn:read", "read") {
@@ -908,6 +919,36 @@ enum Line {
     Failed(io::Error),
 }
 
+/// What one read into a socket's buffer found.
+enum Fill {
+    /// Bytes were added to the buffer.
+    More,
+    /// The stream ended: what the buffer held, taken.
+    End(Vec<u8>),
+    Block,
+    Failed(io::Error),
+}
+
+/// One read of up to `n` bytes into `s`'s buffer (charged to its actor).
+fn fill_buf(s: &NetSock, n: usize) -> Fill {
+    match read_some(s, n) {
+        Ok(b) if b.is_empty() => {
+            let mut rb = s.rbuf();
+            rb.scanned = 0;
+            Fill::End(std::mem::take(&mut rb.bytes))
+        }
+        Ok(b) => match s.rbuf().append(&b) {
+            Ok(()) => Fill::More,
+            Err(_) => Fill::Failed(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "not enough memory",
+            )),
+        },
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Fill::Block,
+        Err(e) => Fill::Failed(e),
+    }
+}
+
 /// Reads until a line is complete, the stream ends or would block.
 fn next_line(s: &NetSock, max: usize) -> Line {
     loop {
@@ -919,25 +960,13 @@ fn next_line(s: &NetSock, max: usize) -> Line {
             return Line::TooLong;
         }
         drop(rb);
-        match read_some(s, 4096) {
+        match fill_buf(s, 4096) {
+            Fill::More => {}
             // End of stream: the last, unterminated line, then eof.
-            Ok(b) if b.is_empty() => {
-                let rest = std::mem::take(&mut s.rbuf().bytes);
-                return match rest.is_empty() {
-                    true => Line::Eof,
-                    false => Line::Done(rest),
-                };
-            }
-            Ok(b) => {
-                if s.rbuf().append(&b).is_err() {
-                    return Line::Failed(io::Error::new(
-                        io::ErrorKind::OutOfMemory,
-                        "not enough memory",
-                    ));
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Line::Block,
-            Err(e) => return Line::Failed(e),
+            Fill::End(rest) if rest.is_empty() => return Line::Eof,
+            Fill::End(rest) => return Line::Done(rest),
+            Fill::Block => return Line::Block,
+            Fill::Failed(e) => return Line::Failed(e),
         }
     }
 }
@@ -994,24 +1023,12 @@ fn next_all(s: &NetSock, n: Option<usize>) -> All {
                 return All::Done(rb.take(n));
             }
         }
-        match read_some(s, READ_MAX) {
-            Ok(b) if b.is_empty() => {
-                let mut rb = s.rbuf();
-                let rest = std::mem::take(&mut rb.bytes);
-                rb.scanned = 0;
-                return match n {
-                    None => All::Done(rest),
-                    Some(_) => All::Short(rest),
-                };
-            }
-            Ok(b) => {
-                if s.rbuf().append(&b).is_err() {
-                    let e = io::Error::new(io::ErrorKind::OutOfMemory, "not enough memory");
-                    return All::Failed(e);
-                }
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return All::Block,
-            Err(e) => return All::Failed(e),
+        match fill_buf(s, READ_MAX) {
+            Fill::More => {}
+            Fill::End(rest) if n.is_none() => return All::Done(rest),
+            Fill::End(rest) => return All::Short(rest),
+            Fill::Block => return All::Block,
+            Fill::Failed(e) => return All::Failed(e),
         }
     }
 }
@@ -1030,13 +1047,11 @@ unsafe fn readall_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
             Ok(s) => s,
             Err(r) => return r,
         };
-        let n = match ffi::lua_type(l, 2) {
-            ffi::LUA_TSTRING => None,
-            _ => match count_arg(l, "conn:readall", "count", 0) {
-                Ok(0) => None,
-                Ok(n) => Some(n),
-                Err(r) => return r,
-            },
+        // No count (0 stands for none): up to the end of the stream.
+        let n = match count_arg(l, "conn:readall", "count", 0) {
+            Ok(0) => None,
+            Ok(n) => Some(n),
+            Err(r) => return r,
         };
         match next_all(s, n) {
             All::Done(b) => {
@@ -1375,27 +1390,17 @@ unsafe extern "C-unwind" fn sock_peer(l: *mut ffi::lua_State) -> c_int {
 /// The addresses of `host`, space-separated, IPv4 first, each once; the
 /// resolution is a blocking call (its P may be handed off).
 fn lookup(rt: &Runtime, host: &str) -> Result<String, String> {
-    let token = rt.enter_syscall();
-    let r = (host, 0u16).to_socket_addrs();
-    if let Some(p) = token {
-        rt.exit_syscall(p);
-    }
-    let mut ips: Vec<std::net::IpAddr> = match r {
-        Ok(addrs) => addrs.map(|a| a.ip()).collect(),
-        Err(_) => return Err("no such host".into()),
-    };
-    ips.sort_by_key(|ip| ip.is_ipv6());
-    let mut seen = Vec::with_capacity(ips.len());
-    for ip in ips {
-        if !seen.contains(&ip) {
-            seen.push(ip);
+    let addrs = resolve_blocking(rt, (host, 0u16)).map_err(|_| "no such host")?;
+    let mut ips: Vec<String> = Vec::with_capacity(addrs.len());
+    for ip in addrs.iter().map(|a| a.ip().to_string()) {
+        if !ips.contains(&ip) {
+            ips.push(ip);
         }
     }
-    if seen.is_empty() {
+    if ips.is_empty() {
         return Err("no such host".into());
     }
-    let all: Vec<String> = seen.iter().map(|ip| ip.to_string()).collect();
-    Ok(all.join(" "))
+    Ok(ips.join(" "))
 }
 
 /// `net.lookup(host)`: a table of its addresses (strings, IPv4 first), or

@@ -27,21 +27,15 @@ limit="${PEERS_LIMIT:-600}"
 read -r -a only <<< "${PEERS_WORKLOADS:?}"
 if [ "${PEERS_QUICK:-0}" = 1 ]; then export LUGO_BENCH_QUICK=1; else unset LUGO_BENCH_QUICK; fi
 
-# need CMD PACKAGE: apt-get install PACKAGE unless CMD is on PATH.
+# need CMD PACKAGE: installs PACKAGE unless CMD is on PATH.
 need() {
-  command -v "$1" >/dev/null 2>&1 && return 0
-  echo "run.sh: installing $2" >&2
-  (apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$2" >/dev/null 2>&1; }) \
-    || { echo "run.sh: cannot install $2" >&2; return 1; }
+  command -v "$1" >/dev/null 2>&1 || install_peer "$2"
 }
 need go golang-go && need lua5.4 lua5.4 && need luajit luajit || exit 2
 # The floor of an actor's spawn: plain Lua states made and closed in C.
-# needh HEADER PACKAGE: apt-get install PACKAGE unless HEADER exists.
+# needh HEADER PACKAGE: installs PACKAGE unless HEADER exists.
 needh() {
-  [ -f "$1" ] && return 0
-  echo "run.sh: installing $2" >&2
-  (apt-get install -y -qq "$2" >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq "$2" >/dev/null 2>&1; }) \
-    || { echo "run.sh: cannot install $2" >&2; return 1; }
+  [ -f "$1" ] || install_peer "$2"
 }
 statefloor=""
 if [[ " ${only[*]} " == *" actors "* ]]; then

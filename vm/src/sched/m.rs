@@ -77,17 +77,28 @@ impl Shared {
         actor.with_state(|| self.run_actor(pid, actor, 0));
         if actor.has_ended() {
             // Outside `with_state`: the state's own lock is released.
-            let slot = crate::preempt::current_slot().expect("an M has a running slot");
-            slot.publish(actor.main_thread.0, STATE_GID);
-            if self.cpu_budget_ns > 0 {
-                let left = self.cpu_budget_ns.saturating_sub(actor.cpu_used());
-                slot.set_budget_end(now_ns().saturating_add(left));
-            }
-            actor.close_state();
-            slot.clear();
-            slot.set_budget_end(u64::MAX);
+            on_main_thread(actor, |slot| {
+                if self.cpu_budget_ns > 0 {
+                    let left = self.cpu_budget_ns.saturating_sub(actor.cpu_used());
+                    slot.set_budget_end(now_ns().saturating_add(left));
+                }
+                actor.close_state();
+                slot.set_budget_end(u64::MAX);
+            });
         }
     }
+}
+
+/// Runs `f`, Lua of `actor`'s own on its main thread outside any G (a
+/// collection and the finalizers it runs, opening or closing the state,
+/// posted tasks), published in this M's running slot as a G is: sysmon
+/// preempts and stops it, the CPU budget counts.
+fn on_main_thread<R>(actor: &Actor, f: impl FnOnce(&crate::preempt::Running) -> R) -> R {
+    let slot = crate::preempt::current_slot().expect("an M has a running slot");
+    slot.publish(actor.main_thread.0, STATE_GID);
+    let r = f(slot);
+    slot.clear();
+    r
 }
 
 /// Go's panic report: message, blank line, the goroutine and its stack.
@@ -397,10 +408,7 @@ impl Shared {
         // This M's own slot (a spare serving the P has its own).
         let slot = crate::preempt::current_slot().expect("an M has a running slot");
         actor.release_slots();
-        // A collection runs finalizers (Lua code): watched as a G is.
-        slot.publish(actor.main_thread.0, STATE_GID);
-        actor.collect_if_asked();
-        slot.clear();
+        on_main_thread(actor, |_| actor.collect_if_asked());
         let mut clock = SliceClock::new(self.cpu_budget_ns, actor, slot);
         let end = self.run_gs(pid, actor, slot, &mut clock, host_gid);
         match end {
@@ -460,13 +468,10 @@ impl Shared {
             }
             let Some(picked) = q.pick() else {
                 if std::mem::take(&mut q.fresh) {
-                    // Still this M's (`scheduled` stays set): collecting
-                    // runs finalizers, watched as a G is; what they ready
-                    // runs next.
+                    // Still this M's (`scheduled` stays set): what the
+                    // finalizers ready runs next.
                     drop(q);
-                    slot.publish(actor.main_thread.0, STATE_GID);
-                    actor.collect_opening();
-                    slot.clear();
+                    on_main_thread(actor, |_| actor.collect_opening());
                     q = relock(actor);
                     continue;
                 }
@@ -734,12 +739,7 @@ impl Shared {
 
     /// Opens a new actor's state and starts its first G (`Actor::post_start`).
     fn run_start(&self, actor: &Arc<Actor>, start: crate::actor::StartFn) -> Result<(), String> {
-        // Lua on the main thread (and finalizers): watched as a G is.
-        let slot = crate::preempt::current_slot().expect("an M has a running slot");
-        slot.publish(actor.main_thread.0, STATE_GID);
-        let r = start(actor);
-        slot.clear();
-        r
+        on_main_thread(actor, |_| start(actor))
     }
 
     fn run_tasks(&self, actor: &Arc<Actor>, tasks: Vec<u64>) {
@@ -747,21 +747,16 @@ impl Shared {
             return;
         }
         let Some(f) = actor.task_fn() else { return };
-        // Lua on the main thread (and finalizers): watched as a G is.
-        let slot = crate::preempt::current_slot().expect("an M has a running slot");
-        slot.publish(actor.main_thread.0, STATE_GID);
-        for id in tasks {
-            if let Err(e) = f.call::<()>(id) {
-                slot.clear();
-                self.finish(Outcome::Panic(panic_report(
-                    0,
-                    &e.to_string(),
-                    "",
-                    self.config.face.hidden_chunk(),
-                )));
-                return;
-            }
+        let failed = on_main_thread(actor, |_| {
+            tasks.into_iter().find_map(|id| f.call::<()>(id).err())
+        });
+        if let Some(e) = failed {
+            self.finish(Outcome::Panic(panic_report(
+                0,
+                &e.to_string(),
+                "",
+                self.config.face.hidden_chunk(),
+            )));
         }
-        slot.clear();
     }
 }
