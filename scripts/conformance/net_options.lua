@@ -33,7 +33,7 @@ fails(function() net.listen("127.0.0.1:0", { nodelay = true }) end,
 
 -- A listener used as a connection.
 fails(function() l:read() end, "conn:read: read on a listener")
-fails(function() l:readline() end, "conn:readline: read on a listener")
+fails(function() l:readline() end, "conn:readline: readline on a listener")
 fails(function() l:write("x") end, "conn:write: write on a listener")
 fails(function() l:setnodelay(true) end, "conn:setnodelay: setnodelay on a listener")
 fails(function() l:setkeepalive(true) end, "conn:setkeepalive: setkeepalive on a listener")
@@ -109,7 +109,7 @@ assert(none == nil and why == "eof" and partial == "abc", tostring(partial))
 c:close()
 fails(function() c:read("l") end, 'conn:read: format must be "a" or a count, got "l"')
 fails(function() c:readall(-1) end, "conn:readall: count must be a positive integer")
-fails(function() l:readall() end, "conn:readall: read on a listener")
+fails(function() l:readall() end, "conn:readall: readall on a listener")
 l:close()
 
 -- net.lookup: a name's addresses (a blocking call), an address as itself.

@@ -253,6 +253,20 @@ mod tests {
     }
 
     #[test]
+    fn each_kind_of_socket_its_own_methods() {
+        let rt = runtime();
+        rt.lua()
+            .load("l = net.listen('127.0.0.1:0') u = net.udp('127.0.0.1:0')")
+            .exec()
+            .expect("open sockets");
+        let (_, names) = complete(&rt, "l:");
+        assert_eq!(names, ["accept", "addr", "close", "settimeout"]);
+        let (_, names) = complete(&rt, "u:re");
+        assert_eq!(names, ["recv", "recvfrom"]);
+        rt.lua().load("l:close() u:close()").exec().expect("close");
+    }
+
+    #[test]
     fn nothing_for_unknown_or_odd_paths() {
         let rt = runtime();
         assert!(complete(&rt, "nope.x").1.is_empty());

@@ -57,6 +57,15 @@ pub(crate) trait Raw: Send + Sync + 'static {
     /// Its number among the boxed types (from [`MT_CHAN`]): where its
     /// metatable's address is in [`StateInner`].
     const MT_UPVALUE: c_int;
+    /// Its kinds past the first (`NAME`, `SHORT`): the registry name and
+    /// `__name` of each further metatable. A box of any kind holds a `T`;
+    /// each kind has its own methods (what tab completion offers), added
+    /// with [`Registry::add_kind`] and boxed with [`new_box_of`].
+    const KINDS: &'static [(&'static CStr, &'static str)] = &[];
+    /// `__name` of this value's kind (what `tostring` shows).
+    fn short(&self) -> &'static str {
+        Self::SHORT
+    }
     /// Called by `__gc` before the box lets go of its reference.
     ///
     /// # Safety
@@ -72,12 +81,17 @@ pub(crate) struct Boxed<T> {
     ptr: *const T,
 }
 
-/// The box at `idx`, if it holds a `T` (whose metatable is at `mt`).
+/// The box at `idx`, if it holds a `T` (whose metatables, one per kind,
+/// are `mts`).
 ///
 /// # Safety
 /// `l` is a valid state.
 #[inline]
-unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void) -> *mut Boxed<T> {
+unsafe fn boxed_mt<T: Raw>(
+    l: *mut ffi::lua_State,
+    idx: c_int,
+    mts: &[AtomicPtr<c_void>; MAX_KINDS],
+) -> *mut Boxed<T> {
     // `debug.setmetatable` can give `T`'s metatable to any userdata, so a
     // block is read only if it is at least a `Boxed<T>` (`lua_rawlen`); the
     // magic is a second check, and a block that passes both is a box forged
@@ -94,7 +108,10 @@ unsafe fn boxed_mt<T: Raw>(l: *mut ffi::lua_State, idx: c_int, mt: *const c_void
         }
         let found = ffi::lua_topointer(l, -1);
         ffi::lua_pop(l, 1);
-        if !ptr::eq(found, mt) || ffi::lua_rawlen(l, idx) < std::mem::size_of::<Boxed<T>>() {
+        let ours = mts
+            .iter()
+            .any(|mt| ptr::eq(found, mt.load(Ordering::Relaxed)));
+        if !ours || ffi::lua_rawlen(l, idx) < std::mem::size_of::<Boxed<T>>() {
             return ptr::null_mut();
         }
         if (*p).magic != T::MAGIC || (*p).ptr.is_null() {
@@ -137,6 +154,8 @@ pub(crate) unsafe fn check<'a, T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Op
 
 /// Number of boxed types.
 const NTYPES: usize = 5;
+/// The most kinds (metatables) a boxed type has ([`Raw::KINDS`]).
+const MAX_KINDS: usize = 3;
 
 /// What every lugo C function of a state finds (`mem::face_data`): the
 /// state's actor and its boxed types' metatables. Boxed and kept by the
@@ -145,10 +164,11 @@ const NTYPES: usize = 5;
 /// replaced (a state opened twice keeps its record).
 pub(crate) struct StateInner {
     actor: Arc<Actor>,
-    /// The metatables' addresses, by type number (`MT_UPVALUE - MT_CHAN`):
-    /// set by [`Registry::add_type`] before any closure is made, read by
-    /// the closures (all on the thread that runs the state).
-    mts: [AtomicPtr<c_void>; NTYPES],
+    /// The metatables' addresses, by type number (`MT_UPVALUE - MT_CHAN`)
+    /// and kind (null past a type's last): set by [`Registry::add_type`]
+    /// and [`Registry::add_kind`] before any closure is made, read by the
+    /// closures (all on the thread that runs the state).
+    mts: [[AtomicPtr<c_void>; MAX_KINDS]; NTYPES],
     /// By type number, the last two blocks found to be live boxes of that
     /// type ([`Closure::boxed`]): a value checked again (the channel of a
     /// loop) is known by its address, without the metatable's check. A
@@ -212,7 +232,7 @@ impl Closure {
                     false => ptr::null_mut(),
                 };
             }
-            let b = boxed_mt::<T>(l, idx, self.mt::<T>());
+            let b = boxed_mt::<T>(l, idx, self.mts::<T>());
             if !b.is_null() {
                 seen[1].store(seen[0].load(Ordering::Relaxed), Ordering::Relaxed);
                 seen[0].store(b as *mut c_void, Ordering::Relaxed);
@@ -231,13 +251,14 @@ impl Closure {
         }
     }
 
-    /// The address of `T`'s metatable in the closure's state.
+    /// The addresses of `T`'s metatables (one per kind) in the closure's
+    /// state.
     #[inline]
-    fn mt<T: Raw>(self) -> *const c_void {
+    fn mts<'a, T: Raw>(self) -> &'a [AtomicPtr<c_void>; MAX_KINDS] {
         // SAFETY: `self.state` is the record `Registry` functions find,
         // alive while the state is (its functions run only then).
         let inner = unsafe { &*self.state };
-        inner.mts[(T::MT_UPVALUE - MT_CHAN) as usize].load(Ordering::Relaxed)
+        &inner.mts[(T::MT_UPVALUE - MT_CHAN) as usize]
     }
 
     /// The record the functions [`Registry`] made for `lua`'s state find,
@@ -324,7 +345,21 @@ pub(crate) unsafe fn push<T: Raw>(l: *mut ffi::lua_State, make: impl FnOnce() ->
 /// # Safety
 /// As [`push`].
 pub(crate) unsafe fn new_box<T: Raw>(l: *mut ffi::lua_State) -> *mut Boxed<T> {
-    // SAFETY: `l` is a valid state with a free stack slot where `T`'s
+    // SAFETY: the caller's contract is `new_box_of`'s, for kind 0.
+    unsafe { new_box_of::<T>(l, 0) }
+}
+
+/// As [`new_box`], for a box of `T`'s kind `kind` (0: the first, else
+/// `T::KINDS[kind - 1]`).
+///
+/// # Safety
+/// As [`push`], with that kind's metatable registered.
+pub(crate) unsafe fn new_box_of<T: Raw>(l: *mut ffi::lua_State, kind: usize) -> *mut Boxed<T> {
+    let name = match kind {
+        0 => T::NAME,
+        k => T::KINDS[k - 1].0,
+    };
+    // SAFETY: `l` is a valid state with a free stack slot where the kind's
     // metatable is registered (the caller's contract). `lua_newuserdatauv`
     // (it may raise, before anything of ours exists) returns a block of
     // `size_of::<Boxed<T>>()` bytes aligned for any C type (`LUAI_MAXALIGN`:
@@ -337,7 +372,7 @@ pub(crate) unsafe fn new_box<T: Raw>(l: *mut ffi::lua_State) -> *mut Boxed<T> {
             magic: T::MAGIC,
             ptr: ptr::null(),
         });
-        ffi::luaL_setmetatable(l, T::NAME.as_ptr());
+        ffi::luaL_setmetatable(l, name.as_ptr());
         p
     }
 }
@@ -400,7 +435,7 @@ unsafe extern "C-unwind" fn collect<T: Raw>(l: *mut ffi::lua_State) -> c_int {
             // The full check (a dying box is not one to remember), then
             // forgotten: its block may be freed after this.
             let cl = Closure::of(l);
-            let p = boxed_mt::<T>(l, 1, cl.mt::<T>());
+            let p = boxed_mt::<T>(l, 1, cl.mts::<T>());
             if !p.is_null() {
                 cl.forget::<T>(p as *mut c_void);
             }
@@ -423,8 +458,11 @@ unsafe extern "C-unwind" fn tostring<T: Raw>(l: *mut ffi::lua_State) -> c_int {
     // raising push.
     unsafe {
         guard(l, || {
-            let p = check::<T>(l, 1).map_or(ptr::null(), |v| v as *const T);
-            push_owned(l, format!("{}: {p:p}", T::SHORT));
+            let (name, p) = match check::<T>(l, 1) {
+                Some(v) => (v.short(), v as *const T),
+                None => (T::SHORT, ptr::null()),
+            };
+            push_owned(l, format!("{name}: {p:p}"));
             Ret::N(1)
         })
     }
@@ -726,6 +764,41 @@ impl Registry {
             MT_CHAN + self.ntypes as c_int,
             "types in MT_ order"
         );
+        self.ntypes += 1;
+        self.add_metatable::<T>(lua, 0, methods)
+    }
+
+    /// As [`Registry::add_type`], for `T`'s kind `kind` (from 1, in
+    /// [`Raw::KINDS`]' order), right after the type.
+    pub(crate) fn add_kind<T: Raw>(
+        &mut self,
+        lua: &Lua,
+        kind: usize,
+        methods: &[(&'static CStr, CFn)],
+    ) -> mlua::Result<Table> {
+        assert_eq!(
+            T::MT_UPVALUE,
+            MT_CHAN + self.ntypes as c_int - 1,
+            "a kind of the last type"
+        );
+        assert!(
+            (1..=T::KINDS.len()).contains(&kind) && kind < MAX_KINDS,
+            "a kind of T"
+        );
+        self.add_metatable::<T>(lua, kind, methods)
+    }
+
+    /// Creates the metatable of `T`'s kind `kind`.
+    fn add_metatable<T: Raw>(
+        &mut self,
+        lua: &Lua,
+        kind: usize,
+        methods: &[(&'static CStr, CFn)],
+    ) -> mlua::Result<Table> {
+        let (name, short) = match kind {
+            0 => (T::NAME, T::SHORT),
+            k => T::KINDS[k - 1],
+        };
         // SAFETY: `exec_raw` runs the closure on the state's stack inside a
         // protected call; it leaves the metatable in the registry, and the
         // methods table and the metatable on the stack, returned as the
@@ -734,22 +807,21 @@ impl Registry {
             let mut mt = ptr::null_mut();
             let tables: (Table, Table) = lua.exec_raw((), |l| {
                 ffi::lua_createtable(l, 0, methods.len() as c_int);
-                ffi::luaL_newmetatable(l, T::NAME.as_ptr());
+                ffi::luaL_newmetatable(l, name.as_ptr());
                 mt = ffi::lua_topointer(l, -1) as *mut c_void;
                 ffi::lua_pushvalue(l, -2);
                 ffi::lua_setfield(l, -2, c"__index".as_ptr());
-                push_str(l, T::SHORT);
+                push_str(l, short);
                 ffi::lua_setfield(l, -2, c"__name".as_ptr());
                 // Protected: `getmetatable(v)` gives the type's name, so
                 // a script cannot reach `__gc` or replace a method.
-                push_str(l, T::SHORT);
+                push_str(l, short);
                 ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
             })?;
             (mt, tables)
         };
-        self.ntypes += 1;
         if let Some(held) = lua.app_data_ref::<StateActor>() {
-            held.0.mts[(T::MT_UPVALUE - MT_CHAN) as usize].store(mt, Ordering::Relaxed);
+            held.0.mts[(T::MT_UPVALUE - MT_CHAN) as usize][kind].store(mt, Ordering::Relaxed);
         }
         self.pending.push((table.clone(), methods.to_vec()));
         self.pending.push((
@@ -802,6 +874,38 @@ mod tests {
         const SHORT: &'static str = "probe";
         const MAGIC: u64 = 0x7072_6f62_655f_7465;
         const MT_UPVALUE: c_int = MT_CHAN;
+        const KINDS: &'static [(&'static CStr, &'static str)] =
+            &[(c"lugo.test.probe.other", "other probe")];
+    }
+
+    #[test]
+    fn a_box_of_any_kind_of_its_type_is_one() {
+        let lua = Lua::new();
+        let (mut of_kind, mut unknown_kind) = (false, true);
+        // SAFETY: as in the test below: both metatables are registered
+        // before the box is made, the box is on top when `boxed_mt` reads
+        // it, and its reference is taken back (no `__gc`).
+        unsafe {
+            lua.exec_raw::<()>((), |l| {
+                let mts: [AtomicPtr<c_void>; MAX_KINDS] = Default::default();
+                for (k, name) in [Probe::NAME, Probe::KINDS[0].0].into_iter().enumerate() {
+                    ffi::luaL_newmetatable(l, name.as_ptr());
+                    mts[k].store(ffi::lua_topointer(l, -1) as *mut c_void, Ordering::Relaxed);
+                    ffi::lua_pop(l, 1);
+                }
+                let p = new_box_of::<Probe>(l, 1);
+                fill(p, Arc::new(Probe));
+                of_kind = !boxed_mt::<Probe>(l, -1, &mts).is_null();
+                mts[1].store(ptr::null_mut(), Ordering::Relaxed);
+                unknown_kind = !boxed_mt::<Probe>(l, -1, &mts).is_null();
+                drop(Arc::from_raw((*p).ptr));
+                (*p).ptr = ptr::null();
+                ffi::lua_settop(l, 0);
+            })
+            .unwrap();
+        }
+        assert!(of_kind, "a box of the second kind is a Probe");
+        assert!(!unknown_kind, "a metatable not among the type's is not");
     }
 
     #[test]
@@ -819,17 +923,18 @@ mod tests {
         unsafe {
             lua.exec_raw::<()>((), |l| {
                 ffi::luaL_newmetatable(l, Probe::NAME.as_ptr());
-                let mt = ffi::lua_topointer(l, -1);
+                let mts: [AtomicPtr<c_void>; MAX_KINDS] = Default::default();
+                mts[0].store(ffi::lua_topointer(l, -1) as *mut c_void, Ordering::Relaxed);
                 ffi::lua_pop(l, 1);
                 let p = new_box::<Probe>(l);
                 fill(p, Arc::new(Probe));
-                real = !boxed_mt::<Probe>(l, -1, mt).is_null();
+                real = !boxed_mt::<Probe>(l, -1, &mts).is_null();
                 drop(Arc::from_raw((*p).ptr));
                 (*p).ptr = ptr::null();
                 let ud = ffi::lua_newuserdatauv(l, 8, 0) as *mut u64;
                 ud.write(Probe::MAGIC);
                 ffi::luaL_setmetatable(l, Probe::NAME.as_ptr());
-                small = !boxed_mt::<Probe>(l, -1, mt).is_null();
+                small = !boxed_mt::<Probe>(l, -1, &mts).is_null();
                 ffi::lua_settop(l, 0);
             })
             .unwrap();

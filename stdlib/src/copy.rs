@@ -25,7 +25,8 @@ use lugo_vm::portable::{Handle, PValue, Portable};
 use lugo_vm::{Actor, Chan, Msg};
 use mlua::ffi;
 
-use crate::cfn::{push, Closure, Raw, MT_ACTOR};
+use crate::cfn::{fill, new_box_of, push, Closure, Raw, MT_ACTOR};
+use crate::net::NetSock;
 
 /// An actor as Lua holds it: a handle, shared (not copied) when it
 /// crosses to another actor. Its methods are `crate::actor`'s.
@@ -180,7 +181,7 @@ impl Copier {
                         PValue::Chan(Handle::new(ch))
                     } else if let Some(h) = self.cl.check::<ActorHandle>(l, idx) {
                         PValue::Actor(Handle::new(h.0.clone()))
-                    } else if let Some(s) = self.cl.arc::<crate::net::NetSock>(l, idx) {
+                    } else if let Some(s) = self.cl.arc::<NetSock>(l, idx) {
                         // Moved, not copied, when it is received.
                         PValue::Moved(Handle::new(s))
                     } else {
@@ -439,10 +440,14 @@ unsafe fn push_value(l: *mut ffi::lua_State, v: &PValue, scratch: c_int) {
                 Arc::new(ActorHandle(h.get::<Actor>().expect("an actor's handle")))
             }),
             // The receiving actor takes the socket (`NetSock::move_to`).
-            PValue::Moved(h) => push(l, || {
-                let s = h.get::<crate::net::NetSock>().expect("a socket's handle");
-                s.move_to(Closure::of(l).actor())
-            }),
+            PValue::Moved(h) => {
+                // The box is of the socket's kind (its methods); the
+                // reference read for it is dropped before the allocation.
+                let kind = h.get::<NetSock>().expect("a socket's handle").kind();
+                let b = new_box_of::<NetSock>(l, kind);
+                let s = h.get::<NetSock>().expect("a socket's handle");
+                fill(b, s.move_to(Closure::of(l).actor()));
+            }
         }
     }
 }

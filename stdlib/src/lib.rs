@@ -170,8 +170,22 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     )?;
     reg.add_type::<lugo_vm::sema::WaitGroup>(lua, &sync::WG_METHODS)?;
     reg.add_type::<lugo_vm::sema::SemMutex>(lua, &sync::MUTEX_METHODS)?;
-    reg.add_type::<net::NetSock>(lua, &net::METHODS)?;
+    // A socket's kinds, each with its methods, and the `__index` that
+    // names another kind's method used on it.
+    let mut kinds = Vec::with_capacity(net::KINDS.len());
+    for (kind, (methods, lacks)) in net::KINDS.into_iter().enumerate() {
+        let table = match kind {
+            0 => reg.add_type::<net::NetSock>(lua, methods)?,
+            k => reg.add_kind::<net::NetSock>(lua, k, methods)?,
+        };
+        let mt = lua.create_table()?;
+        table.set_metatable(Some(mt.clone()))?;
+        kinds.push((mt, lacks));
+    }
     reg.add_type::<copy::ActorHandle>(lua, &actor::METHODS)?;
+    for (mt, lacks) in kinds {
+        reg.fill(lua, &mt, &[(c"__index", lacks)])?;
+    }
     for fns in [
         &chan::FUNCTIONS[..],
         &sync::FUNCTIONS,

@@ -1,5 +1,10 @@
-//! `net`: TCP sockets that park only their goroutine (Rust half, C
-//! functions; see [`crate::cfn`] and `lugo_vm::netpoll`).
+//! `net`: TCP and UDP sockets that park only their goroutine (Rust half,
+//! C functions; see [`crate::cfn`] and `lugo_vm::netpoll`).
+//!
+//! One Rust type, [`NetSock`], of three kinds ([`Kind`]: connection,
+//! listener, UDP socket), each with its own metatable and methods; a
+//! method of another kind raises, found or called (`conn:read: read on a
+//! listener`). A socket's kind never changes.
 //!
 //! Every socket is nonblocking and registered with the runtime's poller.
 //! An operation tries the system call; if it would block, the goroutine
@@ -26,7 +31,7 @@
 
 use std::ffi::{c_int, CStr};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -40,8 +45,8 @@ use lugo_vm::{Actor, Runtime, WaitReason};
 use mlua::ffi;
 
 use crate::cfn::{
-    actor, check, expected, fill, guard, me, new_box, push_owned, raise, type_name, CFn, Raw, Ret,
-    CANNOT_PARK, MT_NET,
+    actor, check, expected, fill, guard, me, new_box_of, push_owned, raise, type_name, CFn, Raw,
+    Ret, CANNOT_PARK, MT_NET,
 };
 
 /// The most bytes one `read` returns (it returns "up to n").
@@ -54,14 +59,52 @@ pub(crate) const LINE_MAX: usize = 1 << 20;
 enum Sock {
     Listener(TcpListener),
     Stream(TcpStream),
+    Udp(UdpSocket),
 }
 
-/// A listener or a connection.
+/// What a socket is, for good (a closed one still is): each kind has its
+/// own metatable and methods ([`Raw::KINDS`]), so tab completion offers a
+/// listener only a listener's methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Conn = 0,
+    Listener = 1,
+    Udp = 2,
+}
+
+impl Kind {
+    /// Its `__name`, and the prefix of its methods' names in errors.
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Conn => "conn",
+            Kind::Listener => "listener",
+            Kind::Udp => "udp",
+        }
+    }
+
+    /// As an error names it: `read on a listener`.
+    fn called(self) -> &'static str {
+        match self {
+            Kind::Conn => "a connection",
+            Kind::Listener => "a listener",
+            Kind::Udp => "a UDP socket",
+        }
+    }
+
+    fn of(sock: &Sock) -> Kind {
+        match sock {
+            Sock::Listener(_) => Kind::Listener,
+            Sock::Stream(_) => Kind::Conn,
+            Sock::Udp(_) => Kind::Udp,
+        }
+    }
+}
+
+/// A listener, a connection or a UDP socket.
 pub struct NetSock {
     rt: Runtime,
     key: usize,
-    /// A listener (else a connection), for good: a closed one still is.
-    listener: bool,
+    kind: Kind,
     /// Moved to another actor ([`NetSock::move_to`]): its methods raise.
     moved: AtomicBool,
     /// `None` once closed (the descriptor is closed with it).
@@ -120,10 +163,17 @@ impl ReadBuf {
 }
 
 impl Raw for NetSock {
-    const NAME: &'static CStr = c"lugo.net";
-    const SHORT: &'static str = "socket";
+    // Kinds in `Kind`'s order.
+    const NAME: &'static CStr = c"lugo.net.conn";
+    const SHORT: &'static str = "conn";
+    const KINDS: &'static [(&'static CStr, &'static str)] =
+        &[(c"lugo.net.listener", "listener"), (c"lugo.net.udp", "udp")];
     const MAGIC: u64 = 0x6c75_676f_736f_636b;
     const MT_UPVALUE: c_int = MT_NET;
+
+    fn short(&self) -> &'static str {
+        self.kind.name()
+    }
 }
 
 impl NetSock {
@@ -144,34 +194,32 @@ impl NetSock {
                 let _ = s.set_nodelay(true);
                 s.as_raw_fd()
             }
+            Sock::Udp(u) => {
+                u.set_nonblocking(true)?;
+                u.as_raw_fd()
+            }
         };
         // SAFETY: the descriptor stays open inside `sock`, moved into the
         // `NetSock` below with nothing that can fail in between, until
         // `close` (or drop) has deregistered it; if the registration fails,
         // nothing is registered and `sock` is closed on return.
         let key = unsafe { rt.netpoll().register(fd)? };
-        let listener = matches!(sock, Sock::Listener(_));
-        Ok(NetSock::record(rt, key, listener, Some(sock), charge))
+        let kind = Kind::of(&sock);
+        Ok(NetSock::record(rt, key, kind, Some(sock), charge))
     }
 
     /// A socket that is closed from the start (one moved whose descriptor
     /// was gone by then): its methods find it closed.
-    fn closed(rt: Runtime, listener: bool) -> NetSock {
-        NetSock::record(rt, usize::MAX, listener, None, Charge::NONE)
+    fn closed(rt: Runtime, kind: Kind) -> NetSock {
+        NetSock::record(rt, usize::MAX, kind, None, Charge::NONE)
     }
 
     /// The record of a socket registered as `key` (`sock`: `None`, closed).
-    fn record(
-        rt: Runtime,
-        key: usize,
-        listener: bool,
-        sock: Option<Sock>,
-        charge: Charge,
-    ) -> NetSock {
+    fn record(rt: Runtime, key: usize, kind: Kind, sock: Option<Sock>, charge: Charge) -> NetSock {
         NetSock {
             rt,
             key,
-            listener,
+            kind,
             moved: AtomicBool::new(false),
             closed: AtomicBool::new(sock.is_none()),
             sock: Mutex::new(sock),
@@ -201,7 +249,7 @@ impl NetSock {
             }
         };
         let Some(sock) = taken else {
-            return Arc::new(NetSock::closed(rt, self.listener));
+            return Arc::new(NetSock::closed(rt, self.kind));
         };
         let bytes = std::mem::take(&mut self.rbuf().bytes);
         let moved = NetSock::new(rt.clone(), to.account(), sock).and_then(|s| {
@@ -213,7 +261,12 @@ impl NetSock {
             Ok(s)
         });
         // Refused (the receiver's memory limit): the descriptor is closed.
-        Arc::new(moved.unwrap_or_else(|_| NetSock::closed(rt, self.listener)))
+        Arc::new(moved.unwrap_or_else(|_| NetSock::closed(rt, self.kind)))
+    }
+
+    /// Its kind's number among `NetSock`'s metatables (`new_box_of`).
+    pub(crate) fn kind(&self) -> usize {
+        self.kind as usize
     }
 
     fn lock(&self) -> MutexGuard<'_, Option<Sock>> {
@@ -336,19 +389,27 @@ unsafe fn sock_arg<'a>(l: *mut ffi::lua_State, fname: &str) -> Result<&'a NetSoc
     Ok(s)
 }
 
-/// The connection at argument 1: a listener there is a caller's mistake,
-/// `fname: what on a listener`.
-unsafe fn conn_arg<'a>(
+/// The socket of kind `want` at argument 1 for method `fname`
+/// (`kind:method`): another kind there is a caller's mistake,
+/// `conn:read: read on a listener`.
+unsafe fn kind_arg<'a>(
     l: *mut ffi::lua_State,
+    want: Kind,
     fname: &str,
-    what: &str,
 ) -> Result<&'a NetSock, Ret> {
     // SAFETY: as `sock_arg` (the callers' contract).
     let s = unsafe { sock_arg(l, fname)? };
-    if s.listener {
-        return Err(raise(format!("{fname}: {what} on a listener")));
+    if s.kind != want {
+        let method = fname.split_once(':').map_or(fname, |(_, m)| m);
+        return Err(raise(format!("{fname}: {method} on {}", s.kind.called())));
     }
     Ok(s)
+}
+
+/// The connection at argument 1 (see [`kind_arg`]).
+unsafe fn conn_arg<'a>(l: *mut ffi::lua_State, fname: &str) -> Result<&'a NetSock, Ret> {
+    // SAFETY: as `sock_arg` (the callers' contract).
+    unsafe { kind_arg(l, Kind::Conn, fname) }
 }
 
 /// Parks the goroutine until `dir` is ready on `s` (or the deadline),
@@ -583,7 +644,7 @@ unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
                 Err(r) => return r,
             };
             ffi::lua_settop(l, 1);
-            let b = new_box::<NetSock>(l);
+            let b = new_box_of::<NetSock>(l, Kind::Listener as usize);
             let listener = listen(actor(l), &string_at(l, 1), opts);
             match listener {
                 Ok(s) => {
@@ -604,13 +665,12 @@ unsafe fn accept_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // the stream and an `io::Error` are dropped when the body returns,
     // before `guard` pushes a failure or parks.
     unsafe {
-        let s = match sock_arg(l, "listener:accept") {
-            Ok(s) if !s.listener => return raise("listener:accept: accept on a connection"),
+        let s = match kind_arg(l, Kind::Listener, "listener:accept") {
             Ok(s) => s,
             Err(r) => return r,
         };
         ffi::lua_settop(l, 1);
-        let b = new_box::<NetSock>(l);
+        let b = new_box_of::<NetSock>(l, Kind::Conn as usize);
         let r = match &*s.lock() {
             Some(Sock::Listener(ls)) => ls.accept(),
             // A listener's record holds a listener, or nothing once closed.
@@ -781,7 +841,7 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
             };
             ffi::lua_settop(l, 2);
             // The connection's box, at index 3, before the socket exists.
-            let b = new_box::<NetSock>(l);
+            let b = new_box_of::<NetSock>(l, Kind::Conn as usize);
             let dialed = dial(actor(l), &string_at(l, 1));
             let pending = match dialed {
                 Ok((c, pending)) => {
@@ -875,7 +935,7 @@ unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
             ffi::lua_replace(l, 2);
             return readall_body(l, deadline);
         }
-        let s = match conn_arg(l, "conn:read", "read") {
+        let s = match conn_arg(l, "conn:read") {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -981,7 +1041,7 @@ unsafe fn readline_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // other end, or a park, is returned (`park_io` makes no raising call),
     // for `guard` to carry out once `e`, an `io::Error`, is dropped.
     unsafe {
-        let s = match conn_arg(l, "conn:readline", "read") {
+        let s = match conn_arg(l, "conn:readline") {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -1043,7 +1103,7 @@ unsafe fn readall_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // `nil, "eof"` (which may raise with nothing owned). Any other end, or
     // a park, is returned for `guard` to carry out once `e` is dropped.
     unsafe {
-        let s = match conn_arg(l, "conn:readall", "read") {
+        let s = match conn_arg(l, "conn:readall") {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -1099,7 +1159,7 @@ unsafe fn write_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
     // (`lua_pushinteger`, `lua_replace` of index 3) and made after the lock
     // guard `g` is gone; `guard` acts once `g` and `e` are dropped.
     unsafe {
-        let s = match conn_arg(l, "conn:write", "write") {
+        let s = match conn_arg(l, "conn:write") {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -1144,7 +1204,7 @@ unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
     // owned), and the offset pushed: what `write_body` requires.
     unsafe {
         guard(l, || {
-            let d = match conn_arg(l, "conn:write", "write") {
+            let d = match conn_arg(l, "conn:write") {
                 Ok(s) => s.deadline(),
                 Err(r) => return r,
             };
@@ -1157,6 +1217,277 @@ unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
             ffi::lua_tolstring(l, 2, std::ptr::null_mut());
             ffi::lua_pushinteger(l, 0);
             write_body(l, d)
+        })
+    }
+}
+
+// ---------------------------------------------------------------- udp
+
+/// The largest datagram (IPv4's limit, less headers, rounded up): what
+/// `recv`/`recvfrom` read when not told.
+pub(crate) const DATAGRAM_MAX: usize = 64 << 10;
+
+/// A UDP socket bound to `addr` for actor `a` (plain Rust: no Lua call):
+/// the first of its addresses that binds.
+fn udp(a: &Arc<Actor>, addr: &str) -> Result<NetSock, String> {
+    let rt = a.runtime();
+    let mut last = None;
+    for at in resolve(rt, addr)? {
+        match UdpSocket::bind(at) {
+            Ok(u) => {
+                return NetSock::new(rt.clone(), a.account(), Sock::Udp(u)).map_err(|e| err_msg(&e))
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.map_or_else(|| "no address".into(), |e| err_msg(&e)))
+}
+
+/// `net.udp([addr])`: a UDP socket bound to `addr` (by default
+/// `0.0.0.0:0`: any address, a port the system picks).
+unsafe extern "C-unwind" fn net_udp(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this `Registry` closure on the running thread `l`;
+    // `guard` is its last act. As `net.listen`: the socket's box is
+    // allocated (may raise) while nothing is owned, before the address is
+    // copied or the socket exists; `udp` makes no Lua call; the box is
+    // filled once on top (inert); a failure goes to `guard`.
+    unsafe {
+        guard(l, || {
+            let given = !matches!(ffi::lua_type(l, 1), ffi::LUA_TNIL | ffi::LUA_TNONE);
+            if given {
+                if let Err(r) = string_check(l, 1, "net.udp", "address") {
+                    return r;
+                }
+            }
+            ffi::lua_settop(l, 1);
+            let b = new_box_of::<NetSock>(l, Kind::Udp as usize);
+            let addr = match given {
+                true => string_at(l, 1),
+                false => "0.0.0.0:0".to_owned(),
+            };
+            match udp(actor(l), &addr) {
+                Ok(s) => {
+                    fill(b, Arc::new(s));
+                    Ret::N(1)
+                }
+                Err(msg) => fail(msg),
+            }
+        })
+    }
+}
+
+/// Sends the datagram at 2 to the address at 3 (nil: the connected peer)
+/// until sent, failed or blocked.
+unsafe fn send_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
+    // SAFETY: `l` runs `udp:send`'s or `udp:sendto`'s closure with the
+    // socket at 1, the data string at 2 and the address (a string, or nil)
+    // at 3, all on the stack throughout (the callers' contract: the entry
+    // functions and `send_k`). The data is borrowed in place; the address
+    // is copied (`string_at`, no conversion: inert) and resolved in plain
+    // Rust; no Lua call is made after, but the inert push of the count;
+    // a failure or a park goes to `guard` once the lock guard, the
+    // address and the error are dropped.
+    unsafe {
+        let fname = match ffi::lua_isnil(l, 3) != 0 {
+            true => "udp:send",
+            false => "udp:sendto",
+        };
+        let s = match kind_arg(l, Kind::Udp, fname) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let to = match ffi::lua_isnil(l, 3) != 0 {
+            true => None,
+            false => match resolve(&s.rt, &string_at(l, 3)) {
+                Ok(v) => Some(v[0]),
+                Err(msg) => return fail(msg),
+            },
+        };
+        let mut len = 0usize;
+        let p = ffi::lua_tolstring(l, 2, &mut len);
+        let data = std::slice::from_raw_parts(p as *const u8, len);
+        let r = match (&*s.lock(), to) {
+            (Some(Sock::Udp(u)), Some(at)) => u.send_to(data, at),
+            (Some(Sock::Udp(u)), None) => u.send(data),
+            _ => return fail("closed"),
+        };
+        match r {
+            Ok(n) => {
+                ffi::lua_pushinteger(l, n as ffi::lua_Integer);
+                Ret::N(1)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                park_io(l, s, Dir::Write, deadline, send_k)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ret::Retry(deadline as _, send_k),
+            Err(e) => fail(udp_err(&e)),
+        }
+    }
+}
+continuation!(send_k, send_body);
+
+/// Lua's words for a UDP failure: an unconnected socket is not "closed".
+fn udp_err(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::NotConnected => "not connected".into(),
+        _ => err_msg(e),
+    }
+}
+
+/// The entry of `udp:send(data)` (`to`: false) and `udp:sendto(data,
+/// addr)`: checks the arguments, then [`send_body`].
+unsafe fn send_entry(l: *mut ffi::lua_State, to: bool) -> c_int {
+    let fname = if to { "udp:sendto" } else { "udp:send" };
+    // SAFETY: Lua calls the C function this is the last act of (put in
+    // place by `Registry`) on `l`, the running thread, with its arguments
+    // on the stack; `guard` is its last act. Argument types are read or
+    // named (inert); a number given as data is converted in place (that may
+    // raise while nothing is owned), and the stack is left as `send_body`
+    // requires (nil at 3 for `send`).
+    unsafe {
+        guard(l, || {
+            let d = match kind_arg(l, Kind::Udp, fname) {
+                Ok(s) => s.deadline(),
+                Err(r) => return r,
+            };
+            if ffi::lua_type(l, 2) != ffi::LUA_TSTRING && ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
+                let t = type_name(l, 2);
+                return raise(format!("{fname}: data must be a string, got {t}"));
+            }
+            if to {
+                if let Err(r) = string_check(l, 3, fname, "address") {
+                    return r;
+                }
+            }
+            // `send`'s 3 is nil, whatever else was passed.
+            ffi::lua_settop(l, if to { 3 } else { 2 });
+            ffi::lua_settop(l, 3);
+            ffi::lua_tolstring(l, 2, std::ptr::null_mut());
+            send_body(l, d)
+        })
+    }
+}
+
+unsafe extern "C-unwind" fn udp_send(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C function (made by `Registry`) on `l`, the
+    // running thread, with its arguments on the stack, and `send_entry` is
+    // its last act: that is `send_entry`'s contract.
+    unsafe { send_entry(l, false) }
+}
+
+unsafe extern "C-unwind" fn udp_sendto(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as `udp_send`.
+    unsafe { send_entry(l, true) }
+}
+
+/// One datagram of up to argument 2 bytes (the rest of a longer one is
+/// dropped, as recv(2) does), and who sent it if `from`.
+unsafe fn recv_body(l: *mut ffi::lua_State, deadline: u64, from: bool) -> Ret {
+    let fname = if from { "udp:recvfrom" } else { "udp:recv" };
+    // SAFETY: `l` runs `udp:recv`'s or `udp:recvfrom`'s closure with the
+    // socket at 1 and the count at 2, on the stack throughout (the
+    // callers' contract: `sock_method` and the continuations). The lock is
+    // a temporary of the `let`, gone before any Lua call; the datagram is
+    // handed off (`push_owned`) with nothing else owned: the sender's
+    // address is formatted into a plain array (no destructor) and pushed
+    // from it after. A failure or park goes to `guard` once `e` is dropped.
+    unsafe {
+        let s = match kind_arg(l, Kind::Udp, fname) {
+            Ok(s) => s,
+            Err(r) => return r,
+        };
+        let n = match count_arg(l, fname, "count", DATAGRAM_MAX) {
+            Ok(n) => n.min(DATAGRAM_MAX),
+            Err(r) => return r,
+        };
+        let mut buf = vec![0u8; n];
+        let r = match &*s.lock() {
+            Some(Sock::Udp(u)) if from => u.recv_from(&mut buf),
+            Some(Sock::Udp(u)) => u.recv(&mut buf).map(|k| (k, SocketAddr::from(([0; 4], 0)))),
+            _ => return fail("closed"),
+        };
+        match r {
+            Ok((k, at)) => {
+                buf.truncate(k);
+                push_owned(l, buf);
+                if !from {
+                    return Ret::N(1);
+                }
+                let mut shown = [0u8; 64];
+                let mut w = &mut shown[..];
+                let _ = write!(w, "{at}");
+                let len = 64 - w.len();
+                ffi::lua_pushlstring(l, shown.as_ptr() as *const _, len);
+                Ret::N(2)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                let k = if from { recvfrom_k } else { recv_k };
+                park_io(l, s, Dir::Read, deadline, k)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                Ret::Retry(deadline as _, if from { recvfrom_k } else { recv_k })
+            }
+            Err(e) => fail(udp_err(&e)),
+        }
+    }
+}
+
+unsafe fn recv_only(l: *mut ffi::lua_State, deadline: u64) -> Ret {
+    // SAFETY: `recv_body`'s contract (the caller's).
+    unsafe { recv_body(l, deadline, false) }
+}
+
+unsafe fn recv_from(l: *mut ffi::lua_State, deadline: u64) -> Ret {
+    // SAFETY: `recv_body`'s contract (the caller's).
+    unsafe { recv_body(l, deadline, true) }
+}
+continuation!(recv_k, recv_only);
+continuation!(recvfrom_k, recv_from);
+
+unsafe extern "C-unwind" fn udp_recv(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C closure (made by `Registry`) on `l`, the
+    // running thread, with its arguments on the stack, and `sock_method` is
+    // its last act: that is `sock_method`'s contract.
+    unsafe { sock_method(l, "udp:recv", 2, recv_only) }
+}
+
+unsafe extern "C-unwind" fn udp_recvfrom(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as `udp_recv`.
+    unsafe { sock_method(l, "udp:recvfrom", 2, recv_from) }
+}
+
+/// `udp:connect(addr)`: sends go to `addr` and only its datagrams are
+/// received; `true`, or `nil, message`.
+unsafe extern "C-unwind" fn udp_connect(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C function (made by `Registry`) on `l`, the
+    // running thread, with its arguments on the stack; `guard` is its last
+    // act. The socket is borrowed from argument 1, on the stack throughout;
+    // the address is copied (inert) and resolved in plain Rust; the lock is
+    // a temporary of the `let`, gone before the push of `true` (inert).
+    unsafe {
+        guard(l, || {
+            let s = match kind_arg(l, Kind::Udp, "udp:connect") {
+                Ok(s) => s,
+                Err(r) => return r,
+            };
+            if let Err(r) = string_check(l, 2, "udp:connect", "address") {
+                return r;
+            }
+            let at = match resolve(&s.rt, &string_at(l, 2)) {
+                Ok(v) => v[0],
+                Err(msg) => return fail(msg),
+            };
+            let r = match &*s.lock() {
+                Some(Sock::Udp(u)) => u.connect(at),
+                _ => return fail("closed"),
+            };
+            match r {
+                Ok(()) => {
+                    ffi::lua_pushboolean(l, 1);
+                    Ret::N(1)
+                }
+                Err(e) => fail(err_msg(&e)),
+            }
         })
     }
 }
@@ -1219,7 +1550,6 @@ unsafe extern "C-unwind" fn sock_close(l: *mut ffi::lua_State) -> c_int {
 unsafe fn stream_op(
     l: *mut ffi::lua_State,
     fname: &str,
-    what: &str,
     op: impl FnOnce(&TcpStream) -> io::Result<()>,
 ) -> Ret {
     // SAFETY: `l` is the running thread of a socket method's closure (made
@@ -1229,7 +1559,7 @@ unsafe fn stream_op(
     // push of a boolean (inert); a failure goes to `guard`, pushed once the
     // `io::Error` is dropped.
     unsafe {
-        let s = match conn_arg(l, fname, what) {
+        let s = match conn_arg(l, fname) {
             Ok(s) => s,
             Err(r) => return r,
         };
@@ -1259,7 +1589,7 @@ unsafe extern "C-unwind" fn sock_setnodelay(l: *mut ffi::lua_State) -> c_int {
                 return raise(format!("conn:setnodelay: on must be a boolean, got {t}"));
             }
             let on = ffi::lua_toboolean(l, 2) != 0;
-            stream_op(l, "conn:setnodelay", "setnodelay", |st| st.set_nodelay(on))
+            stream_op(l, "conn:setnodelay", |st| st.set_nodelay(on))
         })
     }
 }
@@ -1304,9 +1634,7 @@ unsafe extern "C-unwind" fn sock_setkeepalive(l: *mut ffi::lua_State) -> c_int {
                     ));
                 }
             };
-            stream_op(l, "conn:setkeepalive", "setkeepalive", |st| {
-                keepalive(st, every)
-            })
+            stream_op(l, "conn:setkeepalive", |st| keepalive(st, every))
         })
     }
 }
@@ -1335,7 +1663,7 @@ unsafe extern "C-unwind" fn sock_shutdown(l: *mut ffi::lua_State) -> c_int {
                     return raise(format!("conn:shutdown: how must be a string, got {t}"));
                 }
             };
-            stream_op(l, "conn:shutdown", "shutdown", |st| st.shutdown(how))
+            stream_op(l, "conn:shutdown", |st| st.shutdown(how))
         })
     }
 }
@@ -1360,10 +1688,13 @@ unsafe fn addr_of(l: *mut ffi::lua_State, fname: &str, peer: bool) -> Ret {
                 return raise(format!("{fname}: a listener has no peer"))
             }
             Some(Sock::Listener(ls)) => ls.local_addr(),
+            Some(Sock::Udp(u)) if peer => u.peer_addr(),
+            Some(Sock::Udp(u)) => u.local_addr(),
             None => return fail("closed"),
         };
         let a = match a {
             Ok(a) => a,
+            Err(e) if s.kind == Kind::Udp => return fail(udp_err(&e)),
             Err(e) => return fail(err_msg(&e)),
         };
         push_owned(l, a.to_string());
@@ -1442,10 +1773,8 @@ unsafe extern "C-unwind" fn net_lookup(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-/// Socket methods (listeners and connections share one type; a
-/// connection's method used on a listener raises `... on a listener`).
-pub(crate) const METHODS: [(&CStr, CFn); 12] = [
-    (c"accept", sock_accept),
+/// A connection's methods.
+pub(crate) const CONN_METHODS: [(&CStr, CFn); 11] = [
     (c"read", sock_read),
     (c"readall", sock_readall),
     (c"readline", sock_readline),
@@ -1459,9 +1788,96 @@ pub(crate) const METHODS: [(&CStr, CFn); 12] = [
     (c"shutdown", sock_shutdown),
 ];
 
+/// A listener's methods.
+pub(crate) const LISTENER_METHODS: [(&CStr, CFn); 4] = [
+    (c"accept", sock_accept),
+    (c"settimeout", sock_settimeout),
+    (c"close", sock_close),
+    (c"addr", sock_addr),
+];
+
+/// A UDP socket's methods.
+pub(crate) const UDP_METHODS: [(&CStr, CFn); 9] = [
+    (c"send", udp_send),
+    (c"sendto", udp_sendto),
+    (c"recv", udp_recv),
+    (c"recvfrom", udp_recvfrom),
+    (c"connect", udp_connect),
+    (c"settimeout", sock_settimeout),
+    (c"close", sock_close),
+    (c"addr", sock_addr),
+    (c"peer", sock_peer),
+];
+
+/// The kind whose method `name` is, if another than `kind`'s.
+fn owner_of(kind: Kind, name: &[u8]) -> Option<Kind> {
+    let has = |methods: &[(&CStr, CFn)]| methods.iter().any(|(m, _)| m.to_bytes() == name);
+    let tables: [(Kind, &[(&CStr, CFn)]); 3] = [
+        (Kind::Conn, &CONN_METHODS),
+        (Kind::Listener, &LISTENER_METHODS),
+        (Kind::Udp, &UDP_METHODS),
+    ];
+    let (mine, others): (Vec<_>, Vec<_>) = tables.into_iter().partition(|(k, _)| *k == kind);
+    match has(mine[0].1) {
+        true => None,
+        false => others.into_iter().find(|(_, m)| has(m)).map(|(k, _)| k),
+    }
+}
+
+/// `__index` of a kind's methods table, reached when a method is missing:
+/// another kind's method raises (`l:read()`: `conn:read: read on a
+/// listener`, as calling `conn.read` on it does); any other name is nil.
+unsafe fn lacks(l: *mut ffi::lua_State, kind: Kind) -> c_int {
+    // SAFETY: Lua calls the `__index` this is the last act of (made by
+    // `Registry`) on `l`, the running thread, with the table at 1 and the
+    // key at 2; `guard` is its last act. A string key is read in place (no
+    // conversion), the message made before `guard` raises it.
+    unsafe {
+        guard(l, || {
+            if ffi::lua_type(l, 2) == ffi::LUA_TSTRING {
+                let mut len = 0usize;
+                let p = ffi::lua_tolstring(l, 2, &mut len);
+                let name = std::slice::from_raw_parts(p as *const u8, len);
+                if let Some(owner) = owner_of(kind, name) {
+                    let name = String::from_utf8_lossy(name);
+                    let msg = format!("{}:{name}: {name} on {}", owner.name(), kind.called());
+                    return raise(msg);
+                }
+            }
+            ffi::lua_pushnil(l);
+            Ret::N(1)
+        })
+    }
+}
+
+unsafe extern "C-unwind" fn conn_lacks(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this `__index` on the running thread `l`: `lacks`'
+    // contract.
+    unsafe { lacks(l, Kind::Conn) }
+}
+
+unsafe extern "C-unwind" fn listener_lacks(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as `conn_lacks`.
+    unsafe { lacks(l, Kind::Listener) }
+}
+
+unsafe extern "C-unwind" fn udp_lacks(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: as `conn_lacks`.
+    unsafe { lacks(l, Kind::Udp) }
+}
+
+/// Each kind's methods, in `Kind`'s order, with the `__index` of its
+/// methods table's metatable (see [`lacks`]).
+pub(crate) const KINDS: [(&[(&CStr, CFn)], CFn); 3] = [
+    (&CONN_METHODS, conn_lacks),
+    (&LISTENER_METHODS, listener_lacks),
+    (&UDP_METHODS, udp_lacks),
+];
+
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 3] = [
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 4] = [
     (c"net_listen", net_listen),
     (c"net_dial", net_dial),
     (c"net_lookup", net_lookup),
+    (c"net_udp", net_udp),
 ];

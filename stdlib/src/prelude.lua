@@ -234,7 +234,7 @@ end
 
 ---------------------------------------------------------------- install
 
-local net = { listen = P.net_listen, dial = P.net_dial, lookup = P.net_lookup }
+local net = { listen = P.net_listen, dial = P.net_dial, lookup = P.net_lookup, udp = P.net_udp }
 local actor = { spawn = P.actor_spawn, self = P.actor_self }
 
 _G.go, _G.chan, _G.time, _G.sync, _G.runtime, _G.net = go, chan, time, sync, runtime, net
