@@ -38,7 +38,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use lugo_vm::clock::{now_ns, secs_to_ns};
 use lugo_vm::mem::{Account, Charge, NoMemory};
-use lugo_vm::netpoll::{Dir, IoWaiter};
+use lugo_vm::netpoll::{Dir, IoWaiter, Readiness};
 use lugo_vm::timer::TimerAction;
 use lugo_vm::wake::IoWake;
 use lugo_vm::{Actor, Runtime, WaitReason};
@@ -104,6 +104,8 @@ impl Kind {
 pub struct NetSock {
     rt: Runtime,
     key: usize,
+    /// Its readable edges (a read that would find nothing is not tried).
+    readiness: Arc<Readiness>,
     kind: Kind,
     /// Moved to another actor ([`NetSock::move_to`]): its methods raise.
     moved: AtomicBool,
@@ -203,22 +205,35 @@ impl NetSock {
         // `NetSock` below with nothing that can fail in between, until
         // `close` (or drop) has deregistered it; if the registration fails,
         // nothing is registered and `sock` is closed on return.
-        let key = unsafe { rt.netpoll().register(fd)? };
+        let (key, readiness) = unsafe { rt.netpoll().register(fd)? };
         let kind = Kind::of(&sock);
-        Ok(NetSock::record(rt, key, kind, Some(sock), charge))
+        Ok(NetSock::record(
+            rt,
+            (key, readiness),
+            kind,
+            Some(sock),
+            charge,
+        ))
     }
 
     /// A socket that is closed from the start (one moved whose descriptor
     /// was gone by then): its methods find it closed.
     fn closed(rt: Runtime, kind: Kind) -> NetSock {
-        NetSock::record(rt, usize::MAX, kind, None, Charge::NONE)
+        NetSock::record(rt, (usize::MAX, Arc::default()), kind, None, Charge::NONE)
     }
 
     /// The record of a socket registered as `key` (`sock`: `None`, closed).
-    fn record(rt: Runtime, key: usize, kind: Kind, sock: Option<Sock>, charge: Charge) -> NetSock {
+    fn record(
+        rt: Runtime,
+        (key, readiness): (usize, Arc<Readiness>),
+        kind: Kind,
+        sock: Option<Sock>,
+        charge: Charge,
+    ) -> NetSock {
         NetSock {
             rt,
             key,
+            readiness,
             kind,
             moved: AtomicBool::new(false),
             closed: AtomicBool::new(sock.is_none()),
@@ -897,16 +912,35 @@ unsafe fn count_arg(
     }
 }
 
-/// One nonblocking read of up to `n` bytes from a stream.
+/// One nonblocking read of up to `n` bytes from a stream; not tried
+/// when it would surely find nothing (`netpoll`'s invariant 6: the last
+/// read came back short and no edge came since), as Go parks a reader
+/// whose poller has reported nothing new.
 fn read_some(s: &NetSock, n: usize) -> io::Result<Vec<u8>> {
     let mut g = s.lock();
     let Some(Sock::Stream(st)) = &mut *g else {
         return Err(io::Error::new(io::ErrorKind::NotConnected, "closed"));
     };
+    if s.readiness.surely_empty() {
+        return Err(io::ErrorKind::WouldBlock.into());
+    }
+    let token = s.readiness.before_read();
     let mut buf = vec![0u8; n];
-    let k = st.read(&mut buf)?;
-    buf.truncate(k);
-    Ok(buf)
+    match st.read(&mut buf) {
+        Ok(k) => {
+            if k > 0 && k < n {
+                s.readiness.drained(token);
+            }
+            buf.truncate(k);
+            Ok(buf)
+        }
+        Err(e) => {
+            if e.kind() == io::ErrorKind::WouldBlock {
+                s.readiness.drained(token);
+            }
+            Err(e)
+        }
+    }
 }
 
 unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
