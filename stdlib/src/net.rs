@@ -29,6 +29,7 @@
 //! past its limit ([`LINE_MAX`] unless given), as Go's
 //! `bufio.ErrTooLong`.
 
+use std::cell::RefCell;
 use std::ffi::{c_int, CStr};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
@@ -917,30 +918,41 @@ unsafe fn count_arg(
 /// read came back short and no edge came since), as Go parks a reader
 /// whose poller has reported nothing new.
 fn read_some(s: &NetSock, n: usize) -> io::Result<Vec<u8>> {
-    let mut g = s.lock();
-    let Some(Sock::Stream(st)) = &mut *g else {
-        return Err(io::Error::new(io::ErrorKind::NotConnected, "closed"));
-    };
-    if s.readiness.surely_empty() {
-        return Err(io::ErrorKind::WouldBlock.into());
-    }
-    let token = s.readiness.before_read();
-    let mut buf = vec![0u8; n];
-    match st.read(&mut buf) {
-        Ok(k) => {
-            if k > 0 && k < n {
-                s.readiness.drained(token);
+    read_with(s, n, <[u8]>::to_vec)
+}
+
+thread_local! {
+    /// Where a read lands before it is copied out (no buffer allocated
+    /// and zeroed per read). Borrowed only by plain Rust, never across a
+    /// Lua call.
+    static SCRATCH: RefCell<Box<[u8]>> = RefCell::new(vec![0u8; READ_MAX].into_boxed_slice());
+}
+
+/// One nonblocking read of up to `n` bytes (at most [`READ_MAX`]), given
+/// to `take` (as [`read_some`]).
+fn read_with<R>(s: &NetSock, n: usize, take: impl FnOnce(&[u8]) -> R) -> io::Result<R> {
+    let n = n.min(READ_MAX);
+    SCRATCH.with_borrow_mut(|buf| {
+        let k = {
+            let mut g = s.lock();
+            let Some(Sock::Stream(st)) = &mut *g else {
+                return Err(io::Error::new(io::ErrorKind::NotConnected, "closed"));
+            };
+            if s.readiness.surely_empty() {
+                return Err(io::ErrorKind::WouldBlock.into());
             }
-            buf.truncate(k);
-            Ok(buf)
-        }
-        Err(e) => {
-            if e.kind() == io::ErrorKind::WouldBlock {
-                s.readiness.drained(token);
+            let token = s.readiness.before_read();
+            let r = st.read(&mut buf[..n]);
+            match &r {
+                Ok(k) if *k > 0 && *k < n => s.readiness.drained(token),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => s.readiness.drained(token),
+                _ => {}
             }
-            Err(e)
-        }
-    }
+            r?
+        };
+        // The socket's lock is released: `take` may lock its buffer.
+        Ok(take(&buf[..k]))
+    })
 }
 
 unsafe fn read_body(l: *mut ffi::lua_State, deadline: u64) -> Ret {
@@ -1025,19 +1037,22 @@ enum Fill {
 
 /// One read of up to `n` bytes into `s`'s buffer (charged to its actor).
 fn fill_buf(s: &NetSock, n: usize) -> Fill {
-    match read_some(s, n) {
-        Ok(b) if b.is_empty() => {
+    // The bytes go from the scratch buffer to the socket's.
+    let r = read_with(s, n, |b| match b.is_empty() {
+        true => None,
+        false => Some(s.rbuf().append(b)),
+    });
+    match r {
+        Ok(None) => {
             let mut rb = s.rbuf();
             rb.scanned = 0;
             Fill::End(std::mem::take(&mut rb.bytes))
         }
-        Ok(b) => match s.rbuf().append(&b) {
-            Ok(()) => Fill::More,
-            Err(_) => Fill::Failed(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                "not enough memory",
-            )),
-        },
+        Ok(Some(Ok(()))) => Fill::More,
+        Ok(Some(Err(_))) => Fill::Failed(io::Error::new(
+            io::ErrorKind::OutOfMemory,
+            "not enough memory",
+        )),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Fill::Block,
         Err(e) => Fill::Failed(e),
     }
