@@ -6,8 +6,10 @@
 # peers/echo_copas.lua on LuaJIT; Debian's packages, installed if missing)
 # in the same run, driven by the Rust load
 # client (examples/echo_load.rs): C=100 connections x R=2000 round trips of
-# 64-byte lines, client and server sharing the machine's cores; then the
-# server's RSS holding 1,000 idle connections.
+# 64-byte lines, client and server sharing the machine's cores; the
+# server's system calls per round trip (with perf, when it can count
+# them); then the server's memory per idle connection: its RSS holding
+# IDLE (10,000) idle connections less its RSS before they came, over IDLE.
 # Installs Debian's golang-go if `go` is missing (a benchmark peer only).
 # Prints RESULT lines; baseline = the Go server.
 set -euo pipefail
@@ -17,10 +19,15 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
 read -r -a LUGO <<< "${LUGO:-$ROOT/target/release/lugo}"
 ROUNDS=$([ "${LUGO_BENCH_QUICK:-}" = 1 ] && echo 200 || echo 2000)
+IDLE=$([ "${LUGO_BENCH_QUICK:-}" = 1 ] && echo 1000 || echo 10000)
+# Both ends of IDLE connections in this shell's processes.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ "$(ulimit -n)" -gt $((IDLE + 100)) ] || IDLE=$(( $(ulimit -n) - 100 ))
 TMP=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$TMP"' EXIT
 
 command -v go >/dev/null 2>&1 || install_peer golang-go || exit 1
+command -v perf >/dev/null 2>&1 || install_peer linux-perf || true
 # The Lua event-loop peers: cqueues (on LuaJIT and Lua 5.4) and copas.
 if ! luajit -e 'require "cqueues" require "copas"' >/dev/null 2>&1 \
   || ! lua5.4 -e 'require "cqueues"' >/dev/null 2>&1; then
@@ -43,17 +50,35 @@ start_server() {
   echo "net.sh: $name server did not start" >&2; cat "$TMP/$name.err" >&2; exit 1
 }
 
-measure() { # idle|load NAME CMD... -> rps p50 p99 [rss_kb: with idle]
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+
+# Whether perf can count this machine's system calls (root, tracepoints).
+PERF=0
+perf stat -e raw_syscalls:sys_enter -o /dev/null true >/dev/null 2>&1 && PERF=1
+
+measure() { # idle|load NAME CMD... -> rps p50 p99 [sys_per_rt] [idle_bytes: with idle]
   local mode=$1 name=$2; shift 2
   start_server "$name" "$@"
-  local line
+  local line perf_pid=
+  if [ "$PERF" = 1 ]; then
+    perf stat -x, -e raw_syscalls:sys_enter -p "$PID" -o "$TMP/perf.out" 2>/dev/null &
+    perf_pid=$!
+    sleep 0.2
+  fi
   line=$("$LOAD" "$ADDR" 100 "$ROUNDS")
+  if [ -n "$perf_pid" ]; then
+    kill -INT "$perf_pid"; wait "$perf_pid" 2>/dev/null || true
+    line="$line sys_per_rt=$(awk -F, -v n=$((100 * ROUNDS)) '/sys_enter/ { printf "%.2f", $1 / n }' "$TMP/perf.out")"
+  fi
   if [ "$mode" = idle ]; then
-    "$LOAD" "$ADDR" --idle 1000 3 > "$TMP/idle.out" &
-    local idle=$!
-    for _ in $(seq 100); do grep -q idle= "$TMP/idle.out" 2>/dev/null && break; sleep 0.05; done
+    sleep 0.3
+    local before idle
+    before=$(rss_kb "$PID")
+    "$LOAD" "$ADDR" --idle "$IDLE" 5 > "$TMP/idle.out" &
+    idle=$!
+    for _ in $(seq 200); do grep -q idle= "$TMP/idle.out" 2>/dev/null && break; sleep 0.05; done
     sleep 0.5
-    line="$line rss_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PID/status")"
+    line="$line idle_bytes=$(( ($(rss_kb "$PID") - before) * 1024 / IDLE ))"
     kill "$idle" 2>/dev/null || true; wait "$idle" 2>/dev/null || true
   fi
   kill "$PID"; wait "$PID" 2>/dev/null || true
@@ -62,14 +87,16 @@ measure() { # idle|load NAME CMD... -> rps p50 p99 [rss_kb: with idle]
 
 lugo_res=$(measure idle lugo "${LUGO[@]}" "$ROOT/scripts/examples/echo_server.lua" 0)
 # Each Lua peer that runs here: its rps, and the best of them.
-best_lua=0 best_name=none
+best_lua=0 best_name=none best_sys=
 for peer in "luajit cqueues" "lua5.4 cqueues" "luajit copas"; do
   read -r vm lib <<< "$peer"
   command -v "$vm" >/dev/null 2>&1 && "$vm" -e "require '$lib'" >/dev/null 2>&1 || continue
   res=$(measure load "$lib-$vm" "$vm" "$HERE/peers/echo_$lib.lua" 0)
   echo "# $lib on $vm: $res" >&2
   rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$res")
-  if [ "${rps%.*}" -gt "${best_lua%.*}" ]; then best_lua=$rps best_name="$lib-$vm"; fi
+  if [ "${rps%.*}" -gt "${best_lua%.*}" ]; then
+    best_lua=$rps best_name="$lib-$vm" best_sys=$(sed -n 's/.*sys_per_rt=\([0-9.]*\).*/\1/p' <<<"$res")
+  fi
 done
 cores_res=$(measure idle cores "${LUGO[@]}" "$ROOT/scripts/examples/echo_server_cores.lua" 0)
 go_res=$(measure idle go "$TMP/go_echo" 0)
@@ -77,7 +104,7 @@ echo "# lugo: $lugo_res" >&2
 echo "# lugo, an actor per P (reuseport): $cores_res" >&2
 echo "# go:   $go_res" >&2
 get() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
-printf 'RESULT name=echo metric=rps lugo=%s baseline=%s unit=rt/s target=>=0.9x\n' "$(get rps "$lugo_res")" "$(get rps "$go_res")"
+printf 'RESULT name=echo metric=rps lugo=%s baseline=%s unit=rt/s\n' "$(get rps "$lugo_res")" "$(get rps "$go_res")"
 printf 'RESULT name=echo metric=p99 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p99_us "$lugo_res")" "$(get p99_us "$go_res")"
 printf 'RESULT name=echo metric=p50 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p50_us "$lugo_res")" "$(get p50_us "$go_res")"
 if [ "$best_name" != none ]; then
@@ -86,4 +113,10 @@ if [ "$best_name" != none ]; then
 fi
 printf 'RESULT name=echo_cores metric=rps lugo=%s baseline=%s unit=rt/s target=>=1.0x\n' "$(get rps "$cores_res")" "$(get rps "$go_res")"
 printf 'RESULT name=echo_cores metric=p99 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p99_us "$cores_res")" "$(get p99_us "$go_res")"
-awk -v l="$(get rss_kb "$lugo_res")" -v g="$(get rss_kb "$go_res")" 'BEGIN { printf "RESULT name=echo metric=rss_1000_idle lugo=%.1f baseline=%.1f unit=MB target=<=16\n", l / 1024, g / 1024 }'
+printf 'RESULT name=echo metric=bytes_per_idle_conn lugo=%s baseline=%s unit=B target=<=1.0x idle=%s\n' "$(get idle_bytes "$lugo_res")" "$(get idle_bytes "$go_res")" "$IDLE"
+printf 'RESULT name=echo_cores metric=bytes_per_idle_conn lugo=%s baseline=%s unit=B target=<=1.0x idle=%s\n' "$(get idle_bytes "$cores_res")" "$(get idle_bytes "$go_res")" "$IDLE"
+if [ "$PERF" = 1 ]; then
+  printf 'RESULT name=echo metric=syscalls_per_rt lugo=%s baseline=%s unit=calls\n' "$(get sys_per_rt "$lugo_res")" "$(get sys_per_rt "$go_res")"
+  printf 'RESULT name=echo_cores metric=syscalls_per_rt lugo=%s baseline=%s unit=calls\n' "$(get sys_per_rt "$cores_res")" "$(get sys_per_rt "$go_res")"
+  [ "$best_name" != none ] && printf 'RESULT name=echo metric=syscalls_per_rt_vs_lua lugo=%s baseline=%s unit=calls\n' "$(get sys_per_rt "$lugo_res")" "$best_sys"
+fi
