@@ -1,5 +1,5 @@
 //! The network poller: one epoll instance for the whole runtime, wrapped
-//! by [`Epoll`] (the one wrapper of that OS facility, STYLE.md item 8;
+//! by `Epoll` (the one wrapper of that OS facility, STYLE.md item 8;
 //! lugo's own, not `polling`'s: it needs `EPOLLRDHUP`, invariant 6, and
 //! waits with a nanosecond timeout without re-arming a timer each time).
 //!
