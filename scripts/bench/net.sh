@@ -85,38 +85,70 @@ measure() { # idle|load NAME CMD... -> rps p50 p99 [sys_per_rt] [idle_bytes: wit
   echo "$line"
 }
 
-lugo_res=$(measure idle lugo "${LUGO[@]}" "$ROOT/scripts/examples/echo_server.lua" 0)
-# Each Lua peer that runs here: its rps, and the best of them.
-best_lua=0 best_name=none best_sys=
+# The servers, each run NET_ROUNDS times (3), interleaved: this machine is
+# shared and one run can be off by 15%; a figure is the median of its
+# rounds, and each ratio's range over the rounds is printed beside it.
+NET_ROUNDS=${NET_ROUNDS:-$([ "${LUGO_BENCH_QUICK:-}" = 1 ] && echo 1 || echo 3)}
+names=(lugo cores go)
+declare -A cmd=(
+  [lugo]="${LUGO[*]} $ROOT/scripts/examples/echo_server.lua 0"
+  [cores]="${LUGO[*]} $ROOT/scripts/examples/echo_server_cores.lua 0"
+  [go]="$TMP/go_echo 0"
+)
+# The Lua peers that run here.
 for peer in "luajit cqueues" "lua5.4 cqueues" "luajit copas"; do
   read -r vm lib <<< "$peer"
   command -v "$vm" >/dev/null 2>&1 && "$vm" -e "require '$lib'" >/dev/null 2>&1 || continue
-  res=$(measure load "$lib-$vm" "$vm" "$HERE/peers/echo_$lib.lua" 0)
-  echo "# $lib on $vm: $res" >&2
-  rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$res")
-  if [ "${rps%.*}" -gt "${best_lua%.*}" ]; then
-    best_lua=$rps best_name="$lib-$vm" best_sys=$(sed -n 's/.*sys_per_rt=\([0-9.]*\).*/\1/p' <<<"$res")
-  fi
+  names+=("$lib-$vm")
+  cmd[$lib-$vm]="$vm $HERE/peers/echo_$lib.lua 0"
 done
-cores_res=$(measure idle cores "${LUGO[@]}" "$ROOT/scripts/examples/echo_server_cores.lua" 0)
-go_res=$(measure idle go "$TMP/go_echo" 0)
-echo "# lugo: $lugo_res" >&2
-echo "# lugo, an actor per P (reuseport): $cores_res" >&2
-echo "# go:   $go_res" >&2
+for r in $(seq "$NET_ROUNDS"); do
+  for n in "${names[@]}"; do
+    mode=load
+    # Idle memory once, in the last round, for lugo's servers and Go's.
+    [ "$r" = "$NET_ROUNDS" ] && [[ $n = lugo || $n = cores || $n = go ]] && mode=idle
+    read -r -a c <<< "${cmd[$n]}"
+    res=$(measure "$mode" "$n" "${c[@]}")
+    echo "# round $r, $n: $res" >&2
+    echo "$res" >> "$TMP/res.$n"
+  done
+done
+
 get() { sed -n "s/.*$1=\([0-9.]*\).*/\1/p" <<<"$2"; }
-printf 'RESULT name=echo metric=rps lugo=%s baseline=%s unit=rt/s\n' "$(get rps "$lugo_res")" "$(get rps "$go_res")"
-printf 'RESULT name=echo metric=p99 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p99_us "$lugo_res")" "$(get p99_us "$go_res")"
-printf 'RESULT name=echo metric=p50 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p50_us "$lugo_res")" "$(get p50_us "$go_res")"
+# median NAME KEY: the median of KEY over NAME's rounds.
+median() { sed -n "s/.*$2=\([0-9.]*\).*/\1/p" "$TMP/res.$1" | sort -g | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)] }'; }
+# range A B KEY: min-max of A's KEY over B's, round by round.
+range() {
+  paste -d' ' <(sed -n "s/.*$3=\([0-9.]*\).*/\1/p" "$TMP/res.$1") <(sed -n "s/.*$3=\([0-9.]*\).*/\1/p" "$TMP/res.$2") |
+    awk '{ r = $1 / $2; lo = (NR == 1 || r < lo) ? r : lo; hi = (NR == 1 || r > hi) ? r : hi } END { printf "%.2f-%.2f", lo, hi }'
+}
+best_name=none best_rps=0
+for n in "${names[@]}"; do
+  case $n in lugo | cores | go) continue ;; esac
+  m=$(median "$n" rps)
+  if [ "${m%.*}" -gt "${best_rps%.*}" ]; then best_name=$n best_rps=$m; fi
+done
+for n in "${names[@]}"; do
+  echo "# $n: median rps=$(median "$n" rps) p50_us=$(median "$n" p50_us) p99_us=$(median "$n" p99_us) sys_per_rt=$(median "$n" sys_per_rt)" >&2
+done
+result() { # NAME METRIC A B KEY TARGET UNIT
+  printf 'RESULT name=%s metric=%s lugo=%s baseline=%s unit=%s target=%s rounds=%s range=%s\n' \
+    "$1" "$2" "$(median "$3" "$5")" "$(median "$4" "$5")" "$7" "$6" "$NET_ROUNDS" "$(range "$3" "$4" "$5")"
+}
+result echo rps lugo go rps - rt/s
+result echo p99 lugo go p99_us '<=1.5x' us
+result echo p50 lugo go p50_us - us
 if [ "$best_name" != none ]; then
-  echo "# best Lua peer: $best_name" >&2
-  printf 'RESULT name=echo metric=rps_vs_lua lugo=%s baseline=%s unit=rt/s target=>=1.0x\n' "$(get rps "$lugo_res")" "$best_lua"
+  echo "# best Lua peer (median rps): $best_name" >&2
+  result echo rps_vs_lua lugo "$best_name" rps '>=1.0x' rt/s
 fi
-printf 'RESULT name=echo_cores metric=rps lugo=%s baseline=%s unit=rt/s target=>=1.0x\n' "$(get rps "$cores_res")" "$(get rps "$go_res")"
-printf 'RESULT name=echo_cores metric=p99 lugo=%s baseline=%s unit=us target=<=1.5x\n' "$(get p99_us "$cores_res")" "$(get p99_us "$go_res")"
+result echo_cores rps cores go rps '>=1.0x' rt/s
+result echo_cores p99 cores go p99_us '<=1.5x' us
+lugo_res=$(tail -1 "$TMP/res.lugo") cores_res=$(tail -1 "$TMP/res.cores") go_res=$(tail -1 "$TMP/res.go")
 printf 'RESULT name=echo metric=bytes_per_idle_conn lugo=%s baseline=%s unit=B target=<=1.0x idle=%s\n' "$(get idle_bytes "$lugo_res")" "$(get idle_bytes "$go_res")" "$IDLE"
 printf 'RESULT name=echo_cores metric=bytes_per_idle_conn lugo=%s baseline=%s unit=B target=<=1.0x idle=%s\n' "$(get idle_bytes "$cores_res")" "$(get idle_bytes "$go_res")" "$IDLE"
 if [ "$PERF" = 1 ]; then
-  printf 'RESULT name=echo metric=syscalls_per_rt lugo=%s baseline=%s unit=calls\n' "$(get sys_per_rt "$lugo_res")" "$(get sys_per_rt "$go_res")"
-  printf 'RESULT name=echo_cores metric=syscalls_per_rt lugo=%s baseline=%s unit=calls\n' "$(get sys_per_rt "$cores_res")" "$(get sys_per_rt "$go_res")"
-  [ "$best_name" != none ] && printf 'RESULT name=echo metric=syscalls_per_rt_vs_lua lugo=%s baseline=%s unit=calls\n' "$(get sys_per_rt "$lugo_res")" "$best_sys"
+  result echo syscalls_per_rt lugo go sys_per_rt - calls
+  result echo_cores syscalls_per_rt cores go sys_per_rt - calls
+  [ "$best_name" != none ] && result echo syscalls_per_rt_vs_lua lugo "$best_name" sys_per_rt - calls
 fi

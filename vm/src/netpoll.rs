@@ -364,6 +364,8 @@ pub struct Netpoll {
     blocked: AtomicBool,
     /// Waiters taken off their sources, not yet readied (invariant 5).
     delivering: AtomicUsize,
+    /// Sources registered now.
+    nsources: AtomicUsize,
 }
 
 impl Netpoll {
@@ -375,6 +377,7 @@ impl Netpoll {
             sources: Lock::new(Rank::Netpoll, Slab::new()),
             blocked: AtomicBool::new(false),
             delivering: AtomicUsize::new(0),
+            nsources: AtomicUsize::new(0),
         })
     }
 
@@ -401,6 +404,7 @@ impl Netpoll {
             s.remove(key);
             return Err(e);
         }
+        self.nsources.fetch_add(1, Ordering::Relaxed);
         Ok((key, readiness))
     }
 
@@ -410,6 +414,7 @@ impl Netpoll {
         let src = {
             let mut s = self.lock();
             let Some(src) = s.try_remove(key) else { return };
+            self.nsources.fetch_sub(1, Ordering::Relaxed);
             // The fd is still open: the caller closes it after this.
             let _ = self.poller.delete(src.fd);
             self.delivering.fetch_add(1, Ordering::SeqCst);
@@ -455,6 +460,11 @@ impl Netpoll {
                     .chain(src.writers.iter())
                     .any(|w| !w.claimed())
             })
+    }
+
+    /// Whether any socket is registered (a poll could find something).
+    pub fn has_sources(&self) -> bool {
+        self.nsources.load(Ordering::Relaxed) > 0
     }
 
     /// Whether a thread blocks in [`Netpoll::poll`] now.

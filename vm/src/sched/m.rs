@@ -206,11 +206,30 @@ impl Shared {
             if let Some(a) = self.try_find(pid) {
                 return Some(a);
             }
+            if self.poll_network() {
+                if let Some(a) = self.try_find(pid) {
+                    return Some(a);
+                }
+            }
             if let Some(a) = self.spin(pid) {
                 return Some(a);
             }
             self.park_idle(pid, true);
         }
+    }
+
+    /// Polls the network without blocking, unless a thread blocks in the
+    /// poller (it sees the events first) or no socket is open; whether a
+    /// goroutine was readied. Go's findrunnable does the same before it
+    /// spins: a socket that became ready while every M was busy is served
+    /// by the first M to run out of work, without a wake-up.
+    fn poll_network(&self) -> bool {
+        if self.netpoll.is_blocked() || !self.netpoll.has_sources() {
+            return false;
+        }
+        let n = self.netpoll.poll(Some(Duration::ZERO));
+        self.last_netpoll.store(now_ns(), Ordering::Relaxed);
+        n > 0
     }
 
     /// Looks for work for up to [`SPIN`] before the M parks, if no other M
