@@ -268,10 +268,10 @@ unsafe extern "C-unwind" fn chan_select(l: *mut ffi::lua_State) -> c_int {
 /// The parsed arguments of a select.
 #[derive(Default)]
 struct Cases {
-    cases: Vec<Case>,
-    /// Argument position of each case.
-    index: Vec<usize>,
-    /// The send cases' values by 1-based case number (see
+    /// The cases that may fire, by argument position (a case on a nil
+    /// channel never fires, Go's rule: it is left out).
+    cases: Vec<(usize, Case)>,
+    /// The send cases' values by argument position (see
     /// `lugo_vm::g::G::sel_sends`).
     sends: Vec<(usize, Msg)>,
     /// Argument position of the default case.
@@ -332,15 +332,22 @@ unsafe fn parse_cases(l: *mut ffi::lua_State, cl: Closure, out: &mut Cases) -> R
                 _ => {}
             }
             ffi::lua_rawgeti(l, i, 2);
+            if ffi::lua_type(l, -1) == ffi::LUA_TNIL {
+                // A nil channel: a case that never fires (its value, if
+                // a send's, is not even read).
+                ffi::lua_pop(l, 1);
+                continue;
+            }
             let Some(shared) = cl.check::<Chan>(l, -1).map(|ch| ch.is_shared()) else {
                 return Err(BadCase::NotChannel(
                     i,
                     CStr::from_ptr(ffi::luaL_typename(l, -1)),
                 ));
             };
+            let at = i as usize;
             if kind == 1 {
                 out.cases
-                    .push(Case::Recv(cl.arc::<Chan>(l, -1).expect("checked")));
+                    .push((at, Case::Recv(cl.arc::<Chan>(l, -1).expect("checked"))));
             } else {
                 ffi::lua_rawgeti(l, i, 3);
                 let m = if shared {
@@ -354,11 +361,10 @@ unsafe fn parse_cases(l: *mut ffi::lua_State, cl: Closure, out: &mut Cases) -> R
                 };
                 ffi::lua_pop(l, 1);
                 let ch = cl.arc::<Chan>(l, -1).expect("checked");
-                out.sends.push((out.cases.len() + 1, m.clone()));
-                out.cases.push(Case::Send(ch, m));
+                out.sends.push((at, m.clone()));
+                out.cases.push((at, Case::Send(ch, m)));
             }
             ffi::lua_pop(l, 1);
-            out.index.push(i as usize);
         }
         Ok(())
     }
@@ -427,10 +433,11 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
         }
         let Cases {
             cases,
-            index,
             sends,
             default,
         } = c;
+        // No case can fire (none given, or all on nil channels): parked
+        // for good unless there is a default, as Go's `select {}`.
         let reason = if cases.is_empty() {
             WaitReason::SelectNoCases
         } else {
@@ -440,7 +447,7 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
         match select::select(cases, default.is_none(), || me(l, a)) {
             SelectResult::Ready { case, recv } => {
                 release_except(l, &sends, case);
-                ffi::lua_pushinteger(l, index[case - 1] as ffi::lua_Integer);
+                ffi::lua_pushinteger(l, case as ffi::lua_Integer);
                 match recv {
                     None => Ret::N(1),
                     Some((m, ok)) => {
@@ -466,8 +473,7 @@ unsafe fn select_body(l: *mut ffi::lua_State) -> Ret {
                     None => raise(CANNOT_PARK),
                 }
             }
-            // Only a select without default parks, and then every argument
-            // is a case: the vm's case numbers are the argument positions.
+            // The vm's case numbers are the argument positions.
             SelectResult::Park => {
                 a.set_select_sends(sends);
                 Ret::Park(reason)

@@ -37,9 +37,10 @@ impl Case {
 
 /// What a select did.
 pub enum SelectResult {
-    /// Case `case` (1-based) ran; `recv` holds a receive's value and ok flag.
+    /// Case `case` (its number) ran; `recv` holds a receive's value and ok
+    /// flag.
     Ready {
-        /// 1-based case index.
+        /// The case's number.
         case: usize,
         /// The value and ok flag of a receive case.
         recv: Option<(Msg, bool)>,
@@ -53,15 +54,22 @@ pub enum SelectResult {
     Park,
 }
 
-/// Runs a select over `cases`; `block` is false when there is a default.
-/// `me` gives `None` when the caller cannot park.
-pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) -> SelectResult {
+/// Runs a select over `cases`, each with the number it is reported by
+/// (its position among the caller's cases, which may include some that
+/// never fire and are not passed: Go's nil channels); `block` is false when
+/// there is a default. `me` gives `None` when the caller cannot park.
+pub fn select(
+    cases: Vec<(usize, Case)>,
+    block: bool,
+    me: impl FnOnce() -> Option<GRef>,
+) -> SelectResult {
     if cases.is_empty() {
         return match (block, me()) {
             (true, Some(_)) => SelectResult::Park,
             _ => SelectResult::WouldBlock,
         };
     }
+    let (nums, cases): (Vec<usize>, Vec<Case>) = cases.into_iter().unzip();
     // The distinct channels in id order, and each case's among them.
     let mut by_id: Vec<(u64, usize)> = cases
         .iter()
@@ -92,7 +100,7 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) 
             Case::Recv(_) => {
                 if let Some((m, ok)) = ch.try_recv_locked(s, &mut wake) {
                     result = Some(SelectResult::Ready {
-                        case: i + 1,
+                        case: nums[i],
                         recv: Some((m, ok)),
                     });
                     break;
@@ -101,13 +109,13 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) 
             }
             Case::Send(_, msg) => {
                 if s.closed {
-                    result = Some(SelectResult::SendClosed(i + 1));
+                    result = Some(SelectResult::SendClosed(nums[i]));
                     break;
                 }
                 match ch.try_send_locked(s, msg, &mut wake) {
                     Ok(()) => {
                         result = Some(SelectResult::Ready {
-                            case: i + 1,
+                            case: nums[i],
                             recv: None,
                         });
                         break;
@@ -129,7 +137,7 @@ pub fn select(cases: Vec<Case>, block: bool, me: impl FnOnce() -> Option<GRef>) 
                     let w = |msg| Waiter {
                         g: Parker::G(me.clone()),
                         sel: Some(token.clone()),
-                        case: i + 1,
+                        case: nums[i],
                         msg,
                     };
                     match case {
