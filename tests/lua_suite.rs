@@ -127,7 +127,7 @@ fn check(dir: &Path, job: &Job) -> Result<(), String> {
             "-e",
             &format!(
                 "local ok, e = actor.spawn(function(f) \
-                   _port = true _soft = true return dofile(f) \
+                   _port = true _soft = true dofile(f) \
                  end, {f:?}):wait() \
                  if not ok then io.stderr:write(e, '\\n') os.exit(1) end"
             ),

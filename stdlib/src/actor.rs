@@ -5,7 +5,11 @@
 //! runs `f` (moved as bytecode: it may capture nothing but `_ENV`) or the
 //! file at `path` as the new actor's first goroutine, with copies of the
 //! arguments ([`crate::copy`]). The actor ends when that goroutine returns
-//! or any of its goroutines raises; `handle:wait()` reports how.
+//! or any of its goroutines raises; `handle:wait()` reports how: `true`
+//! and copies of what a function body returned (kept by [`actor_return`],
+//! its last act; a file's chunk is a program, whose results are not
+//! kept), or `false` and the error. A result that cannot be copied is the
+//! body's error (`cannot send function at result1`).
 
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::Arc;
@@ -279,6 +283,10 @@ fn start_stopped(
     args: Vec<lugo_vm::portable::Portable>,
 ) -> Result<(), String> {
     crate::open_stopped(lua, child).map_err(state_error)?;
+    // A function's results are kept for `wait`; a file's are not: a file
+    // is a program, whose chunk's return value `lua file.lua` ignores too
+    // (a module-like file may return functions, which cannot be copied).
+    let keep_results = matches!(body, Body::Bytecode(_));
     let f = match body {
         Body::Bytecode(code) => lua
             .load(&code[..])
@@ -319,6 +327,19 @@ fn start_stopped(
     // it; a host thread puts it on the global queue). An actor's body is a
     // goroutine's: its stack starts small and grows as Lua's do (an idle
     // actor holds no main chunk's reserve, `go_main`).
+    // A function body runs inside the prelude's `actor_main`, which keeps
+    // what it returns (`actor_return`).
+    let (f, values) = match keep_results {
+        false => (f, values),
+        true => {
+            let main: Function = lua
+                .named_registry_value(crate::ACTOR_MAIN_KEY)
+                .map_err(|e| e.to_string())?;
+            let mut args = MultiValue::from_vec(vec![mlua::Value::Function(f)]);
+            args.extend(values);
+            (main, args)
+        }
+    };
     lua.exec_raw_lua(|_| crate::go(lua, f, values))
         .map_err(|e| e.to_string())?;
     Ok(())
@@ -362,6 +383,31 @@ unsafe extern "C-unwind" fn actor_spawn(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// `actor_return(...)`: the last act of a spawned actor's body (the
+/// prelude's `actor_main`): keeps copies of its results for `wait`.
+unsafe extern "C-unwind" fn actor_return(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C function (made by `Registry`) on `l`, the
+    // running thread, with the results as arguments; `guard` is its last
+    // act. Copying reads them with inert calls (`to_portable`); the copies
+    // are moved to the actor (plain Rust) before anything could raise, and
+    // a refusal is returned for `guard` to raise once it is dropped.
+    unsafe {
+        guard(l, || {
+            let cl = Closure::of(l);
+            let n = ffi::lua_gettop(l);
+            let mut values = Vec::with_capacity(n as usize);
+            for i in 1..=n {
+                match to_portable(cl, l, i, &format!("result{i}")) {
+                    Ok(p) => values.push(p),
+                    Err(e) => return raise(format!("actor: {e}")),
+                }
+            }
+            actor(l).set_results(values);
+            Ret::N(0)
+        })
+    }
+}
+
 unsafe extern "C-unwind" fn actor_self(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
     // its state's record, `Closure::of`) on `l`, the running thread, with its
@@ -396,7 +442,21 @@ unsafe fn wait_body(l: *mut ffi::lua_State) -> Ret {
             match result {
                 Some(Ok(())) => {
                     ffi::lua_pushboolean(l, 1);
-                    return Ret::N(1);
+                    let Some(values) = h.0.results() else {
+                        return Ret::N(1);
+                    };
+                    // Rebuilt under `protect`: `values` is the caller's,
+                    // dropped after a raise as after a return.
+                    let pushed = lugo_vm::ffi::protect(l, 0, |l| {
+                        for p in values.iter() {
+                            push_portable(l, p);
+                        }
+                        values.len() as c_int
+                    });
+                    return match pushed {
+                        Ok(n) => Ret::N(1 + n),
+                        Err(_) => Ret::Rethrow,
+                    };
                 }
                 Some(Err(e)) => {
                     ffi::lua_pushboolean(l, 0);
@@ -466,5 +526,8 @@ unsafe extern "C-unwind" fn actor_id(l: *mut ffi::lua_State) -> c_int {
 pub(crate) const METHODS: [(&CStr, CFn); 2] = [(c"wait", actor_wait), (c"id", actor_id)];
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] =
-    [(c"actor_spawn", actor_spawn), (c"actor_self", actor_self)];
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 3] = [
+    (c"actor_spawn", actor_spawn),
+    (c"actor_self", actor_self),
+    (c"actor_return", actor_return),
+];

@@ -224,6 +224,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     hooks::install(lua)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
+    lua.set_named_registry_value(ACTOR_MAIN_KEY, exports.get::<Function>("actor_main")?)?;
     let task_key = host::TASK_KEY.to_str().expect("an ASCII key");
     lua.set_named_registry_value(task_key, exports.get::<Function>("task")?)?;
     let rt = actor.runtime();
@@ -323,9 +324,9 @@ fn prelude(lua: &Lua) -> mlua::Result<Function> {
                 .set_name(FACE.hidden_source)
                 .into_function()?;
             // Stripped: no line numbers or local names to load for every
-            // state (its frames are hidden anyway). A stripped chunk takes
-            // the name it is loaded with as its source: the face's.
-            BYTECODE.get_or_init(|| f.dump(true))
+            // state (its frames are hidden anyway), with the face's source
+            // name put back, which hides them.
+            BYTECODE.get_or_init(|| with_source(f.dump(true), FACE.hidden_source))
         }
     };
     lua.load(&code[..])
@@ -334,8 +335,32 @@ fn prelude(lua: &Lua) -> mlua::Result<Function> {
         .into_function()
 }
 
+/// Where a Lua 5.4 dump gives its main function's source: after the
+/// header (signature 4, version, format, LUAC_DATA 6, three sizes, the
+/// test integer and number 8 each: 31 bytes) and the upvalue count.
+const DUMP_SOURCE_AT: usize = 32;
+
+/// A stripped dump with `source` as its main function's source name
+/// (which its nested functions inherit when it is loaded). Lua 5.4.8
+/// strips the source too, and a chunk without one is `=?` whatever name
+/// it is loaded with: frames that tracebacks could not tell from a
+/// script's. Left as it is if the dump is not laid out as expected.
+fn with_source(mut code: Vec<u8>, source: &str) -> Vec<u8> {
+    // An empty string is its size 0 as a one-byte varint: 0x80. A string
+    // of n < 127 bytes is n + 1 with the same end mark, then its bytes.
+    if code.get(DUMP_SOURCE_AT) != Some(&0x80) || source.len() >= 126 {
+        return code;
+    }
+    let mut s = vec![0x80 | (source.len() as u8 + 1)];
+    s.extend_from_slice(source.as_bytes());
+    code.splice(DUMP_SOURCE_AT..=DUMP_SOURCE_AT, s);
+    code
+}
+
 /// Registry key of lugo's own `go` (the global may be replaced by a script).
 const GO_KEY: &str = "lugo.go";
+/// Where the prelude's `actor_main` is kept (a spawned actor's body runs in it).
+pub(crate) const ACTOR_MAIN_KEY: &str = "lugo.actor_main";
 
 /// Starts `f(args...)` as a goroutine of `lua`'s actor; returns its id.
 pub fn go(lua: &Lua, f: Function, args: MultiValue) -> mlua::Result<u64> {
@@ -356,4 +381,31 @@ pub fn go_main(lua: &Lua, actor: &Actor, f: Function, args: MultiValue) -> mlua:
     let gid = go(lua, f, args)?;
     actor.reserve_stack(gid, MAIN_STACK);
     Ok(gid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stripped_dump_keeps_the_source_it_is_given() {
+        let lua = Lua::new();
+        let f = lua
+            .load("local function g() error('here') end g()")
+            .set_name("=[face]")
+            .into_function()
+            .expect("compiled");
+        let code = with_source(f.dump(true), "=[face]");
+        let g = lua
+            .load(&code[..])
+            .set_mode(mlua::chunk::ChunkMode::Binary)
+            .into_function()
+            .expect("loaded");
+        // The nested function's frame is named by the source given.
+        let e = g.call::<()>(()).expect_err("raised").to_string();
+        assert!(e.contains("\t[face]: in function <[face]:1>"), "{e}");
+        assert!(!e.contains("?:"), "{e}");
+        // Stripped as before: no line information.
+        assert!(code.len() < f.dump(false).len());
+    }
 }

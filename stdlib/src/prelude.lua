@@ -268,7 +268,13 @@ local function answered(name, start)
   end
 end
 
+-- A spawned actor's body: what it returns is kept for `h:wait()`.
+local actor_return = P.actor_return
+local function actor_main(f, ...)
+  return actor_return(f(...))
+end
+
 return {
-  run_task = run_task, go = go, task = task,
+  run_task = run_task, go = go, task = task, actor_main = actor_main,
   plain = plain, blocks = blocks_raw, answered = answered,
 }

@@ -275,6 +275,8 @@ pub struct Actor {
     main_gid: AtomicU64,
     /// How the actor ended, once it has.
     ended: Lock<Option<Result<(), String>>>,
+    /// What its body returned (copied as messages are), for `wait`.
+    results: Lock<Option<Arc<Vec<crate::portable::Portable>>>>,
     /// Who waits for the actor to end; `None` once it has ended and its
     /// state is closed (they were told).
     end_waiters: Lock<Option<Vec<EndWaiter>>>,
@@ -415,6 +417,7 @@ impl Actor {
             gc: GcState::default(),
             main_gid: AtomicU64::new(0),
             ended: Lock::new(Rank::ActorEnded, None),
+            results: Lock::new(Rank::ActorEnded, None),
             end_waiters: Lock::new(Rank::ActorWaiters, Some(Vec::new())),
             cpu_used_ns: AtomicU64::new(0),
             blocked_ns: AtomicU64::new(0),
@@ -473,6 +476,17 @@ impl Actor {
     /// How the actor ended, if it has.
     pub fn result(&self) -> Option<Result<(), String>> {
         self.ended.lock().clone()
+    }
+
+    /// Keeps what the actor's body returned, copied (its last act).
+    pub fn set_results(&self, values: Vec<crate::portable::Portable>) {
+        *self.results.lock() = Some(Arc::new(values));
+    }
+
+    /// What the actor's body returned, once it has (see
+    /// [`Actor::set_results`]).
+    pub fn results(&self) -> Option<Arc<Vec<crate::portable::Portable>>> {
+        self.results.lock().clone()
     }
 
     /// Someone has seen how the actor ended (its handle's `wait`): its

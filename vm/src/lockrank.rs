@@ -23,7 +23,7 @@
 //! | `HostPark` | one host thread's wait | `HostParked` (the runtime stops) |
 //! | `ActorQueue` | an actor's run queue and G table | nothing (Gs are readied after other locks are let go) |
 //! | `HostTasks`, `HostActorWaits`, `HostTask`, `HostInterrupts` | the host's tasks, its waits for actors, one task's end, interrupts | `ActorQueue` (a G ends) |
-//! | `ActorEnded` | how an actor ended | `Timers` (checkdead) |
+//! | `ActorEnded` | how an actor ended, what its body returned | `Timers` (checkdead) |
 //! | `Unobserved` | errors nobody waited for | `ActorEnded` |
 //! | `ActorWaiters`, `ActorTaskFn`, `ActorMemToken` | an actor's end waiters, task function, allocator token | nothing |
 
