@@ -26,7 +26,7 @@ assert(ok3 and ch2:send("again") == nil and ch:recv() == "again")
 
 -- A function cannot be copied: the body's error.
 local bad, err = actor.spawn(function() return print end):wait()
-assert(bad == false and err:find("actor: cannot send function at result1", 1, true), err)
+assert(bad == false and err:find("actor: cannot send a function at result1", 1, true), err)
 
 -- An error: false and the message.
 local failed, msg = actor.spawn(function() error("boom", 0) end):wait()

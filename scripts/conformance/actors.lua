@@ -56,9 +56,9 @@ helper:wait()
 
 -- refusals name the path
 local ok, err = pcall(actor.spawn, function() end, { handler = print })
-assert(not ok and err:find("cannot send function at arg1.handler", 1, true), err)
+assert(not ok and err:find("cannot send a function at arg1.handler", 1, true), err)
 ok, err = pcall(actor.spawn, function() end, 1, { deep = { co = coroutine.create(print) } })
-assert(not ok and err:find("cannot send coroutine at arg2.deep.co", 1, true), err)
+assert(not ok and err:find("cannot send a coroutine at arg2.deep.co", 1, true), err)
 local upval = 1
 ok, err = pcall(actor.spawn, function() return upval end)
 assert(not ok and err:find("captures 'upval'", 1, true), err)
@@ -67,7 +67,7 @@ assert(not ok and err:find("actor.spawn", 1, true), err)
 local cross = chan(1)
 local sink = actor.spawn(function(c) c:recv() end, cross)
 ok, err = pcall(cross.send, cross, { f = function() end })
-assert(not ok and err:find("cannot send function at msg.f", 1, true), err)
+assert(not ok and err:find("cannot send a function at msg.f", 1, true), err)
 cross:send("done")
 sink:wait()
 

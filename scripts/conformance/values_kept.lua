@@ -26,7 +26,7 @@ local c2 = chan(2)
 c2:send(f)
 local ok, err = pcall(actor.spawn, function() end, c2)
 assert(not ok and err:find("cannot send channel at arg1: its buffer holds a value of this actor that cannot be copied", 1, true)
-  and err:find("cannot send function", 1, true), err)
+  and err:find("cannot send a function", 1, true), err)
 local g = c2:recv()
 assert(g == f and g() == 42, "the function comes out as it went in")
 c2:send(t1) -- still a local channel: references

@@ -9,7 +9,7 @@
 //! and copies of what a function body returned (kept by [`actor_return`],
 //! its last act; a file's chunk is a program, whose results are not
 //! kept), or `false` and the error. A result that cannot be copied is the
-//! body's error (`cannot send function at result1`).
+//! body's error (`cannot send a function at result1`).
 
 use std::ffi::{c_int, c_void, CStr};
 use std::sync::Arc;

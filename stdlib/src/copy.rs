@@ -2,7 +2,7 @@
 //! one state becomes a [`Portable`] and is rebuilt in another. Cycles and
 //! shared sub-tables are kept, metatables dropped, channels shared;
 //! functions, coroutines and other userdata are refused with the path of
-//! the offending part (`cannot send function at msg.handler`).
+//! the offending part (`cannot send a function at msg.handler`).
 //!
 //! Copying out is inert (see `lugo_vm::ffi`): it reads the value with raw
 //! accesses only, allocates nothing in Lua and runs no Lua code (no
@@ -27,6 +27,7 @@ use mlua::ffi;
 
 use crate::cfn::{fill, new_box_of, push, Closure, Raw, MT_ACTOR};
 use crate::net::NetSock;
+use lugo_vm::sema::{SemMutex, WaitGroup};
 
 /// An actor as Lua holds it: a handle, shared (not copied) when it
 /// crosses to another actor. Its methods are `crate::actor`'s.
@@ -89,12 +90,67 @@ const TABLE_BYTES: usize = std::mem::size_of::<Vec<(PValue, PValue)>>() + 32;
 /// A copy charges its bytes to the actor in steps of this many.
 const CHARGE_STEP: usize = 64 << 10;
 
+/// How a refusal names the userdata at `idx`: `a ticker`, by the
+/// `__name` of its metatable (read raw: no metamethod runs), else `a
+/// userdata`.
+///
+/// # Safety
+/// `l` is a valid state with two free stack slots.
+unsafe fn userdata_name(l: *mut ffi::lua_State, idx: c_int) -> String {
+    // SAFETY: `l` is a valid state with room for the metatable and its
+    // field (the caller's contract); both are popped; a string field is
+    // copied before it is. Inert calls only: `__name` is a short string
+    // the state holds already (lugo's metatables have the field), so
+    // pushing it finds it interned and allocates nothing.
+    unsafe {
+        let mut name = "a userdata".to_string();
+        if ffi::lua_getmetatable(l, idx) != 0 {
+            ffi::lua_pushstring(l, c"__name".as_ptr());
+            if ffi::lua_rawget(l, -2) == ffi::LUA_TSTRING {
+                let n = crate::cfn::to_display(l, -1);
+                let article = if n.starts_with(['a', 'e', 'i', 'o', 'u']) {
+                    "an"
+                } else {
+                    "a"
+                };
+                name = format!("{article} {n}");
+            }
+            ffi::lua_pop(l, 2);
+        }
+        name
+    }
+}
+
+/// How a refusal names one of lugo's own objects made as a table (a
+/// timer, a ticker: its metatable's `__lugo`, read raw), if the table at
+/// `idx` is one.
+///
+/// # Safety
+/// As [`userdata_name`].
+unsafe fn lugo_object(l: *mut ffi::lua_State, idx: c_int) -> Option<String> {
+    // SAFETY: as in `userdata_name`: `__lugo` is interned by the prelude
+    // (its metatables have the field), so pushing it allocates nothing.
+    unsafe {
+        if ffi::lua_getmetatable(l, idx) == 0 {
+            return None;
+        }
+        ffi::lua_pushstring(l, c"__lugo".as_ptr());
+        let name = match ffi::lua_rawget(l, -2) == ffi::LUA_TSTRING {
+            true => Some(format!("a {}", crate::cfn::to_display(l, -1))),
+            false => None,
+        };
+        ffi::lua_pop(l, 2);
+        name
+    }
+}
+
 /// What stopped a copy, before it is put in words.
 enum Refusal {
-    /// A value of this Lua type name at the current path.
-    Cannot(&'static str),
+    /// A value of this type at the current path (`a function`, `a
+    /// ticker`: a userdata is named by its metatable's `__name`).
+    Cannot(String),
     /// A key of this type (the path names the key's table).
-    CannotKey(&'static str),
+    CannotKey(String),
     /// Nested deeper than [`MAX_DEPTH`].
     TooDeep,
     /// Past the memory limit of the actor copying.
@@ -184,13 +240,17 @@ impl Copier {
                     } else if let Some(s) = self.cl.arc::<NetSock>(l, idx) {
                         // Moved, not copied, when it is received.
                         PValue::Moved(Handle::new(s))
+                    } else if let Some(w) = self.cl.arc::<WaitGroup>(l, idx) {
+                        PValue::Shared(Handle::new(w))
+                    } else if let Some(m) = self.cl.arc::<SemMutex>(l, idx) {
+                        PValue::Shared(Handle::new(m))
                     } else {
-                        return Err(Refusal::Cannot("userdata"));
+                        return Err(Refusal::Cannot(userdata_name(l, idx)));
                     }
                 }
-                ffi::LUA_TFUNCTION => return Err(Refusal::Cannot("function")),
-                ffi::LUA_TTHREAD => return Err(Refusal::Cannot("coroutine")),
-                _ => return Err(Refusal::Cannot("userdata")),
+                ffi::LUA_TFUNCTION => return Err(Refusal::Cannot("a function".into())),
+                ffi::LUA_TTHREAD => return Err(Refusal::Cannot("a coroutine".into())),
+                _ => return Err(Refusal::Cannot("a userdata".into())),
             })
         }
     }
@@ -205,6 +265,9 @@ impl Copier {
             let p = ffi::lua_topointer(l, idx);
             if let Some(&i) = self.seen.get(&p) {
                 return Ok(PValue::Table(i));
+            }
+            if let Some(name) = lugo_object(l, idx) {
+                return Err(Refusal::Cannot(name));
             }
             if self.keys.len() >= MAX_DEPTH {
                 return Err(Refusal::TooDeep);
@@ -440,6 +503,11 @@ unsafe fn push_value(l: *mut ffi::lua_State, v: &PValue, scratch: c_int) {
                 Arc::new(ActorHandle(h.get::<Actor>().expect("an actor's handle")))
             }),
             // The receiving actor takes the socket (`NetSock::move_to`).
+            // Every actor that receives it shares it.
+            PValue::Shared(h) => match h.get::<WaitGroup>() {
+                Some(_) => push(l, || h.get::<WaitGroup>().expect("a wait group")),
+                None => push(l, || h.get::<SemMutex>().expect("a wait group or mutex")),
+            },
             PValue::Moved(h) => {
                 // The box is of the socket's kind (its methods); the
                 // reference read for it is dropped before the allocation.

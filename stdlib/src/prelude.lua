@@ -108,8 +108,11 @@ local UD = {}  -- key of the timer userdata inside a timer object
 -- time.afterfunc callbacks by task id, until they fire or are stopped.
 local pending = {}
 
-local Timer = { __metatable = "timer" }
+-- `__lugo` names lugo's own objects: one cannot be sent to another actor
+-- (`cannot send a ticker at arg1`), where it would be a plain table.
+local Timer = { __metatable = "timer", __lugo = "timer" }
 Timer.__index = Timer
+local Ticker = { __metatable = "ticker", __lugo = "ticker", __index = Timer }
 
 -- The timer userdata of a timer object; an error naming `fname` for
 -- anything else.
@@ -134,14 +137,14 @@ function Timer:reset(d)
 end
 
 -- Called in tail position by time.timer/ticker, and by time.after.
-local function new_timer(d, new, level)
+local function new_timer(d, new, level, mt)
   local ud, ch = checked(level or 2, new(d))
-  return setmetatable({ c = ch, [UD] = ud }, Timer)
+  return setmetatable({ c = ch, [UD] = ud }, mt or Timer)
 end
 
 local timer_new, ticker_new, after_new = P.timer_new, P.ticker_new, P.after_new
 function time.timer(d) return new_timer(d, timer_new) end
-function time.ticker(d) return new_timer(d, ticker_new) end
+function time.ticker(d) return new_timer(d, ticker_new, 2, Ticker) end
 function time.after(d) return new_timer(d, after_new, 3).c end
 
 local afterfunc_new = P.afterfunc_new

@@ -42,6 +42,9 @@ pub enum PValue {
     /// socket): the actor that rebuilds the value takes it, and the
     /// sender's handle is left moved.
     Moved(Handle),
+    /// Another object of the face that every actor receiving it shares (a
+    /// wait group, a mutex: their state lives in Rust).
+    Shared(Handle),
 }
 
 /// A reference to a runtime object that travels by reference, held
