@@ -153,7 +153,7 @@ pub(crate) unsafe fn check<'a, T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Op
 }
 
 /// Number of boxed types.
-const NTYPES: usize = 5;
+const NTYPES: usize = 6;
 /// The most kinds (metatables) a boxed type has ([`Raw::KINDS`]).
 const MAX_KINDS: usize = 3;
 
@@ -531,6 +531,43 @@ pub(crate) enum Ret {
     Fail(String),
 }
 
+/// Hands the running C function's call to the prelude's Lua function
+/// kept in the registry as `key` (a variant of the call, written in Lua:
+/// `ch:recv(ctx)`), with the function's first `nargs` arguments; returns
+/// all its results. The Lua function may park: the call is made with a
+/// continuation, which returns what it returned.
+///
+/// # Safety
+/// `l` is the running thread of a C function, which returns what this
+/// returns as its last act, with nothing owned (the call may raise).
+pub(crate) unsafe fn delegate(l: *mut ffi::lua_State, key: &CStr, nargs: c_int) -> c_int {
+    // SAFETY: `l` is the running thread of a C function whose last act this
+    // is, owning nothing (the caller's contract): the registry lookup (it
+    // may allocate the key and raise) and the call (it may raise or yield)
+    // skip no destructor; a yield resumes in `all_results`, as the return
+    // does.
+    unsafe {
+        ffi::lua_settop(l, nargs);
+        ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, key.as_ptr());
+        ffi::lua_insert(l, 1);
+        ffi::lua_callk(l, nargs, ffi::LUA_MULTRET, 0, Some(all_results));
+        all_results(l, ffi::LUA_OK, 0)
+    }
+}
+
+/// The continuation of [`delegate`]'s call: every value on the stack is a
+/// result.
+unsafe extern "C-unwind" fn all_results(
+    l: *mut ffi::lua_State,
+    _status: c_int,
+    _ctx: ffi::lua_KContext,
+) -> c_int {
+    // SAFETY: Lua calls this continuation on the thread of the C function
+    // that `delegate` ran in, whose stack now holds the call's results only
+    // (the function and its arguments were consumed by the call).
+    unsafe { ffi::lua_gettop(l) }
+}
+
 /// Raise `msg` at the caller.
 pub(crate) fn raise(msg: impl Into<String>) -> Ret {
     Ret::Raise(1, msg.into())
@@ -706,6 +743,8 @@ pub(crate) const MT_MUTEX: c_int = 4;
 pub(crate) const MT_NET: c_int = 5;
 /// See [`MT_CHAN`].
 pub(crate) const MT_ACTOR: c_int = 6;
+/// See [`MT_CHAN`].
+pub(crate) const MT_CONTEXT: c_int = 7;
 
 /// The record its C functions find, kept by the state (as app data).
 /// Its address is kept for them (`mem::face_data`), so it is boxed: its

@@ -129,6 +129,12 @@ unsafe extern "C-unwind" fn chan_new(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// Registry keys of the prelude's variants of `send` and `recv` given a
+/// context (`lugo_stdlib::open` keeps them).
+pub(crate) const SEND_CTX: &CStr = c"lugo.send_ctx";
+/// See [`SEND_CTX`].
+pub(crate) const RECV_CTX: &CStr = c"lugo.recv_ctx";
+
 unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
     // its state's record, `Closure::of`) on `l`, the running thread, with its
@@ -136,8 +142,16 @@ unsafe extern "C-unwind" fn chan_send(l: *mut ffi::lua_State) -> c_int {
     // from argument 1 stays valid: nothing here removes argument 1. Storing
     // the value (`msg_for`: a slot, which may raise out of memory) happens
     // while only borrows are alive; the message then belongs to the channel,
-    // or is released (`release_msg`, inert).
+    // or is released (`release_msg`, inert). Given a userdata (a context,
+    // else `send_ctx` raises) at 3 with a channel at 1, the call goes to the
+    // prelude's `send_ctx` (`delegate`, as the last act, nothing owned).
+    // Another extra argument is ignored, as ever: `ch:send(other:recv())`
+    // passes `ok` along.
     unsafe {
+        if ffi::lua_type(l, 3) == ffi::LUA_TUSERDATA && Closure::of(l).check::<Chan>(l, 1).is_some()
+        {
+            return cfn::delegate(l, SEND_CTX, 3);
+        }
         guard(l, || {
             let cl = Closure::of(l);
             let Some(ch) = cl.check::<Chan>(l, 1) else {
@@ -171,8 +185,15 @@ unsafe extern "C-unwind" fn chan_recv(l: *mut ffi::lua_State) -> c_int {
     // borrowed from argument 1, on the stack throughout. The received value
     // is pushed by inert calls or built under `protect` (`push_msg` does not
     // raise), with the three free slots it needs (a C function starts with
-    // `LUA_MINSTACK`).
+    // `LUA_MINSTACK`). Given a userdata (a context, else `recv_ctx`
+    // raises) at 2 with a channel at 1, the call goes to the prelude's
+    // `recv_ctx` (`delegate`, as the last act, nothing owned); another
+    // extra argument is ignored.
     unsafe {
+        if ffi::lua_type(l, 2) == ffi::LUA_TUSERDATA && Closure::of(l).check::<Chan>(l, 1).is_some()
+        {
+            return cfn::delegate(l, RECV_CTX, 2);
+        }
         guard(l, || {
             let cl = Closure::of(l);
             let Some(ch) = cl.check::<Chan>(l, 1) else {

@@ -26,6 +26,7 @@ use lugo_vm::{Actor, Chan, Msg};
 use mlua::ffi;
 
 use crate::cfn::{fill, new_box_of, push, Closure, Raw, MT_ACTOR};
+use crate::context::Ctx;
 use crate::net::NetSock;
 use lugo_vm::sema::{SemMutex, WaitGroup};
 
@@ -244,6 +245,8 @@ impl Copier {
                         PValue::Shared(Handle::new(w))
                     } else if let Some(m) = self.cl.arc::<SemMutex>(l, idx) {
                         PValue::Shared(Handle::new(m))
+                    } else if let Some(c) = self.cl.arc::<Ctx>(l, idx) {
+                        PValue::Shared(Handle::new(c))
                     } else {
                         return Err(Refusal::Cannot(userdata_name(l, idx)));
                     }
@@ -504,10 +507,17 @@ unsafe fn push_value(l: *mut ffi::lua_State, v: &PValue, scratch: c_int) {
             }),
             // The receiving actor takes the socket (`NetSock::move_to`).
             // Every actor that receives it shares it.
-            PValue::Shared(h) => match h.get::<WaitGroup>() {
-                Some(_) => push(l, || h.get::<WaitGroup>().expect("a wait group")),
-                None => push(l, || h.get::<SemMutex>().expect("a wait group or mutex")),
-            },
+            PValue::Shared(h) => {
+                if h.get::<WaitGroup>().is_some() {
+                    push(l, || h.get::<WaitGroup>().expect("a wait group"))
+                } else if h.get::<SemMutex>().is_some() {
+                    push(l, || h.get::<SemMutex>().expect("a mutex"))
+                } else {
+                    push(l, || {
+                        h.get::<Ctx>().expect("a wait group, mutex or context")
+                    })
+                }
+            }
             PValue::Moved(h) => {
                 // The box is of the socket's kind (its methods); the
                 // reference read for it is dropped before the allocation.

@@ -24,6 +24,7 @@ mod actor;
 mod blocking;
 mod cfn;
 mod chan;
+mod context;
 mod copy;
 mod coroutine;
 mod hooks;
@@ -183,6 +184,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
         kinds.push((mt, lacks));
     }
     reg.add_type::<copy::ActorHandle>(lua, &actor::METHODS)?;
+    reg.add_type::<context::Ctx>(lua, &context::METHODS)?;
     for (mt, lacks) in kinds {
         reg.fill(lua, &mt, &[(c"__index", lacks)])?;
     }
@@ -192,6 +194,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
         &time::FUNCTIONS,
         &coroutine::FUNCTIONS,
         &net::FUNCTIONS,
+        &context::FUNCTIONS,
         &actor::FUNCTIONS,
         &blocking::FUNCTIONS,
     ] {
@@ -225,6 +228,14 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
     lua.set_named_registry_value(ACTOR_MAIN_KEY, exports.get::<Function>("actor_main")?)?;
+    for (key, name) in [
+        (chan::RECV_CTX, "recv_ctx"),
+        (chan::SEND_CTX, "send_ctx"),
+        (time::SLEEP_CTX, "sleep_ctx"),
+    ] {
+        let key = key.to_str().expect("an ASCII key");
+        lua.set_named_registry_value(key, exports.get::<Function>(name)?)?;
+    }
     let task_key = host::TASK_KEY.to_str().expect("an ASCII key");
     lua.set_named_registry_value(task_key, exports.get::<Function>("task")?)?;
     let rt = actor.runtime();

@@ -235,6 +235,51 @@ local function blocks_raw(name, f)
   return function(...) return call(blocking(name, f, ...)) end
 end
 
+---------------------------------------------------------------- context
+
+-- The blocking calls given a context (`ch:recv(ctx)`, `ch:send(v, ctx)`,
+-- `time.sleep(d, ctx)`): their C functions hand the call here, where it
+-- is a select with the context's done channel. When the context ends
+-- first: recv gives nil, false, ctx:err(); send and sleep false,
+-- ctx:err() (a send that lost did not send). Otherwise recv gives v, ok;
+-- send and sleep true.
+local context = { background = P.context_background }
+local done_of = P.context_done_of
+
+local function done_or_raise(ctx, fname)
+  local done = done_of(ctx)
+  if not done then
+    -- Level 4: past recv_ctx and the C function that handed it the call.
+    error(fname .. ": context expected, got " .. type(ctx), 4)
+  end
+  return done
+end
+
+local function recv_ctx(ch, ctx)
+  local done = done_or_raise(ctx, "ch:recv")
+  local i, v, ok = raw_select({ "recv", ch }, { "recv", done })
+  if i == 1 then return v, ok end
+  return nil, false, ctx:err()
+end
+
+local function send_ctx(ch, v, ctx)
+  local done = done_or_raise(ctx, "ch:send")
+  if raw_select({ "send", ch, v }, { "recv", done }) == 1 then return true end
+  return false, ctx:err()
+end
+
+local function sleep_ctx(d, ctx)
+  local done = done_or_raise(ctx, "time.sleep")
+  local err = ctx:err()
+  if err then return false, err end
+  if d <= 0 then return true end
+  local t = time.timer(d)
+  if raw_select({ "recv", t.c }, { "recv", done }) == 1 then return true end
+  -- Cut short: its timer goes now, not at its deadline.
+  t:stop()
+  return false, ctx:err()
+end
+
 ---------------------------------------------------------------- install
 
 local net = { listen = P.net_listen, dial = P.net_dial, lookup = P.net_lookup, udp = P.net_udp }
@@ -242,6 +287,8 @@ local actor = { spawn = P.actor_spawn, self = P.actor_self }
 
 _G.go, _G.chan, _G.time, _G.sync, _G.runtime, _G.net = go, chan, time, sync, runtime, net
 _G.actor = actor
+_G.context = context
+package.loaded.context = context
 package.loaded.net = net
 package.loaded.actor = actor
 package.loaded.chan = chan
@@ -279,5 +326,6 @@ end
 
 return {
   run_task = run_task, go = go, task = task, actor_main = actor_main,
+  recv_ctx = recv_ctx, send_ctx = send_ctx, sleep_ctx = sleep_ctx,
   plain = plain, blocks = blocks_raw, answered = answered,
 }

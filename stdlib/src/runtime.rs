@@ -112,6 +112,7 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             let t = lua.create_table()?;
             t.set("goroutines", rt.numgoroutine())?;
             t.set("actors", rt.numactors())?;
+            t.set("timers", rt.numtimers())?;
             t.set("procs", rt.gomaxprocs())?;
             t.set("preemptions", s.preemptions.load(Ordering::Relaxed))?;
             t.set("sysmon_ticks", s.sysmon_ticks.load(Ordering::Relaxed))?;

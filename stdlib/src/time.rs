@@ -75,14 +75,23 @@ fn timer_charge(a: &Arc<Actor>, fname: &str) -> Result<Charge, Raise> {
         .or_else(|_| raise(format!("{fname}: not enough memory")))
 }
 
-/// `time.sleep(d)`.
+/// Registry key of the prelude's `sleep_ctx` (`time.sleep(d, ctx)`).
+pub(crate) const SLEEP_CTX: &CStr = c"lugo.sleep_ctx";
+
+/// `time.sleep(d [, ctx])`.
 unsafe extern "C-unwind" fn sleep(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function (put in place by `Registry`: it finds
     // its state's record, `Closure::of`) on `l`, the running thread, with its
     // arguments on the stack; `guard` is its last act. Argument 1 is read, or
     // its type named (inert); `me` needs the running thread of an actor owned
-    // by this M: Lua runs an actor's code on its M only.
+    // by this M: Lua runs an actor's code on its M only. Given a userdata
+    // (a context, else `sleep_ctx` raises) at 2 with a number at 1, the
+    // call goes to the prelude's `sleep_ctx` (`delegate`, as the last act,
+    // nothing owned); another extra argument is ignored.
     unsafe {
+        if ffi::lua_type(l, 2) == ffi::LUA_TUSERDATA && ffi::lua_type(l, 1) == ffi::LUA_TNUMBER {
+            return cfn::delegate(l, SLEEP_CTX, 2);
+        }
         guard(l, || {
             let mut isnum = 0;
             let d = ffi::lua_tonumberx(l, 1, &mut isnum);

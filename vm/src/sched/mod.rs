@@ -845,6 +845,11 @@ impl Runtime {
         self.shared.census.goroutines()
     }
 
+    /// Timers pending (sleeps, timers, tickers, deadlines).
+    pub fn numtimers(&self) -> usize {
+        self.shared.timers.len()
+    }
+
     /// Actors alive (not ended).
     pub fn numactors(&self) -> usize {
         self.shared
