@@ -173,7 +173,7 @@ fn from_pvalue(
         PValue::Chan(_) => return refuse("a channel"),
         PValue::Actor(_) => return refuse("an actor"),
         PValue::Moved(_) => return refuse("a socket"),
-        PValue::Shared(_) => return refuse("a wait group, mutex or context"),
+        PValue::Shared(_) => return refuse("a sync object or context"),
         PValue::Table(t) => {
             if open.contains(t) {
                 return refuse("a table that contains itself");

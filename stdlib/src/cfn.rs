@@ -153,7 +153,7 @@ pub(crate) unsafe fn check<'a, T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Op
 }
 
 /// Number of boxed types.
-const NTYPES: usize = 6;
+const NTYPES: usize = 8;
 /// The most kinds (metatables) a boxed type has ([`Raw::KINDS`]).
 const MAX_KINDS: usize = 3;
 
@@ -745,6 +745,10 @@ pub(crate) const MT_NET: c_int = 5;
 pub(crate) const MT_ACTOR: c_int = 6;
 /// See [`MT_CHAN`].
 pub(crate) const MT_CONTEXT: c_int = 7;
+/// See [`MT_CHAN`].
+pub(crate) const MT_RWMUTEX: c_int = 8;
+/// See [`MT_CHAN`].
+pub(crate) const MT_SEMAPHORE: c_int = 9;
 
 /// The record its C functions find, kept by the state (as app data).
 /// Its address is kept for them (`mem::face_data`), so it is boxed: its

@@ -28,7 +28,7 @@ use mlua::ffi;
 use crate::cfn::{fill, new_box_of, push, Closure, Raw, MT_ACTOR};
 use crate::context::Ctx;
 use crate::net::NetSock;
-use lugo_vm::sema::{SemMutex, WaitGroup};
+use lugo_vm::sema::{RwMutex, SemMutex, Semaphore, WaitGroup};
 
 /// An actor as Lua holds it: a handle, shared (not copied) when it
 /// crosses to another actor. Its methods are `crate::actor`'s.
@@ -90,6 +90,40 @@ const ENTRY_BYTES: usize = std::mem::size_of::<(PValue, PValue)>();
 const TABLE_BYTES: usize = std::mem::size_of::<Vec<(PValue, PValue)>>() + 32;
 /// A copy charges its bytes to the actor in steps of this many.
 const CHARGE_STEP: usize = 64 << 10;
+
+/// Pushes a new box of the object `h` shares if it is a `T`; whether it
+/// was one.
+///
+/// # Safety
+/// As [`push_portable`].
+unsafe fn push_if<T: Raw>(l: *mut ffi::lua_State, h: &Handle) -> bool {
+    if h.get::<T>().is_none() {
+        return false;
+    }
+    // SAFETY: the caller's contract is `push`'s; the new reference is
+    // made after the allocation (`push`'s `make`).
+    unsafe { push(l, || h.get::<T>().expect("checked")) };
+    true
+}
+
+/// Pushes a new box of a shared object ([`PValue::Shared`]: the copier
+/// makes one of these types only; anything else would be nil).
+///
+/// # Safety
+/// As [`push_portable`].
+unsafe fn push_shared(l: *mut ffi::lua_State, h: &Handle) {
+    // SAFETY: the caller's contract is `push_if`'s; a nil push is inert.
+    unsafe {
+        let pushed = push_if::<WaitGroup>(l, h)
+            || push_if::<SemMutex>(l, h)
+            || push_if::<RwMutex>(l, h)
+            || push_if::<Semaphore>(l, h)
+            || push_if::<Ctx>(l, h);
+        if !pushed {
+            ffi::lua_pushnil(l);
+        }
+    }
+}
 
 /// How a refusal names the userdata at `idx`: `a ticker`, by the
 /// `__name` of its metatable (read raw: no metamethod runs), else `a
@@ -247,6 +281,10 @@ impl Copier {
                         PValue::Shared(Handle::new(m))
                     } else if let Some(c) = self.cl.arc::<Ctx>(l, idx) {
                         PValue::Shared(Handle::new(c))
+                    } else if let Some(m) = self.cl.arc::<RwMutex>(l, idx) {
+                        PValue::Shared(Handle::new(m))
+                    } else if let Some(s) = self.cl.arc::<Semaphore>(l, idx) {
+                        PValue::Shared(Handle::new(s))
                     } else {
                         return Err(Refusal::Cannot(userdata_name(l, idx)));
                     }
@@ -505,19 +543,9 @@ unsafe fn push_value(l: *mut ffi::lua_State, v: &PValue, scratch: c_int) {
             PValue::Actor(h) => push(l, || {
                 Arc::new(ActorHandle(h.get::<Actor>().expect("an actor's handle")))
             }),
-            // The receiving actor takes the socket (`NetSock::move_to`).
             // Every actor that receives it shares it.
-            PValue::Shared(h) => {
-                if h.get::<WaitGroup>().is_some() {
-                    push(l, || h.get::<WaitGroup>().expect("a wait group"))
-                } else if h.get::<SemMutex>().is_some() {
-                    push(l, || h.get::<SemMutex>().expect("a mutex"))
-                } else {
-                    push(l, || {
-                        h.get::<Ctx>().expect("a wait group, mutex or context")
-                    })
-                }
-            }
+            PValue::Shared(h) => push_shared(l, h),
+            // The receiving actor takes the socket (`NetSock::move_to`).
             PValue::Moved(h) => {
                 // The box is of the socket's kind (its methods); the
                 // reference read for it is dropped before the allocation.

@@ -185,6 +185,8 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     }
     reg.add_type::<copy::ActorHandle>(lua, &actor::METHODS)?;
     reg.add_type::<context::Ctx>(lua, &context::METHODS)?;
+    reg.add_type::<lugo_vm::sema::RwMutex>(lua, &sync::RWMUTEX_METHODS)?;
+    reg.add_type::<lugo_vm::sema::Semaphore>(lua, &sync::SEMAPHORE_METHODS)?;
     for (mt, lacks) in kinds {
         reg.fill(lua, &mt, &[(c"__index", lacks)])?;
     }

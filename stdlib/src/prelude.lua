@@ -168,6 +168,7 @@ end
 local sync = {}
 
 sync.waitgroup, sync.mutex = P.waitgroup, P.mutex
+sync.rwmutex, sync.semaphore = P.rwmutex, P.semaphore
 
 local Once = {}
 Once.__index = Once

@@ -1,17 +1,18 @@
-//! `sync`: wait groups and mutexes (Rust half, C functions; `once` is Lua
-//! only). Both are [`crate::cfn::Boxed`] userdata whose methods are these
-//! functions; `wait` and `lock` park by yielding from C.
+//! `sync`: wait groups, mutexes, read-write mutexes and weighted
+//! semaphores (Rust half, C functions; `once` is Lua only). Each is a
+//! [`crate::cfn::Boxed`] userdata whose methods are these functions;
+//! `wait`, `lock`, `rlock` and `acquire` park by yielding from C.
 
 use std::ffi::{c_int, CStr};
 use std::sync::Arc;
 
-use lugo_vm::sema::{Acquire, SemMutex, WaitGroup};
+use lugo_vm::sema::{Acquire, RwMutex, SemMutex, Semaphore, WaitGroup};
 use lugo_vm::WaitReason;
 use mlua::ffi;
 
 use crate::cfn::{
-    check, expected, guard, me, push, raise, type_name, CFn, Closure, Raw, Ret, CANNOT_PARK,
-    MT_MUTEX, MT_WAITGROUP,
+    check, expected, fill, guard, me, new_box, push, raise, type_name, CFn, Closure, Raw, Ret,
+    CANNOT_PARK, MT_MUTEX, MT_RWMUTEX, MT_SEMAPHORE, MT_WAITGROUP,
 };
 
 impl Raw for WaitGroup {
@@ -26,6 +27,20 @@ impl Raw for SemMutex {
     const SHORT: &'static str = "mutex";
     const MAGIC: u64 = 0x6c75_676f_6d75_7478;
     const MT_UPVALUE: c_int = MT_MUTEX;
+}
+
+impl Raw for RwMutex {
+    const NAME: &'static CStr = c"lugo.rwmutex";
+    const SHORT: &'static str = "rwmutex";
+    const MAGIC: u64 = 0x6c75_676f_7277_6d78;
+    const MT_UPVALUE: c_int = MT_RWMUTEX;
+}
+
+impl Raw for Semaphore {
+    const NAME: &'static CStr = c"lugo.semaphore";
+    const SHORT: &'static str = "semaphore";
+    const MAGIC: u64 = 0x6c75_676f_7365_6d61;
+    const MT_UPVALUE: c_int = MT_SEMAPHORE;
 }
 
 fn acquired(r: Acquire) -> Ret {
@@ -182,6 +197,210 @@ unsafe extern "C-unwind" fn mutex_unlock(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// Runs `op` on the `T` at argument 1 (a method named `fname`), or raises
+/// `fname: <what> expected`.
+unsafe fn with_arg<T: Raw>(
+    l: *mut ffi::lua_State,
+    fname: &str,
+    what: &str,
+    op: impl FnOnce(&T, &Closure) -> Ret,
+) -> Ret {
+    // SAFETY: `l` runs a closure made by `Registry` with its arguments on
+    // the stack (the callers' contract); the `T` is borrowed from argument
+    // 1, on the stack throughout `op`.
+    unsafe {
+        let cl = Closure::of(l);
+        match cl.check::<T>(l, 1) {
+            Some(v) => op(v, &cl),
+            None => expected(l, fname, what, 1),
+        }
+    }
+}
+
+/// A result of `Ok(())` or an error message to raise.
+fn done(r: Result<(), &'static str>) -> Ret {
+    match r {
+        Ok(()) => Ret::N(0),
+        Err(e) => raise(e),
+    }
+}
+
+/// Pushes a boolean: `true` when `ok`.
+unsafe fn pushed(l: *mut ffi::lua_State, ok: bool) -> Ret {
+    // SAFETY: `l` is the running thread with a free slot (the callers').
+    unsafe { ffi::lua_pushboolean(l, ok as c_int) };
+    Ret::N(1)
+}
+
+unsafe extern "C-unwind" fn rwmutex_new(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this `Registry` closure on the running thread `l`;
+    // `guard` is its last act. The box is allocated before the rwmutex
+    // exists (`push`).
+    unsafe {
+        guard(l, || {
+            push(l, || Arc::new(RwMutex::default()));
+            Ret::N(1)
+        })
+    }
+}
+
+macro_rules! method {
+    ($name:ident, $t:ty, $fname:literal, $what:literal, |$v:ident, $l:ident, $cl:ident| $body:expr) => {
+        unsafe extern "C-unwind" fn $name($l: *mut ffi::lua_State) -> c_int {
+            // SAFETY: Lua calls this C function (made by `Registry`) on the
+            // running thread, with its arguments on the stack; `guard` is
+            // its last act, and `with_arg` borrows the object from argument
+            // 1 for the body, whose Lua calls are inert (reading arguments,
+            // pushing a boolean) or park (`me`, on the actor's own M).
+            unsafe { guard($l, || with_arg::<$t>($l, $fname, $what, |$v, $cl| $body)) }
+        }
+    };
+}
+
+method!(rw_rlock, RwMutex, "rwmutex:rlock", "rwmutex", |m, l, cl| {
+    let a = cl.actor();
+    acquired(m.rlock(|| me(l, a)))
+});
+method!(
+    rw_runlock,
+    RwMutex,
+    "rwmutex:runlock",
+    "rwmutex",
+    |m, l, _cl| done(m.runlock())
+);
+method!(rw_lock, RwMutex, "rwmutex:lock", "rwmutex", |m, l, cl| {
+    let a = cl.actor();
+    acquired(m.lock(|| me(l, a)))
+});
+method!(
+    rw_unlock,
+    RwMutex,
+    "rwmutex:unlock",
+    "rwmutex",
+    |m, l, _cl| done(m.unlock())
+);
+method!(
+    rw_tryrlock,
+    RwMutex,
+    "rwmutex:tryrlock",
+    "rwmutex",
+    |m, l, _cl| pushed(l, m.try_rlock())
+);
+method!(
+    rw_trylock,
+    RwMutex,
+    "rwmutex:trylock",
+    "rwmutex",
+    |m, l, _cl| pushed(l, m.try_lock())
+);
+
+/// The count at argument 2 of semaphore method `fname`: 1 if absent, else
+/// an integer from 1 to the size.
+unsafe fn units(l: *mut ffi::lua_State, fname: &str, size: u64) -> Result<u64, Ret> {
+    // SAFETY: `l` is the running thread with argument 2 (the callers'
+    // contract); it is read, or its type named: inert.
+    unsafe {
+        match ffi::lua_type(l, 2) {
+            ffi::LUA_TNONE | ffi::LUA_TNIL => Ok(1),
+            ffi::LUA_TNUMBER => {
+                let mut isint = 0;
+                let n = ffi::lua_tointegerx(l, 2, &mut isint);
+                if isint == 0 || n < 1 || n as u64 > size {
+                    return Err(raise(format!(
+                        "{fname}: count must be an integer from 1 to {size}"
+                    )));
+                }
+                Ok(n as u64)
+            }
+            _ => {
+                let t = type_name(l, 2);
+                Err(raise(format!("{fname}: count must be an integer, got {t}")))
+            }
+        }
+    }
+}
+
+unsafe extern "C-unwind" fn semaphore_new(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this `Registry` closure on the running thread `l`;
+    // `guard` is its last act. The size is read (inert), then the box is
+    // allocated (may raise) while nothing is owned and filled after.
+    unsafe {
+        guard(l, || {
+            let mut isint = 0;
+            let n = ffi::lua_tointegerx(l, 1, &mut isint);
+            if isint == 0 || ffi::lua_type(l, 1) != ffi::LUA_TNUMBER || n < 1 {
+                let shown = match ffi::lua_type(l, 1) {
+                    ffi::LUA_TNUMBER => crate::cfn::to_display(l, 1),
+                    _ => type_name(l, 1),
+                };
+                return raise(format!(
+                    "sync.semaphore: size must be a positive integer, got {shown}"
+                ));
+            }
+            let b = new_box::<Semaphore>(l);
+            fill(b, Arc::new(Semaphore::new(n as u64)));
+            Ret::N(1)
+        })
+    }
+}
+
+method!(
+    sem_acquire,
+    Semaphore,
+    "semaphore:acquire",
+    "semaphore",
+    |s, l, cl| {
+        match units(l, "semaphore:acquire", s.size()) {
+            Ok(k) => {
+                let a = cl.actor();
+                acquired(s.acquire(k, || me(l, a)))
+            }
+            Err(r) => r,
+        }
+    }
+);
+method!(
+    sem_tryacquire,
+    Semaphore,
+    "semaphore:tryacquire",
+    "semaphore",
+    |s, l, _cl| {
+        match units(l, "semaphore:tryacquire", s.size()) {
+            Ok(k) => pushed(l, s.try_acquire(k)),
+            Err(r) => r,
+        }
+    }
+);
+method!(
+    sem_release,
+    Semaphore,
+    "semaphore:release",
+    "semaphore",
+    |s, l, _cl| {
+        match units(l, "semaphore:release", s.size()) {
+            Ok(k) => done(s.release(k)),
+            Err(r) => r,
+        }
+    }
+);
+
+/// The read-write mutex methods.
+pub(crate) const RWMUTEX_METHODS: [(&CStr, CFn); 6] = [
+    (c"rlock", rw_rlock),
+    (c"runlock", rw_runlock),
+    (c"lock", rw_lock),
+    (c"unlock", rw_unlock),
+    (c"tryrlock", rw_tryrlock),
+    (c"trylock", rw_trylock),
+];
+
+/// The semaphore methods.
+pub(crate) const SEMAPHORE_METHODS: [(&CStr, CFn); 3] = [
+    (c"acquire", sem_acquire),
+    (c"tryacquire", sem_tryacquire),
+    (c"release", sem_release),
+];
+
 /// The wait group methods.
 pub(crate) const WG_METHODS: [(&CStr, CFn); 3] =
     [(c"add", wg_add), (c"done", wg_done), (c"wait", wg_wait)];
@@ -194,4 +413,9 @@ pub(crate) const MUTEX_METHODS: [(&CStr, CFn); 3] = [
 ];
 
 /// The functions the Lua half gets in `P`.
-pub(crate) const FUNCTIONS: [(&CStr, CFn); 2] = [(c"waitgroup", wg_new), (c"mutex", mutex_new)];
+pub(crate) const FUNCTIONS: [(&CStr, CFn); 4] = [
+    (c"waitgroup", wg_new),
+    (c"mutex", mutex_new),
+    (c"rwmutex", rwmutex_new),
+    (c"semaphore", semaphore_new),
+];

@@ -1,5 +1,6 @@
-//! Semaphores behind `sync`: a wait group and a mutex whose waiters park
-//! their goroutine, never the thread (Go's `sema.go` in miniature).
+//! Semaphores behind `sync`: a wait group, a mutex, a read-write mutex
+//! and a weighted semaphore, whose waiters park their goroutine, never the
+//! thread (Go's `sema.go` in miniature).
 //!
 //! The mutex hands ownership directly to the first waiter on unlock, so a
 //! goroutine that loops lock/unlock cannot starve the others (Go's
@@ -154,6 +155,216 @@ impl SemMutex {
     }
 }
 
+/// Error of `runlock` without a reader.
+pub const RUNLOCK_OF_UNLOCKED: &str = "sync: runlock of unlocked rwmutex";
+/// Error of `unlock` of a read-write mutex not locked for writing.
+pub const UNLOCK_OF_UNLOCKED_RW: &str = "sync: unlock of unlocked rwmutex";
+/// Error of releasing more than is held.
+pub const RELEASE_OF_UNHELD: &str = "sync: semaphore released more than held";
+
+#[derive(Default)]
+struct RwState {
+    /// Readers holding it.
+    readers: u64,
+    /// A writer holds it.
+    writer: bool,
+    waiting_writers: VecDeque<GRef>,
+    waiting_readers: Vec<GRef>,
+}
+
+/// `sync.rwmutex()`: many readers or one writer (Go's `RWMutex`). A
+/// writer waiting keeps new readers out, so writers are not starved; an
+/// unlock lets every waiting reader in before the next writer, so readers
+/// are not either. A parked G holds what it asked for when woken.
+pub struct RwMutex {
+    state: Lock<RwState>,
+}
+
+impl Default for RwMutex {
+    fn default() -> RwMutex {
+        RwMutex {
+            state: Lock::new(Rank::Sema, RwState::default()),
+        }
+    }
+}
+
+impl RwMutex {
+    /// Takes a read lock, or queues the G from `me`.
+    pub fn rlock(&self, me: impl FnOnce() -> Option<GRef>) -> Acquire {
+        let mut s = self.state.lock();
+        if !s.writer && s.waiting_writers.is_empty() {
+            s.readers += 1;
+            return Acquire::Done;
+        }
+        match me() {
+            Some(g) => {
+                s.waiting_readers.push(g);
+                Acquire::Park
+            }
+            None => Acquire::CannotPark,
+        }
+    }
+
+    /// Takes a read lock if that needs no wait.
+    pub fn try_rlock(&self) -> bool {
+        let mut s = self.state.lock();
+        let free = !s.writer && s.waiting_writers.is_empty();
+        if free {
+            s.readers += 1;
+        }
+        free
+    }
+
+    /// Lets go of a read lock; the last reader hands the lock to the
+    /// first waiting writer.
+    pub fn runlock(&self) -> Result<(), &'static str> {
+        let mut s = self.state.lock();
+        if s.readers == 0 {
+            return Err(RUNLOCK_OF_UNLOCKED);
+        }
+        s.readers -= 1;
+        let next = match s.readers {
+            0 => s.waiting_writers.pop_front(),
+            _ => None,
+        };
+        if next.is_some() {
+            s.writer = true;
+        }
+        drop(s);
+        if let Some(g) = next {
+            g.ready(Wake::Unit);
+        }
+        Ok(())
+    }
+
+    /// Takes the write lock, or queues the G from `me`.
+    pub fn lock(&self, me: impl FnOnce() -> Option<GRef>) -> Acquire {
+        let mut s = self.state.lock();
+        if !s.writer && s.readers == 0 {
+            s.writer = true;
+            return Acquire::Done;
+        }
+        match me() {
+            Some(g) => {
+                s.waiting_writers.push_back(g);
+                Acquire::Park
+            }
+            None => Acquire::CannotPark,
+        }
+    }
+
+    /// Takes the write lock if free.
+    pub fn try_lock(&self) -> bool {
+        let mut s = self.state.lock();
+        let free = !s.writer && s.readers == 0;
+        if free {
+            s.writer = true;
+        }
+        free
+    }
+
+    /// Lets go of the write lock: every waiting reader gets in, else the
+    /// next writer does.
+    pub fn unlock(&self) -> Result<(), &'static str> {
+        let mut s = self.state.lock();
+        if !s.writer {
+            return Err(UNLOCK_OF_UNLOCKED_RW);
+        }
+        let readers = std::mem::take(&mut s.waiting_readers);
+        let writer = match readers.is_empty() {
+            true => s.waiting_writers.pop_front(),
+            false => None,
+        };
+        s.writer = writer.is_some();
+        s.readers += readers.len() as u64;
+        drop(s);
+        for g in readers.into_iter().chain(writer) {
+            g.ready(Wake::Unit);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Default)]
+struct SemState {
+    held: u64,
+    /// Waiting Gs and how much each asks, served in order.
+    waiters: VecDeque<(GRef, u64)>,
+}
+
+/// `sync.semaphore(n)`: a weighted semaphore of `n` units (Go's
+/// `x/sync/semaphore`). Waiters are served in order: one asking for many
+/// units is not passed by later ones asking for fewer.
+pub struct Semaphore {
+    size: u64,
+    state: Lock<SemState>,
+}
+
+impl Semaphore {
+    /// A semaphore of `size` units.
+    pub fn new(size: u64) -> Semaphore {
+        Semaphore {
+            size,
+            state: Lock::new(Rank::Sema, SemState::default()),
+        }
+    }
+
+    /// Its size.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// Takes `k` units (at most the size: the caller checks), or queues
+    /// the G from `me`; a woken G holds them.
+    pub fn acquire(&self, k: u64, me: impl FnOnce() -> Option<GRef>) -> Acquire {
+        let mut s = self.state.lock();
+        if s.waiters.is_empty() && s.held + k <= self.size {
+            s.held += k;
+            return Acquire::Done;
+        }
+        match me() {
+            Some(g) => {
+                s.waiters.push_back((g, k));
+                Acquire::Park
+            }
+            None => Acquire::CannotPark,
+        }
+    }
+
+    /// Takes `k` units if that needs no wait.
+    pub fn try_acquire(&self, k: u64) -> bool {
+        let mut s = self.state.lock();
+        let ok = s.waiters.is_empty() && s.held + k <= self.size;
+        if ok {
+            s.held += k;
+        }
+        ok
+    }
+
+    /// Gives back `k` units, then serves the waiters in order while the
+    /// first fits.
+    pub fn release(&self, k: u64) -> Result<(), &'static str> {
+        let mut s = self.state.lock();
+        if k > s.held {
+            return Err(RELEASE_OF_UNHELD);
+        }
+        s.held -= k;
+        let mut woken = Vec::new();
+        while let Some(&(_, want)) = s.waiters.front() {
+            if s.held + want > self.size {
+                break;
+            }
+            s.held += want;
+            woken.push(s.waiters.pop_front().expect("a front").0);
+        }
+        drop(s);
+        for g in woken {
+            g.ready(Wake::Unit);
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,5 +397,36 @@ mod tests {
         assert!(!m.try_lock());
         assert_eq!(m.lock(|| None), Acquire::CannotPark, "nothing queued");
         m.unlock().unwrap();
+    }
+
+    #[test]
+    fn rwmutex_states() {
+        let m = RwMutex::default();
+        assert_eq!(m.runlock(), Err(RUNLOCK_OF_UNLOCKED));
+        assert_eq!(m.unlock(), Err(UNLOCK_OF_UNLOCKED_RW));
+        assert!(m.try_rlock() && m.try_rlock(), "readers share it");
+        assert!(!m.try_lock(), "no writer while readers hold it");
+        assert_eq!(m.lock(|| None), Acquire::CannotPark);
+        m.runlock().unwrap();
+        m.runlock().unwrap();
+        assert!(m.try_lock());
+        assert!(!m.try_rlock(), "no reader while a writer holds it");
+        m.unlock().unwrap();
+        assert_eq!(m.rlock(|| unreachable!("free")), Acquire::Done);
+        m.runlock().unwrap();
+    }
+
+    #[test]
+    fn semaphore_units() {
+        let s = Semaphore::new(3);
+        assert_eq!(s.release(1), Err(RELEASE_OF_UNHELD));
+        assert!(s.try_acquire(2));
+        assert!(!s.try_acquire(2), "one unit left");
+        assert!(s.try_acquire(1));
+        assert_eq!(s.acquire(1, || None), Acquire::CannotPark);
+        s.release(3).unwrap();
+        assert_eq!(s.acquire(3, || unreachable!("free")), Acquire::Done);
+        assert_eq!(s.release(4), Err(RELEASE_OF_UNHELD));
+        s.release(3).unwrap();
     }
 }
