@@ -771,8 +771,13 @@ unsafe extern "C-unwind" fn gomain_k(
         if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
             return 0;
         }
-        if preempt::stopping_g() == Some(preempt::Stop::Exit) {
-            // runtime.goexit: its <close> handlers have run; a normal end.
+        if matches!(
+            preempt::stopping_g(),
+            Some(preempt::Stop::Exit | preempt::Stop::Interrupt)
+        ) {
+            // runtime.goexit, or an interrupt (`runtime.interrupt`, a
+            // group's grace): its <close> handlers have run; it ends
+            // quietly, as by goexit (a host's task gets its error).
             return 0;
         }
         // An uncaught error: the panic, with the traceback the handler kept.

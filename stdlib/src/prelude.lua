@@ -199,6 +199,7 @@ local runtime = {
   gomaxprocs = wrap(P.gomaxprocs),
   gc = P.gc,
   stats = P.stats,
+  interrupt = wrap(P.interrupt),
 }
 
 -- Where no yield reaches the M (inside a C call), gosched does nothing
@@ -279,6 +280,114 @@ local function sleep_ctx(d, ctx)
   -- Cut short: its timer goes now, not at its deadline.
   t:stop()
   return false, ctx:err()
+end
+
+---------------------------------------------------------------- groups
+
+-- sync.group([ctx]): Go's errgroup. Its goroutines (g:go) share a context
+-- (g:context()) cancelled by the first error any of them raises, by
+-- g:cancel([cause]), by the parent context, or when g:wait() returns.
+-- g:wait() waits for them all and returns the first error, or nil.
+-- g:setlimit(n) bounds how many run at once (g:go waits for a place).
+-- g:setgrace(s): members still running s seconds after the context ends
+-- are interrupted (runtime.interrupt: a running one at once, a parked
+-- one when it next runs; their <close> handlers run, pcall does not
+-- catch it).
+local Group = { __metatable = "group", __lugo = "group" }
+Group.__index = Group
+local interrupt = P.interrupt
+local getmetatable, pairs, next, math_type = getmetatable, pairs, next, math.type
+
+local function group_arg(g, fname)
+  if getmetatable(g) ~= "group" or type(g) ~= "table" or rawget(g, "wg") == nil then
+    error(fname .. ": group expected, got " .. type(g), 3)
+  end
+end
+
+function sync.group(ctx)
+  if ctx ~= nil and not done_of(ctx) then
+    error("sync.group: context expected, got " .. type(ctx), 2)
+  end
+  local gctx, cancel = (ctx or context.background()):withcancel()
+  return setmetatable({
+    ctx = gctx, cancel_ = cancel, wg = sync.waitgroup(), members = {},
+    waited = false, err = nil, sem = nil, watching = false,
+  }, Group)
+end
+
+-- Interrupts the members still there `grace` seconds after the group's
+-- context ends (started once, by setgrace).
+local function watch(g, grace)
+  go(function()
+    g.ctx:done():recv()
+    time.sleep(grace)
+    for id in pairs(g.members) do interrupt(id) end
+  end)
+end
+
+function Group:go(f, ...)
+  group_arg(self, "group:go")
+  if type(f) ~= "function" then
+    error("group:go: function expected, got " .. type(f), 2)
+  end
+  if self.waited then error("sync.group: go after wait", 2) end
+  if self.sem then self.sem:acquire() end
+  self.wg:add(1)
+  local id
+  id = go(function(...)
+    -- Runs however the member ends: returned, raised, interrupted.
+    local _ <close> = setmetatable({}, { __close = function()
+      self.members[id] = nil
+      if self.sem then self.sem:release() end
+      self.wg:done()
+    end })
+    local ok, err = pcall(f, ...)
+    if not ok and self.err == nil then
+      self.err = err
+      self.cancel_(err)
+    end
+  end, ...)
+  self.members[id] = true
+  return id
+end
+
+function Group:wait()
+  group_arg(self, "group:wait")
+  self.waited = true
+  self.wg:wait()
+  self.cancel_()
+  return self.err
+end
+
+function Group:context()
+  group_arg(self, "group:context")
+  return self.ctx
+end
+
+function Group:cancel(cause)
+  group_arg(self, "group:cancel")
+  self.cancel_(cause)
+end
+
+function Group:setlimit(n)
+  group_arg(self, "group:setlimit")
+  if math_type(n) ~= "integer" or n < 1 then
+    error("group:setlimit: n must be a positive integer, got " .. tostring(n), 2)
+  end
+  if next(self.members) then
+    error("group:setlimit: the limit must be set before any goroutine starts", 2)
+  end
+  self.sem = sync.semaphore(n)
+end
+
+function Group:setgrace(seconds)
+  group_arg(self, "group:setgrace")
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
+    error("group:setgrace: seconds must be a non-negative number, got " .. tostring(seconds), 2)
+  end
+  if self.watching then error("group:setgrace: the grace is set already", 2) end
+  self.watching = true
+  watch(self, seconds)
 end
 
 ---------------------------------------------------------------- install

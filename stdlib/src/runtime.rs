@@ -43,6 +43,25 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         })?,
     )?;
 
+    // `runtime.interrupt(id)`: goroutine `id` of this actor stops (a
+    // running one at once, a parked one when it next runs); false if this
+    // actor has no such goroutine.
+    let a = actor.clone();
+    p.set(
+        "interrupt",
+        raw(lua, move |lua, args| match integer_arg(arg(&args, 0)) {
+            Some(id) if id > 0 && a.has_goroutine(id as u64) => {
+                a.runtime().interrupt(id as u64);
+                ret(lua, true)
+            }
+            Some(id) if id > 0 => ret(lua, false),
+            _ => raise(format!(
+                "runtime.interrupt: id must be a positive integer, got {}",
+                type_name(arg(&args, 0))
+            )),
+        })?,
+    )?;
+
     let a = actor.clone();
     p.set(
         "numgoroutine",

@@ -463,6 +463,11 @@ impl Actor {
         self.task_fn.lock().clone()
     }
 
+    /// Whether goroutine `gid` is one of the actor's, alive.
+    pub fn has_goroutine(&self, gid: u64) -> bool {
+        self.lock().gs.iter().any(|(_, g)| g.id == gid)
+    }
+
     /// Whether `gid` is the actor's first G (its end ends the actor).
     pub fn is_main_g(&self, gid: u64) -> bool {
         self.main_gid.load(Ordering::Acquire) == gid

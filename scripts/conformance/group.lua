@@ -1,0 +1,104 @@
+-- sync.group: Go's errgroup, with a context, a limit and a grace after
+-- which members that ignore the cancellation are interrupted.
+
+local function fails(f, want)
+  local ok, e = pcall(f)
+  assert(not ok, "expected an error: " .. want)
+  assert(e:find(want, 1, true), e)
+end
+
+-- All succeed: wait returns nil, and the context ends after wait.
+local g = sync.group()
+local sum = chan(10)
+for i = 1, 10 do g:go(function(n) sum:send(n) end, i) end
+assert(g:wait() == nil)
+local total = 0
+for _ = 1, 10 do total = total + sum:recv() end
+assert(total == 55)
+assert(g:context():err() == "context canceled")
+fails(function() g:go(function() end) end, "sync.group: go after wait")
+
+-- The first error cancels 100 siblings parked in recv, sleep and a
+-- socket read; all return within 20 ms; wait returns that error.
+local l = assert(net.listen("127.0.0.1:0"))
+local g2 = sync.group()
+local ctx = g2:context()
+local conns = {}
+for i = 1, 100 do
+  if i % 3 == 0 then
+    g2:go(function() local _, _, err = chan():recv(ctx) assert(err == "context canceled") end)
+  elseif i % 3 == 1 then
+    g2:go(function() local ok, err = time.sleep(60, ctx) assert(not ok and err) end)
+  else
+    local c = assert(net.dial(l:addr()))
+    conns[#conns + 1] = c
+    g2:go(function()
+      -- A socket read that watches the context: closed when it ends.
+      go(function() ctx:done():recv() c:close() end)
+      local v, err = c:read()
+      assert(v == nil and err == "closed", tostring(err))
+    end)
+  end
+end
+time.sleep(0.01)
+local t0 = time.now()
+g2:go(function() error("first failure", 0) end)
+g2:go(function() time.sleep(0.005) error("second failure", 0) end)
+assert(g2:wait() == "first failure")
+assert(time.now() - t0 < 0.2, "all returned promptly")
+assert(ctx:cause() == "first failure")
+l:close()
+
+-- A parent context's end cancels the group.
+local parent, cancel = context.background():withcancel()
+local g3 = sync.group(parent)
+g3:go(function() g3:context():done():recv() end)
+cancel("parent gone")
+assert(g3:wait() == nil)
+assert(g3:context():cause() == "parent gone")
+
+-- setlimit: at most n at once.
+local g4 = sync.group()
+g4:setlimit(2)
+local inside, most = 0, 0
+for _ = 1, 8 do
+  g4:go(function()
+    inside = inside + 1
+    if inside > most then most = inside end
+    time.sleep(0.002)
+    inside = inside - 1
+  end)
+end
+assert(g4:wait() == nil and most == 2, most)
+
+-- setgrace: a member spinning in a pure Lua loop, and one parked with no
+-- context, are ended after the grace; their <close> handlers run.
+local g5 = sync.group()
+g5:setgrace(0.02)
+local closed = chan(2)
+g5:go(function()
+  local _ <close> = setmetatable({}, { __close = function() closed:send("spinner") end })
+  local n = 0
+  while true do n = n + 1 end
+end)
+g5:go(function() error("boom", 0) end)
+local t1 = time.now()
+assert(g5:wait() == "boom")
+assert(closed:recv() == "spinner")
+local waited = time.now() - t1
+assert(waited >= 0.015 and waited < 2, waited)
+
+-- g:cancel ends the group's context.
+local g6 = sync.group()
+g6:go(function() g6:context():done():recv() end)
+g6:cancel("enough")
+assert(g6:wait() == nil and g6:context():cause() == "enough")
+
+-- Bad input.
+fails(function() sync.group(5) end, "sync.group: context expected, got number")
+fails(function() sync.group():go(5) end, "group:go: function expected, got number")
+fails(function() sync.group():setlimit(0) end, "group:setlimit: n must be a positive integer, got 0")
+fails(function() sync.group():setgrace(-1) end, "group:setgrace: seconds must be a non-negative number, got -1")
+fails(function() sync.group().wait({}) end, "group:wait: group expected, got table")
+for _, c in ipairs(conns) do c:close() end
+print("ok")
