@@ -138,6 +138,47 @@ for _ = 1, 1000 do
   end
 end
 
+-- A mutex, a wait group and a semaphore waited for with a context: false
+-- and the error when it ends first; what the wait took meanwhile is given
+-- back (the next trylock succeeds).
+local mu = sync.mutex()
+mu:lock()
+local mctx = bg:withtimeout(0.02)
+local locked, lerr = mu:lock(mctx)
+assert(locked == false and lerr == "context deadline exceeded", tostring(lerr))
+mu:unlock()
+local retaken = false
+for _ = 1, 100 do
+  retaken = mu:trylock()
+  if retaken then break end
+  time.sleep(0.001)
+end
+assert(retaken, "the helper gave the lock back")
+mu:unlock()
+assert(mu:lock(bg) == true)
+mu:unlock()
+local wg = sync.waitgroup()
+wg:add(1)
+local waited, werr = wg:wait(bg:withtimeout(0.01))
+assert(waited == false and werr == "context deadline exceeded")
+wg:done()
+assert(wg:wait(bg) == true)
+local sem = sync.semaphore(2)
+sem:acquire(2)
+local acq, aerr = sem:acquire(2, (bg:withtimeout(0.01)))
+assert(acq == false and aerr == "context deadline exceeded")
+sem:release(2)
+local reacquired = false
+for _ = 1, 100 do
+  reacquired = sem:tryacquire(2)
+  if reacquired then break end
+  time.sleep(0.001)
+end
+assert(reacquired, "the helper gave the units back")
+sem:release(2)
+assert(sem:acquire(bg) == true and sem:acquire(1, bg) == true)
+sem:release(2)
+
 -- Across actors: one cancel wakes the other actor's waiters.
 local c7, k7 = bg:withcancel()
 local h = actor.spawn(function(ctx)

@@ -234,6 +234,9 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
         (chan::RECV_CTX, "recv_ctx"),
         (chan::SEND_CTX, "send_ctx"),
         (time::SLEEP_CTX, "sleep_ctx"),
+        (sync::WAIT_CTX, "wait_ctx"),
+        (sync::LOCK_CTX, "lock_ctx"),
+        (sync::ACQUIRE_CTX, "acquire_ctx"),
     ] {
         let key = key.to_str().expect("an ASCII key");
         lua.set_named_registry_value(key, exports.get::<Function>(name)?)?;

@@ -390,6 +390,46 @@ function Group:setgrace(seconds)
   watch(self, seconds)
 end
 
+-- `wg:wait(ctx)`, `mu:lock(ctx)`, `sem:acquire([k], ctx)`: true once done,
+-- or false, ctx:err() when the context ends first. The wait itself runs in
+-- a helper goroutine (`take`, which sends on `got` when it holds what it
+-- waited for); given up, a second helper waits for it and gives back what
+-- it took (`give_back`): nothing is held for a caller that left.
+local function wait_for(ctx, done, take, give_back)
+  local err = ctx:err()
+  if err then return false, err end
+  local got = chan(1)
+  go(take, got)
+  if raw_select({ "recv", got }, { "recv", done }) == 1 then return true end
+  go(function() got:recv() give_back() end)
+  return false, ctx:err()
+end
+
+local function nothing() end
+
+local function wait_ctx(wg, ctx)
+  local done = done_or_raise(ctx, "waitgroup:wait")
+  return wait_for(ctx, done, function(got) wg:wait() got:send(true) end, nothing)
+end
+
+local function lock_ctx(m, ctx)
+  local done = done_or_raise(ctx, "mutex:lock")
+  if ctx:err() == nil and m:trylock() then return true end
+  return wait_for(ctx, done, function(got) m:lock() got:send(true) end,
+    function() m:unlock() end)
+end
+
+local function acquire_ctx(s, k, ctx)
+  if ctx == nil then k, ctx = 1, k end
+  local done = done_or_raise(ctx, "semaphore:acquire")
+  if math.type(k) ~= "integer" then
+    error("semaphore:acquire: count must be an integer, got " .. type(k), 3)
+  end
+  if ctx:err() == nil and s:tryacquire(k) then return true end
+  return wait_for(ctx, done, function(got) s:acquire(k) got:send(true) end,
+    function() s:release(k) end)
+end
+
 ---------------------------------------------------------------- install
 
 local net = { listen = P.net_listen, dial = P.net_dial, lookup = P.net_lookup, udp = P.net_udp }
@@ -437,5 +477,6 @@ end
 return {
   run_task = run_task, go = go, task = task, actor_main = actor_main,
   recv_ctx = recv_ctx, send_ctx = send_ctx, sleep_ctx = sleep_ctx,
+  wait_ctx = wait_ctx, lock_ctx = lock_ctx, acquire_ctx = acquire_ctx,
   plain = plain, blocks = blocks_raw, answered = answered,
 }

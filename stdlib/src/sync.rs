@@ -43,6 +43,14 @@ impl Raw for Semaphore {
     const MT_UPVALUE: c_int = MT_SEMAPHORE;
 }
 
+/// Registry keys of the prelude's variants of `wg:wait`, `mu:lock` and
+/// `sem:acquire` given a context (`lugo_stdlib::open` keeps them).
+pub(crate) const WAIT_CTX: &CStr = c"lugo.wait_ctx";
+/// See [`WAIT_CTX`].
+pub(crate) const LOCK_CTX: &CStr = c"lugo.lock_ctx";
+/// See [`WAIT_CTX`].
+pub(crate) const ACQUIRE_CTX: &CStr = c"lugo.acquire_ctx";
+
 fn acquired(r: Acquire) -> Ret {
     match r {
         Acquire::Done => Ret::N(0),
@@ -119,8 +127,12 @@ unsafe extern "C-unwind" fn wg_wait(l: *mut ffi::lua_State) -> c_int {
     // arguments on the stack; `guard` is its last act. The wait group is
     // borrowed from argument 1, on the stack throughout; `me` needs the
     // running thread of an actor owned by this M: Lua runs an actor's code on
-    // its M only.
+    // its M only. Given a userdata (a context) at 2, the call goes to the
+    // prelude's `wait_ctx` (`delegate`, the last act, nothing owned).
     unsafe {
+        if ffi::lua_type(l, 2) == ffi::LUA_TUSERDATA && check::<WaitGroup>(l, 1).is_some() {
+            return crate::cfn::delegate(l, WAIT_CTX, 2);
+        }
         guard(l, || {
             let cl = Closure::of(l);
             let Some(wg) = cl.check::<WaitGroup>(l, 1) else {
@@ -152,7 +164,12 @@ unsafe extern "C-unwind" fn mutex_lock(l: *mut ffi::lua_State) -> c_int {
     // arguments on the stack; `guard` is its last act. The mutex is borrowed
     // from argument 1, on the stack throughout; `me` needs the running thread
     // of an actor owned by this M: Lua runs an actor's code on its M only.
+    // Given a userdata (a context) at 2, the call goes to the prelude's
+    // `lock_ctx` (`delegate`, the last act, nothing owned).
     unsafe {
+        if ffi::lua_type(l, 2) == ffi::LUA_TUSERDATA && check::<SemMutex>(l, 1).is_some() {
+            return crate::cfn::delegate(l, LOCK_CTX, 2);
+        }
         guard(l, || {
             let cl = Closure::of(l);
             let Some(m) = cl.check::<SemMutex>(l, 1) else {
@@ -344,21 +361,34 @@ unsafe extern "C-unwind" fn semaphore_new(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
-method!(
-    sem_acquire,
-    Semaphore,
-    "semaphore:acquire",
-    "semaphore",
-    |s, l, cl| {
-        match units(l, "semaphore:acquire", s.size()) {
-            Ok(k) => {
-                let a = cl.actor();
-                acquired(s.acquire(k, || me(l, a)))
-            }
-            Err(r) => r,
+unsafe extern "C-unwind" fn sem_acquire(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C function (made by `Registry`) on the running
+    // thread, with its arguments on the stack; `guard` is its last act, and
+    // `with_arg` borrows the semaphore from argument 1 for the body, whose
+    // Lua calls are inert (reading the count) or park (`me`, on the
+    // actor's own M). Given a userdata (a context) at 2 or 3, the call goes
+    // to the prelude's `acquire_ctx` (`delegate`, the last act, nothing
+    // owned).
+    unsafe {
+        let ctx_given =
+            ffi::lua_type(l, 2) == ffi::LUA_TUSERDATA || ffi::lua_type(l, 3) == ffi::LUA_TUSERDATA;
+        if ctx_given && check::<Semaphore>(l, 1).is_some() {
+            return crate::cfn::delegate(l, ACQUIRE_CTX, 3);
         }
+        guard(l, || {
+            with_arg::<Semaphore>(l, "semaphore:acquire", "semaphore", |s, cl| {
+                match units(l, "semaphore:acquire", s.size()) {
+                    Ok(k) => {
+                        let a = cl.actor();
+                        acquired(s.acquire(k, || me(l, a)))
+                    }
+                    Err(r) => r,
+                }
+            })
+        })
     }
-);
+}
+
 method!(
     sem_tryacquire,
     Semaphore,
