@@ -390,7 +390,8 @@ impl Netpoll {
     ///
     /// # Safety
     /// `fd` must stay open until [`Netpoll::deregister`] is called for the
-    /// key (the poller refers to it; `polling`'s contract).
+    /// key: the poller refers to it by number, and a number reused by
+    /// another open file would get this key's events.
     pub unsafe fn register(&self, fd: RawFd) -> io::Result<(usize, Arc<Readiness>)> {
         let readiness = Arc::new(Readiness::default());
         let mut s = self.lock();
