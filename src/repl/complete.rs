@@ -260,7 +260,10 @@ mod tests {
             .exec()
             .expect("open sockets");
         let (_, names) = complete(&rt, "l:");
-        assert_eq!(names, ["accept", "addr", "close", "settimeout"]);
+        assert_eq!(
+            names,
+            ["accept", "addr", "close", "setcontext", "settimeout"]
+        );
         let (_, names) = complete(&rt, "u:re");
         assert_eq!(names, ["recv", "recvfrom"]);
         rt.lua().load("l:close() u:close()").exec().expect("close");

@@ -28,6 +28,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use lugo_vm::clock::{now_ns, secs_to_ns};
 use lugo_vm::ffi::{number_at, Number};
 use lugo_vm::mem::Charge;
+use lugo_vm::netpoll::IoWaiter;
 use lugo_vm::portable::Portable;
 use lugo_vm::timer::{Expiring, TimerAction, TimerId};
 use lugo_vm::{Chan, Runtime};
@@ -61,6 +62,9 @@ struct Ended {
     /// Cancellable descendants to cancel with it (invariant 2).
     children: Vec<Weak<Ctx>>,
     timer: Option<TimerId>,
+    /// Socket waits that end with it (`conn:setcontext`); completed ones
+    /// are dropped as new ones come.
+    io: Vec<IoWaiter>,
 }
 
 /// A context.
@@ -195,6 +199,20 @@ impl Ctx {
         c
     }
 
+    /// Ends socket wait `w` when this context ends (at once if it has);
+    /// a context that never ends keeps nothing.
+    pub(crate) fn watch(self: &Arc<Ctx>, w: &IoWaiter) {
+        let Some(o) = self.owner() else { return };
+        let mut e = o.lock();
+        if e.err.is_some() {
+            drop(e);
+            w.cancel();
+            return;
+        }
+        e.io.retain(|w| !w.claimed());
+        e.io.push(w.clone());
+    }
+
     /// A child carrying `key` and `value`, ended with its parent.
     fn with_value(self: &Arc<Ctx>, key: Key, value: Portable) -> Arc<Ctx> {
         Arc::new(Ctx {
@@ -227,16 +245,23 @@ impl Ctx {
         if !self.cancellable {
             return;
         }
-        let (children, timer) = {
+        let (children, timer, io) = {
             let mut e = self.lock();
             if e.err.is_some() {
                 return;
             }
             e.err = Some(err);
             e.cause = cause.clone();
-            (std::mem::take(&mut e.children), e.timer.take())
+            (
+                std::mem::take(&mut e.children),
+                e.timer.take(),
+                std::mem::take(&mut e.io),
+            )
         };
         let _ = self.done.close();
+        for w in io {
+            w.cancel();
+        }
         if let Some(id) = timer {
             self.rt.stop_timer(id);
         }

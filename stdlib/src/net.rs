@@ -49,6 +49,7 @@ use crate::cfn::{
     actor, check, expected, fill, guard, me, new_box_of, push_owned, raise, type_name, CFn, Raw,
     Ret, CANNOT_PARK, MT_NET,
 };
+use crate::context::Ctx;
 
 /// The most bytes one `read` returns (it returns "up to n").
 pub(crate) const READ_MAX: usize = 64 << 10;
@@ -117,6 +118,8 @@ pub struct NetSock {
     timeout: AtomicU64,
     /// Bytes read past the last line (`readline`).
     rbuf: Mutex<ReadBuf>,
+    /// Ends each following operation when it ends (`setcontext`).
+    ctx: Mutex<Option<Arc<Ctx>>>,
 }
 
 /// What `readline` has read but not returned.
@@ -245,6 +248,7 @@ impl NetSock {
                 scanned: 0,
                 charge,
             }),
+            ctx: Mutex::new(None),
         }
     }
 
@@ -271,6 +275,7 @@ impl NetSock {
         let moved = NetSock::new(rt.clone(), to.account(), sock).and_then(|s| {
             s.timeout
                 .store(self.timeout.load(Ordering::Relaxed), Ordering::Relaxed);
+            *s.ctx.lock().expect("socket context poisoned") = self.ctx();
             s.rbuf()
                 .append(&bytes)
                 .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "not enough memory"))?;
@@ -299,6 +304,15 @@ impl NetSock {
 
     fn rbuf(&self) -> MutexGuard<'_, ReadBuf> {
         self.rbuf.lock().expect("read buffer poisoned")
+    }
+
+    fn ctx(&self) -> Option<Arc<Ctx>> {
+        self.ctx.lock().expect("socket context poisoned").clone()
+    }
+
+    /// The error of its context, once that has ended.
+    fn ctx_err(&self) -> Option<&'static str> {
+        self.ctx().and_then(|c| c.err())
     }
 
     fn deadline(&self) -> u64 {
@@ -450,11 +464,17 @@ unsafe fn park_io(
             return raise(CANNOT_PARK);
         };
         let w = IoWaiter::new(g);
+        if let Some(err) = s.ctx_err() {
+            return fail(err);
+        }
         match s.rt.netpoll().arm(s.key, dir, w.clone()) {
             Ok(true) => {}
             // Ready since the failed attempt: retry at once, as a wake would.
             Ok(false) => return Ret::Retry(deadline as ffi::lua_KContext, k),
             Err(e) => return fail(err_msg(&e)),
+        }
+        if let Some(ctx) = s.ctx() {
+            ctx.watch(&w);
         }
         if deadline != 0 {
             let id = s.rt.add_timer(
@@ -481,6 +501,7 @@ unsafe fn take_wake(l: *mut ffi::lua_State) -> IoWake {
         match code {
             2 => IoWake::Timeout,
             3 => IoWake::Closed,
+            4 => IoWake::Canceled,
             _ => IoWake::Ready,
         }
     }
@@ -489,12 +510,18 @@ unsafe fn take_wake(l: *mut ffi::lua_State) -> IoWake {
 /// Common continuation prologue: `Some(ret)` ends the operation.
 unsafe fn after_wake(l: *mut ffi::lua_State) -> Option<Ret> {
     // SAFETY: as `take_wake` (the caller's contract); a failure is returned,
-    // for `guard` to push.
+    // for `guard` to push. The socket at 1 is read for its context's error
+    // (the borrow ends at once).
     unsafe {
         match take_wake(l) {
             IoWake::Ready => None,
             IoWake::Timeout => Some(fail("timeout")),
             IoWake::Closed => Some(fail("closed")),
+            IoWake::Canceled => Some(fail(
+                check::<NetSock>(l, 1)
+                    .and_then(|s| s.ctx_err())
+                    .unwrap_or(crate::context::CANCELED),
+            )),
         }
     }
 }
@@ -727,7 +754,10 @@ unsafe fn sock_method(
     unsafe {
         guard(l, || {
             let d = match sock_arg(l, name) {
-                Ok(s) => s.deadline(),
+                Ok(s) => match s.ctx_err() {
+                    Some(err) => return fail(err),
+                    None => s.deadline(),
+                },
                 Err(r) => return r,
             };
             ffi::lua_settop(l, nargs);
@@ -797,6 +827,8 @@ unsafe extern "C-unwind" fn dial_k(
                 if let Some(s) = check::<NetSock>(l, 3) {
                     s.close();
                 }
+                // A connection being made has no context (dial takes a
+                // timeout): only these two end it.
                 fail(if why == IoWake::Timeout {
                     "timeout"
                 } else {
@@ -1254,7 +1286,10 @@ unsafe extern "C-unwind" fn sock_write(l: *mut ffi::lua_State) -> c_int {
     unsafe {
         guard(l, || {
             let d = match conn_arg(l, "conn:write") {
-                Ok(s) => s.deadline(),
+                Ok(s) => match s.ctx_err() {
+                    Some(err) => return fail(err),
+                    None => s.deadline(),
+                },
                 Err(r) => return r,
             };
             if ffi::lua_type(l, 2) != ffi::LUA_TSTRING && ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
@@ -1396,7 +1431,10 @@ unsafe fn send_entry(l: *mut ffi::lua_State, to: bool) -> c_int {
     unsafe {
         guard(l, || {
             let d = match kind_arg(l, Kind::Udp, fname) {
-                Ok(s) => s.deadline(),
+                Ok(s) => match s.ctx_err() {
+                    Some(err) => return fail(err),
+                    None => s.deadline(),
+                },
                 Err(r) => return r,
             };
             if ffi::lua_type(l, 2) != ffi::LUA_TSTRING && ffi::lua_type(l, 2) != ffi::LUA_TNUMBER {
@@ -1573,6 +1611,37 @@ unsafe extern "C-unwind" fn sock_settimeout(l: *mut ffi::lua_State) -> c_int {
                 }
             };
             s.timeout.store(t, Ordering::Relaxed);
+            Ret::N(0)
+        })
+    }
+}
+
+/// `sock:setcontext(ctx)`: each following operation fails with
+/// `nil, ctx:err()` once `ctx` has ended, and one parked then wakes with
+/// it at once (nil: none).
+unsafe extern "C-unwind" fn sock_setcontext(l: *mut ffi::lua_State) -> c_int {
+    // SAFETY: Lua calls this C function (made by `Registry`) on `l`, the
+    // running thread, with its arguments on the stack; `guard` is its last
+    // act. The socket is borrowed from argument 1, on the stack throughout;
+    // the context is read from argument 2 (a new reference, stored; no Lua
+    // call follows but naming a wrong type, inert).
+    unsafe {
+        guard(l, || {
+            let s = match sock_arg(l, "conn:setcontext") {
+                Ok(s) => s,
+                Err(r) => return r,
+            };
+            let ctx = match ffi::lua_type(l, 2) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => None,
+                _ => match crate::cfn::Closure::of(l).arc::<Ctx>(l, 2) {
+                    Some(c) => Some(c),
+                    None => {
+                        let t = type_name(l, 2);
+                        return raise(format!("conn:setcontext: context expected, got {t}"));
+                    }
+                },
+            };
+            *s.ctx.lock().expect("socket context poisoned") = ctx;
             Ret::N(0)
         })
     }
@@ -1823,7 +1892,8 @@ unsafe extern "C-unwind" fn net_lookup(l: *mut ffi::lua_State) -> c_int {
 }
 
 /// A connection's methods.
-pub(crate) const CONN_METHODS: [(&CStr, CFn); 11] = [
+pub(crate) const CONN_METHODS: [(&CStr, CFn); 12] = [
+    (c"setcontext", sock_setcontext),
     (c"read", sock_read),
     (c"readall", sock_readall),
     (c"readline", sock_readline),
@@ -1838,7 +1908,8 @@ pub(crate) const CONN_METHODS: [(&CStr, CFn); 11] = [
 ];
 
 /// A listener's methods.
-pub(crate) const LISTENER_METHODS: [(&CStr, CFn); 4] = [
+pub(crate) const LISTENER_METHODS: [(&CStr, CFn); 5] = [
+    (c"setcontext", sock_setcontext),
     (c"accept", sock_accept),
     (c"settimeout", sock_settimeout),
     (c"close", sock_close),
@@ -1846,7 +1917,8 @@ pub(crate) const LISTENER_METHODS: [(&CStr, CFn); 4] = [
 ];
 
 /// A UDP socket's methods.
-pub(crate) const UDP_METHODS: [(&CStr, CFn); 9] = [
+pub(crate) const UDP_METHODS: [(&CStr, CFn); 10] = [
+    (c"setcontext", sock_setcontext),
     (c"send", udp_send),
     (c"sendto", udp_sendto),
     (c"recv", udp_recv),

@@ -99,6 +99,13 @@ impl IoWaiter {
         true
     }
 
+    /// Completes the waiter because its context ended (the deadline
+    /// timer, if any, finds it completed when it fires); false if it was
+    /// completed already.
+    pub fn cancel(&self) -> bool {
+        self.complete(IoWake::Canceled)
+    }
+
     /// Completes the waiter before its deadline; its timer is stopped.
     fn wake(&self, why: IoWake, timers: &Timers) -> bool {
         if !self.complete(why) {

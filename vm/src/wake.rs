@@ -144,4 +144,6 @@ pub enum IoWake {
     Timeout = 2,
     /// The socket was closed (by another goroutine).
     Closed = 3,
+    /// The socket's context ended (`conn:setcontext`).
+    Canceled = 4,
 }
