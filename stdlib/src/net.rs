@@ -120,6 +120,8 @@ pub struct NetSock {
     rbuf: Mutex<ReadBuf>,
     /// Ends each following operation when it ends (`setcontext`).
     ctx: Mutex<Option<Arc<Ctx>>>,
+    /// `ctx` is set: without one, an operation takes no lock for it.
+    has_ctx: AtomicBool,
 }
 
 /// What `readline` has read but not returned.
@@ -249,6 +251,7 @@ impl NetSock {
                 charge,
             }),
             ctx: Mutex::new(None),
+            has_ctx: AtomicBool::new(false),
         }
     }
 
@@ -275,7 +278,7 @@ impl NetSock {
         let moved = NetSock::new(rt.clone(), to.account(), sock).and_then(|s| {
             s.timeout
                 .store(self.timeout.load(Ordering::Relaxed), Ordering::Relaxed);
-            *s.ctx.lock().expect("socket context poisoned") = self.ctx();
+            s.set_ctx(self.ctx());
             s.rbuf()
                 .append(&bytes)
                 .map_err(|_| io::Error::new(io::ErrorKind::OutOfMemory, "not enough memory"))?;
@@ -307,7 +310,16 @@ impl NetSock {
     }
 
     fn ctx(&self) -> Option<Arc<Ctx>> {
+        if !self.has_ctx.load(Ordering::Acquire) {
+            return None;
+        }
         self.ctx.lock().expect("socket context poisoned").clone()
+    }
+
+    fn set_ctx(&self, ctx: Option<Arc<Ctx>>) {
+        let mut c = self.ctx.lock().expect("socket context poisoned");
+        self.has_ctx.store(ctx.is_some(), Ordering::Release);
+        *c = ctx;
     }
 
     /// The error of its context, once that has ended.
@@ -1641,7 +1653,7 @@ unsafe extern "C-unwind" fn sock_setcontext(l: *mut ffi::lua_State) -> c_int {
                     }
                 },
             };
-            *s.ctx.lock().expect("socket context poisoned") = ctx;
+            s.set_ctx(ctx);
             Ret::N(0)
         })
     }
