@@ -111,7 +111,30 @@ local function fds()
   p:close()
   return n
 end
+-- The fewest descriptors over a moment: one still closing, or one of
+-- the count itself, is not a leak; a leak stays.
+local function fewest_fds()
+  local n = fds()
+  for _ = 1, 5 do
+    time.sleep(0.02)
+    n = math.min(n, fds())
+  end
+  return n
+end
 "#;
+
+/// Runs `script` with `lugo -e`, which must succeed printing `n` integers.
+fn numbers_printed(script: &str, n: usize) -> Vec<i64> {
+    let out = run(lugo().args(["-e", script]), None, TIMEOUT);
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let v: Vec<i64> = out
+        .stdout
+        .split_whitespace()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(v.len(), n, "{}", out.describe());
+    v
+}
 
 #[test]
 fn connect_close_cycles_leave_no_descriptor_behind() {
@@ -143,14 +166,7 @@ print(before, after)
 "#,
     ]
     .concat();
-    let out = run(lugo().args(["-e", &script]), None, TIMEOUT);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    let v: Vec<i64> = out
-        .stdout
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    assert_eq!(v.len(), 2, "{}", out.describe());
+    let v = numbers_printed(&script, 2);
     assert_eq!(v[0], v[1], "descriptors before and after 10,000 cycles");
 }
 
@@ -222,12 +238,7 @@ end
 local l = assert(net.listen("127.0.0.1:0", { backlog = 4096 }))
 go(dofile("scripts/examples/echo.lua").serve, l)
 runtime.gc()
--- The fewest descriptors over a moment (one may still be closing).
-local before, sizes, held = fds(), {}, {}
-for _ = 1, 5 do
-  time.sleep(0.02)
-  before = math.min(before, fds())
-end
+local before, sizes, held = fewest_fds(), {}, {}
 local gs = runtime.stats().goroutines
 for round = 1, 3 do
   local conns, done = {}, chan(N)
@@ -258,26 +269,12 @@ for round = 1, 3 do
   sizes[round] = rss()
   held[round] = runtime.stats().memory
 end
--- Counted as before was: the fewest over a moment (a descriptor of the
--- count itself, or one still closing, is not a leak; a leak stays).
-local after = fds()
-for _ = 1, 5 do
-  time.sleep(0.02)
-  after = math.min(after, fds())
-end
-print(before, after, sizes[2], sizes[3], held[1], held[3])
+print(before, fewest_fds(), sizes[2], sizes[3], held[1], held[3])
 "#,
     ]
     .concat()
     .replace("N_CONNS", &n.to_string());
-    let out = run(lugo().args(["-e", &script]), None, TIMEOUT);
-    assert_eq!(out.code(), Some(0), "{}", out.describe());
-    let v: Vec<i64> = out
-        .stdout
-        .split_whitespace()
-        .map(|n| n.parse().unwrap())
-        .collect();
-    assert_eq!(v.len(), 6, "{}", out.describe());
+    let v = numbers_printed(&script, 6);
     assert_eq!(
         v[0], v[1],
         "descriptors before and after {n} x 3 connections"

@@ -3,11 +3,7 @@
 -- when a cancellation races a send or a receive; a cancelled sleep
 -- releases its timer.
 
-local function fails(f, want)
-  local ok, e = pcall(f)
-  assert(not ok, "expected an error: " .. want)
-  assert(e:find(want, 1, true), e)
-end
+local fails = dofile((arg[0]:match("^(.*/)") or "./") .. "lib/expect.lua").fails
 
 local bg = context.background()
 assert(bg:err() == nil and bg:deadline() == nil and bg:cause() == nil)

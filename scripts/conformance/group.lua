@@ -1,11 +1,7 @@
 -- sync.group: Go's errgroup, with a context, a limit and a grace after
 -- which members that ignore the cancellation are interrupted.
 
-local function fails(f, want)
-  local ok, e = pcall(f)
-  assert(not ok, "expected an error: " .. want)
-  assert(e:find(want, 1, true), e)
-end
+local fails = dofile((arg[0]:match("^(.*/)") or "./") .. "lib/expect.lua").fails
 
 -- All succeed: wait returns nil, and the context ends after wait.
 local g = sync.group()

@@ -3,11 +3,7 @@
 -- and the context's error at once; later operations fail the same way;
 -- close still works; setcontext(nil) clears it.
 
-local function fails(f, want)
-  local ok, e = pcall(f)
-  assert(not ok, "expected an error: " .. want)
-  assert(e:find(want, 1, true), e)
-end
+local fails = dofile((arg[0]:match("^(.*/)") or "./") .. "lib/expect.lua").fails
 
 local bg = context.background()
 local l = assert(net.listen("127.0.0.1:0"))

@@ -3,11 +3,7 @@
 -- a connection, and net.lookup: each checked here, with the error a bad
 -- argument raises.
 
-local function fails(f, want)
-  local ok, e = pcall(f)
-  assert(not ok, "expected an error: " .. want)
-  assert(e:find(want, 1, true), e)
-end
+local fails = dofile((arg[0]:match("^(.*/)") or "./") .. "lib/expect.lua").fails
 
 local l = assert(net.listen("127.0.0.1:0", { reuseport = true, backlog = 16 }))
 local addr = l:addr()

@@ -3,11 +3,7 @@
 -- received), deadlines and close wake a parked receiver, a socket moves to
 -- another actor, and each misuse raises an error that names it.
 
-local function fails(f, want)
-  local ok, e = pcall(f)
-  assert(not ok, "expected an error: " .. want)
-  assert(e:find(want, 1, true), e)
-end
+local fails = dofile((arg[0]:match("^(.*/)") or "./") .. "lib/expect.lua").fails
 
 local a = assert(net.udp("127.0.0.1:0"))
 local b = assert(net.udp("127.0.0.1:0"))

@@ -3,11 +3,7 @@
 -- order. Both park only the caller, cross actors by reference, and refuse
 -- misuse with an error naming the call.
 
-local function fails(f, want)
-  local ok, e = pcall(f)
-  assert(not ok, "expected an error: " .. want)
-  assert(e:find(want, 1, true), e)
-end
+local fails = dofile((arg[0]:match("^(.*/)") or "./") .. "lib/expect.lua").fails
 
 -- Readers share; a writer waits for them.
 local rw = sync.rwmutex()

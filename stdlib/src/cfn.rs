@@ -921,6 +921,28 @@ mod tests {
             &[(c"lugo.test.probe.other", "other probe")];
     }
 
+    /// Registers a metatable under each of `names`; their addresses, by
+    /// kind, as a state's record keeps them.
+    ///
+    /// # Safety
+    /// `l` runs inside a protected call (the registrations allocate).
+    unsafe fn metatables(
+        l: *mut ffi::lua_State,
+        names: &[&CStr],
+    ) -> [AtomicPtr<c_void>; MAX_KINDS] {
+        let mts: [AtomicPtr<c_void>; MAX_KINDS] = Default::default();
+        for (k, name) in names.iter().enumerate() {
+            // SAFETY: the caller's contract: a raise is caught, and nothing
+            // is owned here but `mts` (atomics, no destructor).
+            unsafe {
+                ffi::luaL_newmetatable(l, name.as_ptr());
+                mts[k].store(ffi::lua_topointer(l, -1) as *mut c_void, Ordering::Relaxed);
+                ffi::lua_pop(l, 1);
+            }
+        }
+        mts
+    }
+
     #[test]
     fn a_box_of_any_kind_of_its_type_is_one() {
         let lua = Lua::new();
@@ -930,12 +952,7 @@ mod tests {
         // it, and its reference is taken back (no `__gc`).
         unsafe {
             lua.exec_raw::<()>((), |l| {
-                let mts: [AtomicPtr<c_void>; MAX_KINDS] = Default::default();
-                for (k, name) in [Probe::NAME, Probe::KINDS[0].0].into_iter().enumerate() {
-                    ffi::luaL_newmetatable(l, name.as_ptr());
-                    mts[k].store(ffi::lua_topointer(l, -1) as *mut c_void, Ordering::Relaxed);
-                    ffi::lua_pop(l, 1);
-                }
+                let mts = metatables(l, &[Probe::NAME, Probe::KINDS[0].0]);
                 let p = new_box_of::<Probe>(l, 1);
                 fill(p, Arc::new(Probe));
                 of_kind = !boxed_mt::<Probe>(l, -1, &mts).is_null();
@@ -965,10 +982,7 @@ mod tests {
         // it, and the magic in its 8 bytes.
         unsafe {
             lua.exec_raw::<()>((), |l| {
-                ffi::luaL_newmetatable(l, Probe::NAME.as_ptr());
-                let mts: [AtomicPtr<c_void>; MAX_KINDS] = Default::default();
-                mts[0].store(ffi::lua_topointer(l, -1) as *mut c_void, Ordering::Relaxed);
-                ffi::lua_pop(l, 1);
+                let mts = metatables(l, &[Probe::NAME]);
                 let p = new_box::<Probe>(l);
                 fill(p, Arc::new(Probe));
                 real = !boxed_mt::<Probe>(l, -1, &mts).is_null();

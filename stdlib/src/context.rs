@@ -462,15 +462,15 @@ unsafe fn key_arg(l: *mut ffi::lua_State, fname: &str) -> Result<Key, Ret> {
 unsafe extern "C-unwind" fn ctx_withvalue(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function (made by `Registry`) on `l`, the
     // running thread, with its arguments on the stack; `guard` is its last
-    // act. The context is checked and the key read (inert, the reference
-    // dropped at once); the box is allocated while nothing is owned; the
+    // act. The context is checked and the key read (inert); the box is
+    // allocated while nothing is owned; the
     // value is copied (inert) and the child made in plain Rust, then put in
     // the box.
     unsafe {
         guard(l, || {
             const F: &str = "ctx:withvalue";
-            if let Err(r) = ctx_arg(l, F) {
-                return r;
+            if check::<Ctx>(l, 1).is_none() {
+                return expected(l, F, "context", 1);
             }
             let key = match key_arg(l, F) {
                 Ok(k) => k,
@@ -533,25 +533,32 @@ unsafe extern "C-unwind" fn ctx_value(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// Pushes the done channel of the context at argument 1 (the only value
+/// left on the stack); false, with nothing pushed, if that is no context.
+unsafe fn push_done(l: *mut ffi::lua_State) -> bool {
+    // SAFETY: `l` runs a closure made by `Registry` with its arguments on
+    // the stack (the callers' contract). The check borrows the context at
+    // 1, on the stack throughout; the channel's box is allocated while
+    // nothing is owned, then given a new reference to its channel.
+    unsafe {
+        ffi::lua_settop(l, 1);
+        if check::<Ctx>(l, 1).is_none() {
+            return false;
+        }
+        let b = new_box::<Chan>(l);
+        fill(b, check::<Ctx>(l, 1).expect("checked").done.clone());
+        true
+    }
+}
+
 unsafe extern "C-unwind" fn ctx_done(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function (made by `Registry`) on `l`, the
     // running thread, with its arguments on the stack; `guard` is its last
-    // act. The channel's box is allocated while nothing is owned, then
-    // given a new reference to the context's channel (the context's
-    // reference dropped in the `map`).
+    // act: `push_done`'s contract.
     unsafe {
-        guard(l, || {
-            if let Err(r) = ctx_arg(l, "ctx:done") {
-                return r;
-            }
-            ffi::lua_settop(l, 1);
-            let b = new_box::<Chan>(l);
-            let done = ctx_arg(l, "ctx:done").map(|c| c.done.clone());
-            match done {
-                Ok(d) => fill(b, d),
-                Err(r) => return r,
-            }
-            Ret::N(1)
+        guard(l, || match push_done(l) {
+            true => Ret::N(1),
+            false => expected(l, "ctx:done", "context", 1),
         })
     }
 }
@@ -626,19 +633,12 @@ unsafe extern "C-unwind" fn ctx_deadline(l: *mut ffi::lua_State) -> c_int {
 /// then, at their caller).
 unsafe extern "C-unwind" fn context_done_of(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this `Registry` closure on the running thread `l`;
-    // `guard` is its last act. The check is inert; the channel's box is
-    // allocated while nothing is owned, then given a new reference to the
-    // context's channel (the borrow of the context, argument 1, is on the
-    // stack throughout).
+    // `guard` is its last act: `push_done`'s contract; a nil push is inert.
     unsafe {
         guard(l, || {
-            ffi::lua_settop(l, 1);
-            if check::<Ctx>(l, 1).is_none() {
+            if !push_done(l) {
                 ffi::lua_pushnil(l);
-                return Ret::N(1);
             }
-            let b = new_box::<Chan>(l);
-            fill(b, check::<Ctx>(l, 1).expect("checked").done.clone());
             Ret::N(1)
         })
     }

@@ -125,58 +125,60 @@ unsafe fn push_shared(l: *mut ffi::lua_State, h: &Handle) {
     }
 }
 
-/// How a refusal names the userdata at `idx`: `a ticker`, by the
-/// `__name` of its metatable (read raw: no metamethod runs), else `a
-/// userdata`.
+/// The string field `key` of the metatable of the value at `idx`, read
+/// raw (no metamethod runs), if there is one.
 ///
 /// # Safety
-/// `l` is a valid state with two free stack slots.
-unsafe fn userdata_name(l: *mut ffi::lua_State, idx: c_int) -> String {
+/// `l` is a valid state with two free stack slots, where `key` is a short
+/// string the state holds already (lugo's own metatables have the field).
+unsafe fn meta_string(l: *mut ffi::lua_State, idx: c_int, key: &CStr) -> Option<String> {
     // SAFETY: `l` is a valid state with room for the metatable and its
     // field (the caller's contract); both are popped; a string field is
-    // copied before it is. Inert calls only: `__name` is a short string
-    // the state holds already (lugo's metatables have the field), so
-    // pushing it finds it interned and allocates nothing.
-    unsafe {
-        let mut name = "a userdata".to_string();
-        if ffi::lua_getmetatable(l, idx) != 0 {
-            ffi::lua_pushstring(l, c"__name".as_ptr());
-            if ffi::lua_rawget(l, -2) == ffi::LUA_TSTRING {
-                let n = crate::cfn::to_display(l, -1);
-                let article = if n.starts_with(['a', 'e', 'i', 'o', 'u']) {
-                    "an"
-                } else {
-                    "a"
-                };
-                name = format!("{article} {n}");
-            }
-            ffi::lua_pop(l, 2);
-        }
-        name
-    }
-}
-
-/// How a refusal names one of lugo's own objects made as a table (a
-/// timer, a ticker: its metatable's `__lugo`, read raw), if the table at
-/// `idx` is one.
-///
-/// # Safety
-/// As [`userdata_name`].
-unsafe fn lugo_object(l: *mut ffi::lua_State, idx: c_int) -> Option<String> {
-    // SAFETY: as in `userdata_name`: `__lugo` is interned by the prelude
-    // (its metatables have the field), so pushing it allocates nothing.
+    // copied before it is. Inert calls only: `key` is interned already
+    // (the caller's contract), so pushing it allocates nothing.
     unsafe {
         if ffi::lua_getmetatable(l, idx) == 0 {
             return None;
         }
-        ffi::lua_pushstring(l, c"__lugo".as_ptr());
-        let name = match ffi::lua_rawget(l, -2) == ffi::LUA_TSTRING {
-            true => Some(format!("a {}", crate::cfn::to_display(l, -1))),
+        ffi::lua_pushstring(l, key.as_ptr());
+        let found = match ffi::lua_rawget(l, -2) == ffi::LUA_TSTRING {
+            true => Some(crate::cfn::to_display(l, -1)),
             false => None,
         };
         ffi::lua_pop(l, 2);
-        name
+        found
     }
+}
+
+/// `a ticker`, `an actor`.
+fn with_article(name: &str) -> String {
+    match name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        true => format!("an {name}"),
+        false => format!("a {name}"),
+    }
+}
+
+/// How a refusal names the userdata at `idx`: by its metatable's
+/// `__name` (`a FILE*`), else `a userdata`.
+///
+/// # Safety
+/// As [`meta_string`] (lugo's metatables hold `__name`).
+unsafe fn userdata_name(l: *mut ffi::lua_State, idx: c_int) -> String {
+    // SAFETY: the caller's contract is `meta_string`'s, for `__name`.
+    let name = unsafe { meta_string(l, idx, c"__name") };
+    name.map_or_else(|| "a userdata".into(), |n| with_article(&n))
+}
+
+/// How a refusal names one of lugo's own objects made as a table (a
+/// timer, a ticker: its metatable's `__lugo`), if the table at `idx` is
+/// one.
+///
+/// # Safety
+/// As [`meta_string`] (the prelude's metatables hold `__lugo`).
+unsafe fn lugo_object(l: *mut ffi::lua_State, idx: c_int) -> Option<String> {
+    // SAFETY: the caller's contract is `meta_string`'s, for `__lugo`.
+    let name = unsafe { meta_string(l, idx, c"__lugo") };
+    name.map(|n| with_article(&n))
 }
 
 /// What stopped a copy, before it is put in words.

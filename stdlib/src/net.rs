@@ -46,8 +46,8 @@ use lugo_vm::{Actor, Runtime, WaitReason};
 use mlua::ffi;
 
 use crate::cfn::{
-    actor, check, expected, fill, guard, me, new_box_of, push_owned, raise, type_name, CFn, Raw,
-    Ret, CANNOT_PARK, MT_NET,
+    actor, check, expected, fill, guard, me, new_box_of, push_owned, raise, type_name, Boxed, CFn,
+    Raw, Ret, CANNOT_PARK, MT_NET,
 };
 use crate::context::Ctx;
 
@@ -468,7 +468,7 @@ unsafe fn park_io(
     // callers' contract); `me` needs the running thread of an actor owned by
     // this M: Lua runs an actor's code on its M only. No Lua call is made
     // here but inert ones (reading upvalues, `can_park`): the park, the retry
-    // or the failure is returned, for `guard` to carry out once `w`, `e` and
+    // or the failure is returned, for `guard` to carry out once `w`, `ctx`, `e` and
     // the caller's values are dropped.
     unsafe {
         let a = actor(l);
@@ -476,7 +476,8 @@ unsafe fn park_io(
             return raise(CANNOT_PARK);
         };
         let w = IoWaiter::new(g);
-        if let Some(err) = s.ctx_err() {
+        let ctx = s.ctx();
+        if let Some(err) = ctx.as_ref().and_then(|c| c.err()) {
             return fail(err);
         }
         match s.rt.netpoll().arm(s.key, dir, w.clone()) {
@@ -485,7 +486,7 @@ unsafe fn park_io(
             Ok(false) => return Ret::Retry(deadline as ffi::lua_KContext, k),
             Err(e) => return fail(err_msg(&e)),
         }
-        if let Some(ctx) = s.ctx() {
+        if let Some(ctx) = ctx {
             ctx.watch(&w);
         }
         if deadline != 0 {
@@ -668,18 +669,43 @@ fn bind_listener(at: SocketAddr, o: ListenOpts) -> io::Result<TcpListener> {
 /// A listener on `addr` for actor `a` (plain Rust: no Lua call): the
 /// first of its addresses that binds.
 fn listen(a: &Arc<Actor>, addr: &str, o: ListenOpts) -> Result<NetSock, String> {
+    bind_first(a, addr, |at| bind_listener(at, o).map(Sock::Listener))
+}
+
+/// A socket of actor `a` bound by `bind` to the first of `addr`'s
+/// addresses that binds (plain Rust: no Lua call).
+fn bind_first(
+    a: &Arc<Actor>,
+    addr: &str,
+    bind: impl Fn(SocketAddr) -> io::Result<Sock>,
+) -> Result<NetSock, String> {
     let rt = a.runtime();
     let mut last = None;
     for at in resolve(rt, addr)? {
-        match bind_listener(at, o) {
-            Ok(ls) => {
-                return NetSock::new(rt.clone(), a.account(), Sock::Listener(ls))
-                    .map_err(|e| err_msg(&e))
+        match bind(at) {
+            Ok(sock) => {
+                return NetSock::new(rt.clone(), a.account(), sock).map_err(|e| err_msg(&e))
             }
             Err(e) => last = Some(e),
         }
     }
     Err(last.map_or_else(|| "no address".into(), |e| err_msg(&e)))
+}
+
+/// Fills box `b` with the socket made, or gives the failure: the end of
+/// a function that makes one.
+///
+/// # Safety
+/// `b` came from `new_box_of`, is still on the stack, and is filled once.
+unsafe fn filled(b: *mut Boxed<NetSock>, made: Result<NetSock, String>) -> Ret {
+    match made {
+        Ok(s) => {
+            // SAFETY: the caller's contract is `fill`'s.
+            unsafe { fill(b, Arc::new(s)) };
+            Ret::N(1)
+        }
+        Err(msg) => fail(msg),
+    }
 }
 
 unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
@@ -700,14 +726,8 @@ unsafe extern "C-unwind" fn net_listen(l: *mut ffi::lua_State) -> c_int {
             };
             ffi::lua_settop(l, 1);
             let b = new_box_of::<NetSock>(l, Kind::Listener as usize);
-            let listener = listen(actor(l), &string_at(l, 1), opts);
-            match listener {
-                Ok(s) => {
-                    fill(b, Arc::new(s));
-                    Ret::N(1)
-                }
-                Err(msg) => fail(msg),
-            }
+            let made = listen(actor(l), &string_at(l, 1), opts);
+            filled(b, made)
         })
     }
 }
@@ -1326,17 +1346,7 @@ pub(crate) const DATAGRAM_MAX: usize = 64 << 10;
 /// A UDP socket bound to `addr` for actor `a` (plain Rust: no Lua call):
 /// the first of its addresses that binds.
 fn udp(a: &Arc<Actor>, addr: &str) -> Result<NetSock, String> {
-    let rt = a.runtime();
-    let mut last = None;
-    for at in resolve(rt, addr)? {
-        match UdpSocket::bind(at) {
-            Ok(u) => {
-                return NetSock::new(rt.clone(), a.account(), Sock::Udp(u)).map_err(|e| err_msg(&e))
-            }
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.map_or_else(|| "no address".into(), |e| err_msg(&e)))
+    bind_first(a, addr, |at| UdpSocket::bind(at).map(Sock::Udp))
 }
 
 /// `net.udp([addr])`: a UDP socket bound to `addr` (by default
@@ -1361,13 +1371,8 @@ unsafe extern "C-unwind" fn net_udp(l: *mut ffi::lua_State) -> c_int {
                 true => string_at(l, 1),
                 false => "0.0.0.0:0".to_owned(),
             };
-            match udp(actor(l), &addr) {
-                Ok(s) => {
-                    fill(b, Arc::new(s));
-                    Ret::N(1)
-                }
-                Err(msg) => fail(msg),
-            }
+            let made = udp(actor(l), &addr);
+            filled(b, made)
         })
     }
 }
@@ -1499,16 +1504,23 @@ unsafe fn recv_body(l: *mut ffi::lua_State, deadline: u64, from: bool) -> Ret {
             Ok(n) => n.min(DATAGRAM_MAX),
             Err(r) => return r,
         };
-        let mut buf = vec![0u8; n];
-        let r = match &*s.lock() {
-            Some(Sock::Udp(u)) if from => u.recv_from(&mut buf),
-            Some(Sock::Udp(u)) => u.recv(&mut buf).map(|k| (k, SocketAddr::from(([0; 4], 0)))),
-            _ => return fail("closed"),
+        // Into the scratch buffer (no 64 KiB zeroed per datagram); the
+        // bytes are copied out before any Lua call.
+        let r = SCRATCH.with_borrow_mut(|buf| {
+            let buf = &mut buf[..n];
+            let got = match &*s.lock() {
+                Some(Sock::Udp(u)) if from => u.recv_from(buf),
+                Some(Sock::Udp(u)) => u.recv(buf).map(|k| (k, SocketAddr::from(([0; 4], 0)))),
+                _ => return None,
+            };
+            Some(got.map(|(k, at)| (buf[..k].to_vec(), at)))
+        });
+        let Some(r) = r else {
+            return fail("closed");
         };
         match r {
-            Ok((k, at)) => {
-                buf.truncate(k);
-                push_owned(l, buf);
+            Ok((data, at)) => {
+                push_owned(l, data);
                 if !from {
                     return Ret::N(1);
                 }
@@ -1944,16 +1956,17 @@ pub(crate) const UDP_METHODS: [(&CStr, CFn); 10] = [
 
 /// The kind whose method `name` is, if another than `kind`'s.
 fn owner_of(kind: Kind, name: &[u8]) -> Option<Kind> {
-    let has = |methods: &[(&CStr, CFn)]| methods.iter().any(|(m, _)| m.to_bytes() == name);
-    let tables: [(Kind, &[(&CStr, CFn)]); 3] = [
-        (Kind::Conn, &CONN_METHODS),
-        (Kind::Listener, &LISTENER_METHODS),
-        (Kind::Udp, &UDP_METHODS),
-    ];
-    let (mine, others): (Vec<_>, Vec<_>) = tables.into_iter().partition(|(k, _)| *k == kind);
-    match has(mine[0].1) {
+    let has = |k: Kind| {
+        KINDS[k as usize]
+            .0
+            .iter()
+            .any(|(m, _)| m.to_bytes() == name)
+    };
+    match has(kind) {
         true => None,
-        false => others.into_iter().find(|(_, m)| has(m)).map(|(k, _)| k),
+        false => [Kind::Conn, Kind::Listener, Kind::Udp]
+            .into_iter()
+            .find(|&k| has(k)),
     }
 }
 

@@ -12,6 +12,18 @@ use std::collections::VecDeque;
 use crate::actor::GRef;
 use crate::wake::Wake;
 
+/// The G from `me` queued by `push` (park it), or `CannotPark` when
+/// there is none: the slow path of every wait here.
+fn queue(me: impl FnOnce() -> Option<GRef>, push: impl FnOnce(GRef)) -> Acquire {
+    match me() {
+        Some(g) => {
+            push(g);
+            Acquire::Park
+        }
+        None => Acquire::CannotPark,
+    }
+}
+
 /// Error of `waitgroup:add` taking the counter below zero.
 pub const NEGATIVE_WAITGROUP: &str = "sync: negative WaitGroup counter";
 /// Error of unlocking an unlocked mutex.
@@ -80,13 +92,7 @@ impl WaitGroup {
         if s.count == 0 {
             return Acquire::Done;
         }
-        match me() {
-            Some(g) => {
-                s.waiters.push(g);
-                Acquire::Park
-            }
-            None => Acquire::CannotPark,
-        }
+        queue(me, |g| s.waiters.push(g))
     }
 }
 
@@ -122,13 +128,7 @@ impl SemMutex {
             s.locked = true;
             return Acquire::Done;
         }
-        match me() {
-            Some(g) => {
-                s.waiters.push_back(g);
-                Acquire::Park
-            }
-            None => Acquire::CannotPark,
-        }
+        queue(me, |g| s.waiters.push_back(g))
     }
 
     /// Takes the lock if free.
@@ -196,13 +196,7 @@ impl RwMutex {
             s.readers += 1;
             return Acquire::Done;
         }
-        match me() {
-            Some(g) => {
-                s.waiting_readers.push(g);
-                Acquire::Park
-            }
-            None => Acquire::CannotPark,
-        }
+        queue(me, |g| s.waiting_readers.push(g))
     }
 
     /// Takes a read lock if that needs no wait.
@@ -244,13 +238,7 @@ impl RwMutex {
             s.writer = true;
             return Acquire::Done;
         }
-        match me() {
-            Some(g) => {
-                s.waiting_writers.push_back(g);
-                Acquire::Park
-            }
-            None => Acquire::CannotPark,
-        }
+        queue(me, |g| s.waiting_writers.push_back(g))
     }
 
     /// Takes the write lock if free.
@@ -322,13 +310,7 @@ impl Semaphore {
             s.held += k;
             return Acquire::Done;
         }
-        match me() {
-            Some(g) => {
-                s.waiters.push_back((g, k));
-                Acquire::Park
-            }
-            None => Acquire::CannotPark,
-        }
+        queue(me, |g| s.waiters.push_back((g, k)))
     }
 
     /// Takes `k` units if that needs no wait.
