@@ -377,7 +377,7 @@ fn an_unanswered_deferred_call_is_not_a_deadlock() {
 }
 
 #[test]
-fn interrupt_stops_a_spinning_goroutine_and_a_parked_one_when_woken() {
+fn interrupt_stops_a_spinning_goroutine_and_a_parked_one_at_once() {
     let rt = runtime(1);
     let spin = start(&rt, "while true do end");
     spin.interrupt();
@@ -385,19 +385,21 @@ fn interrupt_stops_a_spinning_goroutine_and_a_parked_one_when_woken() {
         Err(Error::Raised { message, .. }) => assert_eq!(message, "interrupted"),
         other => panic!("expected interrupted, got {other:?}"),
     }
-    // Parked: it raises when next woken, instead of going on.
+    // Parked (or about to park): it stops at once, nothing woken it, and
+    // its receive is withdrawn: a send finds no receiver.
     let (tx, rx) = rt.channel(0);
     let (ready_tx, ready_rx) = rt.channel(1);
     rt.lua().globals().set("c", &rx).unwrap();
     rt.lua().globals().set("ready", &ready_tx).unwrap();
     let parked = start(&rt, "ready:send(true) c:recv() reached = true");
     ready_rx.recv().unwrap();
-    // Parked on `c` by now, or about to be: either way it stops at its
-    // next instruction after the interrupt, and never reaches the rest.
     parked.interrupt();
-    let _ = tx.send_timeout(1, Duration::from_millis(50));
     assert!(
         matches!(parked.wait(), Err(Error::Raised { message, .. }) if message == "interrupted")
+    );
+    assert!(
+        tx.send_timeout(1, Duration::from_millis(20)).is_err(),
+        "the interrupted receiver took nothing"
     );
     assert_eq!(rt.exec("return reached").unwrap().len(), 1);
     let reached: Option<bool> = rt.lua().globals().get("reached").unwrap();

@@ -77,12 +77,21 @@ g5:go(function()
   local n = 0
   while true do n = n + 1 end
 end)
+local deaf = chan()
+g5:go(function()
+  local _ <close> = setmetatable({}, { __close = function() closed:send("parked") end })
+  deaf:recv()
+end)
+runtime.gosched()
 g5:go(function() error("boom", 0) end)
 local t1 = time.now()
 assert(g5:wait() == "boom")
-assert(closed:recv() == "spinner")
+local ends = { [closed:recv()] = true, [closed:recv()] = true }
+assert(ends.spinner and ends.parked)
 local waited = time.now() - t1
 assert(waited >= 0.015 and waited < 2, waited)
+-- The parked member's receive was withdrawn: a send finds nobody.
+assert(chan.select({ "send", deaf, 1 }, { "default" }) == 2)
 
 -- g:cancel ends the group's context.
 local g6 = sync.group()

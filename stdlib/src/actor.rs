@@ -19,8 +19,8 @@ use mlua::chunk::ChunkMode;
 use mlua::{ffi, Function, Lua, MultiValue};
 
 use crate::cfn::{
-    actor, check, expected, fill, guard, me, new_box, push, push_owned, push_str, raise, type_name,
-    CFn, Closure, Ret, CANNOT_PARK,
+    actor, check, expected, fill, guard, me, new_box, push, push_owned, push_str, raise,
+    raise_if_wake_error, type_name, CFn, Closure, Ret, CANNOT_PARK,
 };
 use crate::copy::{push_portable, to_portable, ActorHandle};
 
@@ -488,7 +488,9 @@ unsafe extern "C-unwind" fn wait_k(
     // after a wake with no values; `guard` is its last act. That is
     // `wait_body`'s contract.
     unsafe {
-        // Woken with no values: the stack is the call's own.
+        // Woken with no values (the stack is the call's own), or
+        // interrupted.
+        raise_if_wake_error(l);
         guard(l, || wait_body(l))
     }
 }

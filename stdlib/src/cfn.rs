@@ -635,6 +635,28 @@ unsafe extern "C-unwind" fn after_park(
     }
 }
 
+/// Raises the error of a wake that carries one (`ERR` and its payload on
+/// top of the stack: an interrupt withdrew the wait); returns otherwise.
+/// For continuations that read their own wake (`Ret::ParkK`).
+///
+/// # Safety
+/// `l` is the running thread of a continuation, whose stack the M left
+/// as `after_park` describes; nothing with a destructor is alive in the
+/// caller (this may raise).
+pub(crate) unsafe fn raise_if_wake_error(l: *mut ffi::lua_State) {
+    // SAFETY: the reads are inert; `raise_wake_error`'s contract is the
+    // caller's (a user cannot push `ERR`: its address is private).
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        if top >= 2
+            && ffi::lua_type(l, top - 1) == ffi::LUA_TLIGHTUSERDATA
+            && ffi::lua_touserdata(l, top - 1) == park::err().0
+        {
+            raise_wake_error(l, top)
+        }
+    }
+}
+
 /// Raises the error a wake carries at `idx` (after `ERR`).
 ///
 /// # Safety
@@ -650,9 +672,14 @@ pub(crate) unsafe fn raise_wake_error(l: *mut ffi::lua_State, idx: c_int) -> ! {
         match ffi::lua_type(l, idx) {
             ffi::LUA_TLIGHTUSERDATA => {
                 let m = &*(ffi::lua_touserdata(l, idx) as *const park::StaticMsg);
-                ffi::luaL_where(l, 1);
-                push_str(l, m.0);
-                ffi::lua_concat(l, 2);
+                if std::ptr::eq(m, &park::INTERRUPTED_MSG) {
+                    // The stop's own error, as the stop hook raises it.
+                    push_str(l, m.0);
+                } else {
+                    ffi::luaL_where(l, 1);
+                    push_str(l, m.0);
+                    ffi::lua_concat(l, 2);
+                }
             }
             ffi::LUA_TSTRING => {
                 ffi::luaL_where(l, 1);

@@ -46,8 +46,8 @@ use lugo_vm::{Actor, Runtime, WaitReason};
 use mlua::ffi;
 
 use crate::cfn::{
-    actor, check, expected, fill, guard, me, new_box_of, push_owned, raise, type_name, Boxed, CFn,
-    Raw, Ret, CANNOT_PARK, MT_NET,
+    actor, check, expected, fill, guard, me, new_box_of, push_owned, raise, raise_if_wake_error,
+    type_name, Boxed, CFn, Raw, Ret, CANNOT_PARK, MT_NET,
 };
 use crate::context::Ctx;
 
@@ -553,6 +553,7 @@ macro_rules! continuation {
             // the contract of `after_wake` and of `$body`, which finds the
             // method's arguments where it left them.
             unsafe {
+                raise_if_wake_error(l);
                 guard(l, || match after_wake(l) {
                     Some(r) => r,
                     None => $body(l, ctx as u64),
@@ -853,6 +854,7 @@ unsafe extern "C-unwind" fn dial_k(
     // `dial_body`; the borrow of the connection ends with `close`, and a
     // failure is returned, for `guard` to push.
     unsafe {
+        raise_if_wake_error(l);
         guard(l, || match take_wake(l) {
             IoWake::Ready => dial_body(l, ctx as u64),
             why => {

@@ -22,7 +22,7 @@ use std::any::Any;
 use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::mem::ManuallyDrop;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use mlua::{Function, Lua};
@@ -30,7 +30,7 @@ use slab::Slab;
 
 use crate::census::Census;
 use crate::ffi::LuaThread;
-use crate::g::{GKey, GStatus, G};
+use crate::g::{GKey, GStatus, ParkWord, G};
 use crate::gc::{GcKind, GcState};
 use crate::lockrank::{Guard, Lock, Rank};
 use crate::mem::{Account, NoMemory};
@@ -97,6 +97,9 @@ pub(crate) struct Picked {
     pub(crate) nstart: std::ffi::c_int,
     pub(crate) wake: Option<Wake>,
     pub(crate) sel_sends: Option<Box<SelectSends>>,
+    /// Its claim word, reopened for the park it may make (the G record,
+    /// which only the M running it can remove, keeps it alive).
+    pub(crate) park: *const ParkWord,
 }
 
 /// The run queue of one actor and the table of its Gs.
@@ -235,6 +238,7 @@ impl ActorQueue {
             g.id
         );
         g.status = GStatus::Running;
+        g.park.reopen();
         Some(Picked {
             key,
             id: g.id,
@@ -242,6 +246,7 @@ impl ActorQueue {
             nstart: std::mem::take(&mut g.nstart),
             wake: g.wake.take(),
             sel_sends: g.sel_sends.take(),
+            park: Arc::as_ptr(&g.park),
         })
     }
 }
@@ -264,9 +269,11 @@ pub struct Actor {
     mem_token: Lock<Option<crate::mem::Token>>,
     state_closed: AtomicBool,
     q: Lock<ActorQueue>,
-    /// Key and id of the G being run (valid while an M runs this actor).
+    /// Key, id and claim word of the G being run (valid while an M runs
+    /// this actor; the word is null otherwise).
     current_key: AtomicUsize,
     current_id: AtomicU64,
+    current_park: AtomicPtr<ParkWord>,
     /// Called with a task id for each posted task (set by the stdlib).
     task_fn: Lock<Option<Function>>,
     /// Heap figures for sysmon and its pending GC request.
@@ -305,7 +312,8 @@ enum EndWaiter {
 /// embedded by a host, which lives until the host shuts it down.
 pub const NO_MAIN_G: u64 = u64::MAX;
 
-/// A reference to one G that can wake it from any thread.
+/// A reference to one park of one G, that can complete it from any
+/// thread: a waiter record.
 #[derive(Clone)]
 pub struct GRef {
     /// The G's actor.
@@ -313,12 +321,35 @@ pub struct GRef {
     key: GKey,
     /// The G's id, to tell a reused slot from the original.
     pub id: u64,
+    /// The G's claim word, and the generation of the park this waits for.
+    park: Arc<ParkWord>,
+    gen: u64,
 }
 
 impl GRef {
-    /// Makes the G runnable with `wake` as the results of its park.
-    /// A G that has died meanwhile is ignored.
+    /// Takes the right to complete this park (see [`crate::g`]): false if
+    /// someone else has (another case of its select, an interrupt).
+    #[inline]
+    pub fn claim(&self) -> bool {
+        self.park.claim(self.gen)
+    }
+
+    /// Whether this park can still be completed (nobody has claimed it).
+    #[inline]
+    pub fn is_open(&self) -> bool {
+        self.park.is_open(self.gen)
+    }
+
+    /// Completes the park, if nobody has: the G becomes runnable with
+    /// `wake` as its results. A G that has died meanwhile is ignored.
     pub fn ready(&self, wake: Wake) {
+        if self.claim() {
+            self.ready_claimed(wake);
+        }
+    }
+
+    /// Completes a park this caller has claimed ([`GRef::claim`]).
+    pub fn ready_claimed(&self, wake: Wake) {
         self.actor.ready(self.key, self.id, wake, false);
     }
 
@@ -327,7 +358,9 @@ impl GRef {
     /// merely runnable (it has waited long enough; a queue of freshly
     /// spawned Gs must not add to its lateness).
     pub fn ready_front(&self, wake: Wake) {
-        self.actor.ready(self.key, self.id, wake, true);
+        if self.claim() {
+            self.actor.ready(self.key, self.id, wake, true);
+        }
     }
 }
 
@@ -413,6 +446,7 @@ impl Actor {
             q: Lock::new(Rank::ActorQueue, ActorQueue::new()),
             current_key: AtomicUsize::new(usize::MAX),
             current_id: AtomicU64::new(0),
+            current_park: AtomicPtr::new(std::ptr::null_mut()),
             task_fn: Lock::new(Rank::ActorTaskFn, None),
             gc: GcState::default(),
             main_gid: AtomicU64::new(0),
@@ -869,6 +903,8 @@ impl Actor {
                 reason: WaitReason::None,
                 wake: None,
                 sel_sends: None,
+                park: Arc::default(),
+                interrupted: false,
             });
             q.push_runnext(key);
             !std::mem::replace(&mut q.scheduled, true)
@@ -894,12 +930,30 @@ impl Actor {
         }
     }
 
-    /// A reference to the G now running on this actor.
+    /// A waiter for the park the G now running on this actor is about to
+    /// make.
     pub fn current(self: &Arc<Self>) -> GRef {
+        let p = self.current_park.load(Ordering::Relaxed);
+        let park = if p.is_null() {
+            // No G runs (a misuse): a word of its own, so nothing is woken.
+            Arc::default()
+        } else {
+            // SAFETY: `p` is `Arc::as_ptr` of the running G's word, set by
+            // the M running this actor (on this thread: only it runs the
+            // actor's code) and cleared before the G can end; the G record
+            // holds one count meanwhile, so adding one is sound.
+            unsafe {
+                Arc::increment_strong_count(p);
+                Arc::from_raw(p)
+            }
+        };
+        let gen = park.open_gen();
         GRef {
             actor: self.clone(),
             key: self.current_key.load(Ordering::Relaxed),
             id: self.current_id.load(Ordering::Relaxed),
+            park,
+            gen,
         }
     }
 
@@ -917,9 +971,33 @@ impl Actor {
         self.current_id.load(Ordering::Relaxed)
     }
 
-    pub(crate) fn set_current(&self, key: GKey, id: u64) {
+    pub(crate) fn set_current(&self, key: GKey, id: u64, park: *const ParkWord) {
         self.current_key.store(key, Ordering::Relaxed);
         self.current_id.store(id, Ordering::Relaxed);
+        self.current_park.store(park.cast_mut(), Ordering::Relaxed);
+    }
+
+    /// Stops goroutine `gid` of this actor if it is parked: its park is
+    /// claimed and it is readied with [`Wake::Interrupted`] at once, its
+    /// waiters left dead. A G that runs, or is runnable, is marked: a park
+    /// it lands is claimed so too (the caller also stops a running one).
+    /// False if the actor has no such goroutine.
+    pub fn interrupt(self: &Arc<Self>, gid: u64) -> bool {
+        let schedule = {
+            let mut q = self.lock();
+            let Some((key, g)) = q.gs.iter_mut().find(|(_, g)| g.id == gid) else {
+                return false;
+            };
+            g.interrupted = true;
+            let parked = g.status == GStatus::Waiting && g.park.claim_open();
+            parked
+                && q.make_ready(key, gid, Wake::Interrupted, Place::Back)
+                && !std::mem::replace(&mut q.scheduled, true)
+        };
+        if schedule {
+            self.rt.schedule(self.clone());
+        }
+        true
     }
 
     fn ready(self: &Arc<Self>, key: GKey, id: u64, wake: Wake, front: bool) {
@@ -1016,6 +1094,8 @@ mod tests {
             reason: WaitReason::None,
             wake: None,
             sel_sends: None,
+            park: Arc::default(),
+            interrupted: false,
         })
     }
 

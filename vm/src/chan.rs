@@ -6,10 +6,14 @@
 //! - `recvq` is non-empty only if the buffer is empty and no sender waits.
 //! - Once `closed`, both queues are empty and stay empty.
 //!
-//! A waiter (`Waiter`, Go's `sudog`) may belong to a select that waits on
-//! several channels; whoever completes it first claims its select token and
-//! the others skip it. Dead select waiters are dropped when they reach the
-//! front of a queue or when the queue is compacted on growth.
+//! A waiter (`Waiter`, Go's `sudog`) names one park of a goroutine (a
+//! select's park has a waiter on each of its channels) or a host thread's
+//! wait. Whoever completes it first claims the park (`GRef::claim`; a
+//! host's token) and the others skip it: a waiter of a select won
+//! elsewhere, or of a goroutine that was interrupted, is dead. Dead
+//! waiters are dropped when they reach the front of a queue or when the
+//! queue is compacted on growth; a dead plain sender's value goes back to
+//! its actor then (`Waiter`'s `Drop`): it was not sent.
 //!
 //! Wake-ups are collected under the channel lock and delivered after it is
 //! released, so `ready` never runs with a channel lock held.
@@ -39,10 +43,11 @@ pub enum Parker {
 }
 
 impl Parker {
-    /// Delivers the results of the wait.
-    pub(crate) fn ready(self, wake: Wake) {
+    /// Delivers the results of the wait, claimed by the caller
+    /// (`Waiter::claim`).
+    pub(crate) fn deliver(self, wake: Wake) {
         match self {
-            Parker::G(g) => g.ready(wake),
+            Parker::G(g) => g.ready_claimed(wake),
             Parker::Host(h) => h.ready(wake),
         }
     }
@@ -187,9 +192,7 @@ impl HostPark {
 /// A goroutine or host waiting on a channel (Go's `sudog`).
 pub(crate) struct Waiter {
     pub(crate) g: Parker,
-    /// Shared by every waiter of one select; set by the winner.
-    pub(crate) sel: Option<Arc<AtomicBool>>,
-    /// 1-based select case index.
+    /// 1-based select case index; 0 for a plain send or receive.
     pub(crate) case: usize,
     /// The value of a waiting sender.
     pub(crate) msg: Option<Msg>,
@@ -197,39 +200,35 @@ pub(crate) struct Waiter {
 
 impl Waiter {
     pub(crate) fn plain(g: Parker, msg: Option<Msg>) -> Waiter {
-        // A host waiter is withdrawn by claiming its token.
-        let sel = match &g {
-            Parker::Host(h) => Some(h.token.clone()),
-            Parker::G(_) => None,
-        };
-        Waiter {
-            g,
-            sel,
-            case: 0,
-            msg,
-        }
+        Waiter { g, case: 0, msg }
     }
 
-    /// Takes the right to complete this waiter; false if its select has
-    /// already been won elsewhere.
+    /// Whether it is a case of a select (whose G keeps its send values).
+    fn is_select(&self) -> bool {
+        self.case != 0
+    }
+
+    /// Takes the right to complete this waiter; false if its park was
+    /// completed elsewhere (another case of its select, an interrupt) or
+    /// its host gave up.
     fn claim(&self) -> bool {
-        match &self.sel {
-            None => true,
-            // AcqRel: the winner's writes before the claim (none today) are
-            // seen by the select when it resumes.
-            Some(done) => !done.swap(true, Ordering::AcqRel),
+        match &self.g {
+            Parker::G(g) => g.claim(),
+            // AcqRel: as a park's claim.
+            Parker::Host(h) => !h.token.swap(true, Ordering::AcqRel),
         }
     }
 
     fn alive(&self) -> bool {
-        self.sel
-            .as_ref()
-            .is_none_or(|done| !done.load(Ordering::Acquire))
+        match &self.g {
+            Parker::G(g) => g.is_open(),
+            Parker::Host(h) => !h.token.load(Ordering::Acquire),
+        }
     }
 
     /// The wake for a receiver that got `msg`.
     pub(crate) fn received(self, msg: Msg, ok: bool) -> (Parker, Wake) {
-        let wake = if self.sel.is_some() {
+        let wake = if self.is_select() {
             Wake::Select {
                 case: self.case,
                 recv: Some((msg, ok)),
@@ -243,7 +242,7 @@ impl Waiter {
     /// The wake for a sender whose value was taken; returns the value too.
     pub(crate) fn sent(mut self) -> (Msg, Parker, Wake) {
         let msg = self.msg.take().expect("a waiting sender holds a value");
-        let wake = if self.sel.is_some() {
+        let wake = if self.is_select() {
             Wake::Select {
                 case: self.case,
                 recv: None,
@@ -252,6 +251,15 @@ impl Waiter {
             Wake::Unit
         };
         (msg, self.g, wake)
+    }
+
+    /// Lets go of a dead waiter: a plain sender's value goes back to its
+    /// actor, which releases it (it was not sent). A select's send values
+    /// are its G's to release (`sel_sends`).
+    fn discard(self) {
+        if let (false, Some(Msg::Slot(r)), Parker::G(g)) = (self.is_select(), self.msg, &self.g) {
+            g.actor.release_later(r);
+        }
     }
 }
 
@@ -266,7 +274,13 @@ pub(crate) struct WaitQ {
 impl WaitQ {
     pub(crate) fn push(&mut self, w: Waiter) {
         if self.q.len() >= self.sweep_at.max(16) {
-            self.q.retain(Waiter::alive);
+            for w in std::mem::take(&mut self.q) {
+                if w.alive() {
+                    self.q.push_back(w);
+                } else {
+                    w.discard();
+                }
+            }
             self.sweep_at = self.q.len() * 2;
         }
         self.q.push_back(w);
@@ -278,6 +292,7 @@ impl WaitQ {
             if w.claim() {
                 return Some(w);
             }
+            w.discard();
         }
         None
     }
@@ -292,6 +307,14 @@ impl WaitQ {
             v.push(w);
         }
         v
+    }
+}
+
+impl Drop for WaitQ {
+    fn drop(&mut self) {
+        for w in self.q.drain(..) {
+            w.discard();
+        }
     }
 }
 
@@ -446,7 +469,7 @@ impl Chan {
             let Some(m) = w.msg.as_mut() else { continue };
             let was_slot = slot_of(m);
             keep(m);
-            if let (true, Some(_), Parker::G(g)) = (was_slot, &w.sel, &w.g) {
+            if let (true, true, Parker::G(g)) = (was_slot, w.is_select(), &w.g) {
                 g.disown_select_send(w.case);
             }
         }
@@ -597,12 +620,12 @@ impl Chan {
         drop(s);
         for w in receivers {
             let (g, wake) = w.received(Msg::Nil, false);
-            g.ready(wake);
+            g.deliver(wake);
         }
         for w in senders {
             // A select's values are released by its G (`sel_sends`).
-            let unsent = if w.sel.is_none() { w.msg } else { None };
-            w.g.ready(Wake::SendClosed(unsent));
+            let unsent = if w.is_select() { None } else { w.msg };
+            w.g.deliver(Wake::SendClosed(unsent));
         }
         Ok(())
     }
@@ -611,7 +634,7 @@ impl Chan {
 /// Delivers the wake an operation produced, after its lock is released.
 pub(crate) fn wake_one(wake: Option<(Parker, Wake)>) {
     if let Some((g, w)) = wake {
-        g.ready(w);
+        g.deliver(w);
     }
 }
 

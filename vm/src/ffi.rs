@@ -732,6 +732,11 @@ unsafe fn push_wake(th: *mut ffi::lua_State, scratch: LuaThread, wake: Option<Wa
                 park::push_static(th, &park::SEND_ON_CLOSED_MSG);
                 2
             }
+            Some(Wake::Interrupted) => {
+                ffi::lua_pushlightuserdata(th, park::err().0);
+                park::push_static(th, &park::INTERRUPTED_MSG);
+                2
+            }
         }
     }
 }

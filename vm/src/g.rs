@@ -12,9 +12,72 @@
 //! A dead G is removed from its actor's table at once; a stale waiter that
 //! still names it finds its slot empty or reused (the id differs) and drops
 //! the wake.
+//!
+//! Every park has one claim ([`ParkWord`], Go's `selectDone` made general):
+//! each waiter record of the park (a channel's, a select's cases, a
+//! semaphore's, a timer, a socket's) carries the park's generation, and
+//! whoever completes the wait first claims it: a channel partner, a timer,
+//! the poller, or an interrupt (`runtime.interrupt`, `Task::interrupt`).
+//! The losers skip their waiter, so a value is never handed to a G whose
+//! wait was withdrawn: an interrupted sender did not send.
+
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::ffi::LuaThread;
 use crate::wake::{SelectSends, WaitReason, Wake};
+
+/// The claim on a G's parks: a generation counter, even while a park is
+/// open (its waiters may be completed), odd once it has been claimed.
+///
+/// Invariants: only a claim turns it odd (a compare-and-swap from the
+/// generation its waiter recorded, so exactly one claim per park wins);
+/// only the M that is about to resume the G turns it even again
+/// ([`ParkWord::reopen`]), when no waiter of the claimed park can still
+/// win. A waiter whose generation is not the current even value is dead.
+#[derive(Debug, Default)]
+pub struct ParkWord(AtomicU64);
+
+impl ParkWord {
+    /// The generation of the park the running G is about to make.
+    #[inline]
+    pub fn open_gen(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// Claims park `gen`: true for exactly one caller while it is open.
+    #[inline]
+    pub fn claim(&self, gen: u64) -> bool {
+        // AcqRel: the claimer's writes (a value handed over) are seen by
+        // whoever reads the word after it, and the claim sees the park.
+        self.0
+            .compare_exchange(gen, gen + 1, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Claims whatever park is open now (an interrupt, which does not
+    /// know the park's generation); false if it has been claimed.
+    pub fn claim_open(&self) -> bool {
+        let w = self.0.load(Ordering::Acquire);
+        w & 1 == 0 && self.claim(w)
+    }
+
+    /// Whether park `gen` is still open: its waiters may be completed.
+    #[inline]
+    pub fn is_open(&self, gen: u64) -> bool {
+        self.0.load(Ordering::Acquire) == gen
+    }
+
+    /// Opens the next park of a G about to be resumed: every waiter of its
+    /// claimed parks stays dead. Only the M resuming the G calls this; no
+    /// claim can race it (the last park, if any, has been claimed).
+    #[inline]
+    pub fn reopen(&self) {
+        let w = self.0.load(Ordering::Relaxed);
+        if w & 1 == 1 {
+            self.0.store(w + 1, Ordering::Release);
+        }
+    }
+}
 
 /// Index of a G in its actor's table.
 pub type GKey = usize;
@@ -51,6 +114,11 @@ pub struct G {
     /// winner's are released when the G resumes. Boxed: most Gs never
     /// select, and a parked G should stay small.
     pub sel_sends: Option<Box<SelectSends>>,
+    /// The claim on its parks, shared with every waiter record.
+    pub park: std::sync::Arc<ParkWord>,
+    /// An interrupt has been asked for: a park that lands is claimed and
+    /// woken with [`Wake::Interrupted`] at once.
+    pub interrupted: bool,
 }
 
 #[cfg(test)]
@@ -60,11 +128,31 @@ mod tests {
     /// A parked goroutine's Rust side is part of the per-G memory budget
     /// (about 1.4 KB with the Lua thread): keep the record small.
     #[test]
+    fn one_claim_per_park() {
+        let w = ParkWord::default();
+        let gen = w.open_gen();
+        assert!(w.is_open(gen));
+        assert!(w.claim(gen));
+        assert!(!w.claim(gen), "a park is claimed once");
+        assert!(!w.claim_open(), "nothing is open until the G runs again");
+        assert!(!w.is_open(gen));
+        w.reopen();
+        let next = w.open_gen();
+        assert_ne!(next, gen);
+        assert!(!w.claim(gen), "a waiter of an earlier park stays dead");
+        assert!(w.is_open(next));
+        w.reopen();
+        assert_eq!(w.open_gen(), next, "an open park stays open");
+        assert!(w.claim_open());
+        assert!(!w.is_open(next));
+    }
+
+    #[test]
     fn records_stay_small() {
         assert!(std::mem::size_of::<crate::wake::Msg>() <= 16);
         assert!(std::mem::size_of::<Option<Wake>>() <= 32);
         assert!(
-            std::mem::size_of::<G>() <= 72,
+            std::mem::size_of::<G>() <= 80,
             "G is {} bytes",
             std::mem::size_of::<G>()
         );

@@ -61,11 +61,12 @@ pub enum Dir {
     Write,
 }
 
-/// A goroutine waiting on a socket.
+/// A goroutine waiting on a socket: completed once, by whoever claims
+/// its park first (readiness, its deadline, a close, its context, an
+/// interrupt).
 #[derive(Clone)]
 pub struct IoWaiter {
     g: GRef,
-    claimed: Arc<AtomicBool>,
     /// Its deadline timer, stopped when something else completes it.
     timer: Arc<AtomicU64>,
 }
@@ -75,7 +76,6 @@ impl IoWaiter {
     pub fn new(g: GRef) -> IoWaiter {
         IoWaiter {
             g,
-            claimed: Arc::new(AtomicBool::new(false)),
             timer: Arc::new(AtomicU64::new(u64::MAX)),
         }
     }
@@ -87,15 +87,15 @@ impl IoWaiter {
 
     /// Whether it has been completed.
     pub fn claimed(&self) -> bool {
-        self.claimed.load(Ordering::Acquire)
+        !self.g.is_open()
     }
 
     /// Completes the waiter (invariant 3); false if already completed.
     fn complete(&self, why: IoWake) -> bool {
-        if self.claimed.swap(true, Ordering::AcqRel) {
+        if !self.g.claim() {
             return false;
         }
-        self.g.ready(Wake::Io(why));
+        self.g.ready_claimed(Wake::Io(why));
         true
     }
 

@@ -47,6 +47,10 @@ pub struct StaticMsg(pub &'static str);
 /// [`SEND_ON_CLOSED`] as a [`StaticMsg`].
 pub static SEND_ON_CLOSED_MSG: StaticMsg = StaticMsg(SEND_ON_CLOSED);
 
+/// The error a goroutine interrupted while parked raises at its park
+/// (the stop's message: `crate::preempt::Stop::Interrupt`).
+pub static INTERRUPTED_MSG: StaticMsg = StaticMsg("interrupted");
+
 /// The scheduler found no room on a Lua stack to build a value.
 pub static STACK_OVERFLOW_MSG: StaticMsg = StaticMsg("stack overflow (receiving a value)");
 

@@ -578,6 +578,13 @@ impl Running {
         self.stop.store(req, Ordering::SeqCst);
     }
 
+    /// The G about to run raises its stop's error itself, first thing (a
+    /// park withdrawn by an interrupt: `Wake::Interrupted`): its handlers
+    /// get their grace before the stop hook raises again.
+    pub(crate) fn stop_raised_once(&self) {
+        self.stop_raises.store(1, Ordering::Relaxed);
+    }
+
     /// The stop requested for the G now running, if any.
     #[inline]
     pub fn pending_stop(&self) -> Option<Stop> {

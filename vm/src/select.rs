@@ -6,12 +6,12 @@
 //!    channel id also maps each case to its lock: O(n log n) in all.
 //! 2. Poll the cases in a random order; the first that can proceed runs.
 //!    This gives the uniform choice among ready cases.
-//! 3. If none can and the select may block, queue one waiter per case, all
-//!    sharing one token; unlock; park. The first channel operation that
-//!    claims the token completes the select; the other waiters are dead and
-//!    are skipped or swept by their channels.
+//! 3. If none can and the select may block, queue one waiter per case,
+//!    all for the one park of its G; unlock; park. The first channel
+//!    operation that claims the park (`GRef::claim`) completes the select;
+//!    the other waiters are dead and are skipped or swept by their
+//!    channels.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::actor::GRef;
@@ -130,13 +130,13 @@ pub fn select(
         None => match me().filter(|_| block) {
             None => SelectResult::WouldBlock,
             Some(me) => {
-                let token = Arc::new(AtomicBool::new(false));
+                // One park: its waiters share its claim (`GRef::claim`),
+                // which the first case to complete takes.
                 for (i, case) in cases.into_iter().enumerate() {
                     let case = case.expect("no case was taken");
                     let s = &mut *guards[lock_of[i]];
                     let w = |msg| Waiter {
                         g: Parker::G(me.clone()),
-                        sel: Some(token.clone()),
                         case: nums[i],
                         msg,
                     };

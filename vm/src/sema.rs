@@ -5,6 +5,10 @@
 //! The mutex hands ownership directly to the first waiter on unlock, so a
 //! goroutine that loops lock/unlock cannot starve the others (Go's
 //! starvation mode, always on: simple and fair).
+//!
+//! What is handed over (a lock, units) goes only to a waiter whose park
+//! this hand-over claims ([`WaitList`]): one that was interrupted is dead,
+//! skipped and dropped, and holds nothing.
 
 use crate::lockrank::{Guard, Lock, Rank};
 use std::collections::VecDeque;
@@ -21,6 +25,70 @@ fn queue(me: impl FnOnce() -> Option<GRef>, push: impl FnOnce(GRef)) -> Acquire 
             Acquire::Park
         }
         None => Acquire::CannotPark,
+    }
+}
+
+/// Parked Gs in order, each with what it asks (`T`). A waiter whose park
+/// was claimed elsewhere (an interrupt) is dead: dropped when it reaches
+/// the front, or when the list is swept as it grows.
+struct WaitList<T> {
+    q: VecDeque<(GRef, T)>,
+    /// Length at which dead waiters are next swept out.
+    sweep_at: usize,
+}
+
+impl<T> Default for WaitList<T> {
+    fn default() -> WaitList<T> {
+        WaitList {
+            q: VecDeque::new(),
+            sweep_at: 0,
+        }
+    }
+}
+
+impl<T: Copy> WaitList<T> {
+    fn push(&mut self, g: GRef, ask: T) {
+        if self.q.len() >= self.sweep_at.max(16) {
+            self.q.retain(|(g, _)| g.is_open());
+            self.sweep_at = self.q.len() * 2;
+        }
+        self.q.push_back((g, ask));
+    }
+
+    /// Whether a live waiter is queued (dead ones at the front dropped).
+    fn has_live(&mut self) -> bool {
+        while let Some((g, _)) = self.q.front() {
+            if g.is_open() {
+                return true;
+            }
+            self.q.pop_front();
+        }
+        false
+    }
+
+    /// The first waiter that can still be completed, claimed, if what it
+    /// asks `fits`; dead ones on the way are dropped.
+    fn take_first(&mut self, fits: impl Fn(T) -> bool) -> Option<(GRef, T)> {
+        while self.has_live() {
+            let &(_, ask) = self.q.front()?;
+            if !fits(ask) {
+                return None;
+            }
+            let (g, ask) = self.q.pop_front()?;
+            // Open a moment ago; an interrupt may have claimed it since.
+            if g.claim() {
+                return Some((g, ask));
+            }
+        }
+        None
+    }
+
+    /// Every waiter that can still be completed, claimed.
+    fn take_all(&mut self) -> Vec<GRef> {
+        self.q
+            .drain(..)
+            .filter_map(|(g, _)| g.claim().then_some(g))
+            .collect()
     }
 }
 
@@ -43,7 +111,7 @@ pub enum Acquire {
 #[derive(Default)]
 struct WgState {
     count: i64,
-    waiters: Vec<GRef>,
+    waiters: WaitList<()>,
 }
 
 /// `sync.waitgroup()`.
@@ -69,13 +137,13 @@ impl WaitGroup {
         }
         s.count = count;
         let released = if count == 0 {
-            std::mem::take(&mut s.waiters)
+            s.waiters.take_all()
         } else {
             Vec::new()
         };
         drop(s);
         for g in released {
-            g.ready(Wake::Unit);
+            g.ready_claimed(Wake::Unit);
         }
         Ok(())
     }
@@ -92,14 +160,14 @@ impl WaitGroup {
         if s.count == 0 {
             return Acquire::Done;
         }
-        queue(me, |g| s.waiters.push(g))
+        queue(me, |g| s.waiters.push(g, ()))
     }
 }
 
 #[derive(Default)]
 struct MutexState {
     locked: bool,
-    waiters: VecDeque<GRef>,
+    waiters: WaitList<()>,
 }
 
 /// `sync.mutex()`.
@@ -128,7 +196,7 @@ impl SemMutex {
             s.locked = true;
             return Acquire::Done;
         }
-        queue(me, |g| s.waiters.push_back(g))
+        queue(me, |g| s.waiters.push(g, ()))
     }
 
     /// Takes the lock if free.
@@ -143,13 +211,13 @@ impl SemMutex {
         if !s.locked {
             return Err(UNLOCK_OF_UNLOCKED);
         }
-        let next = s.waiters.pop_front();
+        let next = s.waiters.take_first(|()| true);
         if next.is_none() {
             s.locked = false;
         }
         drop(s);
-        if let Some(g) = next {
-            g.ready(Wake::Unit);
+        if let Some((g, ())) = next {
+            g.ready_claimed(Wake::Unit);
         }
         Ok(())
     }
@@ -168,8 +236,8 @@ struct RwState {
     readers: u64,
     /// A writer holds it.
     writer: bool,
-    waiting_writers: VecDeque<GRef>,
-    waiting_readers: Vec<GRef>,
+    waiting_writers: WaitList<()>,
+    waiting_readers: WaitList<()>,
 }
 
 /// `sync.rwmutex()`: many readers or one writer (Go's `RWMutex`). A
@@ -192,17 +260,17 @@ impl RwMutex {
     /// Takes a read lock, or queues the G from `me`.
     pub fn rlock(&self, me: impl FnOnce() -> Option<GRef>) -> Acquire {
         let mut s = self.state.lock();
-        if !s.writer && s.waiting_writers.is_empty() {
+        if !s.writer && !s.waiting_writers.has_live() {
             s.readers += 1;
             return Acquire::Done;
         }
-        queue(me, |g| s.waiting_readers.push(g))
+        queue(me, |g| s.waiting_readers.push(g, ()))
     }
 
     /// Takes a read lock if that needs no wait.
     pub fn try_rlock(&self) -> bool {
         let mut s = self.state.lock();
-        let free = !s.writer && s.waiting_writers.is_empty();
+        let free = !s.writer && !s.waiting_writers.has_live();
         if free {
             s.readers += 1;
         }
@@ -218,15 +286,15 @@ impl RwMutex {
         }
         s.readers -= 1;
         let next = match s.readers {
-            0 => s.waiting_writers.pop_front(),
+            0 => s.waiting_writers.take_first(|()| true),
             _ => None,
         };
         if next.is_some() {
             s.writer = true;
         }
         drop(s);
-        if let Some(g) = next {
-            g.ready(Wake::Unit);
+        if let Some((g, ())) = next {
+            g.ready_claimed(Wake::Unit);
         }
         Ok(())
     }
@@ -238,7 +306,7 @@ impl RwMutex {
             s.writer = true;
             return Acquire::Done;
         }
-        queue(me, |g| s.waiting_writers.push_back(g))
+        queue(me, |g| s.waiting_writers.push(g, ()))
     }
 
     /// Takes the write lock if free.
@@ -258,16 +326,16 @@ impl RwMutex {
         if !s.writer {
             return Err(UNLOCK_OF_UNLOCKED_RW);
         }
-        let readers = std::mem::take(&mut s.waiting_readers);
+        let readers = s.waiting_readers.take_all();
         let writer = match readers.is_empty() {
-            true => s.waiting_writers.pop_front(),
+            true => s.waiting_writers.take_first(|()| true).map(|(g, ())| g),
             false => None,
         };
         s.writer = writer.is_some();
         s.readers += readers.len() as u64;
         drop(s);
         for g in readers.into_iter().chain(writer) {
-            g.ready(Wake::Unit);
+            g.ready_claimed(Wake::Unit);
         }
         Ok(())
     }
@@ -277,7 +345,7 @@ impl RwMutex {
 struct SemState {
     held: u64,
     /// Waiting Gs and how much each asks, served in order.
-    waiters: VecDeque<(GRef, u64)>,
+    waiters: WaitList<u64>,
 }
 
 /// `sync.semaphore(n)`: a weighted semaphore of `n` units (Go's
@@ -306,17 +374,17 @@ impl Semaphore {
     /// the G from `me`; a woken G holds them.
     pub fn acquire(&self, k: u64, me: impl FnOnce() -> Option<GRef>) -> Acquire {
         let mut s = self.state.lock();
-        if s.waiters.is_empty() && s.held + k <= self.size {
+        if !s.waiters.has_live() && s.held + k <= self.size {
             s.held += k;
             return Acquire::Done;
         }
-        queue(me, |g| s.waiters.push_back((g, k)))
+        queue(me, |g| s.waiters.push(g, k))
     }
 
     /// Takes `k` units if that needs no wait.
     pub fn try_acquire(&self, k: u64) -> bool {
         let mut s = self.state.lock();
-        let ok = s.waiters.is_empty() && s.held + k <= self.size;
+        let ok = !s.waiters.has_live() && s.held + k <= self.size;
         if ok {
             s.held += k;
         }
@@ -332,16 +400,17 @@ impl Semaphore {
         }
         s.held -= k;
         let mut woken = Vec::new();
-        while let Some(&(_, want)) = s.waiters.front() {
-            if s.held + want > self.size {
+        loop {
+            let (size, held) = (self.size, s.held);
+            let Some((g, want)) = s.waiters.take_first(|want| held + want <= size) else {
                 break;
-            }
+            };
             s.held += want;
-            woken.push(s.waiters.pop_front().expect("a front").0);
+            woken.push(g);
         }
         drop(s);
         for g in woken {
-            g.ready(Wake::Unit);
+            g.ready_claimed(Wake::Unit);
         }
         Ok(())
     }

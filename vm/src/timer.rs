@@ -278,7 +278,7 @@ impl Timers {
     /// silenced by any timer; lugo's is not).
     pub fn can_wake_anyone(&self) -> bool {
         self.lock().entries.values().any(|e| match &e.action {
-            TimerAction::Wake(g) => !g.actor.has_ended(),
+            TimerAction::Wake(g) => g.is_open() && !g.actor.has_ended(),
             TimerAction::Task(a, _) => !a.has_ended(),
             TimerAction::Expire(w) => w.waiting(),
             TimerAction::Send(ch) => ch.has_receivers(),

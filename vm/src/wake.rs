@@ -130,6 +130,9 @@ pub enum Wake {
     SendClosed(Option<Msg>),
     /// A goroutine waiting on a socket: why it was woken.
     Io(IoWake),
+    /// The G was interrupted while parked: its wait was withdrawn (its
+    /// waiters are dead) and it raises the interrupt's error.
+    Interrupted,
 }
 
 /// The values of a parked select's send cases, by 1-based case number.

@@ -506,7 +506,7 @@ impl Shared {
             // Only this M writes its P's tick: no read-modify-write needed.
             p.schedtick
                 .store(p.schedtick.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-            actor.set_current(key, gid);
+            actor.set_current(key, gid, picked.park);
             // Publish the running thread, then look whether sysmon sleeps:
             // sysmon does the opposite (flag, then slots), so one of the
             // two sees the other and a running G is always watched.
@@ -526,6 +526,9 @@ impl Shared {
             };
             if let Some(why) = stop {
                 slot.stop_current(why);
+                if matches!(picked.wake, Some(crate::wake::Wake::Interrupted)) {
+                    slot.stop_raised_once();
+                }
                 // SAFETY: this M owns the actor; the G is suspended.
                 unsafe { crate::preempt::arm_stop(picked.thread.0) };
             }
@@ -547,7 +550,7 @@ impl Shared {
             };
             let stopped = slot.pending_stop();
             slot.clear();
-            actor.set_current(usize::MAX, 0);
+            actor.set_current(usize::MAX, 0, std::ptr::null());
             q = relock(actor);
             if stopped == Some(crate::preempt::Stop::Budget)
                 && matches!(res, Resumed::Panicked(..) | Resumed::Exited)
@@ -618,6 +621,11 @@ impl Shared {
         match res {
             Resumed::Parked(reason) => {
                 let g = &mut q.gs[key];
+                if g.interrupted && g.wake.is_none() && g.park.claim_open() {
+                    // Interrupted while it ran: the park it made is
+                    // withdrawn at once (`Actor::interrupt`).
+                    g.wake = Some(crate::wake::Wake::Interrupted);
+                }
                 if g.wake.is_some() {
                     g.status = GStatus::Runnable;
                     q.push_back(key);

@@ -740,9 +740,11 @@ impl Runtime {
     }
 
     /// Asks goroutine `gid` to stop: a running goroutine raises
-    /// `interrupted` at once (every running M is preempted), a parked
-    /// one when it is next resumed. Ends with the goroutine.
-    pub fn interrupt(&self, gid: u64) {
+    /// `interrupted` at once (every running M is preempted), a parked one
+    /// at once too: its wait is withdrawn, losing nothing (a sender that is
+    /// interrupted did not send), and it raises `interrupted` at its park.
+    /// Ends with the goroutine. False if no actor has goroutine `gid`.
+    pub fn interrupt(&self, gid: u64) -> bool {
         self.shared.host.interrupt(gid);
         // After recording it: an M that starts running `gid` now checks
         // the record after publishing the G (see `run_actor`).
@@ -752,6 +754,12 @@ impl Runtime {
                 .slot()
                 .request_stop(gid, crate::preempt::Stop::Interrupt);
         }
+        let found = self.shared.live_actors().iter().any(|a| a.interrupt(gid));
+        if !found {
+            // Nothing to stop (it has ended, or never was): not remembered.
+            self.shared.host.forget_interrupt(gid);
+        }
+        found
     }
 
     /// Counts a channel endpoint held by the host: while any is held, no
