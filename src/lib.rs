@@ -513,8 +513,9 @@ impl Task {
     /// Asks the goroutine to stop: a running goroutine raises
     /// `interrupted` promptly (its M is signalled), inside C calls and
     /// finalizers too, and again at every instruction until it ends (a
-    /// `pcall` cannot keep it alive); a parked one raises it when it is
-    /// next woken. Returns at once.
+    /// `pcall` cannot keep it alive); a parked one at once, its wait
+    /// withdrawn losing nothing (an interrupted send did not send); one in
+    /// a blocking call when the call returns. Returns at once.
     pub fn interrupt(&self) {
         self.vm.interrupt(self.task.gid());
     }

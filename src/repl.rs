@@ -12,9 +12,10 @@
 //!    shows its values (`=expr` is `return expr`), else the chunk itself; a
 //!    syntax error at `<eof>` means incomplete: read another line;
 //! 3. run it with `Runtime::go` and wait in short slices, watching the
-//!    SIGINT flag: on Ctrl-C, `Task::interrupt`, then wait at most
-//!    [`INTERRUPT_GRACE`]: a parked goroutine sees the interrupt only when
-//!    it is woken, so the REPL may leave it behind;
+//!    SIGINT flag: on Ctrl-C, `Task::interrupt` (a running or parked
+//!    goroutine stops at once), then wait at most [`INTERRUPT_GRACE`]: one
+//!    inside a blocking call (`io.read`) stops only when the call returns,
+//!    so the REPL may leave it behind;
 //! 4. print the values (tab-separated, `tostring`'s form) or the error with
 //!    its traceback, or a deadlock's dump: the REPL goes on in all cases.
 //!
@@ -53,7 +54,7 @@ use console::Stream;
 const WAIT_SLICE: Duration = Duration::from_millis(20);
 
 /// How long an interrupted line may take to stop before the REPL leaves
-/// its goroutine behind (a parked one sees the interrupt only when woken).
+/// its goroutine behind (one inside a blocking call stops when it returns).
 const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
 
 /// Entries kept in the history file.

@@ -71,6 +71,17 @@ c:write("x\n")
 assert(s:readline() == "x")
 c:close(); s:close(); l:close()
 cancel()
+-- A connect in progress (a full accept queue leaves it pending).
+local full = assert(net.listen("127.0.0.1:0", { backlog = 1 }))
+local queued = {}
+for _ = 1, 8 do
+  local conn = net.dial(full:addr(), 0.03)
+  if not conn then break end
+  queued[#queued + 1] = conn
+end
+stops("dial", parked("dial", function() net.dial(full:addr()) end))
+for _, q in ipairs(queued) do q:close() end
+full:close()
 
 -- A parked sender that is interrupted did not send: nobody receives its
 -- value, and the channel works on.

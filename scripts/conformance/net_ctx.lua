@@ -58,4 +58,46 @@ assert(c:readline() == "more")
 
 fails(function() c:setcontext(5) end, "conn:setcontext: context expected, got number")
 c:close() s:close() l:close() u:close()
+
+-- net.dial(addr [, timeout] [, ctx]): the context ends a connect still in
+-- progress (Go's DialContext). A listener with a backlog of 1 that never
+-- accepts leaves later connects pending (its queue is full).
+local full = assert(net.listen("127.0.0.1:0", { backlog = 1 }))
+local queued = {}
+local pending_err
+for _ = 1, 8 do
+  local ctx, cancel = bg:withtimeout(0.03)
+  local conn, e = net.dial(full:addr(), ctx)
+  cancel()
+  if not conn then pending_err = e break end
+  queued[#queued + 1] = conn
+end
+assert(pending_err == "context deadline exceeded", tostring(pending_err))
+-- Cancelled while dialling: the cancel's error, at once.
+local dctx, dcancel = bg:withcancel()
+go(function() time.sleep(0.01) dcancel() end)
+t0 = time.now()
+local conn, e = net.dial(full:addr(), 5, dctx)
+assert(conn == nil and e == "context canceled", tostring(e))
+assert(time.now() - t0 < 1)
+-- Ended before: fails without dialling.
+conn, e = net.dial(full:addr(), dctx)
+assert(conn == nil and e == "context canceled")
+-- The timeout still applies beside a context.
+conn, e = net.dial(full:addr(), 0.02, bg)
+assert(conn == nil and e == "timeout", tostring(e))
+for _, q in ipairs(queued) do q:close() end
+full:close()
+-- A connection made with a context outlives it (the context governs only
+-- the dial).
+local l2 = assert(net.listen("127.0.0.1:0"))
+local ctx2, cancel2 = bg:withcancel()
+local c2 = assert(net.dial(l2:addr(), ctx2))
+local s2 = assert(l2:accept())
+cancel2()
+assert(s2:write("after\n"))
+assert(c2:readline() == "after")
+fails(function() net.dial(l2:addr(), {}) end, "net.dial: timeout or context expected, got table")
+fails(function() net.dial(l2:addr(), 1, "x") end, "net.dial: context expected, got string")
+c2:close() s2:close() l2:close()
 print("ok")

@@ -831,6 +831,9 @@ unsafe fn dial_body(l: *mut ffi::lua_State, _deadline: u64) -> Ret {
         match r {
             None => fail("closed"),
             Some(Ok(())) => {
+                // The dial's context governs only the dial (Go's
+                // `DialContext`): the connection goes on without it.
+                s.set_ctx(None);
                 ffi::lua_pushvalue(l, 3);
                 Ret::N(1)
             }
@@ -858,16 +861,18 @@ unsafe extern "C-unwind" fn dial_k(
         guard(l, || match take_wake(l) {
             IoWake::Ready => dial_body(l, ctx as u64),
             why => {
-                if let Some(s) = check::<NetSock>(l, 3) {
-                    s.close();
-                }
-                // A connection being made has no context (dial takes a
-                // timeout): only these two end it.
-                fail(if why == IoWake::Timeout {
+                let mut msg = if why == IoWake::Timeout {
                     "timeout"
                 } else {
                     "closed"
-                })
+                };
+                if let Some(s) = check::<NetSock>(l, 3) {
+                    if why == IoWake::Canceled {
+                        msg = s.ctx_err().unwrap_or(crate::context::CANCELED);
+                    }
+                    s.close();
+                }
+                fail(msg)
             }
         })
     }
@@ -903,25 +908,49 @@ fn dial(a: &Arc<Actor>, addr: &str) -> Result<(NetSock, bool), String> {
 
 unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this `Registry` closure on the running thread `l`;
-    // `guard` is its last act. The connection's box is allocated at 3 (may
-    // raise) while nothing is owned, before the address is copied or the
-    // socket exists; `dial` makes no Lua call; the box is filled once at 3
-    // and borrowed from there for `park_io` (no raising call), with the stack
-    // `dial_k` expects. `guard` acts once the address and error are dropped.
+    // `guard` is its last act. The arguments are read (inert) and moved to
+    // `[address, context or nil]` (`lua_copy`, `lua_settop`: inert). The
+    // connection's box is allocated at 3 (may raise) while nothing is
+    // owned, before the address is copied or the socket exists; `dial`
+    // makes no Lua call; the box is filled once at 3 and borrowed from there
+    // for `park_io` (no raising call), with the stack `dial_k` expects; the
+    // context is borrowed from 2 and a reference stored in the connection.
+    // `guard` acts once the address, context and error are dropped.
     unsafe {
         guard(l, || {
             if let Err(r) = string_check(l, 1, "net.dial", "address") {
                 return r;
             }
-            let timeout = match ffi::lua_type(l, 2) {
-                ffi::LUA_TNIL | ffi::LUA_TNONE => 0,
-                ffi::LUA_TNUMBER => secs_to_ns(ffi::lua_tonumber(l, 2)).max(1),
+            let closure = crate::cfn::Closure::of(l);
+            let is_ctx = |i| closure.arc::<Ctx>(l, i).is_some();
+            let (timeout, ctx_at) = match ffi::lua_type(l, 2) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => (0, 3),
+                ffi::LUA_TNUMBER => (secs_to_ns(ffi::lua_tonumber(l, 2)).max(1), 3),
+                _ if is_ctx(2) => (0, 2),
                 _ => {
                     let t = type_name(l, 2);
-                    return raise(format!("net.dial: timeout must be a number, got {t}"));
+                    return raise(format!("net.dial: timeout or context expected, got {t}"));
                 }
             };
+            let has_ctx = match ffi::lua_type(l, ctx_at) {
+                ffi::LUA_TNIL | ffi::LUA_TNONE => false,
+                _ if is_ctx(ctx_at) => true,
+                _ => {
+                    let t = type_name(l, ctx_at);
+                    return raise(format!("net.dial: context expected, got {t}"));
+                }
+            };
+            if !has_ctx {
+                ffi::lua_pushnil(l);
+                ffi::lua_replace(l, 2);
+            } else if ctx_at != 2 {
+                ffi::lua_copy(l, ctx_at, 2);
+            }
             ffi::lua_settop(l, 2);
+            let ctx = closure.arc::<Ctx>(l, 2);
+            if let Some(err) = ctx.as_ref().and_then(|c| c.err()) {
+                return fail(err);
+            }
             // The connection's box, at index 3, before the socket exists.
             let b = new_box_of::<NetSock>(l, Kind::Conn as usize);
             let dialed = dial(actor(l), &string_at(l, 1));
@@ -941,6 +970,7 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
                 0
             };
             let conn = check::<NetSock>(l, 3).expect("just filled");
+            conn.set_ctx(ctx);
             park_io(l, conn, Dir::Write, deadline, dial_k)
         })
     }

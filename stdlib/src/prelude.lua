@@ -290,9 +290,8 @@ end
 -- g:wait() waits for them all and returns the first error, or nil.
 -- g:setlimit(n) bounds how many run at once (g:go waits for a place).
 -- g:setgrace(s): members still running s seconds after the context ends
--- are interrupted (runtime.interrupt: a running one at once, a parked
--- one when it next runs; their <close> handlers run, pcall does not
--- catch it).
+-- are interrupted (runtime.interrupt: running or parked, at once; their
+-- <close> handlers run, pcall does not catch it).
 local Group = { __metatable = "group", __lugo = "group" }
 Group.__index = Group
 local interrupt = P.interrupt

@@ -43,9 +43,9 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         })?,
     )?;
 
-    // `runtime.interrupt(id)`: goroutine `id` of this actor stops (a
-    // running one at once, a parked one when it next runs); false if this
-    // actor has no such goroutine.
+    // `runtime.interrupt(id)`: goroutine `id` of this actor stops, running
+    // or parked, at once (`Vm::interrupt`); false if this actor has no
+    // such goroutine.
     let a = actor.clone();
     p.set(
         "interrupt",
