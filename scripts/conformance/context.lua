@@ -116,6 +116,22 @@ for _ = 1, 100 do
   time.sleep(0.01)
 end
 assert(runtime.stats().timers <= base, runtime.stats().timers .. " timers left")
+-- 100,000 sleeps cancelled one after another: the timer heap is back
+-- where it was.
+for i = 1, 100000 do
+  local c7, k7 = bg:withcancel()
+  go(function() time.sleep(60, c7) end)
+  runtime.gosched() -- it parks, its timer set
+  if i % 1000 == 0 then
+    assert(runtime.stats().timers > base, "the sleeper holds a timer")
+  end
+  k7()
+end
+for _ = 1, 100 do
+  if runtime.stats().timers <= base then break end
+  time.sleep(0.01)
+end
+assert(runtime.stats().timers <= base, runtime.stats().timers .. " timers left")
 
 -- Races: a value sent while the context is cancelled is received exactly
 -- once or reported as not sent.

@@ -150,6 +150,18 @@ stops("pcall", parked("pcall", function()
 end))
 assert(chan.select({ "recv", caught }, { "default" }) == 2, "pcall passed the interrupt on")
 
+-- Parked inside a coroutine of its own: the coroutine functions pass the
+-- interrupt on too.
+stops("wrapped", parked("wrapped", function()
+  coroutine.wrap(function() chan():recv() end)()
+  caught:send("went on")
+end))
+stops("resumed", parked("resumed", function()
+  coroutine.resume(coroutine.create(function() chan():recv() end))
+  caught:send("went on")
+end))
+assert(chan.select({ "recv", caught }, { "default" }) == 2)
+
 -- No such goroutine; bad input.
 assert(runtime.interrupt(10 ^ 9 // 1) == false)
 fails(function() runtime.interrupt("x") end, "runtime.interrupt: id must be a positive integer, got string")

@@ -485,7 +485,8 @@ unsafe extern "C-unwind" fn wait_k(
 ) -> c_int {
     // SAFETY: Lua calls this continuation of `actor:wait` (a closure made by
     // `Registry`) on its thread, with the call's own stack, the handle at 1,
-    // after a wake with no values; `guard` is its last act. That is
+    // after a wake with no values, or an interrupt's error, raised first
+    // with nothing owned; `guard` is its last act. That is
     // `wait_body`'s contract.
     unsafe {
         // Woken with no values (the stack is the call's own), or

@@ -548,7 +548,8 @@ macro_rules! continuation {
         ) -> c_int {
             // SAFETY: Lua calls this continuation of a socket method (a
             // closure made by `Registry`) on its thread, with the method's
-            // stack and the wake's code on top (or `guard` calls it for a
+            // stack and the wake's code on top, or an interrupt's error,
+            // raised first with nothing owned (or `guard` calls it for a
             // `Retry`, with code 1 pushed); `guard` is its last act. That is
             // the contract of `after_wake` and of `$body`, which finds the
             // method's arguments where it left them.
@@ -852,8 +853,9 @@ unsafe extern "C-unwind" fn dial_k(
 ) -> c_int {
     // SAFETY: Lua calls this continuation of `net.dial` (a closure made by
     // `Registry`) on its thread, with `net.dial`'s stack (the connection at
-    // 3) and the wake's code on top (or `guard` calls it for a `Retry`);
-    // `guard` is its last act. That is the contract of `take_wake` and
+    // 3) and the wake's code on top, or an interrupt's error, raised first
+    // with nothing owned (or `guard` calls it for a `Retry`); `guard` is its
+    // last act. That is the contract of `take_wake` and
     // `dial_body`; the borrow of the connection ends with `close`, and a
     // failure is returned, for `guard` to push.
     unsafe {

@@ -30,7 +30,7 @@ use slab::Slab;
 
 use crate::census::Census;
 use crate::ffi::LuaThread;
-use crate::g::{GKey, GStatus, ParkWord, G};
+use crate::g::{GKey, GStatus, ParkWord, ParkWords, G};
 use crate::gc::{GcKind, GcState};
 use crate::lockrank::{Guard, Lock, Rank};
 use crate::mem::{Account, NoMemory};
@@ -97,14 +97,15 @@ pub(crate) struct Picked {
     pub(crate) nstart: std::ffi::c_int,
     pub(crate) wake: Option<Wake>,
     pub(crate) sel_sends: Option<Box<SelectSends>>,
-    /// Its claim word, reopened for the park it may make (the G record,
-    /// which only the M running it can remove, keeps it alive).
+    /// Its slot's claim word, reopened for the park it may make.
     pub(crate) park: *const ParkWord,
 }
 
 /// The run queue of one actor and the table of its Gs.
 pub(crate) struct ActorQueue {
     pub(crate) gs: Slab<G>,
+    /// The claim words of the slots of `gs` (see [`crate::g`]).
+    pub(crate) words: ParkWords,
     runq: VecDeque<GKey>,
     runnext: Option<GKey>,
     runnext_streak: u32,
@@ -134,6 +135,7 @@ impl ActorQueue {
     fn new() -> ActorQueue {
         ActorQueue {
             gs: Slab::new(),
+            words: ParkWords::default(),
             runq: VecDeque::new(),
             runnext: None,
             runnext_streak: 0,
@@ -238,7 +240,9 @@ impl ActorQueue {
             g.id
         );
         g.status = GStatus::Running;
-        g.park.reopen();
+        let park = self.words.get(key);
+        park.reopen();
+        let g = &mut self.gs[key];
         Some(Picked {
             key,
             id: g.id,
@@ -246,7 +250,7 @@ impl ActorQueue {
             nstart: std::mem::take(&mut g.nstart),
             wake: g.wake.take(),
             sel_sends: g.sel_sends.take(),
-            park: Arc::as_ptr(&g.park),
+            park,
         })
     }
 }
@@ -321,9 +325,30 @@ pub struct GRef {
     key: GKey,
     /// The G's id, to tell a reused slot from the original.
     pub id: u64,
-    /// The G's claim word, and the generation of the park this waits for.
-    park: Arc<ParkWord>,
+    /// The G's slot's claim word, and the generation of the park this
+    /// waits for.
+    park: WordRef,
     gen: u64,
+}
+
+/// The address of a claim word of an actor's [`ParkWords`], kept with a
+/// reference to that actor ([`GRef::actor`]).
+#[derive(Clone, Copy)]
+struct WordRef(std::ptr::NonNull<ParkWord>);
+
+// SAFETY: a `WordRef` is only read through `GRef`, which holds the actor
+// whose queue owns the word: the chunks of `ParkWords` never move or go
+// away while the actor lives, and a `ParkWord` is an atomic, shared by
+// every thread alike.
+unsafe impl Send for WordRef {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for WordRef {}
+
+impl GRef {
+    fn word(&self) -> &ParkWord {
+        // SAFETY: see `WordRef`: `self.actor` keeps the word alive.
+        unsafe { self.park.0.as_ref() }
+    }
 }
 
 impl GRef {
@@ -331,13 +356,13 @@ impl GRef {
     /// someone else has (another case of its select, an interrupt).
     #[inline]
     pub fn claim(&self) -> bool {
-        self.park.claim(self.gen)
+        self.word().claim(self.gen)
     }
 
     /// Whether this park can still be completed (nobody has claimed it).
     #[inline]
     pub fn is_open(&self) -> bool {
-        self.park.is_open(self.gen)
+        self.word().is_open(self.gen)
     }
 
     /// Completes the park, if nobody has: the G becomes runnable with
@@ -903,7 +928,6 @@ impl Actor {
                 reason: WaitReason::None,
                 wake: None,
                 sel_sends: None,
-                park: Arc::default(),
                 interrupted: false,
             });
             q.push_runnext(key);
@@ -933,27 +957,20 @@ impl Actor {
     /// A waiter for the park the G now running on this actor is about to
     /// make.
     pub fn current(self: &Arc<Self>) -> GRef {
-        let p = self.current_park.load(Ordering::Relaxed);
-        let park = if p.is_null() {
-            // No G runs (a misuse): a word of its own, so nothing is woken.
-            Arc::default()
-        } else {
-            // SAFETY: `p` is `Arc::as_ptr` of the running G's word, set by
-            // the M running this actor (on this thread: only it runs the
-            // actor's code) and cleared before the G can end; the G record
-            // holds one count meanwhile, so adding one is sound.
-            unsafe {
-                Arc::increment_strong_count(p);
-                Arc::from_raw(p)
-            }
-        };
-        let gen = park.open_gen();
+        static NOBODY: ParkWord = ParkWord::new();
+        // No G runs (a misuse): a word no G has, so nothing is woken.
+        let p = std::ptr::NonNull::new(self.current_park.load(Ordering::Relaxed))
+            .unwrap_or(std::ptr::NonNull::from(&NOBODY));
+        let park = WordRef(p);
         GRef {
             actor: self.clone(),
             key: self.current_key.load(Ordering::Relaxed),
             id: self.current_id.load(Ordering::Relaxed),
             park,
-            gen,
+            // SAFETY: `p` is the running G's word in this actor's
+            // `ParkWords` (set by the M running this actor, on this thread),
+            // alive with the actor; or `NOBODY`, a static.
+            gen: unsafe { p.as_ref() }.open_gen(),
         }
     }
 
@@ -985,11 +1002,13 @@ impl Actor {
     pub fn interrupt(self: &Arc<Self>, gid: u64) -> bool {
         let schedule = {
             let mut q = self.lock();
-            let Some((key, g)) = q.gs.iter_mut().find(|(_, g)| g.id == gid) else {
+            let Some(key) = q.gs.iter().find(|(_, g)| g.id == gid).map(|(k, _)| k) else {
                 return false;
             };
+            let q = &mut *q;
+            let g = &mut q.gs[key];
             g.interrupted = true;
-            let parked = g.status == GStatus::Waiting && g.park.claim_open();
+            let parked = g.status == GStatus::Waiting && q.words.get(key).claim_open();
             parked
                 && q.make_ready(key, gid, Wake::Interrupted, Place::Back)
                 && !std::mem::replace(&mut q.scheduled, true)
@@ -1094,7 +1113,6 @@ mod tests {
             reason: WaitReason::None,
             wake: None,
             sel_sends: None,
-            park: Arc::default(),
             interrupted: false,
         })
     }

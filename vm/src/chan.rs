@@ -256,8 +256,10 @@ impl Waiter {
     /// Lets go of a dead waiter: a plain sender's value goes back to its
     /// actor, which releases it (it was not sent). A select's send values
     /// are its G's to release (`sel_sends`).
-    fn discard(self) {
-        if let (false, Some(Msg::Slot(r)), Parker::G(g)) = (self.is_select(), self.msg, &self.g) {
+    fn discard(&mut self) {
+        if let (false, Some(Msg::Slot(r)), Parker::G(g)) =
+            (self.is_select(), self.msg.take(), &self.g)
+        {
             g.actor.release_later(r);
         }
     }
@@ -274,13 +276,13 @@ pub(crate) struct WaitQ {
 impl WaitQ {
     pub(crate) fn push(&mut self, w: Waiter) {
         if self.q.len() >= self.sweep_at.max(16) {
-            for w in std::mem::take(&mut self.q) {
-                if w.alive() {
-                    self.q.push_back(w);
-                } else {
+            self.q.retain_mut(|w| {
+                let alive = w.alive();
+                if !alive {
                     w.discard();
                 }
-            }
+                alive
+            });
             self.sweep_at = self.q.len() * 2;
         }
         self.q.push_back(w);
@@ -288,7 +290,7 @@ impl WaitQ {
 
     /// The first waiter that can still be completed, claimed.
     pub(crate) fn dequeue(&mut self) -> Option<Waiter> {
-        while let Some(w) = self.q.pop_front() {
+        while let Some(mut w) = self.q.pop_front() {
             if w.claim() {
                 return Some(w);
             }
@@ -312,7 +314,7 @@ impl WaitQ {
 
 impl Drop for WaitQ {
     fn drop(&mut self) {
-        for w in self.q.drain(..) {
+        for mut w in self.q.drain(..) {
             w.discard();
         }
     }
@@ -713,5 +715,18 @@ mod tests {
         ch.offer(Msg::Slot(5));
         assert_eq!(ch.drain_buffer(), vec![Msg::Integer(1), Msg::Slot(5)]);
         assert!(ch.is_empty());
+    }
+}
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn sizes() {
+        eprintln!(
+            "GRef {} Waiter {} Parker {} TimerAction {}",
+            std::mem::size_of::<crate::actor::GRef>(),
+            std::mem::size_of::<super::Waiter>(),
+            std::mem::size_of::<super::Parker>(),
+            std::mem::size_of::<crate::timer::TimerAction>()
+        );
     }
 }

@@ -26,18 +26,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::ffi::LuaThread;
 use crate::wake::{SelectSends, WaitReason, Wake};
 
-/// The claim on a G's parks: a generation counter, even while a park is
-/// open (its waiters may be completed), odd once it has been claimed.
+/// The claim on the parks of the Gs of one slot of an actor's G table: a
+/// generation counter, even while a park is open (its waiters may be
+/// completed), odd once it has been claimed. It only grows, across the Gs
+/// that use the slot in turn, so a waiter of an ended G never matches.
 ///
 /// Invariants: only a claim turns it odd (a compare-and-swap from the
-/// generation its waiter recorded, so exactly one claim per park wins);
-/// only the M that is about to resume the G turns it even again
-/// ([`ParkWord::reopen`]), when no waiter of the claimed park can still
-/// win. A waiter whose generation is not the current even value is dead.
+/// generation its waiter recorded, so exactly one claim per park wins),
+/// or the end of its G ([`ParkWord::retire`]); only the M that is about
+/// to resume the slot's G turns it even again ([`ParkWord::reopen`]),
+/// when no waiter of the claimed park can still win. A waiter whose
+/// generation is not the current even value is dead.
 #[derive(Debug, Default)]
 pub struct ParkWord(AtomicU64);
 
 impl ParkWord {
+    /// A word at generation 0, open.
+    pub const fn new() -> ParkWord {
+        ParkWord(AtomicU64::new(0))
+    }
+
     /// The generation of the park the running G is about to make.
     #[inline]
     pub fn open_gen(&self) -> u64 {
@@ -77,6 +85,42 @@ impl ParkWord {
             self.0.store(w + 1, Ordering::Release);
         }
     }
+
+    /// Closes the slot's park for good: its G has ended (it was running,
+    /// so no waiter of its can still win), and the next G of the slot
+    /// starts past every generation this one used.
+    pub fn retire(&self) {
+        let w = self.0.load(Ordering::Relaxed);
+        if w & 1 == 0 {
+            self.0.store(w + 1, Ordering::Release);
+        }
+    }
+}
+
+/// Words per chunk of [`ParkWords`].
+const WORDS_PER_CHUNK: usize = 64;
+
+/// The claim words of an actor's G slots, by [`GKey`], in chunks that
+/// never move or go away before the actor does: a waiter refers to its
+/// G's word by address (8 bytes a slot, no allocation per G).
+#[derive(Default)]
+pub struct ParkWords {
+    // Boxed: a chunk must not move when the vector grows.
+    #[allow(clippy::vec_box)]
+    chunks: Vec<Box<[ParkWord; WORDS_PER_CHUNK]>>,
+}
+
+impl ParkWords {
+    /// The word of slot `key`, made if needed; its address is stable for
+    /// as long as `self` lives.
+    pub fn get(&mut self, key: GKey) -> &ParkWord {
+        let (chunk, i) = (key / WORDS_PER_CHUNK, key % WORDS_PER_CHUNK);
+        while self.chunks.len() <= chunk {
+            self.chunks
+                .push(Box::new(std::array::from_fn(|_| ParkWord::default())));
+        }
+        &self.chunks[chunk][i]
+    }
 }
 
 /// Index of a G in its actor's table.
@@ -114,8 +158,6 @@ pub struct G {
     /// winner's are released when the G resumes. Boxed: most Gs never
     /// select, and a parked G should stay small.
     pub sel_sends: Option<Box<SelectSends>>,
-    /// The claim on its parks, shared with every waiter record.
-    pub park: std::sync::Arc<ParkWord>,
     /// An interrupt has been asked for: a park that lands is claimed and
     /// woken with [`Wake::Interrupted`] at once.
     pub interrupted: bool,
@@ -145,6 +187,24 @@ mod tests {
         assert_eq!(w.open_gen(), next, "an open park stays open");
         assert!(w.claim_open());
         assert!(!w.is_open(next));
+        // The G ends after running (open): the slot's next G starts past
+        // every generation it used.
+        w.reopen();
+        let last = w.open_gen();
+        w.retire();
+        w.reopen();
+        assert!(w.open_gen() > last && !w.claim(last));
+    }
+
+    #[test]
+    fn words_keep_their_place() {
+        let mut words = ParkWords::default();
+        let first: *const ParkWord = words.get(3);
+        for key in 0..1000 {
+            words.get(key);
+        }
+        assert!(std::ptr::eq(first, words.get(3)), "growing moved a word");
+        assert!(!std::ptr::eq(words.get(64), words.get(63)));
     }
 
     #[test]
@@ -152,7 +212,7 @@ mod tests {
         assert!(std::mem::size_of::<crate::wake::Msg>() <= 16);
         assert!(std::mem::size_of::<Option<Wake>>() <= 32);
         assert!(
-            std::mem::size_of::<G>() <= 80,
+            std::mem::size_of::<G>() <= 72,
             "G is {} bytes",
             std::mem::size_of::<G>()
         );

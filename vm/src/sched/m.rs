@@ -621,7 +621,7 @@ impl Shared {
         match res {
             Resumed::Parked(reason) => {
                 let g = &mut q.gs[key];
-                if g.interrupted && g.wake.is_none() && g.park.claim_open() {
+                if g.interrupted && g.wake.is_none() && q.words.get(key).claim_open() {
                     // Interrupted while it ran: the park it made is
                     // withdrawn at once (`Actor::interrupt`).
                     g.wake = Some(crate::wake::Wake::Interrupted);
@@ -743,6 +743,7 @@ impl Shared {
     /// Removes a G that has ended from its actor.
     fn remove_g(&self, actor: &Actor, q: &mut ActorQueue, key: GKey, gid: u64) {
         let g = q.gs.remove(key);
+        q.words.get(key).retire();
         // SAFETY: this M owns the actor; the G has ended, so its thread is
         // not running, and its reference is released exactly once (the G
         // is gone from the table).
