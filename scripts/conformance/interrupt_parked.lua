@@ -162,6 +162,30 @@ stops("resumed", parked("resumed", function()
 end))
 assert(chan.select({ "recv", caught }, { "default" }) == 2)
 
+-- An interrupted goroutine cannot wait again: a wait in its handler is
+-- withdrawn at once (its send did not send).
+local blocked = chan()
+local handled = chan(2)
+local before = runtime.numgoroutine()
+local hid = go(function()
+  local _ <close> = setmetatable({}, { __close = function()
+    handled:send("handler")
+    local ok = pcall(blocked.send, blocked, "from handler")
+    handled:send(ok)
+  end })
+  chan():recv()
+end)
+for _ = 1, 3 do runtime.gosched() end
+assert(runtime.interrupt(hid))
+assert(handled:recv() == "handler")
+for _ = 1, 100 do
+  if runtime.numgoroutine() == before then break end
+  runtime.gosched()
+end
+assert(runtime.numgoroutine() == before, "the handler did not stay parked")
+assert(chan.select({ "recv", handled }, { "default" }) == 2, "its send raised")
+assert(chan.select({ "recv", blocked }, { "default" }) == 2, "and did not send")
+
 -- No such goroutine; bad input.
 assert(runtime.interrupt(10 ^ 9 // 1) == false)
 fails(function() runtime.interrupt("x") end, "runtime.interrupt: id must be a positive integer, got string")

@@ -16,8 +16,9 @@
 //!    and its registration.
 //! 2. A source is deleted from the poller before its socket is closed;
 //!    its waiters are then woken with [`IoWake::Closed`].
-//! 3. Each waiter is completed once: the poller, its deadline timer and a
-//!    close race for its claim flag; the loser does nothing.
+//! 3. Each waiter is completed once: the poller, its deadline timer, a
+//!    close, its socket's context and an interrupt race for its park's
+//!    claim (`GRef::claim`); the losers do nothing.
 //! 4. At most one thread blocks in `wait` (the poller itself returns at
 //!    once to a second caller); `notify` wakes it.
 //! 5. A waiter taken off its source to be woken counts in `delivering`
