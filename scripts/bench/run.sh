@@ -10,13 +10,14 @@
 #   --peers       lugo beside its peers instead (peers/peers.sh): Go with
 #                 GOMAXPROCS=1 and 2, and a plain-Lua scheduler under
 #                 lua5.4 and luajit (installed with apt-get if missing), on
-#                 spawn parked pingpong fanin sleepers_100k sleepers_1k;
+#                 spawn parked pingpong fanin sleepers_100k sleepers_1k
+#                 cancel (Go only: the plain-Lua scheduler has no contexts);
 #                 then actors and preempt_latency, lugo alone (no peer runs
 #                 them), each figure against its own target; beside an
 #                 actor spawn, plain Lua states made and closed in C
 #                 (peers/state_floor.c, gcc and liblua5.4-dev installed)
 #   WORKLOAD      run only these: spawn parked pingpong fanin sleepers_100k
-#                 sleepers_1k (default: all)
+#                 sleepers_1k cancel ... (default: all)
 #
 #   LUGO=cmd      the interpreter to run (default: target/release/lugo, built
 #                 with `cargo build --release` unless --no-build); may hold
@@ -44,8 +45,8 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=runs.sh
 . "$HERE/runs.sh"
 ROOT="$(cd "$HERE/../.." && pwd)"
-ALL=(spawn parked pingpong fanin sleepers_100k sleepers_1k preempt_latency sysmon_idle deadlock_latency cpu lua net actors)
-PEERS=(pingpong spawn parked fanin sleepers_100k sleepers_1k)
+ALL=(spawn parked pingpong fanin sleepers_100k sleepers_1k cancel preempt_latency sysmon_idle deadlock_latency cpu lua net actors)
+PEERS=(pingpong spawn parked fanin sleepers_100k sleepers_1k cancel)
 # Rows of issue 13's table that no peer runs: lugo alone, held to its target.
 LUGO_ONLY=(actors preempt_latency)
 

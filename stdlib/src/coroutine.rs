@@ -683,6 +683,22 @@ unsafe extern "C-unwind" fn msgh(l: *mut ffi::lua_State) -> c_int {
     }
 }
 
+/// The message handler of a goroutine that is not a host's task: as
+/// [`msgh`], but a G ended by `runtime.goexit` or an interrupt ends quietly
+/// (`gomain_k`), so no traceback is made for it (a tenth of what ending
+/// costs without it).
+unsafe extern "C-unwind" fn go_msgh(l: *mut ffi::lua_State) -> c_int {
+    if matches!(
+        preempt::stopping_g(),
+        Some(preempt::Stop::Exit | preempt::Stop::Interrupt)
+    ) {
+        return 1;
+    }
+    // SAFETY: Lua calls this message handler on `l`, the thread where the
+    // error happened: `msgh`'s contract.
+    unsafe { msgh(l) }
+}
+
 /// The message of an uncaught error, as `lua.c` words it: a string or a
 /// number as it is, an object with `__tostring` through it, else
 /// `(error object is a T value)`.
@@ -720,22 +736,27 @@ unsafe extern "C-unwind" fn gomain(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function as the body of a goroutine's thread,
     // on it, with `f, args...`: `f` is at 1, and `gomain_k` takes the stack
     // `run_body` leaves.
-    unsafe { run_body(l, 1, gomain_k) }
+    unsafe { run_body(l, 1, go_msgh, gomain_k) }
 }
 
 /// Runs the function at `at` on `l` (its arguments above it) under the
-/// message handler, which goes at `at`; `k` continues the protected call
-/// (after a yield, or called here with its status).
+/// message handler `h`, which goes at `at`; `k` continues the protected
+/// call (after a yield, or called here with its status).
 ///
 /// # Safety
 /// `l` is the running thread of a goroutine's body (a C function: room for
 /// the handler), with the function at `at`.
-unsafe fn run_body(l: *mut ffi::lua_State, at: c_int, k: ffi::lua_KFunction) -> c_int {
+unsafe fn run_body(
+    l: *mut ffi::lua_State,
+    at: c_int,
+    h: ffi::lua_CFunction,
+    k: ffi::lua_KFunction,
+) -> c_int {
     // SAFETY: as the contract says; the pushes have room, and nothing owned
     // is alive across `lua_pcallk` (it may yield into `k`).
     unsafe {
         let n = ffi::lua_gettop(l);
-        ffi::lua_pushcfunction(l, msgh);
+        ffi::lua_pushcfunction(l, h);
         ffi::lua_insert(l, at);
         let status = ffi::lua_pcallk(l, n - at, ffi::LUA_MULTRET, at, 0, Some(k));
         k(l, status, 0)
@@ -795,7 +816,7 @@ unsafe extern "C-unwind" fn taskmain(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function as the body of a task's goroutine
     // thread, on it, with `done, f, args...`: `f` is at 2, and `taskmain_k`
     // takes the stack `run_body` leaves, `[done, msgh, ...]`.
-    unsafe { run_body(l, 2, taskmain_k) }
+    unsafe { run_body(l, 2, msgh, taskmain_k) }
 }
 
 unsafe extern "C-unwind" fn taskmain_k(

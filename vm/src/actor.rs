@@ -106,6 +106,8 @@ pub(crate) struct ActorQueue {
     pub(crate) gs: Slab<G>,
     /// The claim words of the slots of `gs` (see [`crate::g`]).
     pub(crate) words: ParkWords,
+    /// The slot of each G, by id (`runtime.interrupt` finds it so).
+    ids: rustc_hash::FxHashMap<u64, GKey>,
     runq: VecDeque<GKey>,
     runnext: Option<GKey>,
     runnext_streak: u32,
@@ -131,11 +133,33 @@ pub(crate) struct ActorQueue {
 pub type StartFn = Box<dyn FnOnce(&Arc<Actor>) -> Result<(), String> + Send>;
 
 impl ActorQueue {
+    /// Adds G `g` to the table; its slot.
+    pub(crate) fn insert(&mut self, g: G) -> GKey {
+        let id = g.id;
+        let key = self.gs.insert(g);
+        self.ids.insert(id, key);
+        key
+    }
+
+    /// Takes the G of slot `key` out of the table (it has ended).
+    pub(crate) fn remove(&mut self, key: GKey) -> G {
+        let g = self.gs.remove(key);
+        self.ids.remove(&g.id);
+        self.words.get(key).retire();
+        g
+    }
+
+    /// The slot of G `gid`, if it is alive.
+    pub(crate) fn key_of(&self, gid: u64) -> Option<GKey> {
+        self.ids.get(&gid).copied()
+    }
+
     /// An empty queue of an idle actor.
     fn new() -> ActorQueue {
         ActorQueue {
             gs: Slab::new(),
             words: ParkWords::default(),
+            ids: Default::default(),
             runq: VecDeque::new(),
             runnext: None,
             runnext_streak: 0,
@@ -524,7 +548,7 @@ impl Actor {
 
     /// Whether goroutine `gid` is one of the actor's, alive.
     pub fn has_goroutine(&self, gid: u64) -> bool {
-        self.lock().gs.iter().any(|(_, g)| g.id == gid)
+        self.lock().key_of(gid).is_some()
     }
 
     /// Whether `gid` is the actor's first G (its end ends the actor).
@@ -609,6 +633,13 @@ impl Actor {
             q.runq.clear();
             q.runnext = None;
             q.tasks.clear();
+            q.ids.clear();
+            // Their waiters die with them: nothing is handed to a G that
+            // will never run again.
+            let q = &mut *q;
+            for (key, _) in q.gs.iter() {
+                q.words.get(key).retire();
+            }
             (q.gs.drain().collect(), q.start.take())
         };
         // Its values (copies of the spawner's arguments) let go of slots of
@@ -919,7 +950,7 @@ impl Actor {
             .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire);
         let schedule = {
             let mut q = self.lock();
-            let key = q.gs.insert(G {
+            let key = q.insert(G {
                 id,
                 thread,
                 thread_ref,
@@ -946,7 +977,7 @@ impl Actor {
     /// holds the actor's state.
     pub fn reserve_stack(&self, gid: u64, slots: std::ffi::c_int) {
         let q = self.lock();
-        if let Some((_, g)) = q.gs.iter().find(|(_, g)| g.id == gid) {
+        if let Some(g) = q.key_of(gid).map(|k| &q.gs[k]) {
             // SAFETY: the caller holds the state; the G has not run, its
             // thread is suspended; lua_checkstack is inert (it returns 0
             // instead of raising).
@@ -1002,7 +1033,7 @@ impl Actor {
     pub fn interrupt(self: &Arc<Self>, gid: u64) -> bool {
         let schedule = {
             let mut q = self.lock();
-            let Some(key) = q.gs.iter().find(|(_, g)| g.id == gid).map(|(k, _)| k) else {
+            let Some(key) = q.key_of(gid) else {
                 return false;
             };
             let q = &mut *q;
@@ -1104,7 +1135,7 @@ mod tests {
 
     /// A G whose thread is never resumed here (a null state is not touched).
     fn g(q: &mut ActorQueue, id: u64) -> GKey {
-        q.gs.insert(G {
+        q.insert(G {
             id,
             thread: LuaThread(std::ptr::null_mut()),
             thread_ref: 0,

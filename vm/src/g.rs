@@ -87,8 +87,9 @@ impl ParkWord {
     }
 
     /// Closes the slot's park for good: its G has ended (it was running,
-    /// so no waiter of its can still win), and the next G of the slot
-    /// starts past every generation this one used.
+    /// so no waiter of its can still win), or its actor has (a waiter of
+    /// its parked G is dead from now on: nothing is handed to it), and
+    /// the next G of the slot starts past every generation this one used.
     pub fn retire(&self) {
         let w = self.0.load(Ordering::Relaxed);
         if w & 1 == 0 {

@@ -46,6 +46,9 @@ if [[ " ${only[*]} " == *" actors "* ]]; then
   fi
 fi
 
+# Workloads whose only peer is Go.
+GO_ONLY="cancel"
+
 gobin="$out/gopeers"
 if ! (cd "$HERE/go" && GOCACHE="$out/gocache" GO111MODULE=off go build -o "$gobin" .) 2> "$out/gobuild.err"; then
   echo "run.sh: building the Go peers failed:" >&2; cat "$out/gobuild.err" >&2; exit 2
@@ -95,6 +98,8 @@ for w in "${only[@]}"; do
   [[ " ${LUGO_ONLY:-} " == *" $w "* ]] && continue
   run go1 "$w" env GOMAXPROCS=1 "$gobin" "$pw"
   run go2 "$w" env GOMAXPROCS=2 "$gobin" "$pw"
+  # Workloads the plain-Lua scheduler cannot run (it has no contexts).
+  [[ " $GO_ONLY " == *" $w "* ]] && continue
   run lua54 "$w" lua5.4 "$HERE/lua_peers.lua" "$pw"
   run luajit "$w" luajit "$HERE/lua_peers.lua" "$pw"
 done
@@ -122,6 +127,7 @@ BEGIN {
   vs["parked heap_per_g"] = "lua54";   op["parked heap_per_g"] = "<="
   vs["fanin rate"] = "go2";            op["fanin rate"] = ">="
   vs["sleepers100k wall"] = "go2";     op["sleepers100k wall"] = "<="
+  vs["cancel per_g"] = "go1";          op["cancel per_g"] = "<="
 }
 {
   delete f

@@ -742,8 +742,7 @@ impl Shared {
 
     /// Removes a G that has ended from its actor.
     fn remove_g(&self, actor: &Actor, q: &mut ActorQueue, key: GKey, gid: u64) {
-        let g = q.gs.remove(key);
-        q.words.get(key).retire();
+        let g = q.remove(key);
         // SAFETY: this M owns the actor; the G has ended, so its thread is
         // not running, and its reference is released exactly once (the G
         // is gone from the table).

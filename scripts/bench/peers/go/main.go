@@ -2,7 +2,7 @@
 // workloads, with the same sizes, written with goroutines, channels,
 // sync.WaitGroup and time.Sleep. One binary, one workload per run:
 //
-//	gopeers pingpong|spawn|parked|fanin|sleepers100k|sleepers1k
+//	gopeers pingpong|spawn|parked|fanin|sleepers100k|sleepers1k|cancel
 //
 // run.sh --peers runs each with GOMAXPROCS=1 and GOMAXPROCS=2. Like the Lua
 // scripts it reads LUGO_BENCH_QUICK=1 (the quick sizes) and LUGO_BENCH_REPS
@@ -126,7 +126,7 @@ func sortFloats(s []float64) { sort.Float64s(s) }
 
 func main() {
 	if len(os.Args) != 2 {
-		fmt.Fprintln(os.Stderr, "usage: gopeers pingpong|spawn|parked|fanin|sleepers100k|sleepers1k")
+		fmt.Fprintln(os.Stderr, "usage: gopeers pingpong|spawn|parked|fanin|sleepers100k|sleepers1k|cancel")
 		os.Exit(2)
 	}
 	info("go %s GOMAXPROCS=%d", runtime.Version(), runtime.GOMAXPROCS(0))
@@ -143,6 +143,8 @@ func main() {
 		sleepers100k()
 	case "sleepers1k":
 		sleepers1k()
+	case "cancel":
+		cancel()
 	default:
 		fmt.Fprintln(os.Stderr, "gopeers: unknown workload", os.Args[1])
 		os.Exit(2)
