@@ -7,7 +7,7 @@
 //! starvation mode, always on: simple and fair).
 //!
 //! What is handed over (a lock, units) goes only to a waiter whose park
-//! this hand-over claims ([`WaitList`]): one that was interrupted is dead,
+//! this hand-over claims (`WaitList`): one that was interrupted is dead,
 //! skipped and dropped, and holds nothing.
 
 use crate::lockrank::{Guard, Lock, Rank};
