@@ -513,8 +513,9 @@ unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
     // (checked) that `go` made in this state (the prelude is the only
     // caller), so a live thread of the running actor, kept alive by argument
     // 1 until `luaL_ref` moves it into the registry (that may raise out of
-    // memory, while nothing is owned); its stack gets room for the arguments
-    // before they are moved.
+    // memory, while nothing is owned); its stack gets room for the creator
+    // (`push_creator`: `l` has room for the function it reads) and the
+    // arguments before they are moved.
     unsafe {
         guard(l, || {
             let th = ffi::lua_tothread(l, 1);
@@ -522,13 +523,15 @@ unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
                 return raise("go: internal error: not a new thread");
             }
             let nargs = ffi::lua_gettop(l) - 1;
-            if ffi::lua_checkstack(th, nargs) == 0 {
+            if ffi::lua_checkstack(th, nargs + CREATOR_SLOTS) == 0 || ffi::lua_checkstack(l, 1) == 0
+            {
                 return raise("go: too many arguments");
             }
+            push_creator(l, th, actor(l).current_id());
             ffi::lua_xmove(l, th, nargs);
             let r = ffi::luaL_ref(l, ffi::LUA_REGISTRYINDEX);
             mark_goroutine(LuaThread(th));
-            match actor(l).spawn(LuaThread(th), r, nargs) {
+            match actor(l).spawn(LuaThread(th), r, nargs + CREATOR_SLOTS) {
                 Ok(id) => {
                     ffi::lua_pushinteger(l, id as ffi::lua_Integer);
                     Ret::N(1)
@@ -540,6 +543,38 @@ unsafe extern "C-unwind" fn spawn(l: *mut ffi::lua_State) -> c_int {
                 }
             }
         })
+    }
+}
+
+/// Stack slots below a goroutine's function that say who created it
+/// (`lugo_vm::ffi::creator` reads them back for dumps): the creating
+/// goroutine's id, the function that called `go` and the line it was at.
+pub(crate) const CREATOR_SLOTS: c_int = lugo_vm::ffi::CREATOR_SLOTS;
+
+/// Pushes the creator slots onto the new goroutine thread `th`: `parent`
+/// (0: none), then the function two levels up `l`'s stack (the caller of
+/// the prelude's `go`) and its current line, or nil and 0.
+///
+/// # Safety
+/// `l` is the running thread (of `spawn`, called by the prelude), with a
+/// free slot; `th` a new thread of the same state with `CREATOR_SLOTS`
+/// free slots. Every call here is inert.
+unsafe fn push_creator(l: *mut ffi::lua_State, th: *mut ffi::lua_State, parent: u64) {
+    // SAFETY: the contract; `ar` is ours, filled by `lua_getstack`, and
+    // `lua_getinfo` with "fl" pushes one function onto `l` (room checked),
+    // which `lua_xmove` moves to `th` (same state).
+    unsafe {
+        ffi::lua_pushinteger(th, parent as ffi::lua_Integer);
+        let mut ar: ffi::lua_Debug = std::mem::zeroed();
+        if ffi::lua_getstack(l, 2, &mut ar) != 0
+            && ffi::lua_getinfo(l, c"fl".as_ptr(), &mut ar) != 0
+        {
+            ffi::lua_xmove(l, th, 1);
+            ffi::lua_pushinteger(th, ar.currentline as ffi::lua_Integer);
+        } else {
+            ffi::lua_pushnil(th);
+            ffi::lua_pushinteger(th, 0);
+        }
     }
 }
 

@@ -39,6 +39,7 @@ use lugo_vm::{park, preempt, WaitReason};
 use mlua::ffi;
 
 use crate::cfn::{guard, push_owned, push_str, raise, CFn, Ret};
+use lugo_vm::ffi::CREATOR_SLOTS;
 
 /// How a resume ended, for its caller.
 enum Resumed {
@@ -734,9 +735,9 @@ unsafe fn error_message(l: *mut ffi::lua_State, idx: c_int) {
 /// the M.
 unsafe extern "C-unwind" fn gomain(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function as the body of a goroutine's thread,
-    // on it, with `f, args...`: `f` is at 1, and `gomain_k` takes the stack
-    // `run_body` leaves.
-    unsafe { run_body(l, 1, go_msgh, gomain_k) }
+    // on it, with the creator slots then `f, args...` (`chan::spawn`): `f`
+    // is past them, and `gomain_k` takes the stack `run_body` leaves.
+    unsafe { run_body(l, CREATOR_SLOTS + 1, go_msgh, gomain_k) }
 }
 
 /// Runs the function at `at` on `l` (its arguments above it) under the
@@ -809,14 +810,18 @@ unsafe extern "C-unwind" fn gomain_k(
     }
 }
 
+/// Where a task's `done` is on its body's stack (past the creator slots).
+const DONE: c_int = CREATOR_SLOTS + 1;
+
 /// `taskmain(done, f, ...)`: the body of a goroutine the host waits for
 /// (a task): `done(true, results...)`, or `done(false, message,
 /// traceback)`.
 unsafe extern "C-unwind" fn taskmain(l: *mut ffi::lua_State) -> c_int {
     // SAFETY: Lua calls this C function as the body of a task's goroutine
-    // thread, on it, with `done, f, args...`: `f` is at 2, and `taskmain_k`
-    // takes the stack `run_body` leaves, `[done, msgh, ...]`.
-    unsafe { run_body(l, 2, msgh, taskmain_k) }
+    // thread, on it, with the creator slots then `done, f, args...`
+    // (`chan::spawn`): `f` is 2 past them, and `taskmain_k` takes the stack
+    // `run_body` leaves, `[creator..., done, msgh, ...]`.
+    unsafe { run_body(l, DONE + 1, msgh, taskmain_k) }
 }
 
 unsafe extern "C-unwind" fn taskmain_k(
@@ -825,34 +830,34 @@ unsafe extern "C-unwind" fn taskmain_k(
     _ctx: ffi::lua_KContext,
 ) -> c_int {
     // SAFETY: Lua calls this continuation of `taskmain` (or `taskmain` calls
-    // it, with the call's status) on the task's thread, with `done` at 1, the
-    // handler at 2, then the results or the error object. `done` is called
+    // it, with the call's status) on the task's thread, with `done` at
+    // `DONE`, the handler above it, then the results or the error object. `done` is called
     // with room (`LUA_MINSTACK`) and `task_done_k` as its continuation (it
     // may yield); `error_message` finds the error on top, and the traceback
     // is handed off (`push_owned`): nothing owned is alive across the calls
     // that may raise.
     unsafe {
         if status == ffi::LUA_OK || status == ffi::LUA_YIELD {
-            // [done, msgh, results...]
+            // [creator..., done, msgh, results...]
             ffi::lua_pushboolean(l, 1);
-            ffi::lua_replace(l, 2);
-            let nres = ffi::lua_gettop(l) - 1;
+            ffi::lua_replace(l, DONE + 1);
+            let nres = ffi::lua_gettop(l) - DONE;
             ffi::lua_callk(l, nres, 0, 0, Some(task_done_k));
             return 0;
         }
         if preempt::stopping_g() == Some(preempt::Stop::Exit) {
             // runtime.goexit: a normal end, without results.
-            ffi::lua_settop(l, 1);
+            ffi::lua_settop(l, DONE);
             ffi::lua_pushboolean(l, 1);
             ffi::lua_callk(l, 1, 0, 0, Some(task_done_k));
             return 0;
         }
-        // [done, msgh, error]
+        // [creator..., done, msgh, error]
         push_uncaught(l, -1);
-        // [done, msgh, error, message, traceback]
+        // [creator..., done, msgh, error, message, traceback]
         ffi::lua_remove(l, -3);
         ffi::lua_pushboolean(l, 0);
-        ffi::lua_replace(l, 2);
+        ffi::lua_replace(l, DONE + 1);
         ffi::lua_callk(l, 3, 0, 0, Some(task_done_k));
         0
     }

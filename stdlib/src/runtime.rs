@@ -122,6 +122,75 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         })?,
     )?;
 
+    // `runtime.setlabel(key, value)`: labels the running goroutine (and
+    // the goroutines it starts from now on).
+    let a = actor.clone();
+    p.set(
+        "setlabel",
+        raw(lua, move |lua, args| {
+            let text = |i: usize, what: &str| match arg(&args, i) {
+                Value::String(s) => Ok(s.to_string_lossy()),
+                v => raise(format!(
+                    "runtime.setlabel: {what} must be a string, got {}",
+                    type_name(v)
+                )),
+            };
+            let key = text(0, "key")?;
+            let value = text(1, "value")?;
+            if key.is_empty() {
+                return raise("runtime.setlabel: key must not be empty");
+            }
+            a.set_label(a.current_id(), &key, &value);
+            ret(lua, ())
+        })?,
+    )?;
+
+    // `runtime.goroutines()`: one record per goroutine of the program.
+    let a = actor.clone();
+    p.set(
+        "goroutines",
+        lua.create_function(move |lua, ()| {
+            let hidden = crate::FACE.hidden_chunk();
+            let me = a.current_id();
+            let recs = dump::records(&a);
+            let t = lua.create_table_with_capacity(recs.len(), 0)?;
+            for (i, r) in recs.iter().enumerate() {
+                let g = lua.create_table()?;
+                g.set("id", r.info.id)?;
+                g.set("actor", r.actor)?;
+                let running = r.actor == a.id && r.info.id == me;
+                let state = match running {
+                    true => "running",
+                    false => dump::state_word(r.info.status, r.info.reason),
+                };
+                g.set("state", state)?;
+                if r.info.status == lugo_vm::g::GStatus::Waiting {
+                    g.set("waiting", r.waited)?;
+                }
+                if let Some(labels) = &r.info.labels {
+                    let lt = lua.create_table()?;
+                    for (k, v) in labels.iter() {
+                        lt.set(k.as_str(), v.as_str())?;
+                    }
+                    g.set("labels", lt)?;
+                }
+                if let Some(c) = &r.creator {
+                    if c.parent != 0 {
+                        g.set("parent", c.parent)?;
+                    }
+                    if !c.function.is_empty() && !dump::is_lugo_site(&c.function, hidden) {
+                        g.set("func", c.function.as_str())?;
+                        if !c.at.is_empty() {
+                            g.set("created_at", c.at.as_str())?;
+                        }
+                    }
+                }
+                t.set(i + 1, g)?;
+            }
+            Ok(t)
+        })?,
+    )?;
+
     let a = actor.clone();
     p.set(
         "stats",

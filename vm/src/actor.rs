@@ -106,8 +106,9 @@ pub(crate) struct ActorQueue {
     pub(crate) gs: Slab<G>,
     /// The claim words of the slots of `gs` (see [`crate::g`]).
     pub(crate) words: ParkWords,
-    /// The slot of each G, by id (`runtime.interrupt` finds it so).
-    ids: rustc_hash::FxHashMap<u64, GKey>,
+    /// The labels of the Gs that have any (`runtime.setlabel`), by id;
+    /// a G starts with its creator's.
+    labels: rustc_hash::FxHashMap<u64, Labels>,
     runq: VecDeque<GKey>,
     runnext: Option<GKey>,
     runnext_streak: u32,
@@ -135,23 +136,23 @@ pub type StartFn = Box<dyn FnOnce(&Arc<Actor>) -> Result<(), String> + Send>;
 impl ActorQueue {
     /// Adds G `g` to the table; its slot.
     pub(crate) fn insert(&mut self, g: G) -> GKey {
-        let id = g.id;
-        let key = self.gs.insert(g);
-        self.ids.insert(id, key);
-        key
+        self.gs.insert(g)
     }
 
     /// Takes the G of slot `key` out of the table (it has ended).
     pub(crate) fn remove(&mut self, key: GKey) -> G {
         let g = self.gs.remove(key);
-        self.ids.remove(&g.id);
+        if !self.labels.is_empty() {
+            self.labels.remove(&g.id);
+        }
         self.words.get(key).retire();
         g
     }
 
-    /// The slot of G `gid`, if it is alive.
+    /// The slot of G `gid`, if it is alive: a scan (no index by id: it
+    /// would cost every spawn and end, for the rare lookups).
     pub(crate) fn key_of(&self, gid: u64) -> Option<GKey> {
-        self.ids.get(&gid).copied()
+        self.gs.iter().find(|(_, g)| g.id == gid).map(|(k, _)| k)
     }
 
     /// An empty queue of an idle actor.
@@ -159,7 +160,7 @@ impl ActorQueue {
         ActorQueue {
             gs: Slab::new(),
             words: ParkWords::default(),
-            ids: Default::default(),
+            labels: Default::default(),
             runq: VecDeque::new(),
             runnext: None,
             runnext_streak: 0,
@@ -448,7 +449,15 @@ pub struct GInfo {
     pub reason: WaitReason,
     /// Its thread (only to be used by the M running the actor).
     pub thread: LuaThread,
+    /// When it parked, while waiting ([`crate::clock::coarse_secs`]).
+    pub since: u32,
+    /// Its labels (`runtime.setlabel`), in the order they were set.
+    pub labels: Option<Labels>,
 }
+
+/// A goroutine's labels: key and value pairs, shared with the goroutines
+/// it starts (a new label makes a new list).
+pub type Labels = Arc<[(String, String)]>;
 
 impl Actor {
     pub(crate) fn new(
@@ -546,6 +555,29 @@ impl Actor {
         self.task_fn.lock().clone()
     }
 
+    /// Labels goroutine `gid` with `key = value` (`runtime.setlabel`):
+    /// replaces the key's value, or adds it last. False if there is no
+    /// such goroutine.
+    pub fn set_label(&self, gid: u64, key: &str, value: &str) -> bool {
+        let mut q = self.lock();
+        if q.key_of(gid).is_none() {
+            return false;
+        }
+        let mut l: Vec<(String, String)> =
+            q.labels.get(&gid).map(|l| l.to_vec()).unwrap_or_default();
+        match l.iter_mut().find(|(k, _)| k == key) {
+            Some((_, v)) => *v = value.to_string(),
+            None => l.push((key.to_string(), value.to_string())),
+        }
+        q.labels.insert(gid, l.into());
+        true
+    }
+
+    /// The labels of goroutine `gid`, if it has any.
+    pub fn labels_of(&self, gid: u64) -> Option<Labels> {
+        self.lock().labels.get(&gid).cloned()
+    }
+
     /// Whether goroutine `gid` is one of the actor's, alive.
     pub fn has_goroutine(&self, gid: u64) -> bool {
         self.lock().key_of(gid).is_some()
@@ -633,7 +665,7 @@ impl Actor {
             q.runq.clear();
             q.runnext = None;
             q.tasks.clear();
-            q.ids.clear();
+            q.labels.clear();
             // Their waiters die with them: nothing is handed to a G that
             // will never run again.
             let q = &mut *q;
@@ -960,7 +992,15 @@ impl Actor {
                 wake: None,
                 sel_sends: None,
                 interrupted: false,
+                since: 0,
             });
+            // A G starts with the labels of the G that started it.
+            if !q.labels.is_empty() {
+                let parent = self.current_id.load(Ordering::Relaxed);
+                if let Some(l) = q.labels.get(&parent).cloned() {
+                    q.labels.insert(id, l);
+                }
+            }
             q.push_runnext(key);
             !std::mem::replace(&mut q.scheduled, true)
         };
@@ -1079,6 +1119,8 @@ impl Actor {
                     status: g.status,
                     reason: g.reason,
                     thread: g.thread,
+                    since: g.since,
+                    labels: q.labels.get(&g.id).cloned(),
                 })
                 .collect();
         drop(q);
@@ -1145,6 +1187,7 @@ mod tests {
             wake: None,
             sel_sends: None,
             interrupted: false,
+            since: 0,
         })
     }
 

@@ -2,14 +2,30 @@
 //! epoch for the whole process. Timers, sysmon, the CPU budget and
 //! `time.now()` all read it. A leaf: it imports nothing of the crate.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::OnceLock;
 use std::time::Instant;
 
 static EPOCH: OnceLock<Instant> = OnceLock::new();
 
+/// Whole seconds on the clock at its last reading ([`coarse_secs`]).
+static COARSE: AtomicU32 = AtomicU32::new(0);
+
 /// Nanoseconds on the runtime's monotonic clock.
 pub fn now_ns() -> u64 {
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+    let ns = EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64;
+    COARSE.store((ns / 1_000_000_000) as u32, Ordering::Relaxed);
+    ns
+}
+
+/// Whole seconds on the runtime's clock as of its last reading: free to
+/// read, as fresh as the clock's readers make it (sysmon reads it at every
+/// tick while any M runs; an M waking sysmon from its deep sleep reads it
+/// first). When a goroutine parked, for dumps (`[chan receive, 2
+/// minutes]`).
+#[inline]
+pub fn coarse_secs() -> u32 {
+    COARSE.load(Ordering::Relaxed)
 }
 
 /// Seconds on the runtime's monotonic clock (`time.now()`).

@@ -873,6 +873,105 @@ pub unsafe fn traceback(scratch: LuaThread, th: LuaThread) -> String {
     }
 }
 
+/// Stack slots below a goroutine's function that say who created it: the
+/// creating goroutine's id (0: none), the function that called `go` (nil:
+/// unknown) and the line it was at. lugo-stdlib's `spawn` pushes them,
+/// its goroutine bodies leave them in place; [`creator`] reads them.
+pub const CREATOR_SLOTS: c_int = 3;
+
+/// Who created a goroutine, as dumps say it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Creator {
+    /// The creating goroutine's id (0: the host, or nobody).
+    pub parent: u64,
+    /// Where the creator's function was defined (`t.lua:3`), `main chunk`
+    /// for a chunk, empty when unknown.
+    pub function: String,
+    /// Where `go` was called (`t.lua:10`), empty when unknown.
+    pub at: String,
+}
+
+/// Who created the goroutine whose thread is `th`: its creator slots,
+/// read on `scratch` inside [`protect`] (rule 4); `th` is left as it was.
+/// `None` if they cannot be read (a thread that is not a goroutine's,
+/// out of memory).
+///
+/// # Safety
+/// As [`traceback`]: `th` is a live thread of an actor owned by the
+/// calling M, not running, or the running thread itself (`scratch == th`);
+/// `scratch` a thread of the same state that may run Lua code now.
+pub unsafe fn creator(scratch: LuaThread, th: LuaThread) -> Option<Creator> {
+    let (l, th) = (scratch.0, th.0);
+    let mut out = None;
+    // SAFETY: the contract. Inside `protect` (a protected C function on
+    // `l`, room checked, a raise caught): the creator slots are copied onto
+    // `l` (`lua_getlocal` pushes onto `th`, which has a slot: checked, then
+    // `lua_xmove` moves it, leaving `th`'s height as it was; a thread that
+    // has not run yet has them on its stack at 2..), `lua_getinfo` reads
+    // the function (">S" pops it), the strings are copied out (inert);
+    // `out` is only written there, nothing of ours is alive across a raise
+    // but `out`'s previous `None`.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let read = protect(l, 0, |l| {
+            if ffi::lua_checkstack(th, 1) == 0 || ffi::lua_checkstack(l, CREATOR_SLOTS + 2) == 0 {
+                return 0;
+            }
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            let mut level = 0;
+            while ffi::lua_getstack(th, level + 1, &mut ar) != 0 {
+                level += 1;
+            }
+            if ffi::lua_getstack(th, level, &mut ar) != 0 {
+                // Running or parked: the body's C frame holds them.
+                for n in 1..=CREATOR_SLOTS {
+                    if ffi::lua_getlocal(th, &ar, n).is_null() {
+                        return 0;
+                    }
+                    if th != l {
+                        ffi::lua_xmove(th, l, 1);
+                    }
+                }
+            } else if ffi::lua_gettop(th) > CREATOR_SLOTS {
+                // Not started: the body, then the slots, on its stack.
+                for n in 2..=CREATOR_SLOTS + 1 {
+                    ffi::lua_pushvalue(th, n);
+                    ffi::lua_xmove(th, l, 1);
+                }
+            } else {
+                return 0;
+            }
+            // [parent, function, line]
+            let parent = ffi::lua_tointegerx(l, -3, ptr::null_mut()).max(0) as u64;
+            let line = ffi::lua_tointegerx(l, -1, ptr::null_mut());
+            let mut c = Creator {
+                parent,
+                ..Creator::default()
+            };
+            if ffi::lua_type(l, -2) == ffi::LUA_TFUNCTION {
+                ffi::lua_pushvalue(l, -2);
+                let mut fi: ffi::lua_Debug = std::mem::zeroed();
+                ffi::lua_getinfo(l, c">S".as_ptr(), &mut fi);
+                let src = std::ffi::CStr::from_ptr(fi.short_src.as_ptr()).to_string_lossy();
+                let what = std::ffi::CStr::from_ptr(fi.what).to_bytes();
+                c.function = match what {
+                    b"main" => "main chunk".to_string(),
+                    b"C" => String::new(),
+                    _ => format!("{src}:{}", fi.linedefined),
+                };
+                if what != b"C" && line > 0 {
+                    c.at = format!("{src}:{line}");
+                }
+            }
+            out = Some(c);
+            0
+        });
+        let _ = read;
+        ffi::lua_settop(l, top);
+    }
+    out
+}
+
 /// Releases the registry reference that kept a G's thread alive, on
 /// `scratch`: not on the G's own thread, which may have been stopped with
 /// its stack full to its frame's top (a hook's raise), where even the

@@ -162,6 +162,8 @@ pub struct G {
     /// An interrupt has been asked for: a park that lands is claimed and
     /// woken with [`Wake::Interrupted`] at once.
     pub interrupted: bool,
+    /// When it parked, while `Waiting` ([`crate::clock::coarse_secs`]).
+    pub since: u32,
 }
 
 #[cfg(test)]

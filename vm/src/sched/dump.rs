@@ -1,11 +1,17 @@
-//! Goroutine dumps in Go's format: `goroutine N [state]:` and a traceback.
+//! Goroutine dumps in Go's format: `goroutine N [state, how long]
+//! {labels}:`, a traceback, and `created by ... in goroutine N at
+//! file:line`.
+//!
+//! How long a goroutine has waited is shown from one second on (Go shows
+//! it from one minute on, in minutes: lugo shows seconds below that), as
+//! the runtime's coarse clock saw its park (`clock::coarse_secs`).
 //!
 //! Lua tracebacks of goroutines include lugo's own frames (the chunk of
 //! the Lua face's own code, `Face::hidden_source`: `[lugo]` for the
 //! stdlib; the C function at the base of every goroutine; the `yield`
 //! that parks it); they are removed so users see their own code.
 
-use crate::actor::Actor;
+use crate::actor::{Actor, GInfo};
 use crate::g::GStatus;
 
 /// Keeps the user's frames of a Lua traceback, one per line, tab-indented:
@@ -37,6 +43,124 @@ pub fn format_traceback(tb: &str, hidden: &str) -> String {
     out
 }
 
+/// How long a G has waited, as the header says it (`2 minutes`, `5
+/// seconds`), or `None` under a second: `since` and `now` are
+/// [`crate::clock::coarse_secs`] readings.
+pub fn waited(since: u32, now: u32) -> Option<String> {
+    let s = now.saturating_sub(since);
+    let (n, unit) = match s {
+        0 => return None,
+        1..=59 => (s, "second"),
+        _ => (s / 60, "minute"),
+    };
+    Some(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }))
+}
+
+/// A goroutine's header line: `goroutine N [state, waited] {labels}
+/// (actor A):`.
+pub fn header(g: &GInfo, state: &str, now: u32, whose: &str) -> String {
+    let mut h = format!("goroutine {} [{state}", g.id);
+    if g.status == GStatus::Waiting {
+        if let Some(w) = waited(g.since, now) {
+            h.push_str(", ");
+            h.push_str(&w);
+        }
+    }
+    h.push(']');
+    if let Some(labels) = &g.labels {
+        h.push_str(" {");
+        for (i, (k, v)) in labels.iter().enumerate() {
+            if i > 0 {
+                h.push_str(", ");
+            }
+            h.push_str(&format!("{k}={v:?}"));
+        }
+        h.push('}');
+    }
+    h.push_str(whose);
+    h.push_str(":\n");
+    h
+}
+
+/// Whether a place (`file:line`) is in lugo's own chunk `hidden` (empty:
+/// none), which users are not shown.
+pub fn is_lugo_site(site: &str, hidden: &str) -> bool {
+    !hidden.is_empty() && site.starts_with(hidden)
+}
+
+/// The `created by` line of a goroutine (empty for one the host started
+/// and one whose creator is lugo's own code, chunk `hidden`).
+pub fn created_by(c: &crate::ffi::Creator, hidden: &str) -> String {
+    if c.parent == 0 && c.function.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from("created by ");
+    if c.function.is_empty() || is_lugo_site(&c.function, hidden) {
+        s.push_str("lugo");
+    } else if c.function == "main chunk" {
+        s.push_str("main chunk");
+    } else {
+        s.push_str(&format!("function <{}>", c.function));
+    }
+    if c.parent != 0 {
+        s.push_str(&format!(" in goroutine {}", c.parent));
+    }
+    if !c.at.is_empty() && !is_lugo_site(&c.at, hidden) {
+        s.push_str(&format!(" at {}", c.at));
+    }
+    s.push('\n');
+    s
+}
+
+/// One goroutine as `runtime.goroutines()` lists it.
+pub struct Record {
+    /// Its actor's id.
+    pub actor: u64,
+    /// What its actor's queue says of it.
+    pub info: GInfo,
+    /// Seconds it has waited (0 unless waiting).
+    pub waited: u32,
+    /// Who created it: read for the goroutines of the actor asking only
+    /// (another actor's state is not this one's to read).
+    pub creator: Option<crate::ffi::Creator>,
+}
+
+/// Every goroutine of the program, the calling actor's `me` with who
+/// created each; in actor then id order. The G running now is `running`.
+/// Runs on the M that owns `me`, in a C function its running G called.
+pub fn records(me: &Actor) -> Vec<Record> {
+    let now = {
+        crate::clock::now_ns();
+        crate::clock::coarse_secs()
+    };
+    let mut out = Vec::new();
+    for a in me.runtime().actors() {
+        let mine = a.id == me.id;
+        for info in a.goroutines() {
+            let creator = if mine {
+                // SAFETY: this runs on the M that owns `me`, in a C function
+                // its running G called: every other G's thread is suspended,
+                // the running one is in that call, and the main thread is
+                // idle (as `dump_actor`).
+                unsafe { crate::ffi::creator(me.main_thread, info.thread) }
+            } else {
+                None
+            };
+            let waited = match info.status {
+                GStatus::Waiting => now.saturating_sub(info.since),
+                _ => 0,
+            };
+            out.push(Record {
+                actor: a.id,
+                info,
+                waited,
+                creator,
+            });
+        }
+    }
+    out
+}
+
 /// The state word Go prints for a G.
 pub fn state_word(status: GStatus, reason: crate::wake::WaitReason) -> &'static str {
     match status {
@@ -59,13 +183,25 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
     } else {
         format!(" (actor {})", actor.id)
     };
-    if let Some((id, tb)) = current {
-        out.push_str(&format!(
-            "goroutine {id} [running]{whose}:\n{}",
-            format_traceback(tb, hidden)
-        ));
+    let now = {
+        crate::clock::now_ns();
+        crate::clock::coarse_secs()
+    };
+    let gs = actor.goroutines();
+    // The running G first.
+    let running = current.and_then(|(id, tb)| gs.iter().find(|g| g.id == id).map(|g| (g, tb)));
+    if let Some((g, tb)) = running {
+        out.push_str(&header(g, "running", now, &whose));
+        out.push_str(&format_traceback(tb, hidden));
+        // SAFETY: the caller runs on the M that owns the actor, in a C
+        // function the running G called (`runtime.stack`): its thread is in
+        // the middle of that call, with its frames as they are, and the
+        // actor's main thread is idle (as for `traceback`).
+        if let Some(c) = unsafe { crate::ffi::creator(actor.main_thread, g.thread) } {
+            out.push_str(&created_by(&c, hidden));
+        }
     }
-    for g in actor.goroutines() {
+    for g in &gs {
         if current.is_some_and(|(id, _)| id == g.id) {
             continue;
         }
@@ -75,12 +211,12 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
         if !out.is_empty() {
             out.push('\n');
         }
-        out.push_str(&format!(
-            "goroutine {} [{}]{whose}:\n{}",
-            g.id,
-            state_word(g.status, g.reason),
-            format_traceback(&tb, hidden)
-        ));
+        out.push_str(&header(g, state_word(g.status, g.reason), now, &whose));
+        out.push_str(&format_traceback(&tb, hidden));
+        // SAFETY: as for the traceback.
+        if let Some(c) = unsafe { crate::ffi::creator(actor.main_thread, g.thread) } {
+            out.push_str(&created_by(&c, hidden));
+        }
     }
     Ok(out)
 }
@@ -118,6 +254,55 @@ pub fn dump_actor_unlocked(actor: &Actor) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waits_read_as_go_says_them() {
+        assert_eq!(waited(10, 10), None, "under a second: nothing");
+        assert_eq!(waited(10, 11).as_deref(), Some("1 second"));
+        assert_eq!(waited(0, 59).as_deref(), Some("59 seconds"));
+        assert_eq!(waited(0, 60).as_deref(), Some("1 minute"));
+        assert_eq!(
+            waited(0, 179).as_deref(),
+            Some("2 minutes"),
+            "minutes round down"
+        );
+        assert_eq!(waited(20, 10), None, "a clock read before the park");
+    }
+
+    #[test]
+    fn headers_and_creators() {
+        let g = GInfo {
+            id: 7,
+            status: GStatus::Waiting,
+            reason: crate::wake::WaitReason::ChanSend,
+            thread: crate::ffi::LuaThread(std::ptr::null_mut()),
+            since: 100,
+            labels: Some(vec![("job".to_string(), "a \"b\"".to_string())].into()),
+        };
+        assert_eq!(
+            header(&g, "chan send", 220, " (actor 2)"),
+            "goroutine 7 [chan send, 2 minutes] {job=\"a \\\"b\\\"\"} (actor 2):\n"
+        );
+        let c = crate::ffi::Creator {
+            parent: 1,
+            function: "t.lua:3".into(),
+            at: "t.lua:9".into(),
+        };
+        assert_eq!(
+            created_by(&c, "[lugo]"),
+            "created by function <t.lua:3> in goroutine 1 at t.lua:9\n"
+        );
+        let ours = crate::ffi::Creator {
+            parent: 4,
+            function: "[lugo]:300".into(),
+            at: "[lugo]:301".into(),
+        };
+        assert_eq!(
+            created_by(&ours, "[lugo]"),
+            "created by lugo in goroutine 4\n"
+        );
+        assert_eq!(created_by(&crate::ffi::Creator::default(), "[lugo]"), "");
+    }
 
     #[test]
     fn hides_lugo_frames() {

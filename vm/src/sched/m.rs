@@ -632,6 +632,7 @@ impl Shared {
                 } else {
                     g.status = GStatus::Waiting;
                     g.reason = reason;
+                    g.since = crate::clock::coarse_secs();
                 }
                 None
             }

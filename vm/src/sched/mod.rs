@@ -320,6 +320,9 @@ impl Shared {
     /// Wakes sysmon if it is asleep (it drops a wake-up that finds its
     /// mailbox full: one pending wake-up is enough).
     pub(crate) fn wake_sysmon(&self) {
+        // Its deep sleep left the coarse clock behind: fresh for the parks
+        // that come before its first tick (`clock::coarse_secs`).
+        crate::clock::now_ns();
         if let Some(tx) = self.monitor.get() {
             let _ = tx.try_send(());
         }
@@ -856,6 +859,13 @@ impl Runtime {
     /// Timers pending (sleeps, timers, tickers, deadlines).
     pub fn numtimers(&self) -> usize {
         self.shared.timers.len()
+    }
+
+    /// The actors alive (not ended), in id order.
+    pub fn actors(&self) -> Vec<Arc<Actor>> {
+        let mut v = self.shared.live_actors();
+        v.retain(|a| !a.has_ended());
+        v
     }
 
     /// Actors alive (not ended).
