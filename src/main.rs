@@ -173,7 +173,7 @@ fn run() -> Result<ExitCode, String> {
         builder = repl::configure(builder, console);
     }
     let rt = builder.build().map_err(|e| e.to_string())?;
-    lugo::quit::install(rt.vm().clone())
+    lugo::quit::install(rt.vm().clone(), console.is_some())
         .map_err(|e| format!("cannot install the SIGQUIT dump: {e}"))?;
     let lua = rt.lua();
 

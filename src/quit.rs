@@ -1,9 +1,11 @@
-//! SIGQUIT (Ctrl-\): print every goroutine's stack to stderr and exit 2,
-//! as a Go program does. The command line installs it; an embedding host
-//! decides for itself.
+//! Dumps on a signal. SIGQUIT (Ctrl-\): print every goroutine's stack to
+//! stderr and exit 2, as a Go program does; in the REPL, print the
+//! goroutine listing (`runtime.ps()`'s) and go on. SIGUSR1: print every
+//! goroutine's stack and go on (the JVM's `jstack` habit). The command
+//! line installs them; an embedding host decides for itself.
 //!
-//! The handler only writes a byte to a pipe (async-signal-safe); a thread
-//! waiting on the pipe stops the world and prints the dump.
+//! The handlers only write a byte naming the signal to a pipe
+//! (async-signal-safe); a thread waiting on the pipe does the rest.
 
 use std::ffi::c_int;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -12,10 +14,10 @@ use std::time::Duration;
 /// Write end of the pipe, for the handler.
 static PIPE_W: AtomicI32 = AtomicI32::new(-1);
 
-extern "C" fn on_sigquit(_sig: c_int) {
+extern "C" fn on_signal(sig: c_int) {
     let fd = PIPE_W.load(Ordering::Relaxed);
     if fd >= 0 {
-        let b = 1u8;
+        let b = sig as u8;
         // SAFETY: write(2) is async-signal-safe; `fd` is the pipe's write
         // end, open for the life of the process; one byte from a live stack.
         unsafe {
@@ -24,8 +26,14 @@ extern "C" fn on_sigquit(_sig: c_int) {
     }
 }
 
-/// Installs the SIGQUIT dump for `rt`.
-pub fn install(rt: lugo_vm::Runtime) -> std::io::Result<()> {
+/// How long a dump that lets the program go on waits for an actor's
+/// state (an actor whose goroutine is in a blocking call is listed
+/// without stacks).
+const STATE_WAIT: Duration = Duration::from_millis(100);
+
+/// Installs the SIGQUIT and SIGUSR1 dumps for `rt`; `repl`: SIGQUIT
+/// prints the goroutine listing and the program goes on.
+pub fn install(rt: lugo_vm::Runtime, repl: bool) -> std::io::Result<()> {
     let mut fds = [0 as c_int; 2];
     // SAFETY: pipe(2) fills the two descriptors of a valid 2-element array.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -39,15 +47,23 @@ pub fn install(rt: lugo_vm::Runtime) -> std::io::Result<()> {
             let mut b = 0u8;
             // SAFETY: a blocking read of one byte into a live stack byte from
             // the pipe's read end, which this thread owns.
-            let n = unsafe { libc::read(r, &mut b as *mut u8 as *mut libc::c_void, 1) };
-            if n == 1 {
-                let dump = rt.stop_and_dump(Duration::from_secs(1));
-                eprint!("SIGQUIT: quit\n{dump}");
-                std::process::exit(2);
+            while unsafe { libc::read(r, &mut b as *mut u8 as *mut libc::c_void, 1) } == 1 {
+                match c_int::from(b) {
+                    libc::SIGUSR1 => eprint!("SIGUSR1: goroutine dump\n{}", rt.dump(STATE_WAIT)),
+                    _ if repl => eprint!("\n{}", rt.ps(STATE_WAIT)),
+                    _ => {
+                        let dump = rt.stop_and_dump(Duration::from_secs(1));
+                        eprint!("SIGQUIT: quit\n{dump}");
+                        std::process::exit(2);
+                    }
+                }
             }
         })?;
     // SAFETY: the handler only calls write(2), which is async-signal-safe.
-    unsafe { set_handler(libc::SIGQUIT, on_sigquit) }
+    unsafe {
+        set_handler(libc::SIGQUIT, on_signal)?;
+        set_handler(libc::SIGUSR1, on_signal)
+    }
 }
 
 /// Makes `handler` the handler of signal `sig`, with `SA_RESTART` (system

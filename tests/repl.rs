@@ -441,6 +441,19 @@ fn ctrl_c_stops_a_parked_line() {
 }
 
 #[test]
+fn ctrl_backslash_lists_the_goroutines_and_the_repl_goes_on() {
+    let mut r = Repl::start(&[], &history_file("ctrl_backslash"));
+    r.line("go(function() chan():recv() end) print('waiting') time.sleep(1)");
+    r.expect("\nwaiting\n");
+    r.send("\x1c");
+    r.expect("ID     ACTOR STATE");
+    r.expect("chan receive");
+    r.expect("\n> ");
+    r.line("=1+1");
+    r.expect("\n2\n> ");
+}
+
+#[test]
 fn ctrl_c_at_the_prompt_clears_the_line() {
     let mut r = Repl::start(&[], &history_file("ctrl_c_prompt"));
     r.send("x = 'typed but not run'");

@@ -44,6 +44,57 @@ time.sleep(30)
 }
 
 #[test]
+fn sigusr1_prints_every_goroutine_and_the_program_goes_on() {
+    use std::io::{BufRead, Read};
+    let flag = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("sigusr1.flag");
+    let _ = std::fs::remove_file(&flag);
+    let (mut child, line, mut out) = spawn_ready(lugo().args([
+        "-e",
+        &format!(
+            r#"
+runtime.setlabel("role", "main")
+local c = chan()
+go(function() c:recv() end)               -- goroutine 2
+time.sleep(0.01)
+print("ready") io.stdout:flush()
+while not io.open({flag:?}) do time.sleep(0.005) end
+print("went on")
+"#
+        ),
+    ]));
+    assert_eq!(line, "ready");
+    // SAFETY: kill(2) on our own child's pid.
+    let r = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGUSR1) };
+    assert_eq!(r, 0);
+    // The dump, up to its last line (goroutine 2's creator), while the
+    // program polls; then it is let go on.
+    let mut err = std::io::BufReader::new(child.stderr.take().expect("piped stderr"));
+    let mut dump = String::new();
+    while !dump.contains("created by main chunk in goroutine 1") {
+        let mut l = String::new();
+        if err.read_line(&mut l).unwrap() == 0 {
+            break;
+        }
+        dump.push_str(&l);
+    }
+    std::fs::write(&flag, "").unwrap();
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(status.code(), Some(0), "dump:\n{dump}");
+    assert_eq!(rest.trim(), "went on", "the program went on");
+    assert!(dump.starts_with("SIGUSR1: goroutine dump\n"), "{dump}");
+    assert!(
+        dump.contains("goroutine 1 [sleep] {role=\"main\"}:"),
+        "{dump}"
+    );
+    assert!(
+        dump.contains("goroutine 2 [chan receive] {role=\"main\"}:"),
+        "{dump}"
+    );
+}
+
+#[test]
 fn sigquit_dumps_at_once_while_a_goroutine_is_in_a_blocking_read() {
     // stdin is a pipe nobody writes to: io.read blocks its M (and holds
     // the main actor's state) until the pipe is closed.

@@ -205,22 +205,10 @@ local runtime = {
 }
 
 -- runtime.ps(): one line per goroutine (id, actor, state and how long,
--- created by, labels), as a process listing; the lines are returned too.
-local function ps_line(g)
-  local state = g.state
-  if g.waiting and g.waiting > 0 then state = state .. ", " .. g.waiting .. "s" end
-  local by = g.parent and ("goroutine " .. g.parent) or "-"
-  if g.created_at then by = by .. " at " .. g.created_at end
-  local labels = {}
-  for k, v in pairs(g.labels or {}) do labels[#labels + 1] = k .. "=" .. v end
-  table.sort(labels)
-  return string.format("%-6d %-5d %-22s %-32s %s", g.id, g.actor, state, by,
-    table.concat(labels, " "))
-end
+-- created by, labels), as a process listing; returned too.
+local ps = P.ps
 function runtime.ps()
-  local lines = { string.format("%-6s %-5s %-22s %-32s %s", "ID", "ACTOR", "STATE", "CREATED BY", "LABELS") }
-  for _, g in ipairs(P.goroutines()) do lines[#lines + 1] = ps_line(g) end
-  local out = table.concat(lines, "\n")
+  local out = ps()
   print(out)
   return out
 end

@@ -191,6 +191,18 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         })?,
     )?;
 
+    // `runtime.ps()`'s listing (the Lua half prints it).
+    let a = actor.clone();
+    p.set(
+        "ps",
+        lua.create_function(move |_, ()| {
+            let hidden = crate::FACE.hidden_chunk();
+            let mut lines = vec![dump::ps_header()];
+            lines.extend(dump::records(&a).iter().map(|r| dump::ps_line(r, hidden)));
+            Ok(lines.join("\n"))
+        })?,
+    )?;
+
     let a = actor.clone();
     p.set(
         "stats",

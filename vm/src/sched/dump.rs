@@ -126,23 +126,36 @@ pub struct Record {
 }
 
 /// Every goroutine of the program, the calling actor's `me` with who
-/// created each; in actor then id order. The G running now is `running`.
-/// Runs on the M that owns `me`, in a C function its running G called.
+/// created each; in actor then id order. Runs on the M that owns `me`, in
+/// a C function its running G called.
 pub fn records(me: &Actor) -> Vec<Record> {
+    let mut out = Vec::new();
+    for a in me.runtime().actors() {
+        // Only `me`'s state is held here.
+        out.extend(records_of(&a, a.id == me.id));
+    }
+    out
+}
+
+/// The goroutines of `actor`, with who created each when `creators`:
+/// then the caller holds the actor's state, on its M in a C function its
+/// running G called, or on another thread while no M runs it
+/// (`Actor::with_state`).
+pub fn records_of(actor: &Actor, creators: bool) -> Vec<Record> {
     let now = {
         crate::clock::now_ns();
         crate::clock::coarse_secs()
     };
-    let mut out = Vec::new();
-    for a in me.runtime().actors() {
-        let mine = a.id == me.id;
-        for info in a.goroutines() {
-            let creator = if mine {
-                // SAFETY: this runs on the M that owns `me`, in a C function
-                // its running G called: every other G's thread is suspended,
-                // the running one is in that call, and the main thread is
-                // idle (as `dump_actor`).
-                unsafe { crate::ffi::creator(me.main_thread, info.thread) }
+    actor
+        .goroutines()
+        .into_iter()
+        .map(|info| {
+            let creator = if creators {
+                // SAFETY: the caller holds the actor's state (the
+                // contract): every G's thread is suspended but a running
+                // one's, which is in the middle of the C function that
+                // asked, and the main thread is idle (as `dump_actor`).
+                unsafe { crate::ffi::creator(actor.main_thread, info.thread) }
             } else {
                 None
             };
@@ -150,15 +163,57 @@ pub fn records(me: &Actor) -> Vec<Record> {
                 GStatus::Waiting => now.saturating_sub(info.since),
                 _ => 0,
             };
-            out.push(Record {
-                actor: a.id,
+            Record {
+                actor: actor.id,
                 info,
                 waited,
                 creator,
-            });
-        }
+            }
+        })
+        .collect()
+}
+
+/// The header of `runtime.ps()`'s listing.
+pub fn ps_header() -> String {
+    format!(
+        "{:<6} {:<5} {:<22} {:<32} LABELS",
+        "ID", "ACTOR", "STATE", "CREATED BY"
+    )
+}
+
+/// One goroutine's line of `runtime.ps()`'s listing (creators in lugo's
+/// own chunk `hidden` not shown).
+pub fn ps_line(r: &Record, hidden: &str) -> String {
+    let mut state = state_word(r.info.status, r.info.reason).to_string();
+    if r.waited > 0 {
+        state.push_str(&format!(", {}s", r.waited));
     }
-    out
+    let by = match &r.creator {
+        None => "?".to_string(),
+        Some(c) => {
+            let mut by = match c.parent {
+                0 => "-".to_string(),
+                p => format!("goroutine {p}"),
+            };
+            if !c.at.is_empty() && !is_lugo_site(&c.at, hidden) {
+                by.push_str(&format!(" at {}", c.at));
+            }
+            by
+        }
+    };
+    let labels = r.info.labels.as_deref().unwrap_or(&[]);
+    let mut labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.sort();
+    format!(
+        "{:<6} {:<5} {:<22} {:<32} {}",
+        r.info.id,
+        r.actor,
+        state,
+        by,
+        labels.join(" ")
+    )
+    .trim_end()
+    .to_string()
 }
 
 /// The state word Go prints for a G.

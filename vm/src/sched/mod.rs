@@ -899,6 +899,39 @@ impl Runtime {
         s.dump_all(Some(std::time::Duration::from_millis(100)))
     }
 
+    /// Every goroutine of every actor, as a dump prints them, while the
+    /// program goes on (SIGUSR1, the JVM's `jstack` habit): each actor's
+    /// state is taken between two of its goroutines' turns, so its M waits
+    /// meanwhile; one whose state stays held past `wait` (a goroutine in a
+    /// blocking call) is listed without stacks.
+    pub fn dump(&self, wait: std::time::Duration) -> String {
+        self.shared.dump_all(Some(wait))
+    }
+
+    /// One line per goroutine of every actor, as `runtime.ps()` prints
+    /// them (id, actor, state and seconds waited, created by, labels),
+    /// while the program goes on; who created a goroutine is read under its
+    /// actor's state when that is free within `wait` ("?" otherwise).
+    pub fn ps(&self, wait: std::time::Duration) -> String {
+        let mut lines = vec![dump::ps_header()];
+        for a in self.actors() {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let b = a.clone();
+            // Left behind if the state stays held (as `dump_all`).
+            let _ = std::thread::Builder::new()
+                .name("lugo-ps".into())
+                .spawn(move || {
+                    let _ = tx.send(b.with_state(|| dump::records_of(&b, true)));
+                });
+            let recs = rx
+                .recv_timeout(wait)
+                .unwrap_or_else(|_| dump::records_of(&a, false));
+            let hidden = self.shared.config.face.hidden_chunk();
+            lines.extend(recs.iter().map(|r| dump::ps_line(r, hidden)));
+        }
+        lines.join("\n") + "\n"
+    }
+
     /// Actors whose state is open (ended actors are forgotten once their
     /// state is closed): for tests and diagnostics.
     pub fn tracked_actors(&self) -> usize {
