@@ -17,12 +17,28 @@ use std::process::ExitCode;
 use clap::{ArgAction, Parser};
 use mlua::{Function, Lua, MultiValue, Table, Value};
 
+/// What `lugo --help` says of the environment and the signals.
+const ENVIRONMENT: &str = "\
+Environment:
+  LUGO_MAXPROCS=N      number of Ps (as --procs)
+  LUGO_DEBUG=k=v,...   diagnostics, comma-separated (Go's GODEBUG):
+                         schedtrace=MS   a SCHED line on stderr every MS milliseconds
+                         scheddetail=1   with schedtrace: a line per P and per goroutine
+  LUGO_HISTORY=FILE    the REPL's history file (default ~/.lugo_history; empty: none)
+
+Signals:
+  SIGQUIT (Ctrl-\\)     print every goroutine's stack and exit 2; in the REPL,
+                       while a line runs: print the goroutine listing, go on
+  SIGUSR1              print every goroutine's stack and go on
+  SIGINT (Ctrl-C)      in the REPL: stop the running line";
+
 #[derive(Parser)]
 #[command(
     name = "lugo",
     about = "A Lua 5.4 runtime in which coroutines are goroutines",
     override_usage = "lugo [options] [script [args]]",
-    disable_version_flag = true
+    disable_version_flag = true,
+    after_help = ENVIRONMENT
 )]
 struct Cli {
     /// Run this chunk (may be given several times; runs before the script)

@@ -177,6 +177,26 @@ fn default_procs_is_positive() {
 }
 
 #[test]
+fn help_lists_the_environment_and_the_signals() {
+    let out = run_cmd(lugo().arg("--help"));
+    let text = success("--help", &out).join("\n");
+    for word in [
+        "LUGO_MAXPROCS",
+        "LUGO_DEBUG",
+        "schedtrace",
+        "scheddetail",
+        "LUGO_HISTORY",
+        "SIGQUIT",
+        "SIGUSR1",
+    ] {
+        assert!(
+            text.contains(word),
+            "--help says nothing of {word}:\n{text}"
+        );
+    }
+}
+
+#[test]
 fn version() {
     for flag in ["--version", "-v"] {
         let out = run_cmd(lugo().arg(flag));

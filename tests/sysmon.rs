@@ -120,6 +120,28 @@ fn sigquit_dumps_at_once_while_a_goroutine_is_in_a_blocking_read() {
 }
 
 #[test]
+fn scheddetail_adds_a_line_per_p_and_per_goroutine() {
+    let out = run(
+        lugo()
+            .env("LUGO_DEBUG", "schedtrace=20,scheddetail=1")
+            .args([
+                "--procs",
+                "2",
+                "-e",
+                "go(function() chan():recv() end) time.sleep(0.15)",
+            ]),
+        None,
+        TIMEOUT,
+    );
+    assert_eq!(out.code(), Some(0), "{}", out.describe());
+    let err = &out.stderr;
+    assert!(err.contains("\n  P0: status="), "{err}");
+    assert!(err.contains("\n  P1: status="), "{err}");
+    assert!(err.contains("\n  G1: status=sleep actor=1"), "{err}");
+    assert!(err.contains("\n  G2: status=chan receive actor=1"), "{err}");
+}
+
+#[test]
 fn schedtrace_prints_go_shaped_lines() {
     let out = run(
         lugo()

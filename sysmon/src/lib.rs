@@ -32,6 +32,9 @@ use policy::{Mechanism, Monitor, Sleep};
 pub struct Debug {
     /// Print a schedtrace line every this many milliseconds (0: never).
     pub schedtrace_ms: u64,
+    /// Follow each schedtrace line with one line per P and per goroutine
+    /// (`scheddetail=1`, Go's).
+    pub scheddetail: bool,
 }
 
 impl Debug {
@@ -39,8 +42,10 @@ impl Debug {
     pub fn parse(s: &str) -> Debug {
         let mut d = Debug::default();
         for kv in s.split(',') {
-            if let Some(("schedtrace", v)) = kv.trim().split_once('=') {
-                d.schedtrace_ms = v.trim().parse().unwrap_or(0);
+            match kv.trim().split_once('=') {
+                Some(("schedtrace", v)) => d.schedtrace_ms = v.trim().parse().unwrap_or(0),
+                Some(("scheddetail", v)) => d.scheddetail = v.trim() == "1",
+                _ => {}
             }
         }
         d
@@ -104,5 +109,8 @@ mod tests {
         assert_eq!(Debug::parse("x=1, schedtrace=250").schedtrace_ms, 250);
         assert_eq!(Debug::parse("schedtrace=bad").schedtrace_ms, 0);
         assert_eq!(Debug::parse("").schedtrace_ms, 0);
+        let d = Debug::parse("schedtrace=100,scheddetail=1");
+        assert!(d.scheddetail && d.schedtrace_ms == 100);
+        assert!(!Debug::parse("scheddetail=0").scheddetail);
     }
 }

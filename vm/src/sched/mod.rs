@@ -983,6 +983,42 @@ impl Shared {
     }
 
     /// One schedtrace line, in the shape of Go's `GODEBUG=schedtrace`.
+    /// Go's `scheddetail`: after the schedtrace line, one line per P
+    /// (its M is the thread that runs it) and one per goroutine.
+    fn schedtrace_detail(&self) -> String {
+        let mut out = String::new();
+        for (i, p) in self.ps[..self.watched_procs()].iter().enumerate() {
+            let slot = p.slot();
+            let curg = match slot.gid() {
+                0 => "-".to_string(),
+                g => g.to_string(),
+            };
+            out.push_str(&format!(
+                "\n  P{i}: status={:?} schedtick={} syscalltick={} runqsize={} curg={curg}",
+                p.status.get(),
+                p.ticks(),
+                p.syscalltick.load(Ordering::Relaxed),
+                p.len(),
+            ));
+        }
+        let now = {
+            crate::clock::now_ns();
+            crate::clock::coarse_secs()
+        };
+        for a in self.live_actors().iter().filter(|a| !a.has_ended()) {
+            for g in a.goroutines() {
+                let mut state = dump::state_word(g.status, g.reason).to_string();
+                if let Some(w) =
+                    dump::waited(g.since, now).filter(|_| g.status == crate::g::GStatus::Waiting)
+                {
+                    state.push_str(&format!(", {w}"));
+                }
+                out.push_str(&format!("\n  G{}: status={state} actor={}", g.id, a.id));
+            }
+        }
+        out
+    }
+
     fn schedtrace_line(&self, ms: u64) -> String {
         let s = self;
         let nprocs = s.nprocs();

@@ -25,11 +25,11 @@ use crate::clock::now_ns;
 pub(super) fn start(shared: &Arc<Shared>, debug: lugo_sysmon::Debug) {
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
     let _ = shared.monitor.set(tx);
-    lugo_sysmon::start(Monitored(shared.clone()), rx, debug);
+    lugo_sysmon::start(Monitored(shared.clone(), debug.scheddetail), rx, debug);
 }
 
-/// The runtime as sysmon sees it.
-struct Monitored(Arc<Shared>);
+/// The runtime as sysmon sees it; with schedtrace's detail or not.
+struct Monitored(Arc<Shared>, bool);
 
 impl Mechanism for Monitored {
     fn now(&self) -> u64 {
@@ -82,7 +82,11 @@ impl Mechanism for Monitored {
     }
 
     fn schedtrace(&self, ms: u64) {
-        eprintln!("{}", self.0.schedtrace_line(ms));
+        let mut out = self.0.schedtrace_line(ms);
+        if self.1 {
+            out.push_str(&self.0.schedtrace_detail());
+        }
+        eprintln!("{out}");
     }
 
     fn actor_heaps(&self) -> Vec<ActorHeap> {
