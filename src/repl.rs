@@ -16,7 +16,8 @@
 //!    goroutine stops at once), then wait at most [`INTERRUPT_GRACE`]: one
 //!    inside a blocking call (`io.read`) stops only when the call returns,
 //!    so the REPL may leave it behind;
-//! 4. print the values (tab-separated, `tostring`'s form) or the error with
+//! 4. print the values (tab-separated; tables by their contents, lugo's
+//!    values by what they are: `pretty`) or the error with
 //!    its traceback, or a deadlock's dump: the REPL goes on in all cases.
 //!
 //! Exit: Ctrl-D (status 0) or the runtime ending, whichever goroutine calls
@@ -31,6 +32,7 @@
 
 mod complete;
 mod console;
+mod pretty;
 mod sys;
 
 use std::borrow::Cow;
@@ -242,7 +244,7 @@ fn run_line(rt: &lugo::Runtime, console: &Console, f: Function) {
     if values.is_empty() {
         return;
     }
-    match console::display_all(rt.lua(), &values) {
+    match pretty::show_all(rt.lua(), &values) {
         Ok(line) => console.write(&line, Stream::Stdout),
         Err(e) => report(
             console,

@@ -454,6 +454,19 @@ fn ctrl_backslash_lists_the_goroutines_and_the_repl_goes_on() {
 }
 
 #[test]
+fn values_are_shown_by_what_they_are() {
+    let mut r = Repl::start(&[], &history_file("pretty"));
+    r.line("{1, b = {c = 2}, a = 'x'}");
+    r.expect("\n{1, a = \"x\", b = {c = 2}}\n> ");
+    r.line("local t = {} t.me = t return t");
+    r.expect("\n{me = <cycle>}\n> ");
+    r.line("local c = chan(2) c:send(1) return c");
+    r.expect("\nchan(cap 2, len 1, open)\n> ");
+    r.line("actor.spawn(function() chan():recv() end)");
+    r.expect("\nactor 2 (running)\n> ");
+}
+
+#[test]
 fn ctrl_c_at_the_prompt_clears_the_line() {
     let mut r = Repl::start(&[], &history_file("ctrl_c_prompt"));
     r.send("x = 'typed but not run'");

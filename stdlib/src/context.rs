@@ -142,6 +142,15 @@ impl Ctx {
         self.owner().and_then(|o| o.lock().err)
     }
 
+    /// Its state in a word, for the REPL: `active`, `canceled`,
+    /// `deadline exceeded`.
+    pub(crate) fn state_word(self: &Arc<Ctx>) -> &'static str {
+        match self.err() {
+            None => "active",
+            Some(e) => e.strip_prefix("context ").unwrap_or(e),
+        }
+    }
+
     fn cause(self: &Arc<Ctx>) -> Option<Arc<Portable>> {
         self.owner().and_then(|o| o.lock().cause.clone())
     }

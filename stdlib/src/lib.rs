@@ -27,6 +27,7 @@ mod chan;
 mod context;
 mod copy;
 mod coroutine;
+mod describe;
 mod hooks;
 pub mod host;
 mod net;
@@ -199,6 +200,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
         &context::FUNCTIONS,
         &actor::FUNCTIONS,
         &blocking::FUNCTIONS,
+        &describe::FUNCTIONS,
     ] {
         reg.fill(lua, &p, fns)?;
     }
@@ -229,6 +231,7 @@ fn open_modules(lua: &Lua, actor: &Arc<Actor>) -> mlua::Result<()> {
     hooks::install(lua)?;
     actor.set_task_fn(exports.get("run_task")?);
     lua.set_named_registry_value(GO_KEY, exports.get::<Function>("go")?)?;
+    lua.set_named_registry_value(DESCRIBE_KEY, exports.get::<Function>("describe")?)?;
     lua.set_named_registry_value(ACTOR_MAIN_KEY, exports.get::<Function>("actor_main")?)?;
     for (key, name) in [
         (chan::RECV_CTX, "recv_ctx"),
@@ -375,6 +378,19 @@ fn with_source(mut code: Vec<u8>, source: &str) -> Vec<u8> {
 
 /// Registry key of lugo's own `go` (the global may be replaced by a script).
 const GO_KEY: &str = "lugo.go";
+/// Registry key of `describe` (the REPL shows lugo's values with it).
+const DESCRIBE_KEY: &str = "lugo.describe";
+
+/// What the REPL shows of one of lugo's own values (`chan(cap 0, len 0,
+/// open)`, `actor 2 (running)`, a socket's addresses, a context's state);
+/// `None` for any other value.
+pub fn describe(lua: &Lua, v: &Value) -> mlua::Result<Option<String>> {
+    if !matches!(v, Value::UserData(_) | Value::LightUserData(_)) {
+        return Ok(None);
+    }
+    let f: Function = lua.named_registry_value(DESCRIBE_KEY)?;
+    f.call(v.clone())
+}
 /// Where the prelude's `actor_main` is kept (a spawned actor's body runs in it).
 pub(crate) const ACTOR_MAIN_KEY: &str = "lugo.actor_main";
 

@@ -124,6 +124,30 @@ pub struct NetSock {
     has_ctx: AtomicBool,
 }
 
+impl NetSock {
+    /// What the REPL shows of it: `conn 127.0.0.1:5000 -> 127.0.0.1:41000`,
+    /// `listener 127.0.0.1:7000`, `udp 127.0.0.1:9000`, `conn (closed)`.
+    pub(crate) fn describe(&self) -> String {
+        let name = self.kind.name();
+        let g = self.lock();
+        let Some(sock) = g.as_ref() else {
+            return format!("{name} (closed)");
+        };
+        let show =
+            |a: io::Result<std::net::SocketAddr>| a.map_or("?".to_string(), |a| a.to_string());
+        match sock {
+            Sock::Listener(l) => format!("{name} {}", show(l.local_addr())),
+            Sock::Stream(s) => {
+                format!("{name} {} -> {}", show(s.local_addr()), show(s.peer_addr()))
+            }
+            Sock::Udp(u) => match u.peer_addr() {
+                Ok(p) => format!("{name} {} -> {p}", show(u.local_addr())),
+                Err(_) => format!("{name} {}", show(u.local_addr())),
+            },
+        }
+    }
+}
+
 /// What `readline` has read but not returned.
 struct ReadBuf {
     bytes: Vec<u8>,

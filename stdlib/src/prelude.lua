@@ -489,4 +489,5 @@ return {
   recv_ctx = recv_ctx, send_ctx = send_ctx, sleep_ctx = sleep_ctx,
   wait_ctx = wait_ctx, lock_ctx = lock_ctx, acquire_ctx = acquire_ctx,
   plain = plain, blocks = blocks_raw, answered = answered,
+  describe = P.describe,
 }
