@@ -237,7 +237,7 @@ fn run() -> Result<ExitCode, String> {
                 (f, args)
             })
             .collect();
-        println!("{VERSION}");
+        println!("{VERSION}  help() lists what lugo adds");
         repl::run(&rt, &console, startup);
     }
 

@@ -32,6 +32,7 @@
 
 mod complete;
 mod console;
+mod help;
 mod pretty;
 mod sys;
 
@@ -73,8 +74,13 @@ const CHUNK_NAME: &str = "=stdin";
 /// report of background panics (printed; the runtime goes on) to `builder`.
 pub fn configure(builder: lugo::Builder, console: &Arc<Console>) -> lugo::Builder {
     let on_panic = console.clone();
+    let helped = console.clone();
     builder
         .function("print", console::print_function(console.clone()))
+        .function("help", move |lua, what: mlua::Value| {
+            helped.write(help::help(lua, what)?.as_bytes(), Stream::Stdout);
+            Ok(())
+        })
         .on_panic(move |report: &str| {
             on_panic.write(with_newline(report).as_bytes(), Stream::Stderr)
         })

@@ -467,6 +467,19 @@ fn values_are_shown_by_what_they_are() {
 }
 
 #[test]
+fn help_reads_the_reference() {
+    let mut r = Repl::start(&[], &history_file("help"));
+    r.line("help(time.after)");
+    r.expect("time.after(d)\n    channel that receives the time once after d");
+    r.line("help()");
+    r.expect("Channels    chan, ch:send");
+    r.line("help('nothing.here')");
+    r.expect("help: nothing is documented as \"nothing.here\"");
+    r.line("=1+1");
+    r.expect("\n2\n> ");
+}
+
+#[test]
 fn ctrl_c_at_the_prompt_clears_the_line() {
     let mut r = Repl::start(&[], &history_file("ctrl_c_prompt"));
     r.send("x = 'typed but not run'");
