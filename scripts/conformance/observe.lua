@@ -67,6 +67,14 @@ assert(listing:find("chan receive, %d+s%s+goroutine 1 at [^\n]*observe%.lua:22")
 local dump = runtime.stack(true)
 assert(dump:find("goroutine " .. w .. " %[chan receive, %d+ seconds?%] {role=\"main\", job=\"7\"}:"), dump)
 assert(dump:find("created by main chunk in goroutine 1 at [^\n]*observe%.lua:22"), dump)
+-- What it waits on: the channel, its state and its address.
+assert(dump:find("\nwaiting on chan%(cap 0, len 0, open%) at 0x%x+\ncreated by main chunk in goroutine 1 at [^\n]*observe%.lua:22"), dump)
+local mu = sync.mutex()
+mu:lock()
+go(function() mu:lock() end)
+runtime.gosched()
+assert(runtime.stack(true):find("waiting on mutex %(locked%) at 0x"), "a mutex waiter")
+mu:unlock()
 
 -- Bad input.
 fails(function() runtime.setlabel(1, "x") end, "runtime.setlabel: key must be a string, got number")

@@ -1,7 +1,8 @@
 //! `describe(v)`: what the REPL shows of lugo's own values, instead of
 //! `chan: 0x...`: `chan(cap 0, len 0, open)`, `actor 2 (running)`,
 //! `conn 127.0.0.1:5000 -> 127.0.0.1:41000`, `context (canceled)`,
-//! `mutex (locked)`. Other values: nil (the REPL shows them itself).
+//! `mutex (locked)`, `waitgroup (count 2)`. Other values: nil (the REPL
+//! shows them itself). Dumps say with it what a goroutine waits on.
 
 use std::ffi::{c_int, CStr};
 
@@ -12,6 +13,7 @@ use crate::context::Ctx;
 use crate::copy::ActorHandle;
 use crate::net::NetSock;
 use lugo_vm::chan::Chan;
+use lugo_vm::sema::{RwMutex, SemMutex, Semaphore, WaitGroup};
 
 /// The description of the lugo value at `idx`, if it is one.
 ///
@@ -31,6 +33,19 @@ unsafe fn describe_at(l: *mut ffi::lua_State, idx: c_int) -> Option<String> {
         }
         if let Some(s) = check::<NetSock>(l, idx) {
             return Some(s.describe());
+        }
+        if let Some(m) = check::<SemMutex>(l, idx) {
+            let state = if m.is_locked() { "locked" } else { "unlocked" };
+            return Some(format!("mutex ({state})"));
+        }
+        if let Some(wg) = check::<WaitGroup>(l, idx) {
+            return Some(format!("waitgroup (count {})", wg.count()));
+        }
+        if check::<RwMutex>(l, idx).is_some() {
+            return Some("rwmutex".into());
+        }
+        if let Some(s) = check::<Semaphore>(l, idx) {
+            return Some(format!("semaphore ({} of {} held)", s.held(), s.size()));
         }
         if let Some(c) = crate::cfn::Closure::of(l).arc::<Ctx>(l, idx) {
             return Some(format!("context ({})", c.state_word()));

@@ -134,6 +134,7 @@ pub(crate) fn arg(args: &MultiValue, i: usize) -> &Value {
 pub static FACE: lugo_vm::ffi::Face = lugo_vm::ffi::Face {
     push_copied: copy::push_portable,
     hidden_source: "=[lugo]",
+    describe_key: DESCRIBE_KEY,
 };
 
 /// Installs the lugo modules in `lua`, the state of `actor`.

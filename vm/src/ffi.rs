@@ -113,6 +113,10 @@ pub struct Face {
     /// goroutine tracebacks, and a stop is raised after it, in the user's
     /// code.
     pub hidden_source: &'static str,
+    /// The registry key of the face's `describe(v)` (a string naming one of
+    /// its values, or nil; empty: none): dumps say with it what a parked
+    /// goroutine waits on.
+    pub describe_key: &'static str,
 }
 
 impl Face {
@@ -129,6 +133,7 @@ impl Face {
     pub const NONE: Face = Face {
         push_copied: no_face,
         hidden_source: "",
+        describe_key: "",
     };
 }
 
@@ -967,6 +972,63 @@ pub unsafe fn creator(scratch: LuaThread, th: LuaThread) -> Option<Creator> {
             0
         });
         let _ = read;
+        ffi::lua_settop(l, top);
+    }
+    out
+}
+
+/// What the parked goroutine whose thread is `th` waits on: the first
+/// argument of the C function it parked in (a channel, a mutex, a socket,
+/// an actor handle) as the face's `describe` (registry key `key`) says it,
+/// with its address: `chan(cap 0, len 0, open) at 0x...`. Read on `scratch`
+/// inside [`protect`] (rule 4); `th` is left as it was. `None` for anything
+/// else (a sleep, a select, a park inside a coroutine of its own).
+///
+/// # Safety
+/// As [`traceback`], `th` parked (not running).
+pub unsafe fn wait_object(scratch: LuaThread, th: LuaThread, key: &'static str) -> Option<String> {
+    if key.is_empty() {
+        return None;
+    }
+    let (l, th) = (scratch.0, th.0);
+    let Ok(name) = std::ffi::CString::new(key) else {
+        return None;
+    };
+    let mut out = None;
+    // SAFETY: the contract. Inside `protect` (a protected C function on
+    // `l`, room checked, a raise caught; `name` lives outside it): `lua_getlocal` pushes the top
+    // frame's first argument onto `th` (a slot checked), `lua_xmove` moves
+    // it to `l`, leaving `th`'s height as it was; `describe` is a C
+    // function of the face (it reads the value, makes a string), called
+    // protected; the string is copied out (inert). Nothing of ours is alive
+    // across a raise but `out`'s previous `None`.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let _ = protect(l, 0, |l| {
+            if ffi::lua_checkstack(th, 1) == 0 || ffi::lua_checkstack(l, 4) == 0 {
+                return 0;
+            }
+            let mut ar: ffi::lua_Debug = std::mem::zeroed();
+            if ffi::lua_getstack(th, 0, &mut ar) == 0
+                || ffi::lua_getinfo(th, c"S".as_ptr(), &mut ar) == 0
+                || std::ffi::CStr::from_ptr(ar.what).to_bytes() != b"C"
+                || ffi::lua_getlocal(th, &ar, 1).is_null()
+            {
+                return 0;
+            }
+            ffi::lua_xmove(th, l, 1);
+            if ffi::lua_type(l, -1) != ffi::LUA_TUSERDATA {
+                return 0;
+            }
+            let at = ffi::lua_topointer(l, -1);
+            ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, name.as_ptr());
+            ffi::lua_pushvalue(l, -2);
+            if ffi::lua_pcall(l, 1, 1, 0) == ffi::LUA_OK && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
+            {
+                out = Some(format!("{} at {at:p}", string_at(l, -1)));
+            }
+            0
+        });
         ffi::lua_settop(l, top);
     }
     out

@@ -199,6 +199,11 @@ impl SemMutex {
         queue(me, |g| s.waiters.push(g, ()))
     }
 
+    /// Whether it is held.
+    pub fn is_locked(&self) -> bool {
+        self.s().locked
+    }
+
     /// Takes the lock if free.
     pub fn try_lock(&self) -> bool {
         let mut s = self.s();
@@ -368,6 +373,11 @@ impl Semaphore {
     /// Its size.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// Units held now.
+    pub fn held(&self) -> u64 {
+        self.state.lock().held
     }
 
     /// Takes `k` units (at most the size: the caller checks), or queues

@@ -268,6 +268,14 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
         }
         out.push_str(&header(g, state_word(g.status, g.reason), now, &whose));
         out.push_str(&format_traceback(&tb, hidden));
+        if g.status == GStatus::Waiting {
+            let key = actor.runtime().shared.config.face.describe_key;
+            // SAFETY: as for the traceback; the G is parked.
+            if let Some(obj) = unsafe { crate::ffi::wait_object(actor.main_thread, g.thread, key) }
+            {
+                out.push_str(&format!("waiting on {obj}\n"));
+            }
+        }
         // SAFETY: as for the traceback.
         if let Some(c) = unsafe { crate::ffi::creator(actor.main_thread, g.thread) } {
             out.push_str(&created_by(&c, hidden));
