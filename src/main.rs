@@ -73,6 +73,12 @@ struct Cli {
     #[arg(long)]
     plain: bool,
 
+    /// Sample the Lua stacks of running goroutines about 100 times a
+    /// second and write them to FILE when the program ends: folded stacks,
+    /// or a flame graph if FILE ends in .svg
+    #[arg(long, value_name = "FILE")]
+    cpuprofile: Option<std::path::PathBuf>,
+
     /// Print the version and exit
     #[arg(short = 'v', long = "version")]
     version: bool,
@@ -258,7 +264,15 @@ fn run() -> Result<ExitCode, String> {
         .call(lua.create_sequence_from(chunks)?)
     };
     let main = setup().map_err(|e| e.to_string())?;
+    if cli.cpuprofile.is_some() {
+        lugo_vm::profile::start();
+    }
     let outcome = rt.run(main, script_args).map_err(|e| e.to_string())?;
+    if let Some(path) = &cli.cpuprofile {
+        if let Err(e) = write_profile(path) {
+            eprintln!("lugo: cannot write the CPU profile {}: {e}", path.display());
+        }
+    }
     if let Some(report) = outcome.report() {
         eprint!("{report}");
     }
@@ -271,6 +285,24 @@ fn run() -> Result<ExitCode, String> {
     }
     // `exit` flushes C stdio, where Lua's print and io.write buffer.
     std::process::exit(outcome.code());
+}
+
+/// Writes the CPU profile taken so far to `path`: folded stacks (`a;b;c
+/// 12` per line), or a flame graph (SVG, the `inferno` crate) when the
+/// name ends in `.svg`.
+fn write_profile(path: &std::path::Path) -> std::io::Result<()> {
+    let samples = lugo_vm::profile::stop();
+    let folded = lugo_vm::profile::folded(&samples);
+    if path.extension().is_some_and(|e| e == "svg") {
+        let mut opts = inferno::flamegraph::Options::default();
+        opts.title = "lugo CPU profile".into();
+        opts.count_name = "samples".into();
+        let out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        inferno::flamegraph::from_lines(&mut opts, folded.lines(), out)
+            .map_err(std::io::Error::other)
+    } else {
+        std::fs::write(path, folded)
+    }
 }
 
 fn main() -> ExitCode {

@@ -196,6 +196,55 @@ fn help_lists_the_environment_and_the_signals() {
     }
 }
 
+const HOT: &str = r#"
+local function hot(n) local x = 0 for i = 1, n do x = x + i % 7 end return x end
+local function cold(n) local x = 0 for i = 1, n do x = x + i end return x end
+local t = time.now()
+go(function() cold(1000) end)
+while time.now() - t < 0.5 do hot(20000) end
+"#;
+
+#[test]
+fn a_cpu_profile_names_the_hot_function_widest() {
+    let script = script("cpuprofile", HOT);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    let folded = dir.join("cpuprofile.txt");
+    success(
+        "--cpuprofile",
+        &run_cmd(lugo().arg("--cpuprofile").arg(&folded).arg(&script)),
+    );
+    let text = std::fs::read_to_string(&folded).expect("the profile was written");
+    // `frames count` per line, most sampled first.
+    let mut lines: Vec<(String, u64)> = text
+        .lines()
+        .map(|l| {
+            let (stack, n) = l.rsplit_once(' ').expect("a count");
+            (stack.to_string(), n.parse().expect("a number"))
+        })
+        .collect();
+    lines.sort_by(|a, b| b.1.cmp(&a.1));
+    let total: u64 = lines.iter().map(|l| l.1).sum();
+    assert!(total >= 5, "about 100 samples a second for 0.5 s:\n{text}");
+    let (widest, n) = &lines[0];
+    assert!(widest.starts_with("main chunk ("), "{text}");
+    assert!(
+        widest.ends_with(";hot (") || widest.contains(";hot ("),
+        "{text}"
+    );
+    assert!(*n * 2 > total, "hot has most samples:\n{text}");
+    // A flame graph when the name ends in .svg.
+    let svg = dir.join("cpuprofile.svg");
+    success(
+        "--cpuprofile svg",
+        &run_cmd(lugo().arg("--cpuprofile").arg(&svg).arg(&script)),
+    );
+    let svg = std::fs::read_to_string(&svg).expect("the flame graph was written");
+    assert!(
+        svg.contains("<svg") && svg.contains("hot ("),
+        "a flame graph naming hot"
+    );
+}
+
 #[test]
 fn version() {
     for flag in ["--version", "-v"] {

@@ -59,6 +59,7 @@ pub mod netpoll;
 pub mod park;
 pub mod portable;
 pub mod preempt;
+pub mod profile;
 pub mod sched;
 pub mod select;
 pub mod sema;

@@ -75,7 +75,7 @@
 use std::cell::Cell;
 use std::ffi::{c_int, c_void};
 use std::ptr;
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::sync::Once;
 
 use mlua::ffi;
@@ -102,6 +102,9 @@ thread_local! {
     /// The preemption came due while a user's line hook is set: it yields
     /// in the line event that follows (see [`preempt_hook`]).
     static DUE: Cell<bool> = const { Cell::new(false) };
+    /// The armed hook is for a CPU profile sample: it records the stack
+    /// and does not yield (`crate::profile`).
+    static SAMPLE: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A user's hook set aside: (thread, hook, mask, count).
@@ -438,6 +441,9 @@ pub struct Running {
     /// How often the stop hook has raised the pending stop's error
     /// (saturating at 2): see [`stop_hook_count`].
     stop_raises: AtomicU8,
+    /// The next signal asks for a CPU profile sample, not a preemption
+    /// ([`Running::sample`]).
+    sample: AtomicBool,
     /// Signals being queued now ([`Running::signal`]), and signals queued
     /// since the slot was bound: a host thread that unbinds waits for the
     /// first and takes delivery of the second before it goes on
@@ -455,6 +461,7 @@ impl Default for Running {
             stop: AtomicU64::new(0),
             budget_end: AtomicU64::new(u64::MAX),
             stop_raises: AtomicU8::new(0),
+            sample: AtomicBool::new(false),
             signalling: AtomicU32::new(0),
             signalled: AtomicU32::new(0),
         }
@@ -595,6 +602,15 @@ impl Running {
         Stop::from_u8((req >> STOP_SHIFT) as u8)
     }
 
+    /// Asks the M for a CPU profile sample of the thread it runs
+    /// (`crate::profile`): its hook records the stack at the next
+    /// instruction and the G goes on. A preemption asked at the same time
+    /// may be lost with it (sysmon asks again).
+    pub(crate) fn sample(&self) {
+        self.sample.store(true, Ordering::Relaxed);
+        self.signal();
+    }
+
     /// Asks the M to preempt whatever Lua thread it runs (step 2).
     /// Returns false if the M has not started.
     pub fn signal(&self) -> bool {
@@ -684,6 +700,9 @@ extern "C" fn on_sigurg(_sig: c_int, info: *mut libc::siginfo_t, _ctx: *mut c_vo
         if (*slot).pending_stop().is_some() {
             arm_stop(l);
         } else {
+            if (*slot).sample.swap(false, Ordering::Relaxed) {
+                SAMPLE.set(true);
+            }
             arm_preempt(l, 1);
         }
     }
@@ -740,6 +759,15 @@ unsafe fn yield_or_rearm(l: *mut ffi::lua_State) {
     // interpreter yields once the hook has returned: no `longjmp` crosses
     // this frame. `lua_gethookcount` reads a field (inert).
     unsafe {
+        if SAMPLE.replace(false) {
+            // A profile's sample: the stack, then the G goes on.
+            let hidden = HIDDEN_SOURCE.get();
+            let hidden =
+                std::str::from_utf8(hidden.strip_prefix(b"=").unwrap_or(hidden)).unwrap_or("");
+            crate::profile::record(l, hidden);
+            restore_user_hook(l, false);
+            return;
+        }
         if can_park(l) {
             restore_user_hook(l, true);
             PREEMPTED.set(true);
@@ -962,6 +990,8 @@ pub unsafe fn disarm(l: *mut ffi::lua_State) -> bool {
     // `restore_user_hook` may act on a thread its OS thread owns, with
     // lugo's hook set (checked here).
     unsafe {
+        // A sample asked for and not taken is dropped with the hook.
+        SAMPLE.set(false);
         let before = lugo_hook(l);
         if matches!(before, LugoHook::Preempt(_) | LugoHook::Stop) {
             restore_user_hook(l, false);
