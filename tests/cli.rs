@@ -222,7 +222,7 @@ fn a_cpu_profile_names_the_hot_function_widest() {
             (stack.to_string(), n.parse().expect("a number"))
         })
         .collect();
-    lines.sort_by(|a, b| b.1.cmp(&a.1));
+    lines.sort_by_key(|l| std::cmp::Reverse(l.1));
     let total: u64 = lines.iter().map(|l| l.1).sum();
     assert!(total >= 5, "about 100 samples a second for 0.5 s:\n{text}");
     let (widest, n) = &lines[0];
