@@ -24,6 +24,10 @@ Environment:
   LUGO_DEBUG=k=v,...   diagnostics, comma-separated (Go's GODEBUG):
                          schedtrace=MS   a SCHED line on stderr every MS milliseconds
                          scheddetail=1   with schedtrace: a line per P and per goroutine
+                         flightrecorder=1  keep the scheduler's last events; write them to
+                                         lugo-flight-<pid>.json on a panic, a deadlock,
+                                         SIGQUIT or runtime.flightrecord(path)
+  LUGO_TRACE=FILE      as --trace
   LUGO_HISTORY=FILE    the REPL's history file (default ~/.lugo_history; empty: none)
 
 Signals:
@@ -72,6 +76,11 @@ struct Cli {
     /// lugo's code (no goroutines): the baseline of tests and benchmarks
     #[arg(long)]
     plain: bool,
+
+    /// Write a scheduler trace to FILE when the program ends (Chrome's
+    /// trace-event JSON: open it in ui.perfetto.dev or chrome://tracing)
+    #[arg(long, env = "LUGO_TRACE", value_name = "FILE")]
+    trace: Option<std::path::PathBuf>,
 
     /// Sample the Lua stacks of running goroutines about 100 times a
     /// second and write them to FILE when the program ends: folded stacks,
@@ -267,7 +276,21 @@ fn run() -> Result<ExitCode, String> {
     if cli.cpuprofile.is_some() {
         lugo_vm::profile::start();
     }
+    if cli.trace.is_some() {
+        lugo_vm::trace::start_trace();
+    }
     let outcome = rt.run(main, script_args).map_err(|e| e.to_string())?;
+    if let Some(path) = &cli.trace {
+        if let Err(e) = lugo_vm::trace::write(path) {
+            eprintln!("lugo: cannot write the trace {}: {e}", path.display());
+        }
+    }
+    if outcome.code() == 2 {
+        // A panic or a deadlock: what the flight recorder kept, if it runs.
+        if let Some(path) = lugo_vm::trace::dump_flight() {
+            eprintln!("lugo: flight recorder written to {}", path.display());
+        }
+    }
     if let Some(path) = &cli.cpuprofile {
         if let Err(e) = write_profile(path) {
             eprintln!("lugo: cannot write the CPU profile {}: {e}", path.display());

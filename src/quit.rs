@@ -54,6 +54,9 @@ pub fn install(rt: lugo_vm::Runtime, repl: bool) -> std::io::Result<()> {
                     _ => {
                         let dump = rt.stop_and_dump(Duration::from_secs(1));
                         eprint!("SIGQUIT: quit\n{dump}");
+                        if let Some(path) = lugo_vm::trace::dump_flight() {
+                            eprintln!("lugo: flight recorder written to {}", path.display());
+                        }
                         std::process::exit(2);
                     }
                 }

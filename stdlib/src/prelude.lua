@@ -201,6 +201,7 @@ local runtime = {
   stats = P.stats,
   interrupt = wrap(P.interrupt),
   setlabel = wrap(P.setlabel),
+  flightrecord = wrap(P.flightrecord),
   goroutines = P.goroutines,
 }
 

@@ -191,6 +191,32 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         })?,
     )?;
 
+    // `runtime.flightrecord(path)`: the flight recorder's last events,
+    // written to `path` (the recorder runs with LUGO_DEBUG=flightrecorder=1).
+    p.set(
+        "flightrecord",
+        raw(lua, move |lua, args| {
+            let path = match arg(&args, 0) {
+                Value::String(s) => s.to_string_lossy(),
+                v => {
+                    return raise(format!(
+                        "runtime.flightrecord: path must be a string, got {}",
+                        type_name(v)
+                    ))
+                }
+            };
+            if !lugo_vm::trace::on() {
+                return raise(
+                    "runtime.flightrecord: the flight recorder is off (LUGO_DEBUG=flightrecorder=1)",
+                );
+            }
+            match lugo_vm::trace::write(std::path::Path::new(&path)) {
+                Ok(()) => ret(lua, true),
+                Err(e) => ret(lua, (Value::Nil, format!("{path}: {e}"))),
+            }
+        })?,
+    )?;
+
     // `runtime.ps()`'s listing (the Lua half prints it).
     let a = actor.clone();
     p.set(

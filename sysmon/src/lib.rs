@@ -35,6 +35,9 @@ pub struct Debug {
     /// Follow each schedtrace line with one line per P and per goroutine
     /// (`scheddetail=1`, Go's).
     pub scheddetail: bool,
+    /// Keep the scheduler's last events, written on a panic, a deadlock,
+    /// SIGQUIT or on demand (`flightrecorder=1`; `lugo_vm::trace`).
+    pub flightrecorder: bool,
 }
 
 impl Debug {
@@ -45,6 +48,7 @@ impl Debug {
             match kv.trim().split_once('=') {
                 Some(("schedtrace", v)) => d.schedtrace_ms = v.trim().parse().unwrap_or(0),
                 Some(("scheddetail", v)) => d.scheddetail = v.trim() == "1",
+                Some(("flightrecorder", v)) => d.flightrecorder = v.trim() == "1",
                 _ => {}
             }
         }

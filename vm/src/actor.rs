@@ -846,6 +846,9 @@ impl Actor {
     /// policy); an idle actor is scheduled for it.
     pub fn request_gc(self: &Arc<Self>, kind: GcKind) {
         if self.gc.request(kind) {
+            if crate::trace::on() {
+                crate::trace::instant("collection asked");
+            }
             self.post(|_| {});
         }
     }
@@ -977,6 +980,9 @@ impl Actor {
     ) -> Result<u64, NoMemory> {
         self.account.hold(crate::mem::G_BYTES)?;
         let id = self.rt.census().goroutine_started();
+        if crate::trace::on() {
+            crate::trace::go(id);
+        }
         let _ = self
             .main_gid
             .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire);
@@ -1080,6 +1086,9 @@ impl Actor {
             let g = &mut q.gs[key];
             g.interrupted = true;
             let parked = g.status == GStatus::Waiting && q.words.get(key).claim_open();
+            if parked && crate::trace::on() {
+                crate::trace::wake(gid);
+            }
             parked
                 && q.make_ready(key, gid, Wake::Interrupted, Place::Back)
                 && !std::mem::replace(&mut q.scheduled, true)
@@ -1091,6 +1100,9 @@ impl Actor {
     }
 
     fn ready(self: &Arc<Self>, key: GKey, id: u64, wake: Wake, front: bool) {
+        if crate::trace::on() {
+            crate::trace::wake(id);
+        }
         if running() == self.id {
             // Woken by the actor's own M (a channel operation of the running
             // G, a timer it fires): the M applies it when it next takes the

@@ -64,6 +64,7 @@ pub mod sched;
 pub mod select;
 pub mod sema;
 pub mod timer;
+pub mod trace;
 pub mod wake;
 
 pub use actor::{Actor, GRef};

@@ -517,6 +517,9 @@ impl Netpoll {
                 }
             }
         }
+        if !woken.is_empty() && crate::trace::on() {
+            crate::trace::instant("netpoll");
+        }
         let n = woken
             .iter()
             .filter(|w| w.wake(IoWake::Ready, &self.timers))

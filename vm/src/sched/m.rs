@@ -44,11 +44,24 @@ pub(crate) fn current_p() -> Option<usize> {
 /// Sets the P this thread serves (a spare M taking or leaving one).
 pub(crate) fn set_current_p(p: Option<usize>) {
     CURRENT_P.set(p.unwrap_or(usize::MAX));
+    crate::trace::set_p(p);
+}
+
+/// How a goroutine's run ended, for the trace.
+fn trace_end(res: &Resumed) -> crate::trace::End {
+    use crate::trace::End;
+    match res {
+        Resumed::Parked(r) => End::Parked(*r),
+        Resumed::Preempted => End::Preempted,
+        Resumed::Gosched => End::Yielded,
+        Resumed::Exited => End::Exited,
+        Resumed::Panicked(..) => End::Panicked,
+    }
 }
 
 /// Body of an M thread.
 pub(crate) fn m_main(shared: Arc<Shared>, pid: usize) {
-    CURRENT_P.set(pid);
+    set_current_p(Some(pid));
     let p = &shared.ps[pid];
     p.home.bind(shared.config.face.hidden_source.as_bytes());
     let _ = p.home_thread.set(std::thread::current());
@@ -445,6 +458,9 @@ impl Shared {
         clock.finish(actor, slot);
         actor.publish_heap();
         crate::actor::enter(0);
+        if crate::trace::on() {
+            crate::trace::flush();
+        }
     }
 
     /// The loop of [`Shared::run_actor`]: one G's turn after another.
@@ -534,6 +550,7 @@ impl Shared {
             }
             // At the top of a G every yield reaches this M.
             crate::preempt::set_forward(true);
+            let traced = crate::trace::on().then(crate::trace::now);
             // SAFETY: this M owns the actor (its `scheduled` flag got it
             // here) and the picked G is suspended: it was Runnable. The
             // actor's main thread is idle while its M runs Gs. The slots in
@@ -548,6 +565,9 @@ impl Shared {
                     picked.sel_sends,
                 )
             };
+            if let Some(start) = traced {
+                crate::trace::run(gid, actor.id, start, trace_end(&res));
+            }
             let stopped = slot.pending_stop();
             slot.clear();
             actor.set_current(usize::MAX, 0, std::ptr::null());

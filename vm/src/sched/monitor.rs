@@ -23,6 +23,9 @@ use crate::clock::now_ns;
 /// Starts sysmon over `shared`; its mailbox's sender goes to `shared`, so
 /// the runtime can wake it (`Shared::wake_sysmon`).
 pub(super) fn start(shared: &Arc<Shared>, debug: lugo_sysmon::Debug) {
+    if debug.flightrecorder {
+        crate::trace::start_flight_recorder();
+    }
     let (tx, rx) = crossbeam_channel::bounded::<()>(1);
     let _ = shared.monitor.set(tx);
     lugo_sysmon::start(Monitored(shared.clone(), debug.scheddetail), rx, debug);
