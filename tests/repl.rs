@@ -470,11 +470,12 @@ fn values_are_shown_by_what_they_are() {
 fn help_reads_the_reference() {
     let mut r = Repl::start(&[], &history_file("help"));
     r.line("help(time.after)");
-    r.expect("time.after(d)\n    channel that receives the time once after d");
+    r.expect("time.after(d)\n    channel that receives the time once after d\n> ");
     r.line("help()");
     r.expect("Channels    chan, ch:send");
+    r.expect("\n> ");
     r.line("help('nothing.here')");
-    r.expect("help: nothing is documented as \"nothing.here\"");
+    r.expect("help: nothing is documented as \"nothing.here\"\n> ");
     r.line("=1+1");
     r.expect("\n2\n> ");
 }

@@ -25,9 +25,9 @@
 //!
 //! | layer | modules | owns |
 //! |-------|---------|------|
-//! | base | [`clock`], [`mem`], [`gc`], [`park`], [`preempt`] | the clock, memory accounts, GC requests, the park sentinels, the hooks that preempt and stop |
+//! | base | [`clock`], [`mem`], [`gc`], [`park`], [`profile`], then [`preempt`] | the clock, memory accounts, GC requests, the park sentinels, the CPU profile's samples; the hooks that preempt, stop and sample |
 //! | values | [`portable`], [`census`], [`wake`] | values that cross actors, the runtime's counts, what a G waits for and is woken with |
-//! | Lua boundary | [`ffi`] | every raw `lua_State` call of the scheduler |
+//! | Lua boundary, trace | [`ffi`], [`trace`] | every raw `lua_State` call of the scheduler; the scheduler trace's and flight recorder's events |
 //! | records | [`g`], [`actor`] | the G record; actors, their run queues, [`actor::Runner`] (the way up) |
 //! | wait objects | [`chan`], [`sema`], then [`select`], [`timer`], [`host`], then [`netpoll`] | what Gs and host threads park on; they ready Gs with [`actor::GRef::ready`] |
 //! | scheduler | [`sched`] | Ps, Ms, run queues, idle Ms, checkdead, the [`Runtime`], and the mechanism sysmon drives (`lugo_sysmon::policy::Mechanism`, implemented in `sched::monitor`; this crate starts the monitor) |

@@ -16,14 +16,17 @@ const RANKS: &[(&str, u32)] = &[
     ("mem", 0),
     ("gc", 0),
     ("park", 0),
-    ("preempt", 0),
+    ("profile", 0),
     ("lockrank", 0),
+    // the hooks that preempt, stop and sample (a sample goes to `profile`)
+    ("preempt", 1),
     // values
     ("portable", 1),
     ("census", 1),
     ("wake", 2),
-    // the Lua boundary
+    // the Lua boundary; the trace's records (what Ms did, of `wake`'s reasons)
     ("ffi", 3),
+    ("trace", 3),
     // records
     ("g", 4),
     ("actor", 5),
