@@ -131,7 +131,16 @@ enum Ev {
     },
 }
 
-type Buf = Arc<Mutex<std::collections::VecDeque<Ev>>>;
+/// What a thread has moved where the writer reads: whole batches (a
+/// trace: no copy, no growth of one long buffer), or its last events (the
+/// flight recorder's ring).
+#[derive(Default)]
+struct Moved {
+    batches: Vec<Vec<Ev>>,
+    ring: std::collections::VecDeque<Ev>,
+}
+
+type Buf = Arc<Mutex<Moved>>;
 
 /// Every thread's buffer, for the writer.
 static BUFS: Mutex<Vec<Buf>> = Mutex::new(Vec::new());
@@ -202,10 +211,15 @@ pub fn flush() {
             return;
         }
         let _ = MINE.try_with(|(b, _)| {
-            let mut q = b.lock().unwrap_or_else(|e| e.into_inner());
-            q.extend(l.drain(..));
-            while ring && q.len() > RING {
-                q.pop_front();
+            let mut m = b.lock().unwrap_or_else(|e| e.into_inner());
+            if ring {
+                m.ring.extend(l.drain(..));
+                while m.ring.len() > RING {
+                    m.ring.pop_front();
+                }
+            } else {
+                m.batches
+                    .push(std::mem::replace(&mut *l, Vec::with_capacity(BATCH)));
             }
         });
     });
@@ -307,7 +321,9 @@ pub fn json() -> String {
     let ns = to_ns();
     let mut evs: Vec<Ev> = Vec::new();
     for b in BUFS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        evs.extend(b.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned());
+        let m = b.lock().unwrap_or_else(|e| e.into_inner());
+        evs.extend(m.batches.iter().flatten().cloned());
+        evs.extend(m.ring.iter().cloned());
     }
     for e in &mut evs {
         match e {

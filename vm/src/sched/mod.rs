@@ -349,6 +349,11 @@ impl Shared {
 
     /// Records how the program ends (the first outcome wins) and stops the Ms.
     pub(crate) fn finish(&self, outcome: Outcome) {
+        // The events of the thread that ends the program go where the
+        // trace's writer, woken by the outcome, reads them.
+        if crate::trace::on() {
+            crate::trace::flush();
+        }
         let mut o = lock(&self.outcome);
         if o.is_none() {
             *o = Some(outcome);
