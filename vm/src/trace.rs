@@ -20,7 +20,8 @@
 //! - instants on the P's track: blocking calls and hand-offs, timers fired,
 //!   sockets polled, collections asked for.
 //!
-//! The flight recorder keeps only each thread's last [`RING`] events and
+//! The flight recorder keeps only each thread's last [`RING`] events (at
+//! least `RING - BATCH`) and
 //! writes `lugo-flight-<pid>.json` on a panic, a deadlock, SIGQUIT or
 //! `runtime.flightrecord(path)`. It is opt-in: its cost on the goroutine
 //! switch (two clock readings and two records per run) is more than the
@@ -131,34 +132,57 @@ enum Ev {
     },
 }
 
-/// What a thread has moved where the writer reads: whole batches (a
-/// trace: no copy, no growth of one long buffer), or its last events (the
-/// flight recorder's ring).
-#[derive(Default)]
-struct Moved {
-    batches: Vec<Vec<Ev>>,
-    ring: std::collections::VecDeque<Ev>,
-}
-
-type Buf = Arc<Mutex<Moved>>;
+/// What a thread has moved where the writer reads: whole batches (no copy,
+/// no growth of one long buffer); the flight recorder drops the oldest
+/// batch past [`RING`] events.
+type Buf = Arc<Mutex<std::collections::VecDeque<Vec<Ev>>>>;
 
 /// Every thread's buffer, for the writer.
 static BUFS: Mutex<Vec<Buf>> = Mutex::new(Vec::new());
 
-thread_local! {
-    /// The P this thread serves ([`set_p`]; `u32::MAX`: none).
-    static P: std::cell::Cell<u32> = const { std::cell::Cell::new(u32::MAX) };
-    /// This thread's list the writer reads, and its number (flow ids).
-    static MINE: (Buf, u64) = {
-        let b: Buf = Arc::default();
-        let mut all = BUFS.lock().unwrap_or_else(|e| e.into_inner());
-        all.push(b.clone());
-        (b, all.len() as u64)
-    };
+/// A thread's own recording state (one thread-local: one lookup an event).
+struct Local {
     /// Events not moved yet.
-    static LOCAL: std::cell::RefCell<Vec<Ev>> = const { std::cell::RefCell::new(Vec::new()) };
+    events: Vec<Ev>,
+    /// The P this thread serves ([`set_p`]; `u32::MAX`: none).
+    p: u32,
     /// Wake-ups recorded by this thread (flow ids).
-    static FLOWS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    flows: u64,
+    /// Where its batches go, and its number (flow ids); made at its first
+    /// batch or wake-up.
+    buf: Option<(Buf, u64)>,
+}
+
+impl Local {
+    fn buf(&mut self) -> &(Buf, u64) {
+        self.buf.get_or_insert_with(|| {
+            let b: Buf = Arc::default();
+            let mut all = BUFS.lock().unwrap_or_else(|e| e.into_inner());
+            all.push(b.clone());
+            (b, all.len() as u64)
+        })
+    }
+
+    /// Moves the events not moved yet where the writer reads them.
+    fn flush(&mut self) {
+        if self.events.is_empty() {
+            return;
+        }
+        let batch = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
+        let ring = MODE.load(Ordering::Relaxed) == 2;
+        let (b, _) = self.buf();
+        let mut q = b.lock().unwrap_or_else(|e| e.into_inner());
+        q.push_back(batch);
+        while ring && q.len() > RING / BATCH {
+            q.pop_front();
+        }
+    }
+}
+
+thread_local! {
+    static LOCAL: std::cell::RefCell<Local> = const {
+        std::cell::RefCell::new(Local { events: Vec::new(), p: u32::MAX, flows: 0, buf: None })
+    };
 }
 
 /// Whether events are being recorded.
@@ -188,51 +212,34 @@ pub fn is_flight_recorder() -> bool {
     on() && MODE.load(Ordering::Relaxed) == 2
 }
 
-fn push(ev: Ev) {
-    let full = LOCAL
-        .try_with(|l| {
-            let mut l = l.borrow_mut();
-            l.push(ev);
-            l.len() >= BATCH
-        })
-        .unwrap_or(false);
-    if full {
-        flush();
-    }
-}
-
-/// Moves this thread's events where the writer reads them (the scheduler
-/// calls it as an M lets go of an actor; [`push`] every [`BATCH`]).
-pub fn flush() {
-    let ring = MODE.load(Ordering::Relaxed) == 2;
+/// Records the event `make` builds from this thread's P and state.
+#[inline]
+fn push(make: impl FnOnce(&mut Local) -> Ev) {
     let _ = LOCAL.try_with(|l| {
         let mut l = l.borrow_mut();
-        if l.is_empty() {
-            return;
+        let ev = make(&mut l);
+        l.events.push(ev);
+        if l.events.len() >= BATCH {
+            l.flush();
         }
-        let _ = MINE.try_with(|(b, _)| {
-            let mut m = b.lock().unwrap_or_else(|e| e.into_inner());
-            if ring {
-                m.ring.extend(l.drain(..));
-                while m.ring.len() > RING {
-                    m.ring.pop_front();
-                }
-            } else {
-                m.batches
-                    .push(std::mem::replace(&mut *l, Vec::with_capacity(BATCH)));
-            }
-        });
     });
 }
 
-fn my_p() -> Option<u32> {
-    Some(P.get()).filter(|&p| p != u32::MAX)
+/// Moves this thread's events where the writer reads them (the scheduler
+/// calls it as an M lets go of an actor, and as the program ends; every
+/// [`BATCH`] events it happens by itself).
+pub fn flush() {
+    let _ = LOCAL.try_with(|l| l.borrow_mut().flush());
+}
+
+fn p_of(l: &Local) -> Option<u32> {
+    Some(l.p).filter(|&p| p != u32::MAX)
 }
 
 /// The P this thread serves from now on (the scheduler says so as an M
 /// takes or leaves one).
 pub fn set_p(p: Option<usize>) {
-    P.set(p.map_or(u32::MAX, |p| p as u32));
+    let _ = LOCAL.try_with(|l| l.borrow_mut().p = p.map_or(u32::MAX, |p| p as u32));
 }
 
 /// A timestamp for the start of a run ([`run`]).
@@ -244,8 +251,8 @@ pub fn now() -> u64 {
 /// A goroutine's run on this M ended (`start` from [`now`]).
 pub fn run(g: u64, actor: u64, start: u64, how: End) {
     let end = stamp();
-    push(Ev::Run {
-        p: my_p().unwrap_or(u32::MAX),
+    push(|l| Ev::Run {
+        p: l.p,
         g,
         actor,
         start,
@@ -257,25 +264,28 @@ pub fn run(g: u64, actor: u64, start: u64, how: End) {
 /// Goroutine `to` was readied (by the goroutine this M runs, if any).
 pub fn wake(to: u64) {
     let from = crate::preempt::current_slot().map_or(0, |s| s.gid());
-    // Unique without a shared counter: the thread's number, then its own.
-    let n = FLOWS.get() + 1;
-    FLOWS.set(n);
-    let flow = MINE.try_with(|(_, t)| t << 40).unwrap_or(0) | n;
-    push(Ev::Wake {
-        p: my_p(),
-        ts: stamp(),
-        from,
-        to,
-        flow,
+    let ts = stamp();
+    push(|l| {
+        // Unique without a shared counter: the thread's number, then its own.
+        l.flows += 1;
+        let flow = (l.buf().1 << 40) | l.flows;
+        Ev::Wake {
+            p: p_of(l),
+            ts,
+            from,
+            to,
+            flow,
+        }
     });
 }
 
 /// Goroutine `child` was started (by the goroutine this M runs, if any).
 pub fn go(child: u64) {
     let g = crate::preempt::current_slot().map_or(0, |s| s.gid());
-    push(Ev::Go {
-        p: my_p(),
-        ts: stamp(),
+    let ts = stamp();
+    push(|l| Ev::Go {
+        p: p_of(l),
+        ts,
         g,
         child,
     });
@@ -283,9 +293,10 @@ pub fn go(child: u64) {
 
 /// Something happened on this thread's P (or off any P).
 pub fn instant(name: &'static str) {
-    push(Ev::Instant {
-        p: my_p(),
-        ts: stamp(),
+    let ts = stamp();
+    push(|l| Ev::Instant {
+        p: p_of(l),
+        ts,
         name,
     });
 }
@@ -321,9 +332,8 @@ pub fn json() -> String {
     let ns = to_ns();
     let mut evs: Vec<Ev> = Vec::new();
     for b in BUFS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
-        let m = b.lock().unwrap_or_else(|e| e.into_inner());
-        evs.extend(m.batches.iter().flatten().cloned());
-        evs.extend(m.ring.iter().cloned());
+        let q = b.lock().unwrap_or_else(|e| e.into_inner());
+        evs.extend(q.iter().flatten().cloned());
     }
     for e in &mut evs {
         match e {
