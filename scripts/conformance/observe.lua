@@ -67,6 +67,8 @@ assert(listing:find("chan receive, %d+s%s+goroutine 1 at [^\n]*observe%.lua:22")
 local dump = runtime.stack(true)
 assert(dump:find("goroutine " .. w .. " %[chan receive, %d+ seconds?%] {role=\"main\", job=\"7\"}:"), dump)
 assert(dump:find("created by main chunk in goroutine 1 at [^\n]*observe%.lua:22"), dump)
+-- Every actor's goroutines: the other actor's, with what it waits on.
+assert(dump:find("goroutine " .. other.id .. " %[chan receive[^\n]*%] %(actor " .. other.actor .. "%):\n"), dump)
 -- What it waits on: the channel, its state and its address.
 assert(dump:find("\nwaiting on chan%(cap 0, len 0, open%) at 0x%x+\ncreated by main chunk in goroutine 1 at [^\n]*observe%.lua:22"), dump)
 local mu = sync.mutex()

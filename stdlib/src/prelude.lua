@@ -230,9 +230,22 @@ function os.exit(code, close)
   if can_park() then co_yield(SCHED, KIND_EXIT) end
 end
 
-local raw_stack = P.stack
+-- runtime.stack(true) covers every actor: the others are asked for
+-- their dumps (each M answers between two goroutines' turns, on a channel
+-- of its own), and waited for a second at most (an actor whose goroutine
+-- is in a blocking call cannot answer until it returns).
+local raw_stack, ask_dumps = P.stack, P.ask_dumps
+local DUMP_WAIT = 1
 function runtime.stack(all)
-  return raw_stack(all and true or false, traceback(nil, 2))
+  local mine = raw_stack(all and true or false, traceback(nil, 2))
+  if not all or not can_park() then return mine end
+  local parts = { mine }
+  for _, a in ipairs(ask_dumps()) do
+    local i, d = raw_select({ "recv", a.c }, { "recv", time.after(DUMP_WAIT) })
+    parts[#parts + 1] = i == 1 and d
+      or ("actor " .. a.id .. ": no answer within " .. DUMP_WAIT .. " s (a goroutine in a blocking call?)\n")
+  end
+  return table.concat(parts, "\n")
 end
 
 ---------------------------------------------------------------- the host's functions

@@ -217,6 +217,25 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         })?,
     )?;
 
+    // `ask_dumps()`: every other live actor asked for its goroutine dump;
+    // `{ {id = n, c = channel}, ... }` (the Lua half waits on each).
+    let a = actor.clone();
+    p.set(
+        "ask_dumps",
+        lua.create_function(move |lua, ()| {
+            let t = lua.create_table()?;
+            for other in a.runtime().actors().into_iter().filter(|o| o.id != a.id) {
+                let ch = Arc::new(lugo_vm::chan::Chan::new_shared(1));
+                let entry = lua.create_table()?;
+                entry.set("id", other.id)?;
+                entry.set("c", crate::chan::chan_value(lua, ch.clone())?)?;
+                other.ask_dump(ch);
+                t.push(entry)?;
+            }
+            Ok(t)
+        })?,
+    )?;
+
     // `runtime.ps()`'s listing (the Lua half prints it).
     let a = actor.clone();
     p.set(

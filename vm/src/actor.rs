@@ -120,6 +120,9 @@ pub(crate) struct ActorQueue {
     /// Slots of the values table let go of on other threads
     /// ([`SlotOwner::release_later`]), released by the M at its next run.
     pub(crate) released: Vec<std::ffi::c_int>,
+    /// Where to send the actor's goroutine dump, asked from another actor
+    /// (`runtime.stack(true)`): its M dumps between two goroutines' turns.
+    pub(crate) dumps: Vec<Arc<crate::chan::Chan>>,
     /// What opens the state and starts the first G, run by the first M
     /// that runs the actor ([`Actor::post_start`]).
     pub(crate) start: Option<StartFn>,
@@ -167,6 +170,7 @@ impl ActorQueue {
             scheduled: false,
             tasks: Vec::new(),
             released: Vec::new(),
+            dumps: Vec::new(),
             start: None,
             fresh: false,
         }
@@ -232,7 +236,10 @@ impl ActorQueue {
     /// Whether an M running the actor would find something to do: a
     /// runnable G, a posted task, a state to open.
     pub(crate) fn has_work(&self) -> bool {
-        self.has_runnable() || !self.tasks.is_empty() || self.start.is_some()
+        self.has_runnable()
+            || !self.tasks.is_empty()
+            || self.start.is_some()
+            || !self.dumps.is_empty()
     }
 
     /// Whether a G is runnable.
@@ -926,6 +933,12 @@ impl Actor {
     /// can take it (`actor.spawn` in a loop keeps every P busy).
     pub fn post_start(self: &Arc<Self>, start: StartFn) {
         self.post(|q| q.start = Some(start));
+    }
+
+    /// Asks the actor for its goroutine dump, sent as a string on `to`
+    /// by its M between two goroutines' turns (nothing if it has ended).
+    pub fn ask_dump(self: &Arc<Self>, to: Arc<crate::chan::Chan>) {
+        self.post(|q| q.dumps.push(to));
     }
 
     /// Posts task `id` to be run by the actor's task function on its M.

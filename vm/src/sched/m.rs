@@ -501,6 +501,21 @@ impl Shared {
                 q = relock(actor);
                 continue;
             }
+            if !q.dumps.is_empty() {
+                // Another actor's `runtime.stack(true)`: no G runs now.
+                let to = std::mem::take(&mut q.dumps);
+                drop(q);
+                let dump = on_main_thread(actor, |_| dump::dump_actor(actor, None))
+                    .unwrap_or_else(|e| format!("(cannot dump actor {}: {e})\n", actor.id));
+                let msg = crate::wake::Msg::Copied(Arc::new(crate::portable::Portable::scalar(
+                    crate::portable::PValue::String(dump.into_bytes().into_boxed_slice()),
+                )));
+                for ch in to {
+                    ch.offer(msg.clone());
+                }
+                q = relock(actor);
+                continue;
+            }
             let Some(picked) = q.pick() else {
                 if std::mem::take(&mut q.fresh) {
                     // Still this M's (`scheduled` stays set): what the
