@@ -81,9 +81,19 @@ pub struct Builder {
     cpu_budget: Option<Duration>,
     host_functions: Vec<HostFunction>,
     on_panic: Option<lugo_vm::sched::PanicHandler>,
+    trace: Option<std::path::PathBuf>,
 }
 
 impl Builder {
+    /// Records a scheduler trace from the build on, written to `path` when
+    /// the runtime is dropped: Chrome's trace-event JSON, which
+    /// ui.perfetto.dev opens (`lugo --trace`). The recording is the
+    /// process's: every runtime of the process is in it.
+    pub fn trace(mut self, path: impl Into<std::path::PathBuf>) -> Builder {
+        self.trace = Some(path.into());
+        self
+    }
+
     /// Number of Ps (`GOMAXPROCS`); default: the number of CPUs.
     pub fn procs(mut self, n: usize) -> Builder {
         self.procs = Some(n);
@@ -225,13 +235,20 @@ impl Builder {
         config.on_panic = self.on_panic;
         config.monitor = lugo_sysmon::Debug::from_env();
         config.face = &lugo_stdlib::FACE;
+        if self.trace.is_some() {
+            lugo_vm::trace::start_trace();
+        }
         let vm = lugo_vm::Runtime::new(config);
         let main = vm.new_actor(None, self.memory_limit)?;
         // The main actor lives until the host shuts the runtime down: no
         // goroutine's end ends it (`run` names one).
         main.set_main_g(NO_MAIN_G);
         lugo_stdlib::open(main.lua(), &main)?;
-        Ok(Runtime { vm, main })
+        Ok(Runtime {
+            vm,
+            main,
+            trace: self.trace,
+        })
     }
 }
 
@@ -256,6 +273,8 @@ pub enum Shutdown {
 pub struct Runtime {
     vm: lugo_vm::Runtime,
     main: Arc<Actor>,
+    /// Where the trace goes when it is dropped ([`Builder::trace`]).
+    trace: Option<std::path::PathBuf>,
 }
 
 impl Runtime {
@@ -465,6 +484,10 @@ impl Drop for Runtime {
         // actors' states: goroutines, channels and timers refer to their
         // actors and the actors to the runtime, a cycle only this breaks.
         self.vm.close(Duration::from_secs(1));
+        if let Some(path) = &self.trace {
+            // Nothing to report it to: a trace that cannot be written is lost.
+            let _ = lugo_vm::trace::write(path);
+        }
     }
 }
 

@@ -176,3 +176,23 @@ fn the_flight_recorder_writes_on_a_deadlock_and_on_demand() {
         out.describe()
     );
 }
+
+#[test]
+fn a_host_records_a_trace_with_the_builder() {
+    let path = tmp("host.json");
+    let _ = std::fs::remove_file(&path);
+    {
+        let rt = lugo::Runtime::builder()
+            .procs(1)
+            .trace(&path)
+            .build()
+            .unwrap();
+        rt.exec("local c = chan() go(function() c:send(1) end) return c:recv()")
+            .unwrap();
+    }
+    let evs = events(&path);
+    assert!(
+        evs.iter().any(|e| e["cat"] == "goroutine"),
+        "the host's goroutines ran in it"
+    );
+}

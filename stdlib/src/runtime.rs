@@ -3,8 +3,10 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use lugo_vm::portable::{PValue, Portable};
 use lugo_vm::sched::dump;
 use lugo_vm::sched::MAX_PROCS;
+use lugo_vm::wake::Msg;
 use lugo_vm::Actor;
 use mlua::{Lua, Table, Value};
 
@@ -229,7 +231,10 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
                 let entry = lua.create_table()?;
                 entry.set("id", other.id)?;
                 entry.set("c", crate::chan::chan_value(lua, ch.clone())?)?;
-                other.ask_dump(ch);
+                other.ask_dump(Box::new(move |dump: String| {
+                    let v = Portable::scalar(PValue::String(dump.into_bytes().into()));
+                    ch.offer(Msg::Copied(Arc::new(v)));
+                }));
                 t.push(entry)?;
             }
             Ok(t)

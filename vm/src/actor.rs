@@ -120,9 +120,9 @@ pub(crate) struct ActorQueue {
     /// Slots of the values table let go of on other threads
     /// ([`SlotOwner::release_later`]), released by the M at its next run.
     pub(crate) released: Vec<std::ffi::c_int>,
-    /// Where to send the actor's goroutine dump, asked from another actor
+    /// Who wants the actor's goroutine dump, asked from another actor
     /// (`runtime.stack(true)`): its M dumps between two goroutines' turns.
-    pub(crate) dumps: Vec<Arc<crate::chan::Chan>>,
+    pub(crate) dumps: Vec<DumpReply>,
     /// What opens the state and starts the first G, run by the first M
     /// that runs the actor ([`Actor::post_start`]).
     pub(crate) start: Option<StartFn>,
@@ -130,6 +130,9 @@ pub(crate) struct ActorQueue {
     /// its opening (lugo's library made it) is still there.
     pub(crate) fresh: bool,
 }
+
+/// Takes an actor's goroutine dump ([`Actor::ask_dump`]), on its M.
+pub type DumpReply = Box<dyn FnOnce(String) + Send>;
 
 /// Opens a new actor's state and starts its first G; run once, by the
 /// first M that runs the actor, which owns it then. An error ends the
@@ -935,10 +938,10 @@ impl Actor {
         self.post(|q| q.start = Some(start));
     }
 
-    /// Asks the actor for its goroutine dump, sent as a string on `to`
-    /// by its M between two goroutines' turns (nothing if it has ended).
-    pub fn ask_dump(self: &Arc<Self>, to: Arc<crate::chan::Chan>) {
-        self.post(|q| q.dumps.push(to));
+    /// Asks the actor for its goroutine dump, given to `reply` by its M
+    /// between two goroutines' turns (never, if it has ended).
+    pub fn ask_dump(self: &Arc<Self>, reply: DumpReply) {
+        self.post(|q| q.dumps.push(reply));
     }
 
     /// Posts task `id` to be run by the actor's task function on its M.

@@ -503,15 +503,12 @@ impl Shared {
             }
             if !q.dumps.is_empty() {
                 // Another actor's `runtime.stack(true)`: no G runs now.
-                let to = std::mem::take(&mut q.dumps);
+                let replies = std::mem::take(&mut q.dumps);
                 drop(q);
                 let dump = on_main_thread(actor, |_| dump::dump_actor(actor, None))
                     .unwrap_or_else(|e| format!("(cannot dump actor {}: {e})\n", actor.id));
-                let msg = crate::wake::Msg::Copied(Arc::new(crate::portable::Portable::scalar(
-                    crate::portable::PValue::String(dump.into_bytes().into_boxed_slice()),
-                )));
-                for ch in to {
-                    ch.offer(msg.clone());
+                for reply in replies {
+                    reply(dump.clone());
                 }
                 q = relock(actor);
                 continue;
