@@ -109,6 +109,10 @@ pub(crate) struct ActorQueue {
     /// The labels of the Gs that have any (`runtime.setlabel`), by id;
     /// a G starts with its creator's.
     labels: rustc_hash::FxHashMap<u64, Labels>,
+    /// The slot of each G by id, made by the first lookup (`key_of`:
+    /// `runtime.interrupt`) and kept from then on: an actor that never
+    /// looks a G up pays nothing for it on each spawn and end.
+    ids: Option<rustc_hash::FxHashMap<u64, GKey>>,
     runq: VecDeque<GKey>,
     runnext: Option<GKey>,
     runnext_streak: u32,
@@ -142,12 +146,20 @@ pub type StartFn = Box<dyn FnOnce(&Arc<Actor>) -> Result<(), String> + Send>;
 impl ActorQueue {
     /// Adds G `g` to the table; its slot.
     pub(crate) fn insert(&mut self, g: G) -> GKey {
-        self.gs.insert(g)
+        let id = g.id;
+        let key = self.gs.insert(g);
+        if let Some(ids) = &mut self.ids {
+            ids.insert(id, key);
+        }
+        key
     }
 
     /// Takes the G of slot `key` out of the table (it has ended).
     pub(crate) fn remove(&mut self, key: GKey) -> G {
         let g = self.gs.remove(key);
+        if let Some(ids) = &mut self.ids {
+            ids.remove(&g.id);
+        }
         if !self.labels.is_empty() {
             self.labels.remove(&g.id);
         }
@@ -155,10 +167,14 @@ impl ActorQueue {
         g
     }
 
-    /// The slot of G `gid`, if it is alive: a scan (no index by id: it
-    /// would cost every spawn and end, for the rare lookups).
-    pub(crate) fn key_of(&self, gid: u64) -> Option<GKey> {
-        self.gs.iter().find(|(_, g)| g.id == gid).map(|(k, _)| k)
+    /// The slot of G `gid`, if it is alive (the first lookup indexes the
+    /// table: `ids`).
+    pub(crate) fn key_of(&mut self, gid: u64) -> Option<GKey> {
+        let gs = &self.gs;
+        let ids = self
+            .ids
+            .get_or_insert_with(|| gs.iter().map(|(k, g)| (g.id, k)).collect());
+        ids.get(&gid).copied()
     }
 
     /// An empty queue of an idle actor.
@@ -167,6 +183,7 @@ impl ActorQueue {
             gs: Slab::new(),
             words: ParkWords::default(),
             labels: Default::default(),
+            ids: None,
             runq: VecDeque::new(),
             runnext: None,
             runnext_streak: 0,
@@ -676,6 +693,7 @@ impl Actor {
             q.runnext = None;
             q.tasks.clear();
             q.labels.clear();
+            q.ids = None;
             // Their waiters die with them: nothing is handed to a G that
             // will never run again.
             let q = &mut *q;
@@ -1039,7 +1057,8 @@ impl Actor {
     /// holds the actor's state.
     pub fn reserve_stack(&self, gid: u64, slots: std::ffi::c_int) {
         let q = self.lock();
-        if let Some(g) = q.key_of(gid).map(|k| &q.gs[k]) {
+        // A scan: the main G is among the first (no index made for it).
+        if let Some((_, g)) = q.gs.iter().find(|(_, g)| g.id == gid) {
             // SAFETY: the caller holds the state; the G has not run, its
             // thread is suspended; lua_checkstack is inert (it returns 0
             // instead of raising).

@@ -28,7 +28,7 @@
 //! 5% the issue allows for an always-on recorder (see the closing note).
 //!
 //! Invariants: while neither is on, each event site costs one relaxed
-//! load of [`ON`]; a thread's own buffer is touched by that thread only;
+//! load of `ON`; a thread's own buffer is touched by that thread only;
 //! the events a thread has not moved yet (fewer than [`BATCH`], of an M
 //! in the middle of a slice) are not in what is written meanwhile.
 
