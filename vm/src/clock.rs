@@ -14,7 +14,12 @@ static COARSE: AtomicU32 = AtomicU32::new(0);
 /// Nanoseconds on the runtime's monotonic clock.
 pub fn now_ns() -> u64 {
     let ns = EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64;
-    COARSE.store((ns / 1_000_000_000) as u32, Ordering::Relaxed);
+    let secs = (ns / 1_000_000_000) as u32;
+    // Written about once a second (readers on other cores keep the line
+    // shared); never backwards, whoever read the clock first.
+    if COARSE.load(Ordering::Relaxed) < secs {
+        COARSE.fetch_max(secs, Ordering::Relaxed);
+    }
     ns
 }
 

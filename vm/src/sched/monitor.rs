@@ -150,7 +150,7 @@ impl Mechanism for Monitored {
             .sysmon_ticks
             .fetch_add(1, Ordering::Relaxed);
         // The CPU profile: a sample of every M that runs Lua, every period.
-        if crate::profile::due(now_ns()) {
+        if crate::profile::is_active() && crate::profile::due(now_ns()) {
             for p in &self.0.ps[..self.0.watched_procs()] {
                 let slot = p.slot();
                 if slot.is_running() {
