@@ -213,12 +213,20 @@ pub fn display(lua: &Lua, v: &Value) -> mlua::Result<Vec<u8>> {
 
 /// `values` shown tab-separated and ended by a newline, as `print` does.
 pub fn display_all(lua: &Lua, values: &MultiValue) -> mlua::Result<Vec<u8>> {
+    line_of(values, |v| display(lua, v))
+}
+
+/// `values`, each as `show` shows it, tab-separated and ended by a newline.
+pub fn line_of(
+    values: &MultiValue,
+    show: impl Fn(&mlua::Value) -> mlua::Result<Vec<u8>>,
+) -> mlua::Result<Vec<u8>> {
     let mut line = Vec::new();
     for (i, v) in values.iter().enumerate() {
         if i > 0 {
             line.push(b'\t');
         }
-        line.extend(display(lua, v)?);
+        line.extend(show(v)?);
     }
     line.push(b'\n');
     Ok(line)

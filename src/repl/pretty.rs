@@ -233,15 +233,7 @@ fn render(doc: &Doc, indent: usize) -> String {
 
 /// A line's values, tab-separated and ended by a newline.
 pub fn show_all(lua: &Lua, values: &mlua::MultiValue) -> mlua::Result<Vec<u8>> {
-    let mut line = Vec::new();
-    for (i, v) in values.iter().enumerate() {
-        if i > 0 {
-            line.push(b'\t');
-        }
-        line.extend(show(lua, v)?);
-    }
-    line.push(b'\n');
-    Ok(line)
+    super::console::line_of(values, |v| show(lua, v))
 }
 
 #[cfg(test)]

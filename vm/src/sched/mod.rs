@@ -418,18 +418,7 @@ impl Shared {
             let dumped = match wait {
                 _ if a.blocking_gid() != 0 => None,
                 None => Some(a.with_state(|| dump::dump_actor(&a, None))),
-                Some(w) => {
-                    let (tx, rx) = std::sync::mpsc::channel();
-                    let b = a.clone();
-                    // Left behind if the state stays held: the process is
-                    // about to exit (SIGQUIT).
-                    let _ = std::thread::Builder::new()
-                        .name("lugo-dump".into())
-                        .spawn(move || {
-                            let _ = tx.send(b.with_state(|| dump::dump_actor(&b, None)));
-                        });
-                    rx.recv_timeout(w).ok()
-                }
+                Some(w) => with_state_within(&a, w, |b| dump::dump_actor(b, None)),
             };
             match dumped {
                 Some(Ok(s)) => out.push_str(&s),
@@ -486,6 +475,25 @@ impl Actor {
             .downcast_ref()
             .expect("an actor's runner is a runtime")
     }
+}
+
+/// `f` of `actor` under its state, if the state is free within `wait`: a
+/// helper thread takes it (as a host would) and is left behind while it
+/// stays held (a goroutine in a blocking call; the dumps that use this
+/// run rarely, or as the process exits).
+fn with_state_within<R: Send + 'static>(
+    actor: &Arc<Actor>,
+    wait: std::time::Duration,
+    f: impl FnOnce(&Actor) -> R + Send + 'static,
+) -> Option<R> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let a = actor.clone();
+    let _ = std::thread::Builder::new()
+        .name("lugo-dump".into())
+        .spawn(move || {
+            let _ = tx.send(a.with_state(|| f(&a)));
+        });
+    rx.recv_timeout(wait).ok()
 }
 
 /// Closes the states of `actors` on this thread (the runtime's Ms have
@@ -920,17 +928,8 @@ impl Runtime {
     pub fn ps(&self, wait: std::time::Duration) -> String {
         let mut lines = vec![dump::ps_header()];
         for a in self.actors() {
-            let (tx, rx) = std::sync::mpsc::channel();
-            let b = a.clone();
-            // Left behind if the state stays held (as `dump_all`).
-            let _ = std::thread::Builder::new()
-                .name("lugo-ps".into())
-                .spawn(move || {
-                    let _ = tx.send(b.with_state(|| dump::records_of(&b, true)));
-                });
-            let recs = rx
-                .recv_timeout(wait)
-                .unwrap_or_else(|_| dump::records_of(&a, false));
+            let recs = with_state_within(&a, wait, |b| dump::records_of(b, true))
+                .unwrap_or_else(|| dump::records_of(&a, false));
             let hidden = self.shared.config.face.hidden_chunk();
             lines.extend(recs.iter().map(|r| dump::ps_line(r, hidden)));
         }
