@@ -96,40 +96,28 @@ pub enum End {
     Panicked,
 }
 
-/// One recorded event (timestamps: the runtime clock, ns).
+/// The P of a thread that serves none (sysmon, a host).
+const NO_P: u16 = u16::MAX;
+
+/// One recorded event: 32 bytes (timestamps: stamps until written, then
+/// the runtime clock's ns).
 #[derive(Clone, Debug)]
 enum Ev {
     /// Goroutine `g` of `actor` ran on P `p` from `start` to `end`.
     Run {
-        p: u32,
-        g: u64,
-        actor: u64,
         start: u64,
         end: u64,
+        g: u64,
+        actor: u32,
+        p: u16,
         how: End,
     },
-    /// `from` (0: not a goroutine) readied `to` at `ts`, on P `p` (none: a
-    /// thread without one).
-    Wake {
-        p: Option<u32>,
-        ts: u64,
-        from: u64,
-        to: u64,
-        flow: u64,
-    },
+    /// `from` (0: not a goroutine) readied `to` at `ts`, on P `p`.
+    Wake { ts: u64, from: u64, to: u64, p: u16 },
     /// Goroutine `g` started `child`.
-    Go {
-        p: Option<u32>,
-        ts: u64,
-        g: u64,
-        child: u64,
-    },
-    /// Something else that happened on P `p` (none: sysmon, a host).
-    Instant {
-        p: Option<u32>,
-        ts: u64,
-        name: &'static str,
-    },
+    Go { ts: u64, g: u64, child: u64, p: u16 },
+    /// Something else that happened on P `p`.
+    Instant { ts: u64, name: &'static str, p: u16 },
 }
 
 /// What a thread has moved where the writer reads: whole batches (no copy,
@@ -144,22 +132,20 @@ static BUFS: Mutex<Vec<Buf>> = Mutex::new(Vec::new());
 struct Local {
     /// Events not moved yet.
     events: Vec<Ev>,
-    /// The P this thread serves ([`set_p`]; `u32::MAX`: none).
-    p: u32,
-    /// Wake-ups recorded by this thread (flow ids).
-    flows: u64,
-    /// Where its batches go, and its number (flow ids); made at its first
-    /// batch or wake-up.
-    buf: Option<(Buf, u64)>,
+    /// The P this thread serves ([`set_p`]; [`NO_P`]: none).
+    p: u16,
+    /// Where its batches go; made at its first batch.
+    buf: Option<Buf>,
 }
 
 impl Local {
-    fn buf(&mut self) -> &(Buf, u64) {
+    fn buf(&mut self) -> &Buf {
         self.buf.get_or_insert_with(|| {
             let b: Buf = Arc::default();
-            let mut all = BUFS.lock().unwrap_or_else(|e| e.into_inner());
-            all.push(b.clone());
-            (b, all.len() as u64)
+            BUFS.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(b.clone());
+            b
         })
     }
 
@@ -170,8 +156,7 @@ impl Local {
         }
         let batch = std::mem::replace(&mut self.events, Vec::with_capacity(BATCH));
         let ring = MODE.load(Ordering::Relaxed) == 2;
-        let (b, _) = self.buf();
-        let mut q = b.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = self.buf().lock().unwrap_or_else(|e| e.into_inner());
         q.push_back(batch);
         while ring && q.len() > RING / BATCH {
             q.pop_front();
@@ -181,7 +166,7 @@ impl Local {
 
 thread_local! {
     static LOCAL: std::cell::RefCell<Local> = const {
-        std::cell::RefCell::new(Local { events: Vec::new(), p: u32::MAX, flows: 0, buf: None })
+        std::cell::RefCell::new(Local { events: Vec::new(), p: NO_P, buf: None })
     };
 }
 
@@ -232,14 +217,11 @@ pub fn flush() {
     let _ = LOCAL.try_with(|l| l.borrow_mut().flush());
 }
 
-fn p_of(l: &Local) -> Option<u32> {
-    Some(l.p).filter(|&p| p != u32::MAX)
-}
-
 /// The P this thread serves from now on (the scheduler says so as an M
 /// takes or leaves one).
 pub fn set_p(p: Option<usize>) {
-    let _ = LOCAL.try_with(|l| l.borrow_mut().p = p.map_or(u32::MAX, |p| p as u32));
+    let _ =
+        LOCAL.try_with(|l| l.borrow_mut().p = p.map_or(NO_P, |p| p.min(NO_P as usize - 1) as u16));
 }
 
 /// A timestamp for the start of a run ([`run`]).
@@ -252,11 +234,11 @@ pub fn now() -> u64 {
 pub fn run(g: u64, actor: u64, start: u64, how: End) {
     let end = stamp();
     push(|l| Ev::Run {
-        p: l.p,
-        g,
-        actor,
         start,
         end,
+        g,
+        actor: actor as u32,
+        p: l.p,
         how,
     });
 }
@@ -265,17 +247,11 @@ pub fn run(g: u64, actor: u64, start: u64, how: End) {
 pub fn wake(to: u64) {
     let from = crate::preempt::current_slot().map_or(0, |s| s.gid());
     let ts = stamp();
-    push(|l| {
-        // Unique without a shared counter: the thread's number, then its own.
-        l.flows += 1;
-        let flow = (l.buf().1 << 40) | l.flows;
-        Ev::Wake {
-            p: p_of(l),
-            ts,
-            from,
-            to,
-            flow,
-        }
+    push(|l| Ev::Wake {
+        ts,
+        from,
+        to,
+        p: l.p,
     });
 }
 
@@ -284,21 +260,17 @@ pub fn go(child: u64) {
     let g = crate::preempt::current_slot().map_or(0, |s| s.gid());
     let ts = stamp();
     push(|l| Ev::Go {
-        p: p_of(l),
         ts,
         g,
         child,
+        p: l.p,
     });
 }
 
 /// Something happened on this thread's P (or off any P).
 pub fn instant(name: &'static str) {
     let ts = stamp();
-    push(|l| Ev::Instant {
-        p: p_of(l),
-        ts,
-        name,
-    });
+    push(|l| Ev::Instant { ts, name, p: l.p });
 }
 
 /// The name of how a run ended, as the trace shows it.
@@ -313,10 +285,10 @@ fn end_name(how: End) -> String {
 }
 
 /// The track (Chrome's `tid`) of P `p`, or of the threads without one.
-fn tid(p: Option<u32>) -> u32 {
+fn tid(p: u16) -> u32 {
     match p {
-        Some(p) if p != u32::MAX => p,
-        _ => 1000,
+        NO_P => 1000,
+        p => u32::from(p),
     }
 }
 
@@ -362,7 +334,7 @@ pub fn json() -> String {
     let mut tids: Vec<u32> = evs
         .iter()
         .map(|e| match e {
-            Ev::Run { p, .. } => tid(Some(*p)),
+            Ev::Run { p, .. } => tid(*p),
             Ev::Wake { p, .. } | Ev::Go { p, .. } | Ev::Instant { p, .. } => tid(*p),
         })
         .collect();
@@ -389,18 +361,14 @@ pub fn json() -> String {
                 how,
             } => emit(format!(
                 r#"{{"name":"G{g}","cat":"goroutine","ph":"X","pid":1,"tid":{},"ts":{},"dur":{},"args":{{"g":{g},"actor":{actor},"end":"{}"}}}}"#,
-                tid(Some(*p)),
+                tid(*p),
                 us(*start),
                 us(end.saturating_sub(*start)),
                 end_name(*how)
             )),
-            Ev::Wake {
-                p,
-                ts,
-                from,
-                to,
-                flow,
-            } => {
+            Ev::Wake { p, ts, from, to } => {
+                // Unique: the event's place in the trace.
+                let flow = i + 1;
                 let who = if *from == 0 {
                     "runtime".to_string()
                 } else {
@@ -425,7 +393,7 @@ pub fn json() -> String {
                     ));
                     emit(format!(
                         r#"{{"name":"wake","cat":"wake","ph":"f","bp":"e","id":{flow},"pid":1,"tid":{},"ts":{}}}"#,
-                        tid(Some(np)),
+                        tid(np),
                         us(start)
                     ));
                 }
@@ -474,7 +442,8 @@ mod tests {
             end_name(End::Parked(crate::wake::WaitReason::ChanSend)),
             "parked: chan send"
         );
-        assert_eq!(tid(None), 1000);
-        assert_eq!(tid(Some(2)), 2);
+        assert_eq!(tid(NO_P), 1000);
+        assert_eq!(tid(2), 2);
+        assert!(std::mem::size_of::<Ev>() <= 32, "an event is 32 bytes");
     }
 }
