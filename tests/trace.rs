@@ -68,7 +68,24 @@ fn a_trace_shows_runs_parks_and_wakes_consistently() {
     // Runs of each goroutine, in time order: never two at once.
     let mut runs: HashMap<u64, Vec<(f64, f64)>> = HashMap::new();
     let mut parked = 0;
-    for e in evs.iter().filter(|e| e["ph"] == "X") {
+    // The Ms' tracks (pid 2): an M runs one goroutine at a time.
+    let mut per_m: HashMap<u64, Vec<(f64, f64)>> = HashMap::new();
+    for e in evs.iter().filter(|e| e["ph"] == "X" && e["pid"] == 2) {
+        let ts = e["ts"].as_f64().unwrap();
+        per_m
+            .entry(e["tid"].as_u64().unwrap())
+            .or_default()
+            .push((ts, ts + e["dur"].as_f64().unwrap()));
+    }
+    assert!(!per_m.is_empty(), "a track per M");
+    for (m, rs) in &mut per_m {
+        rs.sort_by(|a, b| a.0.total_cmp(&b.0));
+        for w in rs.windows(2) {
+            assert!(w[0].1 <= w[1].0 + 1e-3, "M{m} ran two at once: {w:?}");
+        }
+    }
+    // The Ps' tracks (pid 1).
+    for e in evs.iter().filter(|e| e["ph"] == "X" && e["pid"] == 1) {
         let g = e["args"]["g"].as_u64().expect("a run names its goroutine");
         let ts = e["ts"].as_f64().unwrap();
         runs.entry(g)

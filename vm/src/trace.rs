@@ -13,9 +13,12 @@
 //! recorded:
 //! - a goroutine's run on an M: a slice on its P's track, named `G17`,
 //!   with its actor and how it ended (`parked: chan receive`, `preempted`,
-//!   `yielded`, `exited`, `panicked`);
+//!   `yielded`, `exited`, `panicked`), and again on its M's track (the
+//!   thread whose buffer holds it);
 //! - a wake-up: a flow arrow from the goroutine (or the timer, the poller)
-//!   that readied a goroutine to the start of that goroutine's next run;
+//!   that readied a goroutine to the start of that goroutine's next run
+//!   (a run's first wake-up goes with the run's record: its arrow leaves
+//!   from the run's end);
 //! - a goroutine's start (`go`), with its parent;
 //! - instants on the P's track: blocking calls and hand-offs, timers fired,
 //!   sockets polled, collections asked for.
@@ -99,15 +102,18 @@ pub enum End {
 /// The P of a thread that serves none (sysmon, a host).
 const NO_P: u16 = u16::MAX;
 
-/// One recorded event: 32 bytes (timestamps: stamps until written, then
+/// One recorded event: 40 bytes (timestamps: stamps until written, then
 /// the runtime clock's ns).
 #[derive(Clone, Debug)]
 enum Ev {
-    /// Goroutine `g` of `actor` ran on P `p` from `start` to `end`.
+    /// Goroutine `g` of `actor` ran on P `p` from `start` to `end`, and
+    /// readied goroutine `woke` (0: none) meanwhile (further wake-ups of
+    /// the run are events of their own).
     Run {
         start: u64,
         end: u64,
         g: u64,
+        woke: u64,
         actor: u32,
         p: u16,
         how: End,
@@ -134,6 +140,9 @@ struct Local {
     events: Vec<Ev>,
     /// The P this thread serves ([`set_p`]; [`NO_P`]: none).
     p: u16,
+    /// The first goroutine the run going on here has readied (0: none):
+    /// it goes with the run's record (one event, one stamp less).
+    woke: u64,
     /// Where its batches go; made at its first batch.
     buf: Option<Buf>,
 }
@@ -166,7 +175,7 @@ impl Local {
 
 thread_local! {
     static LOCAL: std::cell::RefCell<Local> = const {
-        std::cell::RefCell::new(Local { events: Vec::new(), p: NO_P, buf: None })
+        std::cell::RefCell::new(Local { events: Vec::new(), p: NO_P, woke: 0, buf: None })
     };
 }
 
@@ -237,6 +246,7 @@ pub fn run(g: u64, actor: u64, start: u64, how: End) {
         start,
         end,
         g,
+        woke: std::mem::take(&mut l.woke),
         actor: actor as u32,
         p: l.p,
         how,
@@ -246,6 +256,18 @@ pub fn run(g: u64, actor: u64, start: u64, how: End) {
 /// Goroutine `to` was readied (by the goroutine this M runs, if any).
 pub fn wake(to: u64) {
     let from = crate::preempt::current_slot().map_or(0, |s| s.gid());
+    // The first of a run's wake-ups goes with the run's record (the arrow
+    // then leaves from the run's end).
+    let folded = from != 0
+        && LOCAL
+            .try_with(|l| {
+                let mut l = l.borrow_mut();
+                (l.woke == 0).then(|| l.woke = to).is_some()
+            })
+            .unwrap_or(false);
+    if folded {
+        return;
+    }
     let ts = stamp();
     push(|l| Ev::Wake {
         ts,
@@ -303,9 +325,21 @@ pub fn json() -> String {
     flush();
     let ns = to_ns();
     let mut evs: Vec<Ev> = Vec::new();
-    for b in BUFS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+    // Each run again on the track of the thread (the M) that made it.
+    let mut m_runs: Vec<(usize, Ev)> = Vec::new();
+    for (m, b) in BUFS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .enumerate()
+    {
         let q = b.lock().unwrap_or_else(|e| e.into_inner());
-        evs.extend(q.iter().flatten().cloned());
+        for e in q.iter().flatten() {
+            if matches!(e, Ev::Run { .. }) {
+                m_runs.push((m, e.clone()));
+            }
+            evs.push(e.clone());
+        }
     }
     for e in &mut evs {
         match e {
@@ -316,6 +350,22 @@ pub fn json() -> String {
             Ev::Wake { ts, .. } | Ev::Go { ts, .. } | Ev::Instant { ts, .. } => *ts = ns(*ts),
         }
     }
+    // A run's folded wake-up, as a wake-up of its own at the run's end.
+    let folded: Vec<Ev> = evs
+        .iter()
+        .filter_map(|e| match *e {
+            Ev::Run {
+                end, g, woke, p, ..
+            } if woke != 0 => Some(Ev::Wake {
+                ts: end,
+                from: g,
+                to: woke,
+                p,
+            }),
+            _ => None,
+        })
+        .collect();
+    evs.extend(folded);
     let ts_of = |e: &Ev| match e {
         Ev::Run { start, .. } => *start,
         Ev::Wake { ts, .. } | Ev::Go { ts, .. } | Ev::Instant { ts, .. } => *ts,
@@ -359,6 +409,7 @@ pub fn json() -> String {
                 start,
                 end,
                 how,
+                ..
             } => emit(format!(
                 r#"{{"name":"G{g}","cat":"goroutine","ph":"X","pid":1,"tid":{},"ts":{},"dur":{},"args":{{"g":{g},"actor":{actor},"end":"{}"}}}}"#,
                 tid(*p),
@@ -410,6 +461,32 @@ pub fn json() -> String {
             )),
         }
     }
+    let mut ms: Vec<usize> = m_runs.iter().map(|(m, _)| *m).collect();
+    ms.sort_unstable();
+    ms.dedup();
+    for m in ms {
+        emit(format!(
+            r#"{{"name":"thread_name","ph":"M","pid":2,"tid":{m},"args":{{"name":"M{m}"}}}}"#
+        ));
+    }
+    if !m_runs.is_empty() {
+        emit(
+            r#"{"name":"process_name","ph":"M","pid":2,"tid":0,"args":{"name":"lugo Ms"}}"#.into(),
+        );
+    }
+    for (m, e) in m_runs {
+        if let Ev::Run {
+            g, start, end, p, ..
+        } = e
+        {
+            emit(format!(
+                r#"{{"name":"G{g}","cat":"goroutine","ph":"X","pid":2,"tid":{m},"ts":{},"dur":{},"args":{{"g":{g},"p":{}}}}}"#,
+                us(ns(start)),
+                us(ns(end).saturating_sub(ns(start))),
+                tid(p)
+            ));
+        }
+    }
     let _ = write!(out, "\n]}}\n");
     out
 }
@@ -444,6 +521,9 @@ mod tests {
         );
         assert_eq!(tid(NO_P), 1000);
         assert_eq!(tid(2), 2);
-        assert!(std::mem::size_of::<Ev>() <= 32, "an event is 32 bytes");
+        assert!(
+            std::mem::size_of::<Ev>() <= 40,
+            "an event is 40 bytes at most"
+        );
     }
 }
