@@ -625,10 +625,7 @@ unsafe extern "C-unwind" fn after_park(
     // userdata: `raise_wake_error`'s contract, with nothing owned here.
     unsafe {
         let base = base as c_int;
-        if ffi::lua_gettop(l) > base
-            && ffi::lua_type(l, base + 1) == ffi::LUA_TLIGHTUSERDATA
-            && ffi::lua_touserdata(l, base + 1) == park::err().0
-        {
+        if ffi::lua_gettop(l) > base && is_err(l, base + 1) {
             raise_wake_error(l, base + 2)
         }
         ffi::lua_gettop(l) - base
@@ -648,12 +645,22 @@ pub(crate) unsafe fn raise_if_wake_error(l: *mut ffi::lua_State) {
     // caller's (a user cannot push `ERR`: its address is private).
     unsafe {
         let top = ffi::lua_gettop(l);
-        if top >= 2
-            && ffi::lua_type(l, top - 1) == ffi::LUA_TLIGHTUSERDATA
-            && ffi::lua_touserdata(l, top - 1) == park::err().0
-        {
+        if top >= 2 && is_err(l, top - 1) {
             raise_wake_error(l, top)
         }
+    }
+}
+
+/// Whether the value at `idx` is the `ERR` sentinel that comes before a
+/// wake's error.
+///
+/// # Safety
+/// `l` is a valid thread with a value at `idx` (the reads are inert).
+unsafe fn is_err(l: *mut ffi::lua_State, idx: c_int) -> bool {
+    // SAFETY: the contract.
+    unsafe {
+        ffi::lua_type(l, idx) == ffi::LUA_TLIGHTUSERDATA
+            && ffi::lua_touserdata(l, idx) == park::err().0
     }
 }
 

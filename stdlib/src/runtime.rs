@@ -153,19 +153,14 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         "goroutines",
         lua.create_function(move |lua, ()| {
             let hidden = crate::FACE.hidden_chunk();
-            let me = a.current_id();
             let recs = dump::records(&a);
             let t = lua.create_table_with_capacity(recs.len(), 0)?;
             for (i, r) in recs.iter().enumerate() {
                 let g = lua.create_table()?;
                 g.set("id", r.info.id)?;
                 g.set("actor", r.actor)?;
-                let running = r.actor == a.id && r.info.id == me;
-                let state = match running {
-                    true => "running",
-                    false => dump::state_word(r.info.status, r.info.reason),
-                };
-                g.set("state", state)?;
+                // The caller is `running` (its record says so while it runs).
+                g.set("state", dump::state_word(r.info.status, r.info.reason))?;
                 if r.info.status == lugo_vm::g::GStatus::Waiting {
                     g.set("waiting", r.waited)?;
                 }
@@ -246,10 +241,10 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
     p.set(
         "ps",
         lua.create_function(move |_, ()| {
-            let hidden = crate::FACE.hidden_chunk();
-            let mut lines = vec![dump::ps_header()];
-            lines.extend(dump::records(&a).iter().map(|r| dump::ps_line(r, hidden)));
-            Ok(lines.join("\n"))
+            Ok(dump::ps_listing(
+                &dump::records(&a),
+                crate::FACE.hidden_chunk(),
+            ))
         })?,
     )?;
 

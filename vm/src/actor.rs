@@ -600,11 +600,6 @@ impl Actor {
         true
     }
 
-    /// The labels of goroutine `gid`, if it has any.
-    pub fn labels_of(&self, gid: u64) -> Option<Labels> {
-        self.lock().labels.get(&gid).cloned()
-    }
-
     /// Whether goroutine `gid` is one of the actor's, alive.
     pub fn has_goroutine(&self, gid: u64) -> bool {
         self.lock().key_of(gid).is_some()
@@ -874,9 +869,7 @@ impl Actor {
     /// policy); an idle actor is scheduled for it.
     pub fn request_gc(self: &Arc<Self>, kind: GcKind) {
         if self.gc.request(kind) {
-            if crate::trace::on() {
-                crate::trace::instant("collection asked");
-            }
+            crate::trace::instant("collection asked");
             self.post(|_| {});
         }
     }
@@ -1014,9 +1007,7 @@ impl Actor {
     ) -> Result<u64, NoMemory> {
         self.account.hold(crate::mem::G_BYTES)?;
         let id = self.rt.census().goroutine_started();
-        if crate::trace::on() {
-            crate::trace::go(id);
-        }
+        crate::trace::go(id);
         let _ = self
             .main_gid
             .compare_exchange(0, id, Ordering::AcqRel, Ordering::Acquire);
@@ -1121,7 +1112,7 @@ impl Actor {
             let g = &mut q.gs[key];
             g.interrupted = true;
             let parked = g.status == GStatus::Waiting && q.words.get(key).claim_open();
-            if parked && crate::trace::on() {
+            if parked {
                 crate::trace::wake(gid);
             }
             parked
@@ -1135,9 +1126,7 @@ impl Actor {
     }
 
     fn ready(self: &Arc<Self>, key: GKey, id: u64, wake: Wake, front: bool) {
-        if crate::trace::on() {
-            crate::trace::wake(id);
-        }
+        crate::trace::wake(id);
         if running() == self.id {
             // Woken by the actor's own M (a channel operation of the running
             // G, a timer it fires): the M applies it when it next takes the

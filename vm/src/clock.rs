@@ -23,6 +23,13 @@ pub fn now_ns() -> u64 {
     ns
 }
 
+/// Whole seconds on the runtime's clock now (a reading, which keeps
+/// [`coarse_secs`] fresh too): what a dump measures waits against.
+pub fn coarse_secs_now() -> u32 {
+    now_ns();
+    coarse_secs()
+}
+
 /// Whole seconds on the runtime's clock as of its last reading: free to
 /// read, as fresh as the clock's readers make it (sysmon reads it at every
 /// tick while any M runs; an M waking sysmon from its deep sleep reads it

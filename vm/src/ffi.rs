@@ -847,6 +847,32 @@ pub unsafe fn resume(
     }
 }
 
+/// What `read` makes on `l` inside [`protect`] (rule 4), `None` if it
+/// raised; `l`'s stack is put back as it was. The scheduler's readings of
+/// a goroutine's thread (its traceback, creator, wait object).
+///
+/// # Safety
+/// `l` may run Lua code now (`protect`'s contract); `read` owns nothing
+/// with a destructor across its raising calls.
+unsafe fn read_protected<T>(
+    l: *mut ffi::lua_State,
+    read: impl FnOnce(*mut ffi::lua_State) -> Option<T>,
+) -> Option<T> {
+    let mut out = None;
+    // SAFETY: the contract; the closure given to `protect` holds `read` (no
+    // destructor, by the contract) and a borrow of `out`, written last;
+    // `lua_settop` back to `top` is inert.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let _ = protect(l, 0, |l| {
+            out = read(l);
+            0
+        });
+        ffi::lua_settop(l, top);
+    }
+    out
+}
+
 /// The Lua traceback of thread `th`, built on `scratch` inside
 /// [`protect`] (rule 4; nothing is pushed on `th`). Empty if it cannot be
 /// built (out of memory).
@@ -857,24 +883,17 @@ pub unsafe fn resume(
 /// actor's main thread, or the running thread).
 pub unsafe fn traceback(scratch: LuaThread, th: LuaThread) -> String {
     let (l, th) = (scratch.0, th.0);
-    // After `Ok` the string is on top for `string_at` (inert); `lua_settop`
-    // back to `top` drops it, or the error object, and is inert too.
     // SAFETY: `scratch` may run Lua code now and `th`, of the same state,
-    // is not running (the caller's contract). `protect` holds only `th`
-    // (an address); inside it `luaL_traceback` reads `th`'s frames and
-    // builds the string on `l` in a protected C function (its stack has
-    // room), where a raise is caught; `s` is alive across nothing that raises.
+    // is not running (the caller's contract). The reader holds only `th`
+    // (an address): `luaL_traceback` reads `th`'s frames and builds the
+    // string on `l` (a protected C function's stack has room), then
+    // `string_at` copies it (inert).
     unsafe {
-        let top = ffi::lua_gettop(l);
-        let s = match protect(l, 0, |l| {
+        read_protected(l, |l| {
             ffi::luaL_traceback(l, th, ptr::null(), 0);
-            1
-        }) {
-            Ok(_) => string_at(l, -1),
-            Err(Raised) => String::new(),
-        };
-        ffi::lua_settop(l, top);
-        s
+            Some(string_at(l, -1))
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -907,20 +926,17 @@ pub struct Creator {
 /// `scratch` a thread of the same state that may run Lua code now.
 pub unsafe fn creator(scratch: LuaThread, th: LuaThread) -> Option<Creator> {
     let (l, th) = (scratch.0, th.0);
-    let mut out = None;
-    // SAFETY: the contract. Inside `protect` (a protected C function on
-    // `l`, room checked, a raise caught): the creator slots are copied onto
-    // `l` (`lua_getlocal` pushes onto `th`, which has a slot: checked, then
-    // `lua_xmove` moves it, leaving `th`'s height as it was; a thread that
-    // has not run yet has them on its stack at 2..), `lua_getinfo` reads
-    // the function (">S" pops it), the strings are copied out (inert);
-    // `out` is only written there, nothing of ours is alive across a raise
-    // but `out`'s previous `None`.
+    // SAFETY: the contract. In `read_protected` (room checked, a raise
+    // caught): the creator slots are copied onto `l` (`lua_getlocal` pushes
+    // onto `th`, which has a slot: checked, then `lua_xmove` moves it,
+    // leaving `th`'s height as it was; a thread that has not run yet has
+    // them on its stack at 2..), `lua_getinfo` reads the function (">S"
+    // pops it), the strings are copied out (inert) after the last call that
+    // may raise.
     unsafe {
-        let top = ffi::lua_gettop(l);
-        let read = protect(l, 0, |l| {
+        read_protected(l, |l| {
             if ffi::lua_checkstack(th, 1) == 0 || ffi::lua_checkstack(l, CREATOR_SLOTS + 2) == 0 {
-                return 0;
+                return None;
             }
             let mut ar: ffi::lua_Debug = std::mem::zeroed();
             let mut level = 0;
@@ -931,7 +947,7 @@ pub unsafe fn creator(scratch: LuaThread, th: LuaThread) -> Option<Creator> {
                 // Running or parked: the body's C frame holds them.
                 for n in 1..=CREATOR_SLOTS {
                     if ffi::lua_getlocal(th, &ar, n).is_null() {
-                        return 0;
+                        return None;
                     }
                     if th != l {
                         ffi::lua_xmove(th, l, 1);
@@ -944,7 +960,7 @@ pub unsafe fn creator(scratch: LuaThread, th: LuaThread) -> Option<Creator> {
                     ffi::lua_xmove(th, l, 1);
                 }
             } else {
-                return 0;
+                return None;
             }
             // [parent, function, line]
             let parent = ffi::lua_tointegerx(l, -3, ptr::null_mut()).max(0) as u64;
@@ -968,13 +984,9 @@ pub unsafe fn creator(scratch: LuaThread, th: LuaThread) -> Option<Creator> {
                     c.at = format!("{src}:{line}");
                 }
             }
-            out = Some(c);
-            0
-        });
-        let _ = read;
-        ffi::lua_settop(l, top);
+            Some(c)
+        })
     }
-    out
 }
 
 /// What the parked goroutine whose thread is `th` waits on: the first
@@ -994,19 +1006,16 @@ pub unsafe fn wait_object(scratch: LuaThread, th: LuaThread, key: &'static str) 
     let Ok(name) = std::ffi::CString::new(key) else {
         return None;
     };
-    let mut out = None;
-    // SAFETY: the contract. Inside `protect` (a protected C function on
-    // `l`, room checked, a raise caught; `name` lives outside it): `lua_getlocal` pushes the top
+    // SAFETY: the contract. In `read_protected` (room checked, a raise
+    // caught; `name` lives outside it): `lua_getlocal` pushes the top
     // frame's first argument onto `th` (a slot checked), `lua_xmove` moves
-    // it to `l`, leaving `th`'s height as it was; `describe` is a C
-    // function of the face (it reads the value, makes a string), called
-    // protected; the string is copied out (inert). Nothing of ours is alive
-    // across a raise but `out`'s previous `None`.
+    // it to `l`, leaving `th`'s height as it was; `describe` is a C function
+    // of the face (it reads the value, makes a string), called protected;
+    // the string is copied out (inert), last.
     unsafe {
-        let top = ffi::lua_gettop(l);
-        let _ = protect(l, 0, |l| {
+        read_protected(l, |l| {
             if ffi::lua_checkstack(th, 1) == 0 || ffi::lua_checkstack(l, 4) == 0 {
-                return 0;
+                return None;
             }
             let mut ar: ffi::lua_Debug = std::mem::zeroed();
             if ffi::lua_getstack(th, 0, &mut ar) == 0
@@ -1014,24 +1023,19 @@ pub unsafe fn wait_object(scratch: LuaThread, th: LuaThread, key: &'static str) 
                 || std::ffi::CStr::from_ptr(ar.what).to_bytes() != b"C"
                 || ffi::lua_getlocal(th, &ar, 1).is_null()
             {
-                return 0;
+                return None;
             }
             ffi::lua_xmove(th, l, 1);
             if ffi::lua_type(l, -1) != ffi::LUA_TUSERDATA {
-                return 0;
+                return None;
             }
             let at = ffi::lua_topointer(l, -1);
             ffi::lua_getfield(l, ffi::LUA_REGISTRYINDEX, name.as_ptr());
             ffi::lua_pushvalue(l, -2);
-            if ffi::lua_pcall(l, 1, 1, 0) == ffi::LUA_OK && ffi::lua_type(l, -1) == ffi::LUA_TSTRING
-            {
-                out = Some(format!("{} at {at:p}", string_at(l, -1)));
-            }
-            0
-        });
-        ffi::lua_settop(l, top);
+            (ffi::lua_pcall(l, 1, 1, 0) == ffi::LUA_OK && ffi::lua_type(l, -1) == ffi::LUA_TSTRING)
+                .then(|| format!("{} at {at:p}", string_at(l, -1)))
+        })
     }
-    out
 }
 
 /// Releases the registry reference that kept a G's thread alive, on

@@ -517,7 +517,7 @@ impl Netpoll {
                 }
             }
         }
-        if !woken.is_empty() && crate::trace::on() {
+        if !woken.is_empty() {
             crate::trace::instant("netpoll");
         }
         let n = woken

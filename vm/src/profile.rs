@@ -55,16 +55,14 @@ pub fn stop() -> Vec<(String, u64)> {
 }
 
 /// Whether sysmon should ask for samples now (at most every
-/// [`PERIOD_NS`]); claims the period when it should.
+/// [`PERIOD_NS`]); the period starts again when it should. Only the
+/// sysmon thread calls it.
 pub(crate) fn due(now: u64) -> bool {
-    if !is_active() {
-        return false;
+    let due = now.saturating_sub(LAST.load(Ordering::Relaxed)) >= PERIOD_NS;
+    if due {
+        LAST.store(now, Ordering::Relaxed);
     }
-    let last = LAST.load(Ordering::Relaxed);
-    now.saturating_sub(last) >= PERIOD_NS
-        && LAST
-            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-            .is_ok()
+    due
 }
 
 /// One frame as a profile names it (see the module comment); `None` for a

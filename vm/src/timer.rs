@@ -300,9 +300,7 @@ impl Timers {
         if !self.due(now) {
             return 0;
         }
-        if crate::trace::on() {
-            crate::trace::instant("timers fired");
-        }
+        crate::trace::instant("timers fired");
         let mut fired = Vec::new();
         // Fired one-shot entries, dropped (their charges given back) once
         // the lock is released.

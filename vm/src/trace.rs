@@ -222,8 +222,11 @@ fn push(make: impl FnOnce(&mut Local) -> Ev) {
 /// Moves this thread's events where the writer reads them (the scheduler
 /// calls it as an M lets go of an actor, and as the program ends; every
 /// [`BATCH`] events it happens by itself).
+#[inline]
 pub fn flush() {
-    let _ = LOCAL.try_with(|l| l.borrow_mut().flush());
+    if on() {
+        let _ = LOCAL.try_with(|l| l.borrow_mut().flush());
+    }
 }
 
 /// The P this thread serves from now on (the scheduler says so as an M
@@ -254,7 +257,16 @@ pub fn run(g: u64, actor: u64, start: u64, how: End) {
 }
 
 /// Goroutine `to` was readied (by the goroutine this M runs, if any).
+/// Each event function costs a relaxed load while nothing is recorded.
+#[inline]
 pub fn wake(to: u64) {
+    if on() {
+        record_wake(to);
+    }
+}
+
+#[cold]
+fn record_wake(to: u64) {
     let from = crate::preempt::current_slot().map_or(0, |s| s.gid());
     // The first of a run's wake-ups goes with the run's record (the arrow
     // then leaves from the run's end).
@@ -278,7 +290,15 @@ pub fn wake(to: u64) {
 }
 
 /// Goroutine `child` was started (by the goroutine this M runs, if any).
+#[inline]
 pub fn go(child: u64) {
+    if on() {
+        record_go(child);
+    }
+}
+
+#[cold]
+fn record_go(child: u64) {
     let g = crate::preempt::current_slot().map_or(0, |s| s.gid());
     let ts = stamp();
     push(|l| Ev::Go {
@@ -290,7 +310,15 @@ pub fn go(child: u64) {
 }
 
 /// Something happened on this thread's P (or off any P).
+#[inline]
 pub fn instant(name: &'static str) {
+    if on() {
+        record_instant(name);
+    }
+}
+
+#[cold]
+fn record_instant(name: &'static str) {
     let ts = stamp();
     push(|l| Ev::Instant { ts, name, p: l.p });
 }

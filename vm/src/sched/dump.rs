@@ -56,15 +56,20 @@ pub fn waited(since: u32, now: u32) -> Option<String> {
     Some(format!("{n} {unit}{}", if n == 1 { "" } else { "s" }))
 }
 
+/// How long `g` has waited, if it waits (see [`waited`]).
+pub fn waited_of(g: &GInfo, now: u32) -> Option<String> {
+    (g.status == GStatus::Waiting)
+        .then(|| waited(g.since, now))
+        .flatten()
+}
+
 /// A goroutine's header line: `goroutine N [state, waited] {labels}
 /// (actor A):`.
 pub fn header(g: &GInfo, state: &str, now: u32, whose: &str) -> String {
     let mut h = format!("goroutine {} [{state}", g.id);
-    if g.status == GStatus::Waiting {
-        if let Some(w) = waited(g.since, now) {
-            h.push_str(", ");
-            h.push_str(&w);
-        }
+    if let Some(w) = waited_of(g, now) {
+        h.push_str(", ");
+        h.push_str(&w);
     }
     h.push(']');
     if let Some(labels) = &g.labels {
@@ -142,10 +147,7 @@ pub fn records(me: &Actor) -> Vec<Record> {
 /// running G called, or on another thread while no M runs it
 /// (`Actor::with_state`).
 pub fn records_of(actor: &Actor, creators: bool) -> Vec<Record> {
-    let now = {
-        crate::clock::now_ns();
-        crate::clock::coarse_secs()
-    };
+    let now = crate::clock::coarse_secs_now();
     actor
         .goroutines()
         .into_iter()
@@ -173,8 +175,15 @@ pub fn records_of(actor: &Actor, creators: bool) -> Vec<Record> {
         .collect()
 }
 
+/// `runtime.ps()`'s listing of `recs`: a header, then a line each.
+pub fn ps_listing(recs: &[Record], hidden: &str) -> String {
+    let mut lines = vec![ps_header()];
+    lines.extend(recs.iter().map(|r| ps_line(r, hidden)));
+    lines.join("\n")
+}
+
 /// The header of `runtime.ps()`'s listing.
-pub fn ps_header() -> String {
+fn ps_header() -> String {
     format!(
         "{:<6} {:<5} {:<22} {:<32} LABELS",
         "ID", "ACTOR", "STATE", "CREATED BY"
@@ -183,7 +192,7 @@ pub fn ps_header() -> String {
 
 /// One goroutine's line of `runtime.ps()`'s listing (creators in lugo's
 /// own chunk `hidden` not shown).
-pub fn ps_line(r: &Record, hidden: &str) -> String {
+fn ps_line(r: &Record, hidden: &str) -> String {
     let mut state = state_word(r.info.status, r.info.reason).to_string();
     if r.waited > 0 {
         state.push_str(&format!(", {}s", r.waited));
@@ -230,31 +239,36 @@ pub fn state_word(status: GStatus, reason: crate::wake::WaitReason) -> &'static 
 /// traceback `current_tb` taken by the caller. Must run on the M that owns
 /// the actor (or while no M runs it).
 pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<String> {
-    let hidden = actor.runtime().shared.config.face.hidden_chunk();
-    let mut out = String::new();
-    // Goroutines of actors other than the main one say whose they are.
-    let whose = if actor.id == 1 {
-        String::new()
-    } else {
-        format!(" (actor {})", actor.id)
-    };
-    let now = {
-        crate::clock::now_ns();
-        crate::clock::coarse_secs()
-    };
+    let face = actor.runtime().shared.config.face;
+    let hidden = face.hidden_chunk();
+    let whose = whose(actor);
+    let now = crate::clock::coarse_secs_now();
     let gs = actor.goroutines();
+    let mut out = String::new();
+    // What follows a G's frames: what it waits on, who created it.
+    let tail = |out: &mut String, g: &GInfo| {
+        if g.status == GStatus::Waiting {
+            // SAFETY: the caller runs on the M that owns the actor (or no M
+            // runs it), and `g` is parked: its thread is suspended.
+            let obj =
+                unsafe { crate::ffi::wait_object(actor.main_thread, g.thread, face.describe_key) };
+            if let Some(obj) = obj {
+                out.push_str(&format!("waiting on {obj}\n"));
+            }
+        }
+        // SAFETY: as for the traceback below; a running G's thread is in
+        // the middle of the C function that asked (`runtime.stack`), with
+        // its frames as they are, and the actor's main thread is idle.
+        if let Some(c) = unsafe { crate::ffi::creator(actor.main_thread, g.thread) } {
+            out.push_str(&created_by(&c, hidden));
+        }
+    };
     // The running G first.
     let running = current.and_then(|(id, tb)| gs.iter().find(|g| g.id == id).map(|g| (g, tb)));
     if let Some((g, tb)) = running {
         out.push_str(&header(g, "running", now, &whose));
         out.push_str(&format_traceback(tb, hidden));
-        // SAFETY: the caller runs on the M that owns the actor, in a C
-        // function the running G called (`runtime.stack`): its thread is in
-        // the middle of that call, with its frames as they are, and the
-        // actor's main thread is idle (as for `traceback`).
-        if let Some(c) = unsafe { crate::ffi::creator(actor.main_thread, g.thread) } {
-            out.push_str(&created_by(&c, hidden));
-        }
+        tail(&mut out, g);
     }
     for g in &gs {
         if current.is_some_and(|(id, _)| id == g.id) {
@@ -268,31 +282,26 @@ pub fn dump_actor(actor: &Actor, current: Option<(u64, &str)>) -> mlua::Result<S
         }
         out.push_str(&header(g, state_word(g.status, g.reason), now, &whose));
         out.push_str(&format_traceback(&tb, hidden));
-        if g.status == GStatus::Waiting {
-            let key = actor.runtime().shared.config.face.describe_key;
-            // SAFETY: as for the traceback; the G is parked.
-            if let Some(obj) = unsafe { crate::ffi::wait_object(actor.main_thread, g.thread, key) }
-            {
-                out.push_str(&format!("waiting on {obj}\n"));
-            }
-        }
-        // SAFETY: as for the traceback.
-        if let Some(c) = unsafe { crate::ffi::creator(actor.main_thread, g.thread) } {
-            out.push_str(&created_by(&c, hidden));
-        }
+        tail(&mut out, g);
     }
     Ok(out)
+}
+
+/// What the header of a G of `actor` says after the state: the actor,
+/// unless it is the main one.
+fn whose(actor: &Actor) -> String {
+    if actor.id == 1 {
+        String::new()
+    } else {
+        format!(" (actor {})", actor.id)
+    }
 }
 
 /// Every goroutine of `actor` as its queue tells, without its state (an
 /// M holds it: a goroutine in a blocking call shows `[syscall]`): states
 /// and wait reasons, no stacks.
 pub fn dump_actor_unlocked(actor: &Actor) -> String {
-    let whose = if actor.id == 1 {
-        String::new()
-    } else {
-        format!(" (actor {})", actor.id)
-    };
+    let whose = whose(actor);
     let blocked = actor.blocking_gid();
     let mut out = String::new();
     for g in actor.goroutines() {

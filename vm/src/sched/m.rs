@@ -458,9 +458,7 @@ impl Shared {
         clock.finish(actor, slot);
         actor.publish_heap();
         crate::actor::enter(0);
-        if crate::trace::on() {
-            crate::trace::flush();
-        }
+        crate::trace::flush();
     }
 
     /// The loop of [`Shared::run_actor`]: one G's turn after another.

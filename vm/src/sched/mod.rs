@@ -351,9 +351,7 @@ impl Shared {
     pub(crate) fn finish(&self, outcome: Outcome) {
         // The events of the thread that ends the program go where the
         // trace's writer, woken by the outcome, reads them.
-        if crate::trace::on() {
-            crate::trace::flush();
-        }
+        crate::trace::flush();
         let mut o = lock(&self.outcome);
         if o.is_none() {
             *o = Some(outcome);
@@ -926,14 +924,14 @@ impl Runtime {
     /// while the program goes on; who created a goroutine is read under its
     /// actor's state when that is free within `wait` ("?" otherwise).
     pub fn ps(&self, wait: std::time::Duration) -> String {
-        let mut lines = vec![dump::ps_header()];
+        let mut recs = Vec::new();
         for a in self.actors() {
-            let recs = with_state_within(&a, wait, |b| dump::records_of(b, true))
-                .unwrap_or_else(|| dump::records_of(&a, false));
-            let hidden = self.shared.config.face.hidden_chunk();
-            lines.extend(recs.iter().map(|r| dump::ps_line(r, hidden)));
+            recs.extend(
+                with_state_within(&a, wait, |b| dump::records_of(b, true))
+                    .unwrap_or_else(|| dump::records_of(&a, false)),
+            );
         }
-        lines.join("\n") + "\n"
+        dump::ps_listing(&recs, self.shared.config.face.hidden_chunk()) + "\n"
     }
 
     /// Actors whose state is open (ended actors are forgotten once their
@@ -1005,16 +1003,11 @@ impl Shared {
                 p.len(),
             ));
         }
-        let now = {
-            crate::clock::now_ns();
-            crate::clock::coarse_secs()
-        };
+        let now = crate::clock::coarse_secs_now();
         for a in self.live_actors().iter().filter(|a| !a.has_ended()) {
             for g in a.goroutines() {
                 let mut state = dump::state_word(g.status, g.reason).to_string();
-                if let Some(w) =
-                    dump::waited(g.since, now).filter(|_| g.status == crate::g::GStatus::Waiting)
-                {
+                if let Some(w) = dump::waited_of(&g, now) {
                     state.push_str(&format!(", {w}"));
                 }
                 out.push_str(&format!("\n  G{}: status={state} actor={}", g.id, a.id));

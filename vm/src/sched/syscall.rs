@@ -101,18 +101,14 @@ impl Runtime {
         let p = &self.shared.ps[pid];
         p.syscalltick.fetch_add(1, Ordering::Relaxed);
         p.status.enter_syscall();
-        if crate::trace::on() {
-            crate::trace::instant("blocking call");
-        }
+        crate::trace::instant("blocking call");
         Some(pid)
     }
 
     /// The blocking call is over (step 3): returns once this M holds its P
     /// again.
     pub fn exit_syscall(&self, pid: usize) {
-        if crate::trace::on() {
-            crate::trace::instant("blocking call returned");
-        }
+        crate::trace::instant("blocking call returned");
         let p = &self.shared.ps[pid];
         if p.status.exit_syscall() {
             return;
@@ -134,9 +130,7 @@ impl Shared {
         if !shared.ps[p].status.hand_off() {
             return false;
         }
-        if crate::trace::on() {
-            crate::trace::instant("hand-off");
-        }
+        crate::trace::instant("hand-off");
         let spare = lock(&shared.spares).pop();
         let spare = match spare {
             Some(s) => s,
