@@ -62,6 +62,9 @@ pub(crate) trait Raw: Send + Sync + 'static {
     /// each kind has its own methods (what tab completion offers), added
     /// with [`Registry::add_kind`] and boxed with [`new_box_of`].
     const KINDS: &'static [(&'static CStr, &'static str)] = &[];
+    /// A shared object goroutines wait on (a channel, a lock, a context):
+    /// each new box of it counts for leak checks (`lugo_vm::leak`).
+    const SHARED: bool = false;
     /// `__name` of this value's kind (what `tostring` shows).
     fn short(&self) -> &'static str {
         Self::SHORT
@@ -373,7 +376,53 @@ pub(crate) unsafe fn new_box_of<T: Raw>(l: *mut ffi::lua_State, kind: usize) -> 
             ptr: ptr::null(),
         });
         ffi::luaL_setmetatable(l, name.as_ptr());
+        if T::SHARED {
+            // Allocates (may raise: the box is garbage then, unfilled).
+            lugo_vm::leak::note_box(l);
+        }
         p
+    }
+}
+
+/// The object of the box at `idx` and its strong count, if it is a box
+/// of a `T`.
+///
+/// # Safety
+/// `l` is a valid thread of a lugo state (held by the caller).
+unsafe fn shared_count<T: Raw>(l: *mut ffi::lua_State, idx: c_int) -> Option<(usize, usize)> {
+    // SAFETY: the contract; a non-null box holds a pointer from
+    // `Arc::into_raw` that the box owns a count of (alive while the box
+    // is on the stack); the count is read without taking it
+    // (`ManuallyDrop`).
+    unsafe {
+        let p = Closure::of(l).boxed::<T>(l, idx);
+        if p.is_null() {
+            return None;
+        }
+        let arc = std::mem::ManuallyDrop::new(Arc::from_raw((*p).ptr));
+        Some(((*p).ptr as usize, Arc::strong_count(&arc)))
+    }
+}
+
+/// [`lugo_vm::ffi::Face::shared_of`]: the object and strong count of a
+/// box of a shared object (a channel, a lock, a context). Inert.
+///
+/// # Safety
+/// `l` is a valid thread of a lugo state (held by the caller), with room
+/// for two values.
+pub(crate) unsafe fn shared_of(l: *mut ffi::lua_State, idx: c_int) -> Option<(usize, usize)> {
+    use lugo_vm::sema::{RwMutex, SemMutex, Semaphore, WaitGroup};
+    // SAFETY: the contract.
+    unsafe {
+        if ffi::lua_type(l, idx) != ffi::LUA_TUSERDATA {
+            return None;
+        }
+        shared_count::<lugo_vm::Chan>(l, idx)
+            .or_else(|| shared_count::<WaitGroup>(l, idx))
+            .or_else(|| shared_count::<SemMutex>(l, idx))
+            .or_else(|| shared_count::<RwMutex>(l, idx))
+            .or_else(|| shared_count::<Semaphore>(l, idx))
+            .or_else(|| shared_count::<crate::context::Ctx>(l, idx))
     }
 }
 

@@ -20,6 +20,7 @@ use crate::cfn::{
 
 impl Raw for Chan {
     const NAME: &'static CStr = c"lugo.chan";
+    const SHARED: bool = true;
     const SHORT: &'static str = "chan";
     const MAGIC: u64 = 0x6c75_676f_6368_616e;
     const MT_UPVALUE: c_int = MT_CHAN;

@@ -84,6 +84,7 @@ pub struct Ctx {
 
 impl Raw for Ctx {
     const NAME: &'static CStr = c"lugo.context";
+    const SHARED: bool = true;
     const SHORT: &'static str = "context";
     const MAGIC: u64 = 0x6c75_676f_6374_7874;
     const MT_UPVALUE: c_int = MT_CONTEXT;
@@ -294,7 +295,12 @@ unsafe fn ctx_arg(l: *mut ffi::lua_State, fname: &str) -> Result<Arc<Ctx>, Ret> 
     // with inert calls; naming a wrong argument's type is inert.
     unsafe {
         match Closure::of(l).arc::<Ctx>(l, 1) {
-            Some(c) => Ok(c),
+            Some(c) => {
+                // It may be kept (a child's parent): a hand-out
+                // (`lugo_vm::leak`).
+                lugo_vm::leak::note_handout();
+                Ok(c)
+            }
             None => Err(expected(l, fname, "context", 1)),
         }
     }

@@ -269,6 +269,10 @@ impl Copier {
                 }
                 ffi::LUA_TTABLE => self.table(l, idx)?,
                 ffi::LUA_TUSERDATA => {
+                    // A shared object in a value in flight is a hand-out
+                    // (`lugo_vm::leak`); a refused one only makes a check
+                    // more careful.
+                    lugo_vm::leak::note_handout();
                     if let Some(ch) = self.cl.arc::<Chan>(l, idx) {
                         share(self.cl, l, &ch).map_err(Refusal::Channel)?;
                         PValue::Chan(Handle::new(ch))

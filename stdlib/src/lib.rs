@@ -29,6 +29,7 @@ mod copy;
 mod coroutine;
 mod describe;
 mod hooks;
+mod leaks;
 pub mod host;
 mod net;
 mod print;
@@ -135,6 +136,7 @@ pub static FACE: lugo_vm::ffi::Face = lugo_vm::ffi::Face {
     push_copied: copy::push_portable,
     hidden_source: "=[lugo]",
     describe_key: DESCRIBE_KEY,
+    shared_of: cfn::shared_of,
 };
 
 /// Installs the lugo modules in `lua`, the state of `actor`.

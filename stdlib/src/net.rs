@@ -974,6 +974,8 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
             }
             ffi::lua_settop(l, 2);
             let ctx = closure.arc::<Ctx>(l, 2);
+            // Kept by the dial: a hand-out (`lugo_vm::leak`).
+            lugo_vm::leak::note_handout();
             if let Some(err) = ctx.as_ref().and_then(|c| c.err()) {
                 return fail(err);
             }
@@ -1716,7 +1718,11 @@ unsafe extern "C-unwind" fn sock_setcontext(l: *mut ffi::lua_State) -> c_int {
             let ctx = match ffi::lua_type(l, 2) {
                 ffi::LUA_TNIL | ffi::LUA_TNONE => None,
                 _ => match crate::cfn::Closure::of(l).arc::<Ctx>(l, 2) {
-                    Some(c) => Some(c),
+                    Some(c) => {
+                        // Kept by the socket: a hand-out (`lugo_vm::leak`).
+                        lugo_vm::leak::note_handout();
+                        Some(c)
+                    }
                     None => {
                         let t = type_name(l, 2);
                         return raise(format!("conn:setcontext: context expected, got {t}"));

@@ -203,6 +203,8 @@ local runtime = {
   setlabel = wrap(P.setlabel),
   flightrecord = wrap(P.flightrecord),
   goroutines = P.goroutines,
+  leaks = P.leaks,
+  reclaim = P.reclaim,
 }
 
 -- runtime.ps(): one line per goroutine (id, actor, state and how long,

@@ -147,6 +147,8 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
         })?,
     )?;
 
+    crate::leaks::register(lua, actor, p)?;
+
     // `runtime.goroutines()`: one record per goroutine of the program.
     let a = actor.clone();
     p.set(

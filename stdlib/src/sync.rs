@@ -17,6 +17,7 @@ use crate::cfn::{
 
 impl Raw for WaitGroup {
     const NAME: &'static CStr = c"lugo.waitgroup";
+    const SHARED: bool = true;
     const SHORT: &'static str = "waitgroup";
     const MAGIC: u64 = 0x6c75_676f_7767_7270;
     const MT_UPVALUE: c_int = MT_WAITGROUP;
@@ -24,6 +25,7 @@ impl Raw for WaitGroup {
 
 impl Raw for SemMutex {
     const NAME: &'static CStr = c"lugo.mutex";
+    const SHARED: bool = true;
     const SHORT: &'static str = "mutex";
     const MAGIC: u64 = 0x6c75_676f_6d75_7478;
     const MT_UPVALUE: c_int = MT_MUTEX;
@@ -31,6 +33,7 @@ impl Raw for SemMutex {
 
 impl Raw for RwMutex {
     const NAME: &'static CStr = c"lugo.rwmutex";
+    const SHARED: bool = true;
     const SHORT: &'static str = "rwmutex";
     const MAGIC: u64 = 0x6c75_676f_7277_6d78;
     const MT_UPVALUE: c_int = MT_RWMUTEX;
@@ -38,6 +41,7 @@ impl Raw for RwMutex {
 
 impl Raw for Semaphore {
     const NAME: &'static CStr = c"lugo.semaphore";
+    const SHARED: bool = true;
     const SHORT: &'static str = "semaphore";
     const MAGIC: u64 = 0x6c75_676f_7365_6d61;
     const MT_UPVALUE: c_int = MT_SEMAPHORE;

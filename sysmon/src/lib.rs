@@ -19,6 +19,7 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![warn(missing_docs)]
 
+pub mod leaks;
 pub mod policy;
 
 use std::thread::JoinHandle;

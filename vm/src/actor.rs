@@ -127,6 +127,13 @@ pub(crate) struct ActorQueue {
     /// Who wants the actor's goroutine dump, asked from another actor
     /// (`runtime.stack(true)`): its M dumps between two goroutines' turns.
     pub(crate) dumps: Vec<DumpReply>,
+    /// Work another thread asked for with the state held and no G running
+    /// (a leak check's probe, [`Actor::post_job`]): run by its M between
+    /// two goroutines' turns.
+    pub(crate) jobs: Vec<Job>,
+    /// The goroutines the last leak check found leaked, by id, with their
+    /// park's generation: marked `leaked` while that park lasts.
+    pub(crate) leaked: rustc_hash::FxHashMap<u64, u64>,
     /// What opens the state and starts the first G, run by the first M
     /// that runs the actor ([`Actor::post_start`]).
     pub(crate) start: Option<StartFn>,
@@ -137,6 +144,10 @@ pub(crate) struct ActorQueue {
 
 /// Takes an actor's goroutine dump ([`Actor::ask_dump`]), on its M.
 pub type DumpReply = Box<dyn FnOnce(String) + Send>;
+
+/// Work for an actor's M with the state held and no G running
+/// ([`Actor::post_job`]); it gets a thread of the state to work on.
+pub type Job = Box<dyn FnOnce(&Arc<Actor>, LuaThread) + Send>;
 
 /// Opens a new actor's state and starts its first G; run once, by the
 /// first M that runs the actor, which owns it then. An error ends the
@@ -191,6 +202,8 @@ impl ActorQueue {
             tasks: Vec::new(),
             released: Vec::new(),
             dumps: Vec::new(),
+            jobs: Vec::new(),
+            leaked: Default::default(),
             start: None,
             fresh: false,
         }
@@ -260,6 +273,7 @@ impl ActorQueue {
             || !self.tasks.is_empty()
             || self.start.is_some()
             || !self.dumps.is_empty()
+            || !self.jobs.is_empty()
     }
 
     /// Whether a G is runnable.
@@ -467,6 +481,7 @@ impl std::fmt::Debug for GRef {
 }
 
 /// A snapshot of one G for stack dumps.
+#[derive(Clone)]
 pub struct GInfo {
     /// Goroutine id.
     pub id: u64,
@@ -480,6 +495,8 @@ pub struct GInfo {
     pub since: u32,
     /// Its labels (`runtime.setlabel`), in the order they were set.
     pub labels: Option<Labels>,
+    /// The last leak check found it leaked, in the park it is in.
+    pub leaked: bool,
 }
 
 /// A goroutine's labels: key and value pairs, shared with the goroutines
@@ -955,6 +972,28 @@ impl Actor {
         self.post(|q| q.dumps.push(reply));
     }
 
+    /// Posts `job`, run by the actor's M with the state held between two
+    /// goroutines' turns (never, if the actor has ended).
+    pub fn post_job(self: &Arc<Self>, job: Job) {
+        self.post(|q| q.jobs.push(job));
+    }
+
+    /// Marks goroutines found leaked (id and park generation), replacing
+    /// the marks of the check before.
+    pub fn set_leaked(&self, leaked: impl IntoIterator<Item = (u64, u64)>) {
+        self.lock().leaked = leaked.into_iter().collect();
+    }
+
+    /// Whether goroutine `gid` is parked in the park `gen`, its slot `key`:
+    /// a leak check's verdict on it still holds.
+    pub fn still_parked(&self, key: GKey, gid: u64, gen: u64) -> bool {
+        let mut q = self.lock();
+        let q = &mut *q;
+        q.gs.get(key)
+            .is_some_and(|g| g.id == gid && g.status == GStatus::Waiting)
+            && q.words.get(key).is_open(gen)
+    }
+
     /// Posts task `id` to be run by the actor's task function on its M.
     pub fn post_task(self: &Arc<Self>, id: u64) {
         self.post(|q| q.tasks.push(id));
@@ -1125,6 +1164,32 @@ impl Actor {
         true
     }
 
+    /// Interrupts G `gid` of slot `key` if it is still in park `gen` (a
+    /// leak check's reclaim): as [`Actor::interrupt`] of a parked G.
+    pub fn interrupt_park(self: &Arc<Self>, key: GKey, gid: u64, gen: u64) -> bool {
+        let (claimed, schedule) = {
+            let mut q = self.lock();
+            let q = &mut *q;
+            let Some(g) = q.gs.get_mut(key).filter(|g| g.id == gid) else {
+                return false;
+            };
+            if g.status != GStatus::Waiting || !q.words.get(key).claim(gen) {
+                return false;
+            }
+            g.interrupted = true;
+            crate::trace::wake(gid);
+            (
+                true,
+                q.make_ready(key, gid, Wake::Interrupted, Place::Back)
+                    && !std::mem::replace(&mut q.scheduled, true),
+            )
+        };
+        if schedule {
+            self.rt.schedule(self.clone());
+        }
+        claimed
+    }
+
     fn ready(self: &Arc<Self>, key: GKey, id: u64, wake: Wake, front: bool) {
         crate::trace::wake(id);
         if running() == self.id {
@@ -1147,19 +1212,26 @@ impl Actor {
 
     /// Every G of this actor, in id order.
     pub fn goroutines(&self) -> Vec<GInfo> {
-        let q = self.lock();
-        let mut v: Vec<GInfo> =
-            q.gs.iter()
-                .map(|(_, g)| GInfo {
-                    id: g.id,
-                    status: g.status,
-                    reason: g.reason,
-                    thread: g.thread,
-                    since: g.since,
-                    labels: q.labels.get(&g.id).cloned(),
-                })
-                .collect();
-        drop(q);
+        let mut guard = self.lock();
+        let q = &mut *guard;
+        let (gs, words, leaked, labels) = (&q.gs, &mut q.words, &q.leaked, &q.labels);
+        let mut v: Vec<GInfo> = gs
+            .iter()
+            .map(|(k, g)| GInfo {
+                id: g.id,
+                status: g.status,
+                reason: g.reason,
+                thread: g.thread,
+                since: g.since,
+                labels: labels.get(&g.id).cloned(),
+                leaked: !leaked.is_empty()
+                    && g.status == GStatus::Waiting
+                    && leaked
+                        .get(&g.id)
+                        .is_some_and(|&gen| words.get(k).is_open(gen)),
+            })
+            .collect();
+        drop(guard);
         v.sort_by_key(|g| g.id);
         v
     }

@@ -117,6 +117,10 @@ pub struct Face {
     /// its values, or nil; empty: none): dumps say with it what a parked
     /// goroutine waits on.
     pub describe_key: &'static str,
+    /// Reads the box at an index: its shared object's address and strong
+    /// count, if it is one (a channel, a lock, a context): what a leak
+    /// check needs of the face's values ([`crate::leak`]).
+    pub shared_of: SharedOf,
 }
 
 impl Face {
@@ -134,7 +138,20 @@ impl Face {
         push_copied: no_face,
         hidden_source: "",
         describe_key: "",
+        shared_of: no_shared,
     };
+}
+
+/// Reads the value at an index: if it is a box of a shared object, the
+/// object's address and strong count ([`Face::shared_of`]).
+pub type SharedOf = unsafe fn(*mut ffi::lua_State, c_int) -> Option<(usize, usize)>;
+
+/// [`Face::NONE`]'s reader of boxes: no value is a shared object.
+///
+/// # Safety
+/// None needed: it reads nothing.
+unsafe fn no_shared(_: *mut ffi::lua_State, _: c_int) -> Option<(usize, usize)> {
+    None
 }
 
 /// [`Face::NONE`]'s pusher: raises.

@@ -30,6 +30,7 @@
 //! | Lua boundary, trace | [`ffi`], [`trace`] | every raw `lua_State` call of the scheduler; the scheduler trace's and flight recorder's events |
 //! | records | [`g`], [`actor`] | the G record; actors, their run queues, [`actor::Runner`] (the way up) |
 //! | wait objects | [`chan`], [`sema`], then [`select`], [`timer`], [`host`], then [`netpoll`] | what Gs and host threads park on; they ready Gs with [`actor::GRef::ready`] |
+//! | leak probe | [`leak`] | an actor's side of a leak check: one collection of its heap that tells which parked Gs nothing reaches |
 //! | scheduler | [`sched`] | Ps, Ms, run queues, idle Ms, checkdead, the [`Runtime`], and the mechanism sysmon drives (`lugo_sysmon::policy::Mechanism`, implemented in `sched::monitor`; this crate starts the monitor) |
 //! | embedder | [`endpoint`] | channel ends a host holds |
 //!
@@ -53,6 +54,7 @@ pub mod ffi;
 pub mod g;
 pub mod gc;
 pub mod host;
+pub mod leak;
 pub mod lockrank;
 pub mod mem;
 pub mod netpoll;

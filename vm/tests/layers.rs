@@ -37,6 +37,8 @@ const RANKS: &[(&str, u32)] = &[
     ("select", 7),
     ("timer", 7),
     ("netpoll", 8),
+    // an actor's side of a leak check
+    ("leak", 8),
     // the scheduler
     ("sched", 9),
     // the embedder's face

@@ -71,6 +71,9 @@ pub fn header(g: &GInfo, state: &str, now: u32, whose: &str) -> String {
         h.push_str(", ");
         h.push_str(&w);
     }
+    if g.leaked {
+        h.push_str(", leaked");
+    }
     h.push(']');
     if let Some(labels) = &g.labels {
         h.push_str(" {");
@@ -350,10 +353,16 @@ mod tests {
             thread: crate::ffi::LuaThread(std::ptr::null_mut()),
             since: 100,
             labels: Some(vec![("job".to_string(), "a \"b\"".to_string())].into()),
+            leaked: false,
         };
         assert_eq!(
             header(&g, "chan send", 220, " (actor 2)"),
             "goroutine 7 [chan send, 2 minutes] {job=\"a \\\"b\\\"\"} (actor 2):\n"
+        );
+        let leaked = GInfo { leaked: true, labels: None, ..g.clone() };
+        assert_eq!(
+            header(&leaked, "chan send", 100, ""),
+            "goroutine 7 [chan send, leaked]:\n"
         );
         let c = crate::ffi::Creator {
             parent: 1,

@@ -499,6 +499,18 @@ impl Shared {
                 q = relock(actor);
                 continue;
             }
+            if !q.jobs.is_empty() {
+                // Another thread's work with the state held (a leak check).
+                let jobs = std::mem::take(&mut q.jobs);
+                drop(q);
+                on_main_thread(actor, |_| {
+                    for job in jobs {
+                        job(actor, actor.main_thread);
+                    }
+                });
+                q = relock(actor);
+                continue;
+            }
             if !q.dumps.is_empty() {
                 // Another actor's `runtime.stack(true)`: no G runs now.
                 let replies = std::mem::take(&mut q.dumps);

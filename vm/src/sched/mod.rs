@@ -31,6 +31,7 @@
 
 pub mod callin;
 pub mod dump;
+pub mod leaks;
 pub mod m;
 mod monitor;
 pub mod p;

@@ -1,0 +1,565 @@
+//! Leaked goroutines: one actor's side of a leak check (the probe), and
+//! the bookkeeping it needs. A parked goroutine is *leaked* when nothing
+//! that can still run can ever wake it (Go 1.26's leak profile, extended
+//! to actors); the runtime joins the actors' probes
+//! ([`lugo_sysmon::leaks`], sysmon's gc-arena heap) and decides.
+//!
+//! # The probe: Lua's own collector decides reachability
+//!
+//! A probe is one full collection of the actor's heap, run by its M
+//! between two goroutines' turns (or by the goroutine that asked, inline),
+//! with the vendored collector's leak probe (`vendor/lua-src/LUGO.md`):
+//!
+//! 1. The *suspects* are the actor's goroutines parked on a channel
+//!    (send, receive, select) or a lock (mutex, wait group, semaphore).
+//!    What each waits on is read from its stack: the boxes among the
+//!    arguments of the C function it parked in (a select's cases: the
+//!    boxes in them), following a parked coroutine of its own down.
+//! 2. The runtime lets go of each suspect's thread for this one cycle (its
+//!    registry slot holds `false`) and keeps it only (a) in the probe,
+//!    which no root reaches until the marking is done, and (b) in an
+//!    ephemeron keyed by *every* box of every object it waits on (an actor
+//!    may hold several boxes of one channel: each copy that crossed a
+//!    channel is one). An ephemeron's value is marked only once its key
+//!    is, so a suspect's thread is marked exactly when one of those boxes
+//!    is reachable from the roots: the registry and globals, the threads
+//!    of the goroutines that can run, pending Lua finalizers, and, in
+//!    turn, every suspect so revived (Lua converges the ephemerons).
+//! 3. When the marking is done the collector records, for each suspect,
+//!    whether its thread is marked (*reached*), and for each box of a
+//!    shared object the actor holds whether it is marked; then it marks
+//!    the probe, so the suspects and all they hold survive unchanged. The
+//!    runtime puts each thread back in its registry slot.
+//!
+//! Why it finds no false leak in the actor: a suspect left unmarked is
+//! reachable from no root, and every way to wake it goes through a box of
+//! what it waits on (an operation on that object) or through its id
+//! (`runtime.interrupt`, which never counts as a wake-up here). A box that
+//! no root reaches can be reached again only by Lua code that holds it
+//! (none: it is unreachable) or by the runtime handing the object out
+//! anew; every hand-out (a new box, a copy of the object into a value in
+//! flight, the host taking a handle) counts in [`handouts`], and the
+//! runtime trusts no verdict on an object handed out while a check ran.
+//! Weak references count as strong in such a cycle (a script may still
+//! read a weak table), and so does anything a pending finalizer written
+//! in Lua holds (it may run later and wake someone). A goroutine woken
+//! while the check ran is dropped from its verdict (its park's generation
+//! changed).
+//!
+//! What the probe reports of each object, besides reachability: its
+//! strong count and the actor's boxes of it, read while the boxes are
+//! held: a count above the boxes of all actors means a holder outside
+//! every Lua heap (the host, a timer, a value in flight), which keeps the
+//! object live.
+
+use std::ffi::{c_int, c_void};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use mlua::ffi;
+
+use crate::actor::Actor;
+use crate::ffi::{protect, LuaThread, SharedOf};
+use crate::g::{GKey, GStatus};
+use crate::wake::WaitReason;
+
+unsafe extern "C-unwind" {
+    /// The vendored collector's leak check (lapi.c): pops the probe, runs
+    /// a full collection with it, pushes it back; 0 if none could run.
+    fn lugo_leakcheck(l: *mut ffi::lua_State, weakmt: c_int) -> c_int;
+}
+
+/// Hand-outs of shared objects so far, program-wide (see the module
+/// comment).
+static HANDOUTS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a hand-out of a shared object: a new box of it, a copy of it
+/// into a value in flight, a handle the host takes.
+#[inline]
+pub fn note_handout() {
+    HANDOUTS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Hand-outs so far: a check compares the count at its start and end.
+pub fn handouts() -> u64 {
+    HANDOUTS.load(Ordering::Acquire)
+}
+
+/// Registry keys (their addresses): the actor's table of boxes of shared
+/// objects, the metatable of the runtime's weak tables, a probe's
+/// ephemeron.
+static BOXES_KEY: u8 = 0;
+static WEAK_MT_KEY: u8 = 0;
+static EPHEMERON_KEY: u8 = 0;
+
+fn key(k: &'static u8) -> *const c_void {
+    k as *const u8 as *const c_void
+}
+
+/// Pushes the metatable of the runtime's weak-keyed tables (the ones that
+/// stay weak in a probe), made at first use.
+///
+/// # Safety
+/// `l` is a valid thread with 3 free slots; allocates (may raise).
+unsafe fn push_weak_mt(l: *mut ffi::lua_State) {
+    // SAFETY: the contract; registry reads and writes of a light key.
+    unsafe {
+        if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&WEAK_MT_KEY)) == ffi::LUA_TTABLE {
+            return;
+        }
+        ffi::lua_pop(l, 1);
+        ffi::lua_createtable(l, 0, 2);
+        ffi::lua_pushstring(l, c"k".as_ptr());
+        ffi::lua_setfield(l, -2, c"__mode".as_ptr());
+        ffi::lua_pushboolean(l, 0);
+        ffi::lua_setfield(l, -2, c"__metatable".as_ptr());
+        ffi::lua_pushvalue(l, -1);
+        ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&WEAK_MT_KEY));
+    }
+}
+
+/// Pushes a new table that stays weak-keyed in a probe.
+///
+/// # Safety
+/// As [`push_weak_mt`].
+unsafe fn push_weak_table(l: *mut ffi::lua_State) {
+    // SAFETY: the contract.
+    unsafe {
+        ffi::lua_createtable(l, 0, 0);
+        push_weak_mt(l);
+        ffi::lua_setmetatable(l, -2);
+    }
+}
+
+/// Registers the box on top of `l`'s stack, a new box of a shared object
+/// (a channel, a lock, a context), in its actor's table of boxes, and
+/// counts the hand-out. The stack is left as it was.
+///
+/// # Safety
+/// `l` is a valid thread of a lugo actor with the box on top and 4 free
+/// slots; allocates (may raise: the box is then garbage, and the hand-out
+/// counted, which only makes a check more careful).
+pub unsafe fn note_box(l: *mut ffi::lua_State) {
+    note_handout();
+    // SAFETY: the contract; registry reads and writes of light keys, a
+    // raw set in a table of ours.
+    unsafe {
+        if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&BOXES_KEY)) != ffi::LUA_TTABLE {
+            ffi::lua_pop(l, 1);
+            push_weak_table(l);
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&BOXES_KEY));
+        }
+        ffi::lua_pushvalue(l, -2);
+        ffi::lua_pushboolean(l, 1);
+        ffi::lua_rawset(l, -3);
+        ffi::lua_pop(l, 1);
+    }
+}
+
+/// A shared object as one probe saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Object {
+    /// Its address (stable while any box of it lives).
+    pub id: usize,
+    /// Its strong count, read while the probe held the actor's boxes.
+    pub strong: usize,
+    /// The actor's live boxes of it.
+    pub boxes: usize,
+    /// Whether one of those boxes is reachable from the actor's roots.
+    pub reached: bool,
+}
+
+/// A suspect as one probe saw it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Suspect {
+    /// The goroutine's id.
+    pub gid: u64,
+    /// Its slot, and its park's generation when the probe began: a
+    /// verdict holds only while both are unchanged.
+    pub key: GKey,
+    /// See `key`.
+    pub gen: u64,
+    /// Why it waits.
+    pub reason: WaitReason,
+    /// Its thread was marked: reachable from the actor's roots.
+    pub reached: bool,
+    /// The objects it waits on.
+    pub waits_on: Vec<usize>,
+}
+
+/// One actor's probe.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    /// The actor's id.
+    pub actor: u64,
+    /// It has a goroutine that runs or can run without any object's help
+    /// (runnable, sleeping, in a socket wait or a blocking call, waiting
+    /// for an actor, parked on something the probe cannot read), a pending
+    /// timer or task, or it is the host's: its roots are live.
+    pub can_run: bool,
+    /// The shared objects its heap holds.
+    pub objects: Vec<Object>,
+    /// Its suspects.
+    pub suspects: Vec<Suspect>,
+}
+
+/// What the probe needs of a parked G.
+struct Parked {
+    key: GKey,
+    gid: u64,
+    thread: LuaThread,
+    thread_ref: c_int,
+    gen: u64,
+    reason: WaitReason,
+}
+
+/// Whether a G parked for `reason` is a suspect: it waits on an object
+/// only (a sleep, a socket, an actor, `select()` with no case are not).
+pub fn is_suspect_reason(reason: WaitReason) -> bool {
+    matches!(
+        reason,
+        WaitReason::ChanReceive
+            | WaitReason::ChanSend
+            | WaitReason::Select
+            | WaitReason::Semacquire
+    )
+}
+
+/// Whether a G parked for `reason` makes its actor able to run by itself
+/// (something outside the objects will wake it).
+fn wakes_by_itself(reason: WaitReason) -> bool {
+    !is_suspect_reason(reason) && reason != WaitReason::SelectNoCases
+}
+
+/// The actor's probe (see the module comment), run with its state held
+/// and no G of it resumed meanwhile: by its M between turns (`l` its main
+/// thread), or by its running G (`l` that G's thread). `host`: the host
+/// may call into the actor (its roots are live whatever runs);
+/// `shared_of`: the face's reader of boxes.
+///
+/// # Safety
+/// `l` is a thread of `actor`'s state, held by the calling thread, not a
+/// parked G's.
+pub unsafe fn probe(
+    actor: &Arc<Actor>,
+    l: *mut ffi::lua_State,
+    host: bool,
+    shared_of: SharedOf,
+) -> Report {
+    let mut report = Report {
+        actor: actor.id,
+        can_run: host
+            || actor.timers.load(Ordering::Acquire) > 0
+            || actor.blocking_gid() != 0,
+        ..Report::default()
+    };
+    let mut parked = Vec::new();
+    {
+        let mut q = actor.lock();
+        report.can_run |= !q.tasks.is_empty();
+        let keys: Vec<GKey> = q.gs.iter().map(|(k, _)| k).collect();
+        for k in keys {
+            let gen = q.words.get(k).open_gen();
+            let g = &q.gs[k];
+            match g.status {
+                GStatus::Waiting if is_suspect_reason(g.reason) => parked.push(Parked {
+                    key: k,
+                    gid: g.id,
+                    thread: g.thread,
+                    thread_ref: g.thread_ref,
+                    gen,
+                    reason: g.reason,
+                }),
+                GStatus::Waiting if !wakes_by_itself(g.reason) => {}
+                _ => report.can_run = true,
+            }
+        }
+    }
+    // What each suspect waits on, read from its stack.
+    let mut waits: Vec<Vec<usize>> = Vec::with_capacity(parked.len());
+    for p in &parked {
+        // SAFETY: `p.thread` is a parked G's thread of this state (held).
+        waits.push(unsafe { waits_of(l, p.thread, shared_of) });
+    }
+    // A suspect whose wait the probe cannot read may be woken by what it
+    // does not see: it counts as one that can run.
+    let mut i = 0;
+    while i < parked.len() {
+        if waits[i].is_empty() {
+            report.can_run = true;
+            parked.swap_remove(i);
+            waits.swap_remove(i);
+        } else {
+            i += 1;
+        }
+    }
+    let mut flags = Flags::default();
+    // SAFETY: `l` is a thread of the held state (the contract); the
+    // suspects' threads are parked.
+    let ran = unsafe { run_probe(l, &parked, &waits, shared_of, &mut flags) };
+    if !ran {
+        // No collection could run: trust nothing.
+        report.can_run = true;
+        return report;
+    }
+    let mut objects: rustc_hash::FxHashMap<usize, Object> = Default::default();
+    for (id, strong, marked) in flags.boxes {
+        let o = objects.entry(id).or_insert(Object {
+            id,
+            strong,
+            boxes: 0,
+            reached: false,
+        });
+        o.boxes += 1;
+        o.strong = o.strong.max(strong);
+        o.reached |= marked;
+    }
+    report.objects = objects.into_values().collect();
+    report.suspects = parked
+        .into_iter()
+        .zip(waits)
+        .zip(flags.threads)
+        .map(|((p, waits_on), reached)| Suspect {
+            gid: p.gid,
+            key: p.key,
+            gen: p.gen,
+            reason: p.reason,
+            reached,
+            waits_on,
+        })
+        .collect();
+    report
+}
+
+/// What the collector recorded.
+#[derive(Default)]
+struct Flags {
+    /// Per suspect: its thread was marked.
+    threads: Vec<bool>,
+    /// Per box of a shared object: (object, strong count, marked).
+    boxes: Vec<(usize, usize, bool)>,
+}
+
+/// The objects the G parked on `th` waits on: the shared objects among
+/// the arguments of the C function it parked in, one level into tables
+/// (a select's cases), following a coroutine of its own that parked.
+///
+/// # Safety
+/// `l` is a thread of the state of `th`, a parked G's thread.
+unsafe fn waits_of(l: *mut ffi::lua_State, th: LuaThread, shared_of: SharedOf) -> Vec<usize> {
+    let mut out = Vec::new();
+    // SAFETY: the contract. Inside `protect` (a raise is caught; `out` is
+    // outside it): stack reads of a parked thread, each value moved to `l`
+    // and popped; `shared_of` reads a box (inert).
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let out_ref = &mut out;
+        let _ = protect(l, 0, move |l| {
+            let mut th = th.0;
+            for _ in 0..8 {
+                if ffi::lua_checkstack(th, 2) == 0 || ffi::lua_checkstack(l, 6) == 0 {
+                    return 0;
+                }
+                let mut ar: ffi::lua_Debug = std::mem::zeroed();
+                if ffi::lua_getstack(th, 0, &mut ar) == 0
+                    || ffi::lua_getinfo(th, c"S".as_ptr(), &mut ar) == 0
+                    || std::ffi::CStr::from_ptr(ar.what).to_bytes() != b"C"
+                {
+                    return 0;
+                }
+                let mut inner: *mut ffi::lua_State = std::ptr::null_mut();
+                let mut n = 1;
+                while n <= 16 && !ffi::lua_getlocal(th, &ar, n).is_null() {
+                    ffi::lua_xmove(th, l, 1);
+                    match ffi::lua_type(l, -1) {
+                        ffi::LUA_TUSERDATA => {
+                            if let Some((id, _)) = shared_of(l, -1) {
+                                out_ref.push(id);
+                            }
+                        }
+                        ffi::LUA_TTABLE => {
+                            // A select's case: `{"recv", ch}`, `{"send", ch, v}`.
+                            ffi::lua_rawgeti(l, -1, 2);
+                            if ffi::lua_type(l, -1) == ffi::LUA_TUSERDATA {
+                                if let Some((id, _)) = shared_of(l, -1) {
+                                    out_ref.push(id);
+                                }
+                            }
+                            ffi::lua_pop(l, 1);
+                        }
+                        ffi::LUA_TTHREAD if inner.is_null() => inner = ffi::lua_tothread(l, -1),
+                        _ => {}
+                    }
+                    ffi::lua_pop(l, 1);
+                    n += 1;
+                }
+                if !out_ref.is_empty() || inner.is_null() || inner == th {
+                    return 0;
+                }
+                // A coroutine of the G's own that parked (its resume is
+                // the frame the G parked in): what it waits on.
+                th = inner;
+            }
+            0
+        });
+        ffi::lua_settop(l, top);
+    }
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Builds the probe, runs the collection, reads the flags, puts the
+/// suspects' threads back. False if no collection could run.
+///
+/// # Safety
+/// As [`probe`]; `parked` are parked Gs of the state, `waits` theirs.
+unsafe fn run_probe(
+    l: *mut ffi::lua_State,
+    parked: &[Parked],
+    waits: &[Vec<usize>],
+    shared_of: SharedOf,
+    flags: &mut Flags,
+) -> bool {
+    let mut ran = false;
+    let ran_ref = &mut ran;
+    let flags_ref = &mut *flags;
+    // Which suspects wait on each object; each object's list of their
+    // threads (its key in the probe); the boxes seen. Made out here: a
+    // raise inside the protected call skips no destructor.
+    let mut waiters: rustc_hash::FxHashMap<usize, Vec<usize>> = Default::default();
+    for (i, w) in waits.iter().enumerate() {
+        for &id in w {
+            waiters.entry(id).or_default().push(i);
+        }
+    }
+    let waiters = &waiters;
+    let mut lists: rustc_hash::FxHashMap<usize, ffi::lua_Integer> = Default::default();
+    let lists = &mut lists;
+    let mut ids: Vec<(usize, usize)> = Vec::new();
+    let ids = &mut ids;
+    // SAFETY: the contract. Inside `protect` (a raise is caught; what the
+    // closure writes lives outside it). Everything that allocates is done
+    // before any registry slot of a suspect is touched; from there to the
+    // restore, only raw accesses to existing keys (they do not allocate)
+    // and the collection itself (which raises nothing: a finalizer's error
+    // is a warning), so no suspect is ever left out of the registry.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let _ = protect(l, 0, move |l| {
+            if ffi::lua_checkstack(l, 12) == 0 {
+                return 0;
+            }
+            let n = parked.len() as c_int;
+            // probe = {threads, flags, boxes, flags}; base+1 .. base+5.
+            let base = ffi::lua_gettop(l);
+            ffi::lua_createtable(l, 4, 0); // base+1: probe
+            ffi::lua_createtable(l, n, 0); // base+2: threads
+            ffi::lua_createtable(l, n, 0); // base+3: their flags
+            for (i, p) in parked.iter().enumerate() {
+                ffi::lua_rawgeti(l, ffi::LUA_REGISTRYINDEX, p.thread_ref.into());
+                ffi::lua_rawseti(l, base + 2, i as ffi::lua_Integer + 1);
+                ffi::lua_pushboolean(l, 0);
+                ffi::lua_rawseti(l, base + 3, i as ffi::lua_Integer + 1);
+            }
+            ffi::lua_createtable(l, 0, 0); // base+4: boxes
+            ffi::lua_createtable(l, 0, 0); // base+5: their flags
+            push_weak_table(l); // base+6: the ephemeron
+            push_weak_mt(l); // base+7
+            // The ephemeron, anchored for the cycle (it must be traversed
+            // as one): every box of an object a suspect waits on keys the
+            // list of those suspects' threads.
+            ffi::lua_pushvalue(l, base + 6);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&EPHEMERON_KEY));
+            if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&BOXES_KEY)) == ffi::LUA_TTABLE {
+                let boxes = ffi::lua_gettop(l);
+                ffi::lua_pushnil(l);
+                while ffi::lua_next(l, boxes) != 0 {
+                    ffi::lua_pop(l, 1); // the value; the box stays as the key
+                    let Some((id, strong)) = shared_of(l, -1) else {
+                        continue; // collected already (its finalizer ran)
+                    };
+                    ids.push((id, strong));
+                    ffi::lua_pushvalue(l, -1);
+                    ffi::lua_rawseti(l, base + 4, ids.len() as ffi::lua_Integer);
+                    ffi::lua_pushboolean(l, 0);
+                    ffi::lua_rawseti(l, base + 5, ids.len() as ffi::lua_Integer);
+                    let Some(ws) = waiters.get(&id) else { continue };
+                    // The object's list, made once, kept in the probe's
+                    // hash part under a key of its own (0, -1, ...):
+                    // anchored, outside the four arrays the collector
+                    // reads.
+                    let slot = match lists.get(&id) {
+                        Some(&s) => s,
+                        None => {
+                            let s = -(lists.len() as ffi::lua_Integer);
+                            ffi::lua_createtable(l, ws.len() as c_int, 0);
+                            for (j, &i) in ws.iter().enumerate() {
+                                ffi::lua_rawgeti(l, base + 2, i as ffi::lua_Integer + 1);
+                                ffi::lua_rawseti(l, -2, j as ffi::lua_Integer + 1);
+                            }
+                            ffi::lua_rawseti(l, base + 1, s);
+                            lists.insert(id, s);
+                            s
+                        }
+                    };
+                    ffi::lua_pushvalue(l, -1); // the box
+                    ffi::lua_rawgeti(l, base + 1, slot);
+                    ffi::lua_rawset(l, base + 6);
+                }
+                ffi::lua_pop(l, 1); // boxes
+            }
+            // The lists hang off the probe's hash part; the probe keeps
+            // its four arrays at 1..4.
+            for i in 0..4 {
+                ffi::lua_pushvalue(l, base + 2 + i);
+                ffi::lua_rawseti(l, base + 1, (i + 1).into());
+            }
+            // Let go of the suspects' threads (registry slots exist: raw
+            // sets of existing keys allocate nothing).
+            for p in parked {
+                ffi::lua_pushboolean(l, 0);
+                ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, p.thread_ref.into());
+            }
+            // Nothing on this stack may reach the probe while it runs:
+            // only the copy `lugo_leakcheck` pops (and pushes back).
+            ffi::lua_pushvalue(l, base + 1);
+            for i in 1..=5 {
+                ffi::lua_pushnil(l);
+                ffi::lua_replace(l, base + i);
+            }
+            *ran_ref = lugo_leakcheck(l, base + 7) != 0;
+            // The probe, back: its arrays to their slots.
+            for i in 1..=4 {
+                ffi::lua_rawgeti(l, -1, i.into());
+                ffi::lua_replace(l, base + 1 + i);
+            }
+            ffi::lua_pop(l, 1);
+            // The threads back in their slots (the probe kept them).
+            for (i, p) in parked.iter().enumerate() {
+                ffi::lua_rawgeti(l, base + 2, i as ffi::lua_Integer + 1);
+                ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, p.thread_ref.into());
+            }
+            let flag = |l: *mut ffi::lua_State, t: c_int, i: usize| {
+                ffi::lua_rawgeti(l, t, i as ffi::lua_Integer + 1);
+                let b = ffi::lua_toboolean(l, -1) != 0;
+                ffi::lua_pop(l, 1);
+                b
+            };
+            if *ran_ref {
+                flags_ref.threads = (0..parked.len()).map(|i| flag(l, base + 3, i)).collect();
+                flags_ref.boxes = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &(id, strong))| (id, strong, flag(l, base + 5, i)))
+                    .collect();
+            }
+            ffi::lua_pushnil(l);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&EPHEMERON_KEY));
+            0
+        });
+        ffi::lua_settop(l, top);
+    }
+    ran
+}

@@ -1,0 +1,344 @@
+//! A leak check across actors: each actor's probe ([`crate::leak`]), the
+//! reports joined into sysmon's reachability heap
+//! ([`lugo_sysmon::leaks`], a gc-arena arena) and collected there, then
+//! each leaked goroutine described by its own actor.
+//!
+//! Who runs it: a goroutine (`runtime.leaks()`: its own actor's probe
+//! inline, the others' by their Ms, its P released while it waits), the
+//! host (`Runtime::leaks`), or sysmon's checker thread
+//! (`LUGO_DEBUG=leakcheck=1`). An actor that does not answer within
+//! [`ASK_WAIT`] (a goroutine of it in a blocking call) is left out: its
+//! goroutines are not judged, and no object it may hold is either.
+//!
+//! An object is *rooted* (held from outside every Lua heap) unless its
+//! references are all boxes the probes counted: either one probe saw its
+//! strong count equal that actor's boxes of it (all its references were
+//! there: only that actor's Lua code can hand it out again), or every
+//! actor answered, nothing was handed out while the check ran
+//! ([`crate::leak::handouts`]: references only went away meanwhile), and
+//! the highest strong count read is no more than all the boxes counted.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use lugo_sysmon::leaks::{ActorReport, Budget, Candidate, ObjectReport, Outcome, Snapshot};
+
+use super::dump::{created_by, format_traceback};
+use super::Runtime;
+use crate::actor::{Actor, Labels};
+use crate::ffi::LuaThread;
+use crate::leak::{Report, Suspect};
+use crate::wake::WaitReason;
+
+/// How long a check waits for the other actors' answers.
+pub const ASK_WAIT: Duration = Duration::from_secs(1);
+
+/// How much work the reachability heap may take (a check never guesses:
+/// past it, it reports nothing).
+const BUDGET: Budget = Budget {
+    steps: 1 << 20,
+    time: Duration::from_secs(2),
+};
+
+/// A leaked goroutine (`runtime.leaks()`).
+#[derive(Clone, Debug)]
+pub struct Leak {
+    /// Its id.
+    pub gid: u64,
+    /// Its actor's id.
+    pub actor: u64,
+    /// Why it waits.
+    pub reason: WaitReason,
+    /// Seconds it has waited.
+    pub waited: u32,
+    /// Its labels.
+    pub labels: Option<Labels>,
+    /// Its frames, as dumps print them.
+    pub stack: String,
+    /// Its `created by` line (empty: the host's).
+    pub created_by: String,
+    /// What it waits on (`chan(cap 0, len 0, open) at 0x...`), if known.
+    pub waiting_on: Option<String>,
+    /// Its slot and the park judged (a reclaim acts only on that park).
+    key: crate::g::GKey,
+    gen: u64,
+}
+
+/// What one check found, before the leaked goroutines are described.
+#[derive(Default)]
+struct Verdict {
+    /// Per actor, its leaked goroutines.
+    leaked: Vec<(Arc<Actor>, Vec<Suspect>)>,
+}
+
+impl Runtime {
+    /// Every leaked goroutine of the program, found now (a host thread or
+    /// sysmon's checker: every actor is asked).
+    pub fn leaks(&self) -> Vec<Leak> {
+        self.find_leaks(None)
+    }
+
+    /// As [`Runtime::leaks`], asked by the running goroutine of `me` (its
+    /// own actor's probe runs here, on the actor's idle main thread).
+    ///
+    /// # Safety
+    /// The caller is a C function called by `me`'s running G.
+    pub unsafe fn leaks_from(&self, me: &Arc<Actor>) -> Vec<Leak> {
+        self.find_leaks(Some((me, me.main_thread)))
+    }
+
+    /// Ends leaked goroutine `l` as an interrupt does (its `<close>`
+    /// handlers run), if it is still in the park it was judged in.
+    pub fn reclaim(&self, l: &Leak) -> bool {
+        self.actors()
+            .into_iter()
+            .find(|a| a.id == l.actor)
+            .is_some_and(|a| a.interrupt_park(l.key, l.gid, l.gen))
+    }
+
+    fn find_leaks(&self, me: Option<(&Arc<Actor>, LuaThread)>) -> Vec<Leak> {
+        let verdict = self.judge(me);
+        let face = self.face();
+        let hidden = face.hidden_chunk();
+        let describe_key = face.describe_key;
+        let mut out = self.ask_all(
+            me,
+            verdict.leaked,
+            move |a: &Arc<Actor>, th: LuaThread, leaked: Vec<Suspect>| {
+                describe(a, th, &leaked, hidden, describe_key)
+            },
+        );
+        let mut leaks: Vec<Leak> = out.drain(..).flatten().flatten().collect();
+        leaks.sort_by_key(|l| l.gid);
+        leaks
+    }
+
+    /// Runs the probes and decides.
+    fn judge(&self, me: Option<(&Arc<Actor>, LuaThread)>) -> Verdict {
+        let before = crate::leak::handouts();
+        let shared_of = self.face().shared_of;
+        let actors: Vec<(Arc<Actor>, ())> = self.actors().into_iter().map(|a| (a, ())).collect();
+        let asked = actors.len();
+        let reports: Vec<Report> = self
+            .ask_all(me, actors, move |a: &Arc<Actor>, th: LuaThread, ()| {
+                // SAFETY: a job runs with the state held and no G running
+                // (or the asking G's own thread, in its C function).
+                unsafe { crate::leak::probe(a, th.0, a.id == 1, shared_of) }
+            })
+            .into_iter()
+            .flatten()
+            .collect();
+        let stable = reports.len() == asked && crate::leak::handouts() == before;
+        let snapshot = snapshot(&reports, stable);
+        if std::env::var_os("LUGO_LEAKDEBUG").is_some() {
+            eprintln!("stable {stable} reports {reports:#?}");
+        }
+        let outcome = lugo_sysmon::leaks::leaked(&snapshot, BUDGET);
+        if std::env::var_os("LUGO_LEAKDEBUG").is_some() {
+            eprintln!("snapshot {snapshot:?} outcome {outcome:?}");
+        }
+        let Outcome::Leaked(ids) = outcome else {
+            return Verdict::default();
+        };
+        let ids: std::collections::HashSet<u64> = ids.into_iter().collect();
+        let by_id: rustc_hash::FxHashMap<u64, Arc<Actor>> =
+            self.actors().into_iter().map(|a| (a.id, a)).collect();
+        let mut verdict = Verdict::default();
+        for r in reports {
+            let Some(a) = by_id.get(&r.actor) else { continue };
+            let leaked: Vec<Suspect> = r
+                .suspects
+                .into_iter()
+                .filter(|s| ids.contains(&s.gid))
+                .collect();
+            a.set_leaked(leaked.iter().map(|s| (s.gid, s.gen)));
+            if !leaked.is_empty() {
+                verdict.leaked.push((a.clone(), leaked));
+            }
+        }
+        verdict
+    }
+
+    /// Runs `f` on each actor of `work` with its state held (the asking
+    /// G's own actor inline, the others by their Ms between turns), each
+    /// with its argument; the answers in `work`'s order (`None`: no answer
+    /// within [`ASK_WAIT`]).
+    fn ask_all<A, R>(
+        &self,
+        me: Option<(&Arc<Actor>, LuaThread)>,
+        work: Vec<(Arc<Actor>, A)>,
+        f: impl Fn(&Arc<Actor>, LuaThread, A) -> R + Send + Sync + Clone + 'static,
+    ) -> Vec<Option<R>>
+    where
+        A: Send + 'static,
+        R: Send + 'static,
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut out: Vec<Option<R>> = (0..work.len()).map(|_| None).collect();
+        let mut inline = None;
+        let mut waiting = 0;
+        for (i, (a, arg)) in work.into_iter().enumerate() {
+            match me {
+                Some((m, th)) if m.id == a.id => inline = Some((i, a, th, arg)),
+                _ => {
+                    let (tx, f) = (tx.clone(), f.clone());
+                    a.post_job(Box::new(move |a, th| {
+                        let _ = tx.send((i, f(a, th, arg)));
+                    }));
+                    waiting += 1;
+                }
+            }
+        }
+        if let Some((i, a, th, arg)) = inline {
+            out[i] = Some(f(&a, th, arg));
+        }
+        if waiting > 0 {
+            // The other actors need Ms: the asking one lets its P go.
+            let pid = me.and_then(|_| self.enter_syscall());
+            let deadline = Instant::now() + ASK_WAIT;
+            while waiting > 0 {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let Ok((i, r)) = rx.recv_timeout(left) else { break };
+                out[i] = Some(r);
+                waiting -= 1;
+            }
+            if let Some(pid) = pid {
+                self.exit_syscall(pid);
+            }
+        }
+        out
+    }
+}
+
+/// The reports as sysmon's heap takes them. `stable`: every actor answered
+/// and nothing was handed out meanwhile.
+fn snapshot(reports: &[Report], stable: bool) -> Snapshot {
+    // Per object: the boxes counted, the highest strong count read, and
+    // whether one probe saw all its references.
+    let mut objs: rustc_hash::FxHashMap<usize, (usize, usize, bool)> = Default::default();
+    for r in reports {
+        for o in &r.objects {
+            let e = objs.entry(o.id).or_default();
+            e.0 += o.boxes;
+            e.1 = e.1.max(o.strong);
+            e.2 |= o.strong <= o.boxes;
+        }
+    }
+    Snapshot {
+        actors: reports
+            .iter()
+            .map(|r| ActorReport {
+                can_run: r.can_run,
+                reached: r.objects.iter().filter(|o| o.reached).map(|o| o.id).collect(),
+                held: r.objects.iter().map(|o| o.id).collect(),
+                candidates: r
+                    .suspects
+                    .iter()
+                    .map(|s| Candidate {
+                        id: s.gid,
+                        reached: s.reached,
+                        waits_on: s.waits_on.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        objects: objs
+            .into_iter()
+            .map(|(id, (boxes, strong, confined))| ObjectReport {
+                id,
+                rooted: !(confined || stable && strong <= boxes),
+            })
+            .collect(),
+    }
+}
+
+/// Describes the goroutines of `a` found leaked that are still parked in
+/// the park judged; marks the others as no longer leaked.
+fn describe(
+    a: &Arc<Actor>,
+    scratch: LuaThread,
+    leaked: &[Suspect],
+    hidden: &str,
+    describe_key: &'static str,
+) -> Vec<Leak> {
+    let still: Vec<&Suspect> = leaked
+        .iter()
+        .filter(|s| a.still_parked(s.key, s.gid, s.gen))
+        .collect();
+    a.set_leaked(still.iter().map(|s| (s.gid, s.gen)));
+    let now = crate::clock::coarse_secs_now();
+    let infos: rustc_hash::FxHashMap<u64, crate::actor::GInfo> =
+        a.goroutines().into_iter().map(|g| (g.id, g)).collect();
+    still
+        .into_iter()
+        .filter_map(|s| {
+            let g = infos.get(&s.gid)?;
+            // SAFETY: the caller holds the state with no G running but,
+            // maybe, the asking one (in its C function); `g` is parked.
+            let (tb, creator, obj) = unsafe {
+                (
+                    crate::ffi::traceback(scratch, g.thread),
+                    crate::ffi::creator(scratch, g.thread),
+                    crate::ffi::wait_object(scratch, g.thread, describe_key),
+                )
+            };
+            Some(Leak {
+                gid: s.gid,
+                actor: a.id,
+                reason: s.reason,
+                waited: now.saturating_sub(g.since),
+                labels: g.labels.clone(),
+                stack: format_traceback(&tb, hidden),
+                created_by: creator.map(|c| created_by(&c, hidden)).unwrap_or_default(),
+                waiting_on: obj,
+                key: s.key,
+                gen: s.gen,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::leak::Object;
+
+    fn report(objects: Vec<Object>) -> Report {
+        Report {
+            actor: 1,
+            can_run: false,
+            objects,
+            suspects: vec![],
+        }
+    }
+
+    fn obj(id: usize, strong: usize, boxes: usize) -> Object {
+        Object {
+            id,
+            strong,
+            boxes,
+            reached: false,
+        }
+    }
+
+    fn rooted(s: &Snapshot, id: usize) -> bool {
+        s.objects.iter().find(|o| o.id == id).unwrap().rooted
+    }
+
+    #[test]
+    fn an_object_is_rooted_unless_its_boxes_account_for_it() {
+        // Confined to one actor's boxes: not rooted, stable or not.
+        let one = [report(vec![obj(1, 2, 2)])];
+        assert!(!rooted(&snapshot(&one, false), 1));
+        // A reference outside the boxes (the host, a timer): rooted.
+        let held = [report(vec![obj(1, 3, 2)])];
+        assert!(rooted(&snapshot(&held, true), 1));
+        // Boxes in two actors: accounted for only in a stable check.
+        let two = [report(vec![obj(1, 2, 1)]), report(vec![obj(1, 2, 1)])];
+        assert!(!rooted(&snapshot(&two, true), 1));
+        assert!(rooted(&snapshot(&two, false), 1));
+        // One box in each of two actors, a third reference elsewhere.
+        let three = [report(vec![obj(1, 3, 1)]), report(vec![obj(1, 3, 1)])];
+        assert!(rooted(&snapshot(&three, true), 1));
+    }
+}
