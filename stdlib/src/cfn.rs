@@ -728,7 +728,7 @@ pub(crate) unsafe fn raise_wake_error(l: *mut ffi::lua_State, idx: c_int) -> ! {
         match ffi::lua_type(l, idx) {
             ffi::LUA_TLIGHTUSERDATA => {
                 let m = &*(ffi::lua_touserdata(l, idx) as *const park::StaticMsg);
-                if std::ptr::eq(m, &park::INTERRUPTED_MSG) {
+                if std::ptr::eq(m, &park::INTERRUPTED_MSG) || std::ptr::eq(m, &park::LEAKED_MSG) {
                     // The stop's own error, as the stop hook raises it.
                     push_str(l, m.0);
                 } else {

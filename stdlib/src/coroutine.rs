@@ -691,7 +691,7 @@ unsafe extern "C-unwind" fn msgh(l: *mut ffi::lua_State) -> c_int {
 unsafe extern "C-unwind" fn go_msgh(l: *mut ffi::lua_State) -> c_int {
     if matches!(
         preempt::stopping_g(),
-        Some(preempt::Stop::Exit | preempt::Stop::Interrupt)
+        Some(preempt::Stop::Exit | preempt::Stop::Interrupt | preempt::Stop::Leaked)
     ) {
         return 1;
     }
@@ -795,7 +795,7 @@ unsafe extern "C-unwind" fn gomain_k(
         }
         if matches!(
             preempt::stopping_g(),
-            Some(preempt::Stop::Exit | preempt::Stop::Interrupt)
+            Some(preempt::Stop::Exit | preempt::Stop::Interrupt | preempt::Stop::Leaked)
         ) {
             // runtime.goexit, or an interrupt (`runtime.interrupt`, a
             // group's grace): its <close> handlers have run; it ends

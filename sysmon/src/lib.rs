@@ -39,6 +39,12 @@ pub struct Debug {
     /// Keep the scheduler's last events, written on a panic, a deadlock,
     /// SIGQUIT or on demand (`flightrecorder=1`; `lugo_vm::trace`).
     pub flightrecorder: bool,
+    /// Look for leaked goroutines every `leakcheck_ms` and report each new
+    /// one on stderr (`leakcheck=1`), and end them too (`leakcheck=2`:
+    /// `runtime.reclaim()`); 0: only when asked (`runtime.leaks()`).
+    pub leakcheck: u8,
+    /// The period of `leakcheck` (`leakcheckperiod=ms`; 1000 if unset).
+    pub leakcheck_ms: u64,
 }
 
 impl Debug {
@@ -50,6 +56,8 @@ impl Debug {
                 Some(("schedtrace", v)) => d.schedtrace_ms = v.trim().parse().unwrap_or(0),
                 Some(("scheddetail", v)) => d.scheddetail = v.trim() == "1",
                 Some(("flightrecorder", v)) => d.flightrecorder = v.trim() == "1",
+                Some(("leakcheck", v)) => d.leakcheck = v.trim().parse().unwrap_or(0).min(2),
+                Some(("leakcheckperiod", v)) => d.leakcheck_ms = v.trim().parse().unwrap_or(0),
                 _ => {}
             }
         }
@@ -76,6 +84,13 @@ pub fn start<M: Mechanism + Send + 'static>(
         .name("lugo-sysmon".into())
         .spawn(move || {
             let mut mon = Monitor::new(mech.now(), debug.schedtrace_ms);
+            if debug.leakcheck > 0 {
+                let every = match debug.leakcheck_ms {
+                    0 => 1000,
+                    ms => ms,
+                };
+                mon = mon.with_leakcheck(mech.now(), every, debug.leakcheck == 2);
+            }
             while !mech.stopping() {
                 let sleep = mon.round(&mech);
                 mech.count_round();
@@ -117,5 +132,9 @@ mod tests {
         let d = Debug::parse("schedtrace=100,scheddetail=1");
         assert!(d.scheddetail && d.schedtrace_ms == 100);
         assert!(!Debug::parse("scheddetail=0").scheddetail);
+        let d = Debug::parse("leakcheck=2,leakcheckperiod=50");
+        assert_eq!((d.leakcheck, d.leakcheck_ms), (2, 50));
+        assert_eq!(Debug::parse("leakcheck=9").leakcheck, 2);
+        assert_eq!(Debug::parse("leakcheck=x").leakcheck, 0);
     }
 }

@@ -143,6 +143,10 @@ pub trait Mechanism {
     fn run_timers(&self, now: u64) -> usize;
     /// Prints one schedtrace line, `ms` after start.
     fn schedtrace(&self, ms: u64);
+    /// Starts a leak check (`LUGO_DEBUG=leakcheck=1`) off this thread,
+    /// unless one is under way: new leaks are reported, and ended too when
+    /// `reclaim` (`leakcheck=2`).
+    fn check_leaks(&self, reclaim: bool);
     /// Every actor's heap figures.
     fn actor_heaps(&self) -> Vec<ActorHeap>;
     /// Asks actor `id` for a collection.
@@ -211,6 +215,11 @@ pub struct Monitor {
     /// Preemptions asked for so far.
     pub preemptions: u64,
     next_gc_check: u64,
+    /// Look for leaked goroutines every this many ns (0: never), ending
+    /// them when `reclaim`.
+    leak_every: u64,
+    next_leak: u64,
+    reclaim: bool,
 }
 
 impl Monitor {
@@ -227,7 +236,20 @@ impl Monitor {
             start: now,
             preemptions: 0,
             next_gc_check: now.saturating_add(GC_CHECK_NS),
+            leak_every: 0,
+            next_leak: 0,
+            reclaim: false,
         }
+    }
+
+    /// The monitor, also starting a leak check every `every_ms` from
+    /// `now` (`LUGO_DEBUG=leakcheck`), that ends what it finds when
+    /// `reclaim`.
+    pub fn with_leakcheck(mut self, now: u64, every_ms: u64, reclaim: bool) -> Monitor {
+        self.leak_every = every_ms.max(1).saturating_mul(1_000_000);
+        self.next_leak = now.saturating_add(self.leak_every);
+        self.reclaim = reclaim;
+        self
     }
 
     /// One round; returns how long to sleep before the next.
@@ -315,6 +337,11 @@ impl Monitor {
             }
         }
 
+        if self.leak_every > 0 && now >= self.next_leak {
+            host.check_leaks(self.reclaim);
+            self.next_leak = now.saturating_add(self.leak_every);
+        }
+
         if self.trace_every > 0 && now >= self.next_trace {
             host.schedtrace((now - self.start) / 1_000_000);
             self.next_trace = now.saturating_add(self.trace_every);
@@ -334,11 +361,16 @@ impl Monitor {
         if all_idle && self.trace_every == 0 {
             // Deep sleep: nothing to preempt. Wake for the next timer only
             // if no M waits for it.
-            let until = host
+            let mut until = host
                 .next_timer()
                 .filter(|_| !host.timer_watched())
-                .map(|when| Duration::from_nanos(when.saturating_sub(now)));
-            return Sleep::Deep(until);
+                .map(|when| when.saturating_sub(now));
+            if self.leak_every > 0 {
+                // An idle program is when leaks show: look on time.
+                let due = self.next_leak.saturating_sub(now).max(MIN_DELAY_NS);
+                until = Some(until.map_or(due, |u| u.min(due)));
+            }
+            return Sleep::Deep(until.map(Duration::from_nanos));
         }
         let mut d = self.delay;
         // Wake when the first running G's slice ends, not up to a whole
@@ -360,6 +392,9 @@ impl Monitor {
         }
         if self.trace_every > 0 {
             d = d.min(self.next_trace.saturating_sub(now).max(MIN_DELAY_NS));
+        }
+        if self.leak_every > 0 {
+            d = d.min(self.next_leak.saturating_sub(now).max(MIN_DELAY_NS));
         }
         Sleep::For(Duration::from_nanos(d))
     }
@@ -385,6 +420,7 @@ mod tests {
         heaps: RefCell<Vec<ActorHeap>>,
         gc_requests: RefCell<Vec<(u64, GcKind)>>,
         polled: RefCell<Vec<u64>>,
+        leak_checks: RefCell<Vec<(u64, bool)>>,
     }
 
     impl Mechanism for Fake {
@@ -425,6 +461,9 @@ mod tests {
         }
         fn schedtrace(&self, ms: u64) {
             self.traces.borrow_mut().push(ms);
+        }
+        fn check_leaks(&self, reclaim: bool) {
+            self.leak_checks.borrow_mut().push((self.now.get(), reclaim));
         }
         fn actor_heaps(&self) -> Vec<ActorHeap> {
             self.heaps.borrow().clone()
@@ -799,5 +838,22 @@ mod tests {
             assert!(matches!(s, Sleep::For(_)), "tracing keeps sysmon awake");
         }
         assert_eq!(*f.traces.borrow(), vec![1000, 2100]);
+    }
+
+    #[test]
+    fn leak_checks_on_their_period_even_when_idle() {
+        let f = fake(&[PState::default()]);
+        let mut m = Monitor::new(0, 0).with_leakcheck(0, 100, true);
+        let mut sleeps = Vec::new();
+        for t in [0, 50, 100, 150, 230] {
+            f.now.set(t * MS);
+            sleeps.push(m.round(&f));
+        }
+        assert_eq!(*f.leak_checks.borrow(), vec![(100 * MS, true), (230 * MS, true)]);
+        // Idle: a deep sleep, but never past the next check.
+        match sleeps[0] {
+            Sleep::Deep(Some(d)) => assert_eq!(d, Duration::from_millis(100)),
+            ref s => panic!("{s:?}"),
+        }
     }
 }

@@ -1061,7 +1061,7 @@ impl Actor {
                 reason: WaitReason::None,
                 wake: None,
                 sel_sends: None,
-                interrupted: false,
+                interrupted: None,
                 since: 0,
             });
             // A G starts with the labels of the G that started it.
@@ -1142,6 +1142,7 @@ impl Actor {
     /// it lands is claimed so too (the caller also stops a running one).
     /// False if the actor has no such goroutine.
     pub fn interrupt(self: &Arc<Self>, gid: u64) -> bool {
+        let why = crate::preempt::Stop::Interrupt;
         let schedule = {
             let mut q = self.lock();
             let Some(key) = q.key_of(gid) else {
@@ -1149,13 +1150,13 @@ impl Actor {
             };
             let q = &mut *q;
             let g = &mut q.gs[key];
-            g.interrupted = true;
+            g.interrupted = Some(why);
             let parked = g.status == GStatus::Waiting && q.words.get(key).claim_open();
             if parked {
                 crate::trace::wake(gid);
             }
             parked
-                && q.make_ready(key, gid, Wake::Interrupted, Place::Back)
+                && q.make_ready(key, gid, Wake::Interrupted(why), Place::Back)
                 && !std::mem::replace(&mut q.scheduled, true)
         };
         if schedule {
@@ -1164,9 +1165,15 @@ impl Actor {
         true
     }
 
-    /// Interrupts G `gid` of slot `key` if it is still in park `gen` (a
-    /// leak check's reclaim): as [`Actor::interrupt`] of a parked G.
-    pub fn interrupt_park(self: &Arc<Self>, key: GKey, gid: u64, gen: u64) -> bool {
+    /// Stops G `gid` of slot `key` for `why` if it is still in park `gen`
+    /// (a leak check's reclaim): as [`Actor::interrupt`] of a parked G.
+    pub(crate) fn interrupt_park(
+        self: &Arc<Self>,
+        key: GKey,
+        gid: u64,
+        gen: u64,
+        why: crate::preempt::Stop,
+    ) -> bool {
         let (claimed, schedule) = {
             let mut q = self.lock();
             let q = &mut *q;
@@ -1176,11 +1183,11 @@ impl Actor {
             if g.status != GStatus::Waiting || !q.words.get(key).claim(gen) {
                 return false;
             }
-            g.interrupted = true;
+            g.interrupted = Some(why);
             crate::trace::wake(gid);
             (
                 true,
-                q.make_ready(key, gid, Wake::Interrupted, Place::Back)
+                q.make_ready(key, gid, Wake::Interrupted(why), Place::Back)
                     && !std::mem::replace(&mut q.scheduled, true),
             )
         };
@@ -1294,7 +1301,7 @@ mod tests {
             reason: WaitReason::None,
             wake: None,
             sel_sends: None,
-            interrupted: false,
+            interrupted: None,
             since: 0,
         })
     }

@@ -161,7 +161,7 @@ pub struct G {
     pub sel_sends: Option<Box<SelectSends>>,
     /// An interrupt has been asked for: a park that lands is claimed and
     /// woken with [`Wake::Interrupted`] at once.
-    pub interrupted: bool,
+    pub interrupted: Option<crate::preempt::Stop>,
     /// When it parked, while `Waiting` ([`crate::clock::coarse_secs`]).
     pub since: u32,
 }

@@ -29,7 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Weak};
 use std::time::Instant;
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::actor::Actor;
 use crate::chan::HostPark;
@@ -187,7 +187,7 @@ pub struct Host {
     /// Channel endpoints the host holds.
     holds: AtomicUsize,
     /// Goroutines asked to stop (`Task::interrupt`).
-    interrupts: Lock<FxHashSet<u64>>,
+    interrupts: Lock<FxHashMap<u64, crate::preempt::Stop>>,
     ninterrupts: AtomicUsize,
     /// Host threads blocked on a channel.
     parked: Lock<Vec<Weak<HostPark>>>,
@@ -204,7 +204,7 @@ impl Default for Host {
             actor_waits: Lock::new(Rank::HostActorWaits, Vec::new()),
             ntasks: AtomicUsize::new(0),
             holds: AtomicUsize::new(0),
-            interrupts: Lock::new(Rank::HostInterrupts, FxHashSet::default()),
+            interrupts: Lock::new(Rank::HostInterrupts, Default::default()),
             ninterrupts: AtomicUsize::new(0),
             parked: Lock::new(Rank::HostParked, Vec::new()),
             shutdown_wait: AtomicBool::new(false),
@@ -339,23 +339,27 @@ impl Host {
         self.holds.load(Ordering::Acquire) > 0
     }
 
-    /// Asks goroutine `gid` to stop.
-    pub(crate) fn interrupt(&self, gid: u64) {
-        if lock(&self.interrupts).insert(gid) {
+    /// Asks goroutine `gid` to stop, for `why`.
+    pub(crate) fn interrupt(&self, gid: u64, why: crate::preempt::Stop) {
+        if lock(&self.interrupts).insert(gid, why).is_none() {
             self.ninterrupts.fetch_add(1, Ordering::AcqRel);
         }
     }
 
-    /// Whether goroutine `gid` has been asked to stop (cheap when none has).
+    /// Why goroutine `gid` has been asked to stop, if it has (cheap when
+    /// none has).
     #[inline]
-    pub(crate) fn is_interrupted(&self, gid: u64) -> bool {
-        self.ninterrupts.load(Ordering::Relaxed) > 0 && lock(&self.interrupts).contains(&gid)
+    pub(crate) fn interrupt_of(&self, gid: u64) -> Option<crate::preempt::Stop> {
+        if self.ninterrupts.load(Ordering::Relaxed) == 0 {
+            return None;
+        }
+        lock(&self.interrupts).get(&gid).copied()
     }
 
     /// Forgets the interrupt of a goroutine that has ended.
     #[inline]
     pub(crate) fn forget_interrupt(&self, gid: u64) {
-        if self.ninterrupts.load(Ordering::Relaxed) > 0 && lock(&self.interrupts).remove(&gid) {
+        if self.ninterrupts.load(Ordering::Relaxed) > 0 && lock(&self.interrupts).remove(&gid).is_some() {
             self.ninterrupts.fetch_sub(1, Ordering::AcqRel);
         }
     }

@@ -51,6 +51,10 @@ pub static SEND_ON_CLOSED_MSG: StaticMsg = StaticMsg(SEND_ON_CLOSED);
 /// (the stop's message: `crate::preempt::Stop::Interrupt`).
 pub static INTERRUPTED_MSG: StaticMsg = StaticMsg("interrupted");
 
+/// The error a leaked goroutine reclaimed raises at its park
+/// (`crate::preempt::Stop::Leaked`).
+pub static LEAKED_MSG: StaticMsg = StaticMsg("goroutine leaked");
+
 /// The scheduler found no room on a Lua stack to build a value.
 pub static STACK_OVERFLOW_MSG: StaticMsg = StaticMsg("stack overflow (receiving a value)");
 

@@ -396,6 +396,10 @@ pub enum Stop {
     /// `runtime.goexit()`: the goroutine ends, its `<close>` handlers run
     /// (Go's `Goexit` runs its deferred calls).
     Exit = 4,
+    /// A leak check found the goroutine leaked and the program reclaims
+    /// it (`runtime.reclaim()`, `LUGO_DEBUG=leakcheck=2`): as an
+    /// interrupt, with its own message.
+    Leaked = 5,
 }
 
 impl Stop {
@@ -405,6 +409,7 @@ impl Stop {
             2 => Some(Stop::Budget),
             3 => Some(Stop::Shutdown),
             4 => Some(Stop::Exit),
+            5 => Some(Stop::Leaked),
             _ => None,
         }
     }
@@ -416,6 +421,7 @@ impl Stop {
             Stop::Budget => "cpu budget exceeded",
             Stop::Shutdown => "runtime stopped",
             Stop::Exit => "goexit",
+            Stop::Leaked => "goroutine leaked",
         }
     }
 }

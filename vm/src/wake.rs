@@ -130,9 +130,10 @@ pub enum Wake {
     SendClosed(Option<Msg>),
     /// A goroutine waiting on a socket: why it was woken.
     Io(IoWake),
-    /// The G was interrupted while parked: its wait was withdrawn (its
-    /// waiters are dead) and it raises the interrupt's error.
-    Interrupted,
+    /// The G was stopped while parked (an interrupt, or a reclaim of a
+    /// leaked G: the stop says which): its wait was withdrawn (its waiters
+    /// are dead) and it raises the stop's error.
+    Interrupted(crate::preempt::Stop),
 }
 
 /// The values of a parked select's send cases, by 1-based case number.

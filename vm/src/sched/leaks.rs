@@ -90,10 +90,19 @@ impl Runtime {
     /// Ends leaked goroutine `l` as an interrupt does (its `<close>`
     /// handlers run), if it is still in the park it was judged in.
     pub fn reclaim(&self, l: &Leak) -> bool {
-        self.actors()
+        let why = crate::preempt::Stop::Leaked;
+        // Recorded first, as an interrupt is: the M that runs it next
+        // raises the stop (`run_actor`).
+        self.shared.host.interrupt(l.gid, why);
+        let done = self
+            .actors()
             .into_iter()
             .find(|a| a.id == l.actor)
-            .is_some_and(|a| a.interrupt_park(l.key, l.gid, l.gen))
+            .is_some_and(|a| a.interrupt_park(l.key, l.gid, l.gen, why));
+        if !done {
+            self.shared.host.forget_interrupt(l.gid);
+        }
+        done
     }
 
     fn find_leaks(&self, me: Option<(&Arc<Actor>, LuaThread)>) -> Vec<Leak> {
@@ -130,14 +139,7 @@ impl Runtime {
             .collect();
         let stable = reports.len() == asked && crate::leak::handouts() == before;
         let snapshot = snapshot(&reports, stable);
-        if std::env::var_os("LUGO_LEAKDEBUG").is_some() {
-            eprintln!("stable {stable} reports {reports:#?}");
-        }
-        let outcome = lugo_sysmon::leaks::leaked(&snapshot, BUDGET);
-        if std::env::var_os("LUGO_LEAKDEBUG").is_some() {
-            eprintln!("snapshot {snapshot:?} outcome {outcome:?}");
-        }
-        let Outcome::Leaked(ids) = outcome else {
+        let Outcome::Leaked(ids) = lugo_sysmon::leaks::leaked(&snapshot, BUDGET) else {
             return Verdict::default();
         };
         let ids: std::collections::HashSet<u64> = ids.into_iter().collect();
@@ -208,6 +210,52 @@ impl Runtime {
         }
         out
     }
+}
+
+/// sysmon's leak checker (`LUGO_DEBUG=leakcheck=1`, `=2`): a thread that
+/// runs a check at each request (`true`: reclaim what it finds) and
+/// reports each leaked goroutine on stderr once. Ends with the runtime.
+pub(super) fn checker(
+    shared: std::sync::Weak<super::Shared>,
+    requests: crossbeam_channel::Receiver<bool>,
+) {
+    let mut told = std::collections::HashSet::new();
+    while let Ok(reclaim) = requests.recv() {
+        let Some(shared) = shared.upgrade() else { break };
+        let rt = Runtime { shared };
+        if rt.stopping() {
+            break;
+        }
+        for l in rt.leaks() {
+            if told.insert(l.gid) {
+                eprintln!("{}", report_line(&l));
+            }
+            if reclaim {
+                rt.reclaim(&l);
+            }
+        }
+    }
+}
+
+/// `lugo: goroutine 17 leaked: blocked in chan send at worker.lua:12,
+/// created by function <server.lua:20> in goroutine 1 at server.lua:30`.
+pub fn report_line(l: &Leak) -> String {
+    let state = super::dump::state_word(crate::g::GStatus::Waiting, l.reason);
+    let mut s = format!("lugo: goroutine {} leaked: blocked in {state}", l.gid);
+    // The first frame the user wrote: `\tworker.lua:12: in ...`.
+    if let Some(site) = l
+        .stack
+        .lines()
+        .map(str::trim)
+        .find_map(|f| f.split_once(": ").map(|(site, _)| site))
+    {
+        s.push_str(&format!(" at {site}"));
+    }
+    if !l.created_by.is_empty() {
+        s.push_str(", ");
+        s.push_str(l.created_by.trim_end());
+    }
+    s
 }
 
 /// The reports as sysmon's heap takes them. `stable`: every actor answered

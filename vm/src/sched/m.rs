@@ -558,13 +558,11 @@ impl Shared {
             let stop = if budget_stop {
                 Some(crate::preempt::Stop::Budget)
             } else {
-                self.host
-                    .is_interrupted(gid)
-                    .then_some(crate::preempt::Stop::Interrupt)
+                self.host.interrupt_of(gid)
             };
             if let Some(why) = stop {
                 slot.stop_current(why);
-                if matches!(picked.wake, Some(crate::wake::Wake::Interrupted)) {
+                if matches!(picked.wake, Some(crate::wake::Wake::Interrupted(_))) {
                     slot.stop_raised_once();
                 }
                 // SAFETY: this M owns the actor; the G is suspended.
@@ -663,10 +661,12 @@ impl Shared {
         match res {
             Resumed::Parked(reason) => {
                 let g = &mut q.gs[key];
-                if g.interrupted && g.wake.is_none() && q.words.get(key).claim_open() {
-                    // Interrupted while it ran: the park it made is
-                    // withdrawn at once (`Actor::interrupt`).
-                    g.wake = Some(crate::wake::Wake::Interrupted);
+                if let Some(why) = g.interrupted {
+                    if g.wake.is_none() && q.words.get(key).claim_open() {
+                        // Interrupted while it ran: the park it made is
+                        // withdrawn at once (`Actor::interrupt`).
+                        g.wake = Some(crate::wake::Wake::Interrupted(why));
+                    }
                 }
                 if g.wake.is_some() {
                     g.status = GStatus::Runnable;

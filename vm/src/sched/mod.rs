@@ -215,6 +215,9 @@ pub(crate) struct Shared {
     pub(crate) cpu_budget_ns: u64,
     /// sysmon's mailbox, once it runs.
     monitor: OnceLock<Sender<()>>,
+    /// The leak checker's mailbox (`LUGO_DEBUG=leakcheck`), made at the
+    /// first check: a request says whether to reclaim.
+    leak_checker: OnceLock<crossbeam_channel::Sender<bool>>,
     /// sysmon sleeps until woken (every P was idle).
     sysmon_sleeping: AtomicBool,
     /// An idle M sleeps until the next timer (mirror of `Idle::timer_m`).
@@ -556,6 +559,7 @@ impl Runtime {
                 .map_or(0, |d| d.as_nanos().clamp(1, u64::MAX as u128) as u64),
             config,
             monitor: OnceLock::new(),
+            leak_checker: OnceLock::new(),
             sysmon_sleeping: AtomicBool::new(false),
             timer_watched: AtomicBool::new(false),
             spinning: AtomicUsize::new(0),
@@ -760,7 +764,7 @@ impl Runtime {
     /// interrupted did not send), and it raises `interrupted` at its park.
     /// Ends with the goroutine. False if no actor has goroutine `gid`.
     pub fn interrupt(&self, gid: u64) -> bool {
-        self.shared.host.interrupt(gid);
+        self.shared.host.interrupt(gid, crate::preempt::Stop::Interrupt);
         // After recording it: an M that starts running `gid` now checks
         // the record after publishing the G (see `run_actor`).
         std::sync::atomic::fence(Ordering::SeqCst);

@@ -143,6 +143,21 @@ impl Mechanism for Monitored {
         self.0.sysmon_sleeping.store(sleeping, Ordering::SeqCst);
     }
 
+    fn check_leaks(&self, reclaim: bool) {
+        let tx = self.0.leak_checker.get_or_init(|| {
+            let (tx, rx) = crossbeam_channel::bounded::<bool>(1);
+            // A weak hold: the runtime's end drops the mailbox, and the
+            // thread ends.
+            let shared = Arc::downgrade(&self.0);
+            let _ = std::thread::Builder::new()
+                .name("lugo-leakcheck".into())
+                .spawn(move || super::leaks::checker(shared, rx));
+            tx
+        });
+        // A check under way takes this round's place.
+        let _ = tx.try_send(reclaim);
+    }
+
     fn count_round(&self) {
         self.0
             .census
