@@ -472,6 +472,20 @@ impl Runtime {
         Ok(self.vm.wait())
     }
 
+    /// The goroutines that leaked: parked where nothing that can still
+    /// run can ever wake them (see `runtime.leaks()` in docs/api.md).
+    /// Every actor is asked (each answers between two goroutines' turns).
+    pub fn leaks(&self) -> Vec<lugo_vm::sched::leaks::Leak> {
+        self.vm.leaks()
+    }
+
+    /// Ends the goroutines of `leaks` still parked where they leaked, as
+    /// `runtime.reclaim()` does (their `<close>` handlers run, with the
+    /// error `goroutine leaked`); how many.
+    pub fn reclaim(&self, leaks: &[lugo_vm::sched::leaks::Leak]) -> usize {
+        leaks.iter().filter(|l| self.vm.reclaim(l)).count()
+    }
+
     /// The scheduler.
     pub fn vm(&self) -> &lugo_vm::Runtime {
         &self.vm

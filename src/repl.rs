@@ -240,8 +240,44 @@ fn prompt(lua: &Lua, first: bool) -> String {
     }
 }
 
-/// Runs one line and prints its values or its error.
+/// Runs one line and prints its values or its error; then, if it left
+/// goroutines behind, a warning for those of them that leaked.
 fn run_line(rt: &lugo::Runtime, console: &Console, f: Function) {
+    let before = rt.vm().numgoroutine();
+    show_line(rt, console, f);
+    if rt.vm().numgoroutine() > before {
+        warn_leaks(rt, console);
+    }
+}
+
+/// One line: `lugo: goroutines 17, 18 leaked (runtime.leaks() shows
+/// them)`, for the leaks not told before.
+fn warn_leaks(rt: &lugo::Runtime, console: &Console) {
+    thread_local! {
+        static TOLD: std::cell::RefCell<std::collections::HashSet<u64>> = Default::default();
+    }
+    let new: Vec<String> = TOLD.with_borrow_mut(|told| {
+        rt.vm()
+            .leaks()
+            .into_iter()
+            .filter(|l| told.insert(l.gid))
+            .map(|l| l.gid.to_string())
+            .collect()
+    });
+    if !new.is_empty() {
+        let word = if new.len() == 1 { "goroutine" } else { "goroutines" };
+        report(
+            console,
+            &format!(
+                "lugo: {word} {} leaked (runtime.leaks() shows where)",
+                new.join(", ")
+            ),
+        );
+    }
+}
+
+/// Runs one line and prints its values or its error.
+fn show_line(rt: &lugo::Runtime, console: &Console, f: Function) {
     let values = match run_task(rt, f, MultiValue::new()) {
         Waited::Done(Ok(values)) => values,
         Waited::Done(Err(e)) => return report_error(console, e),
