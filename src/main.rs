@@ -27,6 +27,9 @@ Environment:
                          flightrecorder=1  keep the scheduler's last events; write them to
                                          lugo-flight-<pid>.json on a panic, a deadlock,
                                          SIGQUIT or runtime.flightrecord(path)
+                         leakcheck=1     look for leaked goroutines every second; report
+                                         each new one on stderr (=2: end them too)
+                         leakcheckperiod=MS  that period, in milliseconds
   LUGO_TRACE=FILE      as --trace
   LUGO_HISTORY=FILE    the REPL's history file (default ~/.lugo_history; empty: none)
 

@@ -9,10 +9,11 @@
 //! the last step, a pure function over that [`Snapshot`]: it joins the
 //! reports into one reachability graph, built in a `gc-arena` arena (the
 //! sysmon thread's own heap, dropped when the check ends), and lets the
-//! arena's collector mark it. A candidate goroutine whose node the
-//! collector finds unreachable is leaked ([`leaked`]). The module never
-//! touches a Lua state or the runtime; taking the snapshot consistently is
-//! the caller's job.
+//! arena's collector mark it ([`leaked`]). A candidate goroutine whose node
+//! the collector finds unreachable is leaked, once no candidate is
+//! *revived* (see "No false leak"). The module never touches a Lua state
+//! or the runtime; taking the snapshot consistently, and probing again
+//! when asked to, is the caller's job.
 //!
 //! # The graph
 //!
@@ -26,13 +27,14 @@
 //!   roots reach that goroutine's thread (a global holds it, say);
 //! - `Obj(o) -> G(g)` for every candidate, of any actor, whose `waits_on`
 //!   holds `o`: touching the object may wake the goroutine;
-//! - `G(g) -> Actor(a)` (its own actor): a goroutine that runs can touch
-//!   its actor's globals;
-//! - `G(g) -> Obj(o)` for every `o` in its actor's `held`, for a candidate
-//!   not `reached`: a woken goroutine's stack may hold any object its
-//!   actor's heap holds. (A `reached` one's thread was marked from the
-//!   actor's roots: everything its stack holds is in the actor's
-//!   `reached` already.)
+//! - `G(g) -> Actor(a)` (its own actor) for every candidate, reached or
+//!   not: a goroutine that runs can touch its actor's globals, and through
+//!   them whatever its actor's roots reach.
+//!
+//! What a candidate's own stack holds has no edge. For a `reached`
+//! candidate none is needed: its thread was marked from its actor's roots,
+//! so its stack is in the actor's `reached` already, behind `G(g) ->
+//! Actor(a)`. For one not `reached` it is unknown; see below.
 //!
 //! An object id that the reports name but [`Snapshot::objects`] does not
 //! list is not rooted. A candidate that waits on nothing can only be
@@ -40,50 +42,70 @@
 //! roots reach it *and* something reaches the actor; that is the general
 //! rule, not a special case.
 //!
-//! Two rewritings keep the graph small and the marking incremental; they
-//! change no node's reachability. The last two edge kinds go through one
-//! `Heap(a)` node per actor (`G(g) -> Heap(a) -> Actor(a)`, `Heap(a) ->
-//! Obj(o)` for `o` in `held`), so `n` candidates of an actor holding `m`
-//! objects cost `n + m` edges, not `n * m`. And no node has more than
-//! [`FANOUT`] edges: a longer list hangs off a tree of relay nodes. An
-//! object no candidate waits on leads nowhere and gets no node.
+//! Two things keep the graph small; they change no node's reachability.
+//! An object no candidate waits on leads nowhere and gets no node. And no
+//! node has more than [`FANOUT`] edges: a longer list hangs off a tree of
+//! relay nodes.
 //!
 //! # No false leak
 //!
-//! Every edge over-approximates "can wake" or "can come to run": whatever
-//! could run touches at most what the edges say, and touching an object
-//! can wake at most the goroutines that wait on it. So every goroutine
-//! that could ever run again is reachable from the roots, and a goroutine
-//! reported as leaked cannot be woken, as long as the reports are sound:
-//! `reached` covers everything the actor's roots reach, `held` everything
-//! its heap holds, `can_run` every actor with a goroutine that may run
-//! without help, and `rooted` every object held from outside any Lua heap
-//! (host, timers, values in flight) or touched while the check ran. When
-//! the collection does not finish within its [`Budget`], the answer is
-//! [`Outcome::OutOfBudget`] and the caller reports nothing: never a guess.
+//! Every edge over-approximates "can wake" or "can come to run": an actor
+//! that can run touches at most what its roots reach, a goroutine that
+//! runs at most what its stack holds and what its actor's roots reach, and
+//! touching an object wakes at most the goroutines that wait on it. The
+//! one thing the graph does not know is the stack of a candidate its
+//! actor's collector did not reach:
+//!
+//! - a reached candidate's stack was marked from its actor's roots, so all
+//!   it holds is in the actor's `reached`: waking it adds nothing the graph
+//!   does not have;
+//! - an unreached candidate the graph does not reach never runs, so what
+//!   its stack holds does not matter;
+//! - an unreached candidate the graph reaches (it is woken through an
+//!   object another actor reaches, say) may run and touch objects only its
+//!   stack holds, edges the graph lacks. Then the answer is provisional: a
+//!   goroutine waiting on such an object may be reported leaked wrongly.
+//!   [`Outcome::Marked`] lists these candidates as `revived`, and the
+//!   caller probes their actors again with them as roots: they are no
+//!   longer candidates, what their stacks hold joins their actors'
+//!   `reached`, and their actors `can_run`. Then it asks again.
+//!
+//! Each round turns at least one candidate into a root, so this ends. At
+//! the fixed point, where no candidate is revived, every candidate the
+//! graph reaches is a reached one: every live candidate's stack is
+//! accounted for, every goroutine that could ever run again is reachable
+//! from the roots, and a goroutine reported as leaked cannot be woken. All
+//! that as long as the reports are sound: `reached` covers everything the
+//! actor's roots reach, `can_run` every actor with a goroutine that may
+//! run without help (a revived one included), and `rooted` every object
+//! held from outside any Lua heap (host, timers, values in flight) or
+//! touched while the check ran. When the collection does not finish
+//! within its [`Budget`], the answer is [`Outcome::OutOfBudget`] and the
+//! caller reports nothing: never a guess.
 //!
 //! # Where it misses a leak
 //!
-//! The same over-approximations: a woken goroutine is taken to touch every
-//! object its actor holds and its actor's globals, though its stack may
-//! reach few of them; an actor that can run is taken to touch everything
-//! its roots reach, though its code may never use it (reachability, not
-//! liveness, as in Go); touching an object is taken to wake every waiter;
-//! an object the host holds is taken to be used. A goroutine kept
-//! reachable only through one of these is not reported.
+//! The same over-approximations. Reachability, not liveness (as in Go): an
+//! actor that can run is taken to touch everything its roots reach, though
+//! its code may never use it, and so is a woken goroutine, with its stack;
+//! touching an object is taken to wake every waiter; an object the host
+//! holds is taken to be used. A goroutine kept reachable only through one
+//! of these is not reported.
 //!
 //! # Driving the collector
 //!
-//! The arena is built in one go (all nodes first, then their edges, so
-//! cycles need no special case), then marked in steps: each step is one
-//! `Arena::mark_debt` call paid exactly [`STEP_NODES`] units of debt, with
-//! a pacing that charges one unit per traced node and nothing else, so a
-//! step traces at most [`STEP_NODES`] nodes of at most [`FANOUT`] edges
+//! The arena is built in one go (every node before the edges that lead to
+//! it, so cycles need no special case), then marked in steps: each step is
+//! one `Arena::mark_debt` call paid exactly [`STEP_NODES`] units of debt,
+//! with a pacing that charges one unit per traced node and nothing else, so
+//! a step traces at most [`STEP_NODES`] nodes of at most [`FANOUT`] edges
 //! each (the first step also traces the arena's root: one write per root
-//! node and per candidate). The budget is checked before every step. Once marking is done,
-//! `MarkedArena::finalize` tells, through `GcWeak::is_dead`, which
-//! candidates the collector would free; the arena is then dropped, which
-//! frees everything at once (no sweep is needed to learn the answer).
+//! node and per candidate). The budget is checked before every step. Once
+//! marking is done, `MarkedArena::finalize` tells, through
+//! `GcWeak::is_dead`, which candidates the collector would free (leaked)
+//! and so which unreached ones it keeps (revived); the arena is then
+//! dropped, which frees everything at once (no sweep is needed to learn
+//! the answer).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -112,16 +134,13 @@ pub struct Snapshot {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ActorReport {
     /// The actor has a running or runnable goroutine, or one parked on
-    /// something that wakes it by itself (timer, socket, host): its roots
-    /// are live.
+    /// something that wakes it by itself (timer, socket, host), or one an
+    /// earlier check revived (now among its roots): its roots are live.
     pub can_run: bool,
     /// Shared objects reachable from the actor's roots: its globals, its
-    /// registry, its goroutines that can run, and the candidates its own
-    /// collector reached.
+    /// registry, its goroutines that can run (those an earlier check
+    /// revived included), and the candidates its own collector reached.
     pub reached: Vec<ObjId>,
-    /// Every shared object the actor's heap holds at all (a superset of
-    /// `reached`).
-    pub held: Vec<ObjId>,
     /// The actor's goroutines parked on shared objects (or on nothing that
     /// will ever wake them), not on anything that wakes them by itself:
     /// those that may be leaked.
@@ -131,10 +150,12 @@ pub struct ActorReport {
 /// A parked goroutine that may be leaked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Candidate {
-    /// Goroutine id, as [`Outcome::Leaked`] reports it.
+    /// Goroutine id, as [`Outcome::Marked`] reports it.
     pub id: u64,
     /// The actor's collector reached the goroutine's thread from the
-    /// actor's roots.
+    /// actor's roots: everything its stack holds is in the actor's
+    /// `reached`. If not, what its stack holds is unknown (see `revived`
+    /// in [`Outcome::Marked`]).
     pub reached: bool,
     /// The shared objects whose use may wake it (a `select` waits on
     /// several).
@@ -176,9 +197,19 @@ impl Budget {
 /// What a check found.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// The ids of the leaked candidates, sorted ascending, each once
-    /// (empty: none leaked).
-    Leaked(Vec<u64>),
+    /// Marking finished.
+    Marked {
+        /// The candidates the collector found unreachable, sorted, each once.
+        leaked: Vec<u64>,
+        /// The candidates with `reached == false` that the graph does reach
+        /// (woken through an object another actor reaches, say), sorted,
+        /// each once: their stacks were not part of their actor's report,
+        /// so what they hold is unknown. The answer stands only when this
+        /// is empty; otherwise the caller probes their actors again with
+        /// these goroutines as roots (then they are no longer candidates,
+        /// and their actors can run) and asks again.
+        revived: Vec<u64>,
+    },
     /// The budget ran out before marking finished: nothing is known, and
     /// the caller must report no leak.
     OutOfBudget,
@@ -191,7 +222,8 @@ pub const STEP_NODES: usize = 1024;
 pub const FANOUT: usize = 64;
 
 /// One graph node. Its kind does not matter to the collector, only its
-/// edges; they are set after every node exists, hence the lock.
+/// edges; most are set once every node they lead to exists, hence the
+/// lock.
 #[derive(Collect)]
 #[collect(no_drop)]
 struct Node<'gc> {
@@ -211,11 +243,11 @@ struct Root<'gc> {
 
 type GraphArena = Arena<Rootable![Root<'_>]>;
 
-fn node<'gc>(mc: &Mutation<'gc>) -> NodePtr<'gc> {
+fn node<'gc>(mc: &Mutation<'gc>, edges: Vec<NodePtr<'gc>>) -> NodePtr<'gc> {
     Gc::new(
         mc,
         Node {
-            edges: RefLock::new(Vec::new()),
+            edges: RefLock::new(edges),
         },
     )
 }
@@ -226,63 +258,49 @@ fn link<'gc>(mc: &Mutation<'gc>, from: NodePtr<'gc>, mut to: Vec<NodePtr<'gc>>) 
     while to.len() > FANOUT {
         to = to
             .chunks(FANOUT)
-            .map(|chunk| {
-                let relay = node(mc);
-                set_edges(mc, relay, chunk.to_vec());
-                relay
-            })
+            .map(|chunk| node(mc, chunk.to_vec()))
             .collect();
     }
-    set_edges(mc, from, to);
-}
-
-fn set_edges<'gc>(mc: &Mutation<'gc>, n: NodePtr<'gc>, to: Vec<NodePtr<'gc>>) {
-    *unlock!(Gc::write(mc, n), Node, edges).borrow_mut() = to;
+    *unlock!(Gc::write(mc, from), Node, edges).borrow_mut() = to;
 }
 
 /// Builds the graph of `s` (see the module doc) in `mc`; candidates are
 /// watched in snapshot order (actor by actor, candidate by candidate).
 fn build<'gc>(mc: &Mutation<'gc>, s: &Snapshot) -> Root<'gc> {
-    // Every node first. Only objects some candidate waits on lead
-    // anywhere: each gets one node, and collects its waiters.
+    // Every node first (a candidate's, whose one edge leads to its actor,
+    // with that edge). Only objects some candidate waits on lead anywhere:
+    // each gets one node, and collects its waiters.
     let mut objs: HashMap<ObjId, (NodePtr<'gc>, Vec<NodePtr<'gc>>)> = HashMap::new();
     let mut roots = Vec::new();
     let mut candidates = Vec::new();
     let mut actors = Vec::with_capacity(s.actors.len());
     for a in &s.actors {
-        let actor = node(mc);
-        let heap = node(mc);
+        let actor = node(mc, Vec::new());
         if a.can_run {
             roots.push(actor);
         }
         let mut reached = Vec::new();
         for c in &a.candidates {
-            let g = node(mc);
-            // A reached goroutine's stack is marked already: what it holds
-            // is in the actor's `reached`; it leads to its actor only.
-            set_edges(mc, g, vec![if c.reached { actor } else { heap }]);
+            let g = node(mc, vec![actor]);
             candidates.push(Gc::downgrade(g));
             if c.reached {
                 reached.push(g);
             }
             for &o in &c.waits_on {
                 objs.entry(o)
-                    .or_insert_with(|| (node(mc), Vec::new()))
+                    .or_insert_with(|| (node(mc, Vec::new()), Vec::new()))
                     .1
                     .push(g);
             }
         }
-        actors.push((actor, heap, reached));
+        actors.push((actor, reached));
     }
 
-    // Then the edges.
+    // Then the other edges.
     let obj = |o: &ObjId| objs.get(o).map(|(n, _)| *n);
-    for (a, (actor, heap, mut edges)) in s.actors.iter().zip(actors) {
+    for (a, (actor, mut edges)) in s.actors.iter().zip(actors) {
         edges.extend(a.reached.iter().filter_map(obj));
         link(mc, actor, edges);
-        let mut edges = vec![actor];
-        edges.extend(a.held.iter().filter_map(obj));
-        link(mc, heap, edges);
     }
     roots.extend(
         s.objects
@@ -296,19 +314,24 @@ fn build<'gc>(mc: &Mutation<'gc>, s: &Snapshot) -> Root<'gc> {
     Root { roots, candidates }
 }
 
-/// Finds the leaked candidates of `s`: those whose node the collector
-/// finds unreachable from the roots (see the module doc), or
-/// [`Outcome::OutOfBudget`] if marking does not finish within `budget`.
-/// A snapshot without candidates has no leak, whatever the budget.
+/// Marks the graph of `s` (see the module doc): the candidates whose node
+/// the collector finds unreachable from the roots are leaked, those not
+/// `reached` that it finds reachable are revived (the answer is then
+/// provisional); or [`Outcome::OutOfBudget`] if marking does not finish
+/// within `budget`. A snapshot without candidates has no leak and no
+/// revived candidate, whatever the budget.
 pub fn leaked(s: &Snapshot, budget: Budget) -> Outcome {
     let start = Instant::now();
-    let ids: Vec<u64> = s
+    let cands: Vec<(u64, bool)> = s
         .actors
         .iter()
-        .flat_map(|a| a.candidates.iter().map(|c| c.id))
+        .flat_map(|a| a.candidates.iter().map(|c| (c.id, c.reached)))
         .collect();
-    if ids.is_empty() {
-        return Outcome::Leaked(Vec::new());
+    if cands.is_empty() {
+        return Outcome::Marked {
+            leaked: Vec::new(),
+            revived: Vec::new(),
+        };
     }
 
     let mut arena = GraphArena::new(|mc| build(mc, s));
@@ -343,14 +366,20 @@ pub fn leaked(s: &Snapshot, budget: Budget) -> Outcome {
         }
     };
 
-    let mut out: Vec<u64> = ids
-        .into_iter()
-        .zip(dead)
-        .filter_map(|(id, dead)| dead.then_some(id))
-        .collect();
-    out.sort_unstable();
-    out.dedup();
-    Outcome::Leaked(out)
+    let mut leaked = Vec::new();
+    let mut revived = Vec::new();
+    for ((id, reached), dead) in cands.into_iter().zip(dead) {
+        if dead {
+            leaked.push(id);
+        } else if !reached {
+            revived.push(id);
+        }
+    }
+    for v in [&mut leaked, &mut revived] {
+        v.sort_unstable();
+        v.dedup();
+    }
+    Outcome::Marked { leaked, revived }
 }
 
 #[cfg(test)]
@@ -370,16 +399,10 @@ mod tests {
         }
     }
 
-    fn actor(
-        can_run: bool,
-        reached: &[ObjId],
-        held: &[ObjId],
-        cands: Vec<Candidate>,
-    ) -> ActorReport {
+    fn actor(can_run: bool, reached: &[ObjId], cands: Vec<Candidate>) -> ActorReport {
         ActorReport {
             can_run,
             reached: reached.to_vec(),
-            held: held.to_vec(),
             candidates: cands,
         }
     }
@@ -393,18 +416,24 @@ mod tests {
             .collect()
     }
 
-    fn check(s: &Snapshot) -> Vec<u64> {
-        match leaked(s, BUDGET) {
-            Outcome::Leaked(v) => v,
-            Outcome::OutOfBudget => panic!("out of budget"),
+    fn marked(leaked: &[u64], revived: &[u64]) -> Outcome {
+        Outcome::Marked {
+            leaked: leaked.to_vec(),
+            revived: revived.to_vec(),
         }
+    }
+
+    fn check(s: &Snapshot) -> Outcome {
+        let out = leaked(s, BUDGET);
+        assert_ne!(out, Outcome::OutOfBudget);
+        out
     }
 
     #[test]
     fn no_candidates_no_leak() {
-        assert_eq!(check(&Snapshot::default()), Vec::<u64>::new());
+        assert_eq!(check(&Snapshot::default()), marked(&[], &[]));
         let s = Snapshot {
-            actors: vec![actor(false, &[1], &[1], vec![])],
+            actors: vec![actor(false, &[1], vec![])],
             objects: objects(&[1], &[]),
         };
         // Nothing to check, so even no budget at all answers.
@@ -412,54 +441,60 @@ mod tests {
             steps: 0,
             time: Duration::ZERO,
         };
-        assert_eq!(leaked(&s, none), Outcome::Leaked(vec![]));
+        assert_eq!(leaked(&s, none), marked(&[], &[]));
     }
 
     #[test]
     fn runnable_actor_reaching_the_object() {
-        // A can run and reaches o1; B's goroutine waits on o1.
+        // A can run and reaches o1; B's goroutine, reached by B's
+        // collector, waits on o1: live, its stack known.
         let s = Snapshot {
             actors: vec![
-                actor(true, &[1], &[1], vec![]),
-                actor(false, &[], &[1], vec![cand(7, false, &[1])]),
+                actor(true, &[1], vec![]),
+                actor(false, &[], vec![cand(7, true, &[1])]),
             ],
             objects: objects(&[1], &[]),
         };
-        assert_eq!(check(&s), Vec::<u64>::new());
-        // Same when the waiter is in the runnable actor itself.
+        assert_eq!(check(&s), marked(&[], &[]));
+        // Not reached by B's collector: live too, but revived.
         let s = Snapshot {
-            actors: vec![actor(true, &[1], &[1], vec![cand(7, false, &[1])])],
+            actors: vec![
+                actor(true, &[1], vec![]),
+                actor(false, &[], vec![cand(7, false, &[1])]),
+            ],
             objects: objects(&[1], &[]),
         };
-        assert_eq!(check(&s), Vec::<u64>::new());
+        assert_eq!(check(&s), marked(&[], &[7]));
+        // Same when the waiter is in the runnable actor itself.
+        let s = Snapshot {
+            actors: vec![actor(true, &[1], vec![cand(7, false, &[1])])],
+            objects: objects(&[1], &[]),
+        };
+        assert_eq!(check(&s), marked(&[], &[7]));
     }
 
     #[test]
-    fn object_held_by_nobody_that_runs() {
-        // Two goroutines wait on o1; the only actor holding it cannot run.
+    fn object_reached_by_nobody_that_runs() {
+        // Two goroutines wait on o1; the only actor that can run reaches
+        // o2 only.
         let s = Snapshot {
             actors: vec![
-                actor(true, &[2], &[2], vec![]),
-                actor(
-                    false,
-                    &[],
-                    &[1],
-                    vec![cand(3, false, &[1]), cand(4, false, &[1])],
-                ),
+                actor(true, &[2], vec![]),
+                actor(false, &[], vec![cand(3, false, &[1]), cand(4, false, &[1])]),
             ],
             objects: objects(&[1, 2], &[]),
         };
-        assert_eq!(check(&s), vec![3, 4]);
+        assert_eq!(check(&s), marked(&[3, 4], &[]));
     }
 
     fn cycle() -> Snapshot {
         // g1 waits on o1 and would send on o2; g2 waits on o2 and would
-        // send on o1. Their actor cannot run.
+        // send on o1 (each holds the other's object on its stack only).
+        // Their actor cannot run.
         Snapshot {
             actors: vec![actor(
                 false,
                 &[],
-                &[1, 2],
                 vec![cand(2, false, &[2]), cand(1, false, &[1])],
             )],
             objects: objects(&[1, 2], &[]),
@@ -468,79 +503,111 @@ mod tests {
 
     #[test]
     fn cycle_of_two_goroutines_is_leaked() {
-        assert_eq!(check(&cycle()), vec![1, 2]);
+        assert_eq!(check(&cycle()), marked(&[1, 2], &[]));
     }
 
     #[test]
     fn cycle_woken_from_another_actor() {
-        // B can run and reaches o1: g1 wakes, and its actor holds o2.
+        // B can run and reaches o1: g1 is revived. o2 is held by g1's stack
+        // only, which its actor did not report, so g2 is leaked, but only
+        // provisionally: the caller re-probes g1's actor with g1 as a root.
         let mut s = cycle();
-        s.actors.push(actor(true, &[1], &[1], vec![]));
-        assert_eq!(check(&s), Vec::<u64>::new());
+        s.actors.push(actor(true, &[1], vec![]));
+        assert_eq!(check(&s), marked(&[2], &[1]));
+        // That probe finds o2 (and o1) through g1's stack, and the actor
+        // can run: g2 is revived in turn.
+        s.actors[0] = actor(true, &[1, 2], vec![cand(2, false, &[2])]);
+        assert_eq!(check(&s), marked(&[], &[2]));
+        // Probed with g2 as a root too: no candidate left, the answer
+        // stands.
+        s.actors[0] = actor(true, &[1, 2], vec![]);
+        assert_eq!(check(&s), marked(&[], &[]));
     }
 
     #[test]
     fn rooted_object_wakes() {
+        // g1 is woken from outside; its actor's roots reach o2, so g2 is
+        // woken in turn. Both revived.
         let s = Snapshot {
             actors: vec![actor(
                 false,
-                &[],
-                &[1, 2],
+                &[2],
                 vec![cand(1, false, &[1]), cand(2, false, &[2])],
             )],
             objects: objects(&[1, 2], &[1]),
         };
-        // g1 is woken from outside; it may then touch o2 (its actor holds it).
-        assert_eq!(check(&s), Vec::<u64>::new());
+        assert_eq!(check(&s), marked(&[], &[1, 2]));
+        // Only g1's stack may hold o2: g2 is leaked, provisionally.
         let s = Snapshot {
             actors: vec![
-                actor(false, &[], &[1], vec![cand(1, false, &[1])]),
-                actor(false, &[], &[2], vec![cand(2, false, &[2])]),
+                actor(false, &[], vec![cand(1, false, &[1])]),
+                actor(false, &[], vec![cand(2, false, &[2])]),
             ],
             objects: objects(&[1, 2], &[1]),
         };
-        assert_eq!(check(&s), vec![2]);
+        assert_eq!(check(&s), marked(&[2], &[1]));
     }
 
     #[test]
     fn candidate_reached_by_its_actor() {
         // Waits on nothing, but its runnable actor's roots reach it.
         let s = Snapshot {
-            actors: vec![actor(true, &[], &[], vec![cand(5, true, &[])])],
+            actors: vec![actor(true, &[], vec![cand(5, true, &[])])],
             objects: vec![],
         };
-        assert_eq!(check(&s), Vec::<u64>::new());
+        assert_eq!(check(&s), marked(&[], &[]));
         // Reached, but its actor cannot run and nothing wakes it.
         let s = Snapshot {
-            actors: vec![actor(false, &[1], &[1], vec![cand(5, true, &[1])])],
+            actors: vec![actor(false, &[1], vec![cand(5, true, &[1])])],
             objects: objects(&[1], &[]),
         };
-        assert_eq!(check(&s), vec![5]);
+        assert_eq!(check(&s), marked(&[5], &[]));
         // Not reached and waits on nothing: leaked even in a runnable actor.
         let s = Snapshot {
-            actors: vec![actor(true, &[], &[], vec![cand(5, false, &[])])],
+            actors: vec![actor(true, &[], vec![cand(5, false, &[])])],
             objects: vec![],
         };
-        assert_eq!(check(&s), vec![5]);
+        assert_eq!(check(&s), marked(&[5], &[]));
     }
 
     #[test]
     fn cross_actor_chain() {
-        // A can run and reaches o1; B's goroutine waits on o1 and B holds
-        // o2; C's goroutine waits on o2.
-        let s = Snapshot {
+        // A can run and reaches o1. B's g10, not reached, waits on o1: it
+        // is revived, and wakes B's actor, so B's reached g11 (waiting on
+        // nothing) is live and what B's roots reach (o3) is touched: C's
+        // g30, waiting on o3, is revived too. C's g20 waits on o2, which
+        // only g10's stack holds: leaked, provisionally.
+        let mut s = Snapshot {
             actors: vec![
-                actor(true, &[1], &[1], vec![]),
-                actor(false, &[], &[1, 2], vec![cand(10, false, &[1])]),
-                actor(false, &[], &[2], vec![cand(20, false, &[2])]),
+                actor(true, &[1], vec![]),
+                actor(
+                    false,
+                    &[3],
+                    vec![cand(10, false, &[1]), cand(11, true, &[])],
+                ),
+                actor(
+                    false,
+                    &[],
+                    vec![cand(20, false, &[2]), cand(30, false, &[3])],
+                ),
             ],
-            objects: objects(&[1, 2], &[]),
+            objects: objects(&[1, 2, 3], &[]),
         };
-        assert_eq!(check(&s), Vec::<u64>::new());
-        // Without A, the whole chain is leaked.
-        let mut s = s;
+        let first = s.clone();
+        assert_eq!(check(&s), marked(&[20], &[10, 30]));
+        // The caller re-probes B with g10 as a root (its stack holds o2)
+        // and C with g30 (whose stack holds nothing shared): g20 is woken
+        // through o2, and revived.
+        s.actors[1] = actor(true, &[2, 3], vec![cand(11, true, &[])]);
+        s.actors[2] = actor(true, &[], vec![cand(20, false, &[2])]);
+        assert_eq!(check(&s), marked(&[], &[20]));
+        // And with g20 as a root: nothing leaked, and the answer stands.
+        s.actors[2] = actor(true, &[], vec![]);
+        assert_eq!(check(&s), marked(&[], &[]));
+        // Without A, the whole chain is leaked, and for good.
+        let mut s = first;
         s.actors[0].can_run = false;
-        assert_eq!(check(&s), vec![10, 20]);
+        assert_eq!(check(&s), marked(&[10, 11, 20, 30], &[]));
     }
 
     #[test]
@@ -548,24 +615,40 @@ mod tests {
         // o9 is in no ObjectReport: not rooted, still a node.
         let s = Snapshot {
             actors: vec![
-                actor(false, &[], &[9], vec![cand(1, false, &[9])]),
-                actor(true, &[8], &[8], vec![cand(2, false, &[8])]),
+                actor(false, &[], vec![cand(1, false, &[9])]),
+                actor(true, &[8], vec![cand(2, false, &[8])]),
             ],
             objects: vec![],
         };
-        assert_eq!(check(&s), vec![1]);
+        assert_eq!(check(&s), marked(&[1], &[2]));
     }
 
     #[test]
     fn select_woken_by_any_case() {
+        for reached in [false, true] {
+            let s = Snapshot {
+                actors: vec![
+                    actor(true, &[2], vec![]),
+                    actor(false, &[], vec![cand(1, reached, &[1, 2])]),
+                ],
+                objects: objects(&[1, 2], &[]),
+            };
+            let revived: &[u64] = if reached { &[] } else { &[1] };
+            assert_eq!(check(&s), marked(&[], revived));
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_reported_once() {
         let s = Snapshot {
-            actors: vec![
-                actor(true, &[2], &[2], vec![]),
-                actor(false, &[], &[1, 2], vec![cand(1, false, &[1, 2])]),
-            ],
-            objects: objects(&[1, 2], &[]),
+            actors: vec![actor(
+                false,
+                &[],
+                vec![cand(4, false, &[1]), cand(4, false, &[1])],
+            )],
+            objects: objects(&[1], &[1]),
         };
-        assert_eq!(check(&s), Vec::<u64>::new());
+        assert_eq!(check(&s), marked(&[], &[4]));
     }
 
     #[test]
@@ -579,15 +662,13 @@ mod tests {
             cands.push(cand(n + i, false, &[2]));
         }
         let s = Snapshot {
-            actors: vec![
-                actor(true, &[1], &[1], vec![]),
-                actor(false, &[], &[], cands),
-            ],
+            actors: vec![actor(true, &[1], vec![]), actor(false, &[], cands)],
             objects: objects(&[1, 2], &[]),
         };
-        // The waiters of o1 reach their (empty-held) actor only, so those of
-        // o2 stay unreachable.
-        assert_eq!(check(&s), (n..2 * n).collect::<Vec<_>>());
+        // The waiters of o1 are revived; they reach their actor only, which
+        // reaches nothing, so those of o2 stay unreachable.
+        let (lo, hi): (Vec<u64>, Vec<u64>) = ((0..n).collect(), (n..2 * n).collect());
+        assert_eq!(check(&s), marked(&hi, &lo));
     }
 
     #[test]
@@ -607,18 +688,18 @@ mod tests {
             steps: 1,
             time: Duration::from_secs(600),
         };
-        assert_eq!(leaked(&cycle(), one), Outcome::Leaked(vec![1, 2]));
+        assert_eq!(leaked(&cycle(), one), marked(&[1, 2], &[]));
     }
 
     #[test]
     fn marking_is_incremental() {
-        // More than 4 steps' worth of reachable nodes (plus the actor, its
-        // heap node and the relays under the actor's 4096 edges: 5 steps).
+        // More than 4 steps' worth of reachable nodes (plus the actor and
+        // the relays under its 4096 edges: 5 steps).
         let cands = (0..4 * STEP_NODES as u64)
             .map(|i| cand(i, true, &[]))
             .collect();
         let s = Snapshot {
-            actors: vec![actor(true, &[], &[], cands)],
+            actors: vec![actor(true, &[], cands)],
             objects: vec![],
         };
         let steps = |steps| Budget {
@@ -627,32 +708,40 @@ mod tests {
         };
         assert_eq!(leaked(&s, steps(1)), Outcome::OutOfBudget);
         assert_eq!(leaked(&s, steps(4)), Outcome::OutOfBudget);
-        assert_eq!(leaked(&s, steps(6)), Outcome::Leaked(vec![]));
-        assert_eq!(leaked(&s, Budget::UNLIMITED), Outcome::Leaked(vec![]));
+        assert_eq!(leaked(&s, steps(5)), marked(&[], &[]));
+        assert_eq!(leaked(&s, Budget::UNLIMITED), marked(&[], &[]));
     }
 
     #[test]
     fn large_graph_finishes() {
-        // 10 actors, 10 000 candidates and 1 000 objects each; the even
-        // actors can run and reach their objects, the odd ones cannot.
+        // 10 actors, 10 000 candidates and 1 000 objects each, every other
+        // candidate reached by its actor's collector; the even actors can
+        // run and reach their objects, the odd ones cannot. The odd actors'
+        // candidates are leaked; the even actors' unreached ones revived.
         let mut s = Snapshot::default();
+        let (mut leaked_ids, mut revived_ids) = (Vec::new(), Vec::new());
         let mut id = 0u64;
         for a in 0..10usize {
             let objs: Vec<ObjId> = (0..1000).map(|o| a * 1000 + o + 1).collect();
+            let run = a % 2 == 0;
             let cands = (0..10_000usize)
                 .map(|j| {
                     id += 1;
-                    cand(id, j % 2 == 0, &[objs[j % 1000]])
+                    let reached = j % 2 == 0;
+                    if !run {
+                        leaked_ids.push(id);
+                    } else if !reached {
+                        revived_ids.push(id);
+                    }
+                    cand(id, reached, &[objs[j % 1000]])
                 })
                 .collect();
-            let run = a % 2 == 0;
             s.actors
-                .push(actor(run, if run { &objs } else { &[] }, &objs, cands));
+                .push(actor(run, if run { &objs } else { &[] }, cands));
             s.objects.extend(objects(&objs, &[]));
         }
-        match leaked(&s, BUDGET) {
-            Outcome::Leaked(v) => assert_eq!(v.len(), 50_000),
-            Outcome::OutOfBudget => panic!("out of budget"),
-        }
+        assert_eq!(leaked_ids.len(), 50_000);
+        assert_eq!(revived_ids.len(), 25_000);
+        assert_eq!(check(&s), marked(&leaked_ids, &revived_ids));
     }
 }

@@ -235,8 +235,9 @@ fn wakes_by_itself(reason: WaitReason) -> bool {
 /// The actor's probe (see the module comment), run with its state held
 /// and no G of it resumed meanwhile: by its M between turns (`l` its main
 /// thread), or by its running G (`l` that G's thread). `host`: the host
-/// may call into the actor (its roots are live whatever runs);
-/// `shared_of`: the face's reader of boxes.
+/// may call into the actor (its roots are live whatever runs); `roots`:
+/// goroutines to take as roots, not suspects (an earlier round found them
+/// woken from outside); `shared_of`: the face's reader of boxes.
 ///
 /// # Safety
 /// `l` is a thread of `actor`'s state, held by the calling thread, not a
@@ -245,6 +246,7 @@ pub unsafe fn probe(
     actor: &Arc<Actor>,
     l: *mut ffi::lua_State,
     host: bool,
+    roots: &[u64],
     shared_of: SharedOf,
 ) -> Report {
     let mut report = Report {
@@ -254,6 +256,7 @@ pub unsafe fn probe(
             || actor.blocking_gid() != 0,
         ..Report::default()
     };
+    let roots: rustc_hash::FxHashSet<u64> = roots.iter().copied().collect();
     let mut parked = Vec::new();
     {
         let mut q = actor.lock();
@@ -263,6 +266,8 @@ pub unsafe fn probe(
             let gen = q.words.get(k).open_gen();
             let g = &q.gs[k];
             match g.status {
+                // Woken, as far as the check knows (`roots`): it can run.
+                GStatus::Waiting if roots.contains(&g.id) => report.can_run = true,
                 GStatus::Waiting if is_suspect_reason(g.reason) => parked.push(Parked {
                     key: k,
                     gid: g.id,

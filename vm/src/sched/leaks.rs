@@ -30,6 +30,9 @@ use crate::ffi::LuaThread;
 use crate::leak::{Report, Suspect};
 use crate::wake::WaitReason;
 
+/// How many times a check probes the actors at most (see `judge`).
+const ROUNDS: usize = 4;
+
 /// How long a check waits for the other actors' answers.
 pub const ASK_WAIT: Duration = Duration::from_secs(1);
 
@@ -123,25 +126,57 @@ impl Runtime {
     }
 
     /// Runs the probes and decides.
+    /// Runs the probes and decides. A suspect its actor's collector did
+    /// not reach but the graph wakes (through an object another actor
+    /// reaches) held things nobody looked at: the check probes again with
+    /// it as a root, until no such suspect is left ([`ROUNDS`] at most:
+    /// then it reports nothing).
     fn judge(&self, me: Option<(&Arc<Actor>, LuaThread)>) -> Verdict {
-        let before = crate::leak::handouts();
         let shared_of = self.face().shared_of;
-        let actors: Vec<(Arc<Actor>, ())> = self.actors().into_iter().map(|a| (a, ())).collect();
-        let asked = actors.len();
-        let reports: Vec<Report> = self
-            .ask_all(me, actors, move |a: &Arc<Actor>, th: LuaThread, ()| {
-                // SAFETY: a job runs with the state held and no G running
-                // (or the asking G's own thread, in its C function).
-                unsafe { crate::leak::probe(a, th.0, a.id == 1, shared_of) }
-            })
-            .into_iter()
-            .flatten()
-            .collect();
-        let stable = reports.len() == asked && crate::leak::handouts() == before;
-        let snapshot = snapshot(&reports, stable);
-        let Outcome::Leaked(ids) = lugo_sysmon::leaks::leaked(&snapshot, BUDGET) else {
-            return Verdict::default();
-        };
+        let mut roots: rustc_hash::FxHashMap<u64, Vec<u64>> = Default::default();
+        for _ in 0..ROUNDS {
+            let before = crate::leak::handouts();
+            let actors: Vec<(Arc<Actor>, Vec<u64>)> = self
+                .actors()
+                .into_iter()
+                .map(|a| {
+                    let r = roots.get(&a.id).cloned().unwrap_or_default();
+                    (a, r)
+                })
+                .collect();
+            let asked = actors.len();
+            let reports: Vec<Report> = self
+                .ask_all(me, actors, move |a: &Arc<Actor>, th: LuaThread, roots| {
+                    // SAFETY: a job runs with the state held and no G
+                    // running (or in the asking G's C function, on the
+                    // actor's idle main thread).
+                    unsafe { crate::leak::probe(a, th.0, a.id == 1, &roots, shared_of) }
+                })
+                .into_iter()
+                .flatten()
+                .collect();
+            let stable = reports.len() == asked && crate::leak::handouts() == before;
+            let snapshot = snapshot(&reports, stable);
+            match lugo_sysmon::leaks::leaked(&snapshot, BUDGET) {
+                Outcome::OutOfBudget => break,
+                Outcome::Marked { leaked, revived } if revived.is_empty() => {
+                    return self.verdict(reports, leaked);
+                }
+                Outcome::Marked { revived, .. } => {
+                    for r in &reports {
+                        for s in r.suspects.iter().filter(|s| revived.contains(&s.gid)) {
+                            roots.entry(r.actor).or_default().push(s.gid);
+                        }
+                    }
+                }
+            }
+        }
+        Verdict::default()
+    }
+
+    /// The verdict of a check whose last probes are `reports`: `ids`
+    /// leaked (and marked so in their actors).
+    fn verdict(&self, reports: Vec<Report>, ids: Vec<u64>) -> Verdict {
         let ids: std::collections::HashSet<u64> = ids.into_iter().collect();
         let by_id: rustc_hash::FxHashMap<u64, Arc<Actor>> =
             self.actors().into_iter().map(|a| (a.id, a)).collect();
@@ -278,7 +313,6 @@ fn snapshot(reports: &[Report], stable: bool) -> Snapshot {
             .map(|r| ActorReport {
                 can_run: r.can_run,
                 reached: r.objects.iter().filter(|o| o.reached).map(|o| o.id).collect(),
-                held: r.objects.iter().map(|o| o.id).collect(),
                 candidates: r
                     .suspects
                     .iter()

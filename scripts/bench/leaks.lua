@@ -1,0 +1,106 @@
+-- leaks.lua: what one leak check costs, and the pause it causes.
+--
+-- lugo:     10 actors with 10k parked goroutines each (100k): half are
+--           leaked (each blocked sending on a channel nothing else holds),
+--           half are not (their channel is in a global table); each
+--           actor's main goroutine waits on a channel main holds. In one
+--           actor a goroutine keeps running (a loop of runtime.gosched())
+--           and records the longest gap between two of its turns.
+--           main times runtime.leaks() (it must return exactly the 50k
+--           leaked ones, each described: stack, creator, wait object).
+-- baseline: one full collection of a plain Lua state holding 100k
+--           suspended coroutines (what any reachability pass over that
+--           many parked threads costs at least).
+-- figures:  the check's time (ms), its cost per parked goroutine (ns),
+--           and the longest pause the running goroutine saw (ms, target
+--           <= 10).
+
+local dir = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
+local C = dofile(dir .. "common.lua")
+
+local ACTORS = C.size(10, 2)
+local PER = C.size(10000, 2000)
+local N = ACTORS * PER
+
+local cos
+local function floor()
+  if not cos then
+    cos = {}
+    for i = 1, N do
+      cos[i] = coroutine.create(function() coroutine.yield() end)
+      coroutine.resume(cos[i])
+    end
+  end
+  collectgarbage("collect")
+end
+
+if C.plain then
+  floor()
+  C.floor("collect", floor)
+end
+
+-- One actor's load. No upvalues: actors take functions as bytecode.
+local function load(per, ready, stop, gaps, halt)
+  kept = {}
+  for i = 1, per do
+    local c = chan()
+    if i % 2 == 0 then kept[#kept + 1] = c end
+    go(function() c:send(i) end)
+  end
+  if gaps then
+    -- The goroutine that keeps running: its longest gap between turns.
+    local running = true
+    go(function()
+      local last, worst = time.now(), 0
+      while running do
+        runtime.gosched()
+        local t = time.now()
+        if t - last > worst then worst = t - last end
+        last = t
+      end
+      gaps:send(worst)
+    end)
+    go(function() halt:recv(); running = false end)
+  end
+  for _ = 1, 3 do runtime.gosched() end
+  ready:send(true)
+  stop:recv()
+end
+
+local function round()
+  local ready, gaps, halt = chan(ACTORS), chan(1), chan(1)
+  local stops, hs = {}, {}
+  for a = 1, ACTORS do
+    stops[a] = chan(2)
+    hs[a] = actor.spawn(load, PER, ready, stops[a], a == 1 and gaps or nil, halt)
+  end
+  for _ = 1, ACTORS do ready:recv() end
+  C.full_gc()
+  local t0 = time.now()
+  local leaks = runtime.leaks()
+  local took = time.now() - t0
+  assert(#leaks == N // 2, "leaks: " .. #leaks .. ", want " .. N // 2)
+  halt:send(true) -- ends the running goroutine: its gap comes back
+  local worst = gaps:recv()
+  for a = 1, ACTORS do
+    stops[a]:send(true)
+    hs[a]:wait()
+  end
+  return took, worst
+end
+
+local best, pause = math.huge, 0
+for r = 1, C.reps do
+  local took, worst = round()
+  C.info("rep %d: check %.1f ms, longest pause %.2f ms", r, took * 1000, worst * 1000)
+  best = math.min(best, took)
+  pause = math.max(pause, worst)
+end
+
+local base = C.floor("collect", floor)
+C.result{ name = "leaks", metric = "check", unit = "ms", lugo = best * 1000,
+          baseline = base and base * 1000, target = "na" }
+C.result{ name = "leaks", metric = "per_g", unit = "ns", lugo = best / N * 1e9,
+          baseline = base and base / N * 1e9, target = "na" }
+C.result{ name = "leaks", metric = "pause", unit = "ms", lugo = pause * 1000,
+          target = "<=10" }
