@@ -8,11 +8,10 @@
 -- (its record names its actor), and a goroutine waiting for an actor to
 -- end (h:wait()) is never reported.
 --
--- One keeper at a time: while a keeper holds a channel that a goroutine
--- of the main actor waits on, that goroutine may be woken, and the check
--- takes a woken goroutine to touch everything its actor holds (a
--- documented over-approximation: sysmon/src/leaks.rs, "Where it misses a
--- leak"), so no other waiter of the main actor could be reported then.
+-- Then two keepers at once, one keeping its table and one dropping it:
+-- only the dropped one's waiter is leaked (a goroutine that the keeper
+-- still holding its channel may wake does not make its neighbours in the
+-- main actor live).
 
 local leaks = dofile((arg[0]:match("^(.*/)") or "./") .. "lib/leaks.lua")
 
@@ -101,4 +100,23 @@ for _, body in ipairs({ keeper_local, keeper_global }) do
   hold:send(true)
   assert(h:wait() == true)
 end
+-- Two keepers at once; one drops its table, the other keeps it.
+local h1, k1, w1 = keeper(keeper_local, false)
+local h2, k2, w2 = keeper(keeper_global, false)
+leaks.check({ sg }, "two live keepers hold the channels")
+hold:send(true)
+assert(ack:recv() == "dropped")
+-- Which keeper took the send is not known: find the one that dropped.
+leaks.settle({ k1, k2 }, "chan receive")
+local got = runtime.leaks()
+local dropped = leaks.find(got, w1) and w1 or w2
+leaks.exactly(got, { sg, dropped }, "one keeper of two dropped its table")
+hold:send(true)
+assert(ack:recv() == "dropped")
+leaks.settle({ k1, k2 }, "chan receive")
+leaks.check({ sg, w1, w2 }, "both keepers dropped their tables")
+hold:send(true)
+hold:send(true)
+assert(h1:wait() == true and h2:wait() == true)
+leaks.check({ sg, w1, w2 }, "both keepers ended")
 print("ok")

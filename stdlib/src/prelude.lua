@@ -203,9 +203,13 @@ local runtime = {
   setlabel = wrap(P.setlabel),
   flightrecord = wrap(P.flightrecord),
   goroutines = P.goroutines,
-  leaks = P.leaks,
-  reclaim = P.reclaim,
 }
+
+-- runtime.leaks() / runtime.reclaim(): the check runs while the caller
+-- waits here (its actor's probe runs between its other goroutines' turns).
+local leaks_start, reclaim_start = P.leaks_start, P.reclaim_start
+function runtime.leaks() return (leaks_start():recv()) end
+function runtime.reclaim() return (reclaim_start():recv()) end
 
 -- runtime.ps(): one line per goroutine (id, actor, state and how long,
 -- created by, labels), as a process listing; returned too.

@@ -64,9 +64,12 @@ use crate::g::{GKey, GStatus};
 use crate::wake::WaitReason;
 
 unsafe extern "C-unwind" {
-    /// The vendored collector's leak check (lapi.c): pops the probe, runs
-    /// a full collection with it, pushes it back; 0 if none could run.
-    fn lugo_leakcheck(l: *mut ffi::lua_State, weakmt: c_int) -> c_int;
+    /// Starts a leak check's cycle (the vendored Lua's lapi.c): pops the
+    /// probe; 0 (the probe left on the stack) if none can start.
+    fn lugo_leakbegin(l: *mut ffi::lua_State, weakmt: c_int) -> c_int;
+    /// One step of that cycle; 1 once its atomic phase is done (the probe
+    /// pushed back, its flags set).
+    fn lugo_leakstep(l: *mut ffi::lua_State) -> c_int;
 }
 
 /// Hand-outs of shared objects so far, program-wide (see the module
@@ -232,12 +235,30 @@ fn wakes_by_itself(reason: WaitReason) -> bool {
     !is_suspect_reason(reason) && reason != WaitReason::SelectNoCases
 }
 
-/// The actor's probe (see the module comment), run with its state held
-/// and no G of it resumed meanwhile: by its M between turns (`l` its main
-/// thread), or by its running G (`l` that G's thread). `host`: the host
-/// may call into the actor (its roots are live whatever runs); `roots`:
-/// goroutines to take as roots, not suspects (an earlier round found them
-/// woken from outside); `shared_of`: the face's reader of boxes.
+/// A probe under way: its collection cycle runs in steps, between the
+/// actor's goroutines' turns ([`Probe::step`]).
+pub struct Probe {
+    report: Report,
+    parked: Vec<Parked>,
+    waits: Vec<Vec<usize>>,
+    /// The boxes in the probe, in order: their object and strong count.
+    boxes: Vec<(usize, usize)>,
+}
+
+/// Where a probe is.
+pub enum Probed {
+    /// Done: the actor's report.
+    Done(Report),
+    /// Its cycle goes on: step it again on a later turn.
+    Going(Probe),
+}
+
+/// Starts the actor's probe (see the module comment), with its state held
+/// and no G of it running: by its M between turns (`l` its main thread).
+/// `host`: the host may call into the actor (its roots are live whatever
+/// runs); `roots`: goroutines to take as roots, not suspects (an earlier
+/// round found them woken from outside); `shared_of`: the face's reader
+/// of boxes.
 ///
 /// # Safety
 /// `l` is a thread of `actor`'s state, held by the calling thread, not a
@@ -248,7 +269,7 @@ pub unsafe fn probe(
     host: bool,
     roots: &[u64],
     shared_of: SharedOf,
-) -> Report {
+) -> Probed {
     let mut report = Report {
         actor: actor.id,
         can_run: host
@@ -299,42 +320,79 @@ pub unsafe fn probe(
             i += 1;
         }
     }
-    let mut flags = Flags::default();
     // SAFETY: `l` is a thread of the held state (the contract); the
     // suspects' threads are parked.
-    let ran = unsafe { run_probe(l, &parked, &waits, shared_of, &mut flags) };
-    if !ran {
-        // No collection could run: trust nothing.
-        report.can_run = true;
-        return report;
+    match unsafe { begin(l, &parked, &waits, shared_of) } {
+        Some(boxes) => Probed::Going(Probe {
+            report,
+            parked,
+            waits,
+            boxes,
+        }),
+        None => {
+            // No cycle could start (another check's runs): trust nothing.
+            report.can_run = true;
+            Probed::Done(report)
+        }
     }
-    let mut objects: rustc_hash::FxHashMap<usize, Object> = Default::default();
-    for (id, strong, marked) in flags.boxes {
-        let o = objects.entry(id).or_insert(Object {
-            id,
-            strong,
-            boxes: 0,
-            reached: false,
-        });
-        o.boxes += 1;
-        o.strong = o.strong.max(strong);
-        o.reached |= marked;
+}
+
+impl Probe {
+    /// Runs the probe's cycle for about `budget`, with the actor's state
+    /// held and no G of it running (as [`probe`]).
+    ///
+    /// # Safety
+    /// As [`probe`]; `actor` is the actor this probe started on.
+    pub unsafe fn step(
+        mut self,
+        actor: &Arc<Actor>,
+        l: *mut ffi::lua_State,
+        budget: std::time::Duration,
+    ) -> Probed {
+        // The suspects still alive in their slots (a woken one may have
+        // ended meanwhile, and its slot gone to another G): only theirs
+        // get their thread back.
+        let alive: Vec<bool> = {
+            let q = actor.lock();
+            self.parked
+                .iter()
+                .map(|p| q.gs.get(p.key).is_some_and(|g| g.id == p.gid))
+                .collect()
+        };
+        let mut flags = Flags::default();
+        // SAFETY: the contract.
+        if !unsafe { run_steps(l, &self.parked, &alive, &self.boxes, budget, &mut flags) } {
+            return Probed::Going(self);
+        }
+        let mut objects: rustc_hash::FxHashMap<usize, Object> = Default::default();
+        for (id, strong, marked) in flags.boxes {
+            let o = objects.entry(id).or_insert(Object {
+                id,
+                strong,
+                boxes: 0,
+                reached: false,
+            });
+            o.boxes += 1;
+            o.strong = o.strong.max(strong);
+            o.reached |= marked;
+        }
+        self.report.objects = objects.into_values().collect();
+        self.report.suspects = self
+            .parked
+            .into_iter()
+            .zip(self.waits)
+            .zip(flags.threads)
+            .map(|((p, waits_on), reached)| Suspect {
+                gid: p.gid,
+                key: p.key,
+                gen: p.gen,
+                reason: p.reason,
+                reached,
+                waits_on,
+            })
+            .collect();
+        Probed::Done(self.report)
     }
-    report.objects = objects.into_values().collect();
-    report.suspects = parked
-        .into_iter()
-        .zip(waits)
-        .zip(flags.threads)
-        .map(|((p, waits_on), reached)| Suspect {
-            gid: p.gid,
-            key: p.key,
-            gen: p.gen,
-            reason: p.reason,
-            reached,
-            waits_on,
-        })
-        .collect();
-    report
 }
 
 /// What the collector recorded.
@@ -348,7 +406,9 @@ struct Flags {
 
 /// The objects the G parked on `th` waits on: the shared objects among
 /// the arguments of the C function it parked in, one level into tables
-/// (a select's cases), following a coroutine of its own that parked.
+/// (a select's cases), following a coroutine of its own that parked (an
+/// argument of that C function, `coroutine.resume`'s, or an upvalue of
+/// it, `coroutine.wrap`'s function's).
 ///
 /// # Safety
 /// `l` is a thread of the state of `th`, a parked G's thread.
@@ -399,6 +459,22 @@ unsafe fn waits_of(l: *mut ffi::lua_State, th: LuaThread, shared_of: SharedOf) -
                     ffi::lua_pop(l, 1);
                     n += 1;
                 }
+                if out_ref.is_empty() && inner.is_null() {
+                    // `coroutine.wrap`'s function keeps its coroutine as an
+                    // upvalue.
+                    if ffi::lua_getinfo(th, c"f".as_ptr(), &mut ar) != 0 {
+                        ffi::lua_xmove(th, l, 1);
+                        let mut u = 1;
+                        while u <= 4 && !ffi::lua_getupvalue(l, -1, u).is_null() {
+                            if ffi::lua_type(l, -1) == ffi::LUA_TTHREAD && inner.is_null() {
+                                inner = ffi::lua_tothread(l, -1);
+                            }
+                            ffi::lua_pop(l, 1);
+                            u += 1;
+                        }
+                        ffi::lua_pop(l, 1);
+                    }
+                }
                 if !out_ref.is_empty() || inner.is_null() || inner == th {
                     return 0;
                 }
@@ -415,21 +491,21 @@ unsafe fn waits_of(l: *mut ffi::lua_State, th: LuaThread, shared_of: SharedOf) -
     out
 }
 
-/// Builds the probe, runs the collection, reads the flags, puts the
-/// suspects' threads back. False if no collection could run.
+
+/// Builds the probe and starts its cycle: the probe table (the suspects'
+/// threads, the boxes, a flag for each), the ephemeron of what each waits
+/// on (anchored for the cycle), then lets go of the suspects' registry
+/// slots. Returns the boxes in the probe (object, strong count), or
+/// `None` if no cycle could start (everything undone).
 ///
 /// # Safety
 /// As [`probe`]; `parked` are parked Gs of the state, `waits` theirs.
-unsafe fn run_probe(
+unsafe fn begin(
     l: *mut ffi::lua_State,
     parked: &[Parked],
     waits: &[Vec<usize>],
     shared_of: SharedOf,
-    flags: &mut Flags,
-) -> bool {
-    let mut ran = false;
-    let ran_ref = &mut ran;
-    let flags_ref = &mut *flags;
+) -> Option<Vec<(usize, usize)>> {
     // Which suspects wait on each object; each object's list of their
     // threads (its key in the probe); the boxes seen. Made out here: a
     // raise inside the protected call skips no destructor.
@@ -443,13 +519,14 @@ unsafe fn run_probe(
     let mut lists: rustc_hash::FxHashMap<usize, ffi::lua_Integer> = Default::default();
     let lists = &mut lists;
     let mut ids: Vec<(usize, usize)> = Vec::new();
-    let ids = &mut ids;
+    let ids_ref = &mut ids;
+    let mut began = false;
+    let began_ref = &mut began;
     // SAFETY: the contract. Inside `protect` (a raise is caught; what the
     // closure writes lives outside it). Everything that allocates is done
-    // before any registry slot of a suspect is touched; from there to the
-    // restore, only raw accesses to existing keys (they do not allocate)
-    // and the collection itself (which raises nothing: a finalizer's error
-    // is a warning), so no suspect is ever left out of the registry.
+    // before `lugo_leakbegin`; a suspect's registry slot is let go of only
+    // once the cycle has begun (raw sets of existing keys: they allocate
+    // nothing), and [`run_steps`] puts it back.
     unsafe {
         let top = ffi::lua_gettop(l);
         let _ = protect(l, 0, move |l| {
@@ -457,7 +534,7 @@ unsafe fn run_probe(
                 return 0;
             }
             let n = parked.len() as c_int;
-            // probe = {threads, flags, boxes, flags}; base+1 .. base+5.
+            // probe = {threads, flags, boxes, flags}: base+1 .. base+5.
             let base = ffi::lua_gettop(l);
             ffi::lua_createtable(l, 4, 0); // base+1: probe
             ffi::lua_createtable(l, n, 0); // base+2: threads
@@ -485,11 +562,11 @@ unsafe fn run_probe(
                     let Some((id, strong)) = shared_of(l, -1) else {
                         continue; // collected already (its finalizer ran)
                     };
-                    ids.push((id, strong));
+                    ids_ref.push((id, strong));
                     ffi::lua_pushvalue(l, -1);
-                    ffi::lua_rawseti(l, base + 4, ids.len() as ffi::lua_Integer);
+                    ffi::lua_rawseti(l, base + 4, ids_ref.len() as ffi::lua_Integer);
                     ffi::lua_pushboolean(l, 0);
-                    ffi::lua_rawseti(l, base + 5, ids.len() as ffi::lua_Integer);
+                    ffi::lua_rawseti(l, base + 5, ids_ref.len() as ffi::lua_Integer);
                     let Some(ws) = waiters.get(&id) else { continue };
                     // The object's list, made once, kept in the probe's
                     // hash part under a key of its own (0, -1, ...):
@@ -515,36 +592,80 @@ unsafe fn run_probe(
                 }
                 ffi::lua_pop(l, 1); // boxes
             }
-            // The lists hang off the probe's hash part; the probe keeps
-            // its four arrays at 1..4.
             for i in 0..4 {
                 ffi::lua_pushvalue(l, base + 2 + i);
                 ffi::lua_rawseti(l, base + 1, (i + 1).into());
             }
-            // Let go of the suspects' threads (registry slots exist: raw
-            // sets of existing keys allocate nothing).
-            for p in parked {
-                ffi::lua_pushboolean(l, 0);
-                ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, p.thread_ref.into());
-            }
-            // Nothing on this stack may reach the probe while it runs:
-            // only the copy `lugo_leakcheck` pops (and pushes back).
+            // Nothing on this stack may reach the probe during its cycle:
+            // only the copy `lugo_leakbegin` pops.
             ffi::lua_pushvalue(l, base + 1);
             for i in 1..=5 {
                 ffi::lua_pushnil(l);
                 ffi::lua_replace(l, base + i);
             }
-            *ran_ref = lugo_leakcheck(l, base + 7) != 0;
-            // The probe, back: its arrays to their slots.
-            for i in 1..=4 {
-                ffi::lua_rawgeti(l, -1, i.into());
-                ffi::lua_replace(l, base + 1 + i);
+            if lugo_leakbegin(l, base + 7) == 0 {
+                // The probe is back on top: nothing was let go of.
+                ffi::lua_pushnil(l);
+                ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&EPHEMERON_KEY));
+                return 0;
             }
-            ffi::lua_pop(l, 1);
-            // The threads back in their slots (the probe kept them).
-            for (i, p) in parked.iter().enumerate() {
-                ffi::lua_rawgeti(l, base + 2, i as ffi::lua_Integer + 1);
+            *began_ref = true;
+            // Let go of the suspects' threads: the probe holds them.
+            for p in parked {
+                ffi::lua_pushboolean(l, 0);
                 ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, p.thread_ref.into());
+            }
+            0
+        });
+        ffi::lua_settop(l, top);
+    }
+    began.then_some(ids)
+}
+
+/// Runs the probe's cycle in steps for about `budget`; once its atomic
+/// phase is done, puts the threads of the suspects still `alive` back in
+/// their registry slots and reads the flags. True when done.
+///
+/// # Safety
+/// As [`probe`], with the cycle of [`begin`] under way for `parked`.
+unsafe fn run_steps(
+    l: *mut ffi::lua_State,
+    parked: &[Parked],
+    alive: &[bool],
+    boxes: &[(usize, usize)],
+    budget: std::time::Duration,
+    flags: &mut Flags,
+) -> bool {
+    let start = std::time::Instant::now();
+    let mut done = false;
+    let done_ref = &mut done;
+    let flags_ref = &mut *flags;
+    // SAFETY: the contract. Inside `protect`; a step may run finalizers
+    // (their errors are warnings: nothing is raised here); the rest are
+    // raw reads, and raw sets of existing registry keys (no allocation),
+    // so once the probe is back every living suspect gets its thread back.
+    unsafe {
+        let top = ffi::lua_gettop(l);
+        let _ = protect(l, 0, move |l| {
+            if ffi::lua_checkstack(l, 8) == 0 {
+                return 0;
+            }
+            while lugo_leakstep(l) == 0 {
+                if start.elapsed() >= budget {
+                    return 0;
+                }
+            }
+            *done_ref = true;
+            let probe = ffi::lua_gettop(l);
+            for i in 1..=4 {
+                ffi::lua_rawgeti(l, probe, i);
+            }
+            let (threads, tflags, bflags) = (probe + 1, probe + 2, probe + 4);
+            for (i, p) in parked.iter().enumerate() {
+                if alive[i] {
+                    ffi::lua_rawgeti(l, threads, i as ffi::lua_Integer + 1);
+                    ffi::lua_rawseti(l, ffi::LUA_REGISTRYINDEX, p.thread_ref.into());
+                }
             }
             let flag = |l: *mut ffi::lua_State, t: c_int, i: usize| {
                 ffi::lua_rawgeti(l, t, i as ffi::lua_Integer + 1);
@@ -552,19 +673,17 @@ unsafe fn run_probe(
                 ffi::lua_pop(l, 1);
                 b
             };
-            if *ran_ref {
-                flags_ref.threads = (0..parked.len()).map(|i| flag(l, base + 3, i)).collect();
-                flags_ref.boxes = ids
-                    .iter()
-                    .enumerate()
-                    .map(|(i, &(id, strong))| (id, strong, flag(l, base + 5, i)))
-                    .collect();
-            }
+            flags_ref.threads = (0..parked.len()).map(|i| flag(l, tflags, i)).collect();
+            flags_ref.boxes = boxes
+                .iter()
+                .enumerate()
+                .map(|(i, &(id, strong))| (id, strong, flag(l, bflags, i)))
+                .collect();
             ffi::lua_pushnil(l);
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&EPHEMERON_KEY));
             0
         });
         ffi::lua_settop(l, top);
     }
-    ran
+    done
 }

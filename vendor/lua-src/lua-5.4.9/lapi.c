@@ -1132,12 +1132,16 @@ LUA_API int lua_status (lua_State *L) {
 ** Garbage-collection function
 */
 /*
-** lugo: pops a probe table (see 'leakprobe' in lgc.c), runs a full
-** collection with it, and pushes it back with its flags set. 'weakmt' is
-** the metatable of the tables that stay weak in that cycle. Returns 0
-** (the probe back untouched) where no collection can run: in a finalizer.
+** lugo: a leak check's cycle (see 'leakprobe' in lgc.c), in steps.
+** 'lugo_leakbegin' pops the probe table and starts the cycle with it
+** ('weakmt': the metatable of the tables that stay weak in it); 0 (the
+** probe left on the stack) where none can start: in a finalizer, or
+** while another check's cycle runs. 'lugo_leakstep' does one basic step
+** of the collector (as 'lua_gc(L, LUA_GCSTEP, 0)') unless the cycle is
+** past its atomic phase already; once it is, it pushes the probe back,
+** its flags set, and returns 1.
 */
-LUA_API int lugo_leakcheck (lua_State *L, int weakmt) {
+LUA_API int lugo_leakbegin (lua_State *L, int weakmt) {
   global_State *g = G(L);
   Table *probe, *mt;
   int ran = 0;
@@ -1146,19 +1150,37 @@ LUA_API int lugo_leakcheck (lua_State *L, int weakmt) {
   api_check(L, ttistable(s2v(L->top.p - 1)), "table expected");
   mt = hvalue(index2value(L, weakmt));
   probe = hvalue(s2v(L->top.p - 1));
-  if (!(g->gcstp & GCSTPGC) && g->leakprobe == NULL) {
+  if (!(g->gcstp & GCSTPGC) && g->leakprobe == NULL && g->leakdone == NULL) {
     L->top.p--;  /* the probe is reachable from nothing now */
-    g->leakprobe = probe;
-    g->leakweak = mt;
-    luaC_fullgc(L, 0);
-    lua_assert(g->leakprobe == NULL);
-    g->leakweak = NULL;
-    sethvalue2s(L, L->top.p, probe);  /* it survived: 'leakprobe' marked it */
-    api_incr_top(L);
+    luaC_leakbegin(L, probe, mt);
     ran = 1;
   }
   lua_unlock(L);
   return ran;
+}
+
+
+LUA_API int lugo_leakstep (lua_State *L) {
+  global_State *g = G(L);
+  int done = 0;
+  lua_lock(L);
+  if (g->leakdone == NULL && g->leakprobe != NULL && !(g->gcstp & GCSTPGC)) {
+    lu_byte oldstp = g->gcstp;
+    g->gcstp = 0;  /* allow GC to run (as 'lua_gc' does for a step) */
+    luaE_setdebt(g, 0);  /* a basic step */
+    luaC_step(L);
+    g->gcstp = oldstp;
+  }
+  if (g->leakdone != NULL) {
+    /* it survived: 'leakprobe' marked it, and no cycle has ended since */
+    sethvalue2s(L, L->top.p, g->leakdone);
+    api_incr_top(L);
+    g->leakdone = NULL;
+    g->leakweak = NULL;
+    done = 1;
+  }
+  lua_unlock(L);
+  return done;
 }
 
 

@@ -1534,8 +1534,8 @@ void luaC_freeallobjects (lua_State *L) {
 ** {======================================================
 ** lugo: the probe of a leak check
 ** =======================================================
-** A leak check is one full collection with a probe: a table that no root
-** reaches ('g->leakprobe', set by 'lugo_leakcheck'), made of four arrays:
+** A leak check is one collection cycle with a probe: a table that no root
+** reaches ('g->leakprobe', set by 'luaC_leakbegin'), made of four arrays:
 ** [1] the threads of the goroutines under suspicion (parked, and held by
 ** nothing but the probe: the runtime let go of them for this cycle and
 ** keeps each one only in an ephemeron keyed by what it waits on), [2] a
@@ -1593,7 +1593,33 @@ static lu_mem leakprobe (global_State *g) {
   reallymarkobject(g, obj2gco(probe));
   work += propagateall(g);
   convergeephemerons(g);
+  g->leakdone = probe;  /* for 'lugo_leakstep', before the next cycle */
   return work;
+}
+
+
+/*
+** Starts a leak check's cycle with 'probe': the cycle under way (if any)
+** is finished first (as 'fullinc' does), so that every table of the new
+** one is traversed knowing of the probe; the new cycle starts (its roots
+** marked) and goes on with the collector's steps, or, in generational
+** mode, runs whole now.
+*/
+void luaC_leakbegin (lua_State *L, Table *probe, Table *weakmt) {
+  global_State *g = G(L);
+  if (g->gckind == KGC_INC) {
+    if (keepinvariant(g))  /* black objects? */
+      entersweep(L);  /* sweep everything to turn them back to white */
+    luaC_runtilstate(L, bitmask(GCSpause));
+    g->leakprobe = probe;
+    g->leakweak = weakmt;
+    luaC_runtilstate(L, bitmask(GCSpropagate));  /* start new cycle */
+  }
+  else {
+    g->leakprobe = probe;
+    g->leakweak = weakmt;
+    luaC_fullgc(L, 0);
+  }
 }
 
 /* }====================================================== */
@@ -1612,6 +1638,8 @@ static lu_mem atomic (lua_State *L) {
   /* registry and global metatables may be changed by API */
   markvalue(g, &g->l_registry);
   markmt(g);  /* mark global metatables */
+  if (g->leakdone != NULL)  /* lugo: a probe not taken back yet */
+    markobject(g, g->leakdone);
   work += propagateall(g);  /* empties 'gray' list */
   /* remark occasional upvalues of (maybe) dead threads */
   work += remarkupvals(g);

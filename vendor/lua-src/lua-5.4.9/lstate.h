@@ -293,6 +293,7 @@ typedef struct global_State {
   GCObject *finobjrold;  /* list of really old objects with finalizers */
   struct lua_State *twups;  /* list of threads with open upvalues */
   struct Table *leakprobe;  /* lugo: a leak check's probe (see lgc.c) */
+  struct Table *leakdone;  /* lugo: the probe, once its cycle has used it */
   struct Table *leakweak;  /* lugo: metatable of tables weak in a probe */
   lua_CFunction panic;  /* to be called in unprotected errors */
   struct lua_State *mainthread;

@@ -341,8 +341,9 @@ LUA_API void (lua_warning)  (lua_State *L, const char *msg, int tocont);
 
 LUA_API int (lua_gc) (lua_State *L, int what, ...);
 
-/* lugo: a full collection with a leak probe (see lgc.c) */
-LUA_API int (lugo_leakcheck) (lua_State *L, int weakmt);
+/* lugo: a leak check's collection cycle, in steps (see lgc.c) */
+LUA_API int (lugo_leakbegin) (lua_State *L, int weakmt);
+LUA_API int (lugo_leakstep) (lua_State *L);
 
 
 /*

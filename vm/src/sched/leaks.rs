@@ -25,16 +25,24 @@ use lugo_sysmon::leaks::{ActorReport, Budget, Candidate, ObjectReport, Outcome, 
 
 use super::dump::{created_by, format_traceback};
 use super::Runtime;
-use crate::actor::{Actor, Labels};
+use crate::actor::{Actor, Job, Labels};
 use crate::ffi::LuaThread;
-use crate::leak::{Report, Suspect};
+use crate::leak::{Probed, Report, Suspect};
 use crate::wake::WaitReason;
+
+/// How many leaked goroutines an actor describes in one turn.
+const DESCRIBE_CHUNK: usize = 256;
 
 /// How many times a check probes the actors at most (see `judge`).
 const ROUNDS: usize = 4;
 
-/// How long a check waits for the other actors' answers.
-pub const ASK_WAIT: Duration = Duration::from_secs(1);
+/// How long a check waits for the actors' answers (a probe's cycle runs
+/// in steps between their goroutines' turns).
+pub const ASK_WAIT: Duration = Duration::from_secs(5);
+
+/// How long one step of a probe's cycle may run (the pause it causes the
+/// actor's goroutines, but for the cycle's atomic phase, which is one).
+const PROBE_STEP: Duration = Duration::from_millis(2);
 
 /// How much work the reachability heap may take (a check never guesses:
 /// past it, it reports nothing).
@@ -75,23 +83,44 @@ struct Verdict {
 }
 
 impl Runtime {
-    /// Every leaked goroutine of the program, found now (a host thread or
-    /// sysmon's checker: every actor is asked).
+    /// Every leaked goroutine of the program, found now: every actor is
+    /// asked (each probes between two of its goroutines' turns).
     pub fn leaks(&self) -> Vec<Leak> {
-        self.find_leaks(None)
+        self.leaks_for(None)
     }
 
-    /// As [`Runtime::leaks`], asked by the running goroutine of `me` (its
-    /// own actor's probe runs here, on the actor's idle main thread).
-    ///
-    /// # Safety
-    /// The caller is a C function called by `me`'s running G.
-    pub unsafe fn leaks_from(&self, me: &Arc<Actor>) -> Vec<Leak> {
-        self.find_leaks(Some((me, me.main_thread)))
+    /// As [`Runtime::leaks`], for goroutine `asker` (actor, id), which
+    /// waits for the answer: a root of the check.
+    pub fn leaks_for(&self, asker: Option<(u64, u64)>) -> Vec<Leak> {
+        let verdict = self.judge(asker);
+        let face = self.face();
+        let hidden = face.hidden_chunk();
+        let describe_key = face.describe_key;
+        // Each actor describes its own, a chunk per turn.
+        let work: Vec<(Arc<Actor>, Vec<Suspect>)> = verdict
+            .leaked
+            .into_iter()
+            .flat_map(|(a, gs)| {
+                gs.chunks(DESCRIBE_CHUNK)
+                    .map(|c| (a.clone(), c.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let mut leaks: Vec<Leak> = self
+            .ask_all(work, move |a: &Arc<Actor>, th: LuaThread, leaked: Vec<Suspect>| {
+                Step::Done(describe(a, th, &leaked, hidden, describe_key))
+            })
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect();
+        leaks.sort_by_key(|l| l.gid);
+        leaks
     }
 
     /// Ends leaked goroutine `l` as an interrupt does (its `<close>`
-    /// handlers run), if it is still in the park it was judged in.
+    /// handlers run, with the error `goroutine leaked`), if it is still
+    /// in the park it was judged in.
     pub fn reclaim(&self, l: &Leak) -> bool {
         let why = crate::preempt::Stop::Leaked;
         // Recorded first, as an interrupt is: the M that runs it next
@@ -108,32 +137,18 @@ impl Runtime {
         done
     }
 
-    fn find_leaks(&self, me: Option<(&Arc<Actor>, LuaThread)>) -> Vec<Leak> {
-        let verdict = self.judge(me);
-        let face = self.face();
-        let hidden = face.hidden_chunk();
-        let describe_key = face.describe_key;
-        let mut out = self.ask_all(
-            me,
-            verdict.leaked,
-            move |a: &Arc<Actor>, th: LuaThread, leaked: Vec<Suspect>| {
-                describe(a, th, &leaked, hidden, describe_key)
-            },
-        );
-        let mut leaks: Vec<Leak> = out.drain(..).flatten().flatten().collect();
-        leaks.sort_by_key(|l| l.gid);
-        leaks
-    }
-
     /// Runs the probes and decides.
     /// Runs the probes and decides. A suspect its actor's collector did
     /// not reach but the graph wakes (through an object another actor
     /// reaches) held things nobody looked at: the check probes again with
     /// it as a root, until no such suspect is left ([`ROUNDS`] at most:
     /// then it reports nothing).
-    fn judge(&self, me: Option<(&Arc<Actor>, LuaThread)>) -> Verdict {
+    fn judge(&self, asker: Option<(u64, u64)>) -> Verdict {
         let shared_of = self.face().shared_of;
         let mut roots: rustc_hash::FxHashMap<u64, Vec<u64>> = Default::default();
+        if let Some((actor, gid)) = asker {
+            roots.insert(actor, vec![gid]);
+        }
         for _ in 0..ROUNDS {
             let before = crate::leak::handouts();
             let actors: Vec<(Arc<Actor>, Vec<u64>)> = self
@@ -146,18 +161,22 @@ impl Runtime {
                 .collect();
             let asked = actors.len();
             let reports: Vec<Report> = self
-                .ask_all(me, actors, move |a: &Arc<Actor>, th: LuaThread, roots| {
+                .ask_all(actors, move |a: &Arc<Actor>, th: LuaThread, roots| {
                     // SAFETY: a job runs with the state held and no G
-                    // running (or in the asking G's C function, on the
-                    // actor's idle main thread).
-                    unsafe { crate::leak::probe(a, th.0, a.id == 1, &roots, shared_of) }
+                    // running, on the actor's main thread.
+                    probed(unsafe { crate::leak::probe(a, th.0, a.id == 1, &roots, shared_of) })
                 })
                 .into_iter()
                 .flatten()
                 .collect();
             let stable = reports.len() == asked && crate::leak::handouts() == before;
+            let t = Instant::now();
             let snapshot = snapshot(&reports, stable);
-            match lugo_sysmon::leaks::leaked(&snapshot, BUDGET) {
+            let outcome = lugo_sysmon::leaks::leaked(&snapshot, BUDGET);
+            if std::env::var_os("LUGO_LEAKTIME").is_some() {
+                eprintln!("round: asked {asked} got {} stable {stable} graph {:?}", reports.len(), t.elapsed());
+            }
+            match outcome {
                 Outcome::OutOfBudget => break,
                 Outcome::Marked { leaked, revived } if revived.is_empty() => {
                     return self.verdict(reports, leaked);
@@ -196,15 +215,14 @@ impl Runtime {
         verdict
     }
 
-    /// Runs `f` on each actor of `work` with its state held (the asking
-    /// G's own actor inline, the others by their Ms between turns), each
-    /// with its argument; the answers in `work`'s order (`None`: no answer
+    /// Runs `f` on each actor of `work` with its state held (by its M,
+    /// between two goroutines' turns, one piece of work a turn), each with
+    /// its argument; the answers in `work`'s order (`None`: no answer
     /// within [`ASK_WAIT`]).
     fn ask_all<A, R>(
         &self,
-        me: Option<(&Arc<Actor>, LuaThread)>,
         work: Vec<(Arc<Actor>, A)>,
-        f: impl Fn(&Arc<Actor>, LuaThread, A) -> R + Send + Sync + Clone + 'static,
+        f: impl Fn(&Arc<Actor>, LuaThread, A) -> Step<R> + Send + Sync + Clone + 'static,
     ) -> Vec<Option<R>>
     where
         A: Send + 'static,
@@ -212,38 +230,52 @@ impl Runtime {
     {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut out: Vec<Option<R>> = (0..work.len()).map(|_| None).collect();
-        let mut inline = None;
-        let mut waiting = 0;
+        let mut waiting = work.len();
         for (i, (a, arg)) in work.into_iter().enumerate() {
-            match me {
-                Some((m, th)) if m.id == a.id => inline = Some((i, a, th, arg)),
-                _ => {
-                    let (tx, f) = (tx.clone(), f.clone());
-                    a.post_job(Box::new(move |a, th| {
-                        let _ = tx.send((i, f(a, th, arg)));
-                    }));
-                    waiting += 1;
-                }
-            }
+            let f = f.clone();
+            a.post_job(job(tx.clone(), i, Box::new(move |a, th| f(a, th, arg))));
         }
-        if let Some((i, a, th, arg)) = inline {
-            out[i] = Some(f(&a, th, arg));
-        }
-        if waiting > 0 {
-            // The other actors need Ms: the asking one lets its P go.
-            let pid = me.and_then(|_| self.enter_syscall());
-            let deadline = Instant::now() + ASK_WAIT;
-            while waiting > 0 {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let Ok((i, r)) = rx.recv_timeout(left) else { break };
-                out[i] = Some(r);
-                waiting -= 1;
-            }
-            if let Some(pid) = pid {
-                self.exit_syscall(pid);
-            }
+        let deadline = Instant::now() + ASK_WAIT;
+        while waiting > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok((i, r)) = rx.recv_timeout(left) else { break };
+            out[i] = Some(r);
+            waiting -= 1;
         }
         out
+    }
+}
+
+/// A piece of work on an actor's M: done, or more of it on a later turn.
+enum Step<R> {
+    Done(R),
+    More(Cont<R>),
+}
+
+/// What is left of a piece of work.
+type Cont<R> = Box<dyn FnOnce(&Arc<Actor>, LuaThread) -> Step<R> + Send>;
+
+/// The actor's job that runs `k`, and posts what is left of it again
+/// (after the goroutines that can run have had a turn), until it is done
+/// and its answer goes to `tx` as answer `i`.
+fn job<R: Send + 'static>(tx: std::sync::mpsc::Sender<(usize, R)>, i: usize, k: Cont<R>) -> Job {
+    Box::new(move |a, th| match k(a, th) {
+        Step::Done(r) => {
+            let _ = tx.send((i, r));
+        }
+        Step::More(k) => a.post_job(job(tx, i, k)),
+    })
+}
+
+/// A probe as a piece of work: its cycle stepped a turn at a time.
+fn probed(p: Probed) -> Step<Report> {
+    match p {
+        Probed::Done(r) => Step::Done(r),
+        Probed::Going(p) => Step::More(Box::new(move |a, th| {
+            // SAFETY: a job runs with the state held and no G running, on
+            // the actor's main thread; the probe started on this actor.
+            probed(unsafe { p.step(a, th.0, PROBE_STEP) })
+        })),
     }
 }
 

@@ -477,6 +477,8 @@ impl Shared {
         let mut rounds: u32 = 0;
         // Over its CPU budget: every G picked is stopped (`after_turn`).
         let mut budget_stop = false;
+        // A job ran last: a runnable G goes before the next one.
+        let mut job_ran = false;
         let mut q = actor.lock();
         loop {
             if self.stopping() {
@@ -499,15 +501,14 @@ impl Shared {
                 q = relock(actor);
                 continue;
             }
-            if !q.jobs.is_empty() {
-                // Another thread's work with the state held (a leak check).
-                let jobs = std::mem::take(&mut q.jobs);
+            // Another thread's work with the state held (a leak check):
+            // one piece between two goroutines' turns, so that a long one
+            // pauses them for one piece at a time.
+            if !q.jobs.is_empty() && !(std::mem::take(&mut job_ran) && q.has_runnable()) {
+                let job = q.jobs.remove(0);
                 drop(q);
-                on_main_thread(actor, |_| {
-                    for job in jobs {
-                        job(actor, actor.main_thread);
-                    }
-                });
+                on_main_thread(actor, |_| job(actor, actor.main_thread));
+                job_ran = true;
                 q = relock(actor);
                 continue;
             }
