@@ -265,7 +265,11 @@ fn warn_leaks(rt: &lugo::Runtime, console: &Console) {
             .collect()
     });
     if !new.is_empty() {
-        let word = if new.len() == 1 { "goroutine" } else { "goroutines" };
+        let word = if new.len() == 1 {
+            "goroutine"
+        } else {
+            "goroutines"
+        };
         report(
             console,
             &format!(

@@ -265,6 +265,11 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
             t.set("sysmon_ticks", s.sysmon_ticks.load(Ordering::Relaxed))?;
             t.set("handoffs", s.handoffs.load(Ordering::Relaxed))?;
             t.set("inline_calls", s.inline_calls.load(Ordering::Relaxed))?;
+            t.set("leak_steps", s.leak_jobs.load(Ordering::Relaxed))?;
+            t.set(
+                "leak_pause_max",
+                s.leak_job_max_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            )?;
             t.set("gc_cycles", s.gc.full_cycles())?;
             let by = lua.create_table()?;
             by.set("user", s.gc.user.load(Ordering::Relaxed))?;

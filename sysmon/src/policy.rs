@@ -463,7 +463,9 @@ mod tests {
             self.traces.borrow_mut().push(ms);
         }
         fn check_leaks(&self, reclaim: bool) {
-            self.leak_checks.borrow_mut().push((self.now.get(), reclaim));
+            self.leak_checks
+                .borrow_mut()
+                .push((self.now.get(), reclaim));
         }
         fn actor_heaps(&self) -> Vec<ActorHeap> {
             self.heaps.borrow().clone()
@@ -849,7 +851,10 @@ mod tests {
             f.now.set(t * MS);
             sleeps.push(m.round(&f));
         }
-        assert_eq!(*f.leak_checks.borrow(), vec![(100 * MS, true), (230 * MS, true)]);
+        assert_eq!(
+            *f.leak_checks.borrow(),
+            vec![(100 * MS, true), (230 * MS, true)]
+        );
         // Idle: a deep sleep, but never past the next check.
         match sleeps[0] {
             Sleep::Deep(Some(d)) => assert_eq!(d, Duration::from_millis(100)),

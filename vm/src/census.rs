@@ -76,6 +76,21 @@ pub struct Stats {
     pub inline_calls: AtomicU64,
     /// Garbage collections, by cause.
     pub gc: crate::gc::GcCounts,
+    /// Leak checks' pieces of work run by the Ms (probe steps, leaked
+    /// goroutines described), and the longest in ns: the longest pause a
+    /// check has made an actor's goroutines wait.
+    pub leak_jobs: AtomicU64,
+    /// See `leak_jobs`.
+    pub leak_job_max_ns: AtomicU64,
+}
+
+impl Stats {
+    /// Counts a leak check's piece of work that took `d`.
+    pub fn note_job(&self, d: std::time::Duration) {
+        self.leak_jobs.fetch_add(1, Ordering::Relaxed);
+        let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.leak_job_max_ns.fetch_max(ns, Ordering::Relaxed);
+    }
 }
 
 /// Errors that ended actors nobody has waited for: a deadlock or a

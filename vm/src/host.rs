@@ -359,7 +359,9 @@ impl Host {
     /// Forgets the interrupt of a goroutine that has ended.
     #[inline]
     pub(crate) fn forget_interrupt(&self, gid: u64) {
-        if self.ninterrupts.load(Ordering::Relaxed) > 0 && lock(&self.interrupts).remove(&gid).is_some() {
+        if self.ninterrupts.load(Ordering::Relaxed) > 0
+            && lock(&self.interrupts).remove(&gid).is_some()
+        {
             self.ninterrupts.fetch_sub(1, Ordering::AcqRel);
         }
     }
@@ -401,13 +403,18 @@ mod tests {
 
     #[test]
     fn interrupts_are_remembered_until_forgotten() {
+        use crate::preempt::Stop;
         let host = Host::default();
-        assert!(!host.is_interrupted(3));
-        host.interrupt(3);
-        host.interrupt(3);
-        assert!(host.is_interrupted(3));
+        assert_eq!(host.interrupt_of(3), None);
+        host.interrupt(3, Stop::Interrupt);
+        host.interrupt(3, Stop::Interrupt);
+        assert_eq!(host.interrupt_of(3), Some(Stop::Interrupt));
+        // A reclaim after an interrupt: the latest reason.
+        host.interrupt(3, Stop::Leaked);
+        assert_eq!(host.interrupt_of(3), Some(Stop::Leaked));
+        assert_eq!(host.ninterrupts.load(Ordering::Relaxed), 1);
         host.forget_interrupt(3);
-        assert!(!host.is_interrupted(3));
+        assert_eq!(host.interrupt_of(3), None);
         assert_eq!(host.ninterrupts.load(Ordering::Relaxed), 0);
     }
 }

@@ -6,9 +6,9 @@
 //!
 //! # The probe: Lua's own collector decides reachability
 //!
-//! A probe is one full collection of the actor's heap, run by its M
-//! between two goroutines' turns (or by the goroutine that asked, inline),
-//! with the vendored collector's leak probe (`vendor/lua-src/LUGO.md`):
+//! A probe is one collection cycle of the actor's heap with the vendored
+//! collector's leak probe (`vendor/lua-src/LUGO.md`), run by the actor's M
+//! in steps between its goroutines' turns ([`probe`], [`Probe::step`]):
 //!
 //! 1. The *suspects* are the actor's goroutines parked on a channel
 //!    (send, receive, select) or a lock (mutex, wait group, semaphore).
@@ -25,11 +25,19 @@
 //!    is reachable from the roots: the registry and globals, the threads
 //!    of the goroutines that can run, pending Lua finalizers, and, in
 //!    turn, every suspect so revived (Lua converges the ephemerons).
-//! 3. When the marking is done the collector records, for each suspect,
-//!    whether its thread is marked (*reached*), and for each box of a
-//!    shared object the actor holds whether it is marked; then it marks
-//!    the probe, so the suspects and all they hold survive unchanged. The
-//!    runtime puts each thread back in its registry slot.
+//! 3. When the marking is done (the cycle's atomic phase) the collector
+//!    records, for each suspect, whether its thread is marked (*reached*),
+//!    and for each box of a shared object the actor holds whether it is
+//!    marked; then it marks the probe, so the suspects and all they hold
+//!    survive unchanged. The runtime puts back in its registry slot the
+//!    thread of each suspect still alive (one woken meanwhile may have
+//!    ended, and its slot gone to another goroutine).
+//!
+//! Between the steps the actor's goroutines run, suspects woken among
+//! them: a suspect's thread lives in the probe until the atomic phase
+//! (no sweep comes before it), and its verdict is dropped if its park
+//! changed. A collection asked meanwhile (`collectgarbage()`, sysmon's)
+//! finishes the probe's cycle sooner; a second check waits its turn.
 //!
 //! Why it finds no false leak in the actor: a suspect left unmarked is
 //! reachable from no root, and every way to wake it goes through a box of
@@ -272,9 +280,7 @@ pub unsafe fn probe(
 ) -> Probed {
     let mut report = Report {
         actor: actor.id,
-        can_run: host
-            || actor.timers.load(Ordering::Acquire) > 0
-            || actor.blocking_gid() != 0,
+        can_run: host || actor.timers.load(Ordering::Acquire) > 0 || actor.blocking_gid() != 0,
         ..Report::default()
     };
     let roots: rustc_hash::FxHashSet<u64> = roots.iter().copied().collect();
@@ -491,7 +497,6 @@ unsafe fn waits_of(l: *mut ffi::lua_State, th: LuaThread, shared_of: SharedOf) -
     out
 }
 
-
 /// Builds the probe and starts its cycle: the probe table (the suspects'
 /// threads, the boxes, a flag for each), the ephemeron of what each waits
 /// on (anchored for the cycle), then lets go of the suspects' registry
@@ -522,6 +527,8 @@ unsafe fn begin(
     let ids_ref = &mut ids;
     let mut began = false;
     let began_ref = &mut began;
+    let mut paused = false;
+    let paused_ref = &mut paused;
     // SAFETY: the contract. Inside `protect` (a raise is caught; what the
     // closure writes lives outside it). Everything that allocates is done
     // before `lugo_leakbegin`; a suspect's registry slot is let go of only
@@ -533,6 +540,11 @@ unsafe fn begin(
             if ffi::lua_checkstack(l, 12) == 0 {
                 return 0;
             }
+            // No collection steps while the probe is built (its cycle
+            // starts anew below: work on the one under way is wasted); a
+            // collector the script stopped stays stopped.
+            *paused_ref = ffi::lua_gc(l, ffi::LUA_GCISRUNNING, 0) != 0;
+            ffi::lua_gc(l, ffi::LUA_GCSTOP, 0);
             let n = parked.len() as c_int;
             // probe = {threads, flags, boxes, flags}: base+1 .. base+5.
             let base = ffi::lua_gettop(l);
@@ -545,13 +557,26 @@ unsafe fn begin(
                 ffi::lua_pushboolean(l, 0);
                 ffi::lua_rawseti(l, base + 3, i as ffi::lua_Integer + 1);
             }
-            ffi::lua_createtable(l, 0, 0); // base+4: boxes
-            ffi::lua_createtable(l, 0, 0); // base+5: their flags
-            push_weak_table(l); // base+6: the ephemeron
+            // Sized at once (a table grown one rehash at a time costs a
+            // multiple of the work): how many boxes there are.
+            let mut nboxes: c_int = 0;
+            if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&BOXES_KEY)) == ffi::LUA_TTABLE {
+                ffi::lua_pushnil(l);
+                while ffi::lua_next(l, -2) != 0 {
+                    ffi::lua_pop(l, 1);
+                    nboxes += 1;
+                }
+            }
+            ffi::lua_pop(l, 1);
+            ffi::lua_createtable(l, nboxes, 0); // base+4: boxes
+            ffi::lua_createtable(l, nboxes, 0); // base+5: their flags
+            ffi::lua_createtable(l, 0, nboxes.min(n)); // base+6: the ephemeron
             push_weak_mt(l); // base+7
+            ffi::lua_pushvalue(l, -1);
+            ffi::lua_setmetatable(l, base + 6);
             // The ephemeron, anchored for the cycle (it must be traversed
             // as one): every box of an object a suspect waits on keys the
-            // list of those suspects' threads.
+            // list of those suspects' threads (or the one's thread).
             ffi::lua_pushvalue(l, base + 6);
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&EPHEMERON_KEY));
             if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&BOXES_KEY)) == ffi::LUA_TTABLE {
@@ -568,26 +593,31 @@ unsafe fn begin(
                     ffi::lua_pushboolean(l, 0);
                     ffi::lua_rawseti(l, base + 5, ids_ref.len() as ffi::lua_Integer);
                     let Some(ws) = waiters.get(&id) else { continue };
-                    // The object's list, made once, kept in the probe's
-                    // hash part under a key of its own (0, -1, ...):
-                    // anchored, outside the four arrays the collector
-                    // reads.
-                    let slot = match lists.get(&id) {
-                        Some(&s) => s,
-                        None => {
-                            let s = -(lists.len() as ffi::lua_Integer);
-                            ffi::lua_createtable(l, ws.len() as c_int, 0);
-                            for (j, &i) in ws.iter().enumerate() {
-                                ffi::lua_rawgeti(l, base + 2, i as ffi::lua_Integer + 1);
-                                ffi::lua_rawseti(l, -2, j as ffi::lua_Integer + 1);
-                            }
-                            ffi::lua_rawseti(l, base + 1, s);
-                            lists.insert(id, s);
-                            s
-                        }
-                    };
                     ffi::lua_pushvalue(l, -1); // the box
-                    ffi::lua_rawgeti(l, base + 1, slot);
+                    if let [i] = ws[..] {
+                        // One waiter (the common case): its thread itself.
+                        ffi::lua_rawgeti(l, base + 2, i as ffi::lua_Integer + 1);
+                    } else {
+                        // The object's list, made once, kept in the probe's
+                        // hash part under a key of its own (0, -1, ...):
+                        // anchored, outside the four arrays the collector
+                        // reads.
+                        let slot = match lists.get(&id) {
+                            Some(&s) => s,
+                            None => {
+                                let s = -(lists.len() as ffi::lua_Integer);
+                                ffi::lua_createtable(l, ws.len() as c_int, 0);
+                                for (j, &i) in ws.iter().enumerate() {
+                                    ffi::lua_rawgeti(l, base + 2, i as ffi::lua_Integer + 1);
+                                    ffi::lua_rawseti(l, -2, j as ffi::lua_Integer + 1);
+                                }
+                                ffi::lua_rawseti(l, base + 1, s);
+                                lists.insert(id, s);
+                                s
+                            }
+                        };
+                        ffi::lua_rawgeti(l, base + 1, slot);
+                    }
                     ffi::lua_rawset(l, base + 6);
                 }
                 ffi::lua_pop(l, 1); // boxes
@@ -617,6 +647,11 @@ unsafe fn begin(
             }
             0
         });
+        if paused {
+            // Whatever happened above (a raise too): the collector runs
+            // again.
+            ffi::lua_gc(l, ffi::LUA_GCRESTART, 0);
+        }
         ffi::lua_settop(l, top);
     }
     began.then_some(ids)

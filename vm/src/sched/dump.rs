@@ -359,7 +359,11 @@ mod tests {
             header(&g, "chan send", 220, " (actor 2)"),
             "goroutine 7 [chan send, 2 minutes] {job=\"a \\\"b\\\"\"} (actor 2):\n"
         );
-        let leaked = GInfo { leaked: true, labels: None, ..g.clone() };
+        let leaked = GInfo {
+            leaked: true,
+            labels: None,
+            ..g.clone()
+        };
         assert_eq!(
             header(&leaked, "chan send", 100, ""),
             "goroutine 7 [chan send, leaked]:\n"

@@ -3,12 +3,22 @@
 //! ([`lugo_sysmon::leaks`], a gc-arena arena) and collected there, then
 //! each leaked goroutine described by its own actor.
 //!
-//! Who runs it: a goroutine (`runtime.leaks()`: its own actor's probe
-//! inline, the others' by their Ms, its P released while it waits), the
-//! host (`Runtime::leaks`), or sysmon's checker thread
-//! (`LUGO_DEBUG=leakcheck=1`). An actor that does not answer within
+//! Who runs it: a thread of its own for `runtime.leaks()` (the asking
+//! goroutine waits on a channel for the answer, and is a root of the
+//! check), the host's (`Runtime::leaks`), or sysmon's checker thread
+//! (`LUGO_DEBUG=leakcheck=1`). The work on an actor runs on its M, in
+//! pieces between its goroutines' turns ([`Step`]): a probe's cycle a
+//! step of about [`PROBE_STEP`] at a time, the leaked goroutines
+//! described [`DESCRIBE_CHUNK`] at a time; a quarter of the Ps at most
+//! work for a check at once. An actor that does not answer within
 //! [`ASK_WAIT`] (a goroutine of it in a blocking call) is left out: its
 //! goroutines are not judged, and no object it may hold is either.
+//!
+//! Rounds: a suspect its actor's collector did not reach, but that the
+//! graph finds woken through an object another actor reaches, held
+//! things no report looked at; the check probes again with it as a root
+//! (its actor can run), until no such suspect is left ([`ROUNDS`] at
+//! most, then it reports nothing).
 //!
 //! An object is *rooted* (held from outside every Lua heap) unless its
 //! references are all boxes the probes counted: either one probe saw its
@@ -31,7 +41,7 @@ use crate::leak::{Probed, Report, Suspect};
 use crate::wake::WaitReason;
 
 /// How many leaked goroutines an actor describes in one turn.
-const DESCRIBE_CHUNK: usize = 256;
+const DESCRIBE_CHUNK: usize = 64;
 
 /// How many times a check probes the actors at most (see `judge`).
 const ROUNDS: usize = 4;
@@ -42,7 +52,7 @@ pub const ASK_WAIT: Duration = Duration::from_secs(5);
 
 /// How long one step of a probe's cycle may run (the pause it causes the
 /// actor's goroutines, but for the cycle's atomic phase, which is one).
-const PROBE_STEP: Duration = Duration::from_millis(2);
+const PROBE_STEP: Duration = Duration::from_millis(1);
 
 /// How much work the reachability heap may take (a check never guesses:
 /// past it, it reports nothing).
@@ -107,9 +117,12 @@ impl Runtime {
             })
             .collect();
         let mut leaks: Vec<Leak> = self
-            .ask_all(work, move |a: &Arc<Actor>, th: LuaThread, leaked: Vec<Suspect>| {
-                Step::Done(describe(a, th, &leaked, hidden, describe_key))
-            })
+            .ask_all(
+                work,
+                move |a: &Arc<Actor>, th: LuaThread, leaked: Vec<Suspect>| {
+                    Step::Done(describe(a, th, &leaked, hidden, describe_key))
+                },
+            )
             .into_iter()
             .flatten()
             .flatten()
@@ -170,13 +183,8 @@ impl Runtime {
                 .flatten()
                 .collect();
             let stable = reports.len() == asked && crate::leak::handouts() == before;
-            let t = Instant::now();
             let snapshot = snapshot(&reports, stable);
-            let outcome = lugo_sysmon::leaks::leaked(&snapshot, BUDGET);
-            if std::env::var_os("LUGO_LEAKTIME").is_some() {
-                eprintln!("round: asked {asked} got {} stable {stable} graph {:?}", reports.len(), t.elapsed());
-            }
-            match outcome {
+            match lugo_sysmon::leaks::leaked(&snapshot, BUDGET) {
                 Outcome::OutOfBudget => break,
                 Outcome::Marked { leaked, revived } if revived.is_empty() => {
                     return self.verdict(reports, leaked);
@@ -201,7 +209,9 @@ impl Runtime {
             self.actors().into_iter().map(|a| (a.id, a)).collect();
         let mut verdict = Verdict::default();
         for r in reports {
-            let Some(a) = by_id.get(&r.actor) else { continue };
+            let Some(a) = by_id.get(&r.actor) else {
+                continue;
+            };
             let leaked: Vec<Suspect> = r
                 .suspects
                 .into_iter()
@@ -218,7 +228,9 @@ impl Runtime {
     /// Runs `f` on each actor of `work` with its state held (by its M,
     /// between two goroutines' turns, one piece of work a turn), each with
     /// its argument; the answers in `work`'s order (`None`: no answer
-    /// within [`ASK_WAIT`]).
+    /// within [`ASK_WAIT`] of asking). At most a quarter of the Ps (one at
+    /// least) work on a check at a time (Go's GC takes a quarter of them
+    /// for its background marking): the others go on with the program.
     fn ask_all<A, R>(
         &self,
         work: Vec<(Arc<Actor>, A)>,
@@ -230,19 +242,31 @@ impl Runtime {
     {
         let (tx, rx) = std::sync::mpsc::channel();
         let mut out: Vec<Option<R>> = (0..work.len()).map(|_| None).collect();
-        let mut waiting = work.len();
-        for (i, (a, arg)) in work.into_iter().enumerate() {
-            let f = f.clone();
-            a.post_job(job(tx.clone(), i, Box::new(move |a, th| f(a, th, arg))));
+        let limit = self.gomaxprocs().div_ceil(4).max(1);
+        let mut todo = work.into_iter().enumerate();
+        // Asked and not answered yet: (piece, when its time is up).
+        let mut asked: Vec<(usize, Instant)> = Vec::new();
+        loop {
+            while asked.len() < limit {
+                let Some((i, (a, arg))) = todo.next() else {
+                    break;
+                };
+                let f = f.clone();
+                a.post_job(job(tx.clone(), i, Box::new(move |a, th| f(a, th, arg))));
+                asked.push((i, Instant::now() + ASK_WAIT));
+            }
+            let Some(first) = asked.iter().map(|&(_, t)| t).min() else {
+                return out;
+            };
+            match rx.recv_timeout(first.saturating_duration_since(Instant::now())) {
+                Ok((i, r)) => {
+                    out[i] = Some(r);
+                    asked.retain(|&(j, _)| j != i);
+                }
+                // No answer in time: that actor is left out.
+                Err(_) => asked.retain(|&(_, t)| t > Instant::now()),
+            }
         }
-        let deadline = Instant::now() + ASK_WAIT;
-        while waiting > 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok((i, r)) = rx.recv_timeout(left) else { break };
-            out[i] = Some(r);
-            waiting -= 1;
-        }
-        out
     }
 }
 
@@ -288,7 +312,9 @@ pub(super) fn checker(
 ) {
     let mut told = std::collections::HashSet::new();
     while let Ok(reclaim) = requests.recv() {
-        let Some(shared) = shared.upgrade() else { break };
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
         let rt = Runtime { shared };
         if rt.stopping() {
             break;
@@ -344,7 +370,12 @@ fn snapshot(reports: &[Report], stable: bool) -> Snapshot {
             .iter()
             .map(|r| ActorReport {
                 can_run: r.can_run,
-                reached: r.objects.iter().filter(|o| o.reached).map(|o| o.id).collect(),
+                reached: r
+                    .objects
+                    .iter()
+                    .filter(|o| o.reached)
+                    .map(|o| o.id)
+                    .collect(),
                 candidates: r
                     .suspects
                     .iter()

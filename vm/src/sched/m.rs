@@ -504,12 +504,19 @@ impl Shared {
             // Another thread's work with the state held (a leak check):
             // one piece between two goroutines' turns, so that a long one
             // pauses them for one piece at a time.
-            if !q.jobs.is_empty() && !(std::mem::take(&mut job_ran) && q.has_runnable()) {
+            let g_first = std::mem::take(&mut job_ran) && q.has_runnable();
+            if !q.jobs.is_empty() && !g_first {
                 let job = q.jobs.remove(0);
                 drop(q);
+                let t = std::time::Instant::now();
                 on_main_thread(actor, |_| job(actor, actor.main_thread));
+                self.census.stats.note_job(t.elapsed());
                 job_ran = true;
                 q = relock(actor);
+                if clock.slice_over() && q.has_work() {
+                    // Its slice is used: the other actors get the M.
+                    return SliceEnd::SliceUsed;
+                }
                 continue;
             }
             if !q.dumps.is_empty() {

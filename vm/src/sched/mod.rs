@@ -764,7 +764,9 @@ impl Runtime {
     /// interrupted did not send), and it raises `interrupted` at its park.
     /// Ends with the goroutine. False if no actor has goroutine `gid`.
     pub fn interrupt(&self, gid: u64) -> bool {
-        self.shared.host.interrupt(gid, crate::preempt::Stop::Interrupt);
+        self.shared
+            .host
+            .interrupt(gid, crate::preempt::Stop::Interrupt);
         // After recording it: an M that starts running `gid` now checks
         // the record after publishing the G (see `run_actor`).
         std::sync::atomic::fence(Ordering::SeqCst);
