@@ -680,3 +680,48 @@ fn waiting_from_inside_a_host_function_for_its_own_actor_is_refused() {
     // The runtime goes on.
     assert_eq!(first_int(rt.exec("return 41 + 1").unwrap()), Some(42));
 }
+
+#[test]
+fn the_host_finds_and_reclaims_leaks_and_its_channel_end_keeps_a_waiter() {
+    let rt = runtime(2);
+    let (tx, rx) = rt.channel(0);
+    rt.lua().globals().set("from_host", rx).unwrap();
+    // Goroutine `held` waits on the channel whose other end the host
+    // holds (its box is only on that goroutine's stack); `lost` waits on
+    // a channel nothing else holds. Both parked before the chunk returns.
+    let v = rt
+        .exec(
+            r#"
+local r = from_host
+from_host = nil
+local held = go(function() return r:recv() end)
+local lost = go(function() chan():send(1) end)
+local function parked(id)
+  for _, g in ipairs(runtime.goroutines()) do
+    if g.id == id then return g.state ~= "runnable" and g.state ~= "running" end
+  end
+end
+while not (parked(held) and parked(lost)) do runtime.gosched() end
+return held, lost
+"#,
+        )
+        .unwrap();
+    let ids: Vec<i64> = v.into_iter().filter_map(|x| x.as_i64()).collect();
+    let (_held, lost) = (ids[0] as u64, ids[1] as u64);
+    let leaks = rt.leaks();
+    assert_eq!(
+        leaks.iter().map(|l| l.gid).collect::<Vec<_>>(),
+        vec![lost],
+        "{leaks:?}"
+    );
+    assert_eq!(rt.reclaim(&leaks), 1);
+    // Reclaimed: it ends (an interrupt's way), and no check finds it again.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while rt.vm().numgoroutine() > 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(rt.vm().numgoroutine(), 1, "only `held` is left");
+    assert!(rt.leaks().is_empty());
+    // And `held` was alive all along: the host's send reaches it.
+    tx.send(5).unwrap();
+}

@@ -405,6 +405,21 @@ fn deadlock_shows_the_dump_then_the_prompt() {
 }
 
 #[test]
+fn a_line_that_leaks_a_goroutine_is_told() {
+    let mut r = Repl::start(&[], &history_file("leak"));
+    // The goroutine parks (gosched) before the line ends, on a channel
+    // nothing else holds once the line is over.
+    r.line("do local c = chan() go(function() c:send(1) end) runtime.gosched() end");
+    r.expect("lugo: goroutine 2 leaked (runtime.leaks() shows where)");
+    r.expect("\n> ");
+    // A goroutine whose channel a global holds is not leaked: no word.
+    r.line("keep = chan() go(function() keep:send(1) end) runtime.gosched()");
+    r.expect("\n> ");
+    r.line("=#runtime.leaks()");
+    r.expect("\n1\n> ");
+}
+
+#[test]
 fn ctrl_c_stops_a_running_line() {
     let mut r = Repl::start(&[], &history_file("ctrl_c_loop"));
     r.line("print('spinning') while true do end");

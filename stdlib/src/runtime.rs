@@ -166,6 +166,9 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
                 if r.info.status == lugo_vm::g::GStatus::Waiting {
                     g.set("waiting", r.waited)?;
                 }
+                if r.info.leaked {
+                    g.set("leaked", true)?;
+                }
                 if let Some(labels) = &r.info.labels {
                     let lt = lua.create_table()?;
                     for (k, v) in labels.iter() {
