@@ -102,11 +102,16 @@ impl Runtime {
     /// As [`Runtime::leaks`], for goroutine `asker` (actor, id), which
     /// waits for the answer: a root of the check.
     pub fn leaks_for(&self, asker: Option<(u64, u64)>) -> Vec<Leak> {
-        let verdict = self.judge(asker);
+        self.describe_all(self.judge(asker))
+    }
+
+    /// The records of a verdict's leaked goroutines: each actor describes
+    /// its own, a chunk per turn (the ones no longer in the park judged
+    /// are left out).
+    fn describe_all(&self, verdict: Verdict) -> Vec<Leak> {
         let face = self.face();
         let hidden = face.hidden_chunk();
         let describe_key = face.describe_key;
-        // Each actor describes its own, a chunk per turn.
         let work: Vec<(Arc<Actor>, Vec<Suspect>)> = verdict
             .leaked
             .into_iter()
@@ -135,17 +140,29 @@ impl Runtime {
     /// handlers run, with the error `goroutine leaked`), if it is still
     /// in the park it was judged in.
     pub fn reclaim(&self, l: &Leak) -> bool {
+        let leaked = Suspect {
+            gid: l.gid,
+            key: l.key,
+            gen: l.gen,
+            reason: l.reason,
+            reached: false,
+            waits_on: Vec::new(),
+        };
+        self.actors()
+            .into_iter()
+            .find(|a| a.id == l.actor)
+            .is_some_and(|a| self.reclaim_in(&a, &leaked))
+    }
+
+    /// As [`Runtime::reclaim`], for `s` of actor `a`.
+    fn reclaim_in(&self, a: &Arc<Actor>, s: &Suspect) -> bool {
         let why = crate::preempt::Stop::Leaked;
         // Recorded first, as an interrupt is: the M that runs it next
         // raises the stop (`run_actor`).
-        self.shared.host.interrupt(l.gid, why);
-        let done = self
-            .actors()
-            .into_iter()
-            .find(|a| a.id == l.actor)
-            .is_some_and(|a| a.interrupt_park(l.key, l.gid, l.gen, why));
+        self.shared.host.interrupt(s.gid, why);
+        let done = a.interrupt_park(s.key, s.gid, s.gen, why);
         if !done {
-            self.shared.host.forget_interrupt(l.gid);
+            self.shared.host.forget_interrupt(s.gid);
         }
         done
     }
@@ -319,16 +336,52 @@ pub(super) fn checker(
         if rt.stopping() {
             break;
         }
-        for l in rt.leaks() {
-            if told.insert(l.gid) {
-                eprintln!("{}", report_line(&l));
+        let verdict = rt.judge(None);
+        // The new ones, described (REPORT_EACH of them a check at most:
+        // a program that leaks one goroutine per request is told so, not
+        // flooded).
+        let mut new = 0;
+        let mut to_tell = Verdict::default();
+        for (a, gs) in &verdict.leaked {
+            let mut fresh = Vec::new();
+            for s in gs.iter().filter(|s| told.insert(s.gid)) {
+                new += 1;
+                if new <= REPORT_EACH {
+                    fresh.push(s.clone());
+                }
             }
-            if reclaim {
-                rt.reclaim(&l);
+            if !fresh.is_empty() {
+                to_tell.leaked.push((a.clone(), fresh));
             }
         }
+        for l in rt.describe_all(to_tell) {
+            eprintln!("{}", report_line(&l));
+        }
+        if new > REPORT_EACH {
+            eprintln!(
+                "lugo: and {} more goroutines leaked (runtime.leaks() lists them)",
+                new - REPORT_EACH
+            );
+        }
+        if reclaim {
+            for (a, gs) in &verdict.leaked {
+                for s in gs {
+                    rt.reclaim_in(a, s);
+                }
+            }
+        }
+        // Only the ones still leaked are kept (ids are never reused).
+        let now: std::collections::HashSet<u64> = verdict
+            .leaked
+            .iter()
+            .flat_map(|(_, gs)| gs.iter().map(|s| s.gid))
+            .collect();
+        told.retain(|gid| now.contains(gid));
     }
 }
+
+/// How many new leaks a check of sysmon's reports one by one.
+const REPORT_EACH: usize = 10;
 
 /// `lugo: goroutine 17 leaked: blocked in chan send at worker.lua:12,
 /// created by function <server.lua:20> in goroutine 1 at server.lua:30`.
