@@ -1156,7 +1156,7 @@ impl Actor {
                 crate::trace::wake(gid);
             }
             parked
-                && q.make_ready(key, gid, Wake::Interrupted(why), Place::Back)
+                && q.make_ready(key, gid, Wake::stopped(why), Place::Back)
                 && !std::mem::replace(&mut q.scheduled, true)
         };
         if schedule {
@@ -1187,7 +1187,7 @@ impl Actor {
             crate::trace::wake(gid);
             (
                 true,
-                q.make_ready(key, gid, Wake::Interrupted(why), Place::Back)
+                q.make_ready(key, gid, Wake::stopped(why), Place::Back)
                     && !std::mem::replace(&mut q.scheduled, true),
             )
         };

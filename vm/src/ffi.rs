@@ -754,15 +754,14 @@ unsafe fn push_wake(th: *mut ffi::lua_State, scratch: LuaThread, wake: Option<Wa
                 park::push_static(th, &park::SEND_ON_CLOSED_MSG);
                 2
             }
-            Some(Wake::Interrupted(why)) => {
+            Some(Wake::Interrupted) => {
                 ffi::lua_pushlightuserdata(th, park::err().0);
-                park::push_static(
-                    th,
-                    match why {
-                        crate::preempt::Stop::Leaked => &park::LEAKED_MSG,
-                        _ => &park::INTERRUPTED_MSG,
-                    },
-                );
+                park::push_static(th, &park::INTERRUPTED_MSG);
+                2
+            }
+            Some(Wake::Reclaimed) => {
+                ffi::lua_pushlightuserdata(th, park::err().0);
+                park::push_static(th, &park::LEAKED_MSG);
                 2
             }
         }

@@ -32,6 +32,16 @@ pub enum WaitReason {
     ActorWait = 8,
 }
 
+impl Wake {
+    /// The wake-up of a parked G stopped for `why`.
+    pub fn stopped(why: crate::preempt::Stop) -> Wake {
+        match why {
+            crate::preempt::Stop::Leaked => Wake::Reclaimed,
+            _ => Wake::Interrupted,
+        }
+    }
+}
+
 impl WaitReason {
     /// Every reason, indexed by its code.
     const ALL: [WaitReason; 9] = [
@@ -130,10 +140,12 @@ pub enum Wake {
     SendClosed(Option<Msg>),
     /// A goroutine waiting on a socket: why it was woken.
     Io(IoWake),
-    /// The G was stopped while parked (an interrupt, or a reclaim of a
-    /// leaked G: the stop says which): its wait was withdrawn (its waiters
-    /// are dead) and it raises the stop's error.
-    Interrupted(crate::preempt::Stop),
+    /// The G was interrupted while parked: its wait was withdrawn (its
+    /// waiters are dead) and it raises the interrupt's error.
+    Interrupted,
+    /// As `Interrupted`, for a leaked G reclaimed: it raises `goroutine
+    /// leaked`.
+    Reclaimed,
 }
 
 /// The values of a parked select's send cases, by 1-based case number.

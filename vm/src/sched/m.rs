@@ -508,9 +508,7 @@ impl Shared {
             if !q.jobs.is_empty() && !g_first {
                 let job = q.jobs.remove(0);
                 drop(q);
-                let t = std::time::Instant::now();
-                on_main_thread(actor, |_| job(actor, actor.main_thread));
-                self.census.stats.note_job(t.elapsed());
+                self.run_job(actor, job);
                 job_ran = true;
                 q = relock(actor);
                 if clock.slice_over() && q.has_work() {
@@ -570,7 +568,7 @@ impl Shared {
             };
             if let Some(why) = stop {
                 slot.stop_current(why);
-                if matches!(picked.wake, Some(crate::wake::Wake::Interrupted(_))) {
+                if matches!(picked.wake, Some(crate::wake::Wake::Interrupted | crate::wake::Wake::Reclaimed)) {
                     slot.stop_raised_once();
                 }
                 // SAFETY: this M owns the actor; the G is suspended.
@@ -656,6 +654,16 @@ impl Shared {
         }
     }
 
+    /// Runs a job of `actor` (its state held, no G running), timed for
+    /// `runtime.stats()`. Out of line: jobs are rare, the loop is hot.
+    #[cold]
+    #[inline(never)]
+    fn run_job(&self, actor: &Arc<Actor>, job: crate::actor::Job) {
+        let t = std::time::Instant::now();
+        on_main_thread(actor, |_| job(actor, actor.main_thread));
+        self.census.stats.note_job(t.elapsed());
+    }
+
     /// Records what G `key` did in its turn (`res`), under the actor's
     /// queue lock; `Some` for what is left to do without it.
     fn after_resume(
@@ -673,7 +681,7 @@ impl Shared {
                     if g.wake.is_none() && q.words.get(key).claim_open() {
                         // Interrupted while it ran: the park it made is
                         // withdrawn at once (`Actor::interrupt`).
-                        g.wake = Some(crate::wake::Wake::Interrupted(why));
+                        g.wake = Some(crate::wake::Wake::stopped(why));
                     }
                 }
                 if g.wake.is_some() {
