@@ -106,9 +106,9 @@ pub(crate) struct ActorQueue {
     pub(crate) gs: Slab<G>,
     /// The claim words of the slots of `gs` (see [`crate::g`]).
     pub(crate) words: ParkWords,
-    /// The labels of the Gs that have any (`runtime.setlabel`), by id;
-    /// a G starts with its creator's.
-    labels: rustc_hash::FxHashMap<u64, Labels>,
+    /// What is noted of the few Gs that have notes, by id: labels, leak
+    /// marks (the rest pay nothing for either).
+    notes: rustc_hash::FxHashMap<u64, Notes>,
     /// The slot of each G by id, made by the first lookup (`key_of`:
     /// `runtime.interrupt`) and kept from then on: an actor that never
     /// looks a G up pays nothing for it on each spawn and end.
@@ -124,16 +124,10 @@ pub(crate) struct ActorQueue {
     /// Slots of the values table let go of on other threads
     /// ([`SlotOwner::release_later`]), released by the M at its next run.
     pub(crate) released: Vec<std::ffi::c_int>,
-    /// Who wants the actor's goroutine dump, asked from another actor
-    /// (`runtime.stack(true)`): its M dumps between two goroutines' turns.
-    pub(crate) dumps: Vec<DumpReply>,
     /// Work another thread asked for with the state held and no G running
-    /// (a leak check's probe, [`Actor::post_job`]): run by its M between
-    /// two goroutines' turns.
+    /// ([`Actor::post_job`]: another actor's `runtime.stack(true)`, a leak
+    /// check's probe): run by its M between two goroutines' turns.
     pub(crate) jobs: Vec<Job>,
-    /// The goroutines the last leak check found leaked, by id, with their
-    /// park's generation: marked `leaked` while that park lasts.
-    pub(crate) leaked: rustc_hash::FxHashMap<u64, u64>,
     /// What opens the state and starts the first G, run by the first M
     /// that runs the actor ([`Actor::post_start`]).
     pub(crate) start: Option<StartFn>,
@@ -141,9 +135,6 @@ pub(crate) struct ActorQueue {
     /// its opening (lugo's library made it) is still there.
     pub(crate) fresh: bool,
 }
-
-/// Takes an actor's goroutine dump ([`Actor::ask_dump`]), on its M.
-pub type DumpReply = Box<dyn FnOnce(String) + Send>;
 
 /// Work for an actor's M with the state held and no G running
 /// ([`Actor::post_job`]); it gets a thread of the state to work on.
@@ -171,8 +162,8 @@ impl ActorQueue {
         if let Some(ids) = &mut self.ids {
             ids.remove(&g.id);
         }
-        if !self.labels.is_empty() {
-            self.labels.remove(&g.id);
+        if !self.notes.is_empty() {
+            self.notes.remove(&g.id);
         }
         self.words.get(key).retire();
         g
@@ -193,7 +184,7 @@ impl ActorQueue {
         ActorQueue {
             gs: Slab::new(),
             words: ParkWords::default(),
-            labels: Default::default(),
+            notes: Default::default(),
             ids: None,
             runq: VecDeque::new(),
             runnext: None,
@@ -201,9 +192,7 @@ impl ActorQueue {
             scheduled: false,
             tasks: Vec::new(),
             released: Vec::new(),
-            dumps: Vec::new(),
             jobs: Vec::new(),
-            leaked: Default::default(),
             start: None,
             fresh: false,
         }
@@ -272,7 +261,6 @@ impl ActorQueue {
         self.has_runnable()
             || !self.tasks.is_empty()
             || self.start.is_some()
-            || !self.dumps.is_empty()
             || !self.jobs.is_empty()
     }
 
@@ -368,6 +356,16 @@ pub struct Actor {
     /// The G now in a blocking call (`io.read`, a blocking host function),
     /// 0 if none: its M holds the state meanwhile.
     blocking_gid: AtomicU64,
+}
+
+/// What the runtime notes of a goroutine beyond its record.
+#[derive(Clone, Default)]
+pub(crate) struct Notes {
+    /// Its labels (`runtime.setlabel`); a G starts with its creator's.
+    labels: Option<Labels>,
+    /// The park generation the last leak check found it leaked in: it is
+    /// marked `leaked` while that park lasts.
+    leaked: Option<u64>,
 }
 
 /// Who waits for an actor to end and its state to close.
@@ -607,13 +605,14 @@ impl Actor {
         if q.key_of(gid).is_none() {
             return false;
         }
+        let notes = q.notes.entry(gid).or_default();
         let mut l: Vec<(String, String)> =
-            q.labels.get(&gid).map(|l| l.to_vec()).unwrap_or_default();
+            notes.labels.as_ref().map(|l| l.to_vec()).unwrap_or_default();
         match l.iter_mut().find(|(k, _)| k == key) {
             Some((_, v)) => *v = value.to_string(),
             None => l.push((key.to_string(), value.to_string())),
         }
-        q.labels.insert(gid, l.into());
+        notes.labels = Some(l.into());
         true
     }
 
@@ -704,7 +703,7 @@ impl Actor {
             q.runq.clear();
             q.runnext = None;
             q.tasks.clear();
-            q.labels.clear();
+            q.notes.clear();
             q.ids = None;
             // Their waiters die with them: nothing is handed to a G that
             // will never run again.
@@ -966,22 +965,27 @@ impl Actor {
         self.post(|q| q.start = Some(start));
     }
 
-    /// Asks the actor for its goroutine dump, given to `reply` by its M
-    /// between two goroutines' turns (never, if it has ended).
-    pub fn ask_dump(self: &Arc<Self>, reply: DumpReply) {
-        self.post(|q| q.dumps.push(reply));
-    }
-
     /// Posts `job`, run by the actor's M with the state held between two
     /// goroutines' turns (never, if the actor has ended).
     pub fn post_job(self: &Arc<Self>, job: Job) {
         self.post(|q| q.jobs.push(job));
     }
 
-    /// Marks goroutines found leaked (id and park generation), replacing
-    /// the marks of the check before.
-    pub fn set_leaked(&self, leaked: impl IntoIterator<Item = (u64, u64)>) {
-        self.lock().leaked = leaked.into_iter().collect();
+    /// Marks goroutines found leaked (slot, id and park generation),
+    /// replacing the marks of the check before; one that has ended is not
+    /// marked.
+    pub fn set_leaked(&self, leaked: impl IntoIterator<Item = (GKey, u64, u64)>) {
+        let mut q = self.lock();
+        let q = &mut *q;
+        q.notes.retain(|_, n| {
+            n.leaked = None;
+            n.labels.is_some()
+        });
+        for (key, gid, gen) in leaked {
+            if q.gs.get(key).is_some_and(|g| g.id == gid) {
+                q.notes.entry(gid).or_default().leaked = Some(gen);
+            }
+        }
     }
 
     /// Whether goroutine `gid` is parked in the park `gen`, its slot `key`:
@@ -1065,10 +1069,10 @@ impl Actor {
                 since: 0,
             });
             // A G starts with the labels of the G that started it.
-            if !q.labels.is_empty() {
+            if !q.notes.is_empty() {
                 let parent = self.current_id.load(Ordering::Relaxed);
-                if let Some(l) = q.labels.get(&parent).cloned() {
-                    q.labels.insert(id, l);
+                if let Some(l) = q.notes.get(&parent).and_then(|n| n.labels.clone()) {
+                    q.notes.entry(id).or_default().labels = Some(l);
                 }
             }
             q.push_runnext(key);
@@ -1221,21 +1225,22 @@ impl Actor {
     pub fn goroutines(&self) -> Vec<GInfo> {
         let mut guard = self.lock();
         let q = &mut *guard;
-        let (gs, words, leaked, labels) = (&q.gs, &mut q.words, &q.leaked, &q.labels);
+        let (gs, words, notes) = (&q.gs, &mut q.words, &q.notes);
         let mut v: Vec<GInfo> = gs
             .iter()
-            .map(|(k, g)| GInfo {
-                id: g.id,
-                status: g.status,
-                reason: g.reason,
-                thread: g.thread,
-                since: g.since,
-                labels: labels.get(&g.id).cloned(),
-                leaked: !leaked.is_empty()
-                    && g.status == GStatus::Waiting
-                    && leaked
-                        .get(&g.id)
-                        .is_some_and(|&gen| words.get(k).is_open(gen)),
+            .map(|(k, g)| {
+                let n = notes.get(&g.id);
+                GInfo {
+                    id: g.id,
+                    status: g.status,
+                    reason: g.reason,
+                    thread: g.thread,
+                    since: g.since,
+                    labels: n.and_then(|n| n.labels.clone()),
+                    leaked: g.status == GStatus::Waiting
+                        && n.and_then(|n| n.leaked)
+                            .is_some_and(|gen| words.get(k).is_open(gen)),
+                }
             })
             .collect();
         drop(guard);

@@ -234,7 +234,7 @@ impl Runtime {
                 .into_iter()
                 .filter(|s| ids.contains(&s.gid))
                 .collect();
-            a.set_leaked(leaked.iter().map(|s| (s.gid, s.gen)));
+            a.set_leaked(leaked.iter().map(|s| (s.key, s.gid, s.gen)));
             if !leaked.is_empty() {
                 verdict.leaked.push((a.clone(), leaked));
             }
@@ -463,7 +463,7 @@ fn describe(
         .iter()
         .filter(|s| a.still_parked(s.key, s.gid, s.gen))
         .collect();
-    a.set_leaked(still.iter().map(|s| (s.gid, s.gen)));
+    a.set_leaked(still.iter().map(|s| (s.key, s.gid, s.gen)));
     let now = crate::clock::coarse_secs_now();
     let infos: rustc_hash::FxHashMap<u64, crate::actor::GInfo> =
         a.goroutines().into_iter().map(|g| (g.id, g)).collect();

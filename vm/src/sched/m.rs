@@ -517,18 +517,6 @@ impl Shared {
                 }
                 continue;
             }
-            if !q.dumps.is_empty() {
-                // Another actor's `runtime.stack(true)`: no G runs now.
-                let replies = std::mem::take(&mut q.dumps);
-                drop(q);
-                let dump = on_main_thread(actor, |_| dump::dump_actor(actor, None))
-                    .unwrap_or_else(|e| format!("(cannot dump actor {}: {e})\n", actor.id));
-                for reply in replies {
-                    reply(dump.clone());
-                }
-                q = relock(actor);
-                continue;
-            }
             let Some(picked) = q.pick() else {
                 if std::mem::take(&mut q.fresh) {
                     // Still this M's (`scheduled` stays set): what the
