@@ -234,9 +234,8 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
                 // Its M dumps between two of its goroutines' turns (never,
                 // if it has ended: the Lua half waits a second at most).
                 other.post_job(Box::new(move |other, _| {
-                    let dump = dump::dump_actor(other, None).unwrap_or_else(|e| {
-                        format!("(cannot dump actor {}: {e})\n", other.id)
-                    });
+                    let dump = dump::dump_actor(other, None)
+                        .unwrap_or_else(|e| format!("(cannot dump actor {}: {e})\n", other.id));
                     let v = Portable::scalar(PValue::String(dump.into_bytes().into()));
                     ch.offer(Msg::Copied(Arc::new(v)));
                 }));

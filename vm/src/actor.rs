@@ -606,8 +606,11 @@ impl Actor {
             return false;
         }
         let notes = q.notes.entry(gid).or_default();
-        let mut l: Vec<(String, String)> =
-            notes.labels.as_ref().map(|l| l.to_vec()).unwrap_or_default();
+        let mut l: Vec<(String, String)> = notes
+            .labels
+            .as_ref()
+            .map(|l| l.to_vec())
+            .unwrap_or_default();
         match l.iter_mut().find(|(k, _)| k == key) {
             Some((_, v)) => *v = value.to_string(),
             None => l.push((key.to_string(), value.to_string())),

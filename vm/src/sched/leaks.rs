@@ -7,9 +7,9 @@
 //! goroutine waits on a channel for the answer, and is a root of the
 //! check), the host's (`Runtime::leaks`), or sysmon's checker thread
 //! (`LUGO_DEBUG=leakcheck=1`). The work on an actor runs on its M, in
-//! pieces between its goroutines' turns ([`Step`]): a probe's cycle a
-//! step of about [`PROBE_STEP`] at a time, the leaked goroutines
-//! described [`DESCRIBE_CHUNK`] at a time; a quarter of the Ps at most
+//! pieces between its goroutines' turns (`Step`): a probe's cycle a
+//! step of about `PROBE_STEP` (1 ms) at a time, the leaked goroutines
+//! described `DESCRIBE_CHUNK` (64) at a time; a quarter of the Ps at most
 //! work for a check at once. An actor that does not answer within
 //! [`ASK_WAIT`] (a goroutine of it in a blocking call) is left out: its
 //! goroutines are not judged, and no object it may hold is either.
@@ -17,7 +17,7 @@
 //! Rounds: a suspect its actor's collector did not reach, but that the
 //! graph finds woken through an object another actor reaches, held
 //! things no report looked at; the check probes again with it as a root
-//! (its actor can run), until no such suspect is left ([`ROUNDS`] at
+//! (its actor can run), until no such suspect is left (`ROUNDS`, 4, at
 //! most, then it reports nothing).
 //!
 //! An object is *rooted* (held from outside every Lua heap) unless its
@@ -171,7 +171,7 @@ impl Runtime {
     /// Runs the probes and decides. A suspect its actor's collector did
     /// not reach but the graph wakes (through an object another actor
     /// reaches) held things nobody looked at: the check probes again with
-    /// it as a root, until no such suspect is left ([`ROUNDS`] at most:
+    /// it as a root, until no such suspect is left (`ROUNDS`, 4, at most:
     /// then it reports nothing).
     fn judge(&self, asker: Option<(u64, u64)>) -> Verdict {
         let shared_of = self.face().shared_of;

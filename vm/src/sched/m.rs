@@ -556,7 +556,10 @@ impl Shared {
             };
             if let Some(why) = stop {
                 slot.stop_current(why);
-                if matches!(picked.wake, Some(crate::wake::Wake::Interrupted | crate::wake::Wake::Reclaimed)) {
+                if matches!(
+                    picked.wake,
+                    Some(crate::wake::Wake::Interrupted | crate::wake::Wake::Reclaimed)
+                ) {
                     slot.stop_raised_once();
                 }
                 // SAFETY: this M owns the actor; the G is suspended.
