@@ -45,7 +45,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 # shellcheck source=runs.sh
 . "$HERE/runs.sh"
 ROOT="$(cd "$HERE/../.." && pwd)"
-ALL=(spawn parked pingpong fanin sleepers_100k sleepers_1k cancel preempt_latency sysmon_idle deadlock_latency cpu lua net actors)
+ALL=(spawn parked pingpong fanin sleepers_100k sleepers_1k cancel leaks leak_server preempt_latency sysmon_idle deadlock_latency cpu lua net actors)
 PEERS=(pingpong spawn parked fanin sleepers_100k sleepers_1k cancel)
 # Rows of issue 13's table that no peer runs: lugo alone, held to its target.
 LUGO_ONLY=(actors preempt_latency)
