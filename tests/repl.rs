@@ -477,7 +477,7 @@ fn values_are_shown_by_what_they_are() {
     r.expect("\n{me = <cycle>}\n> ");
     r.line("local c = chan(2) c:send(1) return c");
     r.expect("\nchan(cap 2, len 1, open)\n> ");
-    r.line("actor.spawn(function() chan():recv() end)");
+    r.line("actor.spawn(function() time.sleep(60) end)");
     r.expect("\nactor 2 (running)\n> ");
 }
 
