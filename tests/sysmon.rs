@@ -19,8 +19,13 @@ local c = chan()
 go(function() c:recv() end)               -- goroutine 2
 time.sleep(0.01)                          -- let it park
 go(function() while true do end end)      -- goroutine 3 spins: preempted
-time.sleep(0.01)
-print("ready") io.stdout:flush()
+go(function()                             -- goroutine 4: "ready" once main sleeps
+  local function state(id)
+    for _, g in ipairs(runtime.goroutines()) do if g.id == id then return g.state end end
+  end
+  while state(1) ~= "sleep" or state(2) ~= "chan receive" do runtime.gosched() end
+  print("ready") io.stdout:flush()
+end)
 time.sleep(30)
 "#,
     ]));

@@ -10,9 +10,9 @@
 //! pieces between its goroutines' turns (`Step`): a probe's cycle a
 //! step of about `PROBE_STEP` (1 ms) at a time, the leaked goroutines
 //! described `DESCRIBE_CHUNK` (64) at a time; a quarter of the Ps at most
-//! work for a check at once. An actor that does not answer within
-//! [`ASK_WAIT`] (a goroutine of it in a blocking call) is left out: its
-//! goroutines are not judged, and no object it may hold is either.
+//! work for a check at once. An actor in a blocking call, or that does
+//! not answer within [`ASK_WAIT`], is left out: its goroutines are not
+//! judged, and no object it may hold is either.
 //!
 //! Rounds: a suspect its actor's collector did not reach, but that the
 //! graph finds woken through an object another actor reaches, held
@@ -268,6 +268,11 @@ impl Runtime {
                 let Some((i, (a, arg))) = todo.next() else {
                     break;
                 };
+                if a.blocking_gid() != 0 {
+                    // Its M holds it for a blocking call (`io.read`): no
+                    // answer to wait for; it is left out.
+                    continue;
+                }
                 let f = f.clone();
                 a.post_job(job(tx.clone(), i, Box::new(move |a, th| f(a, th, arg))));
                 asked.push((i, Instant::now() + ASK_WAIT));
