@@ -294,11 +294,12 @@ unsafe fn ctx_arg(l: *mut ffi::lua_State, fname: &str) -> Result<Arc<Ctx>, Ret> 
     // the stack (the callers' contract): `Closure::arc` reads the box at 1
     // with inert calls; naming a wrong argument's type is inert.
     unsafe {
-        match Closure::of(l).arc::<Ctx>(l, 1) {
+        let cl = Closure::of(l);
+        match cl.arc::<Ctx>(l, 1) {
             Some(c) => {
                 // It may be kept (a child's parent): a hand-out
                 // (`lugo_vm::leak`).
-                lugo_vm::leak::note_handout();
+                lugo_vm::leak::note_handout(cl.actor(), Arc::as_ptr(&c) as usize);
                 Ok(c)
             }
             None => Err(expected(l, fname, "context", 1)),

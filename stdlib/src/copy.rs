@@ -272,7 +272,9 @@ impl Copier {
                     // A shared object in a value in flight is a hand-out
                     // (`lugo_vm::leak`); a refused one only makes a check
                     // more careful.
-                    lugo_vm::leak::note_handout();
+                    if let Some((id, _)) = crate::cfn::shared_of(l, idx) {
+                        lugo_vm::leak::note_handout(self.cl.actor(), id);
+                    }
                     if let Some(ch) = self.cl.arc::<Chan>(l, idx) {
                         share(self.cl, l, &ch).map_err(Refusal::Channel)?;
                         PValue::Chan(Handle::new(ch))

@@ -974,8 +974,10 @@ unsafe extern "C-unwind" fn net_dial(l: *mut ffi::lua_State) -> c_int {
             }
             ffi::lua_settop(l, 2);
             let ctx = closure.arc::<Ctx>(l, 2);
-            // Kept by the dial: a hand-out (`lugo_vm::leak`).
-            lugo_vm::leak::note_handout();
+            if let Some(c) = &ctx {
+                // Kept by the dial: a hand-out (`lugo_vm::leak`).
+                lugo_vm::leak::note_handout(closure.actor(), Arc::as_ptr(c) as usize);
+            }
             if let Some(err) = ctx.as_ref().and_then(|c| c.err()) {
                 return fail(err);
             }
@@ -1720,7 +1722,8 @@ unsafe extern "C-unwind" fn sock_setcontext(l: *mut ffi::lua_State) -> c_int {
                 _ => match crate::cfn::Closure::of(l).arc::<Ctx>(l, 2) {
                     Some(c) => {
                         // Kept by the socket: a hand-out (`lugo_vm::leak`).
-                        lugo_vm::leak::note_handout();
+                        let actor = crate::cfn::Closure::of(l).actor();
+                        lugo_vm::leak::note_handout(actor, Arc::as_ptr(&c) as usize);
                         Some(c)
                     }
                     None => {

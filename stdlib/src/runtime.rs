@@ -277,6 +277,10 @@ pub(crate) fn register(lua: &Lua, actor: &Arc<Actor>, p: &Table) -> mlua::Result
                 "leak_pause_max",
                 s.leak_job_max_ns.load(Ordering::Relaxed) as f64 / 1e9,
             )?;
+            t.set(
+                "leak_pause_last",
+                s.leak_job_last_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            )?;
             t.set("gc_cycles", s.gc.full_cycles())?;
             let by = lua.create_table()?;
             by.set("user", s.gc.user.load(Ordering::Relaxed))?;

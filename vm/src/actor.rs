@@ -356,6 +356,12 @@ pub struct Actor {
     /// The G now in a blocking call (`io.read`, a blocking host function),
     /// 0 if none: its M holds the state meanwhile.
     blocking_gid: AtomicU64,
+    /// A leak check's probe is under way in the actor
+    /// ([`crate::leak`]): what it hands out meanwhile is noted in
+    /// `touched`.
+    pub(crate) probing: AtomicBool,
+    /// The shared objects the actor handed out while probed.
+    pub(crate) touched: Lock<Vec<usize>>,
 }
 
 /// What the runtime notes of a goroutine beyond its record.
@@ -555,6 +561,8 @@ impl Actor {
             end_waiters: Lock::new(Rank::ActorWaiters, Some(Vec::new())),
             cpu_used_ns: AtomicU64::new(0),
             blocked_ns: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            touched: Lock::new(Rank::LeakTouched, Vec::new()),
             timers: AtomicUsize::new(0),
             blocking_gid: AtomicU64::new(0),
         }))

@@ -82,6 +82,8 @@ pub struct Stats {
     pub leak_jobs: AtomicU64,
     /// See `leak_jobs`.
     pub leak_job_max_ns: AtomicU64,
+    /// As `leak_job_max_ns`, since the last check began.
+    pub leak_job_last_ns: AtomicU64,
 }
 
 impl Stats {
@@ -90,6 +92,7 @@ impl Stats {
         self.leak_jobs.fetch_add(1, Ordering::Relaxed);
         let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.leak_job_max_ns.fetch_max(ns, Ordering::Relaxed);
+        self.leak_job_last_ns.fetch_max(ns, Ordering::Relaxed);
     }
 }
 

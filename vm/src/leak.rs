@@ -45,14 +45,18 @@
 //! (`runtime.interrupt`, which never counts as a wake-up here). A box that
 //! no root reaches can be reached again only by Lua code that holds it
 //! (none: it is unreachable) or by the runtime handing the object out
-//! anew; every hand-out (a new box, a copy of the object into a value in
-//! flight, the host taking a handle) counts in [`handouts`], and the
-//! runtime trusts no verdict on an object handed out while a check ran.
-//! Weak references count as strong in such a cycle (a script may still
-//! read a weak table), and so does anything a pending finalizer written
-//! in Lua holds (it may run later and wake someone). A goroutine woken
-//! while the check ran is dropped from its verdict (its park's generation
-//! changed).
+//! anew. The ephemeron knows only the boxes there were when the probe
+//! began, and the actor's goroutines run until its atomic phase: so every
+//! hand-out by the actor's code during that window (a new box: `note_box`;
+//! a copy of the object into a value in flight, a context kept by a socket
+//! or a child: `note_handout`) marks the object *touched*, reached, with
+//! all its waiters; program-wide, every hand-out counts in [`handouts`],
+//! and the check trusts no verdict on an object shared across actors that
+//! was handed out while it ran. Weak references count as strong in such a
+//! cycle (a script may still read a weak table), and so does anything a
+//! pending finalizer written in Lua holds (it may run later and wake
+//! someone). A goroutine woken while the check ran is dropped from its
+//! verdict (its park's generation changed).
 //!
 //! What the probe reports of each object, besides reachability: its
 //! strong count and the actor's boxes of it, read while the boxes are
@@ -84,11 +88,15 @@ unsafe extern "C-unwind" {
 /// comment).
 static HANDOUTS: AtomicU64 = AtomicU64::new(0);
 
-/// Counts a hand-out of a shared object: a new box of it, a copy of it
-/// into a value in flight, a handle the host takes.
-#[inline]
-pub fn note_handout() {
+/// Counts a hand-out of shared object `id` by `actor`'s code (a copy of
+/// it into a value in flight, a reference kept by a socket or a child
+/// context), and notes it as touched if a probe of the actor is under way.
+/// Inert: no Lua call (a copy is made under a channel's lock).
+pub fn note_handout(actor: &Actor, id: usize) {
     HANDOUTS.fetch_add(1, Ordering::Relaxed);
+    if actor.probing.load(Ordering::Acquire) {
+        actor.touched.lock().push(id);
+    }
 }
 
 /// Hand-outs so far: a check compares the count at its start and end.
@@ -102,6 +110,8 @@ pub fn handouts() -> u64 {
 static BOXES_KEY: u8 = 0;
 static WEAK_MT_KEY: u8 = 0;
 static EPHEMERON_KEY: u8 = 0;
+/// The boxes made while a probe is under way (present only then).
+static FRESH_KEY: u8 = 0;
 
 fn key(k: &'static u8) -> *const c_void {
     k as *const u8 as *const c_void
@@ -151,9 +161,9 @@ unsafe fn push_weak_table(l: *mut ffi::lua_State) {
 /// slots; allocates (may raise: the box is then garbage, and the hand-out
 /// counted, which only makes a check more careful).
 pub unsafe fn note_box(l: *mut ffi::lua_State) {
-    note_handout();
-    // SAFETY: the contract; registry reads and writes of light keys, a
-    // raw set in a table of ours.
+    HANDOUTS.fetch_add(1, Ordering::Relaxed);
+    // SAFETY: the contract; registry reads and writes of light keys, raw
+    // sets in tables of ours.
     unsafe {
         if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&BOXES_KEY)) != ffi::LUA_TTABLE {
             ffi::lua_pop(l, 1);
@@ -164,6 +174,14 @@ pub unsafe fn note_box(l: *mut ffi::lua_State) {
         ffi::lua_pushvalue(l, -2);
         ffi::lua_pushboolean(l, 1);
         ffi::lua_rawset(l, -3);
+        ffi::lua_pop(l, 1);
+        // While a probe is under way its object counts as touched (the
+        // probe knows only the boxes there were when it began).
+        if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&FRESH_KEY)) == ffi::LUA_TTABLE {
+            ffi::lua_pushvalue(l, -2);
+            ffi::lua_pushboolean(l, 1);
+            ffi::lua_rawset(l, -3);
+        }
         ffi::lua_pop(l, 1);
     }
 }
@@ -247,6 +265,7 @@ fn wakes_by_itself(reason: WaitReason) -> bool {
 /// actor's goroutines' turns ([`Probe::step`]).
 pub struct Probe {
     report: Report,
+    shared_of: SharedOf,
     parked: Vec<Parked>,
     waits: Vec<Vec<usize>>,
     /// The boxes in the probe, in order: their object and strong count.
@@ -326,17 +345,30 @@ pub unsafe fn probe(
             i += 1;
         }
     }
+    // One probe of an actor at a time: its window notes what the actor
+    // hands out (`note_handout`, `note_box`).
+    if actor
+        .probing
+        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        report.can_run = true;
+        return Probed::Done(report);
+    }
+    actor.touched.lock().clear();
     // SAFETY: `l` is a thread of the held state (the contract); the
     // suspects' threads are parked.
     match unsafe { begin(l, &parked, &waits, shared_of) } {
         Some(boxes) => Probed::Going(Probe {
             report,
+            shared_of,
             parked,
             waits,
             boxes,
         }),
         None => {
-            // No cycle could start (another check's runs): trust nothing.
+            // No cycle could start: trust nothing.
+            actor.probing.store(false, Ordering::Release);
             report.can_run = true;
             Probed::Done(report)
         }
@@ -367,22 +399,59 @@ impl Probe {
         };
         let mut flags = Flags::default();
         // SAFETY: the contract.
-        if !unsafe { run_steps(l, &self.parked, &alive, &self.boxes, budget, &mut flags) } {
+        let done = unsafe {
+            run_steps(
+                l,
+                &self.parked,
+                &alive,
+                &self.boxes,
+                self.shared_of,
+                budget,
+                &mut flags,
+            )
+        };
+        if !done {
             return Probed::Going(self);
         }
-        let mut objects: rustc_hash::FxHashMap<usize, Object> = Default::default();
+        // What the actor handed out during the window (new boxes, copies
+        // of values in flight) is touched: reachable, as are its waiters.
+        let mut touched = std::mem::take(&mut *actor.touched.lock());
+        actor.probing.store(false, Ordering::Release);
+        touched.append(&mut flags.fresh);
+        touched.sort_unstable();
+        touched.dedup();
+        // One object per run of its boxes (sorted in place: no map).
+        flags.boxes.sort_unstable_by_key(|&(id, _, _)| id);
+        let mut objects: Vec<Object> = Vec::with_capacity(flags.boxes.len());
         for (id, strong, marked) in flags.boxes {
-            let o = objects.entry(id).or_insert(Object {
-                id,
-                strong,
-                boxes: 0,
-                reached: false,
-            });
-            o.boxes += 1;
-            o.strong = o.strong.max(strong);
-            o.reached |= marked;
+            match objects.last_mut() {
+                Some(o) if o.id == id => {
+                    o.boxes += 1;
+                    o.strong = o.strong.max(strong);
+                    o.reached |= marked;
+                }
+                _ => objects.push(Object {
+                    id,
+                    strong,
+                    boxes: 1,
+                    reached: marked,
+                }),
+            }
         }
-        self.report.objects = objects.into_values().collect();
+        for &id in &touched {
+            match objects.iter_mut().find(|o| o.id == id) {
+                Some(o) => o.reached = true,
+                // No box of it when the probe began: held from outside,
+                // as far as the check knows.
+                None => objects.push(Object {
+                    id,
+                    strong: usize::MAX,
+                    boxes: 0,
+                    reached: true,
+                }),
+            }
+        }
+        self.report.objects = objects;
         self.report.suspects = self
             .parked
             .into_iter()
@@ -393,7 +462,7 @@ impl Probe {
                 key: p.key,
                 gen: p.gen,
                 reason: p.reason,
-                reached,
+                reached: reached || waits_on.iter().any(|id| touched.binary_search(id).is_ok()),
                 waits_on,
             })
             .collect();
@@ -408,6 +477,8 @@ struct Flags {
     threads: Vec<bool>,
     /// Per box of a shared object: (object, strong count, marked).
     boxes: Vec<(usize, usize, bool)>,
+    /// The objects of the boxes made during the probe's window.
+    fresh: Vec<usize>,
 }
 
 /// The objects the G parked on `th` waits on: the shared objects among
@@ -514,13 +585,21 @@ unsafe fn begin(
     // Which suspects wait on each object; each object's list of their
     // threads (its key in the probe); the boxes seen. Made out here: a
     // raise inside the protected call skips no destructor.
-    let mut waiters: rustc_hash::FxHashMap<usize, Vec<usize>> = Default::default();
-    for (i, w) in waits.iter().enumerate() {
-        for &id in w {
-            waiters.entry(id).or_default().push(i);
-        }
-    }
-    let waiters = &waiters;
+    // (object, suspect) pairs in object order: one allocation, however
+    // many suspects (a map of lists would be one per object).
+    let mut pairs: Vec<(usize, usize)> = waits
+        .iter()
+        .enumerate()
+        .flat_map(|(i, w)| w.iter().map(move |&id| (id, i)))
+        .collect();
+    pairs.sort_unstable();
+    let pairs = &pairs[..];
+    // The suspects waiting on object `id`.
+    let waiters = move |id: usize| {
+        let from = pairs.partition_point(|&(o, _)| o < id);
+        let to = pairs.partition_point(|&(o, _)| o <= id);
+        &pairs[from..to]
+    };
     let mut lists: rustc_hash::FxHashMap<usize, ffi::lua_Integer> = Default::default();
     let lists = &mut lists;
     let mut ids: Vec<(usize, usize)> = Vec::new();
@@ -545,6 +624,10 @@ unsafe fn begin(
             // collector the script stopped stays stopped.
             *paused_ref = ffi::lua_gc(l, ffi::LUA_GCISRUNNING, 0) != 0;
             ffi::lua_gc(l, ffi::LUA_GCSTOP, 0);
+            // The probe's window opens: boxes made from now on are noted
+            // (`note_box`).
+            ffi::lua_createtable(l, 0, 0);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&FRESH_KEY));
             let n = parked.len() as c_int;
             // probe = {threads, flags, boxes, flags}: base+1 .. base+5.
             let base = ffi::lua_gettop(l);
@@ -592,9 +675,12 @@ unsafe fn begin(
                     ffi::lua_rawseti(l, base + 4, ids_ref.len() as ffi::lua_Integer);
                     ffi::lua_pushboolean(l, 0);
                     ffi::lua_rawseti(l, base + 5, ids_ref.len() as ffi::lua_Integer);
-                    let Some(ws) = waiters.get(&id) else { continue };
+                    let ws = waiters(id);
+                    if ws.is_empty() {
+                        continue;
+                    }
                     ffi::lua_pushvalue(l, -1); // the box
-                    if let [i] = ws[..] {
+                    if let [(_, i)] = ws[..] {
                         // One waiter (the common case): its thread itself.
                         ffi::lua_rawgeti(l, base + 2, i as ffi::lua_Integer + 1);
                     } else {
@@ -607,7 +693,7 @@ unsafe fn begin(
                             None => {
                                 let s = -(lists.len() as ffi::lua_Integer);
                                 ffi::lua_createtable(l, ws.len() as c_int, 0);
-                                for (j, &i) in ws.iter().enumerate() {
+                                for (j, &(_, i)) in ws.iter().enumerate() {
                                     ffi::lua_rawgeti(l, base + 2, i as ffi::lua_Integer + 1);
                                     ffi::lua_rawseti(l, -2, j as ffi::lua_Integer + 1);
                                 }
@@ -637,6 +723,8 @@ unsafe fn begin(
                 // The probe is back on top: nothing was let go of.
                 ffi::lua_pushnil(l);
                 ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&EPHEMERON_KEY));
+                ffi::lua_pushnil(l);
+                ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&FRESH_KEY));
                 return 0;
             }
             *began_ref = true;
@@ -651,6 +739,11 @@ unsafe fn begin(
             // Whatever happened above (a raise too): the collector runs
             // again.
             ffi::lua_gc(l, ffi::LUA_GCRESTART, 0);
+        }
+        if !began {
+            // Raw set of an existing key (or of nothing): no allocation.
+            ffi::lua_pushnil(l);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&FRESH_KEY));
         }
         ffi::lua_settop(l, top);
     }
@@ -668,6 +761,7 @@ unsafe fn run_steps(
     parked: &[Parked],
     alive: &[bool],
     boxes: &[(usize, usize)],
+    shared_of: SharedOf,
     budget: std::time::Duration,
     flags: &mut Flags,
 ) -> bool {
@@ -716,6 +810,19 @@ unsafe fn run_steps(
                 .collect();
             ffi::lua_pushnil(l);
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&EPHEMERON_KEY));
+            // The boxes made during the window: their objects are touched.
+            if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&FRESH_KEY)) == ffi::LUA_TTABLE {
+                let fresh = ffi::lua_gettop(l);
+                ffi::lua_pushnil(l);
+                while ffi::lua_next(l, fresh) != 0 {
+                    ffi::lua_pop(l, 1);
+                    if let Some((id, _)) = shared_of(l, -1) {
+                        flags_ref.fresh.push(id);
+                    }
+                }
+            }
+            ffi::lua_pushnil(l);
+            ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&FRESH_KEY));
             0
         });
         ffi::lua_settop(l, top);

@@ -26,6 +26,7 @@
 //! | `ActorEnded` | how an actor ended, what its body returned | `Timers` (checkdead) |
 //! | `Unobserved` | errors nobody waited for | `ActorEnded` |
 //! | `ActorWaiters`, `ActorTaskFn`, `ActorMemToken` | an actor's end waiters, task function, allocator token | nothing |
+//! | `LeakTouched` | what an actor handed out while a leak check probed it | any (a copy made under a channel's lock) |
 
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::Duration;
@@ -82,6 +83,9 @@ pub enum Rank {
     ActorTaskFn,
     /// An actor's allocator token.
     ActorMemToken,
+    /// The shared objects an actor handed out while a leak check probed
+    /// it (taken inside a channel's lock: a copy of a value being sent).
+    LeakTouched,
 }
 
 impl Rank {

@@ -175,6 +175,11 @@ impl Runtime {
     /// then it reports nothing).
     fn judge(&self, asker: Option<(u64, u64)>) -> Verdict {
         let shared_of = self.face().shared_of;
+        self.shared
+            .census
+            .stats
+            .leak_job_last_ns
+            .store(0, std::sync::atomic::Ordering::Relaxed);
         let mut roots: rustc_hash::FxHashMap<u64, Vec<u64>> = Default::default();
         if let Some((actor, gid)) = asker {
             roots.insert(actor, vec![gid]);
