@@ -167,7 +167,6 @@ impl Runtime {
         done
     }
 
-    /// Runs the probes and decides.
     /// Runs the probes and decides. A suspect its actor's collector did
     /// not reach but the graph wakes (through an object another actor
     /// reaches) held things nobody looked at: the check probes again with
@@ -212,6 +211,7 @@ impl Runtime {
                     return self.verdict(reports, leaked);
                 }
                 Outcome::Marked { revived, .. } => {
+                    let revived: std::collections::HashSet<u64> = revived.into_iter().collect();
                     for r in &reports {
                         for s in r.suspects.iter().filter(|s| revived.contains(&s.gid)) {
                             roots.entry(r.actor).or_default().push(s.gid);
