@@ -270,6 +270,8 @@ pub struct Probe {
     waits: Vec<Vec<usize>>,
     /// The boxes in the probe, in order: their object and strong count.
     boxes: Vec<(usize, usize)>,
+    /// Its cycle has begun (the suspects were read on an earlier turn).
+    begun: bool,
 }
 
 /// Where a probe is.
@@ -345,37 +347,66 @@ pub unsafe fn probe(
             i += 1;
         }
     }
-    // One probe of an actor at a time: its window notes what the actor
-    // hands out (`note_handout`, `note_box`).
-    if actor
-        .probing
-        .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
-        .is_err()
-    {
-        report.can_run = true;
-        return Probed::Done(report);
-    }
-    actor.touched.lock().clear();
-    // SAFETY: `l` is a thread of the held state (the contract); the
-    // suspects' threads are parked.
-    match unsafe { begin(l, &parked, &waits, shared_of) } {
-        Some(boxes) => Probed::Going(Probe {
-            report,
-            shared_of,
-            parked,
-            waits,
-            boxes,
-        }),
-        None => {
-            // No cycle could start: trust nothing.
-            actor.probing.store(false, Ordering::Release);
-            report.can_run = true;
-            Probed::Done(report)
-        }
-    }
+    // The cycle begins on the next turn: a piece of work each.
+    Probed::Going(Probe {
+        report,
+        shared_of,
+        parked,
+        waits,
+        boxes: Vec::new(),
+        begun: false,
+    })
 }
 
 impl Probe {
+    /// Begins the probe's cycle, on the turn after its suspects were
+    /// read: a suspect no longer in the park it was read in (woken, or
+    /// ended) is dropped, and its actor counts as one that can run.
+    ///
+    /// # Safety
+    /// As [`Probe::step`].
+    unsafe fn begin(mut self, actor: &Arc<Actor>, l: *mut ffi::lua_State) -> Probed {
+        let mut i = 0;
+        while i < self.parked.len() {
+            let p = &self.parked[i];
+            if actor.still_parked(p.key, p.gid, p.gen) {
+                i += 1;
+            } else {
+                self.report.can_run = true;
+                self.parked.swap_remove(i);
+                self.waits.swap_remove(i);
+            }
+        }
+        // One probe of an actor at a time: its window notes what the
+        // actor hands out (`note_handout`, `note_box`).
+        if actor
+            .probing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            self.report.can_run = true;
+            self.parked.clear();
+            return Probed::Done(self.report);
+        }
+        actor.touched.lock().clear();
+        // SAFETY: `l` is a thread of the held state (the contract); the
+        // suspects' threads are parked (checked just above).
+        match unsafe { begin(l, &self.parked, &self.waits, self.shared_of) } {
+            Some(boxes) => {
+                self.boxes = boxes;
+                self.begun = true;
+                Probed::Going(self)
+            }
+            None => {
+                // No cycle could start: trust nothing.
+                actor.probing.store(false, Ordering::Release);
+                self.report.can_run = true;
+                self.report.suspects.clear();
+                Probed::Done(self.report)
+            }
+        }
+    }
+
     /// Runs the probe's cycle for about `budget`, with the actor's state
     /// held and no G of it running (as [`probe`]).
     ///
@@ -387,6 +418,10 @@ impl Probe {
         l: *mut ffi::lua_State,
         budget: std::time::Duration,
     ) -> Probed {
+        if !self.begun {
+            // SAFETY: the contract.
+            return unsafe { self.begin(actor, l) };
+        }
         // The suspects still alive in their slots (a woken one may have
         // ended meanwhile, and its slot gone to another G): only theirs
         // get their thread back.
