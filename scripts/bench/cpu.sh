@@ -7,7 +7,7 @@
 # Prints RESULT lines: lugo time, baseline = lua5.4 time, target <= 1.03x.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-read -r -a LUGO <<< "${LUGO:-target/release/lugo}"
+read -r -a LUGO <<< "${LUGO:-target/dist/lugo}"
 if ! command -v lua5.4 >/dev/null 2>&1; then
   echo "cpu.sh: installing lua5.4" >&2
   (apt-get install -y -qq lua5.4 >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 && apt-get install -y -qq lua5.4 >/dev/null 2>&1; }) \

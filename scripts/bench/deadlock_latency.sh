@@ -4,7 +4,7 @@
 # forever; the runtime's report is timed by the moment the process ends.
 # Prints a RESULT line like the Lua workloads (median of runs, ms).
 set -euo pipefail
-read -r -a LUGO <<< "${LUGO:-target/release/lugo}"
+read -r -a LUGO <<< "${LUGO:-target/dist/lugo}"
 RUNS=${RUNS:-$([ "${LUGO_BENCH_QUICK:-}" = 1 ] && echo 5 || echo 20)}
 lat=()
 for _ in $(seq "$RUNS"); do

@@ -8,7 +8,7 @@
 # Prints RESULT lines: lugo time, baseline = plain time, target a ratio.
 set -euo pipefail
 HERE="$(cd "$(dirname "$0")" && pwd)"
-read -r -a LUGO <<< "${LUGO:-target/release/lugo}"
+read -r -a LUGO <<< "${LUGO:-target/dist/lugo}"
 REPS="${LUGO_BENCH_REPS:-5}"
 [ "${LUGO_BENCH_QUICK:-}" = 1 ] && REPS=2
 best() { # best wall ns of REPS runs of the command

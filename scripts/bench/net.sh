@@ -17,7 +17,7 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=runs.sh
 . "$HERE/runs.sh"
 ROOT="$(cd "$HERE/../.." && pwd)"
-read -r -a LUGO <<< "${LUGO:-$ROOT/target/release/lugo}"
+read -r -a LUGO <<< "${LUGO:-$ROOT/target/dist/lugo}"
 ROUNDS=$([ "${LUGO_BENCH_QUICK:-}" = 1 ] && echo 200 || echo 2000)
 IDLE=$([ "${LUGO_BENCH_QUICK:-}" = 1 ] && echo 1000 || echo 10000)
 # Both ends of IDLE connections in this shell's processes.

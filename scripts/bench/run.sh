@@ -6,7 +6,7 @@
 #   --quick       smaller N everywhere (a smoke test in seconds; the targets
 #                 are stated for the full sizes)
 #   --procs N     passed to lugo as `lugo --procs N script.lua`
-#   --no-build    do not run `cargo build --release` first
+#   --no-build    do not run `cargo build --profile dist` first
 #   --peers       lugo beside its peers instead (peers/peers.sh): Go with
 #                 GOMAXPROCS=1 and 2, and a plain-Lua scheduler under
 #                 lua5.4 and luajit (installed with apt-get if missing), on
@@ -19,9 +19,9 @@
 #   WORKLOAD      run only these: spawn parked pingpong fanin sleepers_100k
 #                 sleepers_1k cancel ... (default: all)
 #
-#   LUGO=cmd      the interpreter to run (default: target/release/lugo, built
-#                 with `cargo build --release` unless --no-build); may hold
-#                 options, e.g. LUGO="taskset -c 0 target/release/lugo"
+#   LUGO=cmd      the interpreter to run (default: target/dist/lugo, built
+#                 with `cargo build --profile dist` unless --no-build); may hold
+#                 options, e.g. LUGO="taskset -c 0 target/dist/lugo"
 #   BENCH_OUT=dir keep the raw output of each script there (default: a
 #                 fresh temporary directory, printed at the end)
 #   BENCH_TIMEOUT=s  per-script time limit (default 600, 120 with --quick)
@@ -87,10 +87,10 @@ done
 if [ -n "${LUGO:-}" ]; then
   read -r -a lugo_cmd <<< "$LUGO"
 else
-  bin="${CARGO_TARGET_DIR:-$ROOT/target}/release/lugo"
+  bin="${CARGO_TARGET_DIR:-$ROOT/target}/dist/lugo"
   if [ "$build" = 1 ]; then
-    echo "run.sh: cargo build --release" >&2
-    if ! (cd "$ROOT" && cargo build --release --quiet); then
+    echo "run.sh: cargo build --profile dist" >&2
+    if ! (cd "$ROOT" && cargo build --profile dist --quiet); then
       echo "run.sh: build failed" >&2; exit 2
     fi
   fi

@@ -292,9 +292,6 @@ typedef struct global_State {
   GCObject *finobjold1;  /* list of old1 objects with finalizers */
   GCObject *finobjrold;  /* list of really old objects with finalizers */
   struct lua_State *twups;  /* list of threads with open upvalues */
-  struct Table *leakprobe;  /* lugo: a leak check's probe (see lgc.c) */
-  struct Table *leakdone;  /* lugo: the probe, once its cycle has used it */
-  struct Table *leakweak;  /* lugo: metatable of tables weak in a probe */
   lua_CFunction panic;  /* to be called in unprotected errors */
   struct lua_State *mainthread;
   TString *memerrmsg;  /* message for memory-allocation errors */
@@ -303,6 +300,10 @@ typedef struct global_State {
   TString *strcache[STRCACHE_N][STRCACHE_M];  /* cache for strings in API */
   lua_WarnFunction warnf;  /* warning function */
   void *ud_warn;         /* auxiliary data to 'warnf' */
+  /* lugo: last, so that every field of Lua's keeps its place */
+  struct Table *leakprobe;  /* lugo: a leak check's probe (see lgc.c) */
+  struct Table *leakdone;  /* lugo: the probe, once its cycle has used it */
+  struct Table *leakweak;  /* lugo: metatable of tables weak in a probe */
 } global_State;
 
 
