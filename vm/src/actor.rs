@@ -146,6 +146,31 @@ pub type Job = Box<dyn FnOnce(&Arc<Actor>, LuaThread) + Send>;
 pub type StartFn = Box<dyn FnOnce(&Arc<Actor>) -> Result<(), String> + Send>;
 
 impl ActorQueue {
+    /// Whether G `gid` is in slot `key`, parked in park `gen`.
+    fn parked_in(&mut self, key: GKey, gid: u64, gen: u64) -> bool {
+        self.gs
+            .get(key)
+            .is_some_and(|g| g.id == gid && g.status == GStatus::Waiting)
+            && self.words.get(key).is_open(gen)
+    }
+
+    /// The snapshot of the G in slot `key` (there is one).
+    fn info(&mut self, key: GKey) -> GInfo {
+        let g = &self.gs[key];
+        let n = self.notes.get(&g.id);
+        let leaked = n.and_then(|n| n.leaked);
+        let (id, status) = (g.id, g.status);
+        GInfo {
+            id,
+            status,
+            reason: g.reason,
+            thread: g.thread,
+            since: g.since,
+            labels: n.and_then(|n| n.labels.clone()),
+            leaked: leaked.is_some_and(|gen| self.parked_in(key, id, gen)),
+        }
+    }
+
     /// Adds G `g` to the table; its slot.
     pub(crate) fn insert(&mut self, g: G) -> GKey {
         let id = g.id;
@@ -1002,11 +1027,7 @@ impl Actor {
     /// Whether goroutine `gid` is parked in the park `gen`, its slot `key`:
     /// a leak check's verdict on it still holds.
     pub fn still_parked(&self, key: GKey, gid: u64, gen: u64) -> bool {
-        let mut q = self.lock();
-        let q = &mut *q;
-        q.gs.get(key)
-            .is_some_and(|g| g.id == gid && g.status == GStatus::Waiting)
-            && q.words.get(key).is_open(gen)
+        self.lock().parked_in(key, gid, gen)
     }
 
     /// Posts task `id` to be run by the actor's task function on its M.
@@ -1236,27 +1257,21 @@ impl Actor {
     pub fn goroutines(&self) -> Vec<GInfo> {
         let mut guard = self.lock();
         let q = &mut *guard;
-        let (gs, words, notes) = (&q.gs, &mut q.words, &q.notes);
-        let mut v: Vec<GInfo> = gs
-            .iter()
-            .map(|(k, g)| {
-                let n = notes.get(&g.id);
-                GInfo {
-                    id: g.id,
-                    status: g.status,
-                    reason: g.reason,
-                    thread: g.thread,
-                    since: g.since,
-                    labels: n.and_then(|n| n.labels.clone()),
-                    leaked: g.status == GStatus::Waiting
-                        && n.and_then(|n| n.leaked)
-                            .is_some_and(|gen| words.get(k).is_open(gen)),
-                }
-            })
-            .collect();
+        let keys: Vec<GKey> = q.gs.iter().map(|(k, _)| k).collect();
+        let mut v: Vec<GInfo> = keys.into_iter().map(|k| q.info(k)).collect();
         drop(guard);
         v.sort_by_key(|g| g.id);
         v
+    }
+
+    /// The snapshots of the Gs of `which` (slot, id, park generation) that
+    /// are still in that park; `None` for the others. One lock for all.
+    pub fn parked_infos(&self, which: &[(GKey, u64, u64)]) -> Vec<Option<GInfo>> {
+        let mut q = self.lock();
+        which
+            .iter()
+            .map(|&(key, gid, gen)| q.parked_in(key, gid, gen).then(|| q.info(key)))
+            .collect()
     }
 
     /// The runtime that runs this actor.

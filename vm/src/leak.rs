@@ -139,14 +139,15 @@ unsafe fn push_weak_mt(l: *mut ffi::lua_State) {
     }
 }
 
-/// Pushes a new table that stays weak-keyed in a probe.
+/// Pushes a new table with room for `n` keys that stays weak-keyed in a
+/// probe.
 ///
 /// # Safety
 /// As [`push_weak_mt`].
-unsafe fn push_weak_table(l: *mut ffi::lua_State) {
+unsafe fn push_weak_table(l: *mut ffi::lua_State, n: c_int) {
     // SAFETY: the contract.
     unsafe {
-        ffi::lua_createtable(l, 0, 0);
+        ffi::lua_createtable(l, 0, n);
         push_weak_mt(l);
         ffi::lua_setmetatable(l, -2);
     }
@@ -167,7 +168,7 @@ pub unsafe fn note_box(l: *mut ffi::lua_State) {
     unsafe {
         if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&BOXES_KEY)) != ffi::LUA_TTABLE {
             ffi::lua_pop(l, 1);
-            push_weak_table(l);
+            push_weak_table(l, 0);
             ffi::lua_pushvalue(l, -1);
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&BOXES_KEY));
         }
@@ -688,13 +689,11 @@ unsafe fn begin(
             ffi::lua_pop(l, 1);
             ffi::lua_createtable(l, nboxes, 0); // base+4: boxes
             ffi::lua_createtable(l, nboxes, 0); // base+5: their flags
-            ffi::lua_createtable(l, 0, nboxes.min(n)); // base+6: the ephemeron
+            push_weak_table(l, nboxes.min(n)); // base+6: the ephemeron
             push_weak_mt(l); // base+7
-            ffi::lua_pushvalue(l, -1);
-            ffi::lua_setmetatable(l, base + 6);
-            // The ephemeron, anchored for the cycle (it must be traversed
-            // as one): every box of an object a suspect waits on keys the
-            // list of those suspects' threads (or the one's thread).
+                             // The ephemeron, anchored for the cycle (it must be traversed
+                             // as one): every box of an object a suspect waits on keys the
+                             // list of those suspects' threads (or the one's thread).
             ffi::lua_pushvalue(l, base + 6);
             ffi::lua_rawsetp(l, ffi::LUA_REGISTRYINDEX, key(&EPHEMERON_KEY));
             if ffi::lua_rawgetp(l, ffi::LUA_REGISTRYINDEX, key(&BOXES_KEY)) == ffi::LUA_TTABLE {

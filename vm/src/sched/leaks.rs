@@ -140,29 +140,22 @@ impl Runtime {
     /// handlers run, with the error `goroutine leaked`), if it is still
     /// in the park it was judged in.
     pub fn reclaim(&self, l: &Leak) -> bool {
-        let leaked = Suspect {
-            gid: l.gid,
-            key: l.key,
-            gen: l.gen,
-            reason: l.reason,
-            reached: false,
-            waits_on: Vec::new(),
-        };
         self.actors()
             .into_iter()
             .find(|a| a.id == l.actor)
-            .is_some_and(|a| self.reclaim_in(&a, &leaked))
+            .is_some_and(|a| self.reclaim_in(&a, l.key, l.gid, l.gen))
     }
 
-    /// As [`Runtime::reclaim`], for `s` of actor `a`.
-    fn reclaim_in(&self, a: &Arc<Actor>, s: &Suspect) -> bool {
+    /// As [`Runtime::reclaim`], for G `gid` of slot `key` of actor `a`,
+    /// judged in park `gen`.
+    fn reclaim_in(&self, a: &Arc<Actor>, key: crate::g::GKey, gid: u64, gen: u64) -> bool {
         let why = crate::preempt::Stop::Leaked;
         // Recorded first, as an interrupt is: the M that runs it next
         // raises the stop (`run_actor`).
-        self.shared.host.interrupt(s.gid, why);
-        let done = a.interrupt_park(s.key, s.gid, s.gen, why);
+        self.shared.host.interrupt(gid, why);
+        let done = a.interrupt_park(key, gid, gen, why);
         if !done {
-            self.shared.host.forget_interrupt(s.gid);
+            self.shared.host.forget_interrupt(gid);
         }
         done
     }
@@ -376,7 +369,7 @@ pub(super) fn checker(
         if reclaim {
             for (a, gs) in &verdict.leaked {
                 for s in gs {
-                    rt.reclaim_in(a, s);
+                    rt.reclaim_in(a, s.key, s.gid, s.gen);
                 }
             }
         }
@@ -461,7 +454,7 @@ fn snapshot(reports: &[Report], stable: bool) -> Snapshot {
 }
 
 /// Describes the goroutines of `a` found leaked that are still parked in
-/// the park judged; marks the others as no longer leaked.
+/// the park judged.
 fn describe(
     a: &Arc<Actor>,
     scratch: LuaThread,
@@ -469,18 +462,15 @@ fn describe(
     hidden: &str,
     describe_key: &'static str,
 ) -> Vec<Leak> {
-    let still: Vec<&Suspect> = leaked
-        .iter()
-        .filter(|s| a.still_parked(s.key, s.gid, s.gen))
-        .collect();
-    a.set_leaked(still.iter().map(|s| (s.key, s.gid, s.gen)));
+    // Their records, for those still in the park judged (the marks the
+    // verdict set lapse by themselves for the others).
+    let which: Vec<_> = leaked.iter().map(|s| (s.key, s.gid, s.gen)).collect();
     let now = crate::clock::coarse_secs_now();
-    let infos: rustc_hash::FxHashMap<u64, crate::actor::GInfo> =
-        a.goroutines().into_iter().map(|g| (g.id, g)).collect();
-    still
-        .into_iter()
-        .filter_map(|s| {
-            let g = infos.get(&s.gid)?;
+    leaked
+        .iter()
+        .zip(a.parked_infos(&which))
+        .filter_map(|(s, g)| {
+            let g = g?;
             // SAFETY: the caller holds the state with no G running but,
             // maybe, the asking one (in its C function); `g` is parked.
             let (tb, creator, obj) = unsafe {
